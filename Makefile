@@ -1,0 +1,51 @@
+# The two commands a newcomer needs:
+#   make demo   — install into .venv and run the whole detect → respond → review loop with no servers
+#   make test   — install everything, start the real services, run lint, types and the test suite
+SHELL := /bin/bash
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+export PATH := $(abspath $(BIN)):$(PATH)
+
+.PHONY: install demo test lint typecheck compose-check services-up services-down unit integration bench clean
+
+$(BIN)/soar: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+install: $(BIN)/soar
+
+demo: install
+	$(BIN)/soar demo
+
+lint: install
+	$(BIN)/ruff check soar integrations tests scripts
+	$(BIN)/ruff format --check soar integrations tests scripts
+
+typecheck: install
+	$(BIN)/mypy
+
+compose-check:
+	@command -v docker-compose >/dev/null || { [ "$$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null; }
+	ELASTIC_PASSWORD=check SOAR_ELASTICSEARCH_PASSWORD=check docker-compose -f docker-compose.yml config -q && echo "docker-compose.yml: valid"
+
+services-up: install
+	scripts/services.sh up
+
+services-down:
+	scripts/services.sh down
+
+unit: install
+	$(BIN)/pytest -q tests/unit
+
+# The test command: everything a fresh machine needs, then every check.
+test: install lint typecheck compose-check services-up
+	CI=$${CI:-true} $(BIN)/pytest -q --junitxml=test-artifacts/junit.xml
+
+bench: install services-up
+	$(BIN)/python -m tests.benchmarks
+
+clean:
+	rm -rf $(VENV) .cache/run .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,62 @@
+"""The Celery application. Tasks live in ``soar.tasks.*`` and stay thin.
+
+Response work runs on its own queue so detection load never delays it.
+``celery_eager`` (the embedded default) runs tasks in-process with the same code.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+
+from soar.config import Settings, get_settings
+
+TASK_MODULES = [
+    "soar.tasks.system",
+    "soar.tasks.detection",
+    "soar.tasks.playbooks",
+    "soar.tasks.notify",
+]
+
+app = Celery("soar", include=TASK_MODULES, set_as_current=True)
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    return {
+        "broker_url": settings.redis_url,
+        "result_backend": settings.redis_url,
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "task_always_eager": settings.celery_eager,
+        "task_eager_propagates": True,
+        # Tasks are idempotent, so a worker killed mid-task hands its task to another.
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "broker_transport_options": {"visibility_timeout": 3600},
+        "broker_connection_retry_on_startup": True,
+        "result_expires": 24 * 3600,
+        "task_default_queue": "default",
+        "task_routes": {
+            "soar.detection.*": {"queue": settings.detection_queue},
+            "soar.playbooks.*": {"queue": settings.response_queue},
+            "soar.notify.*": {"queue": settings.response_queue},
+        },
+        "worker_hijack_root_logger": False,
+        "worker_redirect_stdouts": False,
+    }
+
+
+def configure(settings: Settings) -> Celery:
+    """Point the app at the configured Redis (and eager mode for the embedded default)."""
+    app.conf.update(celery_config(settings))
+    return app
+
+
+def all_queues(settings: Settings) -> list[str]:
+    return ["default", settings.detection_queue, settings.response_queue]
+
+
+configure(get_settings())

@@ -1,0 +1,56 @@
+"""The ``soar`` command. Each command group lives in its own module and registers itself here.
+
+Errors the user can cause are printed as one line (``SoarError``) with a non-zero
+exit; a traceback appears only with ``--debug``.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Sequence
+
+import typer
+
+from soar.cli import _groups
+from soar.cli._app import app
+from soar.errors import SoarError
+
+__all__ = ["app", "main"]
+
+_groups.register(app)
+
+INTERNAL_ERROR_EXIT = 70
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    try:
+        result = app(args=args, prog_name="soar", standalone_mode=False)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.TyperException as exc:  # usage errors: Typer prints them the way click does
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            typer.echo(f"error: {exc}", err=True)
+        sys.exit(int(getattr(exc, "exit_code", 2)))
+    except typer.Abort:
+        typer.echo("Aborted.", err=True)
+        sys.exit(1)
+    except SoarError as exc:
+        if debug:
+            raise
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:
+        if debug:
+            raise
+        logging.getLogger("soar").debug("internal error", exc_info=True)
+        typer.echo(f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", err=True)
+        sys.exit(INTERNAL_ERROR_EXIT)
+    sys.exit(result if isinstance(result, int) else 0)

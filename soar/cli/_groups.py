@@ -1,0 +1,23 @@
+"""The registry of command groups: a module per group, each exposing ``app`` (a Typer) or ``register``."""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+# (module, group name or None for top-level commands, help)
+GROUPS: list[tuple[str, str | None, str]] = [
+    ("soar.cli.config_cmd", "config", "Show the effective configuration."),
+    ("soar.cli.services_cmd", "services", "Check the services soar depends on."),
+    ("soar.cli.worker_cmd", None, "Run the Celery worker."),
+]
+
+
+def register(root: typer.Typer) -> None:
+    for module_name, group, help_text in GROUPS:
+        module = importlib.import_module(module_name)
+        if group is None:
+            module.register(root)
+        else:
+            root.add_typer(module.app, name=group, help=help_text)

@@ -1,0 +1,199 @@
+"""One settings object, read once.
+
+Sources, highest priority first: ``SOAR_*`` environment variables, then the
+config file (``SOAR_CONFIG``, else ``soar.yml`` / ``soar.yaml`` / ``soar.toml``
+in the working directory), then defaults. Everything else in soar receives a
+:class:`Settings`; nothing reads the environment on its own.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlparse
+
+import yaml
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from soar.errors import ConfigError
+
+ENV_PREFIX = "SOAR_"
+CONFIG_FILE_NAMES = ("soar.yml", "soar.yaml", "soar.toml")
+MASK = "********"
+
+
+class Settings(BaseSettings):
+    """Every setting soar has. Paths are relative to the working directory unless noted."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", validate_default=True)
+
+    # -- content and local state
+    content_root: Path = Field(Path(), description="Folder holding rules/, playbooks/, responders/, integrations/")
+    state_dir: Path = Field(Path(".soar"), description="Where the embedded store, caches and reports live")
+    store: Literal["sqlite", "elasticsearch"] = Field("sqlite", description="State store backend")
+    inventory_file: Path = Field(Path("inventory.yml"), description="Hosts, relative to content_root")
+    policy_file: Path = Field(Path("policy.yml"), description="Safety policy, relative to content_root")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    # -- Elasticsearch
+    elasticsearch_url: str = "http://127.0.0.1:9200"
+    elasticsearch_username: str | None = None
+    elasticsearch_password: SecretStr | None = None
+    elasticsearch_api_key: SecretStr | None = None
+    elasticsearch_ca_certs: Path | None = None
+    elasticsearch_verify_certs: bool = True
+    elasticsearch_timeout: float = Field(10.0, gt=0)
+    events_index: str = Field("logs-*", description="Index pattern the rules search")
+    index_prefix: str = Field("soar", pattern=r"^[a-z0-9][a-z0-9_-]*$", description="Prefix of soar's own indices")
+
+    # -- Redis and Celery
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    celery_eager: bool = Field(False, description="Run Celery tasks in-process (the embedded default)")
+    response_queue: str = "response"
+    detection_queue: str = "detection"
+
+    # -- SSH
+    ssh_known_hosts: Path | None = Field(None, description="known_hosts file pinning host keys")
+    ssh_connect_timeout: float = Field(10.0, gt=0)
+    ssh_command_timeout: float = Field(60.0, gt=0)
+
+    # -- Slack
+    slack_bot_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_api_url: str = "https://slack.com/api/"
+    slack_default_channel: str = "#soc-alerts"
+
+    # -- API and audit
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(8080, ge=1, le=65535)
+    api_tokens_file: Path | None = Field(None, description="YAML of API tokens with roles and attributes")
+    audit_hmac_key: SecretStr | None = None
+
+    @field_validator("elasticsearch_url", "slack_api_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parsed = urlparse(value)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise ValueError(f"must be an http(s):// URL with a host, got {value!r}")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        parsed = urlparse(value)
+        if parsed.scheme not in ("redis", "rediss", "unix"):
+            raise ValueError(f"must be a redis://, rediss:// or unix:// URL, got {value!r}")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _FileSource(settings_cls))
+
+    # -- derived paths
+    def content_path(self, relative: Path) -> Path:
+        return relative if relative.is_absolute() else self.content_root / relative
+
+    @property
+    def inventory_path(self) -> Path:
+        return self.content_path(self.inventory_file)
+
+    @property
+    def policy_path(self) -> Path:
+        return self.content_path(self.policy_file)
+
+    def masked(self) -> dict[str, Any]:
+        """The effective settings as plain values, every secret replaced by a mask."""
+        out: dict[str, Any] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                out[name] = MASK
+            elif isinstance(value, Path):
+                out[name] = str(value)
+            else:
+                out[name] = value
+        return out
+
+
+def config_file_path() -> Path | None:
+    explicit = os.environ.get(f"{ENV_PREFIX}CONFIG")
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise ConfigError(f"{ENV_PREFIX}CONFIG: no such file {explicit}")
+        return path
+    for name in CONFIG_FILE_NAMES:
+        if Path(name).is_file():
+            return Path(name)
+    return None
+
+
+def _read_config_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+        data: Any = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: config file is not valid TOML: {exc}") from exc
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{where}: config file is not valid YAML: {problem}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: config file must be a mapping of setting names to values")
+    return data
+
+
+class _FileSource(PydanticBaseSettingsSource):
+    def __init__(self, settings_cls: type[BaseSettings]) -> None:
+        super().__init__(settings_cls)
+        path = config_file_path()
+        self._values = _read_config_file(path) if path else {}
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self._values.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self._values)
+
+
+def _unknown_env_settings() -> list[str]:
+    known = {f"{ENV_PREFIX}{name}".upper() for name in Settings.model_fields} | {f"{ENV_PREFIX}CONFIG"}
+    return sorted(key for key in os.environ if key.startswith(ENV_PREFIX) and key not in known)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the settings from the environment and the config file; raise ConfigError naming the setting."""
+    unknown = _unknown_env_settings()
+    if unknown:
+        raise ConfigError(f"{unknown[0]}: unknown setting (see 'soar config show' for the valid names)")
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name = ".".join(str(part) for part in err["loc"]) or "settings"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            raise ConfigError(f"{name}: unknown setting in the config file") from exc
+        raise ConfigError(f"{name} ({ENV_PREFIX}{name.upper()}): {msg}") from exc
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return load_settings()

@@ -1,0 +1,1 @@
+"""Celery tasks: each loads by id, calls the engine, stores the result. No logic here."""

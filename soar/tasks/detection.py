@@ -1,0 +1,1 @@
+"""Celery tasks for detection (thin: the logic lives in the engine)."""

@@ -1,0 +1,1 @@
+"""Celery tasks for notify (thin: the logic lives in the engine)."""

@@ -1,0 +1,1 @@
+"""Celery tasks for playbooks (thin: the logic lives in the engine)."""
