@@ -1,0 +1,129 @@
+"""What an action is: a tagged function, the context it runs in, and the result it returns."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
+
+from soar.config import Settings
+
+Impact = Literal["read", "notify", "contain", "destructive"]
+IMPACTS: tuple[Impact, ...] = ("read", "notify", "contain", "destructive")
+TargetKind = Literal["host", "account", "ip", "process", "channel"]
+
+ACTION_ATTR = "__soar_action__"
+
+F = TypeVar("F", bound=Callable[..., "ActionResult"])
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    """The declaration an integration makes about one action."""
+
+    name: str
+    impact: Impact
+    description: str = ""
+    idempotent: bool = False
+    revert: str | None = None
+    # parameter name -> what kind of target it names (used for locks, blast radius, protected targets)
+    targets: Mapping[str, TargetKind] = field(default_factory=dict)
+    # names of settings the action needs (the runner checks they are set; values never reach templates)
+    secrets: tuple[str, ...] = ()
+
+
+def action(
+    name: str,
+    *,
+    impact: Impact,
+    description: str = "",
+    idempotent: bool = False,
+    revert: str | None = None,
+    targets: Mapping[str, TargetKind] | None = None,
+    secrets: tuple[str, ...] = (),
+) -> Callable[[F], F]:
+    """Tag a function as the action ``name`` (``<integration>.<action>``). Only tags: no registration."""
+    if impact not in IMPACTS:
+        raise ValueError(f"action {name}: impact must be one of {', '.join(IMPACTS)}, got {impact!r}")
+    if "." not in name:
+        raise ValueError(f"action {name}: names are '<integration>.<action>'")
+
+    def tag(func: F) -> F:
+        doc_lines = (func.__doc__ or "").strip().splitlines()
+        spec = ActionSpec(
+            name=name,
+            impact=impact,
+            description=description or (doc_lines[0] if doc_lines else ""),
+            idempotent=idempotent,
+            revert=revert,
+            targets=dict(targets or {}),
+            secrets=secrets,
+        )
+        setattr(func, ACTION_ATTR, spec)
+        return func
+
+    return tag
+
+
+@dataclass(frozen=True)
+class PlannedCommand:
+    """One exact command an action will run (or ran) on one host, for dry-run plans and run records."""
+
+    host: str
+    argv: tuple[str, ...]
+    stdin_script: str | None = None  # the responder script piped to `sh -s`, by name
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"host": self.host, "argv": list(self.argv), "stdin_script": self.stdin_script, "note": self.note}
+
+
+@dataclass
+class ActionContext:
+    """What the runner hands an action besides its parameters."""
+
+    settings: Settings
+    dry_run: bool = False
+    run_id: str | None = None
+    step_id: str | None = None
+    logger: logging.Logger = field(default_factory=lambda: logging.getLogger("soar.actions"))
+    # Connections and clients an action may reuse within one run (e.g. one SSH connection per host).
+    resources: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ActionResult:
+    """The value an action returns; failures are values too, not exceptions across the engine."""
+
+    ok: bool
+    output: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    # Closing the loop: None = not applicable, True/False = the effect was (not) observed.
+    verified: bool | None = None
+    verification: dict[str, Any] = field(default_factory=dict)
+    commands: list[PlannedCommand] = field(default_factory=list)
+    stdout: str = ""
+    stderr: str = ""
+    exit_status: int | None = None
+    changed: bool | None = None
+    evidence: list[dict[str, Any]] = field(default_factory=list)  # {"name", "sha256", "path", "size"}
+
+    @classmethod
+    def failure(cls, error: str, **kwargs: Any) -> ActionResult:
+        return cls(ok=False, error=error, **kwargs)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "output": self.output,
+            "error": self.error,
+            "verified": self.verified,
+            "verification": self.verification,
+            "commands": [c.to_dict() for c in self.commands],
+            "stdout": self.stdout,
+            "stderr": self.stderr,
+            "exit_status": self.exit_status,
+            "changed": self.changed,
+            "evidence": self.evidence,
+        }
