@@ -11,6 +11,7 @@ GROUPS: list[tuple[str, str | None, str]] = [
     ("soar.cli.config_cmd", "config", "Show the effective configuration."),
     ("soar.cli.services_cmd", "services", "Check the services soar depends on."),
     ("soar.cli.worker_cmd", None, "Run the Celery worker."),
+    ("soar.cli.api_cmd", None, "Serve the HTTP API."),
 ]
 
 

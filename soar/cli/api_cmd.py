@@ -1,0 +1,22 @@
+"""``soar api``: serve the HTTP API with uvicorn."""
+
+from __future__ import annotations
+
+import typer
+
+from soar.config import get_settings
+
+
+def register(root: typer.Typer) -> None:
+    @root.command("api")
+    def api(
+        host: str = typer.Option(None, "--host", help="Bind address (default: setting api_host)."),
+        port: int = typer.Option(None, "--port", help="Port (default: setting api_port)."),
+    ) -> None:
+        """Serve the HTTP API (alerts, runs, approvals, Slack interactivity, audit)."""
+        import uvicorn
+
+        from soar.api.app import create_app
+
+        settings = get_settings()
+        uvicorn.run(create_app(settings), host=host or settings.api_host, port=port or settings.api_port)

@@ -1,0 +1,127 @@
+"""The store interface every backend implements, and the factory that picks one from settings."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+from soar.config import Settings
+from soar.errors import InputError, SoarError
+
+KIND_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
+FIELD_PATTERN = re.compile(r"^[@A-Za-z_][A-Za-z0-9_@.\-]{0,200}$")
+
+
+class Conflict(SoarError):
+    """A versioned write lost a race: someone else changed the document first."""
+
+
+@dataclass(frozen=True)
+class Range:
+    """A range condition for ``find``: any bound may be omitted. Values compare as stored (ISO times sort)."""
+
+    gte: Any = None
+    gt: Any = None
+    lte: Any = None
+    lt: Any = None
+
+
+Condition = Any  # a value (equality), a list/tuple of values (any of), or a Range
+Where = Mapping[str, Condition]
+
+
+@dataclass(frozen=True)
+class Record:
+    id: str
+    doc: dict[str, Any]
+    version: str  # opaque; pass back to update()
+
+
+@runtime_checkable
+class Store(Protocol):
+    """What soar keeps: JSON documents by kind and id."""
+
+    def create(self, kind: str, id: str, doc: Mapping[str, Any]) -> bool:
+        """Write only if no document has this id; False if one exists (the exactly-once primitive)."""
+        ...
+
+    def put(self, kind: str, id: str, doc: Mapping[str, Any]) -> Record:
+        """Create or replace unconditionally."""
+        ...
+
+    def get(self, kind: str, id: str) -> Record | None: ...
+
+    def update(self, kind: str, id: str, doc: Mapping[str, Any], *, version: str) -> Record:
+        """Replace the document if it is still at ``version``; raise Conflict otherwise."""
+        ...
+
+    def delete(self, kind: str, id: str) -> bool: ...
+
+    def find(
+        self,
+        kind: str,
+        where: Where | None = None,
+        *,
+        order_by: str | None = None,
+        descending: bool = False,
+        limit: int = 1000,
+    ) -> list[Record]:
+        """Documents matching every condition; dotted field names reach into nested objects.
+
+        Ordered by ``order_by`` then id (by id alone when no order is given).
+        """
+        ...
+
+    def count(self, kind: str, where: Where | None = None) -> int: ...
+
+    def close(self) -> None: ...
+
+
+def check_kind(kind: str) -> str:
+    if not KIND_PATTERN.match(kind):
+        raise InputError(f"invalid store kind {kind!r}: lower-case letters, digits and _")
+    return kind
+
+
+def check_field(name: str) -> str:
+    if not FIELD_PATTERN.match(name):
+        raise InputError(f"invalid field name {name!r}")
+    return name
+
+
+def get_path(doc: Mapping[str, Any], dotted: str) -> Any:
+    """``doc['a']['b']`` for ``a.b``; also accepts a literal dotted key (ECS documents use both)."""
+    if dotted in doc:
+        return doc[dotted]
+    cur: Any = doc
+    for part in dotted.split("."):
+        if not isinstance(cur, Mapping) or part not in cur:
+            return None
+        cur = cur[part]
+    return cur
+
+
+def normalise_where(where: Where | None) -> list[tuple[str, Condition]]:
+    out: list[tuple[str, Condition]] = []
+    for name, cond in (where or {}).items():
+        check_field(name)
+        if isinstance(cond, Sequence) and not isinstance(cond, str | bytes):
+            cond = tuple(cond)
+        out.append((name, cond))
+    return out
+
+
+def open_store(settings: Settings) -> Store:
+    """The configured store: SQLite under ``state_dir`` or Elasticsearch indices."""
+    store: Store
+    if settings.store == "elasticsearch":
+        from soar.store.elastic import ElasticsearchStore
+
+        store = ElasticsearchStore.from_settings(settings)
+    else:
+        from soar.store.sqlite import SQLiteStore
+
+        store = SQLiteStore(settings.state_dir / "state.sqlite3")
+    return store

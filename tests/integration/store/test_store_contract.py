@@ -1,0 +1,105 @@
+"""One contract, two stores: SQLite (embedded) and Elasticsearch indices (production)."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from elasticsearch import Elasticsearch
+
+from soar.store import Conflict, Range, Store
+from soar.store.elastic import ElasticsearchStore
+from soar.store.sqlite import SQLiteStore
+
+
+@pytest.fixture(params=["sqlite", "elasticsearch"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    if request.param == "sqlite":
+        s: Store = SQLiteStore(tmp_path / "state.sqlite3")
+        yield s
+        s.close()
+        return
+    es: Elasticsearch = request.getfixturevalue("es")
+    prefix = f"soar-test-{uuid.uuid4().hex[:10]}"
+    s = ElasticsearchStore(es, prefix)
+    yield s
+    es.options(ignore_status=404).indices.delete(index=f"{prefix}-state-*")
+    es.options(ignore_status=404).indices.delete_index_template(name=f"{prefix}-state")
+
+
+def test_create_is_exactly_once(store: Store) -> None:
+    assert store.create("alerts", "fp-1", {"rule": {"id": "r1"}, "n": 1}) is True
+    assert store.create("alerts", "fp-1", {"rule": {"id": "r1"}, "n": 2}) is False
+    rec = store.get("alerts", "fp-1")
+    assert rec is not None and rec.doc["n"] == 1
+
+
+def test_concurrent_creates_yield_one_winner(store: Store) -> None:
+    wins: list[bool] = []
+
+    def attempt(i: int) -> None:
+        wins.append(store.create("alerts", "same-fingerprint", {"writer": i}))
+
+    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert wins.count(True) == 1
+    assert store.count("alerts") == 1
+
+
+def test_optimistic_update_detects_lost_races(store: Store) -> None:
+    first = store.put("runs", "run-1", {"state": "running"})
+    second = store.update("runs", "run-1", {"state": "paused"}, version=first.version)
+    with pytest.raises(Conflict):
+        store.update("runs", "run-1", {"state": "done"}, version=first.version)
+    current = store.get("runs", "run-1")
+    assert current is not None
+    assert current.doc["state"] == "paused"
+    assert current.version == second.version
+
+
+def test_get_missing_and_delete(store: Store) -> None:
+    assert store.get("runs", "nope") is None
+    store.put("runs", "r", {"a": 1})
+    assert store.delete("runs", "r") is True
+    assert store.delete("runs", "r") is False
+    assert store.get("runs", "r") is None
+
+
+def test_find_by_nested_fields_ranges_and_order(store: Store) -> None:
+    for i, (host, level) in enumerate([("web-01", "high"), ("db-01", "low"), ("web-01", "critical")]):
+        store.put(
+            "alerts",
+            f"a{i}",
+            {"host": {"name": host}, "rule": {"level": level}, "@timestamp": f"2026-11-28T10:0{i}:00Z", "open": i != 1},
+        )
+    web = store.find("alerts", {"host.name": "web-01"}, order_by="@timestamp", descending=True)
+    assert [r.id for r in web] == ["a2", "a0"]
+    some = store.find("alerts", {"rule.level": ["high", "low"]}, order_by="@timestamp")
+    assert [r.id for r in some] == ["a0", "a1"]
+    window = store.find("alerts", {"@timestamp": Range(gte="2026-11-28T10:01:00Z", lt="2026-11-28T10:02:00Z")})
+    assert [r.id for r in window] == ["a1"]
+    assert store.count("alerts", {"open": True}) == 2
+    assert store.count("alerts", {"missing.field": None}) == 3
+    assert [r.id for r in store.find("alerts", limit=2, order_by="@timestamp")] == ["a0", "a1"]
+
+
+def test_hostile_values_are_stored_verbatim(store: Store) -> None:
+    hostile = {"user": {"name": "$(reboot)'; DROP TABLE docs;--"}, "note": "{{ ''.__class__ }}\n\u202e"}
+    store.put("alerts", "h", hostile)
+    found = store.find("alerts", {"user.name": hostile["user"]["name"]})
+    assert [r.doc for r in found] == [hostile]
+
+
+def test_bad_kind_and_field_are_refused(store: Store) -> None:
+    from soar.errors import InputError
+
+    with pytest.raises(InputError):
+        store.put("Alerts; drop", "x", {})
+    with pytest.raises(InputError):
+        store.find("alerts", {"a') OR 1=1 --": 1})
