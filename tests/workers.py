@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from tests.services import require
@@ -47,7 +47,7 @@ def running_worker(
     url = redis_url_for_db(db)
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("SOAR_")}
     full_env.update({"SOAR_REDIS_URL": url, "SOAR_CONTENT_ROOT": str(REPO_ROOT), **(env or {})})
-    log = open(log_path or os.devnull, "ab")  # noqa: SIM115 (closed below)
+    log = Path(log_path or os.devnull).open("ab")  # noqa: SIM115 (closed below)
     proc = subprocess.Popen(
         [sys.executable, "-m", "soar", "worker", "-c", str(concurrency), "--pool", pool, "-l", "INFO"],
         env=full_env,
@@ -79,10 +79,8 @@ def running_worker(
 def kill_group(proc: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
     """Kill the worker and its pool children (they share the session)."""
     if proc.poll() is None:
-        try:
+        with suppress(ProcessLookupError):
             os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            pass
     try:
         proc.wait(timeout=20)
     except subprocess.TimeoutExpired:
