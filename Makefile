@@ -28,7 +28,7 @@ typecheck: install
 	$(BIN)/mypy
 
 compose-check:
-	@command -v docker-compose >/dev/null || { [ "$$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null; }
+	@command -v docker-compose >/dev/null || scripts/ensure_packages.sh docker-compose
 	ELASTIC_PASSWORD=check SOAR_ELASTICSEARCH_PASSWORD=check docker-compose -f docker-compose.yml config -q && echo "docker-compose.yml: valid"
 
 services-up: install

@@ -28,11 +28,7 @@ mkdir -p "$RUN_DIR"
 
 pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
-apt_install() {
-  is_root || die "missing $* and not root: install it with apt-get"
-  if [ ! -f "$RUN_DIR/.apt-updated" ]; then apt-get update -qq >/dev/null && touch "$RUN_DIR/.apt-updated"; fi
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
-}
+apt_install() { "$ROOT/scripts/ensure_packages.sh" "$@" || die "could not install $*"; }
 
 find_jdk() {
   # Debian keeps JVMs in /usr/lib/jvm; Elasticsearch 9 needs Java >= 21.
@@ -73,6 +69,7 @@ es_install() {
   local zip tmp
   zip=$(es_fetch)
   command -v unzip >/dev/null || apt_install unzip
+  command -v curl >/dev/null || apt_install curl
   mkdir -p "$SERVICES_DIR"
   tmp=$(mktemp -d "$SERVICES_DIR/.unzip.XXXXXX")
   unzip -q "$zip" -d "$tmp"
@@ -137,7 +134,7 @@ es_status() { if es_healthy; then echo "es: up $(es_url)"; else echo "es: down";
 
 redis_up() {
   if redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; then log "redis already up on $REDIS_PORT"; return 0; fi
-  command -v redis-server >/dev/null || apt_install redis-server redis-tools
+  command -v redis-server >/dev/null && command -v redis-cli >/dev/null || apt_install redis-server redis-tools
   redis-server --daemonize yes --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$RUN_DIR" \
     --pidfile "$RUN_DIR/redis.pid" --logfile "$RUN_DIR/redis.log" --save "" --appendonly no >/dev/null
   for _ in $(seq 1 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && { log "redis up on $REDIS_PORT"; return 0; }; sleep 0.2; done
