@@ -56,6 +56,15 @@ class Settings(BaseSettings):
     response_queue: str = "response"
     detection_queue: str = "detection"
 
+    # -- continuous detection (soar scheduler); a rule's `soar:` block overrides interval and look-back
+    detection_interval: float = Field(60.0, ge=1, description="Seconds between runs of a rule")
+    detection_lookback: float = Field(60.0, ge=0, description="Seconds each window reaches back before its checkpoint")
+    detection_ingest_delay: float = Field(2.0, ge=0, description="Seconds a window stops short of now (refresh lag)")
+    detection_max_alerts: int = Field(1000, ge=1, description="Cap on alerts one rule creates in one run")
+    detection_page_size: int = Field(1000, ge=1, le=10_000, description="Hits per search page")
+    detection_batch_size: int = Field(100, ge=1, description="Rule searches per _msearch request")
+    metrics_port: int | None = Field(None, ge=1, le=65535, description="Serve Prometheus metrics on this port")
+
     # -- SSH
     ssh_known_hosts: Path | None = Field(None, description="known_hosts file pinning host keys")
     ssh_connect_timeout: float = Field(10.0, gt=0)
