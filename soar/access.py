@@ -1,0 +1,298 @@
+"""Who may do what: principals, roles, attribute scopes, and the API's token authentication.
+
+Principals come from ``settings.api_tokens_file`` (YAML)::
+
+    principals:
+      - name: alice
+        token_sha256: 9f86d0...        # or `token: <plain>`; only the digest is kept in memory
+        roles: [approver]
+        attributes: {env: [prod]}      # alice acts only on resources with env=prod
+        slack_user_id: U024BE7LH
+
+Roles are cumulative: viewer < responder < approver < admin. Attributes are
+scopes: a principal constrained on ``env`` may act only on resources whose
+``env`` is one of its values; a resource without that attribute is refused
+(fail closed). A principal without attributes is unconstrained.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from soar.config import Settings
+from soar.errors import ConfigError, SourceLocation
+
+Role = Literal["viewer", "responder", "approver", "admin"]
+ROLES: tuple[Role, ...] = ("viewer", "responder", "approver", "admin")
+RANK: dict[str, int] = {name: i for i, name in enumerate(ROLES)}
+
+# permission -> the least role that holds it (a registry, not an if-chain)
+PERMISSIONS: dict[str, Role] = {
+    "alerts:read": "viewer",
+    "runs:read": "viewer",
+    "reports:read": "viewer",
+    "metrics:read": "viewer",
+    "audit:read": "viewer",
+    "alerts:ingest": "responder",
+    "verdicts:write": "responder",
+    "runs:start": "responder",
+    "approvals:decide": "approver",
+    "exceptions:approve": "admin",
+    "audit:export": "admin",
+    "config:write": "admin",
+}
+
+
+@dataclass(frozen=True)
+class Principal:
+    """A person or system soar knows: a name, roles and attribute scopes."""
+
+    name: str
+    roles: frozenset[str]
+    attributes: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    slack_user_id: str | None = None
+    token_sha256: str | None = field(default=None, repr=False)
+
+    @property
+    def role(self) -> str:
+        """The highest role held (what records show)."""
+        return max(self.roles, key=lambda r: RANK[r]) if self.roles else "none"
+
+    def has_role(self, least: str) -> bool:
+        return any(RANK[r] >= RANK[least] for r in self.roles)
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    reason: str
+
+    def __bool__(self) -> bool:
+        return self.allowed
+
+
+def authorize(principal: Principal | None, permission: str, resource_attrs: dict[str, Any] | None = None) -> Decision:
+    """May ``principal`` use ``permission`` on a resource with these attributes? Says why not."""
+    if principal is None:
+        return Decision(False, "not authenticated")
+    least = PERMISSIONS.get(permission)
+    if least is None:
+        return Decision(False, f"unknown permission {permission!r}")
+    if not principal.has_role(least):
+        return Decision(False, f"{principal.name} ({principal.role}) lacks {permission}, which needs role {least}")
+    attrs = resource_attrs or {}
+    for name, allowed in sorted(principal.attributes.items()):
+        value = attrs.get(name)
+        values = {str(v) for v in value} if isinstance(value, list | tuple | set) else {str(value)}
+        if value is None or not values & set(allowed):
+            shown = "unset" if value is None else ",".join(sorted(values))
+            return Decision(
+                False, f"{principal.name} is scoped to {name}={','.join(allowed)}; this resource has {name}={shown}"
+            )
+    return Decision(True, f"{principal.name} ({principal.role}) may {permission}")
+
+
+def resource_attributes(doc: dict[str, Any] | None) -> dict[str, Any]:
+    """The attributes a stored document (alert, run, approval) is scoped by.
+
+    An explicit ``attributes`` mapping wins; else the alert's host labels (``host.labels``, as the
+    inventory and ECS carry them); a run or approval inherits from its ``alert``.
+    """
+    if not isinstance(doc, dict):
+        return {}
+    attrs = doc.get("attributes")
+    if isinstance(attrs, dict) and attrs:
+        return dict(attrs)
+    host = doc.get("host")
+    if isinstance(host, dict) and isinstance(host.get("labels"), dict):
+        return dict(host["labels"])
+    alert = doc.get("alert")
+    if isinstance(alert, dict):
+        return resource_attributes(alert)
+    return {}
+
+
+# -- loading principals
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass
+class Principals:
+    items: list[Principal]
+    plain_tokens: list[str]  # kept only so redaction can cut them out of anything written
+
+    def by_token(self, token: str) -> Principal | None:
+        digest = token_digest(token)
+        found = None
+        for p in self.items:  # compare every digest: timing does not reveal which matched
+            if p.token_sha256 is not None and hmac.compare_digest(p.token_sha256, digest):
+                found = p
+        return found
+
+    def by_slack_user(self, user_id: str) -> Principal | None:
+        return next((p for p in self.items if p.slack_user_id and p.slack_user_id == user_id), None)
+
+
+_cache: dict[str, tuple[float, Principals]] = {}
+
+
+def load_principals(settings: Settings) -> Principals:
+    """The principals file, re-read when it changes; no file means no principals (every request refused)."""
+    path = settings.api_tokens_file
+    if path is None:
+        return Principals([], [])
+    if not path.is_absolute():
+        path = settings.content_path(path) if not path.exists() else path
+    try:
+        mtime = path.stat().st_mtime
+    except OSError as exc:
+        raise ConfigError(f"api_tokens_file (SOAR_API_TOKENS_FILE): cannot read {path}: {exc.strerror}") from exc
+    cached = _cache.get(str(path))
+    if cached and cached[0] == mtime:
+        return cached[1]
+    principals = parse_principals(path.read_text(encoding="utf-8"), path)
+    _cache[str(path)] = (mtime, principals)
+    return principals
+
+
+def parse_principals(text: str, path: Path | str = "<tokens>") -> Principals:
+    """Parse and validate the principals YAML; ConfigError at file:line for the first problem."""
+    try:
+        root = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        loc = SourceLocation(path, mark.line + 1, mark.column + 1) if mark else SourceLocation(path)
+        raise ConfigError(f"not valid YAML: {getattr(exc, 'problem', exc)}", loc) from exc
+    if not isinstance(data, dict) or not isinstance(data.get("principals"), list):
+        raise ConfigError("expected a mapping with a 'principals' list", SourceLocation(path, 1))
+    nodes = _principal_nodes(root)
+    items: list[Principal] = []
+    plain: list[str] = []
+    seen_names: set[str] = set()
+    seen_tokens: set[str] = set()
+    for i, entry in enumerate(data["principals"]):
+        line = nodes[i] if i < len(nodes) else None
+        loc = SourceLocation(path, line)
+        if not isinstance(entry, dict):
+            raise ConfigError("each principal is a mapping", loc)
+        unknown = set(entry) - {"name", "token", "token_sha256", "roles", "attributes", "slack_user_id"}
+        if unknown:
+            raise ConfigError(f"unknown key {sorted(unknown)[0]!r} in a principal", loc)
+        name = entry.get("name")
+        if not isinstance(name, str) or not name:
+            raise ConfigError("a principal needs a name", loc)
+        if name in seen_names:
+            raise ConfigError(f"principal {name!r} is defined twice", loc)
+        seen_names.add(name)
+        roles = entry.get("roles") or []
+        if isinstance(roles, str):
+            roles = [roles]
+        bad = [r for r in roles if r not in RANK]
+        if bad or not roles:
+            raise ConfigError(f"principal {name}: roles must be some of {', '.join(ROLES)}, got {bad or roles}", loc)
+        digest = entry.get("token_sha256")
+        token = entry.get("token")
+        if token is not None:
+            if not isinstance(token, str) or len(token) < 16:
+                raise ConfigError(f"principal {name}: token must be a string of at least 16 characters", loc)
+            plain.append(token)
+            digest = token_digest(token)
+        if digest is not None and (not isinstance(digest, str) or len(digest) != 64):
+            raise ConfigError(f"principal {name}: token_sha256 must be 64 hex digits", loc)
+        if digest is not None:
+            if digest in seen_tokens:
+                raise ConfigError(f"principal {name}: the same token is given to two principals", loc)
+            seen_tokens.add(digest)
+        attrs_raw = entry.get("attributes") or {}
+        if not isinstance(attrs_raw, dict):
+            raise ConfigError(f"principal {name}: attributes must be a mapping", loc)
+        attrs = {str(k): tuple(str(x) for x in (v if isinstance(v, list) else [v])) for k, v in attrs_raw.items()}
+        slack = entry.get("slack_user_id")
+        items.append(Principal(name, frozenset(roles), attrs, str(slack) if slack else None, digest))
+    return Principals(items, plain)
+
+
+def _principal_nodes(root: yaml.Node | None) -> list[int]:
+    """1-based lines of each item of the ``principals`` list, for error locations."""
+    if not isinstance(root, yaml.MappingNode):
+        return []
+    for key, value in root.value:
+        if getattr(key, "value", None) == "principals" and isinstance(value, yaml.SequenceNode):
+            return [item.start_mark.line + 1 for item in value.value]
+    return []
+
+
+def principal_for_token(settings: Settings, token: str) -> Principal | None:
+    return load_principals(settings).by_token(token) if token else None
+
+
+def principal_for_slack_user(user_id: str, settings: Settings | None = None) -> Principal | None:
+    """The principal a Slack user id maps to (for approvals clicked in Slack), or None."""
+    if settings is None:
+        from soar.config import get_settings
+
+        settings = get_settings()
+    return load_principals(settings).by_slack_user(user_id)
+
+
+def token_values(settings: Settings) -> list[str]:
+    """Plain tokens in the principals file (for redaction); unreadable files contribute none."""
+    try:
+        return list(load_principals(settings).plain_tokens)
+    except ConfigError:
+        return []
+
+
+# -- FastAPI
+
+
+def require(permission: str) -> Any:
+    """A FastAPI dependency: authenticate the bearer token and check the role for ``permission``.
+
+    Returns the Principal. 401 without a (known) token, 403 with a role too low. Attribute
+    checks on a particular resource are the endpoint's: ``authorize(principal, perm, attrs)``.
+    """
+    from fastapi import Depends, HTTPException, Request
+    from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+    if permission not in PERMISSIONS:
+        raise ValueError(f"unknown permission {permission!r}")
+    bearer = HTTPBearer(auto_error=False, description="An API token from the principals file")
+
+    def dependency(request: Request, creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Principal:
+        if creds is None or creds.scheme.lower() != "bearer" or not creds.credentials:
+            raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
+        settings: Settings = request.app.state.settings
+        principal = principal_for_token(settings, creds.credentials)
+        if principal is None:
+            raise HTTPException(401, "unknown token", headers={"WWW-Authenticate": "Bearer"})
+        decision = _role_only(principal, permission)
+        if not decision.allowed:
+            raise HTTPException(403, decision.reason)
+        return principal
+
+    return Depends(dependency)
+
+
+def _role_only(principal: Principal, permission: str) -> Decision:
+    """The role half of authorize(); the attribute half needs the resource."""
+    return authorize(Principal(principal.name, principal.roles), permission, None)
+
+
+def forbid_unless(principal: Principal, permission: str, doc: dict[str, Any] | None) -> None:
+    """Raise 403 with the reason unless ``principal`` may use ``permission`` on this stored document."""
+    from fastapi import HTTPException
+
+    decision = authorize(principal, permission, resource_attributes(doc))
+    if not decision.allowed:
+        raise HTTPException(403, decision.reason)

@@ -1,0 +1,1 @@
+"""Post-incident review: run timelines, response metrics, the threat-mitigation chart, reports."""
