@@ -1,0 +1,82 @@
+"""Host containment over SSH: the actions playbooks call (``hosts.*``).
+
+Each action pipes a responder from ``responders/`` to the host, verifies the
+effect over a new connection (and from a probe peer where the inventory names
+one) and can be undone by its ``revert`` action. The procedures live in
+``soar.hosts.procedures``; this module only declares them.
+"""
+
+from __future__ import annotations
+
+from soar.actions import ActionContext, ActionResult, action
+from soar.hosts import procedures
+
+
+@action(
+    "hosts.isolate_host",
+    impact="contain",
+    idempotent=True,
+    revert="hosts.release_host",
+    targets={"host": "host"},
+)
+def isolate_host(
+    ctx: ActionContext, host: str, deadman_seconds: int = 60, release_after: int = 0, backend: str | None = None
+) -> ActionResult:
+    """Cut a host off the network except management, bastion and log shipping; dead-man timer until verified."""
+    return procedures.isolate(ctx, host, deadman_seconds, release_after, backend)
+
+
+@action("hosts.release_host", impact="contain", idempotent=True, targets={"host": "host"})
+def release_host(ctx: ActionContext, host: str) -> ActionResult:
+    """Remove the isolation of a host and prove a peer can reach it again."""
+    return procedures.release(ctx, host)
+
+
+@action(
+    "hosts.block_ip", impact="contain", idempotent=True, revert="hosts.unblock_ip", targets={"host": "host", "ip": "ip"}
+)
+def block_ip(ctx: ActionContext, host: str, ip: str, expire_seconds: int = 0) -> ActionResult:
+    """Drop traffic from and to an address or network on a host, optionally expiring."""
+    return procedures.block_ip(ctx, host, ip, expire_seconds)
+
+
+@action("hosts.unblock_ip", impact="contain", idempotent=True, targets={"host": "host", "ip": "ip"})
+def unblock_ip(ctx: ActionContext, host: str, ip: str) -> ActionResult:
+    """Remove a block made by hosts.block_ip."""
+    return procedures.unblock_ip(ctx, host, ip)
+
+
+@action(
+    "hosts.lock_account",
+    impact="contain",
+    idempotent=True,
+    revert="hosts.unlock_account",
+    targets={"host": "host", "user": "account"},
+)
+def lock_account(ctx: ActionContext, host: str, user: str, disable_keys: bool = False) -> ActionResult:
+    """Lock the password and expire the account (key logins refused too); never root or protected accounts."""
+    return procedures.lock_account(ctx, host, user, disable_keys)
+
+
+@action("hosts.unlock_account", impact="contain", idempotent=True, targets={"host": "host", "user": "account"})
+def unlock_account(ctx: ActionContext, host: str, user: str) -> ActionResult:
+    """Restore an account locked by hosts.lock_account to its previous state."""
+    return procedures.unlock_account(ctx, host, user)
+
+
+@action("hosts.kill_sessions", impact="destructive", idempotent=True, targets={"host": "host", "user": "account"})
+def kill_sessions(ctx: ActionContext, host: str, user: str) -> ActionResult:
+    """End every session and process of a user on a host."""
+    return procedures.kill_sessions(ctx, host, user)
+
+
+@action("hosts.kill_process", impact="destructive", idempotent=True, targets={"host": "host", "pid": "process"})
+def kill_process(ctx: ActionContext, host: str, pid: int, executable: str) -> ActionResult:
+    """Kill a process, only if it still runs the expected executable."""
+    return procedures.kill_process(ctx, host, pid, executable)
+
+
+@action("hosts.collect_triage", impact="read", idempotent=True, targets={"host": "host"})
+def collect_triage(ctx: ActionContext, host: str, hash_files: list[str] | None = None) -> ActionResult:
+    """Snapshot processes, connections, logins, crontabs, units and file hashes into an evidence bundle."""
+    return procedures.collect_triage(ctx, host, hash_files)

@@ -1,0 +1,55 @@
+# Shared helpers, prepended by soar to every responder before it is piped to `sh -s`.
+# Protocol: results are `soar: key=value` lines on stdout; exit 0 done / in the expected state,
+# 2 bad argument, 3 not in the expected state (verify), 4 refused (protected target), 5 missing tool.
+set -eu
+umask 077
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export PATH LC_ALL=C
+
+say() { printf 'soar: %s=%s\n' "$1" "$2"; }
+die() { code=$1; shift; printf 'soar-error: %s\n' "$*" >&2; say error "$*"; exit "$code"; }
+have() { command -v "$1" >/dev/null 2>&1; }
+
+# Strict patterns, the same as soar/hosts/validate.py: anything else is refused before use.
+is_user() { printf '%s' "$1" | grep -Eqx '[a-z_][a-z0-9_-]{0,31}'; }
+is_uint() { printf '%s' "$1" | grep -Eqx '[0-9]{1,10}'; }
+is_ip4() {
+  printf '%s' "$1" | grep -Eqx '((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])'
+}
+is_ip6() { printf '%s' "$1" | grep -Eqx '[0-9a-f:]{2,39}' && printf '%s' "$1" | grep -q ':'; }
+is_net() {
+  addr=${1%/*}
+  if [ "$addr" != "$1" ]; then
+    len=${1#*/}
+    is_uint "$len" || return 1
+    if is_ip4 "$addr"; then [ "$len" -le 32 ]; else is_ip6 "$addr" && [ "$len" -le 128 ]; fi
+  else
+    is_ip4 "$addr" || is_ip6 "$addr"
+  fi
+}
+is_endpoint() {
+  port=${1##*:}; addr=${1%:*}; addr=${addr#[}; addr=${addr%]}
+  is_uint "$port" && [ "$port" -ge 1 ] && [ "$port" -le 65535 ] && { is_ip4 "$addr" || is_ip6 "$addr"; }
+}
+is_path() { printf '%s' "$1" | grep -Eqx '/[A-Za-z0-9._/+-]{0,4095}' && ! printf '%s/' "$1" | grep -q '/\.\./'; }
+family() { if is_ip4 "${1%/*}"; then echo ip; else echo ip6; fi; }
+
+# Rules live in a network namespace, so their state is keyed by it (one host = one namespace).
+# Only `apply` creates it (mkdir -p), so verify and revert leave nothing behind.
+state_dir() { echo "/run/soar/net-$(stat -L -c %i /proc/self/ns/net)"; }
+
+# Run "$@" detached after $1 seconds unless "$2" (an armed-file) is gone; prints the timer's pid.
+# The timer outlives the SSH session on purpose: it is what restores the host if we lose it.
+timer() {
+  delay=$1; armed=$2; script=$3
+  setsid sh -c 'sleep "$1"; if [ "$2" = - ] || [ -f "$2" ]; then sh "$3"; fi' soar-timer "$delay" "$armed" "$script" \
+    </dev/null >/dev/null 2>&1 &
+  echo $!
+}
+stop_timer() {
+  if [ -f "$1" ]; then
+    pid=$(cat "$1")
+    if is_uint "$pid"; then kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true; fi
+    rm -f "$1"
+  fi
+}

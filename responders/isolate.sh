@@ -1,0 +1,155 @@
+# isolate: cut the host off the network except loopback, management/bastion addresses and
+# log-shipping endpoints. A dead-man timer reverts unless the controller confirms in time.
+#   apply   --mgmt ADDR|CIDR... [--log IP:PORT]... [--deadman SECONDS] [--release-after SECONDS] [--backend nft|iptables]
+#   confirm (disarm the dead-man timer)   verify   revert
+mode=${1:-}; [ $# -gt 0 ] && shift
+MGMT=""; LOGS=""; DEADMAN=60; RELEASE=0; BACKEND=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --mgmt) is_net "${2:-}" || die 2 "--mgmt: not an address or CIDR"; MGMT="$MGMT $2"; shift 2 ;;
+    --log) is_endpoint "${2:-}" || die 2 "--log: not ip:port"; LOGS="$LOGS $2"; shift 2 ;;
+    --deadman) is_uint "${2:-}" && [ "$2" -ge 1 ] || die 2 "--deadman: not whole seconds"; DEADMAN=$2; shift 2 ;;
+    --release-after) is_uint "${2:-}" || die 2 "--release-after: not whole seconds"; RELEASE=$2; shift 2 ;;
+    --backend) case "${2:-}" in nft|iptables) BACKEND=$2 ;; *) die 2 "--backend: nft or iptables" ;; esac; shift 2 ;;
+    *) die 2 "unknown argument" ;;
+  esac
+done
+STATE=$(state_dir)
+TABLE=soar_isolate
+if [ -z "$BACKEND" ]; then
+  if [ -f "$STATE/isolate.backend" ]; then BACKEND=$(cat "$STATE/isolate.backend");
+  elif have nft; then BACKEND=nft; elif have iptables; then BACKEND=iptables; else die 5 "neither nft nor iptables"; fi
+fi
+
+nft_ruleset() {
+  m4=""; m6=""
+  for a in $MGMT; do if [ "$(family "$a")" = ip ]; then m4="$m4${m4:+, }$a"; else m6="$m6${m6:+, }$a"; fi; done
+  echo "table inet $TABLE {}"
+  echo "delete table inet $TABLE"
+  echo "table inet $TABLE {"
+  [ -n "$m4" ] && echo "  set mgmt4 { type ipv4_addr; flags interval; elements = { $m4 } }"
+  [ -n "$m6" ] && echo "  set mgmt6 { type ipv6_addr; flags interval; elements = { $m6 } }"
+  echo "  chain input { type filter hook input priority -200; policy drop;"
+  echo "    iif lo accept"
+  [ -n "$m4" ] && echo "    ip saddr @mgmt4 accept"
+  [ -n "$m6" ] && echo "    ip6 saddr @mgmt6 accept"
+  for e in $LOGS; do
+    port=${e##*:}; addr=${e%:*}; addr=${addr#[}; addr=${addr%]}
+    echo "    $(family "$addr") saddr $addr tcp sport $port ct state established accept"
+  done
+  echo "  }"
+  echo "  chain output { type filter hook output priority -200; policy drop;"
+  echo "    oif lo accept"
+  [ -n "$m4" ] && echo "    ip daddr @mgmt4 accept"
+  [ -n "$m6" ] && echo "    ip6 daddr @mgmt6 accept"
+  for e in $LOGS; do
+    port=${e##*:}; addr=${e%:*}; addr=${addr#[}; addr=${addr%]}
+    echo "    $(family "$addr") daddr $addr tcp dport $port accept"
+  done
+  echo "  }"
+  echo "  chain forward { type filter hook forward priority -200; policy drop; }"
+  echo "}"
+}
+
+ipt_restore() {
+  echo "*filter"
+  echo ":SOAR-ISO-IN - [0:0]"
+  echo ":SOAR-ISO-OUT - [0:0]"
+  echo "-F SOAR-ISO-IN"
+  echo "-F SOAR-ISO-OUT"
+  echo "-A SOAR-ISO-IN -i lo -j ACCEPT"
+  echo "-A SOAR-ISO-OUT -o lo -j ACCEPT"
+  for a in $MGMT; do
+    [ "$(family "$a")" = ip ] || continue
+    echo "-A SOAR-ISO-IN -s $a -j ACCEPT"
+    echo "-A SOAR-ISO-OUT -d $a -j ACCEPT"
+  done
+  for e in $LOGS; do
+    port=${e##*:}; addr=${e%:*}
+    is_ip4 "$addr" || continue
+    echo "-A SOAR-ISO-IN -s $addr -p tcp --sport $port -m conntrack --ctstate ESTABLISHED -j ACCEPT"
+    echo "-A SOAR-ISO-OUT -d $addr -p tcp --dport $port -j ACCEPT"
+  done
+  echo "-A SOAR-ISO-IN -j DROP"
+  echo "-A SOAR-ISO-OUT -j DROP"
+  iptables -C INPUT -j SOAR-ISO-IN 2>/dev/null || echo "-I INPUT 1 -j SOAR-ISO-IN"
+  iptables -C OUTPUT -j SOAR-ISO-OUT 2>/dev/null || echo "-I OUTPUT 1 -j SOAR-ISO-OUT"
+  iptables -C FORWARD -j DROP -m comment --comment soar-isolate 2>/dev/null ||
+    echo "-I FORWARD 1 -m comment --comment soar-isolate -j DROP"
+  echo "COMMIT"
+}
+
+write_revert() {
+  if [ "$BACKEND" = nft ]; then
+    printf 'nft list table inet %s >/dev/null 2>&1 && nft delete table inet %s\n' "$TABLE" "$TABLE" >"$STATE/isolate.revert"
+  else
+    cat >"$STATE/isolate.revert" <<'IPT'
+while iptables -D INPUT -j SOAR-ISO-IN 2>/dev/null; do :; done
+while iptables -D OUTPUT -j SOAR-ISO-OUT 2>/dev/null; do :; done
+while iptables -D FORWARD -m comment --comment soar-isolate -j DROP 2>/dev/null; do :; done
+iptables -F SOAR-ISO-IN 2>/dev/null; iptables -X SOAR-ISO-IN 2>/dev/null
+iptables -F SOAR-ISO-OUT 2>/dev/null; iptables -X SOAR-ISO-OUT 2>/dev/null
+true
+IPT
+  fi
+  echo "rm -f '$STATE/isolate.armed' '$STATE/isolate.backend' '$STATE/isolate.deadman.pid' '$STATE/isolate.release.pid' '$STATE/isolate.revert'" \
+    >>"$STATE/isolate.revert"
+}
+
+present() {
+  if [ "$BACKEND" = nft ]; then nft list table inet "$TABLE" >/dev/null 2>&1; else iptables -C INPUT -j SOAR-ISO-IN 2>/dev/null; fi
+}
+
+case "$mode" in
+  apply)
+    [ -n "$MGMT" ] || die 2 "refusing to isolate without a management address (it would cut the controller off)"
+    [ "$BACKEND" = nft ] && ! have nft && die 5 "nft is not installed"
+    have "$BACKEND" || die 5 "$BACKEND is not installed"
+    was=no; present && was=yes
+    mkdir -p "$STATE"
+    echo "$BACKEND" >"$STATE/isolate.backend"
+    write_revert
+    # Arm first: if the connection dies after the rules go in, the timer still restores the host.
+    stop_timer "$STATE/isolate.deadman.pid"
+    date +%s >"$STATE/isolate.armed"
+    timer "$DEADMAN" "$STATE/isolate.armed" "$STATE/isolate.revert" >"$STATE/isolate.deadman.pid"
+    if [ "$BACKEND" = nft ]; then nft_ruleset | nft -f -; else ipt_restore | iptables-restore --noflush; fi
+    stop_timer "$STATE/isolate.release.pid"
+    if [ "$RELEASE" -gt 0 ]; then timer "$RELEASE" - "$STATE/isolate.revert" >"$STATE/isolate.release.pid"; fi
+    say backend "$BACKEND"; say deadman "$DEADMAN"; say release_after "$RELEASE"; say was_isolated "$was"
+    say isolated yes
+    ;;
+  confirm)
+    present || die 3 "not isolated (the dead-man timer may already have restored the host)"
+    rm -f "$STATE/isolate.armed"
+    stop_timer "$STATE/isolate.deadman.pid"
+    say confirmed yes
+    ;;
+  verify)
+    if ! present; then say isolated no; exit 3; fi
+    say isolated yes; say backend "$BACKEND"
+    if [ "$BACKEND" = nft ]; then
+      nft list chain inet "$TABLE" input | grep -q 'policy drop' || { say input_policy open; exit 3; }
+      nft list chain inet "$TABLE" output | grep -q 'policy drop' || { say output_policy open; exit 3; }
+      for a in $MGMT; do
+        set=mgmt4; [ "$(family "$a")" = ip ] || set=mgmt6
+        nft get element inet "$TABLE" "$set" "{ $a }" >/dev/null 2>&1 || { say management_missing "$a"; exit 3; }
+      done
+    else
+      for a in $MGMT; do iptables -C SOAR-ISO-IN -s "$a" -j ACCEPT 2>/dev/null || { say management_missing "$a"; exit 3; }; done
+    fi
+    if [ -f "$STATE/isolate.armed" ]; then say deadman armed; else say deadman disarmed; fi
+    ;;
+  revert)
+    changed=no
+    if present; then changed=yes; fi
+    stop_timer "$STATE/isolate.deadman.pid"
+    stop_timer "$STATE/isolate.release.pid"
+    if [ -f "$STATE/isolate.revert" ]; then sh "$STATE/isolate.revert"; elif present; then write_revert; sh "$STATE/isolate.revert"; fi
+    rm -f "$STATE/isolate.revert"
+    present && die 1 "rules still present after revert"
+    rmdir "$STATE" 2>/dev/null || true
+    say changed "$changed"; say isolated no
+    ;;
+  *) die 2 "mode must be apply, confirm, verify or revert" ;;
+esac

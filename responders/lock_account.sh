@@ -1,0 +1,74 @@
+# lock_account: password lock AND account expiry (usermod -L + chage -E 0), so key logins are refused
+# too; optionally set authorized_keys aside. Refuses root (uid 0) and protected accounts, whatever
+# the controller says: /etc/soar/protected-accounts on the host and --protect names.
+#   apply USER [--disable-keys] [--protect NAME]...   verify USER [--disable-keys]   revert USER
+mode=${1:-}; user=${2:-}
+[ $# -ge 2 ] && shift 2 || die 2 "usage: apply|verify|revert USER [--disable-keys] [--protect NAME]..."
+KEYS=no; PROTECT=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --disable-keys) KEYS=yes; shift ;;
+    --protect) is_user "${2:-}" || die 2 "--protect: not a user name"; PROTECT="$PROTECT $2"; shift 2 ;;
+    *) die 2 "unknown argument" ;;
+  esac
+done
+is_user "$user" || die 2 "not a valid user name"
+entry=$(getent passwd "$user") || die 2 "no such user on this host"
+uid=$(printf '%s' "$entry" | cut -d: -f3)
+home=$(printf '%s' "$entry" | cut -d: -f6)
+[ "$uid" = 0 ] && die 4 "refusing: $user has uid 0"
+for p in $PROTECT $(grep -Ev '^[[:space:]]*(#|$)' /etc/soar/protected-accounts 2>/dev/null || true); do
+  [ "$p" = "$user" ] && die 4 "refusing: $user is a protected account"
+done
+STATE=/var/lib/soar/accounts
+mkdir -p "$STATE"
+STATEFILE=$STATE/$user.lock
+
+shadow() { getent shadow "$user" | cut -d: -f"$1"; }
+locked() { case "$(shadow 2)" in '!'*) return 0 ;; *) return 1 ;; esac; }
+expired() { [ "$(shadow 8)" = 0 ]; }
+keys_on() { [ -e "$home/.ssh/authorized_keys" ] || [ -e "$home/.ssh/authorized_keys2" ]; }
+
+case "$mode" in
+  apply)
+    if [ ! -f "$STATEFILE" ]; then
+      prev_locked=no; locked && prev_locked=yes
+      { echo "prev_locked=$prev_locked"; echo "prev_expire=$(shadow 8)"; echo "keys=$KEYS"; } >"$STATEFILE.tmp"
+      mv "$STATEFILE.tmp" "$STATEFILE"
+      changed=yes
+    else
+      changed=no
+    fi
+    locked || usermod -L "$user"
+    expired || chage -E 0 "$user"
+    if [ "$KEYS" = yes ]; then
+      sed -i 's/^keys=no$/keys=yes/' "$STATEFILE"
+      for f in authorized_keys authorized_keys2; do
+        if [ -e "$home/.ssh/$f" ]; then mv -f "$home/.ssh/$f" "$home/.ssh/$f.soar-locked"; fi
+      done
+    fi
+    say locked yes; say expired yes; say keys_disabled "$KEYS"; say changed "$changed"
+    ;;
+  verify)
+    ok=yes
+    if locked; then say locked yes; else say locked no; ok=no; fi
+    if expired; then say expired yes; else say expired no; ok=no; fi
+    if [ "$KEYS" = yes ]; then
+      if keys_on; then say keys_disabled no; ok=no; else say keys_disabled yes; fi
+    fi
+    [ "$ok" = yes ] || exit 3
+    ;;
+  revert)
+    if [ ! -f "$STATEFILE" ]; then say changed no; say locked "$(locked && echo yes || echo no)"; exit 0; fi
+    prev_locked=$(sed -n 's/^prev_locked=//p' "$STATEFILE")
+    prev_expire=$(sed -n 's/^prev_expire=//p' "$STATEFILE")
+    if [ "$prev_locked" = no ] && locked; then usermod -U "$user"; fi
+    if is_uint "$prev_expire"; then chage -E "$prev_expire" "$user"; else chage -E -1 "$user"; fi
+    for f in authorized_keys authorized_keys2; do
+      if [ -e "$home/.ssh/$f.soar-locked" ] && [ ! -e "$home/.ssh/$f" ]; then mv "$home/.ssh/$f.soar-locked" "$home/.ssh/$f"; fi
+    done
+    rm -f "$STATEFILE"
+    say changed yes; say locked "$(locked && echo yes || echo no)"; say expired "$(expired && echo yes || echo no)"
+    ;;
+  *) die 2 "mode must be apply, verify or revert" ;;
+esac

@@ -1,0 +1,443 @@
+"""The containment procedures behind ``integrations/hosts.py``: apply, then prove it, or say why not.
+
+Each procedure resolves the host and validates every argument before any
+connection (a refusal is a failed result whose ``output.refused`` gives the
+reason), returns the exact commands in dry-run, and after ``apply`` closes the
+loop: the responder's ``verify`` runs over a *new* connection on the management
+path, and where the inventory names a probe host, a peer tries a new connection.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import time
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any, ParamSpec
+
+from soar.actions.model import ActionContext, ActionResult, PlannedCommand
+from soar.errors import InputError, SoarError
+from soar.hosts import validate
+from soar.hosts.errors import SSHError
+from soar.hosts.inventory import Host
+from soar.hosts.responders import EXIT_NOT_IN_STATE, Outcome
+from soar.hosts.runner import HostRunner
+
+P = ParamSpec("P")
+PROBE_SECONDS = "2"
+
+
+def refused(reason: str) -> ActionResult:
+    return ActionResult.failure(f"refused: {reason}", output={"refused": reason}, changed=False)
+
+
+def guarded(func: Callable[P, ActionResult]) -> Callable[P, ActionResult]:
+    """Refusals and SSH failures become failed results (values), never exceptions across the engine."""
+
+    @wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> ActionResult:
+        try:
+            return func(*args, **kwargs)
+        except InputError as exc:
+            return refused(exc.message)
+        except SSHError as exc:
+            return ActionResult.failure(str(exc), output={"unreachable": exc.host})
+        except SoarError as exc:
+            return ActionResult.failure(str(exc))
+
+    return wrapper
+
+
+def _start(ctx: ActionContext, host: str) -> tuple[HostRunner, Host]:
+    runner = HostRunner.for_context(ctx)
+    return runner, runner.inventory.resolve(host)
+
+
+def _base(outcome: Outcome, commands: list[PlannedCommand]) -> dict[str, Any]:
+    r = outcome.result
+    return {"stdout": r.stdout, "stderr": r.stderr, "exit_status": r.exit_status, "commands": commands}
+
+
+def _lost(runner: HostRunner, host: Host, outcome: Outcome) -> bool:
+    if outcome.result.lost or outcome.result.timed_out:
+        runner.pool.discard(host)
+        return True
+    return False
+
+
+def _probe(runner: HostRunner, host: Host, expect_reachable: bool) -> tuple[bool, dict[str, Any]]:
+    """From the host's probe peer, try a new TCP connection to its SSH port."""
+    peer = runner.probe_host(host)
+    if peer is None:
+        return True, {"skipped": "no probe host in the inventory"}
+    try:
+        out = runner.run(peer, "probe", "check", [host.address, str(host.port), PROBE_SECONDS])
+    except SSHError as exc:
+        return False, {"from": peer.name, "error": str(exc)}
+    reachable = out.fields.get("reachable")
+    ok = out.ok and reachable == ("yes" if expect_reachable else "no")
+    return ok, {
+        "from": peer.name,
+        "to": f"{host.address}:{host.port}",
+        "reachable": reachable,
+        "expected": expect_reachable,
+    }
+
+
+def _fresh_verify(runner: HostRunner, host: Host, name: str, args: list[str]) -> tuple[Outcome | None, dict[str, Any]]:
+    """``verify`` over a new connection: the management path works now, and the state is what we expect."""
+    try:
+        out = runner.run(host, name, "verify", args, fresh=True)
+    except SSHError as exc:
+        return None, {"management_path": f"failed: {exc}"}
+    return out, {"management_path": "ok", "state": out.fields, "verify_exit": out.status}
+
+
+# -- isolation -----------------------------------------------------------------------------------------------------
+
+
+def _isolate_args(runner: HostRunner, host: Host) -> list[str]:
+    args: list[str] = []
+    for addr in runner.management_addresses(host):
+        args += ["--mgmt", addr]
+    for endpoint in host.log_endpoints:
+        args += ["--log", endpoint]
+    return args
+
+
+@guarded
+def isolate(
+    ctx: ActionContext, host: str, deadman_seconds: int = 60, release_after: int = 0, backend: str | None = None
+) -> ActionResult:
+    runner, target = _start(ctx, host)
+    deadman = validate.seconds(deadman_seconds, "deadman_seconds", low=3, high=3600)
+    release = validate.seconds(release_after, "release_after", low=0)
+    if backend not in (None, "nft", "iptables"):
+        raise InputError(f"parameter backend: {backend!r} is not nft or iptables")
+    keep = _isolate_args(runner, target)
+    if "--mgmt" not in keep:
+        raise InputError(f"host {target.name}: no management or bastion address to keep open; refusing to isolate")
+    apply_args = [*keep, "--deadman", str(deadman), "--release-after", str(release)]
+    if backend:
+        apply_args += ["--backend", backend]
+    plan = [
+        runner.plan(target, "isolate", "apply", apply_args),
+        runner.plan(target, "isolate", "verify", keep),
+    ]
+    peer = runner.probe_host(target)
+    if peer is not None:
+        plan.append(runner.plan(peer, "probe", "check", [target.address, str(target.port), PROBE_SECONDS]))
+    plan.append(runner.plan(target, "isolate", "confirm", []))
+    if ctx.dry_run:
+        return ActionResult(ok=True, commands=plan, output={"host": target.summary(), "keep_open": keep})
+
+    applied = runner.run(target, "isolate", "apply", apply_args)
+    base = _base(applied, plan[:1])
+    if not applied.ok:
+        if _lost(runner, target, applied):
+            error = (
+                f"host {target.name}: the connection was lost during apply ({applied.describe()}); "
+                f"the dead-man timer restores the host within {deadman} s"
+            )
+        else:
+            error = f"host {target.name}: isolate apply failed: {applied.describe()}"
+        return ActionResult.failure(error, verified=False, **base)
+    check, verification = _fresh_verify(runner, target, "isolate", keep)
+    if check is None:
+        return ActionResult.failure(
+            f"host {target.name}: the management path failed after isolation; not confirmed, "
+            f"the dead-man timer restores the host within {deadman} s",
+            verified=False,
+            verification=verification,
+            **base,
+        )
+    probe_ok, verification["peer_probe"] = _probe(runner, target, expect_reachable=False)
+    verified = check.ok and probe_ok
+    if not verified:
+        return ActionResult.failure(
+            f"host {target.name}: isolation not verified; not confirmed, "
+            f"the dead-man timer restores it within {deadman} s",
+            verified=False,
+            verification=verification,
+            **base,
+        )
+    confirmed = runner.run(target, "isolate", "confirm", [])
+    verification["deadman"] = "disarmed" if confirmed.ok else f"confirm failed: {confirmed.describe()}"
+    return ActionResult(
+        ok=confirmed.ok,
+        error=None if confirmed.ok else f"host {target.name}: confirm failed; the dead-man timer will restore it",
+        verified=True,
+        verification=verification,
+        changed=applied.fields.get("was_isolated") == "no",
+        output={"host": target.summary(), "keep_open": keep, "release_after": release},
+        **{**base, "commands": plan},
+    )
+
+
+@guarded
+def release(ctx: ActionContext, host: str) -> ActionResult:
+    runner, target = _start(ctx, host)
+    plan = [runner.plan(target, "isolate", "revert", []), runner.plan(target, "isolate", "verify", [])]
+    if ctx.dry_run:
+        return ActionResult(ok=True, commands=plan, output={"host": target.summary()})
+    reverted = runner.run(target, "isolate", "revert", [])
+    base = _base(reverted, plan)
+    if not reverted.ok:
+        return ActionResult.failure(f"host {target.name}: release failed: {reverted.describe()}", **base)
+    check, verification = _fresh_verify(runner, target, "isolate", [])
+    released = check is not None and check.status == EXIT_NOT_IN_STATE
+    probe_ok, verification["peer_probe"] = _probe(runner, target, expect_reachable=True)
+    verified = released and probe_ok
+    return ActionResult(
+        ok=verified,
+        error=None if verified else f"host {target.name}: release not verified",
+        verified=verified,
+        verification=verification,
+        changed=reverted.fields.get("changed") == "yes",
+        output={"host": target.summary()},
+        **base,
+    )
+
+
+# -- block / unblock an address ------------------------------------------------------------------------------------
+
+
+def _check_block_target(runner: HostRunner, target: Host, ip: str) -> str:
+    net = ipaddress.ip_network(validate.ip_or_cidr(ip, "ip"), strict=False)
+    keep = [*runner.management_addresses(target), *(e.rsplit(":", 1)[0].strip("[]") for e in target.log_endpoints)]
+    for addr in keep:
+        if net.overlaps(ipaddress.ip_network(addr, strict=False)):
+            raise InputError(f"parameter ip: {ip} covers the management/log-shipping address {addr}; refusing")
+    return str(net) if net.num_addresses > 1 else str(net.network_address)
+
+
+def _probe_from_blocked(runner: HostRunner, target: Host, blocked: str, expect: bool) -> tuple[bool, dict[str, Any]]:
+    peer = runner.probe_host(target)
+    if peer is None or ipaddress.ip_address(peer.address) not in ipaddress.ip_network(blocked, strict=False):
+        return True, {"skipped": "the probe host is not inside the blocked range"}
+    return _probe(runner, target, expect_reachable=expect)
+
+
+@guarded
+def block_ip(ctx: ActionContext, host: str, ip: str, expire_seconds: int = 0) -> ActionResult:
+    runner, target = _start(ctx, host)
+    blocked = _check_block_target(runner, target, ip)
+    expire = validate.seconds(expire_seconds, "expire_seconds", low=0)
+    args = [blocked, "--expire", str(expire)]
+    plan = [runner.plan(target, "block_ip", "apply", args), runner.plan(target, "block_ip", "verify", [blocked])]
+    if ctx.dry_run:
+        return ActionResult(ok=True, commands=plan, output={"host": target.summary(), "ip": blocked})
+    applied = runner.run(target, "block_ip", "apply", args)
+    base = _base(applied, plan)
+    if not applied.ok:
+        _lost(runner, target, applied)
+        return ActionResult.failure(
+            f"host {target.name}: block_ip failed: {applied.describe()}", verified=False, **base
+        )
+    check, verification = _fresh_verify(runner, target, "block_ip", [blocked])
+    probe_ok, verification["peer_probe"] = _probe_from_blocked(runner, target, blocked, expect=False)
+    verified = check is not None and check.ok and probe_ok
+    return ActionResult(
+        ok=verified,
+        error=None if verified else f"host {target.name}: block of {blocked} not verified",
+        verified=verified,
+        verification=verification,
+        changed=applied.fields.get("was_blocked") == "no",
+        output={"host": target.summary(), "ip": blocked, "expire_seconds": expire},
+        **base,
+    )
+
+
+@guarded
+def unblock_ip(ctx: ActionContext, host: str, ip: str) -> ActionResult:
+    runner, target = _start(ctx, host)
+    blocked = str(ipaddress.ip_network(validate.ip_or_cidr(ip, "ip"), strict=False))
+    blocked = blocked.removesuffix("/32").removesuffix("/128")
+    plan = [runner.plan(target, "block_ip", "revert", [blocked]), runner.plan(target, "block_ip", "verify", [blocked])]
+    if ctx.dry_run:
+        return ActionResult(ok=True, commands=plan, output={"host": target.summary(), "ip": blocked})
+    reverted = runner.run(target, "block_ip", "revert", [blocked])
+    base = _base(reverted, plan)
+    if not reverted.ok:
+        return ActionResult.failure(f"host {target.name}: unblock_ip failed: {reverted.describe()}", **base)
+    check, verification = _fresh_verify(runner, target, "block_ip", [blocked])
+    probe_ok, verification["peer_probe"] = _probe_from_blocked(runner, target, blocked, expect=True)
+    verified = check is not None and check.status == EXIT_NOT_IN_STATE and probe_ok
+    return ActionResult(
+        ok=verified,
+        error=None if verified else f"host {target.name}: unblock of {blocked} not verified",
+        verified=verified,
+        verification=verification,
+        changed=reverted.fields.get("changed") == "yes",
+        output={"host": target.summary(), "ip": blocked},
+        **base,
+    )
+
+
+# -- accounts and processes ----------------------------------------------------------------------------------------
+
+
+def _account(target: Host, user: str) -> tuple[str, list[str]]:
+    name = validate.user_name(user, "user")
+    if name == "root":
+        raise InputError("parameter user: root is never locked or killed by soar")
+    if name in target.protected_accounts:
+        raise InputError(f"parameter user: {name} is a protected account on {target.name}")
+    if name == target.user:
+        raise InputError(f"parameter user: {name} is the account soar logs in with on {target.name}")
+    protect: list[str] = []
+    for other in dict.fromkeys((*target.protected_accounts, target.user)):
+        protect += ["--protect", other]
+    return name, protect
+
+
+@guarded
+def lock_account(ctx: ActionContext, host: str, user: str, disable_keys: bool = False) -> ActionResult:
+    runner, target = _start(ctx, host)
+    name, protect = _account(target, user)
+    keys = ["--disable-keys"] if disable_keys else []
+    plan = [
+        runner.plan(target, "lock_account", "apply", [name, *keys, *protect]),
+        runner.plan(target, "lock_account", "verify", [name, *keys]),
+    ]
+    if ctx.dry_run:
+        return ActionResult(ok=True, commands=plan, output={"host": target.summary(), "user": name})
+    applied = runner.run(target, "lock_account", "apply", [name, *keys, *protect])
+    base = _base(applied, plan)
+    if not applied.ok:
+        _lost(runner, target, applied)
+        return ActionResult.failure(
+            f"host {target.name}: lock_account failed: {applied.describe()}", verified=False, **base
+        )
+    check, verification = _fresh_verify(runner, target, "lock_account", [name, *keys])
+    verified = check is not None and check.ok
+    return ActionResult(
+        ok=verified,
+        error=None if verified else f"host {target.name}: lock of {name} not verified",
+        verified=verified,
+        verification=verification,
+        changed=applied.fields.get("changed") == "yes",
+        output={"host": target.summary(), "user": name, "keys_disabled": disable_keys},
+        **base,
+    )
+
+
+@guarded
+def unlock_account(ctx: ActionContext, host: str, user: str) -> ActionResult:
+    runner, target = _start(ctx, host)
+    name, _ = _account(target, user)
+    plan = [
+        runner.plan(target, "lock_account", "revert", [name]),
+        runner.plan(target, "lock_account", "verify", [name]),
+    ]
+    if ctx.dry_run:
+        return ActionResult(ok=True, commands=plan, output={"host": target.summary(), "user": name})
+    reverted = runner.run(target, "lock_account", "revert", [name])
+    base = _base(reverted, plan)
+    if not reverted.ok:
+        return ActionResult.failure(f"host {target.name}: unlock_account failed: {reverted.describe()}", **base)
+    check, verification = _fresh_verify(runner, target, "lock_account", [name])
+    fields = check.fields if check is not None else {}
+    verified = check is not None and fields.get("locked") == "no" and fields.get("expired") == "no"
+    return ActionResult(
+        ok=verified,
+        error=None if verified else f"host {target.name}: {name} still locked or expired",
+        verified=verified,
+        verification=verification,
+        changed=reverted.fields.get("changed") == "yes",
+        output={"host": target.summary(), "user": name},
+        **base,
+    )
+
+
+@guarded
+def kill_sessions(ctx: ActionContext, host: str, user: str) -> ActionResult:
+    runner, target = _start(ctx, host)
+    name, protect = _account(target, user)
+    plan = [
+        runner.plan(target, "kill_sessions", "apply", [name, *protect]),
+        runner.plan(target, "kill_sessions", "verify", [name, *protect]),
+    ]
+    if ctx.dry_run:
+        return ActionResult(ok=True, commands=plan, output={"host": target.summary(), "user": name})
+    applied = runner.run(target, "kill_sessions", "apply", [name, *protect])
+    base = _base(applied, plan)
+    if not applied.ok and applied.status != EXIT_NOT_IN_STATE:
+        return ActionResult.failure(f"host {target.name}: kill_sessions failed: {applied.describe()}", **base)
+    check, verification = _fresh_verify(runner, target, "kill_sessions", [name, *protect])
+    verified = check is not None and check.ok
+    return ActionResult(
+        ok=verified,
+        error=None if verified else f"host {target.name}: processes of {name} remain",
+        verified=verified,
+        verification=verification,
+        changed=applied.fields.get("killed", "0") != "0",
+        output={"host": target.summary(), "user": name, "killed": int(applied.fields.get("killed", "0") or 0)},
+        **base,
+    )
+
+
+@guarded
+def kill_process(ctx: ActionContext, host: str, pid: int, executable: str) -> ActionResult:
+    runner, target = _start(ctx, host)
+    number = validate.pid(pid, "pid")
+    exe = validate.absolute_path(executable, "executable")
+    args = [str(number), exe]
+    plan = [runner.plan(target, "kill_process", "apply", args), runner.plan(target, "kill_process", "verify", args)]
+    if ctx.dry_run:
+        return ActionResult(ok=True, commands=plan, output={"host": target.summary(), "pid": number})
+    applied = runner.run(target, "kill_process", "apply", args)
+    base = _base(applied, plan)
+    if not applied.ok:
+        return ActionResult.failure(f"host {target.name}: kill_process failed: {applied.describe()}", **base)
+    check, verification = _fresh_verify(runner, target, "kill_process", args)
+    verified = check is not None and check.ok
+    return ActionResult(
+        ok=verified,
+        error=None if verified else f"host {target.name}: pid {number} still runs {exe}",
+        verified=verified,
+        verification=verification,
+        changed=applied.fields.get("killed") == "yes",
+        output={"host": target.summary(), "pid": number, "executable": exe},
+        **base,
+    )
+
+
+# -- triage --------------------------------------------------------------------------------------------------------
+
+
+def store_evidence(state_dir: Path, run_id: str | None, host: str, kind: str, data: bytes) -> dict[str, Any]:
+    """Write an evidence file once (never overwritten) and describe it with its sha256."""
+    folder = state_dir / "evidence" / (run_id or "adhoc")
+    folder.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256(data).hexdigest()
+    path = folder / f"{host}-{kind}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{digest[:12]}.txt"
+    with path.open("xb") as fh:
+        fh.write(data)
+    return {"name": path.name, "sha256": digest, "path": str(path), "size": len(data), "host": host, "kind": kind}
+
+
+@guarded
+def collect_triage(ctx: ActionContext, host: str, hash_files: list[str] | None = None) -> ActionResult:
+    runner, target = _start(ctx, host)
+    args: list[str] = ["collect"]
+    for i, path in enumerate(hash_files or []):
+        args += ["--hash", validate.absolute_path(path, f"hash_files[{i}]")]
+    plan = [runner.plan(target, "triage", args[0], args[1:])]
+    if ctx.dry_run:
+        return ActionResult(ok=True, commands=plan, output={"host": target.summary()})
+    out = runner.run(target, "triage", args[0], args[1:])
+    base = _base(out, plan)
+    if not out.ok:
+        return ActionResult.failure(f"host {target.name}: collect_triage failed: {out.describe()}", **base)
+    evidence = store_evidence(ctx.settings.state_dir, ctx.run_id, target.name, "triage", out.result.stdout.encode())
+    base["stdout"] = ""  # the bundle is the evidence file; the run record keeps its hash, not a copy
+    return ActionResult(
+        ok=True,
+        verified=None,
+        output={"host": target.summary(), "sections": out.fields.get("sections")},
+        evidence=[evidence],
+        **base,
+    )

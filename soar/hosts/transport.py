@@ -1,0 +1,318 @@
+"""SSH to inventory hosts with paramiko: pinned host keys, scoped keys, bastions, timeouts.
+
+Every connection is scoped to the action: host keys come only from the pinned
+known_hosts file or the inventory (``RejectPolicy``, nothing is ever added or
+saved), the key comes only from the inventory (no agent, no ``~/.ssh``). Hosts
+behind a bastion are reached through a ``direct-tcpip`` channel of the bastion's
+own connection. :class:`ConnectionPool` keeps one connection per host for a run
+and is safe to share between threads.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import shlex
+import socket
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import paramiko
+
+from soar.hosts.errors import AuthenticationFailed, ConnectionLost, HostKeyRejected, HostUnreachable, SSHError
+from soar.hosts.inventory import Host, Inventory
+
+READ_CHUNK = 65536
+MAX_OUTPUT = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class SSHOptions:
+    """Timeouts and retry policy, from the settings."""
+
+    known_hosts: Path | None = None
+    connect_timeout: float = 10.0
+    command_timeout: float = 60.0
+    attempts: int = 3
+    backoff: float = 0.5  # seconds before the 2nd attempt; doubles each time
+
+
+@dataclass
+class CommandResult:
+    """What one command did; on timeout the output read so far is kept."""
+
+    argv: tuple[str, ...]
+    exit_status: int | None
+    stdout: str
+    stderr: str
+    timed_out: bool = False
+    lost: bool = False
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_status == 0 and not self.timed_out and not self.lost
+
+
+@dataclass
+class Credentials:
+    """Who to log in as. A password is only used by tests of account locking."""
+
+    user: str
+    key: Path | None = None
+    password: str | None = field(default=None, repr=False)
+
+
+_KEY_CACHE: dict[Path, paramiko.PKey] = {}
+_KEY_LOCK = threading.Lock()
+
+
+def _private_key(path: Path, host: str) -> paramiko.PKey:
+    with _KEY_LOCK:
+        if path not in _KEY_CACHE:
+            try:
+                _KEY_CACHE[path] = paramiko.PKey.from_path(path)
+            except (OSError, paramiko.SSHException) as exc:
+                raise AuthenticationFailed(host, f"cannot load the private key {path}: {type(exc).__name__}") from None
+        return _KEY_CACHE[path]
+
+
+def _host_key_name(host: Host) -> str:
+    return host.address if host.port == 22 else f"[{host.address}]:{host.port}"
+
+
+def pinned_keys(host: Host, known_hosts: Path | None) -> paramiko.HostKeys:
+    keys = paramiko.HostKeys()
+    if known_hosts is not None:
+        try:
+            keys.load(str(known_hosts))
+        except OSError as exc:
+            raise HostKeyRejected(host.name, f"cannot read known_hosts {known_hosts}: {exc.strerror}") from None
+    if host.host_key:
+        parts = host.host_key.split()
+        try:
+            key = paramiko.PKey.from_type_string(parts[0], base64.b64decode(parts[1]))
+        except (IndexError, binascii.Error, paramiko.SSHException, ValueError):
+            raise HostKeyRejected(host.name, "the inventory's host_key is not '<type> <base64>'") from None
+        keys.add(_host_key_name(host), parts[0], key)
+    return keys
+
+
+class Session:
+    """One authenticated connection to one host."""
+
+    def __init__(self, host: Host, client: paramiko.SSHClient, options: SSHOptions) -> None:
+        self.host = host
+        self.client = client
+        self.options = options
+
+    @property
+    def transport(self) -> paramiko.Transport:
+        transport = self.client.get_transport()
+        if transport is None or not transport.is_active():
+            raise ConnectionLost(self.host.name, "the SSH connection is closed")
+        return transport
+
+    @property
+    def alive(self) -> bool:
+        transport = self.client.get_transport()
+        return transport is not None and transport.is_active()
+
+    def run(self, argv: Sequence[str], stdin: bytes | None = None, timeout: float | None = None) -> CommandResult:
+        """Run ``argv`` (quoted for the remote shell), feed ``stdin`` and close it, collect everything."""
+        limit = self.options.command_timeout if timeout is None else timeout
+        started = time.monotonic()
+        try:
+            channel = self.transport.open_session(timeout=self.options.connect_timeout)
+            channel.exec_command(shlex.join(argv))
+            if stdin:
+                channel.sendall(stdin)
+            channel.shutdown_write()
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise ConnectionLost(self.host.name, f"cannot start a command: {type(exc).__name__}") from None
+        out, err = bytearray(), bytearray()
+        timed_out = False
+        try:
+            while True:
+                busy = False
+                if channel.recv_ready():
+                    out += channel.recv(READ_CHUNK)
+                    busy = True
+                if channel.recv_stderr_ready():
+                    err += channel.recv_stderr(READ_CHUNK)
+                    busy = True
+                if busy:
+                    if len(out) + len(err) > MAX_OUTPUT:
+                        break
+                    continue
+                if channel.exit_status_ready() or channel.closed:
+                    if not (channel.recv_ready() or channel.recv_stderr_ready()):
+                        break
+                    continue
+                if time.monotonic() - started > limit:
+                    timed_out = True
+                    break
+                channel.status_event.wait(0.005)
+        except (paramiko.SSHException, OSError, EOFError):
+            pass
+        status: int | None = channel.exit_status if channel.exit_status_ready() else None
+        lost = status is None and not timed_out
+        if status == -1:  # the channel closed without an exit status: the connection dropped
+            status, lost = None, True
+        channel.close()
+        return CommandResult(
+            argv=tuple(argv),
+            exit_status=status,
+            stdout=out.decode("utf-8", "replace"),
+            stderr=err.decode("utf-8", "replace"),
+            timed_out=timed_out,
+            lost=lost,
+            seconds=time.monotonic() - started,
+        )
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _connect_once(host: Host, creds: Credentials, options: SSHOptions, via: Session | None) -> Session:
+    sock: Any = None
+    if via is not None:
+        try:
+            sock = via.transport.open_channel(
+                "direct-tcpip", (host.address, host.port), ("127.0.0.1", 0), timeout=options.connect_timeout
+            )
+        except paramiko.ChannelException as exc:
+            raise HostUnreachable(
+                host.name, f"bastion {via.host.name} cannot reach {host.address}:{host.port} ({exc.text})"
+            ) from None
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise HostUnreachable(host.name, f"via bastion {via.host.name}: {type(exc).__name__}") from None
+    client = paramiko.SSHClient()
+    client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    keys = pinned_keys(host, options.known_hosts)
+    for hostname, entry in keys.items():
+        for keytype, key in entry.items():
+            client.get_host_keys().add(hostname, keytype, key)
+    pkey = _private_key(creds.key, host.name) if creds.key is not None else None
+    try:
+        client.connect(
+            host.address,
+            port=host.port,
+            username=creds.user,
+            pkey=pkey,
+            password=creds.password,
+            sock=sock,
+            timeout=options.connect_timeout,
+            banner_timeout=options.connect_timeout,
+            auth_timeout=options.connect_timeout,
+            channel_timeout=options.connect_timeout,
+            allow_agent=False,
+            look_for_keys=False,
+        )
+    except paramiko.BadHostKeyException as exc:
+        client.close()
+        fingerprint = exc.key.fingerprint
+        raise HostKeyRejected(
+            host.name,
+            f"presented host key {fingerprint} which differs from the pinned key; refusing (possible interception)",
+        ) from None
+    except paramiko.AuthenticationException:
+        client.close()
+        raise AuthenticationFailed(host.name, f"authentication as {creds.user} was refused") from None
+    except paramiko.SSHException as exc:
+        client.close()
+        if "not found in known_hosts" in str(exc):
+            raise HostKeyRejected(host.name, f"no pinned host key for {_host_key_name(host)}; refusing") from None
+        raise HostUnreachable(host.name, f"SSH handshake failed: {type(exc).__name__}: {exc}") from None
+    except (OSError, EOFError) as exc:
+        client.close()
+        what = "timed out" if isinstance(exc, socket.timeout | TimeoutError) else type(exc).__name__
+        raise HostUnreachable(host.name, f"cannot connect to {host.address}:{host.port}: {what}") from None
+    return Session(host, client, options)
+
+
+def connect(
+    host: Host,
+    creds: Credentials,
+    options: SSHOptions,
+    via: Session | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Session:
+    """Connect with retries and exponential backoff on unreachable hosts only."""
+    delay = options.backoff
+    for attempt in range(1, options.attempts + 1):
+        try:
+            return _connect_once(host, creds, options, via)
+        except HostUnreachable as exc:
+            if attempt == options.attempts:
+                raise HostUnreachable(
+                    host.name, f"{exc.message.split(': ', 1)[1]} (after {attempt} attempts)"
+                ) from None
+            sleep(delay)
+            delay *= 2
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def host_credentials(host: Host) -> Credentials:
+    return Credentials(user=host.user, key=host.key)
+
+
+class ConnectionPool:
+    """One connection per host (bastions included) for the length of a run; thread-safe."""
+
+    def __init__(self, inventory: Inventory, options: SSHOptions) -> None:
+        self.inventory = inventory
+        self.options = options
+        self._sessions: dict[str, Session] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+        self.connects = 0
+
+    def _lock(self, name: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(name, threading.Lock())
+
+    def session(self, host: Host) -> Session:
+        with self._lock(host.name):
+            existing = self._sessions.get(host.name)
+            if existing is not None and existing.alive:
+                return existing
+            via = self.session(self.inventory.get(host.bastion)) if host.bastion else None
+            session = connect(host, host_credentials(host), self.options, via)
+            with self._guard:
+                self.connects += 1
+            self._sessions[host.name] = session
+            return session
+
+    def fresh(self, host: Host, creds: Credentials | None = None) -> Session:
+        """A new connection that is not pooled: proves the path works *now* (used by verification)."""
+        via = self.session(self.inventory.get(host.bastion)) if host.bastion else None
+        return connect(host, creds or host_credentials(host), self.options, via)
+
+    def discard(self, host: Host) -> None:
+        with self._guard:
+            session = self._sessions.pop(host.name, None)
+        if session is not None:
+            session.close()
+
+    def close(self) -> None:
+        with self._guard:
+            sessions = list(self._sessions.values())
+            self._sessions.clear()
+        for session in reversed(sessions):
+            session.close()
+
+
+__all__ = [
+    "CommandResult",
+    "ConnectionPool",
+    "Credentials",
+    "SSHError",
+    "SSHOptions",
+    "Session",
+    "connect",
+]

@@ -1,0 +1,76 @@
+"""Helpers for tests against the SSH lab (scripts/lab.sh): real namespaces, real sshd, real nftables."""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from soar.hosts.inventory import Inventory
+from soar.hosts.transport import Credentials, Session, SSHOptions, connect
+
+REPO = Path(__file__).resolve().parents[3]
+LAB = REPO / ".cache" / "lab"
+PREFIX = "soar-lab-"
+
+
+def ns(name: str) -> str:
+    return PREFIX + name
+
+
+def sh_in(name: str, *argv: str, check: bool = False, timeout: float = 20) -> subprocess.CompletedProcess[str]:
+    """Run a command inside a lab host's network namespace (as root on this machine)."""
+    return subprocess.run(
+        ["ip", "netns", "exec", ns(name), *argv], capture_output=True, text=True, check=check, timeout=timeout
+    )
+
+
+def can_connect(src: str, addr: str, port: int, seconds: int = 2) -> bool:
+    """Can namespace ``src`` open a new TCP connection to addr:port right now?"""
+    script = 'exec 3<>"/dev/tcp/$0/$1"'
+    return sh_in(src, "timeout", str(seconds), "bash", "-c", script, addr, str(port)).returncode == 0
+
+
+def nft_ruleset(name: str) -> str:
+    return sh_in(name, "nft", "list", "ruleset", check=True).stdout
+
+
+def soar_state_dirs() -> list[str]:
+    run = Path("/run/soar")
+    return sorted(p.name for p in run.iterdir()) if run.is_dir() else []
+
+
+def timers_in(name: str) -> list[str]:
+    """Processes in the namespace that are soar timers (dead-man / auto-release)."""
+    pids = subprocess.run(["ip", "netns", "pids", ns(name)], capture_output=True, text=True).stdout.split()
+    out = []
+    for pid in pids:
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if "soar-timer" in cmd:
+            out.append(cmd)
+    return out
+
+
+@dataclass
+class LabUser:
+    name: str
+    password: str
+    key_path: Path
+
+
+def login(inventory: Inventory, host: str, creds: Credentials, options: SSHOptions) -> Session:
+    """A login as someone else (a test user) through the host's bastion, with pinned host keys."""
+    target = inventory.get(host)
+    via = None
+    if target.bastion:
+        bastion = inventory.get(target.bastion)
+        via = connect(bastion, Credentials(bastion.user, bastion.key), options)
+    return connect(target, creds, options, via)
+
+
+def new_key(path: Path) -> Path:
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "soar-test", "-f", str(path)], check=True)
+    return path

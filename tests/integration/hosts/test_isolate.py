@@ -1,0 +1,163 @@
+"""isolate_host / release_host on real lab hosts: the attacker peer is cut off, the management path is not."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from soar.actions import ActionContext, ActionRegistry
+from soar.hosts.inventory import Inventory
+from soar.hosts.transport import Credentials, SSHOptions
+from tests.integration.hosts.conftest import close_context, lab_settings
+from tests.integration.hosts.lab import can_connect, login, nft_ruleset, sh_in, soar_state_dirs, timers_in
+
+pytestmark = pytest.mark.lab
+
+WEB1 = "10.77.0.11"
+MGMT_LOG = ("10.77.0.3", 9200)
+PEER_LISTENER = ("10.77.0.4", 8080)
+
+
+def wait_for(predicate, seconds: float) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.25)
+    return predicate()
+
+
+def assert_open(options: SSHOptions, inventory: Inventory) -> None:
+    assert can_connect("peer", WEB1, 22)
+    assert can_connect("web1", *PEER_LISTENER)
+    assert "soar_isolate" not in nft_ruleset("web1")
+
+
+def test_isolate_cuts_the_attacker_keeps_management_and_release_restores(
+    ctx: ActionContext, registry: ActionRegistry, inventory: Inventory, options: SSHOptions
+) -> None:
+    assert_open(options, inventory)
+    result = registry.get("hosts.isolate_host").call(ctx, {"host": "web1.lab.internal", "deadman_seconds": 30})
+    try:
+        assert result.ok, result.error
+        assert result.verified is True
+        assert result.changed is True
+        assert result.verification["peer_probe"]["reachable"] == "no"
+        assert result.verification["management_path"] == "ok"
+        assert result.verification["deadman"] == "disarmed"
+        # real effects, observed from outside the action
+        assert not can_connect("peer", WEB1, 22), "the attacker peer still reaches web1"
+        assert not can_connect("web1", *PEER_LISTENER), "web1 still reaches the attacker peer"
+        assert can_connect("mgmt", WEB1, 22), "the management peer lost SSH to web1"
+        assert can_connect("web1", *MGMT_LOG), "log shipping to the management peer was cut"
+        fresh = login(inventory, "web1", Credentials("soar-ctl", inventory.get("web1").key), options)
+        assert fresh.run(["true"]).ok
+        fresh.close()
+        assert timers_in("web1") == [], "the dead-man timer survived the confirmation"
+
+        # apply twice: the same state
+        before = nft_ruleset("web1")
+        again = registry.get("hosts.isolate_host").call(ctx, {"host": "10.77.0.11", "deadman_seconds": 30})
+        assert again.ok and again.verified and again.changed is False
+        assert nft_ruleset("web1") == before
+    finally:
+        released = registry.get("hosts.release_host").call(ctx, {"host": "web1"})
+    assert released.ok, released.error
+    assert released.verified is True and released.changed is True
+    assert released.verification["peer_probe"]["reachable"] == "yes"
+    assert_open(options, inventory)
+    assert timers_in("web1") == []
+    # nothing left behind: no table, no state for web1's namespace
+    ino = sh_in("web1", "stat", "-L", "-c", "%i", "/proc/self/ns/net").stdout.strip()
+    assert f"net-{ino}" not in soar_state_dirs()
+
+
+def test_release_of_a_host_that_is_not_isolated_changes_nothing(ctx: ActionContext, registry: ActionRegistry) -> None:
+    before = nft_ruleset("db1")
+    result = registry.get("hosts.release_host").call(ctx, {"host": "db1"})
+    assert result.ok and result.verified and result.changed is False
+    assert nft_ruleset("db1") == before
+
+
+def test_dry_run_plans_the_exact_commands_and_touches_nothing(
+    lab_settings_: object, registry: ActionRegistry, ctx: ActionContext
+) -> None:
+    ctx.dry_run = True
+    result = registry.get("hosts.isolate_host").call(ctx, {"host": "web1", "deadman_seconds": 10})
+    assert result.ok
+    argvs = [(c.host, c.argv[6], c.stdin_script) for c in result.commands]
+    assert argvs == [
+        ("web1", "apply", "responders/isolate.sh"),
+        ("web1", "verify", "responders/isolate.sh"),
+        ("peer", "check", "responders/probe.sh"),
+        ("web1", "confirm", "responders/isolate.sh"),
+    ]
+    apply = result.commands[0].argv
+    assert apply[:6] == ("sudo", "-n", "--", "sh", "-s", "--")
+    assert apply[7:9] == ("--mgmt", "10.77.0.2")  # the bastion as web1 sees it
+    assert "--deadman" in apply and apply[apply.index("--deadman") + 1] == "10"
+    assert "soar_isolate" not in nft_ruleset("web1")
+    runner = ctx.resources["soar.hosts.runner"]
+    assert runner.pool.connects == 0
+
+
+def test_ssh_dropped_mid_apply_the_deadman_timer_restores_the_host(
+    tmp_path: Path, lab_inventory_path: Path, registry: ActionRegistry
+) -> None:
+    # An inventory mistake: web1's real management path (the bastion's back address 10.77.0.2) is missing,
+    # so applying the rules cuts our own connection in the middle of `apply`.
+    data = yaml.safe_load(lab_inventory_path.read_text())
+    data["defaults"]["management"] = ["10.77.0.3"]
+    data["hosts"]["bastion"]["aliases"] = []
+    data["defaults"]["key"] = str(lab_inventory_path.parent / "id_ed25519")
+    broken = tmp_path / "inventory.yml"
+    broken.write_text(yaml.safe_dump(data))
+    settings = lab_settings(tmp_path, broken, ssh_command_timeout=4.0)
+    ctx = ActionContext(settings=settings, run_id="deadman")
+    deadman = 8
+    try:
+        started = time.monotonic()
+        result = registry.get("hosts.isolate_host").call(ctx, {"host": "web1", "deadman_seconds": deadman})
+        assert not result.ok
+        assert result.verified is False
+        assert "dead-man timer restores the host" in (result.error or "")
+        assert result.commands and result.commands[0].argv[6] == "apply"
+        # the rules did go in (the attacker is cut) ...
+        if time.monotonic() - started < deadman - 1:
+            assert "soar_isolate" in nft_ruleset("web1")
+        # ... and the host restores itself without the controller
+        assert wait_for(lambda: "soar_isolate" not in nft_ruleset("web1"), deadman + 5)
+        assert can_connect("peer", WEB1, 22)
+        assert timers_in("web1") == []
+    finally:
+        close_context(ctx)
+        sh_in("web1", "nft", "delete", "table", "inet", "soar_isolate")
+
+
+def test_release_after_a_duration(ctx: ActionContext, registry: ActionRegistry) -> None:
+    result = registry.get("hosts.isolate_host").call(ctx, {"host": "db1", "deadman_seconds": 30, "release_after": 4})
+    try:
+        assert result.ok and result.verified
+        assert not can_connect("peer", "10.77.0.12", 22)
+        assert wait_for(lambda: can_connect("peer", "10.77.0.12", 22, seconds=1), 10)
+        assert "soar_isolate" not in nft_ruleset("db1")
+    finally:
+        registry.get("hosts.release_host").call(ctx, {"host": "db1"})
+
+
+def test_iptables_backend(ctx: ActionContext, registry: ActionRegistry) -> None:
+    result = registry.get("hosts.isolate_host").call(ctx, {"host": "db1", "deadman_seconds": 30, "backend": "iptables"})
+    try:
+        assert result.ok, result.error
+        assert result.verified
+        assert "SOAR-ISO-IN" in sh_in("db1", "iptables", "-S", check=True).stdout
+        assert not can_connect("peer", "10.77.0.12", 22)
+        assert can_connect("mgmt", "10.77.0.12", 22)
+    finally:
+        released = registry.get("hosts.release_host").call(ctx, {"host": "db1"})
+    assert released.ok and released.verified
+    assert "SOAR" not in sh_in("db1", "iptables", "-S", check=True).stdout
+    assert can_connect("peer", "10.77.0.12", 22)
