@@ -214,3 +214,35 @@ def test_correlation_fixtures_fit_the_window_and_carry_the_group(path: Path) -> 
                 assert flat.get(field), f"{path}: group-by field {field} missing in a fixture event"
             if corr.type is SigmaCorrelationType.VALUE_COUNT:
                 assert flat.get(corr.condition.fieldref), f"{path}: value_count field missing"
+
+
+SCENARIO = REPO / "soar" / "data" / "scenarios" / "intrusion.jsonl"
+EXPECTED = SCENARIO.with_name("intrusion.expected.json")
+
+
+def test_demo_scenario_is_a_believable_ecs_timeline() -> None:
+    lines = SCENARIO.read_text(encoding="utf-8").splitlines()
+    events = [json.loads(line) for line in lines]
+    assert 300 <= len(events) <= 2000
+    times = [timestamp(e) for e in events]
+    assert times == sorted(times), "events are in time order"
+    assert dt.timedelta(minutes=30) <= times[-1] - times[0] <= dt.timedelta(minutes=45)
+    assert len({e["host"]["name"] for e in events}) >= 3
+    datasets = {e["event"].get("dataset") or e["event"]["module"] for e in events}
+    assert {"system.auth", "endpoint.events.process", "endpoint.events.file", "auditd"} <= datasets
+    for event in events:
+        assert event["ecs"]["version"] == "8.11.0" and event["event"]["kind"] == "event"
+
+
+def test_demo_scenario_expectations_name_rules_of_the_pack() -> None:
+    expected = json.loads(EXPECTED.read_text(encoding="utf-8"))
+    n_events = len(SCENARIO.read_text(encoding="utf-8").splitlines())
+    pack = {str(rule.id): (path, rule) for path in RULE_FILES for rule in load(path)}
+    assert len(expected["alerts"]) >= 20
+    for alert in expected["alerts"]:
+        path, rule = pack[alert["id"]]
+        assert str(path.relative_to(REPO)) == alert["path"] and rule.title == alert["title"]
+        if alert["kind"] == "correlation":
+            assert isinstance(rule, SigmaCorrelationRule) and alert["groups"]
+        else:
+            assert alert["events"] and all(0 <= i < n_events for i in alert["events"])
