@@ -1,0 +1,221 @@
+"""``soar rules``: check, convert, test and measure the coverage of Sigma rules."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from soar.cli._output import echo_json, table
+from soar.config import get_settings
+from soar.errors import InputError, SoarError
+
+app = typer.Typer(no_args_is_help=True)
+
+PATHS = typer.Argument(None, help="Rule files or folders (default: rules/ under the content root).")
+PIPELINE = typer.Option(None, "--pipeline", "-p", help="Pipeline name or YAML path, repeatable (default: ecs_linux).")
+
+
+def _paths(paths: list[Path] | None) -> list[Path]:
+    if paths:
+        return paths
+    settings = get_settings()
+    return [settings.content_path(Path("rules"))]
+
+
+def _pipelines(pipelines: list[str] | None) -> tuple[str, ...]:
+    from soar.detection import DEFAULT_PIPELINES
+
+    return tuple(pipelines) if pipelines else DEFAULT_PIPELINES
+
+
+def _report(errors: list[SoarError]) -> None:
+    for error in errors:
+        typer.echo(str(error))
+
+
+@app.command("check")
+def check(
+    paths: list[Path] | None = PATHS,
+    as_json: bool = typer.Option(False, "--json", help="Print the problems as JSON."),
+) -> int:
+    """Load and validate rules offline; print every problem as file:line:col: message. Exit 1 on any."""
+    from soar.detection import check_rules, load_rules
+
+    ruleset = load_rules(_paths(paths))
+    errors: list[SoarError] = [*ruleset.errors, *check_rules(ruleset)]
+    errors.sort(key=lambda e: (str(e.source.path) if e.source else "", e.source.line or 0 if e.source else 0))
+    if as_json:
+        echo_json({"rules": len(ruleset.rules), "problems": [str(e) for e in errors]})
+    else:
+        _report(errors)
+        typer.echo(f"{len(ruleset.rules)} rules checked, {len(errors)} problems", err=True)
+    return 1 if errors else 0
+
+
+@app.command("convert")
+def convert(
+    paths: list[Path] | None = PATHS,
+    target: str = typer.Option("elasticsearch", "--target", "-t", help="elasticsearch or embedded."),
+    pipeline: list[str] | None = PIPELINE,
+    fmt: str | None = typer.Option(
+        None, "--format", "-f", help="Export instead: kibana-ndjson, elastalert, esql or eql (elasticsearch only)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the compiled rules as JSON."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the compile cache."),
+) -> int:
+    """Compile rules to Elasticsearch query DSL or embedded SQL (or export them for other tools)."""
+    from soar.detection import EXPORTS, CompileCache, convert_paths, export_rules, load_rules
+
+    pipelines = _pipelines(pipeline)
+    if fmt is not None:
+        if fmt not in EXPORTS:
+            raise InputError(f"--format {fmt}: unknown format (known: {', '.join(EXPORTS)})")
+        ruleset = load_rules(_paths(paths))
+        text, errors = export_rules(ruleset.rules, fmt, pipelines)
+        typer.echo(text, nl=False)
+        _report([*ruleset.errors, *errors])
+        return 1 if ruleset.errors or errors else 0
+    settings = get_settings()
+    cache = None if no_cache else CompileCache(settings.state_dir / "compile-cache")
+    result = convert_paths(_paths(paths), target, pipelines, cache)
+    if as_json:
+        echo_json([c.to_dict() for c in result.compiled])
+    else:
+        for c in result.compiled:
+            typer.echo(f"# {c.rule_id} {c.title} ({c.path})")
+            if c.correlation is not None:
+                spec = c.correlation
+                typer.echo(
+                    f"correlation {spec.type} over {', '.join(r.rule_id for r in spec.rules)} "
+                    f"group-by {', '.join(spec.group_by) or '-'} within {spec.timespan}s "
+                    f"{spec.op or 'all'} {spec.count:g}{' of ' + spec.field if spec.field else ''}"
+                )
+            elif target == "elasticsearch":
+                typer.echo(json.dumps(c.dsl, sort_keys=True))
+            else:
+                typer.echo(c.sql)
+    for error in result.errors:
+        typer.echo(str(error), err=True)
+    return 1 if result.errors else 0
+
+
+@app.command("test")
+def test(
+    paths: list[Path] | None = PATHS,
+    events: Path | None = typer.Option(None, "--events", help="A JSON array or JSONL file of events to match."),
+    engine: str = typer.Option("embedded", "--engine", "-e", help="embedded or elasticsearch."),
+    pipeline: list[str] | None = PIPELINE,
+    as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
+) -> int:
+    """Run every rule against its fixtures (or an events file); exit 1 on any failing rule."""
+    from soar.detection import load_rules, match_events, read_events_file, run_fixture_tests
+
+    if engine not in ("embedded", "elasticsearch"):
+        raise InputError(f"--engine {engine}: unknown engine (known: embedded, elasticsearch)")
+    settings = get_settings()
+    pipelines = _pipelines(pipeline)
+    loaded = read_events_file(events) if events is not None else None
+    ruleset = load_rules(_paths(paths))
+    es = None
+    if engine == "elasticsearch":
+        from soar.connections import check_elasticsearch, elasticsearch_client
+
+        check_elasticsearch(settings)
+        es = elasticsearch_client(settings, request_timeout=max(settings.elasticsearch_timeout, 60.0))
+    try:
+        if loaded is not None:
+            report, errors = match_events(ruleset, loaded, engine, pipelines, es, f"{settings.index_prefix}-test")
+            if as_json:
+                echo_json({"rules": report, "errors": [str(e) for e in [*ruleset.errors, *errors]]})
+            else:
+                for row in report:
+                    shown = ", ".join(map(str, row["matched_events"])) or "-"
+                    typer.echo(f"{row['id']}  {row['title']}: {shown}")
+                _report([*ruleset.errors, *errors])
+            return 1 if ruleset.errors or errors else 0
+        results = run_fixture_tests(ruleset, engine, pipelines, es, f"{settings.index_prefix}-fixtures")
+    finally:
+        if es is not None:
+            es.close()
+    failed = [r for r in results if not r.passed]
+    if as_json:
+        echo_json({"results": [r.to_dict() for r in results], "errors": [str(e) for e in ruleset.errors]})
+    else:
+        for r in results:
+            note = f" (building block, tested through {r.tested_through})" if r.tested_through else ""
+            typer.echo(f"{'PASS' if r.passed else 'FAIL'}  {r.rule_id}  {r.title}{note}")
+            for failure in r.failures:
+                typer.echo(f"    {failure}")
+        _report(list(ruleset.errors))
+        typer.echo(
+            f"{len(results) - len(failed)} passed, {len(failed)} failed ({engine}); {len(ruleset.errors)} load errors",
+            err=True,
+        )
+    return 1 if failed or ruleset.errors else 0
+
+
+@app.command("coverage")
+def coverage_cmd(
+    paths: list[Path] | None = PATHS,
+    pipeline: list[str] | None = PIPELINE,
+    as_json: bool = typer.Option(False, "--json", help="Print the coverage as JSON."),
+) -> int:
+    """Rules per log source, the ECS fields they read, ATT&CK techniques, and what cannot compile and why."""
+    from soar.detection import coverage, load_rules
+
+    ruleset = load_rules(_paths(paths))
+    data = coverage(ruleset, _pipelines(pipeline))
+    if as_json:
+        echo_json(data)
+        return 0
+    typer.echo(
+        table(
+            ["rule", "log source", "techniques", "fields", "compiles"],
+            [
+                [
+                    r["title"][:50],
+                    r["logsource"],
+                    " ".join(r["techniques"]),
+                    len(r["fields"]),
+                    "yes" if r["compiles"] else "NO",
+                ]
+                for r in data["rules"]
+            ],
+        )
+    )
+    typer.echo("")
+    typer.echo(table(["log source", "rules"], list(data["logsources"].items())))
+    typer.echo("")
+    typer.echo(
+        table(["technique", "name", "rules"], [[k, v["name"], v["rules"]] for k, v in data["techniques"].items()])
+    )
+    fields = sorted({f for r in data["rules"] for f in r["fields"]})
+    typer.echo("")
+    typer.echo(f"mapped fields ({len(fields)}): {', '.join(fields)}")
+    for row in data["failed"]:
+        typer.echo(f"cannot compile: {row['error']}")
+    for error in data["load_errors"]:
+        typer.echo(f"cannot load: {error}")
+    return 0
+
+
+@app.command("install-template")
+def install_template(
+    pattern: list[str] | None = typer.Option(None, "--pattern", help="Index patterns (default: events_index)."),
+) -> int:
+    """Install the events index template that makes Sigma's case-insensitive matching hold."""
+    from soar.connections import check_elasticsearch, elasticsearch_client
+    from soar.detection.elastic import TEMPLATE_NAME, install_index_template
+
+    settings = get_settings()
+    patterns = pattern or [settings.events_index]
+    check_elasticsearch(settings)
+    es = elasticsearch_client(settings)
+    try:
+        install_index_template(es, patterns)
+    finally:
+        es.close()
+    typer.echo(f"index template {TEMPLATE_NAME} installed for {', '.join(patterns)}")
+    return 0

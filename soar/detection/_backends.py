@@ -1,0 +1,160 @@
+"""The two pySigma backends soar compiles to, extended where Sigma's semantics need it.
+
+Elasticsearch: pySigma's ``LuceneBackend`` unchanged for everything the index template
+(``integrations/elasticsearch/``) already makes right — keyword fields with a lowercase
+normaliser give case-insensitive terms and wildcards. Only two things differ: ``|cased`` and
+``|re`` target the case-preserving ``<field>.cased`` sub-field (the lowercase normaliser
+would otherwise fold the indexed terms), and a regular expression keeps Sigma's *search*
+meaning (Lucene anchors a regexp at both ends, so it is wrapped in ``.*`` unless it has
+``^``/``$``).
+
+Embedded: pySigma's SQLite backend over soar's event store (:mod:`soar.detection.embedded`),
+where an event is one row and its fields a JSON object ``flat`` of dotted names. Every field
+condition becomes ``EXISTS (SELECT 1 FROM json_each(flat, '$."field"') WHERE …)`` so that a
+multi-valued field matches when any element does — as in Elasticsearch — and keyword
+(full-text) searches, which upstream rejects, look at every string value.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, ClassVar
+
+from sigma.backends.elasticsearch.elasticsearch_lucene import LuceneBackend
+from sigma.backends.sqlite.sqlite import sqliteBackend
+from sigma.conditions import ConditionFieldEqualsValueExpression, ConditionValueExpression
+from sigma.conversion.state import ConversionState
+from sigma.exceptions import SigmaFeatureNotSupportedByBackendError
+from sigma.types import (
+    SigmaExists,
+    SigmaNull,
+    SigmaRegularExpression,
+    SigmaString,
+    SpecialChars,
+)
+
+CASED_SUFFIX = ".cased"
+VALUE = "value"  # the json_each column a field condition is evaluated on
+
+
+def search_regex(pattern: str) -> str:
+    """A Lucene (anchored) regexp with the meaning of a search for ``pattern``."""
+    start = "" if pattern.startswith("^") else ".*"
+    body = pattern[1:] if pattern.startswith("^") else pattern
+    anchored_end = body.endswith("$") and not body.endswith("\\$")
+    body = body[:-1] if anchored_end else body
+    end = "" if anchored_end else ".*"
+    return f"{start}({body}){end}" if (start or end) else body
+
+
+class SoarLuceneBackend(LuceneBackend):
+    """LuceneBackend plus ``|cased`` and search-semantics ``|re`` on the ``.cased`` sub-field."""
+
+    name: ClassVar[str] = "soar Elasticsearch Lucene"
+    case_sensitive_match_expression: ClassVar[str] = "{field}" + CASED_SUFFIX.replace(".", r"\.") + ":{value}"
+    re_expression: ClassVar[str] = "{field}" + CASED_SUFFIX + ":/{regex}/"
+    re_flags: dict[Any, str] = {}  # noqa: RUF012 - overrides the base's table: no flags in Lucene regexps
+
+    def convert_condition_field_eq_val_str_case_sensitive(
+        self, cond: ConditionFieldEqualsValueExpression, state: ConversionState
+    ) -> Any:
+        value: Any = cond.value
+        return f"{self.escape_and_quote_field(cond.field)}{CASED_SUFFIX}:{self.convert_value_str(value, state)}"
+
+    def convert_condition_field_eq_val_re(
+        self, cond: ConditionFieldEqualsValueExpression, state: ConversionState
+    ) -> Any:
+        value: Any = cond.value
+        if value.flags:
+            raise SigmaFeatureNotSupportedByBackendError(
+                "regular expression flags (|i, |m, |s) are not supported on Elasticsearch Lucene"
+            )
+        wrapped = SigmaRegularExpression(search_regex(str(value.regexp)))
+        cond = copy.copy(cond)
+        cond.value = wrapped
+        return super().convert_condition_field_eq_val_re(cond, state)
+
+
+def _sql_str(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def json_path(field: str) -> str:
+    """The JSON path of a dotted field name in the ``flat`` object, as a SQL literal."""
+    return _sql_str('$."' + field.replace("\\", "\\\\").replace('"', '\\"') + '"')
+
+
+class SoarSQLiteBackend(sqliteBackend):
+    """SQLite backend over soar's event store: array-aware fields, keyword search, Sigma case rules."""
+
+    name: ClassVar[str] = "soar embedded SQLite"
+    collate_nocase: bool = True
+    table = "events"
+
+    def finalize_query_default(self, rule: Any, query: str, index: int, state: ConversionState) -> Any:
+        return query
+
+    def _inside(self, field: str, inner: str) -> str:
+        # The field is quoted by json_path; inner was produced by pySigma with quoted values.
+        return f"EXISTS (SELECT 1 FROM json_each(flat, {json_path(field)}) WHERE {inner})"  # noqa: S608 - SQL compiled by pySigma, values quoted
+
+    def convert_condition_field_eq_val(self, cond: ConditionFieldEqualsValueExpression, state: ConversionState) -> Any:
+        field = cond.field
+        if isinstance(cond.value, SigmaNull):
+            return f"NOT {self._inside(field, f'{VALUE} IS NOT NULL')}"
+        if isinstance(cond.value, SigmaExists):
+            exists = self._inside(field, f"{VALUE} IS NOT NULL")
+            return exists if cond.value.exists else f"NOT {exists}"
+        inner = copy.copy(cond)
+        inner.field = VALUE
+        return self._inside(field, str(super().convert_condition_field_eq_val(inner, state)))
+
+    def escape_and_quote_field(self, field: str) -> str:
+        if field == VALUE:
+            return VALUE
+        return str(super().escape_and_quote_field(field))  # type: ignore[no-untyped-call]
+
+    def convert_condition_field_eq_val_num(
+        self, cond: ConditionFieldEqualsValueExpression, state: ConversionState
+    ) -> Any:
+        # Elasticsearch compares a number with a keyword's text too; so does this.
+        number: Any = cond.value
+        return f"({VALUE} = {number} OR {VALUE} = '{number}')"
+
+    def convert_condition_field_eq_val_cidr(
+        self, cond: ConditionFieldEqualsValueExpression, state: ConversionState
+    ) -> Any:
+        cidr: Any = cond.value
+        return f"soar_cidr({VALUE}, {_sql_str(str(cidr.network))})"
+
+    def convert_condition_field_eq_val_re(
+        self, cond: ConditionFieldEqualsValueExpression, state: ConversionState
+    ) -> Any:
+        value: Any = cond.value
+        if value.flags:
+            raise SigmaFeatureNotSupportedByBackendError(
+                "regular expression flags (|i, |m, |s) are not supported (they are not on Elasticsearch)"
+            )
+        return f"soar_regexp({_sql_str(str(value.regexp))}, {VALUE})"
+
+    def convert_condition_val_str(self, cond: ConditionValueExpression, state: ConversionState) -> Any:
+        """Keyword search: any string value of the event (not its timestamp) contains the keyword."""
+        value: Any = cond.value
+        if not value.startswith(SpecialChars.WILDCARD_MULTI):
+            value = SigmaString("*") + value
+        if not value.endswith(SpecialChars.WILDCARD_MULTI):
+            value = value + SigmaString("*")
+        inner = ConditionFieldEqualsValueExpression(VALUE, value)
+        inner.parent = cond.parent
+        like = self.convert_condition_field_eq_val_str(inner, state)
+        return (
+            "EXISTS (SELECT 1 FROM json_tree(flat) WHERE type = 'text' "  # noqa: S608 - SQL compiled by pySigma, values quoted
+            f"AND fullkey NOT LIKE '$.\"@timestamp\"%' AND {like})"
+        )
+
+    def convert_condition_val_num(self, cond: ConditionValueExpression, state: ConversionState) -> Any:
+        number = cond.value
+        return (
+            "EXISTS (SELECT 1 FROM json_tree(flat) WHERE type IN ('integer', 'real', 'text') "  # noqa: S608 - SQL compiled by pySigma, values quoted
+            f"AND fullkey NOT LIKE '$.\"@timestamp\"%' AND ({VALUE} = {number} OR {VALUE} = '{number}'))"
+        )

@@ -1,0 +1,77 @@
+"""What a rule pack covers: log sources, the ECS fields it reads, ATT&CK techniques, and what cannot compile."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from sigma.exceptions import SigmaError
+from sigma.rule import SigmaDetection, SigmaDetectionItem, SigmaRule
+
+from soar.detection._attack import techniques
+from soar.detection._compile import Compiler, _fresh
+from soar.detection._loading import RuleSet
+from soar.detection._validate import TECHNIQUE
+from soar.errors import ContentError
+
+
+def _fields(detection: SigmaDetection) -> set[str]:
+    out: set[str] = set()
+    for item in detection.detection_items:
+        if isinstance(item, SigmaDetection):
+            out |= _fields(item)
+        elif isinstance(item, SigmaDetectionItem) and item.field:
+            out.add(item.field)
+    return out
+
+
+def coverage(ruleset: RuleSet, pipelines: Sequence[str] = ("ecs_linux",)) -> dict[str, Any]:
+    """Per rule: log source, mapped fields, techniques, and whether (and why not) it compiles."""
+    names = techniques()
+    compiler = Compiler("elasticsearch", pipelines)
+    rows: list[dict[str, Any]] = []
+    by_logsource: dict[str, list[str]] = defaultdict(list)
+    by_technique: dict[str, list[str]] = defaultdict(list)
+    for rule in ruleset.rules:
+        error: str | None = None
+        try:
+            compiler.compile(rule, ruleset)
+        except ContentError as exc:
+            error = str(exc)
+        fields: set[str] = set()
+        if rule.kind == "rule" and error is None:
+            fresh = _fresh(rule)
+            assert isinstance(fresh, SigmaRule)
+            try:
+                compiler.backend.processing_pipeline.apply(fresh)
+                for detection in fresh.detection.detections.values():
+                    fields |= _fields(detection)
+            except SigmaError:  # pragma: no cover - it compiled above
+                pass
+        logsource = "/".join(f"{k}:{v}" for k, v in rule.logsource.items()) or rule.kind
+        techs = sorted({str(t)[len("attack.") :].upper() for t in rule.tags if TECHNIQUE.match(str(t))})
+        by_logsource[logsource].append(rule.id)
+        for tech in techs:
+            by_technique[tech].append(rule.id)
+        rows.append(
+            {
+                "id": rule.id,
+                "title": rule.title,
+                "path": str(rule.path),
+                "logsource": logsource,
+                "fields": sorted(fields),
+                "techniques": techs,
+                "compiles": error is None,
+                "error": error,
+            }
+        )
+    return {
+        "rules": rows,
+        "logsources": {k: len(v) for k, v in sorted(by_logsource.items())},
+        "techniques": {
+            k: {"name": names.get(k, "unknown technique"), "rules": len(v)} for k, v in sorted(by_technique.items())
+        },
+        "failed": [r for r in rows if not r["compiles"]],
+        "load_errors": [str(e) for e in ruleset.errors],
+    }

@@ -1,0 +1,352 @@
+"""Running rules over their own fixture events (and over an events file) on either engine.
+
+Every fixture event of every rule is loaded once — into one throwaway Elasticsearch index
+(bulk) or one embedded store — and each event gets an id. A plain rule's query runs restricted
+to its own fixture ids (all rules in one ``_msearch``), so rules never see each other's
+events. A correlation rule's fixtures are *scenarios*: each scenario's events are evaluated
+alone and must (or must not) produce a correlation match.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from elasticsearch import Elasticsearch
+
+from soar.detection._compile import CompiledRule, Compiler
+from soar.detection._correlate import evaluate_correlation
+from soar.detection._loading import Rule, RuleSet, yaml_error
+from soar.detection._yamlpos import positions
+from soar.detection.embedded import EventStore
+from soar.detection.embedded import correlation_events as db_correlation_events
+from soar.errors import ContentError, InputError, SourceLocation
+
+KINDS = ("should_match", "should_not_match")
+
+
+@dataclass
+class Fixture:
+    """One unit to test: an event (plain rule) or a scenario of events (correlation)."""
+
+    kind: str  # should_match | should_not_match
+    index: int
+    location: SourceLocation
+    events: list[dict[str, Any]]
+    ids: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RuleTestResult:
+    rule_id: str
+    title: str
+    path: str
+    passed: bool
+    failures: list[str] = field(default_factory=list)
+    fixtures: int = 0
+    tested_through: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.rule_id,
+            "title": self.title,
+            "path": self.path,
+            "passed": self.passed,
+            "fixtures": self.fixtures,
+            "failures": self.failures,
+            "tested_through": self.tested_through,
+        }
+
+
+def load_fixtures(rule: Rule) -> list[Fixture]:
+    """The fixtures beside a rule; ContentError (file:line) when missing or malformed."""
+    path = rule.fixtures_path
+    if path is None:
+        raise rule.error(f"no fixtures: expected {rule.path.with_suffix('').name}.tests.yml beside the rule")
+    try:
+        text = path.read_text(encoding="utf-8")
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise yaml_error(path, exc, "fixtures YAML") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ContentError(f"cannot read fixtures: {exc}", SourceLocation(path)) from exc
+    if node is None or not isinstance(data, dict):
+        raise ContentError("fixtures must be a mapping with should_match and should_not_match", SourceLocation(path, 1))
+    pos = positions(node)
+    unknown = sorted(set(data) - set(KINDS))
+    if unknown:
+        mark = pos.of(unknown[0])
+        raise ContentError(
+            f"unknown fixtures key '{unknown[0]}' (expected {', '.join(KINDS)})",
+            SourceLocation(path, mark.line, mark.column),
+        )
+    out: list[Fixture] = []
+    for kind in KINDS:
+        items = data.get(kind) or []
+        mark = pos.of(kind)
+        if not isinstance(items, list):
+            raise ContentError(f"{kind} must be a list", SourceLocation(path, mark.line, mark.column))
+        for i, item in enumerate(items):
+            m = pos.of(kind, i)
+            where = SourceLocation(path, m.line, m.column)
+            events = _fixture_events(rule, item, where, f"{kind}[{i}]")
+            out.append(Fixture(kind, i, where, events))
+    return out
+
+
+def _fixture_events(rule: Rule, item: Any, where: SourceLocation, label: str) -> list[dict[str, Any]]:
+    if rule.kind == "correlation":
+        if isinstance(item, Mapping) and "events" in item:
+            item = item["events"]
+        if not isinstance(item, list) or not all(isinstance(e, Mapping) for e in item):
+            raise ContentError(f"{label}: a correlation fixture is a list of events (a scenario)", where)
+        return [dict(e) for e in item]
+    if not isinstance(item, Mapping):
+        raise ContentError(f"{label}: a fixture event must be a mapping", where)
+    return [dict(item)]
+
+
+@dataclass
+class _Plan:
+    rule: Rule
+    compiled: CompiledRule | None
+    fixtures: list[Fixture]
+    error: str | None = None
+    through: str | None = None  # a building block tested through this correlation in the same file
+
+
+def _plan(ruleset: RuleSet, compiler: Compiler) -> tuple[list[_Plan], list[tuple[str, dict[str, Any]]]]:
+    """Compile every rule and give every fixture event an id; return the plans and all (id, event)."""
+    plans: list[_Plan] = []
+    docs: list[tuple[str, dict[str, Any]]] = []
+    counter = 0
+    through = building_blocks(ruleset)
+    for rule in ruleset.rules:
+        try:
+            compiled = compiler.compile(rule, ruleset)
+            fixtures = [] if rule.id in through else load_fixtures(rule)
+        except ContentError as exc:
+            plans.append(_Plan(rule, None, [], str(exc)))
+            continue
+        if rule.id in through:
+            plans.append(_Plan(rule, compiled, [], through=through[rule.id]))
+            continue
+        for fixture in fixtures:
+            for event in fixture.events:
+                doc_id = f"e{counter}"
+                counter += 1
+                fixture.ids.append(doc_id)
+                docs.append((doc_id, event))
+        plans.append(_Plan(rule, compiled, fixtures))
+    return plans, docs
+
+
+def building_blocks(ruleset: RuleSet) -> dict[str, str]:
+    """Rule id -> id of the correlation in the same file that uses it; the file's fixtures are the correlation's."""
+    out: dict[str, str] = {}
+    by_id = ruleset.by_id
+    for rule in ruleset.rules:
+        if rule.kind != "correlation":
+            continue
+        for ref in rule.references:
+            base = by_id.get(ref)
+            if base is not None and base.path == rule.path:
+                out.setdefault(base.id, rule.id)
+    return out
+
+
+def _judge(plan: _Plan, matched: Callable[[Fixture], bool]) -> RuleTestResult:
+    rule = plan.rule
+    result = RuleTestResult(rule.id, rule.title, str(rule.path), passed=True, fixtures=len(plan.fixtures))
+    if plan.error is not None:
+        result.passed = False
+        result.failures.append(plan.error)
+        return result
+    if plan.through is not None:
+        result.tested_through = plan.through
+        return result
+    if not any(f.kind == "should_match" for f in plan.fixtures) or not any(
+        f.kind == "should_not_match" for f in plan.fixtures
+    ):
+        result.passed = False
+        result.failures.append(f"{rule.fixtures_path}: needs at least one should_match and one should_not_match")
+    for fixture in plan.fixtures:
+        hit = matched(fixture)
+        if hit != (fixture.kind == "should_match"):
+            result.passed = False
+            verb = "did not match" if fixture.kind == "should_match" else "matched"
+            shown = json.dumps(fixture.events[0] if len(fixture.events) == 1 else fixture.events, sort_keys=True)
+            result.failures.append(f"{fixture.location}: {fixture.kind}[{fixture.index}] {verb}: {shown}")
+    return result
+
+
+def run_fixture_tests(
+    ruleset: RuleSet,
+    engine: str = "embedded",
+    pipelines: Sequence[str] = ("ecs_linux",),
+    es: Elasticsearch | None = None,
+    index_prefix: str = "soar-fixtures",
+) -> list[RuleTestResult]:
+    """Each rule against its own fixtures; one result per rule."""
+    target = "elasticsearch" if engine == "elasticsearch" else "embedded"
+    if engine not in ("elasticsearch", "embedded"):
+        raise InputError(f"--engine {engine}: unknown engine (known: elasticsearch, embedded)")
+    compiler = Compiler(target, pipelines)
+    plans, docs = _plan(ruleset, compiler)
+    if engine == "embedded":
+        return _run_embedded(plans, docs)
+    if es is None:
+        raise InputError("--engine elasticsearch needs an Elasticsearch client")
+    return _run_elasticsearch(es, plans, docs, f"{index_prefix}-{uuid.uuid4().hex[:12]}")
+
+
+def _run_embedded(plans: list[_Plan], docs: list[tuple[str, dict[str, Any]]]) -> list[RuleTestResult]:
+    with EventStore() as store:
+        row_ids = store.insert([event for _, event in docs])
+        row_of = {doc_id: row for (doc_id, _), row in zip(docs, row_ids, strict=True)}
+        results = []
+        for plan in plans:
+            matched_rows: set[int] = set()
+            if plan.compiled is not None and plan.compiled.correlation is None:
+                ids = [row_of[i] for f in plan.fixtures for i in f.ids]
+                matched_rows = set(store.search(plan.compiled, ids))
+
+            def matched(fixture: Fixture, plan: _Plan = plan, matched_rows: set[int] = matched_rows) -> bool:
+                assert plan.compiled is not None
+                rows = [row_of[i] for i in fixture.ids]
+                spec = plan.compiled.correlation
+                if spec is None:
+                    return any(r in matched_rows for r in rows)
+                return bool(evaluate_correlation(spec, db_correlation_events(store, spec, rows)))
+
+            results.append(_judge(plan, matched))
+        return results
+
+
+def _run_elasticsearch(
+    es: Elasticsearch, plans: list[_Plan], docs: list[tuple[str, dict[str, Any]]], index: str
+) -> list[RuleTestResult]:
+    from soar.detection.elastic import bulk_index, correlation_events, create_events_index, search_rules
+
+    create_events_index(es, index)
+    try:
+        bulk_index(es, index, docs)
+        plain = [p for p in plans if p.compiled is not None and p.compiled.correlation is None]
+        filters = {
+            p.rule.id: [{"ids": {"values": [i for f in p.fixtures for i in f.ids]}}] for p in plain if p.compiled
+        }
+        size = max([len(v[0]["ids"]["values"]) for v in filters.values()] + [1])
+        hits = search_rules(
+            es, index, [p.compiled for p in plain if p.compiled], size=size, filters=filters, source=False
+        )
+        results = []
+        for plan in plans:
+            matched_ids = {h["_id"] for h in hits.get(plan.rule.id, [])}
+
+            def matched(fixture: Fixture, plan: _Plan = plan, matched_ids: set[str] = matched_ids) -> bool:
+                assert plan.compiled is not None
+                spec = plan.compiled.correlation
+                if spec is None:
+                    return any(i in matched_ids for i in fixture.ids)
+                events = correlation_events(es, index, spec, filters=[{"ids": {"values": fixture.ids}}])
+                return bool(evaluate_correlation(spec, events))
+
+            results.append(_judge(plan, matched))
+        return results
+    finally:
+        es.options(ignore_status=404).indices.delete(index=index)
+
+
+# -- an events file
+
+
+def read_events_file(path: Path) -> list[dict[str, Any]]:
+    """A JSON array of events, or JSONL with one event object per line; InputError with file:line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read events file: {exc}", SourceLocation(path)) from exc
+    stripped = text.lstrip()
+    events: list[Any]
+    if stripped.startswith("["):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"not valid JSON: {exc.msg}", SourceLocation(path, exc.lineno, exc.colno)) from exc
+        events = data if isinstance(data, list) else [data]
+    else:
+        events = []
+        for n, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                events.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise InputError(
+                    f"not valid JSON (expected a JSON array or one JSON object per line): {exc.msg}",
+                    SourceLocation(path, n, exc.colno),
+                ) from exc
+    for i, event in enumerate(events):
+        if not isinstance(event, dict):
+            raise InputError(f"event {i} is a {type(event).__name__}, not a JSON object", SourceLocation(path))
+    return [dict(e) for e in events]
+
+
+def match_events(
+    ruleset: RuleSet,
+    events: Sequence[Mapping[str, Any]],
+    engine: str = "embedded",
+    pipelines: Sequence[str] = ("ecs_linux",),
+    es: Elasticsearch | None = None,
+    index_prefix: str = "soar-events-test",
+) -> tuple[list[dict[str, Any]], list[ContentError]]:
+    """For each rule, the 0-based indexes of ``events`` it matched (correlations: the events of their matches)."""
+    target = "elasticsearch" if engine == "elasticsearch" else "embedded"
+    compiler = Compiler(target, pipelines)
+    compiled: list[CompiledRule] = []
+    errors: list[ContentError] = []
+    for rule in ruleset.rules:
+        try:
+            compiled.append(compiler.compile(rule, ruleset))
+        except ContentError as exc:
+            errors.append(exc)
+    report: list[dict[str, Any]] = []
+    if engine == "embedded":
+        with EventStore() as store:
+            store.insert(events)
+            for c in compiled:
+                if c.correlation is None:
+                    idx = store.search(c)
+                else:
+                    spec = c.correlation
+                    idx = sorted(
+                        {r for m in evaluate_correlation(spec, db_correlation_events(store, spec)) for r in m.refs}
+                    )
+                report.append({"id": c.rule_id, "title": c.title, "matched_events": idx})
+        return report, errors
+    if es is None:
+        raise InputError("--engine elasticsearch needs an Elasticsearch client")
+    from soar.detection.elastic import bulk_index, correlation_events, create_events_index, search_rules
+
+    index = f"{index_prefix}-{uuid.uuid4().hex[:12]}"
+    create_events_index(es, index)
+    try:
+        bulk_index(es, index, [(str(i), e) for i, e in enumerate(events)])
+        hits = search_rules(es, index, compiled, size=max(len(events), 1), source=False)
+        for c in compiled:
+            if c.correlation is None:
+                idx = sorted(int(h["_id"]) for h in hits.get(c.rule_id, []))
+            else:
+                spec = c.correlation
+                matches = evaluate_correlation(spec, correlation_events(es, index, spec))
+                idx = sorted({int(r) for m in matches for r in m.refs})
+            report.append({"id": c.rule_id, "title": c.title, "matched_events": idx})
+    finally:
+        es.options(ignore_status=404).indices.delete(index=index)
+    return report, errors

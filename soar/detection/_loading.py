@@ -1,0 +1,309 @@
+"""Loading Sigma rules from files, collecting every error with its file:line:col.
+
+pySigma parses a rule from a dict and, with ``collect_errors``, keeps going; it knows the
+file but not the line. We compose each YAML document ourselves, remember where every key
+and value is, and translate pySigma's errors to :class:`ContentError` at that position.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from sigma.collection import SigmaCollection
+from sigma.correlations import SigmaCorrelationRule
+from sigma.exceptions import SigmaError
+from sigma.rule import SigmaRule
+
+from soar.detection._yamlpos import Positions, duplicate_keys, positions
+from soar.errors import ContentError, InputError, SourceLocation
+
+RULE_SUFFIXES = (".yml", ".yaml")
+FIXTURE_SUFFIXES = (".tests.yml", ".tests.yaml")
+
+# pySigma error class name -> the top-level key it is about, when the message names nothing.
+_ERROR_KEYS = {
+    "SigmaTitleError": "title",
+    "SigmaIdentifierError": "id",
+    "SigmaLevelError": "level",
+    "SigmaStatusError": "status",
+    "SigmaDateError": "date",
+    "SigmaModifiedError": "modified",
+    "SigmaLogsourceError": "logsource",
+    "SigmaTagError": "tags",
+    "SigmaFalsePositivesError": "falsepositives",
+    "SigmaDetectionError": "detection",
+    "SigmaConditionError": "detection",
+    "SigmaModifierError": "detection",
+    "SigmaTypeError": "detection",
+    "SigmaValueError": "detection",
+    "SigmaRegularExpressionError": "detection",
+    "SigmaCorrelationRuleError": "correlation",
+    "SigmaCorrelationConditionError": "correlation",
+    "SigmaCorrelationTypeError": "correlation",
+    "SigmaTimespanError": "correlation",
+    "SigmaRuleNotFoundError": "correlation",
+    "SigmaAuthorError": "author",
+    "SigmaDescriptionError": "description",
+    "SigmaReferencesError": "references",
+    "SigmaRelatedError": "related",
+    "SigmaNameError": "name",
+    "SigmaFieldsError": "fields",
+    "SigmaLicenseError": "license",
+}
+
+
+@dataclass(frozen=True, eq=False)
+class Rule:
+    """One Sigma rule or correlation rule, with where it came from."""
+
+    path: Path
+    line: int
+    id: str
+    name: str | None
+    title: str
+    level: str | None
+    status: str | None
+    tags: tuple[str, ...]
+    logsource: dict[str, str]
+    kind: str  # "rule" | "correlation"
+    text: str
+    content_hash: str
+    sigma: SigmaRule | SigmaCorrelationRule
+    positions: Positions = field(repr=False)
+    fixtures_path: Path | None = None
+    references: tuple[str, ...] = ()
+    data: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def location(self, *key_path: str | int) -> SourceLocation:
+        """file:line:col of a key in this rule (the rule's start when absent)."""
+        mark = self.positions.of(*key_path)
+        return SourceLocation(self.path, mark.line, mark.column)
+
+    def error(self, message: str, *key_path: str | int) -> ContentError:
+        return ContentError(message, self.location(*key_path))
+
+
+@dataclass
+class RuleSet:
+    """Rules that loaded and every error met on the way."""
+
+    rules: list[Rule] = field(default_factory=list)
+    errors: list[ContentError] = field(default_factory=list)
+
+    @property
+    def by_id(self) -> dict[str, Rule]:
+        out: dict[str, Rule] = {}
+        for rule in self.rules:
+            out.setdefault(rule.id, rule)
+            if rule.name:
+                out.setdefault(rule.name, rule)
+        return out
+
+    def raise_first(self) -> None:
+        if self.errors:
+            raise self.errors[0]
+
+    def __iter__(self) -> Iterator[Rule]:
+        return iter(self.rules)
+
+    def __len__(self) -> int:
+        return len(self.rules)
+
+
+def is_fixture_file(path: Path) -> bool:
+    return path.name.endswith(FIXTURE_SUFFIXES)
+
+
+def rule_files(paths: Iterable[Path | str]) -> list[Path]:
+    """Rule files under ``paths`` (files as given, folders recursively), fixtures excluded."""
+    out: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            out.extend(
+                sorted(
+                    p for p in path.rglob("*") if p.is_file() and p.suffix in RULE_SUFFIXES and not is_fixture_file(p)
+                )
+            )
+        elif path.is_file():
+            out.append(path)
+        else:
+            raise InputError(f"{path}: no such file or folder")
+    return out
+
+
+def fixtures_path_for(path: Path) -> Path | None:
+    stem = path.name.rsplit(".", 1)[0]
+    for suffix in FIXTURE_SUFFIXES:
+        candidate = path.with_name(stem + suffix)
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def yaml_error(path: Path, exc: yaml.YAMLError, what: str = "YAML") -> ContentError:
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    if mark is not None:
+        return ContentError(f"invalid {what}: {problem}", SourceLocation(path, mark.line + 1, mark.column + 1))
+    return ContentError(f"invalid {what}: {problem}", SourceLocation(path))
+
+
+def _documents(path: Path, text: str, errors: list[ContentError]) -> list[tuple[yaml.Node, str]]:
+    """Each YAML document of a file as (node, its own text)."""
+    try:
+        nodes = [n for n in yaml.compose_all(text, Loader=yaml.SafeLoader) if n is not None]
+    except yaml.YAMLError as exc:
+        errors.append(yaml_error(path, exc))
+        return []
+    lines = text.splitlines(keepends=True)
+    out = []
+    for node in nodes:
+        start = node.start_mark.line
+        end = node.end_mark.line if node.end_mark.column == 0 else node.end_mark.line + 1
+        out.append((node, "".join(lines[start:end])))
+    return out
+
+
+def sigma_error(exc: Exception, path: Path, pos: Positions) -> ContentError:
+    """A pySigma error as a ContentError at the best line we can find."""
+    message = exc.args[0] if isinstance(exc, SigmaError) and exc.args else str(exc)
+    message = str(message).split(" in /")[0]
+    hint = _ERROR_KEYS.get(type(exc).__name__)
+    mark = pos.locate_message(message, hint)
+    return ContentError(str(message), SourceLocation(path, mark.line, mark.column))
+
+
+def _parse_document(
+    path: Path, node: yaml.Node, text: str, errors: list[ContentError]
+) -> tuple[SigmaRule | SigmaCorrelationRule, dict[str, Any], Positions] | None:
+    pos = positions(node)
+    for key, mark in duplicate_keys(node):
+        errors.append(ContentError(f"duplicate key '{key}'", SourceLocation(path, mark.line, mark.column)))
+    try:
+        data = yaml.SafeLoader("").construct_document(node)
+    except yaml.YAMLError as exc:
+        errors.append(yaml_error(path, exc))
+        return None
+    if not isinstance(data, dict):
+        errors.append(
+            ContentError("a Sigma rule must be a mapping", SourceLocation(path, pos.start.line, pos.start.column))
+        )
+        return None
+    from sigma.exceptions import SigmaRuleLocation
+
+    source = SigmaRuleLocation(path)
+    before = len(errors)
+    try:
+        sigma: SigmaRule | SigmaCorrelationRule
+        if "correlation" in data:
+            sigma = SigmaCorrelationRule.from_dict(data, collect_errors=True, source=source)
+        else:
+            sigma = SigmaRule.from_dict(data, collect_errors=True, source=source)
+    except SigmaError as exc:
+        errors.append(sigma_error(exc, path, pos))
+        return None
+    except Exception as exc:  # pySigma raises plain TypeError/AttributeError on some malformed shapes
+        errors.append(sigma_error(exc, path, pos))
+        return None
+    for err in sigma.errors:
+        errors.append(sigma_error(err, path, pos))
+    if isinstance(sigma, SigmaRule) and not sigma.errors:
+        # Parse the condition now: a bad condition or an unknown identifier is a load error.
+        try:
+            for cond in sigma.detection.parsed_condition:
+                _ = cond.parsed
+        except SigmaError as exc:
+            errors.append(sigma_error(exc, path, pos))
+    if len(errors) > before:
+        return None
+    return sigma, data, pos
+
+
+def _rule(path: Path, text: str, sigma: SigmaRule | SigmaCorrelationRule, data: dict[str, Any], pos: Positions) -> Rule:
+    logsource = {}
+    if isinstance(sigma, SigmaRule):
+        logsource = {
+            k: str(v)
+            for k in ("product", "category", "service")
+            if (v := getattr(sigma.logsource, k, None)) is not None
+        }
+    refs: tuple[str, ...] = ()
+    if isinstance(sigma, SigmaCorrelationRule):
+        refs = tuple(str(r.reference) for r in sigma.rules or [])
+    return Rule(
+        path=path,
+        line=pos.start.line,
+        id=str(sigma.id) if sigma.id else str(data.get("id") or f"{path}:{pos.start.line}"),
+        name=sigma.name,
+        title=str(sigma.title or ""),
+        level=sigma.level.name.lower() if sigma.level else None,
+        status=sigma.status.name.lower() if sigma.status else None,
+        tags=tuple(str(t) for t in sigma.tags),
+        logsource=logsource,
+        kind="correlation" if isinstance(sigma, SigmaCorrelationRule) else "rule",
+        text=text,
+        content_hash=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        sigma=sigma,
+        positions=pos,
+        fixtures_path=fixtures_path_for(path),
+        references=refs,
+        data=data,
+    )
+
+
+def load_rules(paths: Sequence[Path | str] | Path | str) -> RuleSet:
+    """Load every rule under ``paths``; errors are collected, never raised (except a missing path)."""
+    if isinstance(paths, str | Path):
+        paths = [paths]
+    ruleset = RuleSet()
+    for path in rule_files(paths):
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            ruleset.errors.append(ContentError(f"cannot read rule file: {exc}", SourceLocation(path)))
+            continue
+        for node, doc_text in _documents(path, text, ruleset.errors):
+            parsed = _parse_document(path, node, doc_text, ruleset.errors)
+            if parsed is not None:
+                ruleset.rules.append(_rule(path, doc_text, *parsed))
+    _check_duplicate_ids(ruleset)
+    _resolve_references(ruleset)
+    return ruleset
+
+
+def _check_duplicate_ids(ruleset: RuleSet) -> None:
+    first: dict[str, Rule] = {}
+    keep: list[Rule] = []
+    for rule in ruleset.rules:
+        other = first.get(rule.id)
+        if other is not None:
+            ruleset.errors.append(
+                rule.error(f"duplicate rule id {rule.id} (first defined at {other.location('id')})", "id")
+            )
+            continue
+        first[rule.id] = rule
+        keep.append(rule)
+    ruleset.rules = keep
+
+
+def _resolve_references(ruleset: RuleSet) -> None:
+    """Resolve correlation references; a correlation naming an unknown rule is dropped with an error."""
+    correlations = [r for r in ruleset.rules if r.kind == "correlation"]
+    if not correlations:
+        return
+    collection = SigmaCollection([r.sigma for r in ruleset.rules])
+    bad: set[int] = set()
+    for rule in correlations:
+        assert isinstance(rule.sigma, SigmaCorrelationRule)
+        try:
+            rule.sigma.resolve_rule_references(collection)
+        except SigmaError as exc:
+            ruleset.errors.append(sigma_error(exc, rule.path, rule.positions))
+            bad.add(id(rule))
+    ruleset.rules = [r for r in ruleset.rules if id(r) not in bad]

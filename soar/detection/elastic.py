@@ -1,0 +1,172 @@
+"""Compiled rules on Elasticsearch: the events index template, batched searches, correlation events.
+
+All rules of a cycle go out as one ``_msearch``; correlation base rules fetch only the fields
+the evaluation needs (timestamp, group-by, aggregated field), paged with a point in time.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from elasticsearch import ApiError, Elasticsearch
+
+from soar.detection._compile import CompiledRule, CorrelationSpec
+from soar.detection._correlate import CorrelationEvent, group_key
+from soar.detection.embedded import flatten, parse_timestamp
+from soar.errors import InputError
+
+TEMPLATE_NAME = "soar-events"
+PAGE = 5000
+
+
+def events_template_path() -> Path:
+    """integrations/elasticsearch/index_templates/soar-events.json (shipped as package data or in the repo)."""
+    relative = Path("elasticsearch") / "index_templates" / "soar-events.json"
+    in_repo = Path(__file__).resolve().parents[2] / "integrations" / relative
+    if in_repo.is_file():
+        return in_repo
+    return Path(str(resources.files("integrations"))) / relative
+
+
+def events_template() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(events_template_path().read_text(encoding="utf-8"))
+    return data
+
+
+def install_index_template(es: Elasticsearch, index_patterns: Sequence[str] = ("logs-*",)) -> None:
+    """Install the template that makes Sigma's case-insensitive semantics hold on ``index_patterns``."""
+    body = events_template()
+    es.indices.put_index_template(
+        name=TEMPLATE_NAME,
+        index_patterns=list(index_patterns),
+        template=body["template"],
+        priority=body.get("priority", 150),
+        meta=body.get("_meta"),
+    )
+
+
+def create_events_index(es: Elasticsearch, index: str) -> None:
+    """A concrete index with the events template's settings and mappings (for throwaway fixture indices)."""
+    template = events_template()["template"]
+    es.indices.create(index=index, settings=template["settings"], mappings=template["mappings"])
+
+
+def bulk_index(es: Elasticsearch, index: str, docs: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
+    """Index (id, event) pairs and refresh; raise InputError naming the first rejected document."""
+    if not docs:
+        return
+    ops: list[dict[str, Any]] = []
+    for doc_id, event in docs:
+        ops.append({"index": {"_index": index, "_id": doc_id}})
+        ops.append(dict(event))
+    result = es.bulk(operations=ops, refresh="wait_for")
+    if result.get("errors"):
+        for item in result["items"]:
+            info = item.get("index", {})
+            if info.get("error"):
+                reason = info["error"].get("reason", info["error"])
+                raise InputError(f"event {info.get('_id')}: Elasticsearch rejected it: {reason}")
+
+
+def _body(compiled: CompiledRule, filters: Sequence[Mapping[str, Any]], size: int, source: Any) -> dict[str, Any]:
+    if compiled.dsl is None:
+        raise InputError(f"rule {compiled.rule_id}: not compiled for Elasticsearch")
+    query = dict(compiled.dsl["query"])
+    if filters:
+        query = {"bool": {"must": [query], "filter": list(filters)}}
+    return {
+        "query": query,
+        "size": size,
+        "_source": source,
+        "sort": [{"@timestamp": {"order": "asc", "unmapped_type": "date"}}],
+    }
+
+
+def _range(time_range: tuple[str, str] | None) -> list[dict[str, Any]]:
+    if time_range is None:
+        return []
+    return [{"range": {"@timestamp": {"gte": time_range[0], "lt": time_range[1]}}}]
+
+
+def search_rules(
+    es: Elasticsearch,
+    index: str,
+    compiled: Sequence[CompiledRule],
+    time_range: tuple[str, str] | None = None,
+    size: int = 1000,
+    filters: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
+    source: Any = True,
+) -> dict[str, list[dict[str, Any]]]:
+    """Hits of every non-correlation rule, one ``_msearch``; ``filters`` adds per-rule filter clauses."""
+    plain = [c for c in compiled if c.correlation is None]
+    if not plain:
+        return {}
+    searches: list[dict[str, Any]] = []
+    for rule in plain:
+        extra = [*_range(time_range), *((filters or {}).get(rule.rule_id, ()))]
+        searches.append({"index": index, "ignore_unavailable": True})
+        searches.append(_body(rule, extra, size, source))
+    response = es.msearch(searches=searches)
+    out: dict[str, list[dict[str, Any]]] = {}
+    for rule, answer in zip(plain, response["responses"], strict=True):
+        if "error" in answer:
+            reason = answer["error"].get("root_cause", [{}])[0].get("reason") or answer["error"].get("reason")
+            raise InputError(f"rule {rule.rule_id} ({rule.path}): Elasticsearch rejected the query: {reason}")
+        out[rule.rule_id] = list(answer["hits"]["hits"])
+    return out
+
+
+def _source_fields(spec: CorrelationSpec) -> list[str]:
+    return ["@timestamp", *spec.group_by, *([spec.field] if spec.field else [])]
+
+
+def correlation_events(
+    es: Elasticsearch,
+    index: str,
+    spec: CorrelationSpec,
+    time_range: tuple[str, str] | None = None,
+    filters: Sequence[Mapping[str, Any]] = (),
+) -> list[CorrelationEvent]:
+    """The events of a correlation's base rules, paged through a point in time."""
+    out: list[CorrelationEvent] = []
+    fields = _source_fields(spec)
+    try:
+        pit = es.open_point_in_time(index=index, keep_alive="1m")["id"]
+    except ApiError as exc:
+        raise InputError(f"{index}: cannot open a point in time: {exc.message}") from exc
+    try:
+        for base in spec.rules:
+            body = _body(base, [*_range(time_range), *filters], PAGE, fields)
+            body["sort"] = [{"@timestamp": {"order": "asc", "unmapped_type": "date"}}, {"_shard_doc": "asc"}]
+            after: list[Any] | None = None
+            while True:
+                page = es.search(
+                    pit={"id": pit, "keep_alive": "1m"},
+                    query=body["query"],
+                    size=PAGE,
+                    source_includes=fields,
+                    sort=body["sort"],
+                    search_after=after,
+                )
+                hits = page["hits"]["hits"]
+                for hit in hits:
+                    out.extend(_event(base.rule_id, spec, hit))
+                if len(hits) < PAGE:
+                    break
+                after = hits[-1]["sort"]
+    finally:
+        es.close_point_in_time(id=pit)
+    return out
+
+
+def _event(rule_id: str, spec: CorrelationSpec, hit: Mapping[str, Any]) -> list[CorrelationEvent]:
+    flat = flatten(hit.get("_source", {}))
+    ts = parse_timestamp(flat.get("@timestamp"))
+    if ts is None:
+        return []
+    value = flat.get(spec.field) if spec.field else None
+    return [CorrelationEvent(rule_id, ts, group_key(flat, spec.group_by), value, hit["_id"])]

@@ -1,0 +1,201 @@
+"""The embedded event store: ECS events in SQLite, searched with compiled Sigma SQL.
+
+One row per event: ``doc`` is the event as given, ``flat`` the same event as one JSON object
+of dotted field names (``{"process.args": ["sh", "-c"], ...}``) that the compiled SQL reads
+through ``json_each``, and ``ts`` the ``@timestamp`` in epoch seconds for correlations.
+Regular expressions and CIDR matching are SQL functions registered on the connection.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+import sqlite3
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from soar.detection._correlate import CorrelationEvent, group_key
+from soar.errors import InputError
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY,
+    ts REAL,
+    doc TEXT NOT NULL,
+    flat TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_ts ON events (ts);
+"""
+
+
+def flatten(event: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested ECS objects to dotted names; lists of scalars stay lists, lists of objects are flattened per key."""
+    out: dict[str, Any] = {}
+    for key, value in event.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(flatten(value, f"{name}."))
+        elif isinstance(value, list) and any(isinstance(v, Mapping) for v in value):
+            for item in value:
+                if isinstance(item, Mapping):
+                    for sub, sub_value in flatten(item, f"{name}.").items():
+                        _append(out, sub, sub_value)
+                else:
+                    _append(out, name, item)
+        else:
+            _append(out, name, value)
+    return out
+
+
+def _append(out: dict[str, Any], name: str, value: Any) -> None:
+    if name not in out:
+        out[name] = value
+        return
+    existing = out[name]
+    merged = existing if isinstance(existing, list) else [existing]
+    merged.extend(value if isinstance(value, list) else [value])
+    out[name] = merged
+
+
+def parse_timestamp(value: Any) -> float | None:
+    """Epoch seconds of an ISO 8601 ``@timestamp`` (or a number of epoch milliseconds)."""
+    if value is None:
+        return None
+    if isinstance(value, int | float):
+        return float(value) / 1000.0
+    text = str(value).strip()
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        from datetime import UTC
+
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp()
+
+
+@lru_cache(maxsize=512)
+def _regex(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
+
+
+def _sql_regexp(pattern: str, value: Any) -> int:
+    if value is None:
+        return 0
+    try:
+        return 1 if _regex(pattern).search(str(value)) else 0
+    except re.error:
+        return 0
+
+
+@lru_cache(maxsize=512)
+def _network(cidr: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    return ipaddress.ip_network(cidr, strict=False)
+
+
+def _sql_cidr(value: Any, cidr: str) -> int:
+    if value is None:
+        return 0
+    try:
+        return 1 if ipaddress.ip_address(str(value)) in _network(cidr) else 0
+    except ValueError:
+        return 0
+
+
+class EventStore:
+    """ECS events in SQLite (``":memory:"`` or a file); ids are 0-based in insertion order."""
+
+    def __init__(self, path: str | Path = ":memory:") -> None:
+        self.path = str(path)
+        self.db = sqlite3.connect(self.path, check_same_thread=False)
+        self.db.create_function("soar_regexp", 2, _sql_regexp, deterministic=True)
+        self.db.create_function("soar_cidr", 2, _sql_cidr, deterministic=True)
+        self.db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> EventStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def insert(self, events: Iterable[Mapping[str, Any]]) -> list[int]:
+        """Store events; return their ids."""
+        rows = []
+        start = self._next_id()
+        for i, event in enumerate(events):
+            if not isinstance(event, Mapping):
+                raise InputError(f"event {i}: must be a JSON object, got {type(event).__name__}")
+            flat = flatten(event)
+            rows.append(
+                (
+                    start + i,
+                    parse_timestamp(flat.get("@timestamp")),
+                    json.dumps(event, default=str),
+                    json.dumps(flat, default=str),
+                )
+            )
+        with self.db:
+            self.db.executemany("INSERT INTO events (id, ts, doc, flat) VALUES (?, ?, ?, ?)", rows)
+        return [row[0] for row in rows]
+
+    def _next_id(self) -> int:
+        (max_id,) = self.db.execute("SELECT COALESCE(MAX(id) + 1, 0) FROM events").fetchone()
+        return int(max_id)
+
+    def count(self) -> int:
+        (n,) = self.db.execute("SELECT COUNT(*) FROM events").fetchone()
+        return int(n)
+
+    def search_sql(self, where: str, ids: Sequence[int] | None = None) -> list[int]:
+        """Ids of the events matching a compiled WHERE expression (optionally only among ``ids``)."""
+        sql = f"SELECT id FROM events WHERE ({where})"  # noqa: S608 - compiled by pySigma from a rule, values quoted
+        params: list[Any] = []
+        if ids is not None:
+            sql += f" AND id IN ({','.join('?' * len(ids))})"
+            params = list(ids)
+        sql += " ORDER BY id"
+        try:
+            return [int(row[0]) for row in self.db.execute(sql, params)]
+        except sqlite3.Error as exc:
+            raise InputError(f"embedded query failed: {exc}") from exc
+
+    def search(self, compiled: Any, ids: Sequence[int] | None = None) -> list[int]:
+        """Ids of the events matching a non-correlation CompiledRule."""
+        if compiled.query is None:
+            raise InputError(f"rule {compiled.rule_id}: a correlation rule has no single query; use correlate()")
+        return self.search_sql(compiled.query, ids)
+
+    def events(self, ids: Sequence[int]) -> list[dict[str, Any]]:
+        if not ids:
+            return []
+        marks = ",".join("?" * len(ids))
+        rows = dict(self.db.execute(f"SELECT id, doc FROM events WHERE id IN ({marks})", list(ids)).fetchall())  # noqa: S608
+        return [json.loads(rows[i]) for i in ids if i in rows]
+
+    def flat(self, event_id: int) -> dict[str, Any]:
+        row = self.db.execute("SELECT flat FROM events WHERE id = ?", (event_id,)).fetchone()
+        return dict(json.loads(row[0])) if row else {}
+
+
+def correlation_events(store: EventStore, spec: Any, ids: Sequence[int] | None = None) -> list[CorrelationEvent]:
+    """The events of a correlation's base rules, as the pure evaluator wants them."""
+    out: list[CorrelationEvent] = []
+    for base in spec.rules:
+        for event_id in store.search(base, ids):
+            flat = store.flat(event_id)
+            ts = parse_timestamp(flat.get("@timestamp"))
+            if ts is None:
+                continue
+            value = flat.get(spec.field) if spec.field else None
+            out.append(CorrelationEvent(base.rule_id, ts, group_key(flat, spec.group_by), value, event_id))
+    return out
