@@ -1,1 +1,67 @@
-"""Celery tasks for playbooks (thin: the logic lives in the engine)."""
+"""Celery tasks for playbooks (thin: the logic lives in soar.playbooks).
+
+``handle_alert`` starts at most one run per (playbook, alert); ``advance`` does one
+step attempt of a run and schedules the next; ``recover`` resumes runs a killed
+worker left behind and wakes expired approvals. A worker starting up runs ``recover``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery.signals import worker_ready
+
+from soar.celery_app import app
+from soar.config import get_settings
+from soar.playbooks import dispatch, engine
+
+log = logging.getLogger("soar.tasks.playbooks")
+
+
+def _runtime() -> Any:
+    return dispatch.runtime_for(get_settings())
+
+
+@app.task(name="soar.playbooks.handle_alert")
+def handle_alert(alert_id: str) -> list[str]:
+    """Start the runs an alert triggers (a redelivered alert starts nothing new)."""
+    settings = get_settings()
+    rt = _runtime()
+    started = engine.handle_alert(rt, alert_id)
+    for run_id in started:
+        dispatch.kick(settings, run_id, runtime=rt)
+    return started
+
+
+@app.task(name="soar.playbooks.advance")
+def advance(run_id: str) -> str:
+    """One step attempt of a run; the next one is another task (after a retry's backoff if any)."""
+    settings = get_settings()
+    nxt = dispatch.advance(_runtime(), run_id)
+    if nxt.kind in ("continue", "retry"):
+        dispatch.schedule(settings, run_id, nxt.delay)
+    elif nxt.kind == "paused" and nxt.delay > 0:
+        dispatch.schedule(settings, run_id, nxt.delay + 1)  # wake up to expire the approval
+    return nxt.kind
+
+
+@app.task(name="soar.playbooks.recover")
+def recover() -> list[str]:
+    """Resume every run a lost worker left mid-step, and runs whose approval expired."""
+    settings = get_settings()
+    runs = engine.stale_runs(_runtime())
+    for run_id in runs:
+        dispatch.schedule(settings, run_id)
+    return runs
+
+
+@worker_ready.connect
+def _recover_on_start(sender: Any = None, **_: Any) -> None:
+    settings = get_settings()
+    if settings.celery_eager:
+        return
+    try:
+        app.send_task("soar.playbooks.recover", queue=settings.response_queue)
+    except Exception as exc:
+        log.warning("could not schedule run recovery: %s", exc)

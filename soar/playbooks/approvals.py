@@ -1,0 +1,175 @@
+"""Approvals: a paused step waits for N distinct approvers with an allowed role, until it expires.
+
+``decide`` is the one entry point for the CLI, the API and Slack. It is idempotent
+(a second click by the same person changes nothing), records who decided with which
+role and through which channel, and resumes the run once the step is approved,
+denied or expired. Who may approve is checked by the caller (``soar.access``) and
+again here against the roles the policy asked for.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from soar.alerts import utcnow_iso
+from soar.config import Settings
+from soar.errors import InputError
+from soar.playbooks import events
+from soar.playbooks.records import APPROVALS, RUNS, audit
+from soar.store import Conflict, Store
+
+Status = Literal["pending", "approved", "denied", "expired"]
+
+
+class NotAllowed(InputError):
+    """The approver's role may not decide this step."""
+
+
+@dataclass(frozen=True)
+class ApprovalOutcome:
+    run_id: str
+    step: str
+    status: Status
+    changed: bool
+    message: str
+    required: int = 1
+    approvers: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "step": self.step,
+            "status": self.status,
+            "changed": self.changed,
+            "message": self.message,
+            "required": self.required,
+            "approvers": self.approvers,
+        }
+
+
+def pending_for(store: Store, run_id: str, step_id: str | None = None) -> list[dict[str, Any]]:
+    """Approval documents of a run (every one, or those of a step id or instance key)."""
+    docs = [r.doc for r in store.find(APPROVALS, {"run_id": run_id}, order_by="requested_at")]
+    if step_id is None:
+        return docs
+    return [d for d in docs if step_id in (d["step"], d["step_id"])]
+
+
+def _publish(settings: Settings, store: Store, run_id: str, doc: dict[str, Any]) -> None:
+    run = store.get(RUNS, run_id)
+    if run is None:
+        return
+    approval = {
+        "step": doc["step"],
+        "required": doc["required"],
+        "approvers": [a["approver"] for a in doc["approvers"]],
+        "status": doc["status"],
+        "expires_at": doc.get("expires_at_iso"),
+    }
+    events.publish(settings, run_id, events.make_event("approval_decided", run.doc, approval=approval))
+
+
+def expire(settings: Settings, store: Store, approval_id: str) -> dict[str, Any] | None:
+    """Mark a pending approval past its deadline as expired (once); the updated document."""
+    for _ in range(20):
+        rec = store.get(APPROVALS, approval_id)
+        if rec is None or rec.doc["status"] != "pending" or float(rec.doc["expires_at"]) > time.time():
+            return rec.doc if rec else None
+        doc = {**rec.doc, "status": "expired", "decided_at": utcnow_iso()}
+        try:
+            store.update(APPROVALS, approval_id, doc, version=rec.version)
+        except Conflict:
+            continue
+        audit(store, settings, "approval.expired", doc["run_id"], {"step": doc["step"]})
+        _publish(settings, store, doc["run_id"], doc)
+        return doc
+    return None
+
+
+def _apply(doc: dict[str, Any], vote: dict[str, Any], decision: str) -> tuple[dict[str, Any], bool, str]:
+    if doc["status"] != "pending":
+        return doc, False, f"already {doc['status']}"
+    if float(doc["expires_at"]) <= time.time():
+        return {**doc, "status": "expired", "decided_at": utcnow_iso()}, True, "the approval request has expired"
+    voters = {v["approver"] for v in (*doc["approvers"], *doc["denials"])}
+    if vote["approver"] in voters:
+        return doc, False, f"{vote['approver']} has already decided"
+    doc = {**doc, "approvers": list(doc["approvers"]), "denials": list(doc["denials"])}
+    if decision == "deny":
+        doc["denials"].append(vote)
+        doc.update(status="denied", decided_at=utcnow_iso())
+        return doc, True, f"denied by {vote['approver']}"
+    doc["approvers"].append(vote)
+    if len(doc["approvers"]) >= int(doc["required"]):
+        doc.update(status="approved", decided_at=utcnow_iso())
+        return doc, True, f"approved ({len(doc['approvers'])} of {doc['required']})"
+    return doc, True, f"{len(doc['approvers'])} of {doc['required']} approvals; waiting for more"
+
+
+def decide(
+    settings: Settings,
+    store: Store,
+    run_id: str,
+    step_id: str,
+    *,
+    approver: str,
+    role: str,
+    decision: Literal["approve", "deny"],
+    via: Literal["cli", "api", "slack"],
+    attributes: dict[str, Any] | None = None,
+    resume: bool = True,
+) -> ApprovalOutcome:
+    """Approve or deny the pending step ``step_id`` of run ``run_id``; resumes the run when decided."""
+    if decision not in ("approve", "deny"):
+        raise InputError(f"decision must be approve or deny, got {decision!r}")
+    if not approver:
+        raise InputError("an approver name is required")
+    if store.get(RUNS, run_id) is None:
+        raise InputError(f"no run {run_id!r}")
+    docs = pending_for(store, run_id, step_id)
+    if not docs:
+        raise InputError(f"run {run_id} has no approval request for step {step_id!r}")
+    target = next((d for d in docs if d["status"] == "pending"), docs[-1])
+    if role not in target["roles"]:
+        audit(
+            store,
+            settings,
+            "approval.refused",
+            run_id,
+            {"step": target["step"], "approver": approver, "role": role, "allowed_roles": target["roles"]},
+        )
+        raise NotAllowed(
+            f"{approver} (role {role}) may not decide step {target['step']}: needs one of {', '.join(target['roles'])}"
+        )
+    vote = {"approver": approver, "role": role, "via": via, "at": utcnow_iso(), "attributes": attributes or {}}
+    for _ in range(20):
+        rec = store.get(APPROVALS, target["id"])
+        if rec is None:
+            raise InputError(f"approval {target['id']} disappeared")
+        doc, changed, message = _apply(rec.doc, vote, decision)
+        if not changed:
+            return ApprovalOutcome(
+                run_id, doc["step"], doc["status"], False, message, doc["required"], doc["approvers"]
+            )
+        try:
+            store.update(APPROVALS, target["id"], doc, version=rec.version)
+        except Conflict:
+            continue
+        break
+    else:
+        raise Conflict(f"approval {target['id']}: too many concurrent decisions")
+    audit(
+        store,
+        settings,
+        f"approval.{decision}",
+        run_id,
+        {"step": doc["step"], "approver": approver, "role": role, "via": via, "status": doc["status"]},
+    )
+    _publish(settings, store, run_id, doc)
+    if resume and doc["status"] != "pending":
+        from soar.playbooks.dispatch import kick
+
+        kick(settings, run_id, store=store)
+    return ApprovalOutcome(run_id, doc["step"], doc["status"], True, message, doc["required"], doc["approvers"])

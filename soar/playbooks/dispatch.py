@@ -1,0 +1,61 @@
+"""Where a run's next step executes: a Celery task on the response queue, or in-process in eager mode."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from soar.config import Settings
+from soar.playbooks.runner import Next, advance
+
+__all__ = ["Next", "advance", "drive", "kick", "runtime_for", "schedule"]
+from soar.playbooks.runtime import Runtime
+from soar.store import Store
+
+ADVANCE_TASK = "soar.playbooks.advance"
+MAX_INLINE_SLEEP = 30.0
+
+_RUNTIMES: dict[tuple[int, int], Runtime] = {}
+
+
+def runtime_for(settings: Settings, store: Store | None = None) -> Runtime:
+    """One Runtime per (settings, store) in a process: the registry and playbooks are loaded once."""
+    key = (id(settings), id(store))
+    rt = _RUNTIMES.get(key)
+    if rt is None:
+        rt = Runtime.build(settings, store=store)
+        _RUNTIMES[key] = rt
+    return rt
+
+
+def forget_runtimes() -> None:
+    _RUNTIMES.clear()
+
+
+def drive(rt: Runtime, run_id: str, *, max_steps: int = 10_000) -> Next:
+    """Advance a run in this process until it pauses, finishes or another worker holds it."""
+    nxt = Next("continue")
+    for _ in range(max_steps):
+        nxt = advance(rt, run_id)
+        if nxt.kind in ("done", "paused", "busy"):
+            return nxt
+        if nxt.delay:
+            time.sleep(min(nxt.delay, MAX_INLINE_SLEEP))
+    return nxt
+
+
+def schedule(settings: Settings, run_id: str, delay: float = 0.0) -> None:
+    from soar.celery_app import app
+
+    options: dict[str, Any] = {"queue": settings.response_queue}
+    if delay > 0:
+        options["countdown"] = delay
+    app.send_task(ADVANCE_TASK, args=[run_id], **options)
+
+
+def kick(settings: Settings, run_id: str, *, store: Store | None = None, runtime: Runtime | None = None) -> None:
+    """Make a run progress: in-process when eager, else a task on the response queue."""
+    if settings.celery_eager:
+        drive(runtime or runtime_for(settings, store), run_id)
+    else:
+        schedule(settings, run_id)

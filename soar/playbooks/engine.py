@@ -1,0 +1,144 @@
+"""Alerts in, runs out: trigger matching, exactly one run per (playbook, alert), dry-run plans, recovery."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from soar.actions import ActionContext
+from soar.alerts import Alert
+from soar.errors import InputError
+from soar.playbooks import events, planner, triggers
+from soar.playbooks.model import Playbook
+from soar.playbooks.records import APPROVALS, RUNS, audit, new_run, redacted
+from soar.playbooks.runtime import Runtime
+from soar.policy import GATED_IMPACTS, Decision, StepFacts, decide
+from soar.store import Range
+
+ALERTS = "alerts"
+
+
+def validate_alert(doc: Any, where: str = "alert") -> dict[str, Any]:
+    """An alert document as the engine needs it; InputError naming the field otherwise."""
+    if not isinstance(doc, dict):
+        raise InputError(f"{where}: an alert must be a JSON object")
+    try:
+        return Alert.model_validate(doc).to_doc()
+    except Exception as exc:
+        errors = getattr(exc, "errors", None)
+        if callable(errors):
+            err = errors()[0]
+            field = ".".join(str(p) for p in err["loc"])
+            raise InputError(f"{where}: field {field}: {err['msg']}") from None
+        raise InputError(f"{where}: {exc}") from None
+
+
+def start_run(rt: Runtime, playbook: Playbook, alert: dict[str, Any], *, origin: str = "alert") -> tuple[str, bool]:
+    """Create the run for (playbook, alert) unless it exists; (run id, created)."""
+    doc = new_run(playbook, alert, origin=origin)
+    created = rt.store.create(RUNS, doc["id"], doc)
+    if created:
+        audit(
+            rt.store,
+            rt.settings,
+            "playbook.run_started",
+            doc["id"],
+            {"playbook": playbook.name, "version": playbook.version_hash, "alert": alert.get("id"), "origin": origin},
+        )
+        events.publish(rt.settings, doc["id"], events.make_event("run_started", doc))
+    return doc["id"], created
+
+
+def handle_alert(rt: Runtime, alert_id: str) -> list[str]:
+    """Start a run of every playbook the stored alert triggers; the ids of runs created now."""
+    rec = rt.store.get(ALERTS, alert_id)
+    if rec is None:
+        raise InputError(f"no alert {alert_id!r} in the store")
+    alert = rec.doc
+    started: list[str] = []
+    for pb in triggers.triggered(rt.playbooks.playbooks, alert):
+        run_id, created = start_run(rt, pb, alert)
+        if created:
+            started.append(run_id)
+    return started
+
+
+def plan(rt: Runtime, playbook: Playbook, alert: dict[str, Any]) -> dict[str, Any]:
+    """Every step rendered with its exact parameters, commands per host and policy decision. Touches nothing."""
+    ctx_steps: dict[str, Any] = {}
+    contained: set[str] = set()
+    out_steps: list[dict[str, Any]] = []
+    for step in playbook.spec.steps:
+        ctx = planner.context(alert, playbook.spec.inputs, ctx_steps)
+        exp = planner.expand(step, ctx, rt.registry, rt.inventory)
+        entry: dict[str, Any] = {"id": step.id, "uses": step.uses, "on_failure": step.on_failure}
+        if step.uses in rt.registry:
+            spec = rt.registry.get(step.uses).spec
+            entry.update(impact=spec.impact, idempotent=spec.idempotent, revert=spec.revert)
+        if exp.error:
+            depends = "steps." in exp.error or "'steps'" in exp.error
+            entry.update(status="deferred" if depends else "error", error=exp.error)
+            out_steps.append(entry)
+            ctx_steps[step.id] = {"status": entry["status"], "result": None}
+            continue
+        if exp.skipped:
+            entry.update(status="skipped", reason=exp.reason)
+            out_steps.append(entry)
+            ctx_steps[step.id] = {"status": "skipped", "result": None}
+            continue
+        action = rt.registry.get(step.uses)
+        instances = []
+        results: list[dict[str, Any] | None] = []
+        for inst in exp.instances:
+            gated = action.spec.impact in GATED_IMPACTS
+            keys = {t.key for t in inst.targets} if gated else set()
+            facts = StepFacts(
+                action=step.uses,
+                impact=action.spec.impact,
+                targets=inst.targets,
+                requested=step.approval,
+                run_targets=len(contained | keys),
+            )
+            decision: Decision = decide(rt.policy, facts)
+            contained |= keys
+            dry = ActionContext(settings=rt.settings, dry_run=True, step_id=inst.key, resources={})
+            try:
+                result = action.call(dry, inst.params)
+                commands = [c.to_dict() for c in result.commands]
+                dry_error = None if result.ok else result.error
+                results.append(result.to_dict())
+            except Exception as exc:
+                commands, dry_error = [], f"{type(exc).__name__}: {exc}"
+                results.append(None)
+            instances.append(
+                {
+                    **inst.to_dict(),
+                    "params": redacted(inst.params, rt.settings),
+                    "policy": decision.to_dict(),
+                    "commands": commands,
+                    "dry_run_error": dry_error,
+                }
+            )
+        entry.update(status="planned", instances=instances)
+        out_steps.append(entry)
+        ctx_steps[step.id] = {"status": "planned", "result": results if step.for_each is not None else results[0]}
+    return {
+        "playbook": {"name": playbook.name, "path": str(playbook.path), "version_hash": playbook.version_hash},
+        "alert": {"id": alert.get("id"), "rule": (alert.get("rule") or {}).get("id")},
+        "matches_trigger": triggers.matches(playbook.spec.trigger, alert),
+        "policy_file": rt.policy.path,
+        "steps": out_steps,
+    }
+
+
+def stale_runs(rt: Runtime, now: float | None = None) -> list[str]:
+    """Runs a lost worker left mid-step (lease expired) or whose approval has expired: to be resumed."""
+    now = now or time.time()
+    out: list[str] = []
+    for rec in rt.store.find(RUNS, {"status": ["running", "waiting_lock"]}, limit=10_000):
+        lease = rec.doc.get("lease")
+        if lease is None or float(lease["until"]) < now:
+            out.append(rec.id)
+    for rec in rt.store.find(APPROVALS, {"status": "pending", "expires_at": Range(lt=now)}, limit=10_000):
+        out.append(rec.doc["run_id"])
+    return sorted(set(out))

@@ -1,0 +1,68 @@
+"""Run events: every state change of a run is published for the on-call (Slack) and the log.
+
+The engine calls :func:`publish`; it sends the Celery task ``soar.notify.run_event``
+(owned by the notify area) on the response queue, or calls it in-process in eager
+mode. Publishing never fails a run: a broken notifier is logged, not raised.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Literal
+
+from soar.alerts import utcnow_iso
+from soar.config import Settings
+
+EventType = Literal[
+    "run_started",
+    "step_started",
+    "step_finished",
+    "approval_requested",
+    "approval_decided",
+    "verification",
+    "rollback",
+    "run_finished",
+]
+EVENT_TYPES: tuple[str, ...] = EventType.__args__  # type: ignore[attr-defined]
+TASK_NAME = "soar.notify.run_event"
+
+log = logging.getLogger("soar.playbooks.events")
+
+
+def make_event(event_type: EventType, run: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """The event dict of the agreed shape: type, run_id, playbook, alert, at, plus step/approval."""
+    alert = run.get("alert") or {}
+    rule = alert.get("rule") or {}
+    event: dict[str, Any] = {
+        "type": event_type,
+        "run_id": run["id"],
+        "playbook": (run.get("playbook") or {}).get("name"),
+        "status": run.get("status"),
+        "alert": {
+            "id": alert.get("id"),
+            "rule": {"id": rule.get("id"), "title": rule.get("title"), "level": rule.get("level")},
+            "host": alert.get("host") or {},
+            "user": alert.get("user") or {},
+            "source": alert.get("source") or {},
+        },
+        "at": utcnow_iso(),
+    }
+    event.update(extra)
+    return event
+
+
+def publish(settings: Settings, run_id: str, event: dict[str, Any]) -> None:
+    """Send ``soar.notify.run_event(run_id, event)``; in eager mode call it here. Never raises."""
+    try:
+        from soar.celery_app import app
+
+        if settings.celery_eager:
+            task = app.tasks.get(TASK_NAME)
+            if task is None:
+                log.info("run %s: %s", run_id, event.get("type"))
+                return
+            task.apply(args=[run_id, event])
+        else:
+            app.send_task(TASK_NAME, args=[run_id, event], queue=settings.response_queue)
+    except Exception as exc:  # a notifier problem must never stop a containment
+        log.warning("run %s: could not publish %s event: %s", run_id, event.get("type"), exc)

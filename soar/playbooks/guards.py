@@ -1,0 +1,94 @@
+"""Rate caps and the circuit breaker, kept in the store so every worker sees the same counts.
+
+A rate cap is a set of numbered slots per hour (``quota`` documents created
+create-only), so concurrent workers can never exceed it. The breaker counts
+failures in a row per action and opens for a while after N.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+from datetime import UTC, datetime
+
+from soar.policy import Policy
+from soar.store import Conflict, Store
+
+QUOTA = "quota"
+BREAKERS = "breakers"
+
+
+def hour_bucket(now: float | None = None) -> str:
+    return datetime.fromtimestamp(now if now is not None else time.time(), UTC).strftime("%Y%m%d%H")
+
+
+def _reserve(store: Store, scope: str, cap: int, bucket: str, owner: str) -> str | None:
+    start = store.count(QUOTA, {"scope": scope, "bucket": bucket})
+    for i in [*range(start, cap), *range(min(start, cap))]:
+        slot = f"{scope}-{bucket}-{i:06d}"
+        if store.create(QUOTA, slot, {"scope": scope, "bucket": bucket, "owner": owner, "at": time.time()}):
+            return slot
+    return None
+
+
+def reserve_containment(store: Store, policy: Policy, rule_id: str | None, owner: str) -> tuple[list[str], str | None]:
+    """Take one global and one per-rule slot for this hour; (slots, None) or ([], why the cap is reached)."""
+    caps = policy.rate_caps
+    bucket = hour_bucket()
+    taken: list[str] = []
+    wanted: list[tuple[str, int, str]] = []
+    if caps.contain_per_hour is not None:
+        wanted.append(("global", caps.contain_per_hour, f"rate cap: {caps.contain_per_hour} containments per hour"))
+    if caps.contain_per_rule_per_hour is not None:
+        wanted.append(
+            (
+                f"rule.{rule_id or 'none'}",
+                caps.contain_per_rule_per_hour,
+                f"rate cap: {caps.contain_per_rule_per_hour} containments per hour for rule {rule_id}",
+            )
+        )
+    for scope, cap, why in wanted:
+        slot = _reserve(store, scope, cap, bucket, owner)
+        if slot is None:
+            release(store, taken)
+            return [], why
+        taken.append(slot)
+    return taken, None
+
+
+def release(store: Store, slots: list[str]) -> None:
+    for slot in slots:
+        store.delete(QUOTA, slot)
+
+
+def breaker_open(store: Store, action: str, now: float | None = None) -> bool:
+    rec = store.get(BREAKERS, action)
+    return rec is not None and float(rec.doc.get("open_until") or 0) > (now or time.time())
+
+
+def record_outcome(store: Store, policy: Policy, action: str, ok: bool) -> bool:
+    """Count a result; True when this failure just opened the breaker."""
+    for _ in range(20):
+        rec = store.get(BREAKERS, action)
+        doc: dict[str, Any] = dict(rec.doc) if rec else {"action": action, "failures": 0, "open_until": 0}
+        opened = False
+        if ok:
+            if rec is None or (doc["failures"] == 0 and not doc.get("open_until")):
+                return False
+            doc.update(failures=0, open_until=0)
+        else:
+            doc["failures"] = int(doc["failures"]) + 1
+            if doc["failures"] >= policy.circuit_breaker.failures_in_a_row:
+                doc["open_until"] = time.time() + policy.circuit_breaker.pause_minutes * 60
+                doc["failures"] = 0
+                opened = True
+        try:
+            if rec is None:
+                if not store.create(BREAKERS, action, doc):
+                    continue
+            else:
+                store.update(BREAKERS, action, doc, version=rec.version)
+            return opened
+        except Conflict:
+            continue
+    return False

@@ -1,0 +1,96 @@
+"""Per-target locks: two runs never act on the same host or account at once.
+
+Redis (``SET key owner NX PX``) when a broker is configured; the store's
+create-only write in the embedded (eager) mode, where there may be no Redis.
+The owner is the run id, so a run resuming after a crash re-enters its own locks.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from soar.config import Settings
+from soar.store import Store
+
+PREFIX = "soar:lock:"
+LOCKS = "locks"
+
+_RELEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end
+"""
+
+
+class Locks(Protocol):
+    def acquire(self, keys: Sequence[str], owner: str, ttl: float) -> bool: ...
+
+    def release(self, keys: Sequence[str], owner: str) -> None: ...
+
+
+class RedisLocks:
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def acquire(self, keys: Sequence[str], owner: str, ttl: float) -> bool:
+        taken: list[str] = []
+        for key in sorted(set(keys)):
+            name = PREFIX + key
+            if self.client.set(name, owner, nx=True, px=int(ttl * 1000)):
+                taken.append(key)
+                continue
+            current = self.client.get(name)
+            if current is not None and current.decode() == owner:
+                self.client.pexpire(name, int(ttl * 1000))
+                taken.append(key)
+                continue
+            self.release(taken, owner)
+            return False
+        return True
+
+    def release(self, keys: Sequence[str], owner: str) -> None:
+        for key in keys:
+            self.client.eval(_RELEASE, 1, PREFIX + key, owner)
+
+
+class StoreLocks:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def _take(self, key: str, owner: str, ttl: float) -> bool:
+        doc = {"owner": owner, "until": time.time() + ttl}
+        if self.store.create(LOCKS, key, doc):
+            return True
+        rec = self.store.get(LOCKS, key)
+        if rec is None:
+            return self.store.create(LOCKS, key, doc)
+        if rec.doc.get("owner") == owner or float(rec.doc.get("until", 0)) < time.time():
+            try:
+                self.store.update(LOCKS, key, doc, version=rec.version)
+            except Exception:
+                return False
+            return True
+        return False
+
+    def acquire(self, keys: Sequence[str], owner: str, ttl: float) -> bool:
+        taken: list[str] = []
+        for key in sorted(set(keys)):
+            if not self._take(key, owner, ttl):
+                self.release(taken, owner)
+                return False
+            taken.append(key)
+        return True
+
+    def release(self, keys: Sequence[str], owner: str) -> None:
+        for key in keys:
+            rec = self.store.get(LOCKS, key)
+            if rec is not None and rec.doc.get("owner") == owner:
+                self.store.delete(LOCKS, key)
+
+
+def open_locks(settings: Settings, store: Store) -> Locks:
+    if settings.celery_eager:
+        return StoreLocks(store)
+    from soar.connections import redis_client
+
+    return RedisLocks(redis_client(settings))

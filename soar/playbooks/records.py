@@ -1,0 +1,116 @@
+"""Run records: one ``runs`` document per (playbook, alert fingerprint), updated optimistically.
+
+The run id is derived from the playbook name and the alert id, and the document is
+created create-only, so a redelivered or duplicate alert never starts a second run.
+Steps live inside the run document (one atomic write per state change); approvals
+are their own ``approvals`` documents. Rendered parameters are stored with secrets
+redacted; the playbook text is stored so a resumed run follows the version it began with.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import SecretStr
+
+from soar.alerts import utcnow_iso
+from soar.config import Settings
+from soar.playbooks.model import Playbook
+from soar.store import Conflict, Record, Store
+
+RUNS = "runs"
+APPROVALS = "approvals"
+TERMINAL = ("succeeded", "failed", "rolled_back", "aborted")
+MAX_UPDATE_RETRIES = 50
+
+log = logging.getLogger("soar.playbooks")
+
+
+def run_id_for(playbook_name: str, alert_id: str) -> str:
+    return "run-" + hashlib.sha256(f"{playbook_name}\x00{alert_id}".encode()).hexdigest()[:24]
+
+
+def alert_summary(alert: dict[str, Any]) -> dict[str, Any]:
+    rule = alert.get("rule") or {}
+    return {
+        "id": alert.get("id"),
+        "rule": {k: rule.get(k) for k in ("id", "title", "level", "tags")},
+        "severity": alert.get("severity"),
+        "host": alert.get("host") or {},
+        "user": alert.get("user") or {},
+        "source": alert.get("source") or {},
+    }
+
+
+def new_run(playbook: Playbook, alert: dict[str, Any], *, origin: str) -> dict[str, Any]:
+    now = utcnow_iso()
+    return {
+        "id": run_id_for(playbook.name, str(alert["id"])),
+        "playbook": {
+            "name": playbook.name,
+            "path": str(playbook.path),
+            "version_hash": playbook.version_hash,
+            "text": playbook.text,
+        },
+        "alert_id": alert["id"],
+        "rule_id": (alert.get("rule") or {}).get("id"),
+        "alert": alert,
+        "origin": origin,
+        "status": "running",
+        "phase": "steps",
+        "cursor": 0,
+        "steps": {},
+        "rollback": {"reason": None, "steps": []},
+        "contained_targets": [],
+        "lease": None,
+        "error": None,
+        "outputs": {},
+        "created_at": now,
+        "updated_at": now,
+        "finished_at": None,
+    }
+
+
+def mutate(store: Store, run_id: str, change: Callable[[dict[str, Any]], Any]) -> tuple[Record, Any]:
+    """Apply ``change`` to the run document under optimistic concurrency, retrying on Conflict."""
+    for _ in range(MAX_UPDATE_RETRIES):
+        rec = store.get(RUNS, run_id)
+        if rec is None:
+            raise KeyError(run_id)
+        doc = rec.doc
+        out = change(doc)
+        doc["updated_at"] = utcnow_iso()
+        try:
+            return store.update(RUNS, run_id, doc, version=rec.version), out
+        except Conflict:
+            continue
+    raise Conflict(f"run {run_id}: too many concurrent updates")
+
+
+def secret_values(settings: Settings) -> list[str]:
+    values = []
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        if isinstance(value, SecretStr) and len(value.get_secret_value()) >= 4:
+            values.append(value.get_secret_value())
+    return sorted(values, key=len, reverse=True)
+
+
+def redacted(value: Any, settings: Settings) -> Any:
+    """Secret-looking keys masked, configured secret values cut out of strings."""
+    from soar.audit.redact import redact
+
+    return redact(value, secret_values(settings))
+
+
+def audit(store: Store, settings: Settings, action: str, target: str | None, details: dict[str, Any]) -> None:
+    """Append to the audit chain; an audit failure is logged loudly but never half-runs a containment."""
+    try:
+        from soar.audit import record
+
+        record(store, actor="automation:playbooks", action=action, target=target, details=details, settings=settings)
+    except Exception as exc:
+        log.error("audit record %s for %s failed: %s", action, target, exc)
