@@ -12,6 +12,7 @@ from soar.config import Settings, get_settings
 # Modules exposing ``router`` (an APIRouter). Order is the order in the OpenAPI spec.
 ROUTERS: list[str] = [
     "soar.api.health",
+    "soar.api.slack",
 ]
 
 

@@ -1,1 +1,47 @@
-"""Celery tasks for notify (thin: the logic lives in the engine)."""
+"""Celery tasks for notify (thin: the logic lives in ``soar.notify``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from soar.celery_app import app
+from soar.config import get_settings
+from soar.notify import interactions, service
+from soar.store import open_store
+
+
+@app.task(name="soar.notify.run_event")
+def run_event(run_id: str, event: dict[str, Any]) -> dict[str, Any]:
+    """A playbook run event → a reply in the incident's thread and an updated card."""
+    settings = get_settings()
+    store = open_store(settings)
+    try:
+        thread = service.notify_run_event(settings, store, {**event, "run_id": event.get("run_id") or run_id})
+    finally:
+        store.close()
+    return {"incident": thread["id"], "channel": thread["channel"], "revision": thread.get("revision")}
+
+
+@app.task(name="soar.notify.deliver")
+def deliver(channel: str) -> dict[str, Any]:
+    """Send a channel's outbox; reschedule itself while messages wait for a retry."""
+    settings = get_settings()
+    store = open_store(settings)
+    try:
+        report = service.deliver(settings, store, channel)
+        if report.retry_in is not None and not report.busy:
+            deliver.apply_async(args=[channel], countdown=max(report.retry_in, 0.05), queue=settings.response_queue)
+    finally:
+        store.close()
+    return {"channel": channel, "sent": report.sent, "busy": report.busy, "retry_in": report.retry_in}
+
+
+@app.task(name="soar.notify.interaction")
+def interaction(data: dict[str, Any]) -> dict[str, Any]:
+    """A verified Slack button click: check the clicker's role and decide the approval."""
+    settings = get_settings()
+    store = open_store(settings)
+    try:
+        return interactions.handle(settings, store, interactions.Interaction.from_dict(data))
+    finally:
+        store.close()

@@ -1,0 +1,319 @@
+"""Block Kit rendering: the incident card, its thread replies, approval buttons and storm summaries.
+
+Pure functions of their inputs. Everything that comes from an alert is attacker-controlled,
+so it is escaped for mrkdwn (``&``, ``<``, ``>`` — no forged mentions or links) and
+truncated to Slack's limits before it reaches a block.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+APPROVE_ACTION = "soar.approve"
+DENY_ACTION = "soar.deny"
+HIGH_IMPACT = ("contain", "destructive")
+
+SECTION_LIMIT = 2900  # Slack: 3000 characters per section text
+HEADER_LIMIT = 150
+FIELD_LIMIT = 1900
+MAX_BLOCKS = 50
+
+LEVEL_EMOJI = {
+    "informational": ":information_source:",
+    "low": ":large_blue_circle:",
+    "medium": ":large_yellow_circle:",
+    "high": ":large_orange_circle:",
+    "critical": ":red_circle:",
+}
+STATUS_EMOJI = {
+    "planned": ":white_circle:",
+    "running": ":hourglass_flowing_sand:",
+    "started": ":hourglass_flowing_sand:",
+    "succeeded": ":white_check_mark:",
+    "ok": ":white_check_mark:",
+    "done": ":white_check_mark:",
+    "failed": ":x:",
+    "skipped": ":fast_forward:",
+    "awaiting_approval": ":raised_hand:",
+    "approved": ":white_check_mark:",
+    "denied": ":no_entry:",
+    "expired": ":alarm_clock:",
+    "rolled_back": ":leftwards_arrow_with_hook:",
+}
+
+Block = dict[str, Any]
+
+
+def escape(value: Any, limit: int = SECTION_LIMIT) -> str:
+    """Text safe for mrkdwn: Slack's three control characters escaped, truncated to ``limit``."""
+    text = str(value if value is not None else "")
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _plain(value: Any, limit: int) -> str:
+    text = " ".join(str(value or "").split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _fallback(value: Any, limit: int = 200) -> str:
+    """A message's top-level ``text`` (notifications): Slack parses it as mrkdwn, so it is escaped too."""
+    return escape(_plain(value, limit), limit + 40)
+
+
+def _code(value: str, limit: int = 1200) -> str:
+    """A code block of untrusted text; backtick runs cannot close it early."""
+    return "```" + escape(value, limit).replace("```", "`\u200b`\u200b`") + "```"
+
+
+def _get(mapping: Any, dotted: str) -> Any:
+    cur = mapping
+    for part in dotted.split("."):
+        if not isinstance(cur, Mapping):
+            return None
+        cur = cur.get(part)
+    return cur
+
+
+def attack_techniques(tags: Sequence[str]) -> list[str]:
+    """``attack.t1110.001`` -> ``T1110.001``; tactics (``attack.credential_access``) are left out."""
+    out = []
+    for tag in tags:
+        name = tag.lower().removeprefix("attack.")
+        if tag.lower().startswith("attack.") and name[:1] == "t" and name[1:5].isdigit():
+            out.append(name.upper())
+    return out
+
+
+def alert_summary(alert: Mapping[str, Any]) -> dict[str, Any]:
+    """What a card shows of an alert, taken from a stored alert or a run event's alert excerpt."""
+    rule = alert.get("rule") or {}
+    events = alert.get("events") or []
+    return {
+        "id": str(alert.get("id", "")),
+        "title": str(rule.get("title") or alert.get("title") or "alert"),
+        "rule_id": str(rule.get("id") or ""),
+        "level": str(rule.get("level") or alert.get("severity") or "medium"),
+        "tags": [str(t) for t in rule.get("tags") or []],
+        "host": _get(alert, "host.name") or _get(alert, "host.hostname"),
+        "user": _get(alert, "user.name"),
+        "source_ip": _get(alert, "source.ip"),
+        "event": events[0] if events else None,
+        "team": alert.get("team") or _get(alert, "labels.team"),
+    }
+
+
+def card_text(summary: Mapping[str, Any], status: str) -> str:
+    """The notification text (push notifications and clients without blocks)."""
+    host = f" on {summary['host']}" if summary.get("host") else ""
+    return _fallback(f"[{str(summary['level']).upper()}] {summary['title']}{host} — {status}", 300)
+
+
+def incident_card(
+    summary: Mapping[str, Any],
+    *,
+    status: str = "open",
+    runs: Mapping[str, Mapping[str, Any]] | None = None,
+    planned: str | None = None,
+) -> list[Block]:
+    """The card at the top of an incident's thread; re-rendered and ``chat.update``-d as the run moves."""
+    level = str(summary.get("level", "medium"))
+    blocks: list[Block] = [
+        {
+            "type": "header",
+            "text": {"type": "plain_text", "text": _plain(f"{summary['title']}", HEADER_LIMIT), "emoji": False},
+        }
+    ]
+    fields = [f"*Level*\n{LEVEL_EMOJI.get(level, '')} {escape(level, 20)}"]
+    for label, key in (("Host", "host"), ("User", "user"), ("Source IP", "source_ip")):
+        if summary.get(key):
+            fields.append(f"*{label}*\n`{escape(summary[key], 200)}`")
+    techniques = attack_techniques(summary.get("tags") or [])
+    if techniques:
+        fields.append("*ATT&amp;CK*\n" + ", ".join(escape(t, 20) for t in techniques[:8]))
+    blocks.append({"type": "section", "fields": [{"type": "mrkdwn", "text": f[:FIELD_LIMIT]} for f in fields[:10]]})
+    event = summary.get("event")
+    if event:
+        excerpt = json.dumps(event, sort_keys=True, default=str, ensure_ascii=False)
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "*Matched event*\n" + _code(excerpt)}})
+    automation = automation_lines(runs or {})
+    if planned:
+        automation.insert(0, f":crystal_ball: will run: {escape(planned, 300)}")
+    if automation:
+        text = "*Automation*\n" + "\n".join(automation)
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": text[:SECTION_LIMIT]}})
+    context = f"Status: *{escape(status, 40)}* · alert `{escape(summary.get('id', ''), 64)}`"
+    if runs:
+        context += " · run " + ", ".join(f"`{escape(r, 64)}`" for r in list(runs)[:3])
+    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": context}]})
+    return blocks[:MAX_BLOCKS]
+
+
+def automation_lines(runs: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    lines: list[str] = []
+    for run_id, run in list(runs.items())[:5]:
+        status = str(run.get("status", "running"))
+        lines.append(f"{STATUS_EMOJI.get(status, '')} playbook *{escape(run.get('playbook', '?'), 100)}* — {status}")
+        for step_id, step in list((run.get("steps") or {}).items())[:15]:
+            st = str(step.get("status", "planned"))
+            uses = escape(step.get("uses", ""), 80)
+            line = f"    {STATUS_EMOJI.get(st, '•')} `{escape(step_id, 60)}` {uses} — {escape(st, 30)}"
+            if step.get("summary"):
+                line += f": {escape(step['summary'], 200)}"
+            lines.append(line)
+        del run_id
+    return lines
+
+
+def step_reply(event: Mapping[str, Any]) -> tuple[str, list[Block]]:
+    step = event.get("step") or {}
+    status = str(step.get("status", "finished"))
+    emoji = STATUS_EMOJI.get(status, ":small_blue_diamond:")
+    text = f"{emoji} step `{escape(step.get('id', '?'), 60)}` ({escape(step.get('uses', ''), 80)}) {escape(status, 30)}"
+    if step.get("summary"):
+        text += f": {escape(step['summary'], 1500)}"
+    return _fallback(f"step {step.get('id', '?')} {status}"), [_section(text)]
+
+
+def approval_request(event: Mapping[str, Any]) -> tuple[str, list[Block]]:
+    """The approval message: what will happen, who may approve, and the two buttons."""
+    approval = event.get("approval") or {}
+    step = event.get("step") or {}
+    run_id = str(event.get("run_id", ""))
+    step_id = str(approval.get("step") or step.get("id") or "")
+    required = int(approval.get("required") or 1)
+    approvers = [str(a) for a in approval.get("approvers") or []]
+    impact = str(approval.get("impact") or step.get("impact") or "contain")
+    text = (
+        f":raised_hand: *Approval needed* for step `{escape(step_id, 60)}`"
+        f" ({escape(step.get('uses', ''), 80)}, impact {escape(impact, 20)})"
+        f"\n{len(approvers)} of {required} approvals"
+    )
+    if approvers:
+        text += ": " + ", ".join(escape(a, 60) for a in approvers)
+    if approval.get("expires_at"):
+        text += f"\nexpires {escape(approval['expires_at'], 40)}"
+    value = json.dumps({"run_id": run_id, "step_id": step_id}, separators=(",", ":"))
+    approve: Block = {
+        "type": "button",
+        "action_id": APPROVE_ACTION,
+        "style": "primary",
+        "text": {"type": "plain_text", "text": "Approve"},
+        "value": value,
+    }
+    if impact in HIGH_IMPACT:
+        approve["confirm"] = {
+            "title": {"type": "plain_text", "text": "Approve containment?"},
+            "text": {"type": "mrkdwn", "text": _fallback(f"Run {step.get('uses') or step_id} on the target now.", 250)},
+            "confirm": {"type": "plain_text", "text": "Approve"},
+            "deny": {"type": "plain_text", "text": "Cancel"},
+            "style": "danger",
+        }
+    deny: Block = {
+        "type": "button",
+        "action_id": DENY_ACTION,
+        "style": "danger",
+        "text": {"type": "plain_text", "text": "Deny"},
+        "value": value,
+    }
+    blocks = [
+        _section(text),
+        {"type": "actions", "block_id": _plain(f"approval:{run_id}:{step_id}", 255), "elements": [approve, deny]},
+    ]
+    return _fallback(f"Approval needed for step {step_id}"), blocks
+
+
+def approval_decided(event: Mapping[str, Any], *, final: bool) -> tuple[str, list[Block]]:
+    """The approval message after a decision: buttons replaced by who decided, unless more approvals are needed."""
+    approval = event.get("approval") or {}
+    decision = str(approval.get("status") or approval.get("decision") or "approved")
+    approvers = [str(a) for a in approval.get("approvers") or []]
+    who = ", ".join(escape(a, 60) for a in approvers) or "nobody"
+    emoji = STATUS_EMOJI.get(decision, ":ballot_box_with_check:")
+    raw_step = str(approval.get("step") or (event.get("step") or {}).get("id") or "?")
+    step_id = escape(raw_step, 60)
+    if not final:
+        return approval_request(event)
+    text = f"{emoji} step `{step_id}` *{escape(decision, 20)}*" + (f" by {who}" if decision == "approved" else "")
+    return _fallback(f"step {raw_step} {decision}"), [_section(text)]
+
+
+def decision_reply(event: Mapping[str, Any]) -> tuple[str, list[Block]]:
+    """The thread reply for a decision: who has approved so far, or the final outcome."""
+    approval = event.get("approval") or {}
+    decision = str(approval.get("status") or approval.get("decision") or "approved")
+    approvers = [str(a) for a in approval.get("approvers") or []]
+    required = int(approval.get("required") or 1)
+    raw_step = str(approval.get("step") or (event.get("step") or {}).get("id") or "?")
+    step_id = escape(raw_step, 60)
+    who = ", ".join(escape(a, 60) for a in approvers)
+    if decision == "pending":
+        text = f":ballot_box_with_check: step `{step_id}`: {len(approvers)} of {required} approvals ({who})"
+    else:
+        text = f"{STATUS_EMOJI.get(decision, ':ballot_box_with_check:')} step `{step_id}` *{escape(decision, 20)}*"
+        if who:
+            text += f" — approvals: {who} ({len(approvers)} of {required})"
+    return _fallback(f"step {raw_step} {decision}"), [_section(text)]
+
+
+def generic_reply(event: Mapping[str, Any]) -> tuple[str, list[Block]]:
+    kind = str(event.get("type", "event"))
+    step = event.get("step") or {}
+    icons = {
+        "run_started": ":arrow_forward:",
+        "run_finished": ":checkered_flag:",
+        "verification": ":mag:",
+        "rollback": ":leftwards_arrow_with_hook:",
+    }
+    parts = [icons.get(kind, ":small_blue_diamond:"), f"*{escape(kind.replace('_', ' '), 40)}*"]
+    if kind in ("run_started", "run_finished"):
+        parts.append(f"playbook *{escape(event.get('playbook', '?'), 100)}*")
+    if step.get("id"):
+        parts.append(f"step `{escape(step['id'], 60)}`")
+    status = event.get("status") or step.get("status")
+    if status:
+        parts.append(f"— {escape(status, 40)}")
+    summary = event.get("summary") or step.get("summary")
+    if summary:
+        parts.append(f": {escape(summary, 1500)}")
+    parts.append(f"(run `{escape(event.get('run_id', ''), 64)}`)")
+    return _fallback(f"{kind} {status or ''}"), [_section(" ".join(parts))]
+
+
+def storm_summary(summaries: Sequence[Mapping[str, Any]], channel: str) -> tuple[str, list[Block]]:
+    """One message standing for many alert cards, so a storm does not flood the channel."""
+    rules = Counter((str(s.get("title", "?")), str(s.get("level", "?"))) for s in summaries)
+    hosts = {str(s["host"]) for s in summaries if s.get("host")}
+    lines = [f"• {escape(title, 120)} ({escape(level, 20)}) ×{n}" for (title, level), n in rules.most_common(15)]
+    if len(rules) > 15:
+        lines.append(f"• … and {len(rules) - 15} more rules")
+    text = (
+        f":cyclone: *Alert storm*: {len(summaries)} more alerts for {escape(channel, 80)} were summarised"
+        f" instead of posted one by one ({len(hosts)} hosts).\n" + "\n".join(lines)
+    )
+    return _fallback(f"Alert storm: {len(summaries)} alerts summarised"), [_section(text[:SECTION_LIMIT])]
+
+
+def _section(text: str) -> Block:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text[:SECTION_LIMIT]}}
+
+
+def blocks_as_text(blocks: Sequence[Mapping[str, Any]]) -> str:
+    """Plain text of blocks, for the console fallback and logs."""
+    out: list[str] = []
+    for block in blocks:
+        text = block.get("text")
+        if isinstance(text, Mapping):
+            out.append(str(text.get("text", "")))
+        for f in block.get("fields") or []:
+            out.append(str(f.get("text", "")).replace("\n", ": "))
+        for el in block.get("elements") or []:
+            if isinstance(el.get("text"), Mapping):
+                out.append(f"[{el['text'].get('text', '')}]")
+            elif "text" in el:
+                out.append(str(el["text"]))
+    return "\n".join(out)

@@ -1,0 +1,355 @@
+"""The delivery loop: send a channel's outbox in order, paced, retried, never twice.
+
+One deliverer per channel at a time (a lease in the store), so pacing holds across
+workers. A 429 blocks the channel for ``Retry-After``; a 5xx, timeout or outage
+blocks it with exponential backoff; a message whose first answer was lost is looked
+up in the channel's history by its idempotency key before it is posted again. A
+channel Slack does not know is reported once and its messages kept for retry.
+A storm — more pending alert cards than ``slack_storm_threshold`` — is folded into
+one summary message.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from soar.alerts import utcnow_iso
+from soar.config import Settings
+from soar.notify import cards
+from soar.notify.outbox import CHANNELS_KIND, KIND, Message, enqueue, open_messages
+from soar.notify.transport import Permanent, RateLimited, Transient, Transport
+from soar.store import Conflict, Store
+
+log = logging.getLogger("soar.notify")
+
+LEASE_SECONDS = 120.0
+BACKOFF_BASE = 1.0
+BACKOFF_MAX = 300.0
+CHANNEL_ERROR_RETRY = 300.0  # a channel Slack does not know: try again in five minutes
+CHANNEL_LEVEL_ERRORS = {
+    "channel_not_found",
+    "not_in_channel",
+    "is_archived",
+    "invalid_auth",
+    "not_authed",
+    "account_inactive",
+    "token_revoked",
+    "missing_scope",
+}
+
+
+@dataclass
+class DeliveryReport:
+    channel: str
+    sent: int = 0
+    deduplicated: int = 0
+    summarized: int = 0
+    superseded: int = 0
+    failed: int = 0
+    busy: bool = False
+    retry_in: float | None = None  # seconds until this channel should be delivered again; None = nothing left
+    errors: list[str] = field(default_factory=list)
+
+
+def backoff(attempts: int) -> float:
+    """Exponential backoff with jitter: 1, 2, 4, … seconds, capped at five minutes."""
+    delay = min(BACKOFF_BASE * 2 ** max(attempts - 1, 0), BACKOFF_MAX)
+    return float(delay * (0.8 + 0.4 * random.random()))  # noqa: S311 (jitter, not security)
+
+
+class Deliverer:
+    """Delivers one channel's outbox. ``clock`` and ``sleep`` are injectable for the benchmark."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        transport: Transport,
+        *,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.transport = transport
+        self.clock = clock
+        self.sleep = sleep
+        self.owner = uuid.uuid4().hex
+        self._last_send = 0.0
+
+    # -- the channel lease and state
+    def _channel_state(self, channel: str) -> tuple[dict[str, Any], str]:
+        record = self.store.get(CHANNELS_KIND, channel)
+        if record is None:
+            self.store.create(CHANNELS_KIND, channel, {"channel": channel})
+            record = self.store.get(CHANNELS_KIND, channel)
+            assert record is not None
+        return dict(record.doc), record.version
+
+    def _acquire(self, channel: str) -> dict[str, Any] | None:
+        doc, version = self._channel_state(channel)
+        now = self.clock()
+        if doc.get("lease_owner") not in (None, self.owner) and float(doc.get("lease_until") or 0) > now:
+            return None
+        doc.update(lease_owner=self.owner, lease_until=now + LEASE_SECONDS)
+        try:
+            self.store.update(CHANNELS_KIND, channel, doc, version=version)
+        except Conflict:
+            return None
+        return doc
+
+    def _set_channel(self, channel: str, **changes: Any) -> dict[str, Any]:
+        for _ in range(20):
+            doc, version = self._channel_state(channel)
+            doc.update(changes)
+            try:
+                self.store.update(CHANNELS_KIND, channel, doc, version=version)
+                return doc
+            except Conflict:
+                continue
+        raise Conflict(f"channel state {channel} keeps changing")
+
+    # -- one pass
+    def deliver(self, channel: str, *, budget_seconds: float = 50.0) -> DeliveryReport:
+        report = DeliveryReport(channel)
+        state = self._acquire(channel)
+        if state is None:
+            report.busy = True
+            return report
+        started = self.clock()
+        try:
+            while True:
+                progressed = self._pass(channel, report)
+                if report.retry_in is not None or not progressed or self.clock() - started > budget_seconds:
+                    break
+        finally:
+            self._set_channel(channel, lease_owner=None, lease_until=0)
+        if report.retry_in is None:
+            report.retry_in = self._next_due(channel)
+        return report
+
+    def _next_due(self, channel: str) -> float | None:
+        pending = [m for m, _ in open_messages(self.store, channel)]
+        if not pending:
+            return None
+        doc, _ = self._channel_state(channel)
+        due = min(m.next_attempt_at for m in pending)
+        due = max(due, float(doc.get("blocked_until") or 0))
+        return max(due - self.clock(), 0.0)
+
+    def _pass(self, channel: str, report: DeliveryReport) -> bool:
+        """Send what is due; True if anything changed (so another pass may find more)."""
+        doc, _ = self._channel_state(channel)
+        blocked = float(doc.get("blocked_until") or 0) - self.clock()
+        if blocked > 0:
+            report.retry_in = blocked
+            return False
+        entries = open_messages(self.store, channel)
+        if not entries:
+            return False
+        changed = self._fold_storm(channel, entries, report)
+        if changed:
+            entries = open_messages(self.store, channel)
+        changed = self._coalesce_updates(entries, report) or changed
+        targets: dict[str, Message | None] = {}
+        for message, version in entries:
+            if message.status == "superseded":
+                continue
+            if message.next_attempt_at > self.clock():
+                continue
+            target = None
+            if message.target:
+                if message.target not in targets:
+                    rec = self.store.get(KIND, message.target)
+                    targets[message.target] = Message.from_doc(rec.doc) if rec else None
+                target = targets[message.target]
+                if target is None or target.status in ("summarized", "superseded", "failed"):
+                    self._finish(message, version, "summarized" if target else "failed", report)
+                    changed = True
+                    continue
+                if target.status != "sent":
+                    continue  # wait for the card to be posted first
+            outcome = self._send(message, version, target, report)
+            if outcome == "stop":
+                return True
+            changed = True
+            if message.status == "sent":
+                targets[message.key] = message
+        return changed
+
+    def _finish(self, message: Message, version: str, status: str, report: DeliveryReport) -> None:
+        message.status = status
+        try:
+            self.store.update(KIND, message.key, message.to_doc(), version=version)
+        except Conflict:
+            return
+        if status == "summarized":
+            report.summarized += 1
+        elif status == "failed":
+            report.failed += 1
+
+    def _pace(self) -> None:
+        interval = self.settings.slack_channel_interval
+        wait = self._last_send + interval - time.monotonic()
+        if wait > 0:
+            self.sleep(wait)
+
+    def _send(self, message: Message, version: str, target: Message | None, report: DeliveryReport) -> str:
+        message.status = "sending"
+        message.attempts += 1
+        now = self.clock()
+        if message.first_attempt_at is None:
+            message.first_attempt_at = now
+        try:
+            version = self.store.update(KIND, message.key, message.to_doc(), version=version).version
+        except Conflict:
+            return "skip"
+        self._pace()
+        try:
+            deduplicated = self._call(message, target)
+        except RateLimited as exc:
+            message.status = "pending"
+            message.last_error = exc.reason
+            self._save(message, version)
+            self._set_channel(message.channel, blocked_until=self.clock() + exc.retry_after)
+            report.retry_in = exc.retry_after
+            report.errors.append(exc.reason)
+            return "stop"
+        except Transient as exc:
+            delay = backoff(message.attempts)
+            message.status = "pending"
+            message.uncertain = message.uncertain or exc.uncertain
+            message.last_error = exc.reason
+            message.next_attempt_at = self.clock() + delay
+            self._save(message, version)
+            self._set_channel(message.channel, blocked_until=self.clock() + delay)
+            report.retry_in = delay
+            report.errors.append(exc.reason)
+            return "stop"
+        except Permanent as exc:
+            return self._permanent(message, version, exc, report)
+        finally:
+            self._last_send = time.monotonic()
+        message.status = "sent"
+        message.sent_at = utcnow_iso()
+        message.last_error = None
+        self._save(message, version)
+        self._channel_ok(message.channel)
+        if deduplicated:
+            report.deduplicated += 1
+        else:
+            report.sent += 1
+        return "sent"
+
+    def _call(self, message: Message, target: Message | None) -> bool:
+        """Send one message; True if it turned out to be posted already (its first answer was lost)."""
+        if message.op == "post":
+            thread_ts = target.ts if target else None
+            if message.uncertain and message.first_attempt_at is not None:
+                found = self.transport.find_posted(message.channel, message.key, message.first_attempt_at - 60)
+                if found is not None:
+                    message.channel_id, message.ts = found.channel_id, found.ts
+                    return True
+            posted = self.transport.post(
+                message.channel, message.text, message.blocks, thread_ts=thread_ts, key=message.key
+            )
+            message.channel_id, message.ts = posted.channel_id, posted.ts
+        elif message.op == "update":
+            assert target is not None and target.ts is not None
+            self.transport.update(target.channel_id or target.channel, target.ts, message.text, message.blocks)
+        else:
+            thread_ts = target.ts if target else None
+            self.transport.ephemeral(
+                message.channel, message.user or "", message.text, message.blocks, thread_ts=thread_ts
+            )
+        return False
+
+    def _permanent(self, message: Message, version: str, exc: Permanent, report: DeliveryReport) -> str:
+        message.last_error = exc.reason
+        if exc.reason in CHANNEL_LEVEL_ERRORS:
+            # The channel (or the token) is wrong, not the message: keep it for retry, report once.
+            message.status = "pending"
+            message.next_attempt_at = self.clock() + CHANNEL_ERROR_RETRY
+            self._save(message, version)
+            state = self._channel_state(message.channel)[0]
+            if state.get("error") != exc.reason:
+                log.error("Slack channel %s: %s; messages are kept and retried", message.channel, exc.reason)
+                self._set_channel(message.channel, error=exc.reason, error_reported_at=utcnow_iso())
+            self._set_channel(message.channel, blocked_until=self.clock() + CHANNEL_ERROR_RETRY)
+            report.retry_in = CHANNEL_ERROR_RETRY
+            report.errors.append(exc.reason)
+            return "stop"
+        message.status = "failed"
+        self._save(message, version)
+        log.error("Slack rejected message %s in %s: %s", message.key, message.channel, exc.reason)
+        report.failed += 1
+        report.errors.append(exc.reason)
+        return "failed"
+
+    def _channel_ok(self, channel: str) -> None:
+        state = self._channel_state(channel)[0]
+        if state.get("error") or state.get("blocked_until"):
+            if state.get("error"):
+                log.warning("Slack channel %s works again", channel)
+            self._set_channel(channel, error=None, blocked_until=0)
+
+    def _save(self, message: Message, version: str) -> None:
+        try:
+            self.store.update(KIND, message.key, message.to_doc(), version=version)
+        except Conflict:  # we hold the lease; only a forced retry can race us, and it wants the same end state
+            self.store.put(KIND, message.key, message.to_doc())
+
+    # -- storms and coalescing
+    def _coalesce_updates(self, entries: list[tuple[Message, str]], report: DeliveryReport) -> bool:
+        """Of several pending updates of one message only the newest is sent."""
+        latest: dict[str, str] = {}
+        for message, _ in entries:
+            if message.op == "update" and message.target and message.status == "pending":
+                latest[message.target] = message.key
+        changed = False
+        for message, version in entries:
+            if (
+                message.op == "update"
+                and message.status == "pending"
+                and latest.get(message.target or "") != message.key
+            ):
+                message.status = "superseded"
+                try:
+                    self.store.update(KIND, message.key, message.to_doc(), version=version)
+                    report.superseded += 1
+                    changed = True
+                except Conflict:
+                    pass
+        return changed
+
+    def _fold_storm(self, channel: str, entries: list[tuple[Message, str]], report: DeliveryReport) -> bool:
+        threshold = self.settings.slack_storm_threshold
+        waiting = [(m, v) for m, v in entries if m.kind == "card" and m.status == "pending" and m.attempts == 0]
+        important_targets = {m.target for m, _ in entries if m.important and m.target}
+        foldable = [(m, v) for m, v in waiting if not m.storm_exempt and m.key not in important_targets]
+        if len(waiting) <= threshold or len(foldable) <= 1:
+            return False
+        keep = max(threshold - (len(waiting) - len(foldable)), 0)
+        folded = foldable[keep:]
+        if len(folded) <= 1:
+            return False
+        summary_key = f"summary:{folded[0][0].key}"
+        text, blocks = cards.storm_summary([m.summary or {} for m, _ in folded], channel)
+        enqueue(
+            self.store, Message(key=summary_key, op="post", kind="summary", channel=channel, text=text, blocks=blocks)
+        )
+        for message, version in folded:
+            message.status = "summarized"
+            message.folded_into = summary_key
+            try:
+                self.store.update(KIND, message.key, message.to_doc(), version=version)
+                report.summarized += 1
+            except Conflict:
+                continue
+        return True

@@ -1,0 +1,248 @@
+"""One living thread per incident: run events become thread replies and card updates.
+
+The incident is the alert (its id is the alert fingerprint); a run without an alert
+is its own incident. The thread's state — which runs, which steps, which approvals —
+is a ``notify_threads`` document from which the card is re-rendered after every
+event. Every outgoing message goes through the outbox with a key derived from
+the event, so an event delivered twice produces its messages once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from soar.alerts import utcnow_iso
+from soar.config import Settings
+from soar.notify import cards
+from soar.notify.outbox import Message, enqueue, key_for
+from soar.notify.routing import load_routes
+from soar.store import Conflict, Store
+
+log = logging.getLogger("soar.notify")
+
+THREADS_KIND = "notify_threads"
+RUN_INDEX_KIND = "notify_runs"  # run id -> incident id, so actions inside a run find their thread
+
+EVENT_TYPES = (
+    "run_started",
+    "step_started",
+    "step_finished",
+    "approval_requested",
+    "approval_decided",
+    "verification",
+    "rollback",
+    "run_finished",
+)
+# events that only move the card (no reply of their own)
+CARD_ONLY = {"step_started"}
+
+
+def card_key(incident: str) -> str:
+    return f"card:{incident}"
+
+
+def approval_key(run_id: str, step_id: str) -> str:
+    return f"approval:{run_id}:{step_id}"
+
+
+def _incident_of(event: Mapping[str, Any]) -> str:
+    alert = event.get("alert") or {}
+    return str(alert.get("id") or f"run-{event.get('run_id', '')}")
+
+
+def _full_alert(store: Store, alert: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The stored alert (tags, event excerpt) when there is one, else the excerpt the event carries."""
+    if alert.get("id"):
+        record = store.get("alerts", str(alert["id"]))
+        if record is not None:
+            return record.doc
+    return alert
+
+
+def open_thread(
+    settings: Settings,
+    store: Store,
+    alert: Mapping[str, Any],
+    *,
+    incident: str | None = None,
+    channel: str | None = None,
+    planned: str | None = None,
+) -> dict[str, Any]:
+    """The incident's thread, creating it (and enqueueing its card) the first time."""
+    summary = cards.alert_summary(_full_alert(store, alert))
+    incident = incident or summary["id"] or "unknown"
+    record = store.get(THREADS_KIND, incident)
+    if record is not None:
+        return dict(record.doc)
+    chan = channel or load_routes(settings).channel_for(summary)
+    doc = {
+        "id": incident,
+        "channel": chan,
+        "card": card_key(incident),
+        "summary": summary,
+        "status": "open",
+        "planned": planned,
+        "runs": {},
+        "created_at": utcnow_iso(),
+        "revision": 0,
+    }
+    if store.create(THREADS_KIND, incident, doc):
+        blocks = cards.incident_card(summary, status="open", planned=planned)
+        enqueue(
+            store,
+            Message(
+                key=card_key(incident),
+                op="post",
+                kind="card",
+                channel=chan,
+                text=cards.card_text(summary, "open"),
+                blocks=blocks,
+                incident=incident,
+                summary={k: summary.get(k) for k in ("title", "level", "host", "rule_id")},
+            ),
+        )
+        return doc
+    existing = store.get(THREADS_KIND, incident)
+    assert existing is not None
+    return dict(existing.doc)
+
+
+def apply_event(thread: dict[str, Any], event: Mapping[str, Any]) -> dict[str, Any]:
+    """The thread state after ``event`` (pure; applying the same event twice gives the same state)."""
+    runs: dict[str, Any] = thread.setdefault("runs", {})
+    run_id = str(event.get("run_id", ""))
+    run = runs.setdefault(run_id, {"playbook": event.get("playbook"), "status": "running", "steps": {}})
+    if event.get("playbook"):
+        run["playbook"] = event["playbook"]
+    kind = event.get("type")
+    step = event.get("step") or {}
+    if step.get("id"):
+        entry = run["steps"].setdefault(str(step["id"]), {})
+        for name in ("uses", "status", "summary"):
+            if step.get(name) is not None:
+                entry[name] = step[name]
+    approval = event.get("approval") or {}
+    if kind == "approval_requested":
+        run["status"] = "awaiting_approval"
+        thread["status"] = "awaiting approval"
+    elif kind == "approval_decided":
+        decision, final = decision_of(approval)
+        if final:
+            run["status"] = "running" if decision == "approved" else decision or "running"
+            thread["status"] = "in progress" if decision == "approved" else f"approval {decision}"
+    elif kind == "run_started":
+        run["status"] = "running"
+        thread["status"] = "in progress"
+    elif kind == "run_finished":
+        run["status"] = str(event.get("status") or "finished")
+        done = all(r.get("status") not in ("running", "awaiting_approval") for r in runs.values())
+        thread["status"] = run["status"] if done else thread.get("status", "in progress")
+    elif kind == "rollback":
+        run["status"] = "rolled_back"
+    return thread
+
+
+def decision_of(approval: Mapping[str, Any]) -> tuple[str, bool]:
+    """(decision, final): ``approved``/``denied``/``expired`` are final; ``pending`` with votes is not."""
+    status = str(approval.get("status") or approval.get("decision") or "pending")
+    if status == "approved":
+        return status, len(approval.get("approvers") or []) >= int(approval.get("required") or 1)
+    return status, status != "pending"
+
+
+def _event_messages(thread: Mapping[str, Any], event: Mapping[str, Any]) -> list[Message]:
+    kind = str(event.get("type"))
+    channel = str(thread["channel"])
+    incident = str(thread["id"])
+    card = str(thread["card"])
+    run_id = str(event.get("run_id", ""))
+    step = event.get("step") or {}
+    approval = event.get("approval") or {}
+    # The key ignores the event time: the same event published twice is one message.
+    ident = {k: v for k, v in event.items() if k not in ("at", "alert")}
+    out: list[Message] = []
+    common: dict[str, Any] = {"channel": channel, "incident": incident, "target": card}
+    if kind == "approval_requested":
+        step_id = str(approval.get("step") or step.get("id") or "")
+        text, blocks = cards.approval_request(event)
+        key = approval_key(run_id, step_id)
+        out.append(Message(key=key, op="post", kind="reply", text=text, blocks=blocks, important=True, **common))
+    elif kind == "approval_decided":
+        step_id = str(approval.get("step") or step.get("id") or "")
+        _, final = decision_of(approval)
+        text, blocks = cards.approval_decided(event, final=final)
+        out.append(
+            Message(
+                key=key_for("update", approval_key(run_id, step_id), ident),
+                op="update",
+                kind="update",
+                channel=channel,
+                incident=incident,
+                target=approval_key(run_id, step_id),
+                text=text,
+                blocks=blocks,
+            )
+        )
+        text, blocks = cards.decision_reply(event)
+        out.append(Message(key=key_for("reply", ident), op="post", kind="reply", text=text, blocks=blocks, **common))
+    elif kind == "step_finished":
+        text, blocks = cards.step_reply(event)
+        out.append(Message(key=key_for("reply", ident), op="post", kind="reply", text=text, blocks=blocks, **common))
+    elif kind not in CARD_ONLY:
+        text, blocks = cards.generic_reply(event)
+        out.append(Message(key=key_for("reply", ident), op="post", kind="reply", text=text, blocks=blocks, **common))
+    return out
+
+
+def handle_event(settings: Settings, store: Store, event: Mapping[str, Any]) -> dict[str, Any]:
+    """Apply a run event to its incident's thread and enqueue the replies and the card update."""
+    if event.get("type") not in EVENT_TYPES or not event.get("run_id"):
+        raise ValueError(f"not a run event: type={event.get('type')!r} run_id={event.get('run_id')!r}")
+    incident = _incident_of(event)
+    alert = dict(event.get("alert") or {})
+    alert.setdefault("id", incident)
+    thread = open_thread(settings, store, alert, incident=incident)
+    store.put(RUN_INDEX_KIND, str(event["run_id"]), {"incident": incident})
+    for _ in range(50):
+        record = store.get(THREADS_KIND, incident)
+        assert record is not None
+        thread = apply_event(dict(record.doc), event)
+        thread["revision"] = int(thread.get("revision") or 0) + 1
+        try:
+            store.update(THREADS_KIND, incident, thread, version=record.version)
+            break
+        except Conflict:
+            continue
+    for message in _event_messages(thread, event):
+        enqueue(store, message)
+    enqueue_card_update(store, thread)
+    return thread
+
+
+def enqueue_card_update(store: Store, thread: Mapping[str, Any]) -> None:
+    summary = thread["summary"]
+    status = str(thread.get("status", "open"))
+    blocks = cards.incident_card(summary, status=status, runs=thread.get("runs") or {}, planned=thread.get("planned"))
+    enqueue(
+        store,
+        Message(
+            key=f"update:{thread['card']}:{int(thread.get('revision') or 0):08d}",
+            op="update",
+            kind="update",
+            channel=str(thread["channel"]),
+            incident=str(thread["id"]),
+            target=str(thread["card"]),
+            text=cards.card_text(summary, status),
+            blocks=blocks,
+        ),
+    )
+
+
+def thread_for_run(store: Store, run_id: str) -> dict[str, Any] | None:
+    record = store.get(RUN_INDEX_KIND, run_id)
+    if record is None:
+        return None
+    thread = store.get(THREADS_KIND, str(record.doc["incident"]))
+    return dict(thread.doc) if thread else None

@@ -1,0 +1,219 @@
+"""Slack interactivity: verify a button click, then decide the approval it asks for.
+
+The request half (:func:`verify`, :func:`parse`) is what the API endpoint runs
+before it answers Slack (within 3 s); the work half (:func:`handle`) runs on a
+worker: map the Slack user to a principal, check the approver role, call the
+playbook engine's ``approvals.decide`` and tell the clicker what happened. The
+message itself (buttons → decision) is updated from the engine's
+``approval_decided`` run event, so every path (CLI, API, Slack) shows the same.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+from urllib.parse import parse_qs
+
+from slack_sdk.signature import SignatureVerifier
+
+from soar.config import Settings
+from soar.notify.cards import APPROVE_ACTION, DENY_ACTION
+from soar.store import Store
+
+log = logging.getLogger("soar.notify")
+
+INTERACTIONS_KIND = "slack_interactions"
+# Slack action id -> approval decision: a registry, so a new button is one line.
+DECISIONS: dict[str, str] = {APPROVE_ACTION: "approve", DENY_ACTION: "deny"}
+MAX_BODY = 64 * 1024
+
+
+class Rejected(Exception):
+    """The request is refused before any work: ``status`` is the HTTP answer."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Interaction:
+    """One button click, reduced to what the decision needs."""
+
+    id: str  # stable per click: a replayed request has the same id
+    decision: str
+    run_id: str
+    step_id: str
+    user_id: str
+    user_name: str
+    channel_id: str
+    message_ts: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Interaction:
+        return cls(**{k: data.get(k) for k in cls.__dataclass_fields__})  # type: ignore[arg-type]
+
+
+def verify(settings: Settings, body: bytes, headers: Mapping[str, str]) -> None:
+    """Slack's signature over the raw body; timestamps older than five minutes are replays."""
+    secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
+    if not secret:
+        raise Rejected(503, "Slack interactivity is not configured (slack_signing_secret is not set)")
+    if len(body) > MAX_BODY:
+        raise Rejected(413, "request body too large")
+    lower = {k.lower(): v for k, v in headers.items()}
+    timestamp = lower.get("x-slack-request-timestamp")
+    signature = lower.get("x-slack-signature")
+    if not timestamp or not signature:
+        raise Rejected(401, "missing Slack signature headers")
+    if not timestamp.isdigit():
+        raise Rejected(401, "invalid Slack request timestamp")
+    if not SignatureVerifier(secret).is_valid(body=body, timestamp=timestamp, signature=signature):
+        raise Rejected(401, "invalid Slack signature or request older than 5 minutes")
+
+
+def parse(body: bytes) -> Interaction:
+    """The click in a ``block_actions`` payload; Rejected(400) for anything else."""
+    try:
+        form = parse_qs(body.decode("utf-8"), strict_parsing=True)
+        payload = json.loads(form["payload"][0])
+    except (UnicodeDecodeError, ValueError, KeyError, IndexError) as exc:
+        raise Rejected(400, f"malformed interactivity payload: {type(exc).__name__}") from exc
+    if not isinstance(payload, dict) or payload.get("type") != "block_actions":
+        raise Rejected(400, "unsupported interaction type")
+    actions = payload.get("actions")
+    if not isinstance(actions, list) or len(actions) != 1 or not isinstance(actions[0], dict):
+        raise Rejected(400, "expected exactly one action")
+    action = actions[0]
+    decision = DECISIONS.get(str(action.get("action_id")))
+    if decision is None:
+        raise Rejected(400, f"unknown action id {str(action.get('action_id'))[:80]!r}")
+    try:
+        value = json.loads(str(action.get("value")))
+        run_id, step_id = str(value["run_id"]), str(value["step_id"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise Rejected(400, "malformed action value") from exc
+    user = payload.get("user") or {}
+    channel = payload.get("channel") or {}
+    container = payload.get("container") or {}
+    if not isinstance(user, dict) or not user.get("id") or not isinstance(channel, dict) or not channel.get("id"):
+        raise Rejected(400, "payload lacks user or channel")
+    if not run_id or not step_id or len(run_id) > 200 or len(step_id) > 200:
+        raise Rejected(400, "malformed action value")
+    ident = json.dumps([user["id"], action.get("action_ts"), action.get("action_id"), run_id, step_id])
+    return Interaction(
+        id=hashlib.sha256(ident.encode()).hexdigest()[:32],
+        decision=decision,
+        run_id=run_id,
+        step_id=step_id,
+        user_id=str(user["id"])[:40],
+        user_name=str(user.get("username") or user.get("name") or user["id"])[:80],
+        channel_id=str(channel["id"])[:40],
+        message_ts=str(container.get("message_ts")) if container.get("message_ts") else None,
+    )
+
+
+def accept(store: Store, interaction: Interaction) -> bool:
+    """Remember the click; False if this exact request was seen before (a replay inside the window)."""
+    return store.create(INTERACTIONS_KIND, interaction.id, {**interaction.to_dict(), "status": "received"})
+
+
+def handle(settings: Settings, store: Store, interaction: Interaction) -> dict[str, Any]:
+    """The work after the ack: who clicked, may they, and the decision itself. Returns what happened."""
+    from soar import access, audit
+    from soar.notify.service import ephemeral
+
+    def refuse(reason: str) -> dict[str, Any]:
+        ephemeral(
+            settings,
+            store,
+            channel=interaction.channel_id,
+            user=interaction.user_id,
+            text=reason,
+            key=f"ephemeral:{interaction.id}",
+        )
+        _record(store, interaction, "refused", reason)
+        audit.record(
+            store,
+            actor=f"slack:{interaction.user_id}",
+            action="approval.refused",
+            target=f"{interaction.run_id}/{interaction.step_id}",
+            details={"via": "slack", "decision": interaction.decision, "reason": reason},
+            settings=settings,
+        )
+        return {"status": "refused", "reason": reason}
+
+    principal = access.principal_for_slack_user(interaction.user_id, settings)
+    if principal is None:
+        return refuse("You are not a known soar user, so you cannot approve or deny. Ask an admin to add you.")
+    run = store.get("runs", interaction.run_id)
+    attrs = access.resource_attributes(dict(run.doc) if run else None)
+    allowed = access.authorize(principal, "approvals:decide", attrs)
+    if not allowed.allowed:
+        return refuse(f"Not allowed: {allowed.reason}")
+    try:
+        from soar.playbooks import approvals
+    except ImportError:
+        log.error(
+            "approval %s/%s: the playbook engine's approvals are not available", interaction.run_id, interaction.step_id
+        )
+        return refuse("Approvals are not available on this soar installation yet; nothing was decided.")
+    try:
+        outcome = approvals.decide(
+            settings,
+            store,
+            interaction.run_id,
+            interaction.step_id,
+            approver=principal.name,
+            role=principal.role,
+            decision="deny" if interaction.decision == "deny" else "approve",
+            via="slack",
+            attributes=dict(principal.attributes),
+        )
+    except Exception as exc:  # a SoarError (unknown run, expired, not allowed) becomes the clicker's answer
+        message = str(exc) if _is_soar_error(exc) else f"could not record the decision ({type(exc).__name__})"
+        if not _is_soar_error(exc):
+            log.exception("approval %s/%s failed", interaction.run_id, interaction.step_id)
+        return refuse(message)
+    result = _outcome_dict(outcome)
+    if not result.get("changed", True):
+        ephemeral(
+            settings,
+            store,
+            channel=interaction.channel_id,
+            user=interaction.user_id,
+            text=f"Nothing changed: {result.get('message') or 'this approval was already decided'}.",
+            key=f"ephemeral:{interaction.id}",
+        )
+    _record(store, interaction, "decided", result.get("message") or "")
+    return {"status": "decided", **result}
+
+
+def _is_soar_error(exc: Exception) -> bool:
+    from soar.errors import SoarError
+
+    return isinstance(exc, SoarError)
+
+
+def _outcome_dict(outcome: Any) -> dict[str, Any]:
+    if isinstance(outcome, Mapping):
+        return dict(outcome)
+    if hasattr(outcome, "to_dict"):
+        return dict(outcome.to_dict())
+    if hasattr(outcome, "__dataclass_fields__"):
+        return asdict(outcome)
+    return {"message": str(outcome)}
+
+
+def _record(store: Store, interaction: Interaction, status: str, reason: str) -> None:
+    record = store.get(INTERACTIONS_KIND, interaction.id)
+    doc = {**(record.doc if record else interaction.to_dict()), "status": status, "reason": reason}
+    store.put(INTERACTIONS_KIND, interaction.id, doc)

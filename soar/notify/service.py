@@ -1,0 +1,121 @@
+"""The notify façade the rest of soar calls: enqueue, then have the outbox delivered.
+
+With ``celery_eager`` (embedded mode) delivery runs in-process right away;
+otherwise a ``soar.notify.deliver`` task per channel does it on a worker, and
+reschedules itself while messages wait for a retry.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from soar.config import Settings
+from soar.notify import incidents
+from soar.notify.delivery import Deliverer, DeliveryReport
+from soar.notify.outbox import Message, channels_with_open_messages, enqueue, key_for
+from soar.notify.transport import Transport, transport_for
+from soar.store import Store
+
+log = logging.getLogger("soar.notify")
+
+DELIVER_TASK = "soar.notify.deliver"
+
+
+def deliver(settings: Settings, store: Store, channel: str, transport: Transport | None = None) -> DeliveryReport:
+    """One delivery pass over a channel's outbox."""
+    return Deliverer(settings, store, transport or transport_for(settings)).deliver(channel)
+
+
+def deliver_all(settings: Settings, store: Store, transport: Transport | None = None) -> list[DeliveryReport]:
+    transport = transport or transport_for(settings)
+    return [deliver(settings, store, ch, transport) for ch in channels_with_open_messages(store)]
+
+
+def kick(settings: Settings, store: Store, channels: Iterable[str], *, countdown: float | None = None) -> None:
+    """Have these channels delivered: in-process when eager, else by a worker."""
+    for channel in sorted(set(channels)):
+        if settings.celery_eager:
+            deliver(settings, store, channel)
+            continue
+        from soar.celery_app import app
+
+        app.send_task(DELIVER_TASK, args=[channel], countdown=countdown, queue=settings.response_queue)
+
+
+def notify_run_event(settings: Settings, store: Store, event: Mapping[str, Any]) -> dict[str, Any]:
+    """A playbook run event → the incident's thread (reply + card update). Returns the thread."""
+    thread = incidents.handle_event(settings, store, event)
+    kick(settings, store, [str(thread["channel"])])
+    return thread
+
+
+def notify_alert(
+    settings: Settings, store: Store, alert: Mapping[str, Any], *, planned: str | None = None
+) -> dict[str, Any]:
+    """Post an alert's card (once per alert, however often this is called)."""
+    thread = incidents.open_thread(settings, store, alert, planned=planned)
+    kick(settings, store, [str(thread["channel"])])
+    return thread
+
+
+def notify_text(
+    settings: Settings,
+    store: Store,
+    text: str,
+    *,
+    channel: str | None = None,
+    run_id: str | None = None,
+    key: str | None = None,
+) -> Message:
+    """A free-text message: a reply in the run's incident thread when there is one, else a post to ``channel``."""
+    from soar.notify.cards import escape
+
+    thread = incidents.thread_for_run(store, run_id) if run_id else None
+    target = str(thread["card"]) if thread and not channel else None
+    chan = channel or (str(thread["channel"]) if thread else settings.slack_default_channel)
+    blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": escape(text)}}]
+    message = Message(
+        key=key or key_for("text", run_id, chan, text),
+        op="post",
+        kind="reply" if target else "card",
+        channel=chan,
+        text=escape(text, 3000),
+        blocks=blocks,
+        target=target,
+        incident=str(thread["id"]) if thread else None,
+    )
+    enqueue(store, message)
+    kick(settings, store, [chan])
+    return message
+
+
+def ephemeral(
+    settings: Settings,
+    store: Store,
+    *,
+    channel: str,
+    user: str,
+    text: str,
+    key: str,
+    thread_target: str | None = None,
+) -> None:
+    """A message only ``user`` sees (refusals of an approval click)."""
+    from soar.notify.cards import escape
+
+    blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": escape(text)}}]
+    enqueue(
+        store,
+        Message(
+            key=key,
+            op="ephemeral",
+            kind="ephemeral",
+            channel=channel,
+            user=user,
+            text=text,
+            blocks=blocks,
+            target=thread_target,
+        ),
+    )
+    kick(settings, store, [channel])

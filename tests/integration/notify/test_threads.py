@@ -1,0 +1,105 @@
+"""One living thread per incident, through the real slack-sdk WebClient and the Slack stand-in."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from soar.config import Settings
+from soar.notify import notify_alert, notify_run_event
+from soar.notify.outbox import listing
+from soar.playbooks.events import make_event
+from soar.store import Store
+from tests.integration.notify.standin import Workspace
+
+
+def _mrkdwn_texts(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        found = [node["text"]] if node.get("type") == "mrkdwn" else []
+        return found + [t for v in node.values() for t in _mrkdwn_texts(v)]
+    if isinstance(node, list):
+        return [t for v in node for t in _mrkdwn_texts(v)]
+    return []
+
+
+def _run(alert_id: str) -> dict[str, Any]:
+    return {
+        "id": f"run-{uuid.uuid4().hex[:8]}",
+        "playbook": {"name": "contain-ssh-bruteforce"},
+        "status": "running",
+        "alert": {
+            "id": alert_id,
+            "rule": {"id": "ssh-brute", "title": "SSH brute force <!channel>", "level": "high"},
+            "host": {"name": "web-1"},
+            "user": {"name": "root"},
+            "source": {"ip": "203.0.113.9"},
+        },
+    }
+
+
+def test_a_run_becomes_one_thread_with_replies_and_an_updated_card(
+    slack_settings: Settings, store: Store, workspace: Workspace
+) -> None:
+    alert_id = uuid.uuid4().hex
+    store.put(
+        "alerts",
+        alert_id,
+        {
+            "id": alert_id,
+            "rule": {
+                "id": "ssh-brute",
+                "title": "SSH brute force <!channel>",
+                "level": "high",
+                "tags": ["attack.credential_access", "attack.t1110.001"],
+            },
+            "host": {"name": "web-1"},
+            "user": {"name": "root"},
+            "source": {"ip": "203.0.113.9"},
+            "events": [{"message": "Failed password for root from 203.0.113.9 ```<@U1>"}],
+        },
+    )
+    run = _run(alert_id)
+    step = {"id": "block", "uses": "hosts.block_ip", "status": "succeeded", "summary": "203.0.113.9 dropped"}
+    events = [
+        make_event("run_started", run),
+        make_event("step_started", run, step={**step, "status": "running", "summary": None}),
+        make_event("step_finished", run, step=step),
+        make_event("verification", run, step={**step, "status": "verified"}),
+        make_event("run_finished", {**run, "status": "succeeded"}),
+    ]
+    for event in events:
+        notify_run_event(slack_settings, store, event)
+    notify_run_event(slack_settings, store, events[2])  # the same event again: no second reply
+
+    cards = workspace.top_level()
+    assert len(cards) == 1
+    card = cards[0]
+    assert card["channel_name"] == "soc-alerts"
+    text = str(card["blocks"])
+    assert "SSH brute force" in card["text"] and "&lt;!channel&gt;" in card["text"]
+    for message in [card, *card["edits"]]:  # Slack parses top-level text and mrkdwn: no forged mentions
+        mrkdwn = [message["text"], *_mrkdwn_texts(message["blocks"])]
+        assert not any("<!channel>" in t or "<@U1>" in t for t in mrkdwn), mrkdwn
+    for expected in ("web-1", "root", "203.0.113.9", "T1110.001", "Failed password", run["id"], "succeeded"):
+        assert expected in text, expected
+    assert card["edits"], "the card was updated in place"
+    replies = workspace.replies(card["ts"])
+    reply_text = [str(r["blocks"]) for r in replies]
+    assert len(replies) == 4  # run_started, step_finished, verification, run_finished; step_started only moves the card
+    assert "203.0.113.9 dropped" in reply_text[1]
+    assert "verification" in reply_text[2]
+    assert all(m.status in ("sent", "superseded") for m in listing(store))
+
+
+def test_an_alert_card_is_posted_once_and_routed_by_severity(
+    slack_settings: Settings, store: Store, workspace: Workspace
+) -> None:
+    slack_settings.content_path(slack_settings.notify_routes_file).write_text(
+        "default: '#soc-alerts'\nroutes:\n  - channel: '#soc-critical'\n    min_severity: critical\n"
+    )
+    critical = {"id": uuid.uuid4().hex, "rule": {"id": "r", "title": "Rootkit", "level": "critical"}}
+    medium = {"id": uuid.uuid4().hex, "rule": {"id": "r2", "title": "Odd cron", "level": "medium"}}
+    for alert in (critical, critical, medium):
+        notify_alert(slack_settings, store, alert)
+    assert [m["blocks"][0]["text"]["text"] for m in workspace.top_level("#soc-critical")] == ["Rootkit"]
+    assert [m["blocks"][0]["text"]["text"] for m in workspace.top_level("#soc-alerts")] == ["Odd cron"]
