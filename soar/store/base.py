@@ -51,6 +51,10 @@ class Store(Protocol):
         """Create or replace unconditionally."""
         ...
 
+    def put_many(self, kind: str, docs: Mapping[str, Mapping[str, Any]]) -> int:
+        """Create or replace several documents (id -> doc) in one write; returns how many were written."""
+        ...
+
     def get(self, kind: str, id: str) -> Record | None: ...
 
     def update(self, kind: str, id: str, doc: Mapping[str, Any], *, version: str) -> Record:

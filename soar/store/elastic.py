@@ -20,6 +20,7 @@ from elasticsearch import ConflictError, Elasticsearch, NotFoundError
 from soar.actions.registry import BUILTIN_INTEGRATIONS
 from soar.config import Settings
 from soar.connections import elasticsearch_client
+from soar.errors import SoarError
 from soar.store.base import Conflict, Range, Record, Where, check_field, check_kind, normalise_where
 
 TEMPLATE_FILE = BUILTIN_INTEGRATIONS / "elasticsearch" / "index_templates" / "soar-state.json"
@@ -70,6 +71,19 @@ class ElasticsearchStore:
     def put(self, kind: str, id: str, doc: Mapping[str, Any]) -> Record:
         resp = self.client.index(index=self._index(kind), id=id, document={"doc": dict(doc), "id": id})
         return Record(id, dict(doc), _version(resp.body))
+
+    def put_many(self, kind: str, docs: Mapping[str, Mapping[str, Any]]) -> int:
+        if not docs:
+            return 0
+        index = self._index(kind)
+        operations: list[dict[str, Any]] = []
+        for id, doc in docs.items():
+            operations += [{"index": {"_index": index, "_id": id}}, {"doc": dict(doc), "id": id}]
+        resp = self.client.bulk(operations=operations)
+        if resp.get("errors"):
+            failed = next(i["index"] for i in resp["items"] if i["index"].get("error"))
+            raise SoarError(f"{kind}/{failed.get('_id')}: bulk write failed: {failed['error'].get('reason')}")
+        return len(docs)
 
     def get(self, kind: str, id: str) -> Record | None:
         try:

@@ -72,6 +72,22 @@ class SQLiteStore:
         )
         return Record(id, dict(doc), str(row[0]))
 
+    def put_many(self, kind: str, docs: Mapping[str, Mapping[str, Any]]) -> int:
+        rows = [(check_kind(kind), id, _dumps(doc)) for id, doc in docs.items()]
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany(
+                "INSERT INTO docs (kind, id, version, doc) VALUES (?, ?, 1, ?) "
+                "ON CONFLICT (kind, id) DO UPDATE SET version = version + 1, doc = excluded.doc",
+                rows,
+            )
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return len(rows)
+
     def get(self, kind: str, id: str) -> Record | None:
         row = (
             self._conn()

@@ -1,1 +1,21 @@
-"""Celery tasks for detection (thin: the logic lives in the engine)."""
+"""Celery tasks for detection (thin: the logic lives in soar.scheduler)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from soar.celery_app import app
+from soar.config import get_settings
+
+
+@app.task(name="soar.detection.run_rules", acks_late=True)
+def run_rules(rule_ids: list[str]) -> dict[str, Any]:
+    """Run one cycle for these rules (sent together by the scheduler), then release their leases."""
+    from soar.scheduler.runtime import detector_for, leases_for
+    from soar.scheduler.service import run_rule_ids
+
+    settings = get_settings()
+    try:
+        return run_rule_ids(settings, detector_for(settings), rule_ids)
+    finally:
+        leases_for(settings).release(rule_ids)

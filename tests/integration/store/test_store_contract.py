@@ -103,3 +103,17 @@ def test_bad_kind_and_field_are_refused(store: Store) -> None:
         store.put("Alerts; drop", "x", {})
     with pytest.raises(InputError):
         store.find("alerts", {"a') OR 1=1 --": 1})
+
+
+def test_put_many_writes_and_replaces_in_one_call(store: Store) -> None:
+    store.put("checkpoints", "r1", {"end": "2026-11-28T10:00:00Z"})
+    written = store.put_many(
+        "checkpoints", {"r1": {"end": "2026-11-28T10:05:00Z"}, "r2": {"end": "2026-11-28T10:01:00Z", "n": 2}}
+    )
+    assert written == 2
+    first = store.get("checkpoints", "r1")
+    assert first is not None and first.doc == {"end": "2026-11-28T10:05:00Z"}
+    assert [r.id for r in store.find("checkpoints", {"end": Range(gte="2026-11-28T10:01:00Z")})] == ["r1", "r2"]
+    updated = store.update("checkpoints", "r2", {"end": "x"}, version=store.get("checkpoints", "r2").version)  # type: ignore[union-attr]
+    assert updated.doc == {"end": "x"}
+    assert store.put_many("checkpoints", {}) == 0

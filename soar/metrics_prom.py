@@ -1,0 +1,56 @@
+"""Prometheus metrics of continuous detection, and the endpoint that serves them.
+
+With several worker processes, set ``PROMETHEUS_MULTIPROC_DIR`` (prometheus-client's
+multiprocess mode) and the endpoint aggregates every process.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess, start_http_server
+
+CYCLE_SECONDS = Histogram(
+    "soar_detection_cycle_seconds",
+    "Wall time of one detection cycle (all rules due together)",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120),
+)
+RULE_SECONDS = Histogram(
+    "soar_detection_rule_seconds",
+    "Time of one rule's run within a cycle (its share of the _msearch plus alert writing)",
+    ["rule"],
+    buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 30),
+)
+RULE_HITS = Counter("soar_detection_rule_hits_total", "Events matched by a rule", ["rule"])
+RULE_ALERTS = Counter("soar_detection_rule_alerts_total", "Alerts created by a rule", ["rule"])
+RULE_ERRORS = Counter("soar_detection_rule_errors_total", "Failed rule runs, by kind of error", ["rule", "kind"])
+GAP_SECONDS = Counter("soar_detection_gap_seconds_total", "Seconds of event time recorded as gaps", ["rule"])
+EVENT_TO_ALERT = Histogram(
+    "soar_detection_event_to_alert_seconds",
+    "From an event's @timestamp to its alert's creation",
+    buckets=(0.5, 1, 2, 3, 5, 7, 10, 15, 30, 60, 120, 300, 900),
+)
+
+
+def registry() -> CollectorRegistry | None:
+    """The registry to expose: the multiprocess aggregate when configured, else the default one."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        reg = CollectorRegistry()
+        multiprocess.MultiProcessCollector(reg)  # type: ignore[no-untyped-call]
+        return reg
+    return None
+
+
+def exposition() -> bytes:
+    """The metrics in Prometheus text format (what the endpoint serves)."""
+    reg = registry()
+    return generate_latest(reg) if reg is not None else generate_latest()
+
+
+def serve(port: int, addr: str = "127.0.0.1") -> None:
+    """Serve /metrics on ``addr:port`` from a background thread."""
+    reg = registry()
+    if reg is not None:
+        start_http_server(port, addr=addr, registry=reg)
+    else:
+        start_http_server(port, addr=addr)

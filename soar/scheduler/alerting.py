@@ -1,0 +1,161 @@
+"""From hits to alerts: fingerprints, suppression, exactly-once creation and the hand-off.
+
+An alert's id is its fingerprint — rule id + the matched event (index and ``_id``), or,
+for a suppressed rule, rule id + group-by values + suppression window — so it is written
+once with ``Store.create`` however often a window is searched again. A created alert is
+handed to the playbook engine (Celery task ``soar.playbooks.handle_alert``) and then
+marked ``dispatched``; an alert found undispatched (the writer died in between) is
+handed off again by the next run, so the hand-off is at-least-once and the alert exactly-once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from soar.alerts import RuleRef, alert_from_events, fingerprint
+from soar.scheduler.planning import parse_time, suppression_bucket
+from soar.scheduler.rules import ScheduledRule
+from soar.store import Conflict, Store
+from soar.store.base import get_path
+
+KIND = "alerts"
+MAX_EVENT_IDS = 1000  # event ids kept on a suppressed alert; beyond it the count is approximate
+Dispatch = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Draft:
+    """An alert about to be written, and the event times it covers (for latency)."""
+
+    doc: dict[str, Any]
+    event_ids: tuple[str, ...]
+    event_times: tuple[float, ...]
+
+    @property
+    def id(self) -> str:
+        return str(self.doc["id"])
+
+
+def _ref(rule: ScheduledRule) -> RuleRef:
+    return RuleRef(id=rule.id, title=rule.title, level=rule.level, tags=list(rule.tags))  # type: ignore[arg-type]
+
+
+def _event(hit: Mapping[str, Any]) -> dict[str, Any]:
+    return {**(hit.get("_source") or {}), "_id": hit.get("_id"), "_index": hit.get("_index")}
+
+
+def drafts_for_hits(rule: ScheduledRule, hits: Sequence[Mapping[str, Any]], detected_at: str) -> list[Draft]:
+    """The alerts these hits make, in hit order; one per event, or one per suppression group."""
+    if not rule.suppress_by:
+        out = []
+        for hit in hits:
+            ev = _event(hit)
+            alert = alert_from_events(
+                _ref(rule),
+                [ev],
+                [str(hit["_id"])],
+                fingerprint_parts=(hit.get("_index"), hit["_id"]),
+                detected_at=detected_at,
+            )
+            ts = parse_time(ev.get("@timestamp"))
+            out.append(Draft(alert.to_doc(), (str(hit["_id"]),), (ts,) if ts is not None else ()))
+        return out
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for hit in hits:
+        ev = _event(hit)
+        ts = parse_time(ev.get("@timestamp")) or 0.0
+        values = tuple(_hashable(get_path(ev, f)) for f in rule.suppress_by)
+        groups.setdefault((values, suppression_bucket(ts, rule.suppress_window)), []).append(ev)
+    drafts = []
+    for (values, bucket), events in groups.items():
+        ids = [str(e["_id"]) for e in events]
+        key = dict(zip(rule.suppress_by, values, strict=True))
+        alert = alert_from_events(
+            _ref(rule),
+            events,
+            ids[:MAX_EVENT_IDS],
+            fingerprint_parts=("suppress", key, bucket),
+            group={"key": key, "window_start": bucket, "window_seconds": rule.suppress_window},
+            detected_at=detected_at,
+        )
+        doc = alert.to_doc()
+        doc["suppressed_count"] = len(ids) - 1
+        times = tuple(t for t in (parse_time(e.get("@timestamp")) for e in events) if t is not None)
+        drafts.append(Draft(doc, tuple(ids), times))
+    return drafts
+
+
+def _hashable(value: Any) -> Any:
+    if isinstance(value, list):
+        return tuple(_hashable(v) for v in value)
+    if isinstance(value, dict):
+        return tuple(sorted((k, _hashable(v)) for k, v in value.items()))
+    return value
+
+
+@dataclass(frozen=True)
+class Committed:
+    alert_id: str
+    created: bool
+
+
+def commit(store: Store, draft: Draft, dispatch: Dispatch) -> Committed:
+    """Write the alert once; hand it off when new (or when an earlier writer died before the hand-off)."""
+    doc = {**draft.doc, "dispatched": False}
+    if store.create(KIND, draft.id, doc):
+        _hand_off(store, draft.id, dispatch)
+        return Committed(draft.id, True)
+    existing = store.get(KIND, draft.id)
+    if existing is None:  # deleted meanwhile; nothing to merge into
+        return Committed(draft.id, False)
+    if draft.doc.get("group") is not None:
+        _merge_suppressed(store, draft)
+    if not existing.doc.get("dispatched"):
+        _hand_off(store, draft.id, dispatch)
+    return Committed(draft.id, False)
+
+
+def _hand_off(store: Store, alert_id: str, dispatch: Dispatch) -> None:
+    dispatch(alert_id)
+    for _ in range(5):
+        rec = store.get(KIND, alert_id)
+        if rec is None or rec.doc.get("dispatched"):
+            return
+        try:
+            store.update(KIND, alert_id, {**rec.doc, "dispatched": True}, version=rec.version)
+            return
+        except Conflict:
+            continue
+
+
+def _merge_suppressed(store: Store, draft: Draft) -> None:
+    """Add events of a later search to the existing alert of their suppression group (idempotently)."""
+    for _ in range(10):
+        rec = store.get(KIND, draft.id)
+        if rec is None:
+            return
+        known = list(rec.doc.get("event_ids") or [])
+        new = [i for i in draft.event_ids if i not in set(known)]
+        if not new:
+            return
+        doc = dict(rec.doc)
+        overflow = int(doc.get("suppressed_overflow", 0))
+        room = max(0, MAX_EVENT_IDS - len(known))
+        doc["event_ids"] = known + new[:room]
+        doc["suppressed_overflow"] = overflow + max(0, len(new) - room)
+        doc["suppressed_count"] = len(doc["event_ids"]) - 1 + doc["suppressed_overflow"]
+        times = sorted(t for t in (doc.get("last_event_time"), draft.doc.get("last_event_time")) if t)
+        if times:
+            doc["last_event_time"] = times[-1]
+        try:
+            store.update(KIND, draft.id, doc, version=rec.version)
+            return
+        except Conflict:
+            continue
+
+
+def alert_id_for_event(rule_id: str, index: str, event_id: str) -> str:
+    """The id the scheduler gives the alert of one matched event (tests and tools recompute it)."""
+    return fingerprint(rule_id, index, event_id)

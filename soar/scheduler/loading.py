@@ -1,0 +1,101 @@
+"""Load and compile the content's rules for the scheduler, once per change of the rule files.
+
+The detection engine (``soar.detection``) loads and compiles; this module only adds the
+schedule and remembers the result while no rule file changed, so a worker does not
+recompile hundreds of rules every cycle.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from soar.config import Settings
+from soar.detection import CompileCache, CompiledRule, RuleSet, compile_rules, load_rules
+from soar.errors import ContentError
+from soar.scheduler.rules import ScheduledRule, scheduled_rule
+
+_lock = threading.Lock()
+_memo: dict[tuple[Any, ...], tuple[list[ScheduledRule], list[ContentError]]] = {}
+
+
+def rule_paths(settings: Settings) -> list[Path]:
+    return [settings.content_path(Path("rules"))]
+
+
+def _files_key(paths: Sequence[Path]) -> tuple[Any, ...]:
+    stamp: list[tuple[str, int, int]] = []
+    for root in paths:
+        files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.suffix in (".yml", ".yaml"))
+        for f in files:
+            try:
+                st = f.stat()
+            except OSError:
+                continue
+            stamp.append((str(f), st.st_mtime_ns, st.st_size))
+    return tuple(stamp)
+
+
+def load_scheduled_rules(
+    settings: Settings, paths: Sequence[Path] | None = None
+) -> tuple[list[ScheduledRule], list[ContentError]]:
+    """Every schedulable rule under ``paths`` (default: content_root/rules) and every error met."""
+    paths = list(paths) if paths is not None else rule_paths(settings)
+    existing = [p for p in paths if p.exists()]
+    key = (
+        _files_key(existing),
+        settings.detection_interval,
+        settings.detection_lookback,
+        settings.detection_max_alerts,
+        settings.events_index,
+    )
+    with _lock:
+        if key in _memo:
+            return _memo[key]
+    result = _compile(settings, existing)
+    with _lock:
+        _memo.clear()
+        _memo[key] = result
+    return result
+
+
+def _compile(settings: Settings, paths: list[Path]) -> tuple[list[ScheduledRule], list[ContentError]]:
+    if not paths:
+        return [], []
+    ruleset = load_rules(paths)
+    errors: list[ContentError] = list(ruleset.errors)
+    compiled = _compiled_by_id(settings, ruleset, errors)
+    out: list[ScheduledRule] = []
+    for rule in ruleset.rules:
+        comp = compiled.get(rule.id)
+        if comp is None:
+            continue
+        data = rule.data if isinstance(rule.data, dict) else {}
+        try:
+            out.append(
+                scheduled_rule(
+                    rule_id=rule.id,
+                    title=rule.title,
+                    level=rule.level,
+                    tags=rule.tags,
+                    block=data.get("soar"),
+                    settings=settings,
+                    content_hash=rule.content_hash,
+                    path=str(rule.path),
+                    line=rule.line,
+                    query=(comp.dsl or {}).get("query") if comp.correlation is None else None,
+                    correlation=comp.correlation,
+                )
+            )
+        except ContentError as exc:
+            errors.append(exc)
+    return out, errors
+
+
+def _compiled_by_id(settings: Settings, ruleset: RuleSet, errors: list[ContentError]) -> dict[str, CompiledRule]:
+    cache = CompileCache(settings.state_dir / "compile-cache")
+    compiled, compile_errors = compile_rules(ruleset, target="elasticsearch", cache=cache)
+    errors.extend(compile_errors)
+    return {c.rule_id: c for c in compiled}

@@ -1,0 +1,101 @@
+"""Pure planning: which rules are due, which window each searches, what is a gap.
+
+A rule's window is ``[checkpoint − look-back, now − ingest delay)``: overlapping the last
+window by the look-back catches late events, and the alert fingerprint makes the overlap
+harmless. When the checkpoint is far behind (a late cycle, an outage), the normal window
+covers only the latest interval and the rest is recorded as a gap, filled in chunks.
+Times are epoch seconds here; the store keeps ISO-8601 strings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from soar.scheduler.rules import ScheduledRule
+
+GAP_FACTOR = 3.0  # a checkpoint more than this many intervals behind means cycles were missed
+GAP_CHUNK = 3600.0  # a gap is filled one chunk (seconds) per search at most
+
+
+@dataclass(frozen=True)
+class Window:
+    start: float
+    end: float
+
+    @property
+    def seconds(self) -> float:
+        return max(0.0, self.end - self.start)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one run of a rule searches, and the gap it leaves for filling (if any)."""
+
+    rule_id: str
+    window: Window | None
+    gap: Window | None = None
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_time(value: Any) -> float | None:
+    """Epoch seconds from an ISO-8601 string (``Z`` or offset), a number, or None."""
+    if value is None:
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    text = str(value).strip()
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.timestamp()
+
+
+def is_due(rule: ScheduledRule, checkpoint: Mapping[str, Any] | None, now: float) -> bool:
+    """Enabled, not disabled for its current content, and its interval has passed since the last run."""
+    if not rule.enabled:
+        return False
+    if checkpoint is None:
+        return True
+    if checkpoint.get("disabled") and checkpoint.get("content_hash") == rule.content_hash:
+        return False
+    last = parse_time(checkpoint.get("last_run_at"))
+    return last is None or now >= last + rule.interval
+
+
+def plan_run(rule: ScheduledRule, checkpoint_end: float | None, now: float, ingest_delay: float) -> Plan:
+    end = now - ingest_delay
+    if checkpoint_end is None:
+        return Plan(rule.id, Window(end - rule.interval - rule.lookback, end))
+    if end <= checkpoint_end:
+        return Plan(rule.id, None)
+    if end - checkpoint_end > GAP_FACTOR * rule.interval:
+        gap = Window(checkpoint_end - rule.lookback, end - rule.interval)
+        return Plan(rule.id, Window(end - rule.interval - rule.lookback, end), gap)
+    return Plan(rule.id, Window(checkpoint_end - rule.lookback, end))
+
+
+def chunks(window: Window, size: float = GAP_CHUNK) -> list[Window]:
+    """Split a long window (a gap, a backfill) into searches of at most ``size`` seconds."""
+    out: list[Window] = []
+    start = window.start
+    while start < window.end:
+        end = min(window.end, start + size)
+        out.append(Window(start, end))
+        start = end
+    return out
+
+
+def suppression_bucket(event_time: float, window: float) -> float:
+    """The start of the suppression window an event falls in (fixed buckets of event time)."""
+    return (event_time // window) * window

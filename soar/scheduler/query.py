@@ -1,0 +1,92 @@
+"""Pure query building: a rule's compiled query, its time window and its exceptions as one search.
+
+Exceptions are applied inside the query (``must_not``), so excepted events are never
+fetched. An exception is a store document of kind ``exceptions``::
+
+    {"status": "approved", "rule_id": "<rule id>" | None (shared by every rule),
+     "field": "source.ip", "values": ["10.0.0.0/8", "192.0.2.7", "backup-*"]}
+
+Each value is a CIDR (contains ``/`` and parses as a network), a glob (``*`` or ``?``)
+or an exact value. ``rule_ids: [...]`` scopes one exception to several rules.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from soar.scheduler.planning import Window, iso
+from soar.scheduler.rules import ScheduledRule
+
+TIMESTAMP = "@timestamp"
+SORT_PLAIN: list[Any] = [{TIMESTAMP: {"order": "asc", "format": "strict_date_optional_time_nanos"}}]
+SORT_PIT: list[Any] = [*SORT_PLAIN, {"_shard_doc": "asc"}]
+
+
+def _is_cidr(value: str) -> bool:
+    if "/" not in value:
+        return False
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        return False
+    return True
+
+
+def value_clause(field: str, value: Any) -> dict[str, Any]:
+    if isinstance(value, str) and ("*" in value or "?" in value):
+        return {"wildcard": {field: {"value": value, "case_insensitive": True}}}
+    if isinstance(value, str) and _is_cidr(value):
+        return {"term": {field: value}}  # an ip field matches a CIDR in a term query
+    return {"term": {field: value}}
+
+
+def applies_to(exception: Mapping[str, Any], rule_id: str) -> bool:
+    if exception.get("status") != "approved":
+        return False
+    scoped = exception.get("rule_ids")
+    if isinstance(scoped, list) and scoped:
+        return rule_id in scoped
+    target = exception.get("rule_id")
+    return target in (None, "", "*", rule_id)
+
+
+def exception_clauses(exceptions: Iterable[Mapping[str, Any]], rule_id: str) -> list[dict[str, Any]]:
+    clauses: list[dict[str, Any]] = []
+    for exc in exceptions:
+        field = exc.get("field")
+        values = exc.get("values")
+        if not applies_to(exc, rule_id) or not isinstance(field, str) or not field:
+            continue
+        if not isinstance(values, list):
+            values = [values] if values is not None else []
+        clauses.extend(value_clause(field, v) for v in values)
+    return clauses
+
+
+def search_body(
+    rule: ScheduledRule,
+    window: Window,
+    exceptions: Iterable[Mapping[str, Any]] = (),
+    *,
+    size: int,
+    pit_id: str | None = None,
+    search_after: list[Any] | None = None,
+) -> dict[str, Any]:
+    """The body of one search (an ``_msearch`` line, or a paged search with a point in time)."""
+    if rule.query is None:
+        raise ValueError(f"rule {rule.id} has no query (a correlation)")
+    time_range = {"range": {TIMESTAMP: {"gte": iso(window.start), "lt": iso(window.end)}}}
+    body: dict[str, Any] = {
+        "query": {"bool": {"filter": [rule.query, time_range], "must_not": exception_clauses(exceptions, rule.id)}},
+        "size": size,
+        "sort": SORT_PIT if pit_id else SORT_PLAIN,
+        "track_total_hits": True,
+        "seq_no_primary_term": False,
+    }
+    if pit_id:
+        body["pit"] = {"id": pit_id, "keep_alive": "1m"}
+    if search_after is not None:
+        body["search_after"] = search_after
+    return body

@@ -1,0 +1,74 @@
+"""The edges a process needs for detection, built once from settings: store, Elasticsearch, hand-off."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from elasticsearch import Elasticsearch
+
+from soar.config import Settings
+from soar.connections import elasticsearch_client, redis_client
+from soar.scheduler.alerting import Dispatch
+from soar.scheduler.cycle import Detector
+from soar.scheduler.loop import Leases, MemoryLeases, RedisLeases
+from soar.store import Store, open_store
+
+log = logging.getLogger(__name__)
+
+HANDLE_ALERT = "soar.playbooks.handle_alert"
+
+_lock = threading.Lock()
+_cache: dict[str, Any] = {}
+
+
+def celery_dispatch(settings: Settings) -> Dispatch:
+    """Hand an alert id to the playbook engine by task name (the engine is never imported here)."""
+    from soar.celery_app import app
+
+    def send(alert_id: str) -> None:
+        if settings.celery_eager:
+            task = app.tasks.get(HANDLE_ALERT)
+            if task is None:
+                log.info("alert %s created (no playbook engine registered)", alert_id)
+                return
+            try:
+                task.apply(args=[alert_id])
+            except Exception as exc:  # the playbook engine's failure must not stop detection
+                log.error("playbook hand-off of alert %s failed: %s", alert_id, exc)
+            return
+        app.send_task(HANDLE_ALERT, args=[alert_id], queue=settings.response_queue)
+
+    return send
+
+
+def _cached(key: str, build: Any) -> Any:
+    with _lock:
+        if key not in _cache:
+            _cache[key] = build()
+        return _cache[key]
+
+
+def store_for(settings: Settings) -> Store:
+    return _cached(f"store:{settings.store}:{settings.state_dir}:{settings.index_prefix}", lambda: open_store(settings))  # type: ignore[no-any-return]
+
+
+def es_for(settings: Settings) -> Elasticsearch:
+    return _cached(f"es:{settings.elasticsearch_url}", lambda: elasticsearch_client(settings))  # type: ignore[no-any-return]
+
+
+def leases_for(settings: Settings) -> Leases:
+    if settings.celery_eager:
+        return _cached("leases:memory", MemoryLeases)  # type: ignore[no-any-return]
+    return _cached(f"leases:{settings.redis_url}", lambda: RedisLeases(redis_client(settings)))  # type: ignore[no-any-return]
+
+
+def detector_for(settings: Settings) -> Detector:
+    return Detector(settings, store_for(settings), es_for(settings), celery_dispatch(settings))
+
+
+def reset() -> None:
+    """Forget the cached clients (tests, and after a fork)."""
+    with _lock:
+        _cache.clear()

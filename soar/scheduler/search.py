@@ -1,0 +1,234 @@
+"""Searching Elasticsearch for many rules at once: ``_msearch`` batches, then point-in-time paging.
+
+Every search of a cycle (normal windows and gap chunks) goes out in ``_msearch`` requests
+of ``batch_size`` searches. A search whose first page is full is paged to the end with
+``search_after`` inside a point in time, so results beyond 10,000 hits are complete and
+consistent. Errors are per search: a rejected query, a missing index, shard failures
+(e.g. a mapping conflict) or a timeout fail that rule's run only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from elastic_transport import ConnectionError as ESConnectionError
+from elastic_transport import ConnectionTimeout as ESConnectionTimeout
+from elasticsearch import ApiError, Elasticsearch
+
+from soar.scheduler.planning import Window
+from soar.scheduler.query import search_body
+from soar.scheduler.rules import ScheduledRule
+
+# Root-cause types meaning "this query will never work": the rule is disabled until it changes.
+REJECTED = frozenset(
+    {
+        "query_shard_exception",
+        "parsing_exception",
+        "x_content_parse_exception",
+        "query_string_parse_exception",
+        "search_parse_exception",
+        "illegal_argument_exception",
+        "too_many_nested_clauses",
+    }
+)
+
+
+@dataclass(frozen=True)
+class SearchError:
+    """Why one rule's search failed; ``disable`` when Elasticsearch rejected the query itself."""
+
+    kind: str  # rejected | missing_index | shard_failures | timeout | unavailable | error
+    message: str
+    disable: bool = False
+
+
+@dataclass(frozen=True)
+class Job:
+    """One search to run: a rule over a window; ``gap_id`` when it fills a recorded gap."""
+
+    rule: ScheduledRule
+    window: Window
+    limit: int  # stop paging after this many hits
+    gap_id: str | None = None
+
+
+@dataclass
+class JobResult:
+    job: Job
+    hits: list[dict[str, Any]] = field(default_factory=list)
+    total: int = 0
+    error: SearchError | None = None
+
+    @property
+    def capped(self) -> int:
+        return max(0, self.total - len(self.hits)) if self.error is None else 0
+
+
+@dataclass
+class RequestCounter:
+    """How many requests the searches cost (the benchmark reports it)."""
+
+    msearch: int = 0
+    search: int = 0
+    pit: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.msearch + self.search + self.pit
+
+
+def _root_cause(error: Mapping[str, Any]) -> tuple[str, str]:
+    causes = error.get("root_cause") or []
+    cause = causes[0] if causes and isinstance(causes[0], Mapping) else error
+    return str(cause.get("type", error.get("type", "error"))), str(cause.get("reason", error.get("reason", "")))
+
+
+def classify(status: int, error: Any) -> SearchError:
+    if not isinstance(error, Mapping):
+        return SearchError("error", str(error)[:500])
+    kind, reason = _root_cause(error)
+    if kind == "index_not_found_exception" or status == 404:
+        return SearchError("missing_index", f"{kind}: {reason}"[:500])
+    if status in (400,) and (kind in REJECTED or error.get("type") in REJECTED or "parse" in kind):
+        return SearchError("rejected", f"Elasticsearch rejected the query: {kind}: {reason}"[:500], disable=True)
+    if status in (408, 504) or "timeout" in kind:
+        return SearchError("timeout", f"{kind}: {reason}"[:500])
+    return SearchError("error", f"{status} {kind}: {reason}"[:500])
+
+
+def _check_response(resp: Mapping[str, Any]) -> SearchError | None:
+    if resp.get("timed_out"):
+        return SearchError("timeout", "the search timed out on Elasticsearch (partial results discarded)")
+    shards = resp.get("_shards") or {}
+    if shards.get("failed"):
+        failures = shards.get("failures") or [{}]
+        reason = failures[0].get("reason", {}) if isinstance(failures[0], Mapping) else {}
+        kind, text = _root_cause(reason) if isinstance(reason, Mapping) else ("shard_failure", str(reason))
+        if kind in REJECTED and shards.get("failed") == shards.get("total"):
+            return SearchError("rejected", f"Elasticsearch rejected the query: {kind}: {text}"[:500], disable=True)
+        return SearchError(
+            "shard_failures", f"{shards['failed']} of {shards.get('total')} shards failed: {kind}: {text}"[:500]
+        )
+    return None
+
+
+def _hits(resp: Mapping[str, Any]) -> tuple[list[dict[str, Any]], int]:
+    hits = resp.get("hits") or {}
+    total = hits.get("total") or {}
+    count = int(total.get("value", 0)) if isinstance(total, Mapping) else int(total or 0)
+    return list(hits.get("hits") or []), count
+
+
+def _api_error(exc: ApiError) -> SearchError:
+    body = exc.body
+    return classify(int(exc.meta.status), body.get("error", body) if isinstance(body, Mapping) else exc.message)
+
+
+def unavailable(exc: Exception) -> SearchError:
+    from soar.connections import _reason
+
+    return SearchError("unavailable", f"Elasticsearch is not reachable: {_reason(exc)}")
+
+
+class Searcher:
+    """Runs jobs against one Elasticsearch client; one instance per cycle or per process."""
+
+    def __init__(
+        self,
+        es: Elasticsearch,
+        *,
+        page_size: int,
+        batch_size: int,
+        exceptions: Sequence[Mapping[str, Any]] = (),
+        counter: RequestCounter | None = None,
+    ) -> None:
+        self.es = es
+        self.page_size = page_size
+        self.batch_size = batch_size
+        self.exceptions = list(exceptions)
+        self.counter = counter or RequestCounter()
+
+    def run(self, jobs: Sequence[Job]) -> list[JobResult]:
+        results = [JobResult(job) for job in jobs]
+        for start in range(0, len(jobs), self.batch_size):
+            self._batch(results[start : start + self.batch_size])
+        for res in results:
+            if res.error is None and len(res.hits) < min(res.total, res.job.limit) and len(res.hits) >= 1:
+                self._page(res)
+        return results
+
+    def _size(self, job: Job) -> int:
+        return max(1, min(self.page_size, job.limit))
+
+    def _batch(self, batch: list[JobResult]) -> None:
+        searches: list[dict[str, Any]] = []
+        for res in batch:
+            searches.append({"index": res.job.rule.index})
+            searches.append(search_body(res.job.rule, res.job.window, self.exceptions, size=self._size(res.job)))
+        try:
+            self.counter.msearch += 1
+            resp = self.es.msearch(searches=searches)
+        except (ESConnectionError, ESConnectionTimeout) as exc:
+            for res in batch:
+                res.error = unavailable(exc)
+            return
+        except ApiError as exc:
+            err = _api_error(exc)
+            for res in batch:
+                res.error = err
+            return
+        for res, item in zip(batch, resp["responses"], strict=True):
+            if "error" in item:
+                res.error = classify(int(item.get("status", 500)), item["error"])
+                continue
+            res.error = _check_response(item)
+            if res.error is None:
+                res.hits, res.total = _hits(item)
+
+    def _page(self, res: JobResult) -> None:
+        """Fetch the whole result in a point in time (restarting from the first hit, for consistency)."""
+        job = res.job
+        try:
+            self.counter.pit += 1
+            pit_id = self.es.open_point_in_time(index=job.rule.index, keep_alive="1m")["id"]
+        except (ESConnectionError, ESConnectionTimeout) as exc:
+            res.error = unavailable(exc)
+            return
+        except ApiError as exc:
+            res.error = _api_error(exc)
+            return
+        hits: list[dict[str, Any]] = []
+        after: list[Any] | None = None
+        try:
+            while len(hits) < job.limit:
+                size = min(self.page_size, job.limit - len(hits))
+                body = search_body(job.rule, job.window, self.exceptions, size=size, pit_id=pit_id, search_after=after)
+                self.counter.search += 1
+                resp = self.es.search(**body).body
+                pit_id = resp.get("pit_id", pit_id)
+                err = _check_response(resp)
+                if err is not None:
+                    res.error = err
+                    return
+                page, total = _hits(resp)
+                res.total = max(res.total, total)
+                hits.extend(page)
+                if len(page) < size:
+                    break
+                after = page[-1]["sort"]
+            res.hits = hits
+        except (ESConnectionError, ESConnectionTimeout) as exc:
+            res.error = unavailable(exc)
+        except ApiError as exc:
+            res.error = _api_error(exc)
+        finally:
+            self._close_pit(pit_id)
+
+    def _close_pit(self, pit_id: str) -> None:
+        try:
+            self.counter.pit += 1
+            self.es.close_point_in_time(id=pit_id)
+        except Exception:  # noqa: S110 (a point in time expires on its own after keep_alive)
+            pass

@@ -1,0 +1,133 @@
+"""What the CLI and the tasks call: run rules by id, backfill a window, report status, run the scheduler."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from soar.config import Settings
+from soar.errors import InputError
+from soar.scheduler.cycle import CycleReport, Detector
+from soar.scheduler.loading import load_scheduled_rules
+from soar.scheduler.loop import RUN_RULES, Scheduler
+from soar.scheduler.planning import Window, iso, parse_time
+from soar.scheduler.state import all_checkpoints, count_open_gaps
+from soar.store import Store
+
+
+def summary(report: CycleReport) -> dict[str, Any]:
+    return {
+        "seconds": round(report.seconds, 4),
+        "requests": report.requests.total,
+        "alerts": len(report.created),
+        "rules": {
+            rid: {
+                "hits": run.hits,
+                "alerts": run.alerts,
+                "capped": run.capped,
+                "error": run.error.message if run.error else None,
+                "gap": [iso(run.gap.start), iso(run.gap.end)] if run.gap else None,
+            }
+            for rid, run in report.runs.items()
+        },
+    }
+
+
+def run_rule_ids(settings: Settings, detector: Detector, rule_ids: Sequence[str]) -> dict[str, Any]:
+    """One cycle for the given rules (unknown ids, e.g. a rule deleted since it was sent, are skipped)."""
+    rules, _ = load_scheduled_rules(settings)
+    wanted = set(rule_ids)
+    return summary(detector.run([r for r in rules if r.id in wanted]))
+
+
+def backfill(settings: Settings, detector: Detector, rule_ref: str, start: str, end: str) -> CycleReport:
+    """Search ``[start, end)`` for one rule by hand; InputError names the bad option."""
+    t1, t2 = parse_time(start), parse_time(end)
+    if t1 is None:
+        raise InputError(f"--from: not an ISO-8601 time: {start!r}")
+    if t2 is None:
+        raise InputError(f"--to: not an ISO-8601 time: {end!r}")
+    if t2 <= t1:
+        raise InputError("--to: must be after --from")
+    rules, _ = load_scheduled_rules(settings)
+    rule = next((r for r in rules if rule_ref in (r.id, r.title)), None)
+    if rule is None:
+        raise InputError(f"--rule: no schedulable rule {rule_ref!r} under {settings.content_root}/rules")
+    if rule.query is None:
+        raise InputError(f"--rule {rule_ref}: correlation rules cannot be backfilled yet")
+    return detector.backfill(rule, Window(t1, t2))
+
+
+@dataclass(frozen=True)
+class StatusRow:
+    rule_id: str
+    title: str
+    state: str  # ok | error | disabled | never run | off
+    last_run: str | None
+    duration_ms: float | None
+    hits: int | None
+    alerts: int | None
+    errors: int
+    open_gaps: int
+    gap_seconds: float
+    last_error: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def status(settings: Settings, store: Store) -> list[StatusRow]:
+    """Per rule: last run, duration, hits, alerts, errors, open gaps (from checkpoints and gaps)."""
+    rules, _ = load_scheduled_rules(settings)
+    checkpoints = all_checkpoints(store)
+    gaps = count_open_gaps(store)
+    rows = []
+    for rule in rules:
+        ck = checkpoints.get(rule.id) or {}
+        n_gaps, gap_secs = gaps.get(rule.id, (0, 0.0))
+        if not rule.enabled:
+            state = "off"
+        elif ck.get("disabled") and ck.get("content_hash") == rule.content_hash:
+            state = "disabled"
+        elif not ck:
+            state = "never run"
+        else:
+            state = "error" if ck.get("last_error") else "ok"
+        rows.append(
+            StatusRow(
+                rule_id=rule.id,
+                title=rule.title,
+                state=state,
+                last_run=ck.get("last_run_at"),
+                duration_ms=ck.get("last_duration_ms"),
+                hits=ck.get("last_hits"),
+                alerts=ck.get("last_alerts"),
+                errors=int(ck.get("errors_total", 0)),
+                open_gaps=n_gaps,
+                gap_seconds=round(gap_secs, 1),
+                last_error=ck.get("disabled_reason") or ck.get("last_error"),
+            )
+        )
+    return rows
+
+
+def run_scheduler(settings: Settings, stop: threading.Event, tick_seconds: float = 1.0) -> None:
+    """The scheduler process: in embedded mode it runs the cycles itself, else it sends them to workers."""
+    from soar.celery_app import configure
+    from soar.scheduler.runtime import detector_for, leases_for, store_for
+
+    app = configure(settings)
+    leases = leases_for(settings)
+
+    def send(rule_ids: list[str]) -> None:
+        if settings.celery_eager:
+            try:
+                run_rule_ids(settings, detector_for(settings), rule_ids)
+            finally:
+                leases.release(rule_ids)
+        else:
+            app.send_task(RUN_RULES, args=[rule_ids], queue=settings.detection_queue)
+
+    Scheduler(settings, store_for(settings), leases, send).run_forever(stop, tick_seconds)

@@ -1,0 +1,199 @@
+"""One detection cycle on real Elasticsearch: windows, exactly-once alerts, paging, noise control, errors."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from elasticsearch import Elasticsearch
+
+from soar.config import Settings
+from soar.scheduler.alerting import alert_id_for_event
+from soar.scheduler.cycle import Detector
+from soar.scheduler.loading import load_scheduled_rules
+from soar.scheduler.rules import ScheduledRule
+from soar.scheduler.state import CHECKPOINTS, GAPS
+from soar.store.sqlite import SQLiteStore
+from tests.integration.scheduler.conftest import event, index_events
+
+
+def rules_of(settings: Settings) -> list[ScheduledRule]:
+    rules, errors = load_scheduled_rules(settings)
+    assert not errors, [str(e) for e in errors]
+    return rules
+
+
+def test_cycle_alerts_once_per_event_and_persists_the_checkpoint(
+    es: Elasticsearch, events_index: str, det_settings: Settings, store: SQLiteStore, write_rule: Callable[..., str]
+) -> None:
+    rule_id = write_rule(interval="1s")
+    now = time.time()
+    docs = [(f"e{i}", event(i, now - 10 + i)) for i in range(5)] + [("other", event(9, now - 5, marker="benign"))]
+    index_events(es, events_index, docs)
+    sent: list[str] = []
+    detector = Detector(det_settings, store, es, sent.append)
+
+    report = detector.run(rules_of(det_settings), now)
+    assert report.runs[rule_id].error is None
+    assert report.runs[rule_id].hits == 5
+    expected = {alert_id_for_event(rule_id, events_index, f"e{i}") for i in range(5)}
+    assert set(report.created) == expected and sorted(sent) == sorted(expected)
+    assert report.requests.msearch == 1 and report.requests.total == 1
+
+    alert = store.get("alerts", alert_id_for_event(rule_id, events_index, "e0"))
+    assert alert is not None
+    assert alert.doc["rule"]["id"] == rule_id and alert.doc["severity"] == "high" and alert.doc["risk_score"] == 73
+    assert alert.doc["host"] == {"name": "web-01"} and alert.doc["user"] == {"name": "alice"}
+    assert alert.doc["event_ids"] == ["e0"] and alert.doc["dispatched"] is True
+    assert alert.doc["first_event_time"] == docs[0][1]["@timestamp"]
+
+    # The same window again (overlap, a retry, a redelivered task): nothing new, nothing handed off twice.
+    again = detector.run(rules_of(det_settings), now + 1.5)
+    assert again.runs[rule_id].hits == 5 and again.created == []
+    assert store.count("alerts") == 5 and len(sent) == 5
+    ck = store.get(CHECKPOINTS, rule_id)
+    assert ck is not None and ck.doc["end"] is not None and ck.doc["runs_total"] == 2 and ck.doc["alerts_total"] == 5
+
+
+def test_results_beyond_a_page_are_paged_with_a_point_in_time(
+    es: Elasticsearch, events_index: str, det_settings: Settings, store: SQLiteStore, write_rule: Callable[..., str]
+) -> None:
+    settings = det_settings.model_copy(update={"detection_page_size": 1000})
+    rule_id = write_rule(interval="1s", lookback="5m", suppress={"by": ["host.name"], "window": "1h"})
+    now = time.time()
+    n = 10_500  # more than Elasticsearch's 10,000 result window
+    index_events(es, events_index, [(f"p{i}", event(i, now - 200 + i / 100, host=f"h{i % 3}")) for i in range(n)])
+    report = Detector(settings, store, es, lambda _id: None).run(rules_of(settings), now)
+    run = report.runs[rule_id]
+    assert run.error is None and run.hits == n and run.capped == 0
+    assert report.requests.pit >= 2  # opened and closed
+    alerts = [r.doc for r in store.find("alerts", limit=100)]
+    # One alert per host per suppression window; every event counted once across them.
+    assert sum(a["suppressed_count"] + 1 for a in alerts) == n
+    assert {a["group"]["key"]["host.name"] for a in alerts} == {"h0", "h1", "h2"}
+
+
+def test_cap_on_alerts_per_run_is_reported(
+    es: Elasticsearch, events_index: str, det_settings: Settings, store: SQLiteStore, write_rule: Callable[..., str]
+) -> None:
+    rule_id = write_rule(interval="1s", max_alerts=3)
+    now = time.time()
+    index_events(es, events_index, [(f"c{i}", event(i, now - 5)) for i in range(8)])
+    report = Detector(det_settings, store, es, lambda _id: None).run(rules_of(det_settings), now)
+    assert report.runs[rule_id].alerts == 3 and report.runs[rule_id].capped == 5
+    assert store.get(CHECKPOINTS, rule_id).doc["last_capped"] == 5  # type: ignore[union-attr]
+
+
+def test_exceptions_apply_inside_the_query(
+    es: Elasticsearch, events_index: str, det_settings: Settings, store: SQLiteStore, write_rule: Callable[..., str]
+) -> None:
+    rule_id = write_rule(interval="1s")
+    now = time.time()
+    index_events(
+        es,
+        events_index,
+        [
+            ("in-cidr", event(1, now - 5, ip="192.168.7.20")),
+            ("glob-user", event(2, now - 5, user="svc-backup")),
+            ("exact-host", event(3, now - 5, host="build-07")),
+            ("kept", event(4, now - 5, ip="10.9.9.9", user="bob", host="db-01")),
+        ],
+    )
+    store.put(
+        "exceptions",
+        "x1",
+        {"status": "approved", "rule_id": rule_id, "field": "source.ip", "values": ["192.168.0.0/16"]},
+    )
+    store.put("exceptions", "x2", {"status": "approved", "rule_id": None, "field": "user.name", "values": ["svc-*"]})
+    store.put(
+        "exceptions", "x3", {"status": "approved", "rule_ids": [rule_id], "field": "host.name", "values": ["BUILD-07"]}
+    )
+    store.put("exceptions", "x4", {"status": "proposed", "rule_id": rule_id, "field": "host.name", "values": ["db-01"]})
+    store.put(
+        "exceptions", "x5", {"status": "approved", "rule_id": "another-rule", "field": "host.name", "values": ["db-01"]}
+    )
+    report = Detector(det_settings, store, es, lambda _id: None).run(rules_of(det_settings), now)
+    assert report.runs[rule_id].hits == 1
+    assert [r.doc["event_ids"] for r in store.find("alerts")] == [["kept"]]
+
+
+def test_rejected_query_disables_only_that_rule_and_missing_index_is_reported(
+    es: Elasticsearch, events_index: str, det_settings: Settings, store: SQLiteStore, write_rule: Callable[..., str]
+) -> None:
+    good = write_rule("good", interval="1s")
+    missing = write_rule("missing", interval="1s", index=f"{events_index}-does-not-exist")
+    now = time.time()
+    index_events(es, events_index, [("g1", event(1, now - 5))])
+    rules = rules_of(det_settings)
+    broken = ScheduledRule(
+        id="broken-rule", title="Broken", level="low", tags=(), index=events_index, interval=1, lookback=30,
+        max_alerts=10, content_hash="h1", source="test:1",
+        query={"query_string": {"query": "process.command_line:(unclosed"}},
+    )  # fmt: skip
+    report = Detector(det_settings, store, es, lambda _id: None).run([*rules, broken], now)
+    assert report.runs[good].alerts == 1 and report.runs[good].error is None
+    assert report.runs["broken-rule"].error is not None and report.runs["broken-rule"].error.disable
+    assert report.runs[missing].error is not None and report.runs[missing].error.kind == "missing_index"
+    ck = store.get(CHECKPOINTS, "broken-rule")
+    assert ck is not None and ck.doc["disabled"] is True and "rejected" in ck.doc["disabled_reason"]
+    missing_ck = store.get(CHECKPOINTS, missing)
+    assert missing_ck is not None and not missing_ck.doc.get("disabled") and "end" not in missing_ck.doc
+    assert missing_ck.doc["errors_total"] == 1 and "index_not_found" in missing_ck.doc["last_error"]
+
+
+def test_late_events_within_the_lookback_are_detected(
+    es: Elasticsearch, events_index: str, det_settings: Settings, store: SQLiteStore, write_rule: Callable[..., str]
+) -> None:
+    rule_id = write_rule(interval="1s", lookback="30s")
+    detector = Detector(det_settings, store, es, lambda _id: None)
+    t0 = time.time()
+    detector.run(rules_of(det_settings), t0)
+    # Indexed now, stamped 25 s ago: older than the checkpoint, within the look-back.
+    index_events(es, events_index, [("late", event("late", t0 - 25)), ("too-late", event("old", t0 - 120))])
+    report = detector.run(rules_of(det_settings), t0 + 1)
+    assert report.runs[rule_id].hits == 1
+    assert [r.doc["event_ids"] for r in store.find("alerts")] == [["late"]]
+
+
+def test_late_cycle_records_a_gap_and_fills_it(
+    es: Elasticsearch, events_index: str, det_settings: Settings, store: SQLiteStore, write_rule: Callable[..., str]
+) -> None:
+    rule_id = write_rule(interval="1s", lookback="2s")
+    detector = Detector(det_settings, store, es, lambda _id: None)
+    t0 = time.time() - 600
+    detector.run(rules_of(det_settings), t0)
+    # Nothing ran for 10 minutes; events happened throughout.
+    index_events(es, events_index, [(f"g{i}", event(i, t0 + 30 * i)) for i in range(1, 20)])
+    report = detector.run(rules_of(det_settings), t0 + 600)
+    gap = report.runs[rule_id].gap
+    assert gap is not None and gap.seconds > 590
+    assert report.runs[rule_id].gap_seconds_filled > 590
+    gaps = store.find(GAPS)
+    assert len(gaps) == 1 and gaps[0].doc["status"] == "filled"
+    assert sorted(e for r in store.find("alerts", limit=100) for e in r.doc["event_ids"]) == sorted(
+        f"g{i}" for i in range(1, 20)
+    )
+
+
+def test_concurrent_cycles_never_duplicate(
+    es: Elasticsearch, events_index: str, det_settings: Settings, store: SQLiteStore, write_rule: Callable[..., str]
+) -> None:
+    rule_id = write_rule(interval="1s")
+    now = time.time()
+    index_events(es, events_index, [(f"d{i}", event(i, now - 10 + i / 10)) for i in range(50)])
+    sent: list[str] = []
+    created: list[str] = []
+
+    def cycle() -> None:
+        created.extend(Detector(det_settings, store, es, sent.append).run(rules_of(det_settings), now).created)
+
+    threads = [threading.Thread(target=cycle) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(created) == 50 == len(set(created))
+    assert store.count("alerts") == 50
+    assert {e for r in store.find("alerts", limit=100) for e in r.doc["event_ids"]} == {f"d{i}" for i in range(50)}
+    assert rule_id
