@@ -11,6 +11,8 @@ GROUPS: list[tuple[str, str | None, str]] = [
     ("soar.cli.config_cmd", "config", "Show the effective configuration."),
     ("soar.cli.services_cmd", "services", "Check the services soar depends on."),
     ("soar.cli.worker_cmd", None, "Run the Celery worker."),
+    ("soar.cli.detect_cmd", None, "Run the detection scheduler."),
+    ("soar.cli.detect_cmd", "detect", "Continuous detection: per-rule status, backfill."),
     ("soar.cli.rules_cmd", "rules", "Check, convert, test and measure the coverage of Sigma rules."),
     ("soar.cli.api_cmd", None, "Serve the HTTP API."),
     ("soar.cli.init_cmd", None, "Scaffold a detection-as-code repository."),
