@@ -8,8 +8,8 @@ failures in a row per action and opens for a while after N.
 from __future__ import annotations
 
 import time
-from typing import Any
 from datetime import UTC, datetime
+from typing import Any
 
 from soar.policy import Policy
 from soar.store import Conflict, Store

@@ -45,11 +45,28 @@ class Expansion:
 
 
 def target_dict(t: Target) -> dict[str, Any]:
-    return {"kind": t.kind, "value": t.value, "name": t.name, "labels": dict(t.labels), "key": t.key}
+    return {
+        "kind": t.kind,
+        "value": t.value,
+        "name": t.name,
+        "address": t.address,
+        "aliases": list(t.aliases),
+        "labels": dict(t.labels),
+        "protected_accounts": list(t.protected_accounts),
+        "key": t.key,
+    }
 
 
 def target_from_dict(d: Mapping[str, Any]) -> Target:
-    return Target(kind=d["kind"], value=d["value"], name=d.get("name"), labels=dict(d.get("labels") or {}))
+    return Target(
+        kind=d["kind"],
+        value=d["value"],
+        name=d.get("name"),
+        address=d.get("address"),
+        aliases=tuple(d.get("aliases") or ()),
+        labels=dict(d.get("labels") or {}),
+        protected_accounts=tuple(d.get("protected_accounts") or ()),
+    )
 
 
 def context(alert: Mapping[str, Any], inputs: Mapping[str, Any], steps: Mapping[str, Any]) -> dict[str, Any]:

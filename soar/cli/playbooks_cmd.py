@@ -1,0 +1,134 @@
+"""``soar playbooks validate|plan|run``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from soar.cli._output import echo_json, table
+from soar.config import get_settings
+from soar.errors import InputError, SourceLocation
+
+app = typer.Typer(no_args_is_help=True)
+
+
+def read_alert(path: Path) -> dict[str, Any]:
+    """An alert JSON file, checked; errors name the file (and line for bad JSON)."""
+    from soar.playbooks.engine import validate_alert
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read the alert: {exc}", SourceLocation(path)) from None
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"not valid JSON: {exc.msg}", SourceLocation(path, exc.lineno, exc.colno)) from None
+    return validate_alert(doc, str(path))
+
+
+@app.command("validate")
+def validate(
+    paths: list[Path] = typer.Argument(None, help="Playbook files or folders (default: <content root>/playbooks)."),
+) -> int:
+    """Check playbooks against the schema, their templates and the action registry; every error as file:line."""
+    from soar.actions import load_registry
+    from soar.playbooks.loader import load_playbooks
+    from soar.policy import load_policy
+
+    settings = get_settings()
+    load_policy(settings.policy_path)  # a broken policy is reported here too
+    targets = list(paths) if paths else [settings.content_root / "playbooks"]
+    for p in targets:
+        if not p.exists():
+            raise InputError(f"{p}: no such file or folder")
+    result = load_playbooks(targets, load_registry(settings))
+    for err in result.errors:
+        typer.echo(f"error: {err}", err=True)
+    typer.echo(f"{len(result.playbooks)} playbook(s) valid, {len(result.errors)} error(s)")
+    return 1 if result.errors else 0
+
+
+@app.command("plan")
+def plan(
+    playbook: str = typer.Argument(..., help="Playbook name or file."),
+    alert: Path = typer.Option(..., "--alert", help="Alert JSON file."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> int:
+    """Dry run: every step with its exact parameters, commands per host and policy decision. Touches nothing."""
+    from soar.playbooks.engine import plan as make_plan
+    from soar.playbooks.runtime import Runtime
+
+    settings = get_settings()
+    alert_doc = read_alert(alert)
+    rt = Runtime.build(settings, store=_NoStore())
+    result = make_plan(rt, rt.playbook(playbook), alert_doc)
+    if as_json:
+        echo_json(result)
+        return 0
+    typer.echo(f"plan: {result['playbook']['name']} for alert {result['alert']['id']}")
+    if not result["matches_trigger"]:
+        typer.echo("note: this alert does not match the playbook's trigger")
+    for step in result["steps"]:
+        head = f"- {step['id']} ({step['uses']}, impact {step.get('impact', '?')}): {step['status']}"
+        typer.echo(head + (f": {step.get('error') or step.get('reason')}" if step["status"] != "planned" else ""))
+        for inst in step.get("instances", []):
+            pol = inst["policy"]
+            typer.echo(f"    {inst['key']}: policy {pol['outcome']} ({'; '.join(pol['reasons'])})")
+            typer.echo(f"      params: {json.dumps(inst['params'], ensure_ascii=False, sort_keys=True)}")
+            if inst["dry_run_error"]:
+                typer.echo(f"      would fail: {inst['dry_run_error']}")
+            for cmd in inst["commands"]:
+                stdin = f" < {cmd['stdin_script']}" if cmd.get("stdin_script") else ""
+                typer.echo(f"      [{cmd['host']}] {' '.join(cmd['argv'])}{stdin}")
+    return 0
+
+
+@app.command("run")
+def run(
+    playbook: str = typer.Argument(..., help="Playbook name or file."),
+    alert: Path = typer.Option(..., "--alert", help="Alert JSON file."),
+    queue: bool = typer.Option(False, "--queue", help="Hand the run to the workers instead of running it here."),
+    as_json: bool = typer.Option(False, "--json", help="Print the run record as JSON."),
+) -> int:
+    """Run a playbook for real against an alert (one run per playbook and alert)."""
+    from soar.playbooks import dispatch
+    from soar.playbooks.engine import ALERTS, start_run
+    from soar.playbooks.records import RUNS
+    from soar.playbooks.runtime import Runtime
+
+    settings = get_settings()
+    alert_doc = read_alert(alert)
+    rt = Runtime.build(settings)
+    pb = rt.playbook(playbook)
+    rt.store.create(ALERTS, str(alert_doc["id"]), alert_doc)
+    run_id, created = start_run(rt, pb, alert_doc, origin="cli")
+    if not created:
+        typer.echo(f"run {run_id} already exists for this playbook and alert (see: soar runs show {run_id})")
+    if queue:
+        dispatch.schedule(settings, run_id)
+        typer.echo(f"queued {run_id}")
+        return 0
+    dispatch.drive(rt, run_id)
+    rec = rt.store.get(RUNS, run_id)
+    doc = rec.doc if rec else {}
+    if as_json:
+        echo_json(doc)
+    else:
+        from soar.cli.runs_cmd import show_run
+
+        show_run(doc)
+    return 0 if doc.get("status") in ("succeeded", "waiting_approval") else 1
+
+
+class _NoStore:
+    """Plans touch nothing: any store access is a bug and fails loudly."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise RuntimeError(f"dry run tried to use the store ({name})")
+
+
+__all__ = ["app", "read_alert", "table"]

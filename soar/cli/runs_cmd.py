@@ -1,0 +1,147 @@
+"""``soar runs list|show|approve|deny``."""
+
+from __future__ import annotations
+
+import getpass
+from typing import Any
+
+import typer
+
+from soar.cli._output import echo_json, table
+from soar.config import get_settings
+from soar.errors import InputError
+
+app = typer.Typer(no_args_is_help=True)
+
+
+def _store() -> Any:
+    from soar.store import open_store
+
+    return open_store(get_settings())
+
+
+@app.command("list")
+def list_runs(
+    status: str | None = typer.Option(None, "--status", help="Only runs in this status."),
+    limit: int = typer.Option(50, "--limit", min=1, max=10000),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> int:
+    """Recent runs, newest first."""
+    from soar.playbooks.records import RUNS
+
+    where = {"status": status} if status else None
+    recs = _store().find(RUNS, where, order_by="created_at", descending=True, limit=limit)
+    rows = [
+        {
+            "id": r.id,
+            "playbook": r.doc["playbook"]["name"],
+            "alert": r.doc["alert_id"],
+            "status": r.doc["status"],
+            "created_at": r.doc["created_at"],
+            "finished_at": r.doc.get("finished_at"),
+        }
+        for r in recs
+    ]
+    if as_json:
+        echo_json(rows)
+    else:
+        typer.echo(
+            table(
+                ["run", "playbook", "status", "alert", "created"],
+                [(r["id"], r["playbook"], r["status"], str(r["alert"])[:16], r["created_at"]) for r in rows],
+            )
+        )
+    return 0
+
+
+def show_run(doc: dict[str, Any]) -> None:
+    typer.echo(
+        f"run {doc['id']}: {doc['status']}  playbook {doc['playbook']['name']} "
+        f"({doc['playbook']['version_hash'][:12]})  alert {doc['alert_id']}"
+    )
+    if doc.get("error"):
+        typer.echo(f"error: {doc['error']}")
+    for sid, step in doc["steps"].items():
+        typer.echo(f"- {sid} ({step['uses']}): {step['status']}" + (f": {step['error']}" if step.get("error") else ""))
+        for inst in step.get("instances", []):
+            attempts = len(inst.get("attempts", []))
+            decision = (inst.get("decision") or {}).get("outcome", "-")
+            typer.echo(f"    {inst['key']}: {inst['status']} (policy {decision}, attempts {attempts})")
+            if inst["status"] == "waiting_approval":
+                typer.echo(f"      approve: soar runs approve {doc['id']} --step {inst['key']}")
+    if doc.get("rollback", {}).get("reason"):
+        typer.echo(f"rollback: {doc['rollback']['reason']}")
+
+
+@app.command("show")
+def show(
+    run_id: str = typer.Argument(..., help="Run id."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> int:
+    """One run with its steps, attempts, approvals and policy decisions."""
+    from soar.playbooks.records import RUNS
+
+    rec = _store().get(RUNS, run_id)
+    if rec is None:
+        raise InputError(f"no run {run_id!r}")
+    doc = {k: v for k, v in rec.doc.items() if k != "lease"}
+    for step in doc["steps"].values():
+        for inst in step.get("instances", []):
+            inst.pop("_params", None)
+    if as_json:
+        echo_json(doc)
+    else:
+        show_run(doc)
+    return 0
+
+
+def _decide(run_id: str, step: str, approver: str | None, role: str, decision: str) -> int:
+    from soar.playbooks.approvals import decide
+
+    settings = get_settings()
+    outcome = decide(
+        settings,
+        _store(),
+        run_id,
+        step,
+        approver=approver or getpass.getuser(),
+        role=role,
+        decision=decision,  # type: ignore[arg-type]
+        via="cli",
+    )
+    typer.echo(f"{outcome.run_id} {outcome.step}: {outcome.status} ({outcome.message})")
+    return 0
+
+
+@app.command("approve")
+def approve(
+    run_id: str = typer.Argument(..., help="Run id."),
+    step: str = typer.Option(..., "--step", help="Step id or instance key waiting for approval."),
+    approver: str | None = typer.Option(None, "--as", help="Who approves (default: the login name)."),
+    role: str = typer.Option("approver", "--role", help="The approver's role."),
+) -> int:
+    """Approve a paused step; the run resumes when enough approvers agreed."""
+    return _decide(run_id, step, approver, role, "approve")
+
+
+@app.command("deny")
+def deny(
+    run_id: str = typer.Argument(..., help="Run id."),
+    step: str = typer.Option(..., "--step", help="Step id or instance key waiting for approval."),
+    approver: str | None = typer.Option(None, "--as", help="Who denies (default: the login name)."),
+    role: str = typer.Option("approver", "--role", help="The approver's role."),
+) -> int:
+    """Deny a paused step; its on_failure decides what the run does next."""
+    return _decide(run_id, step, approver, role, "deny")
+
+
+def _register_report() -> None:
+    """``soar runs report`` lives with the review area (soar/cli/report_cmd.py) and plugs in here."""
+    try:
+        from soar.cli import report_cmd
+    except ImportError:  # pragma: no cover - the review area not installed
+        return
+    report_cmd.register(app)
+
+
+_register_report()

@@ -1,0 +1,421 @@
+"""The run engine end to end in the embedded mode (eager, SQLite store): real actions writing real files."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from soar.config import Settings
+from soar.playbooks import dispatch, engine
+from soar.playbooks.approvals import NotAllowed, decide
+from soar.playbooks.records import RUNS
+from soar.playbooks.runtime import Runtime
+from tests.integration.playbooks.conftest import Content, alert
+from tests.integration.playbooks.testkit_integrations.testkit import calls
+
+CONTAIN = """\
+name: contain
+trigger: {rules: [rule-contain], min_level: medium}
+steps:
+  - id: contain
+    uses: testkit.contain
+    with: {host: "{{ alert.host.name }}", note: "{{ alert.user.name }}"}
+    on_failure: {on_failure}
+  - id: note
+    uses: testkit.note
+    with: {text: "contained {{ alert.host.name }}: {{ steps.contain.status }}"}
+outputs:
+  state: "{{ steps.contain.status }}"
+"""
+
+
+def _start(settings: Settings, doc: dict[str, Any]) -> tuple[Runtime, list[str]]:
+    rt = dispatch.runtime_for(settings)
+    rt.store.create(engine.ALERTS, doc["id"], doc)
+    started = engine.handle_alert(rt, doc["id"])
+    for run_id in started:
+        dispatch.kick(settings, run_id, runtime=rt)
+    return rt, started
+
+
+def _run(rt: Runtime, run_id: str) -> dict[str, Any]:
+    rec = rt.store.get(RUNS, run_id)
+    assert rec is not None
+    return rec.doc
+
+
+def test_alert_runs_playbook_once_and_records_everything(content: Content, pb_settings: Settings) -> None:
+    content.playbook("contain", CONTAIN.replace("{on_failure}", "abort"))
+    rt, started = _start(pb_settings, alert(host="dev1"))
+    assert len(started) == 1
+    run = _run(rt, started[0])
+    assert run["status"] == "succeeded", run.get("error")
+    step = run["steps"]["contain"]["instances"][0]
+    assert step["params"] == {"host": "dev1", "note": "alice"}
+    assert step["decision"]["outcome"] == "allow"
+    assert step["attempts"][0]["status"] == "succeeded" and step["attempts"][0]["duration_ms"] >= 0
+    assert run["steps"]["note"]["instances"][0]["params"]["text"] == "contained dev1: succeeded"
+    assert run["outputs"] == {"state": "succeeded"}
+    assert run["playbook"]["version_hash"] and run["alert"]["id"] == "alert-1"
+    assert (content.state / "testkit" / "contained-dev1").exists()
+    # a duplicate / redelivered alert starts nothing
+    assert engine.handle_alert(rt, "alert-1") == []
+    assert [c["action"] for c in calls(content.state)] == ["testkit.contain", "testkit.note"]
+    actions = [r.doc["action"] for r in rt.store.find("audit", order_by="seq", limit=100)]
+    assert "playbook.run_started" in actions and "playbook.run_finished" in actions
+
+
+def test_retry_with_backoff_then_success(content: Content, pb_settings: Settings) -> None:
+    content.playbook(
+        "flaky",
+        """\
+        name: flaky
+        trigger: {rules: [rule-contain]}
+        steps:
+          - id: try
+            uses: testkit.flaky
+            with: {key: "k1", fail_times: 2}
+            retry: {count: 2, backoff: 0.05}
+        """,
+    )
+    t0 = time.monotonic()
+    rt, started = _start(pb_settings, alert())
+    run = _run(rt, started[0])
+    assert run["status"] == "succeeded"
+    attempts = run["steps"]["try"]["instances"][0]["attempts"]
+    assert [a["status"] for a in attempts] == ["failed", "failed", "succeeded"]
+    assert attempts[0]["stderr"] == "boom" and attempts[0]["exit_status"] == 1
+    assert time.monotonic() - t0 >= 0.15  # 0.05 + 0.1 of backoff
+
+
+def test_retries_exhausted_abort_records_failure(content: Content, pb_settings: Settings) -> None:
+    content.playbook(
+        "flaky",
+        """\
+        name: flaky
+        trigger: {rules: [rule-contain]}
+        steps:
+          - id: try
+            uses: testkit.flaky
+            with: {key: "k2", fail_times: 5}
+            retry: {count: 1, backoff: 0}
+          - id: after
+            uses: testkit.note
+            with: {text: "never"}
+        """,
+    )
+    rt, started = _start(pb_settings, alert())
+    run = _run(rt, started[0])
+    assert run["status"] == "failed"
+    assert "step try failed" in run["error"]
+    assert len(run["steps"]["try"]["instances"][0]["attempts"]) == 2
+    assert "after" not in run["steps"]
+    assert not [c for c in calls(content.state) if c["action"] == "testkit.note"]
+
+
+def test_timeout_fails_the_step_and_continue_moves_on(content: Content, pb_settings: Settings) -> None:
+    content.playbook(
+        "slow",
+        """\
+        name: slow
+        trigger: {rules: [rule-contain]}
+        steps:
+          - id: slow
+            uses: testkit.sleep
+            with: {seconds: 3}
+            timeout: 0.3
+            on_failure: continue
+          - id: after
+            uses: testkit.note
+            with: {text: "slow was {{ steps.slow.status }}"}
+        """,
+    )
+    t0 = time.monotonic()
+    rt, started = _start(pb_settings, alert())
+    run = _run(rt, started[0])
+    assert time.monotonic() - t0 < 2.5
+    assert run["steps"]["slow"]["instances"][0]["error"] == "timed out after 0.3s"
+    assert run["steps"]["after"]["instances"][0]["params"]["text"] == "slow was failed"
+    assert run["status"] == "failed" and run["failed_steps"] == ["slow"]  # never "success" with a failed step
+
+
+def test_rollback_reverts_completed_containment_automatically(content: Content, pb_settings: Settings) -> None:
+    content.playbook(
+        "rb",
+        """\
+        name: rb
+        trigger: {rules: [rule-contain]}
+        steps:
+          - id: contain
+            uses: testkit.contain
+            with: {host: "{{ alert.host.name }}"}
+          - id: broken
+            uses: testkit.fail
+            with: {host: "dev2"}
+            on_failure: rollback
+        """,
+    )
+    rt, started = _start(pb_settings, alert(host="dev1"))
+    run = _run(rt, started[0])
+    assert run["status"] == "rolled_back", run.get("error")
+    assert run["rollback"]["reason"].startswith("step broken failed")
+    assert [s["uses"] for s in run["rollback"]["steps"]] == ["testkit.release"]
+    assert [c["action"] for c in calls(content.state)] == ["testkit.contain", "testkit.fail", "testkit.release"]
+    assert not (content.state / "testkit" / "contained-dev1").exists()
+
+
+def test_explicit_rollback_steps(content: Content, pb_settings: Settings) -> None:
+    content.playbook(
+        "rb2",
+        """\
+        name: rb2
+        trigger: {rules: [rule-contain]}
+        steps:
+          - id: broken
+            uses: testkit.fail
+            with: {host: "dev2"}
+            on_failure: rollback
+        rollback:
+          - id: tell
+            uses: testkit.note
+            with: {text: "rolled back {{ alert.host.name }}"}
+        """,
+    )
+    rt, started = _start(pb_settings, alert(host="dev1"))
+    run = _run(rt, started[0])
+    assert run["status"] == "rolled_back"
+    assert [c.get("text") for c in calls(content.state) if c["action"] == "testkit.note"] == ["rolled back dev1"]
+
+
+def test_prod_containment_waits_for_approval_then_runs(content: Content, pb_settings: Settings) -> None:
+    content.playbook("contain", CONTAIN.replace("{on_failure}", "abort"))
+    rt, started = _start(pb_settings, alert(host="web1"))
+    run_id = started[0]
+    run = _run(rt, run_id)
+    assert run["status"] == "waiting_approval"
+    inst = run["steps"]["contain"]["instances"][0]
+    assert inst["decision"]["outcome"] == "approve" and "prod-containment" in inst["decision"]["reasons"][0]
+    assert calls(content.state) == []  # nothing ran
+    with pytest.raises(NotAllowed):
+        decide(pb_settings, rt.store, run_id, "contain", approver="eve", role="viewer", decision="approve", via="cli")
+    out = decide(
+        pb_settings, rt.store, run_id, "contain", approver="bob", role="approver", decision="approve", via="cli"
+    )
+    assert out.status == "approved" and out.changed
+    run = _run(rt, run_id)
+    assert run["status"] == "succeeded"
+    assert run["steps"]["contain"]["instances"][0]["approval"]["approvers"][0]["approver"] == "bob"
+    again = decide(
+        pb_settings, rt.store, run_id, "contain", approver="bob", role="approver", decision="approve", via="api"
+    )
+    assert not again.changed and again.status == "approved"
+    assert [c["action"] for c in calls(content.state)] == ["testkit.contain", "testkit.note"]
+
+
+def test_two_of_m_approvals_and_same_person_counts_once(content: Content, pb_settings: Settings) -> None:
+    content.playbook("contain", CONTAIN.replace("{on_failure}", "abort"))
+    rt, started = _start(pb_settings, alert(host="web2"))  # criticality=high: 2 approvals
+    run_id = started[0]
+    first = decide(
+        pb_settings, rt.store, run_id, "contain", approver="bob", role="approver", decision="approve", via="cli"
+    )
+    assert first.status == "pending" and first.required == 2
+    twice = decide(
+        pb_settings, rt.store, run_id, "contain", approver="bob", role="admin", decision="approve", via="slack"
+    )
+    assert not twice.changed and twice.status == "pending"
+    assert _run(rt, run_id)["status"] == "waiting_approval" and calls(content.state) == []
+    second = decide(
+        pb_settings, rt.store, run_id, "contain", approver="carol", role="admin", decision="approve", via="api"
+    )
+    assert second.status == "approved"
+    assert _run(rt, run_id)["status"] == "succeeded"
+
+
+def test_denied_step_follows_on_failure(content: Content, pb_settings: Settings) -> None:
+    content.playbook("contain", CONTAIN.replace("{on_failure}", "continue"))
+    rt, started = _start(pb_settings, alert(host="web1"))
+    out = decide(
+        pb_settings, rt.store, started[0], "contain", approver="bob", role="approver", decision="deny", via="cli"
+    )
+    assert out.status == "denied"
+    run = _run(rt, started[0])
+    assert run["steps"]["contain"]["instances"][0]["status"] == "denied"
+    assert run["steps"]["note"]["instances"][0]["params"]["text"] == "contained web1: failed"
+    assert [c["action"] for c in calls(content.state)] == ["testkit.note"]
+
+
+def test_approval_expires(content: Content, pb_settings: Settings) -> None:
+    content.playbook(
+        "contain",
+        CONTAIN.replace("{on_failure}", "abort").replace(
+            "    on_failure: abort", "    on_failure: abort\n    requires_approval: {approvals: 1, timeout: 0.2}"
+        ),
+    )
+    rt, started = _start(pb_settings, alert(host="dev1"))
+    assert _run(rt, started[0])["status"] == "waiting_approval"
+    time.sleep(0.3)
+    assert started[0] in engine.stale_runs(rt)
+    dispatch.kick(pb_settings, started[0], runtime=rt)
+    run = _run(rt, started[0])
+    assert run["status"] == "failed"
+    assert run["steps"]["contain"]["instances"][0]["status"] == "expired"
+    late = decide(
+        pb_settings, rt.store, started[0], "contain", approver="bob", role="approver", decision="approve", via="cli"
+    )
+    assert late.status == "expired" and not late.changed
+    assert calls(content.state) == []
+
+
+def test_protected_targets_are_refused_and_recorded(content: Content, pb_settings: Settings) -> None:
+    content.playbook("contain", CONTAIN.replace("{on_failure}", "continue"))
+    rt, started = _start(pb_settings, alert("a-bastion", host="bastion-1"))
+    _, started2 = _start(pb_settings, alert("a-dc", host="dc-1"))
+    for run_id, why in ((started[0], "matches 'bastion*'"), (started2[0], "address in 10.0.9.0/24")):
+        inst = _run(rt, run_id)["steps"]["contain"]["instances"][0]
+        assert inst["status"] == "refused" and why in inst["error"]
+    assert not [c for c in calls(content.state) if c["action"] == "testkit.contain"]
+    refusals = [r.doc for r in rt.store.find("audit", {"action": "policy.refused"}, limit=10)]
+    assert len(refusals) == 2 and refusals[0]["details"]["reasons"]
+
+
+def test_blast_radius_cap(content: Content, pb_settings: Settings) -> None:
+    content.playbook(
+        "wide",
+        """\
+        name: wide
+        trigger: {rules: [rule-contain]}
+        steps:
+          - id: contain
+            uses: testkit.contain
+            for_each: "{{ alert.related.hosts }}"
+            with: {host: "{{ item }}"}
+            on_failure: continue
+        """,
+    )
+    rt, started = _start(pb_settings, alert(related={"hosts": ["dev1", "dev2", "h3", "h4"]}))
+    insts = _run(rt, started[0])["steps"]["contain"]["instances"]
+    assert [i["status"] for i in insts] == ["succeeded", "succeeded", "succeeded", "refused"]
+    assert "blast radius" in insts[3]["error"]
+
+
+def test_circuit_breaker_opens_after_failures_in_a_row(content: Content, pb_settings: Settings) -> None:
+    content.playbook(
+        "fails",
+        """\
+        name: fails
+        trigger: {rules: [rule-contain]}
+        steps:
+          - id: f
+            uses: testkit.fail
+            with: {host: "{{ alert.host.name }}"}
+            on_failure: continue
+        """,
+    )
+    rt = dispatch.runtime_for(pb_settings)
+    for i in range(3):
+        _start(pb_settings, alert(f"b{i}", host="dev1"))
+    _, started = _start(pb_settings, alert("b3", host="dev2"))
+    run = _run(rt, started[0])
+    inst = run["steps"]["f"]["instances"][0]
+    assert inst["status"] == "waiting_approval"
+    assert any("circuit breaker open" in r for r in inst["decision"]["reasons"])
+    assert len([c for c in calls(content.state) if c["action"] == "testkit.fail"]) == 3
+    assert rt.store.count("audit", {"action": "policy.circuit_open"}) == 1
+
+
+def test_rate_cap_excess_waits_for_approval(content: Content, pb_settings: Settings) -> None:
+    content.policy("rate_caps: {contain_per_hour: 5, contain_per_rule_per_hour: 3}\n")
+    content.playbook("contain", CONTAIN.replace("{on_failure}", "continue"))
+    dispatch.forget_runtimes()
+    rt = dispatch.runtime_for(pb_settings)
+    runs = [_start(pb_settings, alert(f"r{i}", host=f"h{i}"))[1][0] for i in range(4)]
+    statuses = [_run(rt, r)["status"] for r in runs]
+    assert statuses == ["succeeded"] * 3 + ["waiting_approval"]  # the per-rule cap of 3
+    other = _start(pb_settings, alert("x1", rule_id="rule-contain", host="hx"))[1][0]
+    assert _run(rt, other)["status"] == "waiting_approval"
+    reasons = _run(rt, runs[3])["steps"]["contain"]["instances"][0]["decision"]["reasons"]
+    assert any("rate cap" in r for r in reasons)
+
+
+def test_runtime_template_error_is_recorded_on_the_step(content: Content, pb_settings: Settings) -> None:
+    content.playbook(
+        "missing",
+        """\
+        name: missing
+        trigger: {rules: [rule-contain]}
+        steps:
+          - id: first
+            uses: testkit.note
+            with: {text: "ok"}
+          - id: second
+            uses: testkit.contain
+            with: {host: "{{ alert.process.name }}"}
+        """,
+    )
+    rt, started = _start(pb_settings, alert())
+    run = _run(rt, started[0])
+    assert run["status"] == "failed"
+    assert run["steps"]["second"]["status"] == "failed"
+    assert "'process'" in run["steps"]["second"]["error"] and "second" in run["error"]
+    assert [c["action"] for c in calls(content.state)] == ["testkit.note"]
+
+
+def test_interrupted_non_idempotent_step_is_never_repeated(content: Content, pb_settings: Settings) -> None:
+    content.playbook(
+        "lock",
+        """\
+        name: lock
+        trigger: {rules: [rule-contain]}
+        steps:
+          - id: lock
+            uses: testkit.lock
+            with: {user: "{{ alert.user.name }}"}
+            on_failure: continue
+        """,
+    )
+    rt = dispatch.runtime_for(pb_settings)
+    doc = alert()
+    rt.store.create(engine.ALERTS, doc["id"], doc)
+    run_id = engine.handle_alert(rt, doc["id"])[0]
+    # the state a worker killed inside the action leaves behind: attempt marked running, lease expired
+    from soar.playbooks.records import mutate
+
+    def crashed(run: dict[str, Any]) -> None:
+        run["steps"]["lock"] = {
+            "id": "lock",
+            "uses": "testkit.lock",
+            "phase": "steps",
+            "for_each": False,
+            "on_failure": "continue",
+            "status": "in_progress",
+            "error": None,
+            "started_at": "x",
+            "finished_at": None,
+            "instances": [
+                {
+                    "key": "lock",
+                    "params": {"user": "alice"},
+                    "_params": {"user": "alice"},
+                    "targets": [],
+                    "item": None,
+                    "status": "running",
+                    "decision": {"outcome": "allow"},
+                    "approval_id": None,
+                    "quota": [],
+                    "attempts": [{"n": 1, "status": "running"}],
+                    "interruptions": 0,
+                    "result": None,
+                }
+            ],
+        }
+        run["lease"] = {"owner": "dead-worker", "until": time.time() - 1}
+
+    mutate(rt.store, run_id, crashed)
+    assert run_id in engine.stale_runs(rt)
+    dispatch.kick(pb_settings, run_id, runtime=rt)
+    inst = _run(rt, run_id)["steps"]["lock"]["instances"][0]
+    assert inst["status"] == "interrupted" and "not idempotent" in inst["error"]
+    assert calls(content.state) == []

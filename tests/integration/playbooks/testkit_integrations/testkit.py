@@ -1,0 +1,106 @@
+"""Real actions for the engine's tests: they write to files under the state dir, so effects are observable.
+
+Every call appends one JSON line to ``<state_dir>/testkit/calls.jsonl`` (action, params,
+run, step, pid), so a test can count exactly how often an action ran and where.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from soar.actions import ActionContext, ActionResult, PlannedCommand, action
+
+
+def _dir(ctx: ActionContext) -> Path:
+    path = Path(ctx.settings.state_dir) / "testkit"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _log(ctx: ActionContext, name: str, **params: Any) -> None:
+    line = json.dumps({"action": name, "run": ctx.run_id, "step": ctx.step_id, "pid": os.getpid(), **params})
+    with (_dir(ctx) / "calls.jsonl").open("a", encoding="utf-8") as fh:
+        fh.write(line + "\n")
+
+
+def calls(state_dir: Path) -> list[dict[str, Any]]:
+    path = Path(state_dir) / "testkit" / "calls.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+@action("testkit.contain", impact="contain", idempotent=True, revert="testkit.release", targets={"host": "host"})
+def contain(ctx: ActionContext, host: str, note: str = "") -> ActionResult:
+    """Mark a host contained (a file per host)."""
+    cmd = PlannedCommand(host=host, argv=("testkit-contain", host))
+    if ctx.dry_run:
+        return ActionResult(ok=True, commands=[cmd])
+    _log(ctx, "testkit.contain", host=host, note=note)
+    (_dir(ctx) / f"contained-{host}").write_text(ctx.run_id or "", encoding="utf-8")
+    return ActionResult(ok=True, output={"host": host}, verified=True, commands=[cmd], changed=True)
+
+
+@action("testkit.release", impact="contain", idempotent=True, targets={"host": "host"})
+def release(ctx: ActionContext, host: str) -> ActionResult:
+    """Undo testkit.contain."""
+    if ctx.dry_run:
+        return ActionResult(ok=True)
+    _log(ctx, "testkit.release", host=host)
+    (_dir(ctx) / f"contained-{host}").unlink(missing_ok=True)
+    return ActionResult(ok=True, output={"host": host}, changed=True)
+
+
+@action("testkit.lock", impact="contain", idempotent=False, targets={"user": "account"})
+def lock(ctx: ActionContext, user: str) -> ActionResult:
+    """A non-idempotent containment: it must never run twice."""
+    if ctx.dry_run:
+        return ActionResult(ok=True)
+    _log(ctx, "testkit.lock", user=user)
+    return ActionResult(ok=True, output={"user": user})
+
+
+@action("testkit.flaky", impact="read", idempotent=True)
+def flaky(ctx: ActionContext, key: str, fail_times: int) -> ActionResult:
+    """Fail the first ``fail_times`` calls for ``key``, then succeed."""
+    if ctx.dry_run:
+        return ActionResult(ok=True)
+    counter = _dir(ctx) / f"flaky-{key}"
+    n = int(counter.read_text()) + 1 if counter.exists() else 1
+    counter.write_text(str(n))
+    _log(ctx, "testkit.flaky", key=key, n=n)
+    if n <= fail_times:
+        return ActionResult.failure(f"planned failure {n} of {fail_times}", exit_status=1, stderr="boom")
+    return ActionResult(ok=True, output={"n": n}, exit_status=0, stdout="ok")
+
+
+@action("testkit.fail", impact="contain", idempotent=True, targets={"host": "host"})
+def fail(ctx: ActionContext, host: str) -> ActionResult:
+    """A containment that always fails (circuit breaker, rollback)."""
+    if ctx.dry_run:
+        return ActionResult(ok=True)
+    _log(ctx, "testkit.fail", host=host)
+    return ActionResult.failure("the host refused", exit_status=3)
+
+
+@action("testkit.sleep", impact="read", idempotent=True)
+def sleep(ctx: ActionContext, seconds: float, marker: str = "") -> ActionResult:
+    """Sleep (timeouts; a window to kill a worker mid-step)."""
+    if ctx.dry_run:
+        return ActionResult(ok=True)
+    _log(ctx, "testkit.sleep", seconds=seconds, marker=marker)
+    time.sleep(seconds)
+    return ActionResult(ok=True, output={"slept": seconds})
+
+
+@action("testkit.note", impact="notify", idempotent=True)
+def note(ctx: ActionContext, text: str) -> ActionResult:
+    """Record a message (a notification stand-in)."""
+    if ctx.dry_run:
+        return ActionResult(ok=True, output={"would_note": text})
+    _log(ctx, "testkit.note", text=text)
+    return ActionResult(ok=True, output={"text": text})
