@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import APIRouter, BackgroundTasks, Request, Response
 from fastapi.responses import JSONResponse
 
+import soar.tasks.notify  # noqa: F401 (registers soar.notify.run_event for eager run events in this process)
 from soar.config import Settings
 from soar.notify import interactions
 from soar.store import open_store

@@ -1,0 +1,145 @@
+"""The outbox against the stand-in: rate limits, outages, lost answers, unknown channels, storms, pacing."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+
+import pytest
+from pydantic import SecretStr
+
+from soar.config import Settings
+from soar.notify import Deliverer, deliver, transport_for
+from soar.notify.outbox import KIND, Message, enqueue, get, listing
+from soar.store import Store
+from tests.integration.notify.standin import Workspace
+
+
+def _msg(n: int, channel: str = "#soc-alerts", kind: str = "card") -> Message:
+    return Message(
+        key=f"test:{uuid.uuid4().hex[:8]}:{n}",
+        op="post",
+        kind=kind,  # type: ignore[arg-type]
+        channel=channel,
+        text=f"message {n}",
+        blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": f"message {n}"}}],
+        summary={"title": f"rule {n % 3}", "level": "high", "host": f"h{n}"},
+    )
+
+
+def _texts(workspace: Workspace) -> list[str]:
+    return [m["text"] for m in workspace.top_level()]
+
+
+def _make_due(store: Store) -> None:
+    """Skip the backoff wait: what a later scheduled delivery would find."""
+    for message in listing(store, ["pending"]):
+        message.next_attempt_at = 0
+        store.put(KIND, message.key, message.to_doc())
+    for record in store.find("notify_channels"):
+        store.put("notify_channels", record.id, {**record.doc, "blocked_until": 0})
+
+
+def test_429_retry_after_is_honoured_and_nothing_is_posted_twice(
+    slack_settings: Settings, store: Store, workspace: Workspace
+) -> None:
+    enqueue(store, _msg(1))
+    workspace.fault("rate_limit", method="chat.postMessage", retry_after=2)
+    first = deliver(slack_settings, store, "#soc-alerts")
+    assert first.sent == 0 and first.retry_in == pytest.approx(2, abs=0.2)
+    assert _texts(workspace) == []
+    again = deliver(slack_settings, store, "#soc-alerts")  # too early: the channel is still blocked
+    assert again.sent == 0 and len(workspace.calls("chat.postMessage")) == 1
+    time.sleep(2.1)
+    assert deliver(slack_settings, store, "#soc-alerts").sent == 1
+    assert _texts(workspace) == ["message 1"]
+
+
+def test_an_outage_loses_nothing_and_duplicates_nothing(
+    slack_settings: Settings, store: Store, workspace: Workspace
+) -> None:
+    for n in range(5):
+        enqueue(store, _msg(n))
+    workspace.outage(True)
+    report = deliver(slack_settings, store, "#soc-alerts")
+    assert report.sent == 0 and report.retry_in is not None and report.retry_in > 0
+    assert report.errors and "503" in report.errors[0]
+    assert [m.status for m in listing(store)] == ["pending"] * 5  # stored, waiting
+    workspace.outage(False)
+    _make_due(store)
+    assert deliver(slack_settings, store, "#soc-alerts").sent == 5
+    assert _texts(workspace) == [f"message {n}" for n in range(5)]
+    assert deliver(slack_settings, store, "#soc-alerts").sent == 0  # a later pass sends nothing again
+
+
+def test_a_lost_answer_is_found_by_its_idempotency_key_not_posted_again(
+    slack_settings: Settings, store: Store, workspace: Workspace
+) -> None:
+    message = _msg(1)
+    enqueue(store, message)
+    workspace.fault("accept_then_error", method="chat.postMessage", status=502)
+    report = deliver(slack_settings, store, "#soc-alerts")
+    assert report.sent == 0 and get(store, message.key).uncertain  # type: ignore[union-attr]
+    _make_due(store)
+    report = deliver(slack_settings, store, "#soc-alerts")
+    assert report.deduplicated == 1
+    assert _texts(workspace) == ["message 1"]  # Slack got it once
+    stored = get(store, message.key)
+    assert stored is not None and stored.status == "sent" and stored.ts == workspace.top_level()[0]["ts"]
+
+
+def test_an_unknown_channel_is_reported_once_and_the_message_kept_for_retry(
+    slack_settings: Settings, store: Store, workspace: Workspace, caplog: pytest.LogCaptureFixture
+) -> None:
+    enqueue(store, _msg(1, channel="#soc-new"))
+    enqueue(store, _msg(2, channel="#soc-new"))
+    with caplog.at_level(logging.ERROR, logger="soar.notify"):
+        first = deliver(slack_settings, store, "#soc-new")
+        _make_due(store)
+        second = deliver(slack_settings, store, "#soc-new")
+    assert first.errors == ["channel_not_found"] and second.errors == ["channel_not_found"]
+    reports = [r for r in caplog.records if "channel_not_found" in r.getMessage()]
+    assert len(reports) == 1 and "#soc-new" in reports[0].getMessage()
+    assert [m.status for m in listing(store)] == ["pending", "pending"]
+    workspace.add_channel("soc-new")  # someone creates the channel (or invites the bot)
+    _make_due(store)
+    assert deliver(slack_settings, store, "#soc-new").sent == 2
+    assert _texts(workspace) == ["message 1", "message 2"]
+
+
+def test_a_storm_becomes_a_summary_not_a_flood(slack_settings: Settings, store: Store, workspace: Workspace) -> None:
+    settings = slack_settings.model_copy(update={"slack_storm_threshold": 5})
+    for n in range(40):
+        enqueue(store, _msg(n))
+    report = deliver(settings, store, "#soc-alerts")
+    posted = workspace.top_level()
+    assert report.summarized == 35 and report.sent == 6
+    assert [m["text"] for m in posted[:5]] == [f"message {n}" for n in range(5)]
+    assert "35 alerts summarised" in posted[5]["text"]
+    summary = str(posted[5]["blocks"])
+    assert "rule 0" in summary and "×12" in summary  # counted per rule
+
+
+def test_messages_to_one_channel_are_paced_under_its_limit(slack_settings: Settings, store: Store) -> None:
+    paced = Workspace(["soc-alerts"], rate_limit_per_sec=2)
+    settings = slack_settings.model_copy(
+        update={"slack_bot_token": SecretStr(paced.token), "slack_channel_interval": 0.55, "slack_storm_threshold": 100}
+    )
+    for n in range(5):
+        enqueue(store, _msg(n))
+    started = time.monotonic()
+    report = Deliverer(settings, store, transport_for(settings)).deliver("#soc-alerts")
+    assert report.sent == 5 and report.errors == []  # never hit the stand-in's 2/s limit
+    assert time.monotonic() - started >= 4 * 0.55
+    assert len(paced.calls("chat.postMessage")) == 5
+
+
+def test_without_a_bot_token_the_same_content_goes_to_the_console(
+    slack_settings: Settings, store: Store, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = slack_settings.model_copy(update={"slack_bot_token": None})
+    enqueue(store, _msg(7))
+    assert deliver(settings, store, "#soc-alerts").sent == 1
+    err = capsys.readouterr().err
+    assert "post to #soc-alerts" in err and "message 7" in err
