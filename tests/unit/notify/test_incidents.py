@@ -1,0 +1,36 @@
+"""The thread state machine: events applied in any repetition give the same card."""
+
+from __future__ import annotations
+
+from soar.notify.incidents import apply_event, decision_of
+
+
+def _event(kind: str, **kw: object) -> dict[str, object]:
+    return {"type": kind, "run_id": "run-1", "playbook": "contain", **kw}
+
+
+def test_applying_an_event_twice_changes_nothing_more() -> None:
+    events = [
+        _event("run_started"),
+        _event("step_finished", step={"id": "block", "uses": "hosts.block_ip", "status": "succeeded"}),
+        _event("approval_requested", approval={"step": "isolate", "required": 2, "approvers": []}),
+    ]
+    once: dict[str, object] = {}
+    twice: dict[str, object] = {}
+    for e in events:
+        apply_event(once, e)
+        apply_event(twice, e)
+        apply_event(twice, e)
+    assert once == twice
+    assert once["status"] == "awaiting approval"
+    assert once["runs"]["run-1"]["steps"]["block"]["status"] == "succeeded"  # type: ignore[index]
+
+
+def test_n_of_m_is_final_only_with_enough_approvers_and_a_denial_is_final_at_once() -> None:
+    assert decision_of({"status": "pending", "approvers": ["a"], "required": 2}) == ("pending", False)
+    assert decision_of({"status": "approved", "approvers": ["a", "b"], "required": 2}) == ("approved", True)
+    assert decision_of({"status": "denied", "approvers": [], "required": 2}) == ("denied", True)
+    assert decision_of({"status": "expired", "approvers": [], "required": 1}) == ("expired", True)
+    thread: dict[str, object] = {}
+    apply_event(thread, _event("approval_decided", approval={"status": "denied", "approvers": [], "required": 2}))
+    assert thread["status"] == "approval denied"
