@@ -74,16 +74,22 @@ def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix.rstrip("."): value}
 
 
-def changed_fields(a: dict[str, Any], b: dict[str, Any]) -> int:
+def changed_paths(a: dict[str, Any], b: dict[str, Any]) -> set[str]:
     fa, fb = flatten(a), flatten(b)
-    return sum(1 for key in fa.keys() | fb.keys() if fa.get(key) != fb.get(key))
+    return {key for key in fa.keys() | fb.keys() if fa.get(key) != fb.get(key)}
+
+
+def changed_fields(a: dict[str, Any], b: dict[str, Any]) -> int:
+    return len(changed_paths(a, b))
 
 
 def scenario_distance(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> int:
-    """Changed fields between two event sequences, events compared position by position."""
-    distance = sum(changed_fields(x, y) for x, y in zip(a, b, strict=False))
-    longer = a if len(a) > len(b) else b
-    return distance + sum(len(flatten(e)) for e in longer[min(len(a), len(b)) :])
+    """Fields changed between two event sequences (the same field in several events counts once),
+    plus one for each event added or left out."""
+    paths: set[str] = set()
+    for x, y in zip(a, b, strict=False):
+        paths |= changed_paths(x, y)
+    return len(paths) + abs(len(a) - len(b))
 
 
 def timestamp(event: dict[str, Any]) -> dt.datetime:
