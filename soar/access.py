@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from soar.config import Settings
 from soar.errors import ConfigError, SourceLocation
@@ -262,9 +264,6 @@ def require(permission: str) -> Any:
     Returns the Principal. 401 without a (known) token, 403 with a role too low. Attribute
     checks on a particular resource are the endpoint's: ``authorize(principal, perm, attrs)``.
     """
-    from fastapi import Depends, HTTPException, Request
-    from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-
     if permission not in PERMISSIONS:
         raise ValueError(f"unknown permission {permission!r}")
     bearer = HTTPBearer(auto_error=False, description="An API token from the principals file")
@@ -291,8 +290,6 @@ def _role_only(principal: Principal, permission: str) -> Decision:
 
 def forbid_unless(principal: Principal, permission: str, doc: dict[str, Any] | None) -> None:
     """Raise 403 with the reason unless ``principal`` may use ``permission`` on this stored document."""
-    from fastapi import HTTPException
-
     decision = authorize(principal, permission, resource_attributes(doc))
     if not decision.allowed:
         raise HTTPException(403, decision.reason)

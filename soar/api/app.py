@@ -13,6 +13,12 @@ from soar.config import Settings, get_settings
 ROUTERS: list[str] = [
     "soar.api.health",
     "soar.api.slack",
+    "soar.api.alerts",
+    "soar.api.runs",
+    "soar.api.feedback",
+    "soar.api.audit",
+    "soar.api.metrics",
+    "soar.api.ingest",
 ]
 
 

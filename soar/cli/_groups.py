@@ -18,6 +18,9 @@ GROUPS: list[tuple[str, str | None, str]] = [
     ("soar.cli.init_cmd", None, "Scaffold a detection-as-code repository."),
     ("soar.cli.playbooks_cmd", "playbooks", "Validate, plan (dry run) and run response playbooks."),
     ("soar.cli.runs_cmd", "runs", "Playbook runs and their post-incident reports."),
+    ("soar.cli.audit_cmd", "audit", "Verify the audit chain and export evidence."),
+    ("soar.cli.metrics_cmd", None, "Response metrics and the threat-mitigation chart."),
+    ("soar.cli.verdict_cmd", None, "Analyst verdicts and rule exceptions."),
 ]
 
 

@@ -7,7 +7,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from jinja2 import FileSystemLoader, StrictUndefined
+from jinja2 import ChainableUndefined, FileSystemLoader
 from jinja2.sandbox import SandboxedEnvironment
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -21,7 +21,7 @@ def environment() -> SandboxedEnvironment:
         _env = SandboxedEnvironment(
             loader=FileSystemLoader(str(TEMPLATES)),
             autoescape=True,
-            undefined=StrictUndefined,
+            undefined=ChainableUndefined,
             trim_blocks=True,
             lstrip_blocks=True,
         )

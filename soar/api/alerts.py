@@ -1,0 +1,62 @@
+"""Alerts: list and read (scoped by the principal's attributes), and record an analyst's verdict."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, HTTPException, Query, Request
+
+from soar.access import Principal, authorize, forbid_unless, resource_attributes
+from soar.api._common import AUTH, ERRORS, NOT_FOUND, http_errors, id_path, settings_of, store_of
+from soar.review.feedback import ALERTS, VerdictInput, parse_verdict, record_verdict
+
+router = APIRouter(tags=["alerts"], responses=ERRORS)
+
+
+@router.get("/alerts", summary="List alerts, newest first")
+def list_alerts(
+    request: Request,
+    status: Literal["open", "acknowledged", "closed"] | None = None,
+    rule_id: str | None = Query(None, max_length=200),
+    limit: int = Query(100, ge=1, le=1000),
+    principal: Principal = AUTH["alerts:read"],
+) -> list[dict[str, Any]]:
+    where: dict[str, Any] = {}
+    if status:
+        where["status"] = status
+    if rule_id:
+        where["rule.id"] = rule_id
+    with http_errors():
+        records = store_of(request).find(ALERTS, where, order_by="@timestamp", descending=True, limit=limit)
+    return [r.doc for r in records if authorize(principal, "alerts:read", resource_attributes(r.doc)).allowed]
+
+
+@router.get("/alerts/{alert_id}", summary="One alert", responses=NOT_FOUND)
+def get_alert(
+    request: Request, alert_id: str = id_path("alert"), principal: Principal = AUTH["alerts:read"]
+) -> dict[str, Any]:
+    with http_errors():
+        rec = store_of(request).get(ALERTS, alert_id)
+    if rec is None:
+        raise HTTPException(404, f"unknown alert id {alert_id!r}")
+    forbid_unless(principal, "alerts:read", rec.doc)
+    return rec.doc
+
+
+@router.post("/alerts/{alert_id}/verdict", summary="Mark an alert a true or false positive", responses=NOT_FOUND)
+def post_verdict(
+    request: Request,
+    body: VerdictInput,
+    alert_id: str = id_path("alert"),
+    principal: Principal = AUTH["verdicts:write"],
+) -> dict[str, Any]:
+    store = store_of(request)
+    with http_errors():
+        rec = store.get(ALERTS, alert_id)
+        if rec is None:
+            raise HTTPException(404, f"unknown alert id {alert_id!r}")
+        forbid_unless(principal, "verdicts:write", rec.doc)
+        verdict = parse_verdict(body.model_dump())
+        return record_verdict(
+            store, settings_of(request), alert_id, verdict, analyst=principal.name, role=principal.role, via="api"
+        )

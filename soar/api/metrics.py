@@ -1,0 +1,68 @@
+"""Response metrics over a period (JSON) and the threat-mitigation chart (SVG)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+
+from soar.access import Principal
+from soar.api._common import AUTH, ERRORS, http_errors, impacts, store_of
+
+router = APIRouter(tags=["metrics"], responses=ERRORS)
+
+SINCE = Query("30d", max_length=64, description="A duration ago (30d, 24h) or an ISO time")
+UNTIL = Query(None, max_length=64, description="ISO time or a duration ago (default: now)")
+
+
+def _compute(request: Request, since: str, until: str | None) -> dict[str, Any]:
+    from soar.review.data import load_period
+    from soar.review.metrics import period_metrics
+    from soar.review.times import parse_time
+
+    now = datetime.now(UTC)
+    start = parse_time(since, what="since", now=now)
+    end = parse_time(until, what="until", now=now) if until else now
+    data = load_period(store_of(request), start, end)
+    return period_metrics(
+        data["alerts"],
+        data["runs"],
+        data["approvals"],
+        data["verdicts"],
+        start=start,
+        end=end,
+        impact_of=impacts(request),
+    )
+
+
+@router.get("/metrics", summary="MTTD, MTTA, MTTC, MTTR, automation rate, approval wait, false positives")
+def metrics(
+    request: Request,
+    since: str = SINCE,
+    until: str | None = UNTIL,
+    incidents: bool = Query(False, description="Include every incident's numbers"),
+    principal: Principal = AUTH["metrics:read"],
+) -> dict[str, Any]:
+    with http_errors():
+        result = _compute(request, since, until)
+    if not incidents:
+        result.pop("incidents")
+    return result
+
+
+@router.get(
+    "/metrics/chart.svg",
+    summary="Alerts per day and median time to contain",
+    response_class=Response,
+    responses={200: {"content": {"image/svg+xml": {}}}},
+)
+def chart(
+    request: Request, since: str = SINCE, until: str | None = UNTIL, principal: Principal = AUTH["metrics:read"]
+) -> Response:
+    from soar.review.chart import mitigation_svg
+
+    with http_errors():
+        result = _compute(request, since, until)
+    return Response(mitigation_svg(result["series"]), media_type="image/svg+xml")

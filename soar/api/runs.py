@@ -1,0 +1,148 @@
+"""Runs: list and read, their post-incident report (JSON and the printable page), and approvals."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse
+from pydantic import BaseModel, ConfigDict
+
+from soar.access import Principal, authorize, forbid_unless, resource_attributes
+from soar.api._common import AUTH, ERRORS, NOT_FOUND, http_errors, id_path, impacts, settings_of, store_of
+from soar.review.data import APPROVALS, RUNS, UnknownRun
+
+router = APIRouter(tags=["runs"], responses=ERRORS)
+
+HIDDEN = ("playbook.text",)  # large and already in the repository
+
+
+def _public(doc: dict[str, Any]) -> dict[str, Any]:
+    out = dict(doc)
+    if isinstance(out.get("playbook"), dict):
+        out["playbook"] = {k: v for k, v in out["playbook"].items() if k != "text"}
+    for step in (out.get("steps") or {}).values() if isinstance(out.get("steps"), dict) else []:
+        for inst in step.get("instances") or [] if isinstance(step, dict) else []:
+            if isinstance(inst, dict):
+                inst.pop("_params", None)  # unredacted parameters stay inside the engine
+    return out
+
+
+def _run(request: Request, run_id: str, principal: Principal, permission: str) -> dict[str, Any]:
+    with http_errors():
+        rec = store_of(request).get(RUNS, run_id)
+    if rec is None:
+        raise HTTPException(404, f"unknown run id {run_id!r}")
+    forbid_unless(principal, permission, rec.doc)
+    return rec.doc
+
+
+@router.get("/runs", summary="List playbook runs, newest first")
+def list_runs(
+    request: Request,
+    alert_id: str | None = Query(None, max_length=200),
+    status: str | None = Query(None, max_length=40, pattern=r"^[a-z_]+$"),
+    limit: int = Query(100, ge=1, le=1000),
+    principal: Principal = AUTH["runs:read"],
+) -> list[dict[str, Any]]:
+    where: dict[str, Any] = {}
+    if alert_id:
+        where["alert_id"] = alert_id
+    if status:
+        where["status"] = status
+    with http_errors():
+        records = store_of(request).find(RUNS, where, order_by="created_at", descending=True, limit=limit)
+    return [
+        _public({"id": r.id, **r.doc})
+        for r in records
+        if authorize(principal, "runs:read", resource_attributes(r.doc)).allowed
+    ]
+
+
+@router.get("/runs/{run_id}", summary="One run with its steps", responses=NOT_FOUND)
+def get_run(request: Request, run_id: str = id_path("run"), principal: Principal = AUTH["runs:read"]) -> dict[str, Any]:
+    return _public(_run(request, run_id, principal, "runs:read"))
+
+
+@router.get(
+    "/runs/{run_id}/report",
+    summary="The run's post-incident report (timeline, durations, evidence)",
+    responses=NOT_FOUND,
+)
+def get_report(
+    request: Request, run_id: str = id_path("run"), principal: Principal = AUTH["reports:read"]
+) -> dict[str, Any]:
+    from soar.review.report import build_report
+
+    _run(request, run_id, principal, "reports:read")
+    with http_errors(UnknownRun):
+        return build_report(store_of(request), settings_of(request), run_id, impact_of=impacts(request))
+
+
+@router.get(
+    "/runs/{run_id}/report.html",
+    summary="The report as a self-contained printable page",
+    response_class=HTMLResponse,
+    responses=NOT_FOUND,
+)
+def get_report_html(
+    request: Request, run_id: str = id_path("run"), principal: Principal = AUTH["reports:read"]
+) -> HTMLResponse:
+    from soar.review.report import build_report, report_html
+
+    _run(request, run_id, principal, "reports:read")
+    with http_errors(UnknownRun):
+        report = build_report(store_of(request), settings_of(request), run_id, impact_of=impacts(request))
+    headers = {"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src data:"}
+    return HTMLResponse(report_html(report), headers=headers)
+
+
+class Decision(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    decision: Literal["approve", "deny"]
+
+
+@router.get("/runs/{run_id}/approvals", summary="The run's approval requests", responses=NOT_FOUND)
+def list_approvals(
+    request: Request, run_id: str = id_path("run"), principal: Principal = AUTH["runs:read"]
+) -> list[dict[str, Any]]:
+    _run(request, run_id, principal, "runs:read")
+    with http_errors():
+        return [r.doc for r in store_of(request).find(APPROVALS, {"run_id": run_id}, order_by="requested_at")]
+
+
+@router.post(
+    "/runs/{run_id}/approvals/{step_id}",
+    summary="Approve or deny a step waiting for approval (idempotent)",
+    responses={**NOT_FOUND, 409: {"description": "Already decided or not pending"}},
+)
+def decide_step(
+    request: Request,
+    body: Decision,
+    run_id: str = id_path("run"),
+    step_id: str = id_path("step"),
+    principal: Principal = AUTH["approvals:decide"],
+) -> dict[str, Any]:
+    from soar.errors import InputError
+    from soar.playbooks.approvals import NotAllowed, decide
+
+    run = _run(request, run_id, principal, "approvals:decide")
+    with http_errors():
+        try:
+            outcome = decide(
+                settings_of(request),
+                store_of(request),
+                run_id,
+                step_id,
+                approver=principal.name,
+                role=principal.role,
+                decision=body.decision,
+                via="api",
+                attributes=resource_attributes(run),
+            )
+        except NotAllowed as exc:
+            raise HTTPException(403, str(exc)) from exc
+        except InputError as exc:
+            raise HTTPException(404 if "has no approval request" in str(exc) else 400, str(exc)) from exc
+    return outcome.to_dict()

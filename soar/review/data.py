@@ -1,0 +1,62 @@
+"""The I/O edge of review: read what the engine stored, hand plain documents to the pure core."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from soar.audit.chain import KIND as AUDIT
+from soar.errors import InputError
+from soar.review.feedback import ALERTS, VERDICTS
+from soar.review.times import check_range, to_iso
+from soar.store import Range, Store
+
+RUNS = "runs"  # kind names of the playbook engine (soar/playbooks/records.py)
+APPROVALS = "approvals"
+LIMIT = 10_000
+
+
+class UnknownRun(InputError):
+    """No run has this id."""
+
+
+def load_run(store: Store, run_id: str) -> dict[str, Any]:
+    """Everything a run's review needs: the run, its alert, its approvals and audit entries."""
+    rec = store.get(RUNS, run_id)
+    if rec is None:
+        raise UnknownRun(f"unknown run id {run_id!r} (list runs with 'soar runs list')")
+    run = dict(rec.doc)
+    run.setdefault("id", run_id)
+    alert_id = str(run.get("alert_id") or (run.get("alert") or {}).get("id") or "")
+    alert_rec = store.get(ALERTS, alert_id) if alert_id else None
+    alert = alert_rec.doc if alert_rec else (run.get("alert") or {})
+    approvals = [r.doc for r in store.find(APPROVALS, {"run_id": run_id}, limit=LIMIT)]
+    targets = [t for t in (run_id, alert_id) if t]
+    audit = [r.doc for r in store.find(AUDIT, {"target": targets}, order_by="key", limit=LIMIT)]
+    verdict = store.get(VERDICTS, alert_id) if alert_id else None
+    return {
+        "run": run,
+        "alert": alert,
+        "approvals": approvals,
+        "audit": audit,
+        "verdict": verdict.doc if verdict else None,
+    }
+
+
+def load_period(store: Store, start: datetime, end: datetime) -> dict[str, list[dict[str, Any]]]:
+    """Alerts detected in [start, end], the runs and approvals of those alerts, and their verdicts."""
+    check_range(start, end, what="--since/--until")
+    window = Range(gte=to_iso(start), lte=to_iso(end))
+    alerts = [r.doc for r in store.find(ALERTS, {"@timestamp": window}, order_by="@timestamp", limit=LIMIT)]
+    ids = [str(a.get("id")) for a in alerts]
+    runs: list[dict[str, Any]] = []
+    approvals: list[dict[str, Any]] = []
+    verdicts: list[dict[str, Any]] = []
+    for i in range(0, len(ids), 500):
+        chunk = ids[i : i + 500]
+        runs += [{"id": r.id, **r.doc} for r in store.find(RUNS, {"alert_id": chunk}, limit=LIMIT)]
+        verdicts += [r.doc for r in store.find(VERDICTS, {"alert_id": chunk}, limit=LIMIT)]
+    run_ids = [str(r["id"]) for r in runs]
+    for i in range(0, len(run_ids), 500):
+        approvals += [r.doc for r in store.find(APPROVALS, {"run_id": run_ids[i : i + 500]}, limit=LIMIT)]
+    return {"alerts": alerts, "runs": runs, "approvals": approvals, "verdicts": verdicts}

@@ -1,0 +1,207 @@
+"""Analyst feedback: verdicts on alerts, and rule exceptions proposed from false positives.
+
+A verdict is one ``verdicts`` document per alert (id = alert id; a changed mind is
+kept in ``history``) and is copied onto the alert. A false positive may propose an
+exception (kind ``exceptions``, status ``proposed``) that the scheduler applies only
+once an admin approves it. Everything is validated before anything is written.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from soar.alerts import fingerprint, utcnow_iso
+from soar.audit import record
+from soar.config import Settings
+from soar.errors import InputError
+from soar.store import Conflict, Store
+
+ALERTS = "alerts"
+VERDICTS = "verdicts"
+EXCEPTIONS = "exceptions"
+FIELD = re.compile(r"^[A-Za-z_@][A-Za-z0-9_.@-]{0,120}$")
+
+Verdict = Literal["true_positive", "false_positive"]
+ALIASES = {"tp": "true_positive", "fp": "false_positive", "true": "true_positive", "false": "false_positive"}
+
+
+class ExceptionProposal(BaseModel):
+    """Which events the rule should stop matching: a field and its values (exact, CIDR or glob)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    field: str = Field(description="ECS field, e.g. source.ip or user.name")
+    values: list[str] = Field(min_length=1, max_length=100, description="exact values, CIDRs or globs")
+    shared: bool = Field(False, description="apply to every rule, not just this alert's rule")
+    reason: str = Field("", max_length=2000)
+
+    @field_validator("field")
+    @classmethod
+    def _field(cls, value: str) -> str:
+        if not FIELD.match(value):
+            raise ValueError(f"not a field name: {value!r}")
+        return value
+
+    @field_validator("values")
+    @classmethod
+    def _values(cls, values: list[str]) -> list[str]:
+        for v in values:
+            if not v.strip() or len(v) > 500:
+                raise ValueError("values must be non-empty strings of at most 500 characters")
+            if v.strip("*?") == "":
+                raise ValueError(f"the value {v!r} would except every event")
+        return values
+
+
+class VerdictInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    verdict: Verdict
+    note: str = Field("", max_length=2000)
+    exception: ExceptionProposal | None = None
+
+
+def parse_verdict(data: dict[str, Any]) -> VerdictInput:
+    """Validate a verdict from the CLI or API; InputError naming the field."""
+    raw = dict(data)
+    if isinstance(raw.get("verdict"), str):
+        raw["verdict"] = ALIASES.get(raw["verdict"].lower(), raw["verdict"].lower())
+    try:
+        parsed = VerdictInput.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "verdict"
+        raise InputError(f"{where}: {err['msg'].removeprefix('Value error, ')}") from exc
+    if parsed.exception is not None and parsed.verdict != "false_positive":
+        raise InputError("exception: only a false positive can propose a rule exception")
+    return parsed
+
+
+def record_verdict(
+    store: Store,
+    settings: Settings,
+    alert_id: str,
+    verdict: VerdictInput,
+    *,
+    analyst: str,
+    role: str,
+    via: Literal["cli", "api", "slack"],
+) -> dict[str, Any]:
+    """Store the verdict (and a proposed exception); return the verdict document."""
+    alert_rec = store.get(ALERTS, alert_id)
+    if alert_rec is None:
+        raise InputError(f"unknown alert id {alert_id!r}")
+    alert = alert_rec.doc
+    rule_id = str((alert.get("rule") or {}).get("id") or "")
+    now = utcnow_iso()
+    exception_doc: dict[str, Any] | None = None
+    if verdict.exception is not None:
+        proposal = verdict.exception
+        exc_id = "exc-" + fingerprint(rule_id if not proposal.shared else "*", proposal.field, sorted(proposal.values))
+        exception_doc = {
+            "id": exc_id,
+            "status": "proposed",
+            "rule_id": None if proposal.shared else rule_id,
+            "field": proposal.field,
+            "values": list(proposal.values),
+            "reason": proposal.reason,
+            "from_alert": alert_id,
+            "proposed_by": analyst,
+            "proposed_at": now,
+            "approved_by": None,
+            "approved_at": None,
+        }
+    entry = {"verdict": verdict.verdict, "note": verdict.note, "analyst": analyst, "role": role, "via": via, "at": now}
+    existing = store.get(VERDICTS, alert_id)
+    history = list(existing.doc.get("history", [])) if existing else []
+    doc = {
+        "id": alert_id,
+        "alert_id": alert_id,
+        "rule_id": rule_id,
+        "rule_title": (alert.get("rule") or {}).get("title"),
+        "alert_time": alert.get("@timestamp"),
+        **entry,
+        "exception_id": exception_doc["id"] if exception_doc else None,
+        "history": [*history, entry],
+    }
+    if exception_doc is not None and not store.create(EXCEPTIONS, str(exception_doc["id"]), exception_doc):
+        exception_doc = None  # the same exception was already proposed: nothing new to write
+    store.put(VERDICTS, alert_id, doc)
+    _set_alert_verdict(store, alert_id, verdict.verdict)
+    record(
+        store,
+        actor=analyst,
+        action="verdict.recorded",
+        target=alert_id,
+        details={"verdict": verdict.verdict, "rule_id": rule_id, "role": role, "via": via, "note": verdict.note},
+        settings=settings,
+    )
+    if exception_doc is not None:
+        record(
+            store,
+            actor=analyst,
+            action="exception.proposed",
+            target=str(exception_doc["id"]),
+            details={k: exception_doc[k] for k in ("rule_id", "field", "values", "from_alert")},
+            settings=settings,
+        )
+    return doc
+
+
+def _set_alert_verdict(store: Store, alert_id: str, verdict: str) -> None:
+    for _ in range(20):
+        rec = store.get(ALERTS, alert_id)
+        if rec is None:
+            return
+        try:
+            store.update(ALERTS, alert_id, {**rec.doc, "verdict": verdict}, version=rec.version)
+            return
+        except Conflict:
+            continue
+
+
+def decide_exception(
+    store: Store, settings: Settings, exception_id: str, *, approver: str, approve: bool
+) -> dict[str, Any]:
+    """Approve (the scheduler starts applying it) or reject a proposed exception."""
+    for _ in range(20):
+        rec = store.get(EXCEPTIONS, exception_id)
+        if rec is None:
+            raise InputError(f"unknown exception id {exception_id!r}")
+        if rec.doc.get("status") != "proposed":
+            return rec.doc  # idempotent: a second decision changes nothing
+        doc = {**rec.doc, "status": "approved" if approve else "rejected", "approved_by": approver}
+        doc["approved_at"] = utcnow_iso()
+        try:
+            store.update(EXCEPTIONS, exception_id, doc, version=rec.version)
+        except Conflict:
+            continue
+        record(
+            store,
+            actor=approver,
+            action="exception.approved" if approve else "exception.rejected",
+            target=exception_id,
+            details={"rule_id": doc.get("rule_id"), "field": doc.get("field"), "values": doc.get("values")},
+            settings=settings,
+        )
+        return doc
+    raise Conflict(f"exception {exception_id}: too many concurrent updates")
+
+
+def rule_precision(verdicts: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per rule: true and false positives and precision = TP / (TP + FP) (None without verdicts)."""
+    out: dict[str, dict[str, Any]] = {}
+    for v in verdicts:
+        rule = str(v.get("rule_id") or "?")
+        row = out.setdefault(rule, {"rule_id": rule, "title": v.get("rule_title"), "tp": 0, "fp": 0})
+        if v.get("verdict") == "true_positive":
+            row["tp"] += 1
+        elif v.get("verdict") == "false_positive":
+            row["fp"] += 1
+    for row in out.values():
+        judged = row["tp"] + row["fp"]
+        row["precision"] = round(row["tp"] / judged, 4) if judged else None
+    return out

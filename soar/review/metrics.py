@@ -1,0 +1,138 @@
+"""Response metrics: per incident and over a period.
+
+    MTTD  first matched event → alert            (detection delay)
+    MTTA  alert → first action or acknowledgement
+    MTTC  alert → first verified containment
+    MTTR  alert → release of containment or closure of the run
+    automation rate   incidents responded to with no human decision / incidents responded to
+    approval wait     request → decision, summed per incident
+    false-positive rate   false positives / alerts with a verdict; precision per rule
+
+Pure: takes the stored documents, returns plain dicts.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from soar.review.feedback import rule_precision
+from soar.review.timeline import ImpactOf, build_timeline, default_impact_of
+from soar.review.times import from_iso, to_iso
+
+MEASURES = ("mttd", "mtta", "mttc", "mttr", "approval_wait")
+
+
+def _seconds(a: datetime | None, b: datetime | None) -> float | None:
+    return (b - a).total_seconds() if a and b else None
+
+
+def incident_metrics(
+    alert: dict[str, Any],
+    runs: Iterable[dict[str, Any]] = (),
+    approvals: Iterable[dict[str, Any]] = (),
+    *,
+    impact_of: ImpactOf = default_impact_of,
+) -> dict[str, Any]:
+    """One alert and the runs it started (usually one): the time of each phase, in seconds."""
+    detected = from_iso(alert.get("@timestamp"))
+    first_event = from_iso(alert.get("first_event_time"))
+    approvals = list(approvals)
+    firsts: list[datetime] = []
+    contained: list[datetime] = []
+    ends: list[datetime] = []
+    waits: list[float] = []
+    humans = 0
+    runs = list(runs)
+    for run in runs:
+        mine = [a for a in approvals if a.get("run_id") == run.get("id")]
+        tl = build_timeline(run, alert=alert, approvals=mine, impact_of=impact_of)
+        m = tl.milestones
+        if m["first_action"]:
+            firsts.append(m["first_action"])
+        if m["contained"]:
+            contained.append(m["contained"])
+        end = m["released"] or m["closed"]
+        if end:
+            ends.append(end)
+        if tl.approval_wait is not None:
+            waits.append(tl.approval_wait)
+        humans += tl.human_decisions
+    acked = from_iso(alert.get("acknowledged_at"))
+    if acked:
+        firsts.append(acked)
+    closed = from_iso(alert.get("closed_at"))
+    if closed:
+        ends.append(closed)
+    return {
+        "alert_id": alert.get("id"),
+        "rule_id": (alert.get("rule") or {}).get("id"),
+        "detected_at": alert.get("@timestamp"),
+        "verdict": alert.get("verdict"),
+        "runs": len(runs),
+        "mttd": _seconds(first_event, detected),
+        "mtta": _seconds(detected, min(firsts)) if firsts else None,
+        "mttc": _seconds(detected, min(contained)) if contained else None,
+        "mttr": _seconds(detected, min(ends)) if ends else None,
+        "approval_wait": sum(waits) if waits else None,
+        "automated": bool(runs) and humans == 0,
+        "human_decisions": humans,
+    }
+
+
+def summary(values: Iterable[float | None]) -> dict[str, Any]:
+    present = sorted(v for v in values if v is not None)
+    if not present:
+        return {"n": 0, "mean": None, "median": None, "p90": None}
+    p90 = present[min(len(present) - 1, round(0.9 * (len(present) - 1)))]
+    return {"n": len(present), "mean": statistics.fmean(present), "median": statistics.median(present), "p90": p90}
+
+
+def period_metrics(
+    alerts: list[dict[str, Any]],
+    runs: list[dict[str, Any]],
+    approvals: list[dict[str, Any]],
+    verdicts: list[dict[str, Any]],
+    *,
+    start: datetime,
+    end: datetime,
+    impact_of: ImpactOf = default_impact_of,
+) -> dict[str, Any]:
+    runs_by_alert: dict[str, list[dict[str, Any]]] = {}
+    for run in runs:
+        runs_by_alert.setdefault(str(run.get("alert_id")), []).append(run)
+    incidents = [
+        incident_metrics(a, runs_by_alert.get(str(a.get("id")), []), approvals, impact_of=impact_of) for a in alerts
+    ]
+    responded = [i for i in incidents if i["runs"]]
+    judged = [v for v in verdicts if v.get("verdict") in ("true_positive", "false_positive")]
+    fps = sum(1 for v in judged if v["verdict"] == "false_positive")
+    return {
+        "from": to_iso(start),
+        "to": to_iso(end),
+        "alerts": len(alerts),
+        "responded": len(responded),
+        **{name: summary(i[name] for i in incidents) for name in MEASURES},
+        "automation_rate": (sum(1 for i in responded if i["automated"]) / len(responded)) if responded else None,
+        "verdicts": len(judged),
+        "false_positive_rate": fps / len(judged) if judged else None,
+        "rules": sorted(rule_precision(judged).values(), key=lambda r: r["rule_id"]),
+        "series": daily_series(incidents),
+        "incidents": incidents,
+    }
+
+
+def daily_series(incidents: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per day: alerts, and the median time to contain — the threat-mitigation curve."""
+    days: dict[str, list[dict[str, Any]]] = {}
+    for inc in incidents:
+        when = from_iso(inc.get("detected_at"))
+        if when is not None:
+            days.setdefault(when.date().isoformat(), []).append(inc)
+    out = []
+    for day in sorted(days):
+        mttc = [i["mttc"] for i in days[day] if i["mttc"] is not None]
+        out.append({"day": day, "alerts": len(days[day]), "mttc_median": statistics.median(mttc) if mttc else None})
+    return out

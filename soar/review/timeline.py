@@ -1,0 +1,354 @@
+"""A run's timeline: first event → detection → alert → steps, approvals, verifications → containment → release.
+
+Pure: built from the documents the engine stored (alert, run with its steps, approvals,
+audit entries), so it can be rebuilt at any time and tested without services.
+Stored documents are read defensively: a missing or malformed time leaves a gap, never a crash.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from soar.review.times import from_iso
+
+CONTAIN_IMPACTS = ("contain", "destructive")
+# What the host integration ships; a registry (impacts_from_registry) replaces this when available.
+DEFAULT_IMPACTS: dict[str, str] = {
+    "hosts.isolate_host": "contain",
+    "hosts.block_ip": "contain",
+    "hosts.lock_account": "contain",
+    "hosts.kill_sessions": "contain",
+    "hosts.kill_process": "destructive",
+    "hosts.release_host": "release",
+    "hosts.unblock_ip": "release",
+    "hosts.unlock_account": "release",
+    "hosts.collect_triage": "read",
+}
+
+NEVER = datetime.min.replace(tzinfo=UTC)
+ImpactOf = Callable[[str], str | None]
+
+
+def default_impact_of(name: str) -> str | None:
+    return DEFAULT_IMPACTS.get(name)
+
+
+def impacts_from_registry(settings: Any) -> ImpactOf:
+    """Impacts from the action registry; the revert of a containing action counts as a release."""
+    from soar.actions import load_registry
+
+    impacts = dict(DEFAULT_IMPACTS)
+    for spec in load_registry(settings).specs():
+        impacts[spec.name] = spec.impact
+    for spec in load_registry(settings).specs():
+        if spec.revert and spec.impact in CONTAIN_IMPACTS:
+            impacts[spec.revert] = "release"
+    return impacts.get
+
+
+@dataclass(frozen=True)
+class Event:
+    at: datetime | None
+    kind: str
+    title: str
+    detail: str = ""
+    actor: str = ""
+    ok: bool | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "at": self.at.isoformat().replace("+00:00", "Z") if self.at else None,
+            "kind": self.kind,
+            "title": self.title,
+            "detail": self.detail,
+            "actor": self.actor,
+            "ok": self.ok,
+        }
+
+
+MILESTONES = ("first_event", "detected", "run_started", "first_action", "contained", "released", "closed")
+SEGMENTS = (
+    ("first_event", "detected", "time to detect"),
+    ("detected", "first_action", "time to first action"),
+    ("first_action", "contained", "time to contain (from first action)"),
+    ("detected", "contained", "time to contain"),
+    ("contained", "released", "containment held"),
+    ("detected", "closed", "time to resolve"),
+)
+
+
+@dataclass
+class Timeline:
+    run_id: str
+    playbook: str
+    status: str
+    alert: dict[str, Any]
+    events: list[Event]
+    milestones: dict[str, datetime | None]
+    steps: list[dict[str, Any]]
+    approvals: list[dict[str, Any]]
+    evidence: list[dict[str, Any]]
+    approval_wait: float | None = None
+    human_decisions: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def segments(self) -> list[dict[str, Any]]:
+        out = []
+        for start, end, label in SEGMENTS:
+            a, b = self.milestones.get(start), self.milestones.get(end)
+            out.append(
+                {"from": start, "to": end, "label": label, "seconds": (b - a).total_seconds() if a and b else None}
+            )
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "playbook": self.playbook,
+            "status": self.status,
+            "alert": self.alert,
+            "milestones": {
+                k: (v.isoformat().replace("+00:00", "Z") if v else None) for k, v in self.milestones.items()
+            },
+            "segments": self.segments(),
+            "events": [e.to_dict() for e in self.events],
+            "steps": self.steps,
+            "approvals": self.approvals,
+            "evidence": self.evidence,
+            "approval_wait_seconds": self.approval_wait,
+            "human_decisions": self.human_decisions,
+        }
+
+
+def _result(step: dict[str, Any]) -> dict[str, Any]:
+    """One result for a step: its own, or the combined results of its instances (``for_each``)."""
+    result = step.get("result")
+    if isinstance(result, dict):
+        return result
+    instances = [i for i in step.get("instances") or [] if isinstance(i, dict)]
+    results = [i["result"] for i in instances if isinstance(i.get("result"), dict)]
+    if not instances:
+        return step
+    oks = [r.get("ok") for r in results]
+    checks = [r.get("verified") for r in results if isinstance(r.get("verified"), bool)]
+    return {
+        "ok": bool(results) and all(o is True for o in oks) if results else None,
+        "verified": all(checks) if checks else None,
+        "verification": [r.get("verification") for r in results if r.get("verification")],
+        "error": step.get("error") or "; ".join(str(r.get("error")) for r in results if r.get("error")) or None,
+        "evidence": [e for r in results for e in (r.get("evidence") or [])],
+        "commands": [c for r in results for c in (r.get("commands") or [])],
+    }
+
+
+def _first_attempt(step: dict[str, Any]) -> datetime | None:
+    """When an action first really ran (a step is created before it waits for approval)."""
+    times = [
+        from_iso(a.get("started_at"))
+        for i in step.get("instances") or []
+        if isinstance(i, dict)
+        for a in i.get("attempts") or []
+        if isinstance(a, dict)
+    ]
+    return _min(times)
+
+
+def ordered_steps(run: dict[str, Any]) -> list[dict[str, Any]]:
+    """The run's steps (a dict by id or a list), main steps then rollback steps, in time order."""
+    raw = run.get("steps") or {}
+    items = [{"id": k, **v} for k, v in raw.items() if isinstance(v, dict)] if isinstance(raw, dict) else list(raw)
+    rollback = (run.get("rollback") or {}).get("steps") or []
+    items += [{**s, "rollback": True} for s in rollback if isinstance(s, dict)]
+    items = [{**s, "rollback": True} if isinstance(s, dict) and s.get("phase") == "rollback" else s for s in items]
+    return sorted(
+        [s for s in items if isinstance(s, dict)],
+        key=lambda s: str(s.get("started_at") or s.get("finished_at") or "9999"),
+    )
+
+
+def _min(values: Iterable[datetime | None]) -> datetime | None:
+    present = [v for v in values if v is not None]
+    return min(present) if present else None
+
+
+def build_timeline(
+    run: dict[str, Any],
+    *,
+    alert: dict[str, Any] | None = None,
+    approvals: Iterable[dict[str, Any]] = (),
+    audit: Iterable[dict[str, Any]] = (),
+    impact_of: ImpactOf = default_impact_of,
+) -> Timeline:
+    alert = alert or run.get("alert") or {}
+    rule = alert.get("rule") or {}
+    events: list[Event] = []
+    first_event = from_iso(alert.get("first_event_time"))
+    detected = from_iso(alert.get("@timestamp"))
+    if first_event:
+        events.append(Event(first_event, "first_event", "First matched event", _entity(alert)))
+    if detected:
+        events.append(
+            Event(detected, "detected", f"Alert: {rule.get('title', '?')}", f"level {rule.get('level', '?')}", "soar")
+        )
+    run_started = from_iso(run.get("created_at"))
+    if run_started:
+        events.append(Event(run_started, "run_started", f"Playbook {_pb(run)} started", "", "automation"))
+
+    steps_out: list[dict[str, Any]] = []
+    evidence: list[dict[str, Any]] = []
+    contained: list[datetime | None] = []
+    released: list[datetime | None] = []
+    started: list[datetime | None] = []
+    for step in ordered_steps(run):
+        uses = str(step.get("uses") or "")
+        impact = str(step.get("impact") or impact_of(uses) or "")
+        result = _result(step)
+        t0, t1 = from_iso(step.get("started_at")), from_iso(step.get("finished_at"))
+        ok = result.get("ok") if isinstance(result.get("ok"), bool) else None
+        verified = result.get("verified") if isinstance(result.get("verified"), bool) else None
+        status = str(step.get("status") or ("succeeded" if ok else "failed" if ok is False else "?"))
+        label = f"{'Rollback ' if step.get('rollback') else ''}{step.get('id', '?')} ({uses})"
+        if t0:
+            started.append(_first_attempt(step) or t0)
+            events.append(Event(t0, "step_started", f"Step {label} started", impact, "automation"))
+        if t1:
+            events.append(Event(t1, "step_finished", f"Step {label} {status}", str(result.get("error") or ""), "", ok))
+        if verified is not None:
+            events.append(
+                Event(
+                    t1 or t0,
+                    "verification",
+                    f"Verification of {step.get('id')}: {'held' if verified else 'FAILED'}",
+                    _short(result.get("verification")),
+                    "",
+                    verified,
+                )
+            )
+        if ok and verified is not False and impact in CONTAIN_IMPACTS and not step.get("rollback"):
+            contained.append(t1)
+        if ok and (impact == "release" or step.get("rollback")):
+            released.append(t1)
+        for item in result.get("evidence") or []:
+            if isinstance(item, dict):
+                evidence.append(
+                    {"step": step.get("id"), **{k: item.get(k) for k in ("name", "sha256", "path", "size")}}
+                )
+        steps_out.append(
+            {
+                "id": step.get("id"),
+                "uses": uses,
+                "impact": impact or None,
+                "status": status,
+                "ok": ok,
+                "verified": verified,
+                "rollback": bool(step.get("rollback")),
+                "started_at": step.get("started_at"),
+                "finished_at": step.get("finished_at"),
+                "seconds": (t1 - t0).total_seconds() if t0 and t1 else None,
+                "error": result.get("error"),
+                "commands": result.get("commands") or [],
+            }
+        )
+
+    approvals_out, waits, humans = [], [], 0
+    for appr in approvals:
+        requested = from_iso(appr.get("requested_at") or appr.get("created_at"))
+        decisions = [d for d in appr.get("decisions") or [] if isinstance(d, dict)]
+        decisions += [{"decision": "approve", **d} for d in appr.get("approvers") or [] if isinstance(d, dict)]
+        decisions += [{"decision": "deny", **d} for d in appr.get("denials") or [] if isinstance(d, dict)]
+        decided = from_iso(appr.get("decided_at")) or _min(from_iso(d.get("at")) for d in decisions)
+        if requested:
+            events.append(
+                Event(
+                    requested, "approval_requested", f"Approval requested for {appr.get('step') or appr.get('step_id')}"
+                )
+            )
+        for d in decisions:
+            humans += 1
+            events.append(
+                Event(
+                    from_iso(d.get("at")),
+                    "approval_decided",
+                    f"{d.get('decision', '?')} by {d.get('approver', '?')} ({d.get('role', '?')})",
+                    f"via {d.get('via', '?')}",
+                    str(d.get("approver", "")),
+                    d.get("decision") == "approve",
+                )
+            )
+        wait = (decided - requested).total_seconds() if requested and decided else None
+        if wait is not None:
+            waits.append(wait)
+        approvals_out.append(
+            {
+                "step_id": appr.get("step") or appr.get("step_id"),
+                "status": appr.get("status"),
+                "required": appr.get("required"),
+                "requested_at": appr.get("requested_at") or appr.get("created_at"),
+                "decided_at": appr.get("decided_at"),
+                "decisions": decisions,
+                "wait_seconds": wait,
+            }
+        )
+    for entry in audit:
+        if str(entry.get("action", "")).startswith(("policy.", "verdict.", "exception.")):
+            events.append(
+                Event(
+                    from_iso(entry.get("at")),
+                    "audit",
+                    str(entry.get("action")),
+                    str(entry.get("target") or ""),
+                    str(entry.get("actor") or ""),
+                )
+            )
+    closed = from_iso(run.get("finished_at"))
+    if closed:
+        events.append(Event(closed, "run_finished", f"Run {run.get('status', '?')}", str(run.get("error") or "")))
+    if contained and _min(contained):
+        events.append(Event(_min(contained), "contained", "Containment verified"))
+    if released and _min(released):
+        events.append(Event(_min(released), "released", "Containment released"))
+    events.sort(key=lambda e: (e.at is None, e.at or NEVER, e.kind))
+    milestones = {
+        "first_event": first_event,
+        "detected": detected,
+        "run_started": run_started,
+        "first_action": _min(started),
+        "contained": _min(contained),
+        "released": _min(released),
+        "closed": closed,
+    }
+    return Timeline(
+        run_id=str(run.get("id")),
+        playbook=_pb(run),
+        status=str(run.get("status") or "?"),
+        alert=alert,
+        events=events,
+        milestones=milestones,
+        steps=steps_out,
+        approvals=approvals_out,
+        evidence=evidence,
+        approval_wait=sum(waits) if waits else None,
+        human_decisions=humans,
+    )
+
+
+def _pb(run: dict[str, Any]) -> str:
+    pb = run.get("playbook")
+    return str(pb.get("name") if isinstance(pb, dict) else pb or "?")
+
+
+def _entity(alert: dict[str, Any]) -> str:
+    parts = []
+    for name, key in (("host", "name"), ("user", "name"), ("source", "ip")):
+        value = (alert.get(name) or {}).get(key) if isinstance(alert.get(name), dict) else None
+        if value:
+            parts.append(f"{name} {value}")
+    return ", ".join(parts)
+
+
+def _short(value: Any, limit: int = 200) -> str:
+    text = "" if value in (None, {}, []) else str(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,60 @@
+"""An API app on embedded settings (SQLite store, eager tasks) over the lab content root."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from soar.config import Settings, get_settings
+from tests.integration.api.lab_content import write_content
+
+SECRETS = {
+    "SOAR_ELASTICSEARCH_PASSWORD": "es-pass-Zq81-very-secret",
+    "SOAR_AUDIT_HMAC_KEY": "hmac-key-Xy55-very-secret",
+}
+
+
+@dataclass
+class Api:
+    client: TestClient
+    settings: Settings
+    root: Path
+
+
+@pytest.fixture
+def api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
+    from soar.celery_app import app as celery
+    from soar.celery_app import celery_config
+
+    before = celery_config(get_settings())
+    root = tmp_path / "content"
+    tokens = write_content(root)
+    env = {
+        "SOAR_CONTENT_ROOT": str(root),
+        "SOAR_STATE_DIR": str(tmp_path / "state"),
+        "SOAR_CELERY_EAGER": "true",
+        "SOAR_API_TOKENS_FILE": str(tokens),
+        "SOAR_POLICY_FILE": str(root / "policy.yml"),
+        **SECRETS,
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    get_settings.cache_clear()
+    settings = get_settings()
+    import soar.tasks.notify
+    import soar.tasks.playbooks  # noqa: F401  (registers the tasks eager mode calls)
+    from soar.api.app import create_app
+    from soar.celery_app import configure
+    from soar.playbooks.dispatch import forget_runtimes
+
+    configure(settings)
+    forget_runtimes()
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        yield Api(client, settings, root)
+    forget_runtimes()
+    get_settings.cache_clear()
+    celery.conf.update(before)

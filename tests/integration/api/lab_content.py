@@ -1,0 +1,81 @@
+"""A small content root for the API tests: a playbook that triages, waits for approval, contains, releases.
+
+The actions are a real integration run by the real engine (they act on nothing outside the
+test: the "host" is a name), so the engine, approvals, records and audit are all exercised.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+INTEGRATION = '''
+from soar.actions import ActionContext, ActionResult, action
+
+
+@action("labtest.contain", impact="contain", revert="labtest.release", idempotent=True)
+def contain(ctx: ActionContext, host: str) -> ActionResult:
+    """Pretend to isolate a host; prints the configured ES password to prove the runner redacts it."""
+    secret = ctx.settings.elasticsearch_password.get_secret_value() if ctx.settings.elasticsearch_password else ""
+    return ActionResult(
+        ok=True,
+        verified=True,
+        verification={"probe": "blocked"},
+        stdout=f"isolated {host} using password {secret}",
+        evidence=[{"name": "triage.tar", "sha256": "ab" * 32, "path": "/tmp/none", "size": 10}],
+    )
+
+
+@action("labtest.release", impact="read", idempotent=True)
+def release(ctx: ActionContext, host: str) -> ActionResult:
+    """Pretend to release the host."""
+    return ActionResult(ok=True, verified=True, stdout=f"released {host}")
+'''
+
+PLAYBOOK = """
+name: lab-contain
+description: Triage, contain after approval, release.
+trigger:
+  rules: [lab-rule-1]
+steps:
+  - id: triage
+    uses: core.log
+    with: {message: "triage {{ alert.host.name }}"}
+  - id: isolate
+    uses: labtest.contain
+    with: {host: "{{ alert.host.name }}"}
+    requires_approval: {approvals: 1, roles: [approver, admin]}
+  - id: release
+    uses: labtest.release
+    with: {host: "{{ alert.host.name }}"}
+"""
+
+TOKENS = {
+    "viewer": "viewer-token-aaaaaaaaaaaa",
+    "responder": "responder-token-bbbbbbbbbb",
+    "approver": "approver-token-cccccccccc",
+    "staging_approver": "staging-approver-dddddddd",
+    "admin": "admin-token-eeeeeeeeeeeeee",
+}
+
+PRINCIPALS = f"""
+principals:
+  - {{name: vera, token: {TOKENS["viewer"]}, roles: [viewer]}}
+  - {{name: rory, token: {TOKENS["responder"]}, roles: [responder], attributes: {{env: [prod]}}}}
+  - {{name: alice, token: {TOKENS["approver"]}, roles: [approver], attributes: {{env: [prod]}}, slack_user_id: U1}}
+  - {{name: sam, token: {TOKENS["staging_approver"]}, roles: [approver], attributes: {{env: [staging]}}}}
+  - {{name: root, token: {TOKENS["admin"]}, roles: [admin]}}
+"""
+
+
+def write_content(root: Path) -> Path:
+    (root / "integrations").mkdir(parents=True)
+    (root / "integrations" / "labtest.py").write_text(INTEGRATION)
+    (root / "playbooks").mkdir()
+    (root / "playbooks" / "lab-contain.yml").write_text(PLAYBOOK)
+    tokens = root / "tokens.yml"
+    tokens.write_text(PRINCIPALS)
+    return tokens
+
+
+def auth(role: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {TOKENS[role]}"}
