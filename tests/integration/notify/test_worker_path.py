@@ -1,0 +1,86 @@
+"""The production path: `soar api` acknowledges a click and a real Celery worker (own Redis db) does the work.
+
+The alert → run → approval request → Slack card → click → decision → resumed run → updated
+thread all happen in other processes; this test only watches the store and the stand-in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from celery import Celery
+
+from soar.store import Store
+from tests.integration.notify.apiserver import (
+    Api,
+    api_env,
+    approval,
+    approval_message,
+    channel_id,
+    eventually,
+    open_test_store,
+    payload,
+    post,
+    put_alert,
+    serve_api,
+    waiting_step,
+)
+from tests.integration.notify.content import write_content
+from tests.integration.notify.standin import Workspace
+from tests.workers import flush_db, redis_url_for_db, running_worker
+
+DB = 10
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory, standin: None, redis: object) -> Iterator[Api]:
+    root = write_content(tmp_path_factory.mktemp("slack-worker"))
+    workspace = Workspace(["soc-alerts"])
+    env = api_env(root, workspace, eager=False, redis_url=redis_url_for_db(DB))
+    flush_db(DB)
+    with (
+        running_worker(DB, env, concurrency=2, log_path=root / "worker.log"),
+        serve_api(root, workspace, env) as server,
+    ):
+        yield server
+    flush_db(DB)
+
+
+@pytest.fixture
+def store(api: Api) -> Iterator[Store]:
+    s = open_test_store(api)
+    yield s
+    s.close()
+
+
+def test_an_alert_reaches_slack_and_a_click_on_approve_resumes_the_run_on_a_worker(api: Api, store: Store) -> None:
+    alert_id = put_alert(store)
+    client = Celery("client", broker=redis_url_for_db(DB))
+    try:
+        client.send_task("soar.playbooks.handle_alert", args=[alert_id], queue="response")
+    finally:
+        client.close()
+    run_id = eventually(lambda: next((r.id for r in store.find("runs", {"alert_id": alert_id})), None), 30)
+    assert run_id, "the worker started a run for the alert"
+    step = waiting_step(store, run_id)
+    message = eventually(lambda: _try_approval_message(api, run_id), 30)
+    assert message, "the approval request reached Slack through the worker's outbox"
+    for user in ("UALICE", "UBOB"):
+        assert post(api, payload(run_id, step, user, channel=channel_id(api)))[0].status_code == 200
+    assert eventually(lambda: approval(store, run_id)["status"] == "approved", 30)
+    assert eventually(lambda: store.get("runs", run_id).doc["status"] == "succeeded", 30)  # type: ignore[union-attr]
+    decided = eventually(
+        lambda: (m := _try_approval_message(api, run_id)) and not any(b["type"] == "actions" for b in m["blocks"]), 30
+    )
+    assert decided, "the buttons were replaced by the decision"
+    cards = [m for m in api.workspace.top_level() if alert_id in str(m["blocks"])]
+    assert len(cards) == 1, "one card (one thread) for the incident"
+    assert eventually(lambda: "succeeded" in str(api.workspace.top_level()[0]["blocks"]), 30)
+
+
+def _try_approval_message(api: Api, run_id: str) -> dict[str, object] | None:
+    try:
+        return approval_message(api, run_id)
+    except AssertionError:
+        return None
