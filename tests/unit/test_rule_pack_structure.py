@@ -10,6 +10,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import subprocess
+import sys
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -252,3 +254,11 @@ def test_demo_scenario_expectations_name_rules_of_the_pack() -> None:
             assert isinstance(rule, SigmaCorrelationRule) and alert["groups"]
         else:
             assert alert["events"] and all(0 <= i < n_events for i in alert["events"])
+
+
+def test_demo_scenario_is_what_its_builder_writes(tmp_path: Path) -> None:
+    """The JSONL is generated; editing it by hand would be lost at the next rebuild."""
+    out = tmp_path / "intrusion.jsonl"
+    builder = SCENARIO.with_name("build_intrusion.py")
+    subprocess.run([sys.executable, str(builder), str(out)], check=True, capture_output=True, timeout=60)
+    assert out.read_bytes() == SCENARIO.read_bytes()
