@@ -143,3 +143,27 @@ def test_without_a_bot_token_the_same_content_goes_to_the_console(
     assert deliver(settings, store, "#soc-alerts").sent == 1
     err = capsys.readouterr().err
     assert "post to #soc-alerts" in err and "message 7" in err
+
+
+def test_a_storm_never_hides_an_approval_request(slack_settings: Settings, store: Store, workspace: Workspace) -> None:
+    settings = slack_settings.model_copy(update={"slack_storm_threshold": 3})
+    storm = [_msg(n) for n in range(10)]
+    for message in storm:
+        enqueue(store, message)
+    approval = Message(
+        key=f"approval:{uuid.uuid4().hex[:8]}",
+        op="post",
+        kind="reply",
+        channel="#soc-alerts",
+        text="Approval needed",
+        target=storm[8].key,
+        important=True,
+    )
+    enqueue(store, approval)
+    deliver(settings, store, "#soc-alerts")
+    texts = _texts(workspace)
+    # at most 3 cards: the one awaiting approval is never folded, two more, then one summary of the other 7
+    assert texts[:3] == ["message 0", "message 1", "message 8"]
+    assert len(texts) == 4 and "7 alerts summarised" in texts[3]
+    card = next(m for m in workspace.top_level() if m["text"] == "message 8")
+    assert [r["text"] for r in workspace.replies(card["ts"])] == ["Approval needed"]
