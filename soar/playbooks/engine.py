@@ -13,7 +13,6 @@ from soar.playbooks.model import Playbook
 from soar.playbooks.records import APPROVALS, RUNS, audit, new_run, redacted
 from soar.playbooks.runtime import Runtime
 from soar.policy import GATED_IMPACTS, Decision, StepFacts, decide
-from soar.store import Range
 
 ALERTS = "alerts"
 
@@ -132,13 +131,19 @@ def plan(rt: Runtime, playbook: Playbook, alert: dict[str, Any]) -> dict[str, An
 
 
 def stale_runs(rt: Runtime, now: float | None = None) -> list[str]:
-    """Runs a lost worker left mid-step (lease expired) or whose approval has expired: to be resumed."""
+    """Runs to resume now: a lost worker's lease has expired, or an approval has."""
     now = now or time.time()
-    out: list[str] = []
+    return sorted(run_id for run_id, delay in resumable_runs(rt, now) if delay <= 0)
+
+
+def resumable_runs(rt: Runtime, now: float | None = None) -> list[tuple[str, float]]:
+    """(run id, seconds until it may be resumed) for every unfinished run not waiting for a person."""
+    now = now or time.time()
+    out: dict[str, float] = {}
     for rec in rt.store.find(RUNS, {"status": ["running", "waiting_lock"]}, limit=10_000):
         lease = rec.doc.get("lease")
-        if lease is None or float(lease["until"]) < now:
-            out.append(rec.id)
-    for rec in rt.store.find(APPROVALS, {"status": "pending", "expires_at": Range(lt=now)}, limit=10_000):
-        out.append(rec.doc["run_id"])
-    return sorted(set(out))
+        out[rec.id] = 0.0 if lease is None else max(0.0, float(lease["until"]) - now)
+    for rec in rt.store.find(APPROVALS, {"status": "pending"}, limit=10_000):
+        run_id = rec.doc["run_id"]
+        out[run_id] = min(out.get(run_id, 1e18), max(0.0, float(rec.doc["expires_at"]) - now))
+    return sorted(out.items())

@@ -48,12 +48,12 @@ def advance(run_id: str) -> str:
 
 @app.task(name="soar.playbooks.recover")
 def recover() -> list[str]:
-    """Resume every run a lost worker left mid-step, and runs whose approval expired."""
+    """Resume every run a lost worker left mid-step (once its lease runs out), and expire approvals on time."""
     settings = get_settings()
-    runs = engine.stale_runs(_runtime())
-    for run_id in runs:
-        dispatch.schedule(settings, run_id)
-    return runs
+    runs = engine.resumable_runs(_runtime())
+    for run_id, delay in runs:
+        dispatch.schedule(settings, run_id, delay + 1 if delay > 0 else 0)
+    return [run_id for run_id, _ in runs]
 
 
 @worker_ready.connect
