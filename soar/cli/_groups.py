@@ -15,6 +15,7 @@ GROUPS: list[tuple[str, str | None, str]] = [
     ("soar.cli.detect_cmd", "detect", "Continuous detection: per-rule status, backfill."),
     ("soar.cli.rules_cmd", "rules", "Check, convert, test and measure the coverage of Sigma rules."),
     ("soar.cli.api_cmd", None, "Serve the HTTP API."),
+    ("soar.cli.notify_cmd", "notify", "The Slack outbox: waiting and failed messages, deliver now, routes."),
     ("soar.cli.init_cmd", None, "Scaffold a detection-as-code repository."),
     ("soar.cli.playbooks_cmd", "playbooks", "Validate, plan (dry run) and run response playbooks."),
     ("soar.cli.runs_cmd", "runs", "Playbook runs and their post-incident reports."),
