@@ -37,8 +37,30 @@ CASED_SUFFIX = ".cased"
 VALUE = "value"  # the json_each column a field condition is evaluated on
 
 
+# Characters that are literals in a Python/PCRE regex but operators in Lucene's RegExp (ALL flags).
+_LUCENE_OPERATORS = frozenset('&<>~#@"')
+
+
+def _escape_lucene_operators(pattern: str) -> str:
+    out: list[str] = []
+    escaped = False
+    for char in pattern:
+        if escaped:
+            out.append(char)
+            escaped = False
+        elif char == "\\":
+            out.append(char)
+            escaped = True
+        elif char in _LUCENE_OPERATORS:
+            out.append("\\" + char)
+        else:
+            out.append(char)
+    return "".join(out)
+
+
 def search_regex(pattern: str) -> str:
     """A Lucene (anchored) regexp with the meaning of a search for ``pattern``."""
+    pattern = _escape_lucene_operators(pattern)
     start = "" if pattern.startswith("^") else ".*"
     body = pattern[1:] if pattern.startswith("^") else pattern
     anchored_end = body.endswith("$") and not body.endswith("\\$")

@@ -186,7 +186,7 @@ class Compiler:
                 raise rule.error(f"chained correlations are not supported ('{ref}')", "correlation", "rules")
             bases.append(self.compile(base_rule))
         try:
-            fresh.resolve_rule_references(SigmaCollection([r.sigma for r in ruleset.rules]))
+            fresh.resolve_rule_references(SigmaCollection([r.sigma for r in ruleset.rules], resolve_references=False))
             self.backend.processing_pipeline.apply(fresh)  # maps group-by fields like the base rules' fields
         except SigmaError as exc:
             raise sigma_error(exc, rule.path, rule.positions) from exc

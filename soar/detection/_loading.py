@@ -297,7 +297,7 @@ def _resolve_references(ruleset: RuleSet) -> None:
     correlations = [r for r in ruleset.rules if r.kind == "correlation"]
     if not correlations:
         return
-    collection = SigmaCollection([r.sigma for r in ruleset.rules])
+    collection = SigmaCollection([r.sigma for r in ruleset.rules], resolve_references=False)
     bad: set[int] = set()
     for rule in correlations:
         assert isinstance(rule.sigma, SigmaCorrelationRule)

@@ -1,0 +1,79 @@
+"""The compile cache: keyed by content, pipelines, target and versions; dependencies of correlations tracked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from soar.detection import CompileCache, compile_rules, convert_paths, load_rules
+from tests.unit.detection.helpers import rule_yaml, write
+
+BASE = rule_yaml(
+    {"sel": {"event.outcome": "failure"}, "condition": "sel"},
+    rule_id="66666666-0000-4000-8000-000000000001",
+    logsource={"product": "linux", "service": "sshd"},
+    extra={"name": "c_ssh_failure"},
+)
+CORRELATION = """\
+title: Brute force
+id: 66666666-0000-4000-8000-000000000002
+status: test
+correlation:
+  type: event_count
+  rules: [c_ssh_failure]
+  group-by: [SourceIp]
+  timespan: 5m
+  condition: {gte: 5}
+level: high
+"""
+
+
+def _pack(tmp_path: Path) -> Path:
+    rules = tmp_path / "rules"
+    write(rules / "base.yml", BASE)
+    write(rules / "corr.yml", CORRELATION)
+    write(rules / "other.yml", rule_yaml({"sel": {"Image": "/bin/sh"}, "condition": "sel"}))
+    return rules
+
+
+def test_warm_run_uses_the_cache_and_gives_the_same_result(tmp_path: Path) -> None:
+    rules = _pack(tmp_path)
+    cache = CompileCache(tmp_path / "cache")
+    cold = convert_paths([rules], cache=cache)
+    warm = convert_paths([rules], cache=cache)
+    assert (cold.cache_hits, warm.cache_hits) == (0, 3)
+    assert warm.compiled == cold.compiled
+    assert cold.errors == warm.errors == []
+
+
+def test_a_changed_file_misses_and_a_changed_base_invalidates_its_correlation(tmp_path: Path) -> None:
+    rules = _pack(tmp_path)
+    cache = CompileCache(tmp_path / "cache")
+    convert_paths([rules], cache=cache)
+    write(rules / "other.yml", rule_yaml({"sel": {"Image": "/bin/zsh"}, "condition": "sel"}))
+    again = convert_paths([rules], cache=cache)
+    assert again.cache_hits == 2
+    assert any(c.query and "zsh" in c.query for c in again.compiled)
+    write(rules / "base.yml", BASE.replace("event.outcome: failure", "event.outcome: FAILURE"))
+    again = convert_paths([rules], cache=cache)
+    assert again.cache_hits == 1  # base and the correlation that reads it are recompiled
+    (corr,) = [c for c in again.compiled if c.correlation]
+    assert corr.correlation is not None and "FAILURE" in (corr.correlation.rules[0].query or "")
+
+
+def test_pipeline_and_target_are_part_of_the_key(tmp_path: Path) -> None:
+    rules = _pack(tmp_path)
+    cache = CompileCache(tmp_path / "cache")
+    convert_paths([rules], cache=cache)
+    assert convert_paths([rules], target="embedded", cache=cache).cache_hits == 0
+    custom = write(tmp_path / "p.yml", "name: p\ntransformations: []\n")
+    assert convert_paths([rules], pipelines=("ecs_linux", str(custom)), cache=cache).cache_hits == 0
+
+
+def test_rule_level_cache_in_compile_rules(tmp_path: Path) -> None:
+    ruleset = load_rules([_pack(tmp_path)])
+    cache = CompileCache(tmp_path / "cache")
+    first, errors = compile_rules(ruleset, "embedded", cache=cache)
+    assert errors == []
+    second, _ = compile_rules(ruleset, "embedded", cache=cache)
+    assert second == first
+    assert cache.get(cache.key(ruleset.rules[2].content_hash, "ecs_linux:x", "embedded")) is None

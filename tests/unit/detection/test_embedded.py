@@ -1,0 +1,46 @@
+"""The embedded engine matches Sigma semantics (tests/integration/detection checks Elasticsearch agrees)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from soar.detection import compile_rule, load_rules
+from soar.detection.embedded import EventStore, flatten, parse_timestamp
+from tests.unit.detection.helpers import write
+from tests.unit.detection.semantics import CASES, Case
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_semantics_on_embedded(tmp_path: Path, case: Case) -> None:
+    ruleset = load_rules([write(tmp_path / "r.yml", case.rule())])
+    ruleset.raise_first()
+    compiled = compile_rule(ruleset.rules[0], target="embedded")
+    with EventStore() as store:
+        store.insert(case.events)
+        assert store.search(compiled) == case.expected
+
+
+def test_flatten_keeps_arrays_and_dotted_names() -> None:
+    flat = flatten({"process": {"args": ["a", "b"], "parent": {"name": "x"}}, "tags": ["t"], "user.name": "u"})
+    assert flat == {"process.args": ["a", "b"], "process.parent.name": "x", "tags": ["t"], "user.name": "u"}
+
+
+def test_flatten_merges_lists_of_objects() -> None:
+    assert flatten({"related": [{"ip": "1.1.1.1"}, {"ip": "2.2.2.2"}]}) == {"related.ip": ["1.1.1.1", "2.2.2.2"]}
+
+
+def test_timestamps() -> None:
+    assert parse_timestamp("1970-01-01T00:00:01.500Z") == 1.5
+    assert parse_timestamp("1970-01-01T01:00:00+01:00") == 0.0
+    assert parse_timestamp("not a date") is None
+
+
+def test_store_on_disk_keeps_ids_across_inserts(tmp_path: Path) -> None:
+    with EventStore(tmp_path / "events.sqlite") as store:
+        assert store.insert([{"a": 1}, {"a": 2}]) == [0, 1]
+    with EventStore(tmp_path / "events.sqlite") as store:
+        assert store.insert([{"a": 3}]) == [2]
+        assert store.count() == 3
+        assert store.events([2, 0]) == [{"a": 3}, {"a": 1}]

