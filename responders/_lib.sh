@@ -31,7 +31,9 @@ is_endpoint() {
   port=${1##*:}; addr=${1%:*}; addr=${addr#[}; addr=${addr%]}
   is_uint "$port" && [ "$port" -ge 1 ] && [ "$port" -le 65535 ] && { is_ip4 "$addr" || is_ip6 "$addr"; }
 }
-is_path() { printf '%s' "$1" | grep -Eqx '/[A-Za-z0-9._/+-]{0,4095}' && ! printf '%s/' "$1" | grep -q '/\.\./'; }
+is_path() {
+  [ ${#1} -le 4096 ] && printf '%s' "$1" | grep -Eqx '/[A-Za-z0-9._/+-]*' && ! printf '%s/' "$1" | grep -q '/\.\./'
+}
 family() { if is_ip4 "${1%/*}"; then echo ip; else echo ip6; fi; }
 
 # Rules live in a network namespace, so their state is keyed by it (one host = one namespace).

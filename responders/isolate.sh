@@ -94,6 +94,7 @@ IPT
   fi
   echo "rm -f '$STATE/isolate.armed' '$STATE/isolate.backend' '$STATE/isolate.deadman.pid' '$STATE/isolate.release.pid' '$STATE/isolate.revert'" \
     >>"$STATE/isolate.revert"
+  echo "rmdir '$STATE' 2>/dev/null || true" >>"$STATE/isolate.revert"
 }
 
 present() {

@@ -40,6 +40,12 @@ def soar_state_dirs() -> list[str]:
     return sorted(p.name for p in run.iterdir()) if run.is_dir() else []
 
 
+def state_left(name: str) -> bool:
+    """Does the host's responder state directory (keyed by its network namespace) still exist?"""
+    ino = sh_in(name, "stat", "-L", "-c", "%i", "/proc/self/ns/net", check=True).stdout.strip()
+    return f"net-{ino}" in soar_state_dirs()
+
+
 def timers_in(name: str) -> list[str]:
     """Processes in the namespace that are soar timers (dead-man / auto-release)."""
     pids = subprocess.run(["ip", "netns", "pids", ns(name)], capture_output=True, text=True).stdout.split()

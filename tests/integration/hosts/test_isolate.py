@@ -12,7 +12,7 @@ from soar.actions import ActionContext, ActionRegistry
 from soar.hosts.inventory import Inventory
 from soar.hosts.transport import Credentials, SSHOptions
 from tests.integration.hosts.conftest import close_context, lab_settings
-from tests.integration.hosts.lab import can_connect, login, nft_ruleset, sh_in, soar_state_dirs, timers_in
+from tests.integration.hosts.lab import can_connect, login, nft_ruleset, sh_in, state_left, timers_in
 
 pytestmark = pytest.mark.lab
 
@@ -70,9 +70,7 @@ def test_isolate_cuts_the_attacker_keeps_management_and_release_restores(
     assert released.verification["peer_probe"]["reachable"] == "yes"
     assert_open(options, inventory)
     assert timers_in("web1") == []
-    # nothing left behind: no table, no state for web1's namespace
-    ino = sh_in("web1", "stat", "-L", "-c", "%i", "/proc/self/ns/net").stdout.strip()
-    assert f"net-{ino}" not in soar_state_dirs()
+    assert not state_left("web1"), "responder state was left behind"
 
 
 def test_release_of_a_host_that_is_not_isolated_changes_nothing(ctx: ActionContext, registry: ActionRegistry) -> None:
@@ -132,6 +130,7 @@ def test_ssh_dropped_mid_apply_the_deadman_timer_restores_the_host(
         assert wait_for(lambda: "soar_isolate" not in nft_ruleset("web1"), deadman + 5)
         assert can_connect("peer", WEB1, 22)
         assert timers_in("web1") == []
+        assert not state_left("web1")
     finally:
         close_context(ctx)
         sh_in("web1", "nft", "delete", "table", "inet", "soar_isolate")

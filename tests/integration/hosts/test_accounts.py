@@ -1,0 +1,166 @@
+"""lock_account / unlock_account / kill_sessions / kill_process: logins really refused, sessions really gone."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from soar.actions import ActionContext, ActionRegistry
+from soar.hosts.errors import AuthenticationFailed
+from soar.hosts.inventory import Inventory
+from soar.hosts.transport import Credentials, SSHOptions
+from tests.integration.hosts.lab import LabUser, login, sh_in
+
+pytestmark = pytest.mark.lab
+
+
+def shadow(user: str) -> str:
+    return subprocess.run(["getent", "shadow", user], capture_output=True, text=True, check=True).stdout
+
+
+def can_login(inventory: Inventory, options: SSHOptions, creds: Credentials) -> bool:
+    try:
+        session = login(inventory, "db1", creds, options)
+    except AuthenticationFailed:
+        return False
+    try:
+        return session.run(["id", "-un"]).stdout.strip() == creds.user
+    finally:
+        session.close()
+
+
+def test_lock_refuses_password_and_key_logins_and_unlock_restores_exactly(
+    ctx: ActionContext, registry: ActionRegistry, inventory: Inventory, options: SSHOptions, lab_user: LabUser
+) -> None:
+    by_password = Credentials(lab_user.name, password=lab_user.password)
+    by_key = Credentials(lab_user.name, key=lab_user.key_path)
+    assert can_login(inventory, options, by_password)
+    assert can_login(inventory, options, by_key)
+    before = shadow(lab_user.name)
+
+    locked = registry.get("hosts.lock_account").call(ctx, {"host": "db1", "user": lab_user.name})
+    assert locked.ok, locked.error
+    assert locked.verified is True and locked.changed is True
+    assert locked.verification["state"] == {"locked": "yes", "expired": "yes"}
+    assert not can_login(inventory, options, by_password), "password login still works"
+    assert not can_login(inventory, options, by_key), "key login still works (passwd -l alone is not enough)"
+
+    again = registry.get("hosts.lock_account").call(ctx, {"host": "db1", "user": lab_user.name})
+    assert again.ok and again.verified and again.changed is False
+
+    unlocked = registry.get("hosts.unlock_account").call(ctx, {"host": "db1", "user": lab_user.name})
+    assert unlocked.ok, unlocked.error
+    assert unlocked.verified is True
+    assert shadow(lab_user.name) == before, "unlock did not restore the account exactly"
+    assert can_login(inventory, options, by_password)
+    assert can_login(inventory, options, by_key)
+
+    # unlock of an account soar did not lock: success, no change
+    twice = registry.get("hosts.unlock_account").call(ctx, {"host": "db1", "user": lab_user.name})
+    assert twice.ok and twice.changed is False
+    assert shadow(lab_user.name) == before
+
+
+def test_lock_can_set_authorized_keys_aside_and_unlock_puts_them_back(
+    ctx: ActionContext, registry: ActionRegistry, lab_user: LabUser
+) -> None:
+    keys = f"/home/{lab_user.name}/.ssh/authorized_keys"
+    original = Path(keys).read_text()
+    result = registry.get("hosts.lock_account").call(ctx, {"host": "db1", "user": lab_user.name, "disable_keys": True})
+    assert result.ok and result.verified
+    assert result.verification["state"]["keys_disabled"] == "yes"
+    assert sh_in("db1", "test", "-e", keys).returncode != 0
+    registry.get("hosts.unlock_account").call(ctx, {"host": "db1", "user": lab_user.name})
+    assert Path(keys).read_text() == original
+
+
+@pytest.mark.parametrize("user", ["root", "soar-ctl"])
+def test_lock_refuses_root_and_protected_accounts_before_connecting(
+    ctx: ActionContext, registry: ActionRegistry, user: str
+) -> None:
+    result = registry.get("hosts.lock_account").call(ctx, {"host": "db1", "user": user})
+    assert not result.ok
+    assert result.output["refused"]
+    assert ctx.resources["soar.hosts.runner"].pool.connects == 0
+
+
+def test_the_host_refuses_protected_accounts_even_if_the_controller_does_not(
+    ctx: ActionContext, lab_user: LabUser
+) -> None:
+    # Bypass the controller's checks: the responder itself refuses uid 0 and --protect names.
+    from soar.hosts.runner import HostRunner
+
+    runner = HostRunner.for_context(ctx)
+    db1 = runner.inventory.get("db1")
+    as_root = runner.run(db1, "lock_account", "apply", ["root"])
+    assert as_root.status == 4 and "uid 0" in as_root.fields["error"]
+    protected = runner.run(db1, "lock_account", "apply", [lab_user.name, "--protect", lab_user.name])
+    assert protected.status == 4
+    hostile = runner.run(db1, "lock_account", "apply", ["x;touch /tmp/soar-pwned"])
+    assert hostile.status == 2
+    assert "!" not in shadow(lab_user.name).split(":")[1][:1]
+
+
+def test_kill_sessions_ends_a_live_login(
+    ctx: ActionContext, registry: ActionRegistry, inventory: Inventory, options: SSHOptions, lab_user: LabUser
+) -> None:
+    session = login(inventory, "db1", Credentials(lab_user.name, key=lab_user.key_path), options)
+    channel = session.transport.open_session()
+    channel.exec_command("sleep 300")
+    time.sleep(0.3)
+    assert subprocess.run(["pgrep", "-u", lab_user.name], capture_output=True).returncode == 0
+    result = registry.get("hosts.kill_sessions").call(ctx, {"host": "db1", "user": lab_user.name})
+    assert result.ok, result.error
+    assert result.verified is True and result.output["killed"] >= 1
+    assert subprocess.run(["pgrep", "-u", lab_user.name], capture_output=True).returncode == 1
+    deadline = time.monotonic() + 5
+    while not channel.closed and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert channel.closed, "the user's SSH session is still open"
+    session.close()
+
+
+def test_kill_process_checks_the_executable_first(ctx: ActionContext, registry: ActionRegistry) -> None:
+    proc = subprocess.Popen(["ip", "netns", "exec", "soar-lab-db1", "sleep", "300"])
+    try:
+        time.sleep(0.3)
+        wrong = registry.get("hosts.kill_process").call(
+            ctx, {"host": "db1", "pid": proc.pid, "executable": "/usr/sbin/sshd"}
+        )
+        assert not wrong.ok and "not /usr/sbin/sshd" in (wrong.error or "")
+        assert proc.poll() is None
+        killed = registry.get("hosts.kill_process").call(
+            ctx, {"host": "db1", "pid": proc.pid, "executable": "/usr/bin/sleep"}
+        )
+        assert killed.ok, killed.error
+        assert killed.verified is True
+        assert proc.wait(timeout=5) == -9
+        gone = registry.get("hosts.kill_process").call(
+            ctx, {"host": "db1", "pid": proc.pid, "executable": "/usr/bin/sleep"}
+        )
+        assert gone.ok and gone.changed is False
+    finally:
+        proc.kill()
+
+
+@pytest.mark.parametrize(
+    ("params", "reason"),
+    [
+        ({"host": "db1", "pid": 1, "executable": "/sbin/init"}, "pid"),
+        ({"host": "db1", "pid": "12;reboot", "executable": "/usr/bin/sleep"}, "pid"),
+        ({"host": "db1", "pid": 1234, "executable": "../bin/sh"}, "executable"),
+        ({"host": "db1", "user": "bob$(id)"}, "user"),
+    ],
+)
+def test_bad_arguments_are_refused_before_any_connection(
+    ctx: ActionContext, registry: ActionRegistry, params: dict[str, object], reason: str
+) -> None:
+    # straight to the action function: the registry's type check must not be the only guard
+    name = "hosts.kill_process" if "pid" in params else "hosts.kill_sessions"
+    result = registry.get(name).func(ctx, **params)
+    assert not result.ok
+    assert f"parameter {reason}" in result.output["refused"]
+    assert ctx.resources["soar.hosts.runner"].pool.connects == 0

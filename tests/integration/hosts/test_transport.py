@@ -1,0 +1,155 @@
+"""The SSH transport against the lab: pinned keys, bastion jumps, retries, timeouts, reuse, parallel hosts."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from soar.actions import ActionContext, ActionRegistry
+from soar.hosts.errors import HostKeyRejected, HostUnreachable
+from soar.hosts.inventory import Inventory, load_inventory
+from soar.hosts.runner import HostRunner, in_parallel
+from soar.hosts.transport import ConnectionPool, SSHOptions
+from tests.integration.hosts.conftest import close_context, lab_settings
+from tests.integration.hosts.lab import LAB, nft_ruleset
+
+pytestmark = pytest.mark.lab
+
+
+def test_commands_run_through_the_bastion_with_sudo(inventory: Inventory, options: SSHOptions) -> None:
+    pool = ConnectionPool(inventory, options)
+    try:
+        session = pool.session(inventory.get("web1"))
+        result = session.run(["sh", "-c", 'echo "$SSH_CONNECTION"; sudo -n id -u; printf "%s" "$1" >&2', "-", "a b;c"])
+        assert result.ok
+        client_ip, _, server_ip, _ = result.stdout.splitlines()[0].split()
+        assert (client_ip, server_ip) == ("10.77.0.2", "10.77.0.11")  # reached through the bastion
+        assert result.stdout.splitlines()[1] == "0"
+        assert result.stderr == "a b;c"  # arguments arrive as one quoted word
+        assert pool.session(inventory.get("web1")) is session  # reused within the run
+        assert pool.connects == 2  # bastion + web1
+    finally:
+        pool.close()
+
+
+def test_a_changed_host_key_is_refused(tmp_path: Path, inventory: Inventory) -> None:
+    lines = (LAB / "known_hosts").read_text().splitlines()
+    other = next(line for line in lines if line.startswith("10.77.0.12 ")).split(" ", 1)[1]
+    forged = [f"10.77.0.11 {other}" if line.startswith("10.77.0.11 ") else line for line in lines]
+    known = tmp_path / "known_hosts"
+    known.write_text("\n".join(forged) + "\n")
+    pool = ConnectionPool(inventory, SSHOptions(known_hosts=known, connect_timeout=5))
+    try:
+        with pytest.raises(HostKeyRejected, match=r"host web1: presented host key .* differs from the pinned key"):
+            pool.session(inventory.get("web1"))
+    finally:
+        pool.close()
+    assert known.read_text() == "\n".join(forged) + "\n"  # nothing was added or rewritten
+
+
+def test_an_unknown_host_key_is_refused(tmp_path: Path, inventory: Inventory) -> None:
+    known = tmp_path / "known_hosts"
+    known.write_text(
+        "".join(line + "\n" for line in (LAB / "known_hosts").read_text().splitlines() if "10.77.0.12" not in line)
+    )
+    pool = ConnectionPool(inventory, SSHOptions(known_hosts=known, connect_timeout=5))
+    try:
+        with pytest.raises(HostKeyRejected, match=r"no pinned host key for 10\.77\.0\.12"):
+            pool.session(inventory.get("db1"))
+    finally:
+        pool.close()
+    assert "10.77.0.12" not in known.read_text()
+
+
+def test_a_changed_key_fails_the_action_and_runs_nothing(
+    tmp_path: Path, lab_inventory_path: Path, registry: ActionRegistry
+) -> None:
+    data = yaml.safe_load(lab_inventory_path.read_text())
+    data["defaults"]["key"] = str(LAB / "id_ed25519")
+    other = (LAB / "known_hosts").read_text().split("10.77.0.12 ", 1)[1].splitlines()[0]
+    data["hosts"]["web1"]["host_key"] = other  # the inventory pins db1's key for web1
+    inv = tmp_path / "inventory.yml"
+    inv.write_text(yaml.safe_dump(data))
+    ctx = ActionContext(settings=lab_settings(tmp_path, inv))  # known_hosts has the right key; the inventory wins
+    try:
+        result = registry.get("hosts.isolate_host").call(ctx, {"host": "web1"})
+    finally:
+        close_context(ctx)
+    assert not result.ok
+    assert "differs from the pinned key" in (result.error or "")
+    assert result.output == {"unreachable": "web1"}
+    assert "soar_isolate" not in nft_ruleset("web1")
+
+
+def test_an_unreachable_host_is_retried_with_backoff_then_fails_clearly(
+    tmp_path: Path, lab_inventory_path: Path
+) -> None:
+    data = yaml.safe_load(lab_inventory_path.read_text())
+    data["defaults"]["key"] = str(LAB / "id_ed25519")
+    data["hosts"]["web1"]["port"] = 2222  # nothing listens there
+    inv = tmp_path / "inventory.yml"
+    inv.write_text(yaml.safe_dump(data))
+    inventory = load_inventory(inv)
+    pool = ConnectionPool(inventory, SSHOptions(known_hosts=LAB / "known_hosts", connect_timeout=3, backoff=0.4))
+    started = time.monotonic()
+    try:
+        with pytest.raises(HostUnreachable) as info:
+            pool.session(inventory.get("web1"))
+    finally:
+        pool.close()
+    assert time.monotonic() - started >= 0.4 + 0.8  # two backoff sleeps between three attempts
+    assert str(info.value).startswith("host web1: bastion bastion cannot reach 10.77.0.11:2222")
+    assert str(info.value).endswith("(after 3 attempts)")
+
+
+def test_a_command_timeout_keeps_partial_output(inventory: Inventory, options: SSHOptions) -> None:
+    pool = ConnectionPool(inventory, options)
+    try:
+        session = pool.session(inventory.get("db1"))
+        result = session.run(["sh", "-c", "echo started; sleep 5; echo never"], timeout=1.0)
+        assert result.timed_out and not result.ok
+        assert result.stdout == "started\n"
+        assert result.exit_status is None
+        assert session.run(["true"]).ok  # the connection survives a timed-out command
+    finally:
+        pool.close()
+
+
+def test_many_hosts_in_parallel_share_one_bastion_connection(ctx: ActionContext) -> None:
+    runner = HostRunner.for_context(ctx)
+    hosts = [runner.inventory.get(n) for n in ("web1", "db1", "mgmt", "peer")]
+    outcomes = in_parallel(lambda h: runner.run(h, "probe", "check", ["10.77.0.2", "22", "2"]), hosts)
+    assert [o.fields.get("reachable") for o in outcomes] == ["yes"] * 4
+    assert runner.pool.connects == 5  # one bastion connection + one per host
+
+
+def test_collect_triage_stores_a_hashed_evidence_bundle(ctx: ActionContext, registry: ActionRegistry) -> None:
+    result = registry.get("hosts.collect_triage").call(
+        ctx, {"host": "db1", "hash_files": ["/etc/hostname", "/no/such/file"]}
+    )
+    assert result.ok, result.error
+    [evidence] = result.evidence
+    data = Path(evidence["path"]).read_bytes()
+    assert hashlib.sha256(data).hexdigest() == evidence["sha256"]
+    assert evidence["size"] == len(data)
+    assert Path(evidence["path"]).is_relative_to(ctx.settings.state_dir / "evidence" / "test-run")
+    text = data.decode()
+    for section in (
+        "processes",
+        "connections",
+        "listening",
+        "logged_in",
+        "recent_logins",
+        "crontabs",
+        "systemd_units",
+        "hashes",
+    ):
+        assert f"=== {section}\n" in text
+    assert "10.77.0.12:22" in text  # db1's own sshd is among the listening sockets
+    expected = hashlib.sha256(Path("/etc/hostname").read_bytes()).hexdigest()
+    assert f"{expected}  /etc/hostname" in text
+    assert "missing  /no/such/file" in text
