@@ -18,6 +18,9 @@ def register(root: typer.Typer) -> None:
     def scheduler(
         tick: float = typer.Option(1.0, "--tick", min=0.1, help="Seconds between looks at what is due."),
         metrics_port: int = typer.Option(0, "--metrics-port", help="Serve Prometheus metrics (0: the setting)."),
+        lease: float = typer.Option(
+            0.0, "--lease", min=0, help="Seconds a sent rule stays claimed (0: max(10 s, 2 intervals))."
+        ),
     ) -> None:
         """Run every enabled rule on its interval: due rules go to the workers together, each cycle."""
         from soar import metrics_prom
@@ -32,7 +35,7 @@ def register(root: typer.Typer) -> None:
             signal.signal(sig, lambda *_: stop.set())
         mode = "in-process (celery_eager)" if settings.celery_eager else f"to queue {settings.detection_queue}"
         typer.echo(f"soar scheduler: rules under {settings.content_root}/rules, sending {mode}", err=True)
-        run_scheduler(settings, stop, tick)
+        run_scheduler(settings, stop, tick, lease or None)
 
 
 @app.command("status")

@@ -11,7 +11,7 @@ from soar.config import Settings
 from soar.errors import InputError
 from soar.scheduler.cycle import CycleReport, Detector
 from soar.scheduler.loading import load_scheduled_rules
-from soar.scheduler.loop import RUN_RULES, Scheduler
+from soar.scheduler.loop import RUN_RULES, Scheduler, lease_ttl
 from soar.scheduler.planning import Window, iso, parse_time
 from soar.scheduler.state import all_checkpoints, count_open_gaps
 from soar.store import Store
@@ -113,7 +113,9 @@ def status(settings: Settings, store: Store) -> list[StatusRow]:
     return rows
 
 
-def run_scheduler(settings: Settings, stop: threading.Event, tick_seconds: float = 1.0) -> None:
+def run_scheduler(
+    settings: Settings, stop: threading.Event, tick_seconds: float = 1.0, lease_seconds: float | None = None
+) -> None:
     """The scheduler process: in embedded mode it runs the cycles itself, else it sends them to workers."""
     from soar.celery_app import configure
     from soar.scheduler.runtime import detector_for, leases_for, store_for
@@ -130,4 +132,5 @@ def run_scheduler(settings: Settings, stop: threading.Event, tick_seconds: float
         else:
             app.send_task(RUN_RULES, args=[rule_ids], queue=settings.detection_queue)
 
-    Scheduler(settings, store_for(settings), leases, send).run_forever(stop, tick_seconds)
+    ttl = (lambda _rule: lease_seconds) if lease_seconds else lease_ttl
+    Scheduler(settings, store_for(settings), leases, send, ttl=ttl).run_forever(stop, tick_seconds)
