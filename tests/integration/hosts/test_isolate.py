@@ -137,11 +137,11 @@ def test_ssh_dropped_mid_apply_the_deadman_timer_restores_the_host(
 
 
 def test_release_after_a_duration(ctx: ActionContext, registry: ActionRegistry) -> None:
-    result = registry.get("hosts.isolate_host").call(ctx, {"host": "db1", "deadman_seconds": 30, "release_after": 4})
+    result = registry.get("hosts.isolate_host").call(ctx, {"host": "db1", "deadman_seconds": 30, "release_after": 8})
     try:
         assert result.ok and result.verified
         assert not can_connect("peer", "10.77.0.12", 22)
-        assert wait_for(lambda: can_connect("peer", "10.77.0.12", 22, seconds=1), 10)
+        assert wait_for(lambda: can_connect("peer", "10.77.0.12", 22, seconds=1), 12)
         assert "soar_isolate" not in nft_ruleset("db1")
     finally:
         registry.get("hosts.release_host").call(ctx, {"host": "db1"})
