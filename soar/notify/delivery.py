@@ -31,6 +31,7 @@ log = logging.getLogger("soar.notify")
 LEASE_SECONDS = 120.0
 BACKOFF_BASE = 1.0
 BACKOFF_MAX = 300.0
+MIN_RETRY = 0.5  # never poll a channel faster than this while something waits
 CHANNEL_ERROR_RETRY = 300.0  # a channel Slack does not know: try again in five minutes
 CHANNEL_LEVEL_ERRORS = {
     "channel_not_found",
@@ -135,13 +136,17 @@ class Deliverer:
         return report
 
     def _next_due(self, channel: str) -> float | None:
-        pending = [m for m, _ in open_messages(self.store, channel)]
+        """Seconds until something in this channel can be sent; a reply waits as long as its card does."""
+        pending = {m.key: m for m, _ in open_messages(self.store, channel)}
         if not pending:
             return None
         doc, _ = self._channel_state(channel)
-        due = min(m.next_attempt_at for m in pending)
+        due = min(
+            max(m.next_attempt_at, pending[m.target].next_attempt_at if m.target in pending else 0.0)
+            for m in pending.values()
+        )
         due = max(due, float(doc.get("blocked_until") or 0))
-        return max(due - self.clock(), 0.0)
+        return max(due - self.clock(), MIN_RETRY)
 
     def _pass(self, channel: str, report: DeliveryReport) -> bool:
         """Send what is due; True if anything changed (so another pass may find more)."""

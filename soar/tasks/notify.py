@@ -9,6 +9,8 @@ from soar.config import get_settings
 from soar.notify import interactions, service
 from soar.store import open_store
 
+BUSY_RETRY = 1.0
+
 
 @app.task(name="soar.notify.run_event")
 def run_event(run_id: str, event: dict[str, Any]) -> dict[str, Any]:
@@ -29,8 +31,10 @@ def deliver(channel: str) -> dict[str, Any]:
     store = open_store(settings)
     try:
         report = service.deliver(settings, store, channel)
-        if report.retry_in is not None and not report.busy:
-            deliver.apply_async(args=[channel], countdown=max(report.retry_in, 0.05), queue=settings.response_queue)
+        # Busy: another worker holds the channel; look again shortly in case it finished before our message arrived.
+        retry_in = BUSY_RETRY if report.busy else report.retry_in
+        if retry_in is not None:
+            deliver.apply_async(args=[channel], countdown=retry_in, queue=settings.response_queue)
     finally:
         store.close()
     return {"channel": channel, "sent": report.sent, "busy": report.busy, "retry_in": report.retry_in}

@@ -1,0 +1,165 @@
+"""Slack delivery benchmark (not a test): alert-to-card latency and a 1,000-alert storm, against the stand-in.
+
+Anchor: a bare one-way ``chat.postMessage`` per alert with slack-sdk, no outbox, no pacing
+— what a webhook alerter such as ElastAlert2's Slack alerter does. Ratios are ours / anchor.
+
+Run: ``python -m tests.benchmarks.bench_slack`` (needs ``scripts/services.sh up slack``).
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from soar.config import Settings, load_settings
+from soar.notify import Deliverer, notify_alert, transport_for
+from soar.notify.incidents import open_thread
+from soar.store import Store, open_store
+from tests.integration.notify.standin import Workspace, health
+
+LATENCY_ALERTS = 100
+STORM_ALERTS = 1000
+
+
+def _alert(n: int) -> dict[str, Any]:
+    return {
+        "id": uuid.uuid4().hex,
+        "rule": {"id": f"r{n % 7}", "title": f"Rule {n % 7}", "level": "high", "tags": ["attack.t1110.001"]},
+        "host": {"name": f"web-{n % 50}"},
+        "user": {"name": "root"},
+        "source": {"ip": f"203.0.113.{n % 250}"},
+        "events": [{"message": f"Failed password for root from 203.0.113.{n % 250} port 22 ssh2"}],
+    }
+
+
+def _settings(tmp: Path, ws: Workspace, **kw: Any) -> Settings:
+    return load_settings(
+        state_dir=tmp / uuid.uuid4().hex,
+        content_root=tmp,
+        celery_eager=True,
+        slack_bot_token=ws.token,
+        slack_api_url=ws.api_url,
+        **kw,
+    )
+
+
+def _pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(round(p / 100 * (len(ordered) - 1)), len(ordered) - 1)]
+
+
+def latency(tmp: Path) -> dict[str, float]:
+    ws = Workspace(["soc-alerts"])
+    settings = _settings(tmp, ws, slack_channel_interval=0)
+    store = open_store(settings)
+    ours = []
+    for n in range(LATENCY_ALERTS):
+        started = time.perf_counter()
+        notify_alert(settings, store, _alert(n))  # stored, routed, rendered, posted, marked sent
+        ours.append(time.perf_counter() - started)
+    assert len(ws.top_level()) == LATENCY_ALERTS
+    anchor_ws = Workspace(["soc-alerts"])
+    client = WebClient(token=anchor_ws.token, base_url=anchor_ws.api_url, retry_handlers=[])
+    anchor = []
+    for n in range(LATENCY_ALERTS):
+        started = time.perf_counter()
+        client.chat_postMessage(channel="#soc-alerts", text=f"alert {n}: {_alert(n)['rule']['title']}")
+        anchor.append(time.perf_counter() - started)
+    return {
+        "ours_p50": _pct(ours, 50),
+        "ours_p95": _pct(ours, 95),
+        "anchor_p50": _pct(anchor, 50),
+        "anchor_p95": _pct(anchor, 95),
+        "ours_mean": statistics.fmean(ours),
+    }
+
+
+def storm(tmp: Path) -> dict[str, Any]:
+    """1,000 alerts for one channel whose Slack limit is 1 message/s."""
+    ws = Workspace(["soc-alerts"], rate_limit_per_sec=1)
+    settings = _settings(tmp, ws, slack_channel_interval=1.0, slack_storm_threshold=20)
+    store: Store = open_store(settings)
+    started = time.perf_counter()
+    for n in range(STORM_ALERTS):
+        open_thread(settings, store, _alert(n))
+    enqueued = time.perf_counter() - started
+    deliverer = Deliverer(settings, store, transport_for(settings))
+    while True:
+        report = deliverer.deliver("#soc-alerts")
+        if report.retry_in is None:
+            break
+        time.sleep(min(report.retry_in, 2))
+    took = time.perf_counter() - started
+    state = ws.state()
+    posted = [m for m in state["messages"] if not m["thread_ts"]]
+    summarised = sum(int(m["text"].split()[2]) for m in posted if "summarised" in m["text"])
+    cards = len(posted) - sum(1 for m in posted if "summarised" in m["text"])
+    ours = {
+        "messages": len(posted),
+        "rate_limited": sum(1 for c in state["calls"] if c["method"] == "chat.postMessage") - len(posted),
+        "alerts_accounted": cards + summarised,
+        "seconds": took,
+        "enqueue_seconds": enqueued,
+        "msgs_per_s": len(posted) / took,
+    }
+    anchor_ws = Workspace(["soc-alerts"], rate_limit_per_sec=1)
+    client = WebClient(token=anchor_ws.token, base_url=anchor_ws.api_url, retry_handlers=[])
+    started = time.perf_counter()
+    limited = 0
+    for n in range(STORM_ALERTS):
+        try:
+            client.chat_postMessage(channel="#soc-alerts", text=f"alert {n}")
+        except SlackApiError:
+            limited += 1  # a one-way alerter without an outbox drops it
+    took = time.perf_counter() - started
+    delivered = len(anchor_ws.top_level())
+    anchor = {
+        "messages": delivered,
+        "rate_limited": limited,
+        "alerts_accounted": delivered,
+        "seconds": took,
+        "msgs_per_s": delivered / took,
+    }
+    return {"ours": ours, "anchor": anchor}
+
+
+def main() -> int:
+    try:
+        health()
+    except OSError as exc:
+        print(f"Slack stand-in not reachable ({exc}); start it with: scripts/services.sh up slack", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory() as tmp:
+        lat = latency(Path(tmp))
+        st = storm(Path(tmp))
+    print(f"\nAlert → Slack card latency ({LATENCY_ALERTS} alerts, stand-in on loopback, no pacing)")
+    print(f"{'':28}{'soar (outbox)':>16}{'anchor (bare post)':>20}{'ratio':>8}")
+    for p in ("p50", "p95"):
+        ours, anchor = lat[f"ours_{p}"] * 1000, lat[f"anchor_{p}"] * 1000
+        print(f"{p + ' ms':28}{ours:>16.1f}{anchor:>20.1f}{ours / anchor:>8.2f}")
+    o, a = st["ours"], st["anchor"]
+    print(f"\n{STORM_ALERTS}-alert storm into one channel limited to 1 message/s (soar paces at 1/s, folds at 20)")
+    print(f"{'':28}{'soar':>16}{'anchor':>20}{'ratio':>8}")
+    for label, key in (
+        ("messages in the channel", "messages"),
+        ("429 answers", "rate_limited"),
+        ("alerts accounted for", "alerts_accounted"),
+        ("seconds to drain", "seconds"),
+        ("messages/s in the channel", "msgs_per_s"),
+    ):
+        ratio = f"{o[key] / a[key]:.2f}" if a[key] else "-"
+        print(f"{label:28}{o[key]:>16.2f}{a[key]:>20.2f}{ratio:>8}")
+    print(f"{'enqueue 1,000 alerts (s)':28}{o['enqueue_seconds']:>16.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
