@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from soar.review.times import from_iso
+from soar.review.times import from_iso, to_iso
 
 CONTAIN_IMPACTS = ("contain", "destructive")
 # What the host integration ships; a registry (impacts_from_registry) replaces this when available.
@@ -60,7 +60,7 @@ class Event:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "at": self.at.isoformat().replace("+00:00", "Z") if self.at else None,
+            "at": to_iso(self.at) if self.at else None,
             "kind": self.kind,
             "title": self.title,
             "detail": self.detail,

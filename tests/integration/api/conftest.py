@@ -15,6 +15,7 @@ from tests.integration.api.lab_content import write_content
 SECRETS = {
     "SOAR_ELASTICSEARCH_PASSWORD": "es-pass-Zq81-very-secret",
     "SOAR_AUDIT_HMAC_KEY": "hmac-key-Xy55-very-secret",
+    "SOAR_SLACK_SIGNING_SECRET": "slack-signing-Qq77-very-secret",
 }
 
 
@@ -58,3 +59,25 @@ def api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
     forget_runtimes()
     get_settings.cache_clear()
     celery.conf.update(before)
+
+
+def contained_incident(api: Api) -> tuple[str, str]:
+    """Ingest an alert, approve its containment; the (alert id, run id) of the finished run."""
+    from tests.integration.api.lab_content import auth
+
+    alert = {
+        "id": "kibana-page",
+        "rule": {"id": "lab-rule-1", "title": "Lab rule <b>bold</b>", "level": "critical"},
+        "first_event_time": "2026-11-28T09:58:00Z",
+        "host": {"name": "web1"},
+        "user": {"name": "<script>alert(1)</script>"},
+        "source": {"ip": "203.0.113.9"},
+        "attributes": {"env": "prod"},
+    }
+    created = api.client.post("/ingest/alerts", json=alert, headers=auth("responder"))
+    assert created.status_code == 201, created.text
+    alert_id = created.json()["id"]
+    run_id = api.client.get("/runs", params={"alert_id": alert_id}, headers=auth("viewer")).json()[0]["id"]
+    decided = api.client.post(f"/runs/{run_id}/approvals/isolate", json={"decision": "approve"}, headers=auth("admin"))
+    assert decided.status_code == 200, decided.text
+    return alert_id, run_id
