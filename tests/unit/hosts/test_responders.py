@@ -1,0 +1,97 @@
+"""Responders: exact argv, the result protocol, and host-side refusals run in a throwaway network namespace."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from soar.config import Settings
+from soar.hosts.inventory import Host
+from soar.hosts.responders import BUILTIN_RESPONDERS, load_responder, parse_fields
+
+RESPONDERS = ["isolate", "block_ip", "lock_account", "kill_sessions", "kill_process", "triage", "probe"]
+
+
+def test_argv_is_sudo_then_sh_reading_the_script_from_stdin(settings: Settings) -> None:
+    responder = load_responder(settings, "block_ip")
+    planned = responder.command(Host("web1", "10.0.0.1", sudo=True), "apply", ["10.9.9.9", "--expire", "60"])
+    assert planned.argv == ("sudo", "-n", "--", "sh", "-s", "--", "apply", "10.9.9.9", "--expire", "60")
+    assert planned.stdin_script == "responders/block_ip.sh"
+    assert responder.command(Host("h", "10.0.0.1"), "verify", ["x"]).argv == ("sh", "-s", "--", "verify", "x")
+    # what goes over the wire is the argv quoted for the remote shell: a hostile value stays one word
+    assert shlex.split(shlex.join(("sh", "-s", "--", "apply", "a;b $(c)"))) == ["sh", "-s", "--", "apply", "a;b $(c)"]
+
+
+def test_the_script_is_the_library_then_the_responder(settings: Settings) -> None:
+    responder = load_responder(settings, "isolate")
+    assert responder.script.startswith((BUILTIN_RESPONDERS / "_lib.sh").read_text())
+    assert responder.script.endswith((BUILTIN_RESPONDERS / "isolate.sh").read_text())
+
+
+def test_a_content_root_responder_overrides_the_builtin(tmp_path: Path) -> None:
+    from soar.config import load_settings
+
+    (tmp_path / "responders").mkdir()
+    (tmp_path / "responders" / "_lib.sh").write_text("# lib\n")
+    (tmp_path / "responders" / "probe.sh").write_text("say reachable maybe\n")
+    responder = load_responder(load_settings(content_root=tmp_path), "probe")
+    assert responder.script == "# lib\n\nsay reachable maybe\n"
+
+
+def test_parse_fields_reads_only_protocol_lines() -> None:
+    out = "noise\nsoar: isolated=yes\nsoar: error=a=b\nsoar:bad\nsoar: isolated=no\n"
+    assert parse_fields(out) == {"isolated": "no", "error": "a=b"}
+
+
+@pytest.mark.parametrize("name", RESPONDERS)
+def test_every_responder_is_posix_sh(name: str) -> None:
+    script = (BUILTIN_RESPONDERS / "_lib.sh").read_text() + (BUILTIN_RESPONDERS / f"{name}.sh").read_text()
+    assert subprocess.run(["sh", "-n"], input=script, text=True, capture_output=True).returncode == 0
+    assert "eval" not in script.split()
+
+
+def run_isolated(name: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run a responder locally in a fresh, empty network namespace, so a bug could touch nothing real."""
+    script = (BUILTIN_RESPONDERS / "_lib.sh").read_text() + (BUILTIN_RESPONDERS / f"{name}.sh").read_text()
+    return subprocess.run(
+        ["unshare", "--net", "sh", "-s", "--", *args], input=script, text=True, capture_output=True, timeout=10
+    )
+
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="unshare --net needs root")
+
+
+@needs_root
+@pytest.mark.parametrize(
+    ("name", "args"),
+    [
+        ("isolate", ["apply", "--mgmt", "10.0.0.1;id"]),
+        ("isolate", ["apply", "--mgmt", "10.0.0.1", "--log", "10.0.0.9"]),
+        ("isolate", ["apply", "--mgmt", "10.0.0.1", "--deadman", "$(id)"]),
+        ("isolate", ["apply"]),  # no management address: refused, never cut the controller off
+        ("block_ip", ["apply", "10.0.0.256"]),
+        ("block_ip", ["apply", "10.0.0.0/40"]),
+        ("block_ip", ["apply", "10.0.0.1", "--expire", "1h"]),
+        ("lock_account", ["apply", "Bob;id"]),
+        ("lock_account", ["apply", "nosuchuser-soar"]),
+        ("kill_sessions", ["apply", "$(id)"]),
+        ("kill_process", ["apply", "1", "/sbin/init"]),
+        ("kill_process", ["apply", "123", "../x"]),
+        ("triage", ["collect", "--hash", "/etc/../etc/shadow"]),
+        ("probe", ["check", "10.0.0.1", "99999", "1"]),
+    ],
+)
+def test_the_host_side_refuses_bad_arguments_itself(name: str, args: list[str]) -> None:
+    result = run_isolated(name, *args)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "soar: error=" in result.stdout
+
+
+@needs_root
+def test_the_host_side_refuses_uid_0() -> None:
+    result = run_isolated("lock_account", "apply", "root")
+    assert result.returncode == 4 and "uid 0" in result.stdout
