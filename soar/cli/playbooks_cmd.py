@@ -64,7 +64,7 @@ def plan(
 
     settings = get_settings()
     alert_doc = read_alert(alert)
-    rt = Runtime.build(settings, store=_NoStore())
+    rt = Runtime.build(settings, store=_NoStore(), log_errors=False)
     result = make_plan(rt, rt.playbook(playbook), alert_doc)
     if as_json:
         echo_json(result)
@@ -102,7 +102,7 @@ def run(
 
     settings = get_settings()
     alert_doc = read_alert(alert)
-    rt = Runtime.build(settings)
+    rt = Runtime.build(settings, log_errors=False)
     pb = rt.playbook(playbook)
     rt.store.create(ALERTS, str(alert_doc["id"]), alert_doc)
     run_id, created = start_run(rt, pb, alert_doc, origin="cli")

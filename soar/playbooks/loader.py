@@ -6,6 +6,7 @@ all (for ``soar playbooks validate``); the runtime fails on the first.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ from soar.playbooks import templating
 from soar.playbooks.model import Playbook, PlaybookSpec
 
 YAML_SUFFIXES = (".yml", ".yaml")
+SECRET_KEY = re.compile(r"(passw|secret|token|api[_-]?key|private[_-]?key|credential)", re.I)
 
 
 def _index_lines(node: yaml.Node, path: tuple[str | int, ...], out: dict[tuple[str | int, ...], int]) -> None:
@@ -142,7 +144,18 @@ def check_actions(pb: Playbook, registry: ActionRegistry) -> None:
                     SourceLocation(pb.path, pb.line_of(section, i, "uses")),
                 )
             fields = registry.get(step.uses).params.model_fields
-            for pname in step.with_:
+            for pname, value in step.with_.items():
+                if (
+                    SECRET_KEY.search(pname)
+                    and isinstance(value, str)
+                    and value
+                    and not templating.template_strings(value)
+                ):
+                    raise ContentError(
+                        f"step {step.id}: parameter {pname!r} holds a literal secret; secrets come from the "
+                        "integration's configuration, never from playbooks",
+                        SourceLocation(pb.path, pb.line_of(section, i, "with", pname)),
+                    )
                 if pname not in fields:
                     raise ContentError(
                         f"step {step.id}: action {step.uses} has no parameter {pname!r} "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,8 @@ from soar.playbooks.loader import PlaybookSet, load_playbooks, parse_playbook
 from soar.playbooks.model import Playbook
 from soar.policy import Policy, load_policy
 from soar.store import Store, open_store
+
+log = logging.getLogger("soar.playbooks")
 
 
 @dataclass
@@ -34,10 +37,13 @@ class Runtime:
         store: Store | None = None,
         extra_integrations: Iterable[Path] = (),
         playbook_paths: Iterable[Path] | None = None,
+        log_errors: bool = True,
     ) -> Runtime:
         registry = load_registry(settings, extra_folders=extra_integrations)
         paths = list(playbook_paths) if playbook_paths is not None else [settings.content_root / "playbooks"]
         playbooks = load_playbooks(paths, registry)
+        for err in playbooks.errors if log_errors else ():  # a broken playbook never runs; say so in the log
+            log.error("playbook not loaded: %s", err)
         return cls(
             settings=settings,
             store=store if store is not None else open_store(settings),
@@ -59,6 +65,9 @@ class Runtime:
         try:
             return self.playbooks.by_name(name_or_path)
         except KeyError:
+            for err in self.playbooks.errors:  # a broken playbook of that name: say what is wrong with it
+                if err.source is not None and Path(err.source.path).stem == name_or_path:
+                    raise err from None
             known = ", ".join(sorted(p.name for p in self.playbooks.playbooks)) or "none"
             raise InputError(f"unknown playbook {name_or_path!r} (known: {known})") from None
 

@@ -1,0 +1,120 @@
+"""``soar playbooks validate|plan|run`` and ``soar runs list|show|approve|deny`` as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import REPO_ROOT, env_without_soar
+from tests.integration.playbooks.conftest import Content, alert, content_env
+from tests.integration.playbooks.testkit_integrations.testkit import calls
+
+PLAYBOOK = """\
+name: contain
+trigger: {rules: [rule-contain]}
+steps:
+  - id: contain
+    uses: testkit.contain
+    with: {host: "{{ alert.host.name }}"}
+  - id: note
+    uses: testkit.note
+    with: {text: "contained {{ alert.host.name }}"}
+"""
+
+
+def soar(content: Content, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**env_without_soar(), **content_env(content)}
+    return subprocess.run(
+        [sys.executable, "-m", "soar", *args],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def _alert_file(tmp_path: Path, **kw: Any) -> Path:
+    path = tmp_path / "alert.json"
+    path.write_text(json.dumps(alert(**kw)), encoding="utf-8")
+    return path
+
+
+def test_validate_reports_every_error_with_file_and_line(content: Content) -> None:
+    content.playbook("contain", PLAYBOOK)
+    ok = soar(content, "playbooks", "validate")
+    assert ok.returncode == 0 and "1 playbook(s) valid, 0 error(s)" in ok.stdout
+    bad = content.playbook(
+        "bad", PLAYBOOK.replace("name: contain", "name: bad").replace("testkit.note", "testkit.nope")
+    )
+    broken = content.playbook(
+        "broken",
+        "name: broken\ntrigger: {rules: [r]}\nsteps:\n  - id: a\n    uses: core.log\n    retry: {count: many}\n",
+    )
+    out = soar(content, "playbooks", "validate")
+    assert out.returncode == 1
+    lines = [line for line in out.stderr.splitlines() if line]
+    assert f"error: {bad}:8: step note: unknown action 'testkit.nope'" in lines[0]
+    assert lines[1].startswith(f"error: {broken}:6: steps.0.retry.count: Input should be a valid integer")
+    assert "Traceback" not in out.stderr
+    # a broken playbook asked for by name says what is wrong with it, in one line
+    run = soar(content, "playbooks", "plan", "broken", "--alert", str(_alert_file(content.root)))
+    assert run.returncode == 1 and run.stderr.startswith(f"error: {broken}:6:") and "Traceback" not in run.stderr
+
+
+def test_plan_refuses_bad_alert_input_in_one_line(content: Content, tmp_path: Path) -> None:
+    content.playbook("contain", PLAYBOOK)
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"id": "x",\n  "rule": }', encoding="utf-8")
+    out = soar(content, "playbooks", "plan", "contain", "--alert", str(broken))
+    assert out.returncode == 1 and out.stderr.startswith(f"error: {broken}:2:") and "not valid JSON" in out.stderr
+    missing = tmp_path / "missing.json"
+    missing.write_text(json.dumps({"id": "x", "@timestamp": "2026-01-01T00:00:00Z"}), encoding="utf-8")
+    out = soar(content, "playbooks", "plan", "contain", "--alert", str(missing))
+    assert out.returncode == 1 and "field rule: Field required" in out.stderr and "Traceback" not in out.stderr
+    out = soar(content, "playbooks", "plan", "nope", "--alert", str(_alert_file(tmp_path)))
+    assert out.returncode == 1 and "unknown playbook 'nope' (known: contain)" in out.stderr
+
+
+def test_run_then_list_show_approve(content: Content, tmp_path: Path) -> None:
+    content.playbook("contain", PLAYBOOK)
+    out = soar(content, "playbooks", "run", "contain", "--alert", str(_alert_file(tmp_path, host="web1")), "--json")
+    assert out.returncode == 0, out.stderr
+    run = json.loads(out.stdout)
+    assert run["status"] == "waiting_approval" and calls(content.state) == []
+    listed = json.loads(soar(content, "runs", "list", "--json").stdout)
+    assert [r["id"] for r in listed] == [run["id"]] and listed[0]["status"] == "waiting_approval"
+    shown = soar(content, "runs", "show", run["id"])
+    assert f"approve: soar runs approve {run['id']} --step contain" in shown.stdout
+    denied = soar(content, "runs", "approve", run["id"], "--step", "contain", "--as", "eve", "--role", "viewer")
+    assert denied.returncode == 1 and "may not decide step contain" in denied.stderr
+    ok = soar(content, "runs", "approve", run["id"], "--step", "contain", "--as", "bob")
+    assert ok.returncode == 0 and "approved" in ok.stdout, ok.stderr
+    final = json.loads(soar(content, "runs", "show", run["id"], "--json").stdout)
+    assert final["status"] == "succeeded"
+    inst = final["steps"]["contain"]["instances"][0]
+    assert inst["approval"]["approvers"][0]["approver"] == "bob" and inst["approval"]["approvers"][0]["via"] == "cli"
+    assert "_params" not in inst
+    assert [c["action"] for c in calls(content.state)] == ["testkit.contain", "testkit.note"]
+    again = soar(content, "playbooks", "run", "contain", "--alert", str(tmp_path / "alert.json"))
+    assert "already exists" in again.stdout and len(calls(content.state)) == 2
+    missing = soar(content, "runs", "show", "run-nope")
+    assert missing.returncode == 1 and missing.stderr.strip() == "error: no run 'run-nope'"
+
+
+def test_deny_through_the_cli(content: Content, tmp_path: Path) -> None:
+    content.playbook("contain", PLAYBOOK)
+    run = json.loads(
+        soar(
+            content, "playbooks", "run", "contain", "--alert", str(_alert_file(tmp_path, host="web1")), "--json"
+        ).stdout
+    )
+    out = soar(content, "runs", "deny", run["id"], "--step", "contain", "--as", "bob")
+    assert out.returncode == 0 and "denied" in out.stdout
+    final = json.loads(soar(content, "runs", "show", run["id"], "--json").stdout)
+    assert final["status"] == "failed" and final["steps"]["contain"]["instances"][0]["status"] == "denied"
+    assert calls(content.state) == []
