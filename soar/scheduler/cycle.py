@@ -18,7 +18,8 @@ from elasticsearch import Elasticsearch
 
 from soar import metrics_prom as metrics
 from soar.config import Settings
-from soar.scheduler.alerting import Dispatch, commit, drafts_for_hits
+from soar.scheduler.alerting import Dispatch, Draft, commit, drafts_for_hits
+from soar.scheduler.correlate import correlation_drafts, widen
 from soar.scheduler.planning import Window, chunks, iso, parse_time, plan_run
 from soar.scheduler.rules import ScheduledRule
 from soar.scheduler.search import Job, JobResult, RequestCounter, Searcher, SearchError
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 
 EXCEPTIONS = "exceptions"
 MAX_GAP_JOBS = 4  # gap chunks searched per rule per cycle, so one long outage never stalls a cycle
+MAX_CORRELATION_SPAN = 24 * 3600.0  # a correlation run never searches more than a day back
 SUPPRESSED_HIT_LIMIT = 100_000  # events fetched per run for a suppressing rule (they collapse into few alerts)
 
 
@@ -57,6 +59,11 @@ class CycleReport:
     latencies: list[float] = field(default_factory=list)
 
 
+def _disabled(rule: ScheduledRule, checkpoint: Mapping[str, Any] | None) -> bool:
+    """Disabled after Elasticsearch rejected this very content of the rule (a changed rule runs again)."""
+    return bool(checkpoint and checkpoint.get("disabled") and checkpoint.get("content_hash") == rule.content_hash)
+
+
 class Detector:
     """Runs cycles over a store and an Elasticsearch client; pure planning, I/O at the edges."""
 
@@ -76,12 +83,11 @@ class Detector:
         self.clock = clock
 
     def _searcher(self, counter: RequestCounter) -> Searcher:
-        exceptions = [r.doc for r in self.store.find(EXCEPTIONS, {"status": "approved"}, limit=10_000)]
         return Searcher(
             self.es,
             page_size=self.settings.detection_page_size,
             batch_size=self.settings.detection_batch_size,
-            exceptions=exceptions,
+            exceptions=self._exceptions(),
             counter=counter,
         )
 
@@ -94,8 +100,9 @@ class Detector:
         now = self.clock() if now is None else now
         report = CycleReport(started_at=now)
         t0 = time.perf_counter()
+        checkpoints = load_checkpoints(self.store, [r.id for r in rules])
+        rules = [r for r in rules if r.enabled and not _disabled(r, checkpoints.get(r.id))]
         searchable = [r for r in rules if r.query is not None]
-        checkpoints = load_checkpoints(self.store, [r.id for r in searchable])
         jobs: list[Job] = []
         for rule in searchable:
             plan = plan_run(rule, checkpoint_end(checkpoints.get(rule.id)), now, self.settings.detection_ingest_delay)
@@ -106,6 +113,7 @@ class Detector:
                 metrics.GAP_SECONDS.labels(rule.id).inc(plan.gap.seconds)
             if plan.window is not None:
                 jobs.append(Job(rule, plan.window, self._limit(rule)))
+        results_corr = self._correlations([r for r in rules if r.correlation is not None], checkpoints, now, report)
         by_id = {r.id: r for r in searchable}
         gap_jobs: dict[str, list[Job]] = {}
         for rule_id, gaps in open_gaps(self.store, by_id).items():
@@ -119,12 +127,56 @@ class Detector:
         for res in results:
             self._alerts(res, report)
         self._advance_gaps([r for r in results if r.job.gap_id], report)
-        self._checkpoints([r for r in results if not r.job.gap_id], checkpoints, report, now)
+        self._checkpoints([r for r in results if not r.job.gap_id] + results_corr, checkpoints, report, now)
         report.seconds = time.perf_counter() - t0
         metrics.CYCLE_SECONDS.observe(report.seconds)
         for run in report.runs.values():
             metrics.RULE_SECONDS.labels(run.rule_id).observe(run.seconds)
         return report
+
+    def _correlations(
+        self, rules: list[ScheduledRule], checkpoints: Mapping[str, dict[str, Any]], now: float, report: CycleReport
+    ) -> list[JobResult]:
+        """Correlation rules run after the plain searches, over their window widened by their timespan."""
+        out: list[JobResult] = []
+        if not rules:
+            return out
+        exceptions = self._exceptions()
+        for rule in rules:
+            plan = plan_run(rule, checkpoint_end(checkpoints.get(rule.id)), now, self.settings.detection_ingest_delay)
+            if plan.window is None:
+                continue
+            start = plan.gap.start if plan.gap is not None else plan.window.start
+            window = widen(rule, Window(max(start, plan.window.end - MAX_CORRELATION_SPAN), plan.window.end))
+            run = report.runs.setdefault(rule.id, RuleRun(rule.id, window))
+            t0 = time.perf_counter()
+            drafts, fetched, error = correlation_drafts(self.es, self.store, rule, window, exceptions, self.clock())
+            res = JobResult(Job(rule, plan.window, rule.max_alerts), total=fetched, error=error)
+            if error is None:
+                run.hits += fetched
+                metrics.RULE_HITS.labels(rule.id).inc(fetched)
+                self._commit(rule, drafts, run, report)
+            else:
+                run.error = error
+                metrics.RULE_ERRORS.labels(rule.id, error.kind).inc()
+            run.seconds += time.perf_counter() - t0
+            out.append(res)
+        return out
+
+    def _exceptions(self) -> list[dict[str, Any]]:
+        return [r.doc for r in self.store.find(EXCEPTIONS, {"status": "approved"}, limit=10_000)]
+
+    def _commit(self, rule: ScheduledRule, drafts: Sequence[Draft], run: RuleRun, report: CycleReport) -> None:
+        detected_at = self.clock()
+        for draft in drafts[: rule.max_alerts]:
+            if commit(self.store, draft, self.dispatch).created:
+                run.alerts += 1
+                report.created.append(draft.id)
+                for ts in draft.event_times[:1]:
+                    report.latencies.append(detected_at - ts)
+                    metrics.EVENT_TO_ALERT.observe(max(0.0, detected_at - ts))
+        run.capped += max(0, len(drafts) - rule.max_alerts)
+        metrics.RULE_ALERTS.labels(rule.id).inc(run.alerts)
 
     def backfill(self, rule: ScheduledRule, window: Window) -> CycleReport:
         """Search a window by hand (``soar detect backfill``); checkpoints are left alone."""
@@ -148,15 +200,7 @@ class Detector:
         run.hits += len(res.hits)
         run.capped += res.capped
         metrics.RULE_HITS.labels(rule.id).inc(len(res.hits))
-        detected_at = self.clock()
-        for draft in drafts_for_hits(rule, res.hits, iso(detected_at))[: rule.max_alerts]:
-            if commit(self.store, draft, self.dispatch).created:
-                run.alerts += 1
-                report.created.append(draft.id)
-                for ts in draft.event_times[:1]:
-                    report.latencies.append(detected_at - ts)
-                    metrics.EVENT_TO_ALERT.observe(max(0.0, detected_at - ts))
-        metrics.RULE_ALERTS.labels(rule.id).inc(run.alerts)
+        self._commit(rule, drafts_for_hits(rule, res.hits, iso(self.clock())), run, report)
         run.seconds += time.perf_counter() - t0
 
     def _advance_gaps(self, results: list[JobResult], report: CycleReport) -> None:

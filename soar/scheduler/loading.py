@@ -68,11 +68,21 @@ def _compile(settings: Settings, paths: list[Path]) -> tuple[list[ScheduledRule]
     errors: list[ContentError] = list(ruleset.errors)
     compiled = _compiled_by_id(settings, ruleset, errors)
     out: list[ScheduledRule] = []
+    # Sigma: a correlation's base rules alert on their own only when it says `generate: true`.
+    quiet = {
+        ref
+        for r in ruleset.rules
+        if r.kind == "correlation" and not getattr(r.sigma, "generate", False)
+        for ref in r.references
+    }
     for rule in ruleset.rules:
         comp = compiled.get(rule.id)
         if comp is None:
             continue
         data = rule.data if isinstance(rule.data, dict) else {}
+        block = data.get("soar")
+        if rule.id in quiet or (rule.name and rule.name in quiet):
+            block = {**block, "enabled": False} if isinstance(block, dict) else {"enabled": False}
         try:
             out.append(
                 scheduled_rule(
@@ -80,7 +90,7 @@ def _compile(settings: Settings, paths: list[Path]) -> tuple[list[ScheduledRule]
                     title=rule.title,
                     level=rule.level,
                     tags=rule.tags,
-                    block=data.get("soar"),
+                    block=block,
                     settings=settings,
                     content_hash=rule.content_hash,
                     path=str(rule.path),
