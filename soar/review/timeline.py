@@ -110,9 +110,7 @@ class Timeline:
             "playbook": self.playbook,
             "status": self.status,
             "alert": self.alert,
-            "milestones": {
-                k: (v.isoformat().replace("+00:00", "Z") if v else None) for k, v in self.milestones.items()
-            },
+            "milestones": {k: (to_iso(v) if v else None) for k, v in self.milestones.items()},
             "segments": self.segments(),
             "events": [e.to_dict() for e in self.events],
             "steps": self.steps,
