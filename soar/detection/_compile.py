@@ -98,7 +98,11 @@ class CompileCache:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(self.directory / "compiled.sqlite", check_same_thread=False)
+        # A cache, not a record: a lost write only costs a recompilation, so no fsync per rule.
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=OFF")
         self._db.execute("CREATE TABLE IF NOT EXISTS compiled (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        self._db.commit()
         self._lock = threading.Lock()
         self._versions = backend_versions()
 
@@ -111,10 +115,16 @@ class CompileCache:
         return json.loads(row[0]) if row else None
 
     def put(self, key: str, value: Any) -> None:
-        with self._lock, self._db:
+        """Store a value; it is committed by :meth:`flush` (or :meth:`close`), once per batch."""
+        with self._lock:
             self._db.execute("INSERT OR REPLACE INTO compiled (key, value) VALUES (?, ?)", (key, json.dumps(value)))
 
+    def flush(self) -> None:
+        with self._lock:
+            self._db.commit()
+
     def close(self) -> None:
+        self.flush()
         self._db.close()
 
 
@@ -150,7 +160,8 @@ class Compiler:
             return str(queries[0])
         return " OR ".join(f"({q})" for q in queries)
 
-    def compile(self, rule: Rule, ruleset: RuleSet | None = None) -> CompiledRule:
+    def compile(self, rule: Rule, ruleset: RuleSet | None = None, consume: bool = False) -> CompiledRule:
+        """Compile ``rule``; ``consume`` lets pySigma process the loaded rule itself (one-shot bulk conversion)."""
         base: dict[str, Any] = {
             "rule_id": rule.id,
             "title": rule.title,
@@ -163,7 +174,7 @@ class Compiler:
         }
         if rule.kind == "correlation":
             return CompiledRule(**base, correlation=self._correlation(rule, ruleset))
-        fresh = _fresh(rule)
+        fresh = rule.sigma if consume else _fresh(rule)
         assert isinstance(fresh, SigmaRule)
         query = self._convert(rule, fresh)
         if self.target == "elasticsearch":
@@ -277,6 +288,8 @@ def compile_rules(
         out.append(compiled)
         if cache is not None and key is not None:
             cache.put(key, compiled.to_dict())
+    if cache is not None:
+        cache.flush()
     return out, errors
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from soar.detection._compile import CompileCache, CompiledRule, Compiler
 from soar.detection._loading import load_rules, rule_files
+from soar.detection.pipelines import pipeline_identity
 from soar.errors import ContentError
 
 
@@ -41,14 +42,14 @@ def convert_paths(
     cache: CompileCache | None = None,
 ) -> ConvertResult:
     """Compile every rule under ``paths``; with a cache, unchanged files are not parsed at all."""
-    compiler = Compiler(target, pipelines)
+    identity = pipeline_identity(tuple(pipelines))
     files = rule_files(paths)
     memo: dict[Path, str] = {}
     result = ConvertResult()
     cached: dict[Path, list[CompiledRule]] = {}
     if cache is not None:
         for path in files:
-            entry = cache.get(cache.key("file", _digest(path, memo), compiler.identity, target))
+            entry = cache.get(cache.key("file", _digest(path, memo), identity, target))
             if entry is None:
                 continue
             if all(_digest(Path(dep), memo) == digest for dep, digest in entry["deps"].items()):
@@ -56,7 +57,9 @@ def convert_paths(
     missing = [p for p in files if p not in cached]
     fresh: dict[Path, list[CompiledRule]] = {}
     if missing:
-        ruleset = load_rules(files if len(missing) < len(files) else missing)
+        compiler = Compiler(target, pipelines)  # only now: building backends and pipelines costs a warm run most
+        # Conditions are parsed by the conversion itself; a bad one is reported from there.
+        ruleset = load_rules(files if len(missing) < len(files) else missing, parse_conditions=False)
         result.errors.extend(e for e in ruleset.errors if e.source is None or Path(e.source.path) in set(missing))
         by_id = ruleset.by_id
         failed: set[Path] = {Path(e.source.path) for e in ruleset.errors if e.source is not None}
@@ -65,23 +68,25 @@ def convert_paths(
             if rule.path not in wanted:
                 continue
             try:
-                fresh.setdefault(rule.path, []).append(compiler.compile(rule, ruleset))
+                fresh.setdefault(rule.path, []).append(compiler.compile(rule, ruleset, consume=True))
             except ContentError as exc:
                 result.errors.append(exc)
                 failed.add(rule.path)
         if cache is not None:
+            by_path: dict[Path, list[str]] = {}
+            for rule in ruleset.rules:
+                by_path.setdefault(rule.path, []).extend(rule.references)
             for path in missing:
                 if path in failed:
                     continue
                 deps = {
                     str(by_id[ref].path): _digest(by_id[ref].path, memo)
-                    for rule in ruleset.rules
-                    if rule.path == path
-                    for ref in rule.references
+                    for ref in by_path.get(path, [])
                     if ref in by_id
                 }
                 entry = {"compiled": [c.to_dict() for c in fresh.get(path, [])], "deps": deps}
-                cache.put(cache.key("file", _digest(path, memo), compiler.identity, target), entry)
+                cache.put(cache.key("file", _digest(path, memo), identity, target), entry)
+            cache.flush()
     for path in files:
         if path in cached:
             result.cache_hits += 1

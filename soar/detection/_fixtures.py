@@ -21,7 +21,7 @@ from elasticsearch import Elasticsearch
 
 from soar.detection._compile import CompiledRule, Compiler
 from soar.detection._correlate import evaluate_correlation
-from soar.detection._loading import Rule, RuleSet, yaml_error
+from soar.detection._loading import _LOADER, Rule, RuleSet, yaml_error
 from soar.detection._yamlpos import positions
 from soar.detection.embedded import EventStore
 from soar.detection.embedded import correlation_events as db_correlation_events
@@ -70,8 +70,8 @@ def load_fixtures(rule: Rule) -> list[Fixture]:
         raise rule.error(f"no fixtures: expected {rule.path.with_suffix('').name}.tests.yml beside the rule")
     try:
         text = path.read_text(encoding="utf-8")
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node = yaml.compose(text, Loader=_LOADER)
+        data = _LOADER("").construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
         raise yaml_error(path, exc, "fixtures YAML") from exc
     except (OSError, UnicodeDecodeError) as exc:

@@ -22,6 +22,9 @@ from sigma.rule import SigmaRule
 from soar.detection._yamlpos import Positions, duplicate_keys, positions
 from soar.errors import ContentError, InputError, SourceLocation
 
+# libyaml when available (as pySigma itself uses): the pure-Python parser costs more than the conversion.
+_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 RULE_SUFFIXES = (".yml", ".yaml")
 FIXTURE_SUFFIXES = (".tests.yml", ".tests.yaml")
 
@@ -157,7 +160,7 @@ def yaml_error(path: Path, exc: yaml.YAMLError, what: str = "YAML") -> ContentEr
 def _documents(path: Path, text: str, errors: list[ContentError]) -> list[tuple[yaml.Node, str]]:
     """Each YAML document of a file as (node, its own text)."""
     try:
-        nodes = [n for n in yaml.compose_all(text, Loader=yaml.SafeLoader) if n is not None]
+        nodes = [n for n in yaml.compose_all(text, Loader=_LOADER) if n is not None]
     except yaml.YAMLError as exc:
         errors.append(yaml_error(path, exc))
         return []
@@ -180,13 +183,13 @@ def sigma_error(exc: Exception, path: Path, pos: Positions) -> ContentError:
 
 
 def _parse_document(
-    path: Path, node: yaml.Node, text: str, errors: list[ContentError]
+    path: Path, node: yaml.Node, text: str, errors: list[ContentError], parse_conditions: bool = True
 ) -> tuple[SigmaRule | SigmaCorrelationRule, dict[str, Any], Positions] | None:
     pos = positions(node)
     for key, mark in duplicate_keys(node):
         errors.append(ContentError(f"duplicate key '{key}'", SourceLocation(path, mark.line, mark.column)))
     try:
-        data = yaml.SafeLoader("").construct_document(node)
+        data = _LOADER("").construct_document(node)
     except yaml.YAMLError as exc:
         errors.append(yaml_error(path, exc))
         return None
@@ -213,7 +216,7 @@ def _parse_document(
         return None
     for err in sigma.errors:
         errors.append(sigma_error(err, path, pos))
-    if isinstance(sigma, SigmaRule) and not sigma.errors:
+    if parse_conditions and isinstance(sigma, SigmaRule) and not sigma.errors:
         # Parse the condition now: a bad condition or an unknown identifier is a load error.
         try:
             for cond in sigma.detection.parsed_condition:
@@ -257,8 +260,11 @@ def _rule(path: Path, text: str, sigma: SigmaRule | SigmaCorrelationRule, data: 
     )
 
 
-def load_rules(paths: Sequence[Path | str] | Path | str) -> RuleSet:
-    """Load every rule under ``paths``; errors are collected, never raised (except a missing path)."""
+def load_rules(paths: Sequence[Path | str] | Path | str, parse_conditions: bool = True) -> RuleSet:
+    """Load every rule under ``paths``; errors are collected, never raised (except a missing path).
+
+    ``parse_conditions=False`` leaves condition errors to the compilation (which parses them anyway).
+    """
     if isinstance(paths, str | Path):
         paths = [paths]
     ruleset = RuleSet()
@@ -269,7 +275,7 @@ def load_rules(paths: Sequence[Path | str] | Path | str) -> RuleSet:
             ruleset.errors.append(ContentError(f"cannot read rule file: {exc}", SourceLocation(path)))
             continue
         for node, doc_text in _documents(path, text, ruleset.errors):
-            parsed = _parse_document(path, node, doc_text, ruleset.errors)
+            parsed = _parse_document(path, node, doc_text, ruleset.errors, parse_conditions)
             if parsed is not None:
                 ruleset.rules.append(_rule(path, doc_text, *parsed))
     _check_duplicate_ids(ruleset)

@@ -37,11 +37,13 @@ def events_template() -> dict[str, Any]:
     return data
 
 
-def install_index_template(es: Elasticsearch, index_patterns: Sequence[str] = ("logs-*",)) -> None:
+def install_index_template(
+    es: Elasticsearch, index_patterns: Sequence[str] = ("logs-*",), name: str = TEMPLATE_NAME
+) -> None:
     """Install the template that makes Sigma's case-insensitive semantics hold on ``index_patterns``."""
     body = events_template()
     es.indices.put_index_template(
-        name=TEMPLATE_NAME,
+        name=name,
         index_patterns=list(index_patterns),
         template=body["template"],
         priority=body.get("priority", 150),

@@ -29,7 +29,8 @@ def test_good_rule_loads_with_metadata(tmp_path: Path) -> None:
 
 def test_malformed_yaml_points_at_line_and_column(tmp_path: Path) -> None:
     write(tmp_path / "bad.yml", "title: x\n  oops: [\n")
-    assert _messages(tmp_path) == [f"{tmp_path / 'bad.yml'}:2:7: invalid YAML: mapping values are not allowed here"]
+    (message,) = _messages(tmp_path)
+    assert message.startswith(f"{tmp_path / 'bad.yml'}:2:7: invalid YAML: mapping values are not allowed")
 
 
 def test_unknown_modifier_and_bad_level_are_both_reported_at_their_lines(tmp_path: Path) -> None:

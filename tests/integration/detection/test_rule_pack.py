@@ -1,0 +1,90 @@
+"""The shipped rule pack: every rule passes its fixtures on real Elasticsearch and on the embedded engine,
+and for every fixture event of every rule both engines agree on which rules match it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from elasticsearch import Elasticsearch
+
+from soar.detection import load_fixtures, load_rules, match_events, run_fixture_tests
+from soar.detection._fixtures import building_blocks
+from tests.conftest import REPO_ROOT
+from tests.unit.detection.helpers import run_cli
+
+RULES = REPO_ROOT / "rules"
+
+
+@pytest.fixture(scope="module")
+def pack() -> Any:
+    ruleset = load_rules([RULES])
+    assert ruleset.errors == [], [str(e) for e in ruleset.errors]
+    assert len(ruleset.rules) >= 30, "the shipped pack should have at least 30 rules"
+    return ruleset
+
+
+def _failures(results: list[Any]) -> list[str]:
+    return [f"{r.rule_id} {r.title}: {'; '.join(r.failures)}" for r in results if not r.passed]
+
+
+def test_pack_passes_on_embedded(pack: Any) -> None:
+    results = run_fixture_tests(pack, engine="embedded")
+    assert len(results) == len(pack.rules)
+    assert _failures(results) == []
+
+
+def test_pack_passes_on_elasticsearch(pack: Any, es: Elasticsearch) -> None:
+    results = run_fixture_tests(pack, engine="elasticsearch", es=es, index_prefix="soar-test-fixtures")
+    assert len(results) == len(pack.rules)
+    assert _failures(results) == []
+    assert es.indices.get(index="soar-test-fixtures-*", allow_no_indices=True).body == {}  # the index is gone
+
+
+def test_every_rule_has_fixtures_on_both_sides(pack: Any) -> None:
+    through = building_blocks(pack)
+    for rule in pack.rules:
+        if rule.id in through:
+            continue
+        kinds = {f.kind for f in load_fixtures(rule)}
+        assert kinds == {"should_match", "should_not_match"}, rule.path
+
+
+def test_engines_agree_on_every_fixture_event_of_every_rule(pack: Any, es: Elasticsearch) -> None:
+    through = building_blocks(pack)
+    events = [
+        event
+        for rule in pack.rules
+        if rule.id not in through
+        for fixture in load_fixtures(rule)
+        for event in fixture.events
+    ]
+    plain = type(pack)(rules=[r for r in pack.rules if r.kind == "rule"])
+    on_db, db_errors = match_events(plain, events, engine="embedded")
+    on_es, es_errors = match_events(plain, events, engine="elasticsearch", es=es, index_prefix="soar-test-diff")
+    assert db_errors == es_errors == []
+    differ = [
+        f"{a['id']} {a['title']}: embedded={a['matched_events']} elasticsearch={b['matched_events']}"
+        for a, b in zip(on_db, on_es, strict=True)
+        if a["matched_events"] != b["matched_events"]
+    ]
+    assert differ == []
+    assert sum(len(r["matched_events"]) for r in on_db) > 0
+
+
+def test_cli_rules_test_over_the_pack_on_elasticsearch(
+    pack: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, es: Elasticsearch
+) -> None:
+    out = run_cli(
+        capsys,
+        monkeypatch,
+        "rules",
+        "test",
+        str(RULES),
+        "--engine",
+        "elasticsearch",
+        env={"SOAR_STATE_DIR": str(tmp_path), "SOAR_INDEX_PREFIX": "soar-test"},
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"{len(pack.rules)} passed, 0 failed (elasticsearch)" in out.stderr
