@@ -15,7 +15,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import weakref
 from collections.abc import Iterator, Mapping
+from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -87,13 +89,15 @@ def record(
         "details": _plain(redact(details or {}, secrets)),
         "alg": "hmac-sha256" if key is not None else "sha256",
     }
-    prev = last_entry(store)
+    tail = _cached_tail(store)
+    prev: dict[str, Any] | None = {"seq": tail[0], "hash": tail[1]} if tail else last_entry(store)
     for _ in range(MAX_RETRIES):
         seq = prev["seq"] + 1 if prev else 1
         entry = {**body, "seq": seq, "key": seq_id(seq), "prev_hash": prev["hash"] if prev else GENESIS}
         entry["hash"] = entry_hash(entry, key)
         if store.create(KIND, seq_id(seq), entry):
-            _advance_head(store, seq, entry["hash"])
+            version = _advance_head(store, seq, entry["hash"], tail[2] if tail else None)
+            _remember_tail(store, (seq, entry["hash"], version))
             return entry
         winner = store.get(KIND, seq_id(seq))  # realtime read of whoever took this id
         if winner is not None:
@@ -101,35 +105,65 @@ def record(
     raise ConfigError(f"audit: could not append after {MAX_RETRIES} concurrent collisions")  # pragma: no cover
 
 
+# The last entry this process appended per store (seq, hash, head version): the next append
+# tries the following id at once. A stale tail only costs a collision, which reads the winner.
+_tails: weakref.WeakKeyDictionary[Any, tuple[int, str, str | None]] = weakref.WeakKeyDictionary()
+
+
+def _cached_tail(store: Store) -> tuple[int, str, str | None] | None:
+    try:
+        return _tails.get(store)
+    except TypeError:  # an unhashable store: no cache
+        return None
+
+
+def _remember_tail(store: Store, tail: tuple[int, str, str | None]) -> None:
+    with suppress(TypeError):
+        current = _tails.get(store)
+        if current is None or current[0] < tail[0]:
+            _tails[store] = tail
+
+
 def last_entry(store: Store) -> dict[str, Any] | None:
-    """The entry with the highest sequence number (by the head anchor, then probing forward)."""
+    """The entry with the highest sequence number (by the head anchor, then probing forward).
+
+    If the head's entry was deleted, the chain continues after it, so the gap stays visible.
+    """
     head = store.get(HEAD_KIND, HEAD_ID)
     seq = int(head.doc.get("seq", 0)) if head else 0
     if seq == 0:
         found = store.find(KIND, order_by="key", descending=True, limit=1)
         seq = int(found[0].doc["seq"]) if found else 0
-    current = store.get(KIND, seq_id(seq)) if seq else None
+    rec = store.get(KIND, seq_id(seq)) if seq else None
+    current: dict[str, Any] | None = rec.doc if rec else None
+    if current is None and head is not None and seq:
+        current = {"seq": seq, "hash": head.doc.get("hash")}
     while True:  # the head may lag behind by a writer that has not advanced it yet
         nxt = store.get(KIND, seq_id(seq + 1))
         if nxt is None:
-            return current.doc if current else None
-        current, seq = nxt, seq + 1
+            return current
+        current, seq = nxt.doc, seq + 1
 
 
-def _advance_head(store: Store, seq: int, digest: str) -> None:
+def _advance_head(store: Store, seq: int, digest: str, version: str | None) -> str | None:
+    """Move the head anchor forward (never back); the head's new version, when this writer moved it."""
+    doc = {"seq": seq, "hash": digest}
+    if version is not None:
+        with suppress(Conflict):
+            return store.update(HEAD_KIND, HEAD_ID, doc, version=version).version
     for _ in range(MAX_RETRIES):
         head = store.get(HEAD_KIND, HEAD_ID)
         if head is None:
-            if store.create(HEAD_KIND, HEAD_ID, {"seq": seq, "hash": digest}):
-                return
+            if store.create(HEAD_KIND, HEAD_ID, doc):
+                return None
             continue
         if int(head.doc.get("seq", 0)) >= seq:
-            return
+            return None
         try:
-            store.update(HEAD_KIND, HEAD_ID, {"seq": seq, "hash": digest}, version=head.version)
-            return
+            return store.update(HEAD_KIND, HEAD_ID, doc, version=head.version).version
         except Conflict:
             continue
+    return None
 
 
 def iter_entries(store: Store, *, start: str | None = None, end: str | None = None) -> Iterator[dict[str, Any]]:
@@ -218,6 +252,16 @@ def verify(store: Store, settings: Settings | None = None) -> Verification:
     prev_hash = str(last.get("hash")) if last else GENESIS
     head = store.get(HEAD_KIND, HEAD_ID)
     last_seq = expected - 1
+    head_seq = int(head.doc.get("seq", 0)) if head is not None else 0
+    at_head = next((e for e in entries if _int(e["_id"]) == head_seq), None)
+    named = {f.seq for f in findings}
+    if (
+        head is not None
+        and at_head is not None
+        and head_seq not in named
+        and at_head.get("hash") != head.doc.get("hash")
+    ):
+        findings.append(Finding(head_seq, "modified", f"entry {head_seq} replaced: it differs from the head anchor"))
     if head is not None and int(head.doc.get("seq", 0)) > last_seq:
         head_seq = int(head.doc["seq"])
         gap = f"{last_seq + 1}" if head_seq == last_seq + 1 else f"{last_seq + 1}-{head_seq}"

@@ -181,3 +181,26 @@ def test_export_range_the_wrong_way_writes_nothing(store: Store, settings: Setti
     with pytest.raises(InputError, match="is after the end"):
         export_bundle(store, settings, out, start=now, end=now - timedelta(days=1))
     assert not out.exists() and not out.with_suffix(".html").exists()
+
+
+def test_appending_after_a_deleted_tail_keeps_the_gap_visible(store: Store, settings: Settings, tmp_path: Path) -> None:
+    """A writer that did not see the deletion (a fresh process) must not silently refill the slot."""
+    _fill(store, settings, 4)
+    store.delete(KIND, seq_id(4))
+    if isinstance(store, SQLiteStore):
+        fresh: Store = SQLiteStore(store.path)
+    else:
+        fresh = ElasticsearchStore(store.client, store.prefix)  # type: ignore[attr-defined]
+    entry = record(fresh, actor="later", action="step", settings=settings)
+    assert entry["seq"] == 5
+    assert [(f.seq, f.problem) for f in verify(fresh, settings).findings] == [(4, "removed")]
+
+
+def test_a_replaced_last_entry_is_caught_by_the_head(store: Store, settings: Settings) -> None:
+    from soar.audit.chain import entry_hash
+
+    entries = _fill(store, settings, 3)
+    forged = {**entries[-1], "actor": "mallory"}
+    forged["hash"] = entry_hash(forged, None)
+    store.put(KIND, seq_id(3), forged)
+    assert [(f.seq, f.problem) for f in verify(store, settings).findings] == [(3, "modified")]
