@@ -205,3 +205,9 @@ def rule_precision(verdicts: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         judged = row["tp"] + row["fp"]
         row["precision"] = round(row["tp"] / judged, 4) if judged else None
     return out
+
+
+def precision_from_store(store: Store, rule_ids: list[str] | None = None) -> dict[str, dict[str, Any]]:
+    """Per-rule precision from the stored verdicts (for ``soar rules coverage`` and dashboards)."""
+    where = {"rule_id": rule_ids} if rule_ids else None
+    return rule_precision([r.doc for r in store.find(VERDICTS, where, limit=100_000)])
