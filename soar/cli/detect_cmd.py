@@ -40,15 +40,16 @@ def register(root: typer.Typer) -> None:
 
 @app.command("status")
 def status(json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -> int:
-    """Per rule: state, last run, duration, hits, alerts, errors and open gaps."""
+    """Per rule: state, last run, duration, hits, alerts, errors and open gaps; exit 1 if a rule is failing."""
     from soar.scheduler.runtime import store_for
     from soar.scheduler.service import status as rule_status
 
     settings = get_settings()
     rows = rule_status(settings, store_for(settings))
+    failing = 1 if any(r.state in ("error", "disabled", "invalid") for r in rows) else 0
     if json_out:
         echo_json([r.as_dict() for r in rows])
-        return 0
+        return failing
     headers = ["rule", "state", "last run", "ms", "hits", "alerts", "errors", "gaps", "gap s", "last error"]
     typer.echo(
         table(
@@ -70,7 +71,7 @@ def status(json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -
             ],
         )
     )
-    return 1 if any(r.state in ("error", "disabled") for r in rows) else 0
+    return failing
 
 
 @app.command("backfill")

@@ -12,7 +12,6 @@ or an exact value. ``rule_ids: [...]`` scopes one exception to several rules.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -24,22 +23,10 @@ SORT_PLAIN: list[Any] = [{TIMESTAMP: {"order": "asc", "format": "strict_date_opt
 SORT_PIT: list[Any] = [*SORT_PLAIN, {"_shard_doc": "asc"}]
 
 
-def _is_cidr(value: str) -> bool:
-    if "/" not in value:
-        return False
-    try:
-        ipaddress.ip_network(value, strict=False)
-    except ValueError:
-        return False
-    return True
-
-
 def value_clause(field: str, value: Any) -> dict[str, Any]:
     if isinstance(value, str) and ("*" in value or "?" in value):
         return {"wildcard": {field: {"value": value, "case_insensitive": True}}}
-    if isinstance(value, str) and _is_cidr(value):
-        return {"term": {field: value}}  # an ip field matches a CIDR in a term query
-    return {"term": {field: value}}
+    return {"term": {field: value}}  # on an ip field a term query with a CIDR matches the network
 
 
 def applies_to(exception: Mapping[str, Any], rule_id: str) -> bool:

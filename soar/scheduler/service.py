@@ -64,7 +64,7 @@ def backfill(settings: Settings, detector: Detector, rule_ref: str, start: str, 
 class StatusRow:
     rule_id: str
     title: str
-    state: str  # ok | error | disabled | never run | off
+    state: str  # ok | error | disabled | never run | off | invalid
     last_run: str | None
     duration_ms: float | None
     hits: int | None
@@ -79,11 +79,14 @@ class StatusRow:
 
 
 def status(settings: Settings, store: Store) -> list[StatusRow]:
-    """Per rule: last run, duration, hits, alerts, errors, open gaps (from checkpoints and gaps)."""
-    rules, _ = load_scheduled_rules(settings)
+    """Per rule: last run, duration, hits, alerts, errors, open gaps; a rule that did not load shows its error."""
+    rules, errors = load_scheduled_rules(settings)
     checkpoints = all_checkpoints(store)
     gaps = count_open_gaps(store)
-    rows = []
+    rows = [
+        StatusRow(str(err.source or "?"), "(not loaded)", "invalid", None, None, None, None, 1, 0, 0.0, str(err))
+        for err in errors
+    ]
     for rule in rules:
         ck = checkpoints.get(rule.id) or {}
         n_gaps, gap_secs = gaps.get(rule.id, (0, 0.0))
