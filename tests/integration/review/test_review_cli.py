@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from soar.audit.chain import KIND, seq_id
-from soar.review.feedback import EXCEPTIONS, VERDICTS
+from soar.review.feedback import EXCEPTIONS, VERDICTS, precision_from_store
 from soar.store.sqlite import SQLiteStore
 from tests.integration.api.conftest import Api, contained_incident
 
@@ -56,6 +56,13 @@ def test_review_commands(api: Api, tmp_path: Path) -> None:
     assert fp.returncode == 0, fp.stderr
     proposed = json.loads(soar(tmp_path, "exceptions", "list", "--json").stdout)
     assert [(e["status"], e["field"], e["values"]) for e in proposed] == [("proposed", "source.ip", ["203.0.113.0/24"])]
+    assert precision_from_store(store)["lab-rule-1"] == {
+        "rule_id": "lab-rule-1",
+        "title": "Lab rule <b>bold</b>",
+        "tp": 0,
+        "fp": 1,
+        "precision": 0.0,
+    }
     assert soar(tmp_path, "exceptions", "approve", proposed[0]["id"]).returncode == 0
     assert store.get(EXCEPTIONS, proposed[0]["id"]).doc["status"] == "approved"  # type: ignore[union-attr]
 
