@@ -42,6 +42,7 @@ PERMISSIONS: dict[str, Role] = {
     "metrics:read": "viewer",
     "audit:read": "viewer",
     "alerts:ingest": "responder",
+    "alerts:triage": "responder",
     "verdicts:write": "responder",
     "runs:start": "responder",
     "approvals:decide": "approver",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
 
 from soar.access import Principal, authorize, forbid_unless, resource_attributes
 from soar.api._common import AUTH, ERRORS, NOT_FOUND, http_errors, id_path, settings_of, store_of
@@ -59,4 +60,37 @@ def post_verdict(
         verdict = parse_verdict(body.model_dump())
         return record_verdict(
             store, settings_of(request), alert_id, verdict, analyst=principal.name, role=principal.role, via="api"
+        )
+
+
+class StatusChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: Literal["acknowledged", "closed"]
+    note: str = Field("", max_length=2000)
+
+
+@router.post("/alerts/{alert_id}/status", summary="Acknowledge or close an alert (idempotent)", responses=NOT_FOUND)
+def post_status(
+    request: Request,
+    body: StatusChange,
+    alert_id: str = id_path("alert"),
+    principal: Principal = AUTH["alerts:triage"],
+) -> dict[str, Any]:
+    from soar.review.triage import set_alert_status
+
+    store = store_of(request)
+    with http_errors():
+        rec = store.get(ALERTS, alert_id)
+        if rec is None:
+            raise HTTPException(404, f"unknown alert id {alert_id!r}")
+        forbid_unless(principal, "alerts:triage", rec.doc)
+        return set_alert_status(
+            store,
+            settings_of(request),
+            alert_id,
+            body.status,
+            actor=principal.name,
+            role=principal.role,
+            note=body.note,
         )

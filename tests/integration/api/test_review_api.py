@@ -161,3 +161,26 @@ def test_bad_input_is_4xx_with_a_message(api: Api) -> None:
     )
     assert tp_with_exception.status_code == 422
     assert c.get("/alerts", headers=auth("viewer")).json() == []  # nothing was written
+
+
+def test_acknowledge_and_close_stop_the_clocks(api: Api) -> None:
+    c = api.client
+    alert = {"id": "manual-1", "rule": {"id": "no-playbook", "title": "Manual", "level": "low"}}
+    alert_id = c.post(
+        "/ingest/alerts", json={**alert, "attributes": {"env": "prod"}}, headers=auth("responder")
+    ).json()["id"]
+    path = f"/alerts/{alert_id}/status"
+    assert c.post(path, json={"status": "acknowledged"}, headers=auth("viewer")).status_code == 403
+    assert c.post(path, json={"status": "snoozed"}, headers=auth("responder")).status_code == 422
+    assert c.post("/alerts/nope/status", json={"status": "closed"}, headers=auth("responder")).status_code == 404
+    acked = c.post(path, json={"status": "acknowledged"}, headers=auth("responder")).json()
+    assert acked["status"] == "acknowledged" and acked["acknowledged_by"] == "rory"
+    again = c.post(path, json={"status": "acknowledged"}, headers=auth("admin")).json()
+    assert again["acknowledged_at"] == acked["acknowledged_at"] and again["acknowledged_by"] == "rory"
+    closed = c.post(path, json={"status": "closed", "note": "benign"}, headers=auth("responder")).json()
+    assert closed["status"] == "closed" and closed["closed_at"] >= acked["acknowledged_at"]
+    m = c.get("/metrics", params={"since": "1d"}, headers=auth("viewer")).json()
+    assert m["alerts"] == 1 and m["responded"] == 0
+    assert m["mtta"]["n"] == 1 and m["mttr"]["n"] == 1 and m["mttc"]["n"] == 0
+    actions = [e["action"] for e in c.get("/audit/entries", headers=auth("viewer")).json()]
+    assert actions.count("alert.acknowledged") == 1 and actions.count("alert.closed") == 1
