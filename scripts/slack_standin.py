@@ -21,6 +21,9 @@ Control endpoints (JSON):
     GET  /_standin/state?token=...              every message (with its replies and edit history),
                                                 ephemerals and the call log
 
+Incoming webhooks: ``POST /services/<workspace token>/<channel name>`` (JSON ``text``/``blocks``),
+answered ``ok`` / ``no_service`` / ``channel_not_found`` / 429 like Slack's.
+
 Run: ``python scripts/slack_standin.py --port 8765``. Standard library only.
 """
 
@@ -281,6 +284,8 @@ class Handler(BaseHTTPRequestHandler):
             self._control(path.removeprefix("/_standin/"), args)
         elif path.startswith("/api/"):
             self._api(path.removeprefix("/api/"), args)
+        elif path.startswith("/services/"):
+            self._webhook(path.removeprefix("/services/"), args)
         else:
             self._send(404, {"ok": False, "error": "unknown_path"})
 
@@ -314,6 +319,43 @@ class Handler(BaseHTTPRequestHandler):
                 self._send(exc.status, exc.body, exc.headers)
                 return
         self._send(200, body)
+
+    def _send_text(self, status: int, text: str, headers: dict[str, str] | None = None) -> None:
+        data = text.encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _webhook(self, rest: str, args: dict[str, Any]) -> None:
+        """An incoming webhook ``/services/<workspace token>/<channel>``: posts to that one channel, answers text."""
+        token, _, channel = rest.partition("/")
+        with STATE.lock:
+            ws = STATE.workspaces.get(token)
+            if ws is None:
+                self._send_text(404, "no_service")
+                return
+            ws.calls.append({"method": "webhook", "args": args, "at": time.time()})
+            if ws.outage:
+                self._send_text(503, "service_unavailable")
+                return
+            fault = _take_fault(ws, "webhook")
+            if fault is not None and fault.kind == "rate_limit":
+                self._send_text(429, "rate_limited", {"Retry-After": str(fault.retry_after)})
+                return
+            if fault is not None and fault.kind == "error":
+                self._send_text(fault.status, "internal_error")
+                return
+            try:
+                _post_message(ws, {"channel": channel, "text": args.get("text"), "blocks": args.get("blocks")})
+            except ApiError as exc:
+                status = 404 if exc.body.get("error") == "channel_not_found" else exc.status
+                self._send_text(status if status != 200 else 400, str(exc.body.get("error")), exc.headers)
+                return
+        self._send_text(200, "ok")
 
     def _control(self, name: str, args: dict[str, Any]) -> None:
         if name == "health":
@@ -370,6 +412,7 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765)
     opts = parser.parse_args()
+    ThreadingHTTPServer.request_queue_size = 128  # storms and parallel test runs connect at once
     server = ThreadingHTTPServer((opts.host, opts.port), Handler)
     server.daemon_threads = True
     print(f"slack stand-in on http://{opts.host}:{opts.port}/api/", flush=True)

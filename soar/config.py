@@ -75,6 +75,7 @@ class Settings(BaseSettings):
     slack_signing_secret: SecretStr | None = None
     slack_api_url: str = "https://slack.com/api/"
     slack_default_channel: str = "#soc-alerts"
+    slack_webhook_url: SecretStr | None = Field(None, description="Incoming webhook (lighter option, no threads)")
     notify_routes_file: Path = Field(Path("notify.yml"), description="Slack routing by severity/rule/team (content_root)")
     slack_channel_interval: float = Field(1.0, ge=0, description="Seconds between messages to one Slack channel")
     slack_storm_threshold: int = Field(20, ge=1, description="Pending alert cards in a channel that become a summary")

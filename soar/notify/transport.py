@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
+from slack_sdk.webhook import WebhookClient
 
 from soar.config import Settings
 from soar.notify.cards import blocks_as_text
@@ -217,8 +218,53 @@ class ConsoleTransport:
         return None
 
 
+class WebhookTransport:
+    """An incoming webhook: the lighter option. One fixed channel, no threads, no updates, no ephemerals.
+
+    Replies are posted as messages of their own; card updates and ephemerals are logged
+    instead (a webhook cannot edit or whisper). Use a bot token for threads and approvals.
+    """
+
+    name = "webhook"
+
+    def __init__(self, url: str) -> None:
+        self.client = WebhookClient(url, timeout=TIMEOUT, retry_handlers=[])
+        self._ids = itertools.count(1)
+
+    def post(
+        self, channel: str, text: str, blocks: Sequence[Mapping[str, Any]], *, thread_ts: str | None, key: str
+    ) -> Posted:
+        try:
+            resp = self.client.send(text=text, blocks=[dict(b) for b in blocks] or None, unfurl_links=False)
+        except Exception as exc:
+            raise _classify(exc, sent=True) from exc
+        if resp.status_code == 429:
+            raw = {k.lower(): v for k, v in (resp.headers or {}).items()}.get("retry-after", "1")
+            value = raw[0] if isinstance(raw, list) else raw
+            raise RateLimited(float(value) if str(value).replace(".", "", 1).isdigit() else 1.0)
+        if resp.status_code >= 500:
+            raise Transient(f"Slack webhook answered {resp.status_code}", uncertain=True)
+        if resp.status_code != 200:
+            code = (resp.body or f"http {resp.status_code}").strip()[:80]
+            raise Permanent("channel_not_found" if code in ("channel_not_found", "no_service") else code)
+        return Posted(channel, f"webhook.{next(self._ids):06d}")
+
+    def update(self, channel_id: str, ts: str, text: str, blocks: Sequence[Mapping[str, Any]]) -> None:
+        log.info("webhook cannot update messages; card status now: %s", text)
+
+    def ephemeral(
+        self, channel: str, user: str, text: str, blocks: Sequence[Mapping[str, Any]], *, thread_ts: str | None
+    ) -> None:
+        log.warning("webhook cannot send ephemeral messages (to %s): %s", user, text)
+
+    def find_posted(self, channel: str, key: str, oldest: float) -> Posted | None:
+        return None  # a webhook cannot read history: an uncertain post is sent again
+
+
 def transport_for(settings: Settings) -> Transport:
-    """Slack when a bot token is configured, else the console."""
+    """Slack's Web API when a bot token is configured, else an incoming webhook, else the console."""
     if settings.slack_bot_token is not None and settings.slack_bot_token.get_secret_value():
         return SlackTransport.from_settings(settings)
+    if settings.slack_webhook_url is not None and settings.slack_webhook_url.get_secret_value():
+        return WebhookTransport(settings.slack_webhook_url.get_secret_value())
     return ConsoleTransport()
