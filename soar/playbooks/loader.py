@@ -21,6 +21,7 @@ from soar.playbooks import templating
 from soar.playbooks.model import Playbook, PlaybookSpec
 
 YAML_SUFFIXES = (".yml", ".yaml")
+LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 SECRET_KEY = re.compile(r"(passw|secret|token|api[_-]?key|private[_-]?key|credential)", re.I)
 
 
@@ -67,8 +68,8 @@ def parse_playbook(path: Path, text: str | None = None) -> Playbook:
     except (OSError, UnicodeDecodeError) as exc:
         raise ContentError(f"cannot read playbook: {exc}", SourceLocation(path)) from None
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        root = yaml.compose(text, Loader=LOADER)
+        data = yaml.load(text, Loader=LOADER)  # noqa: S506 - a SafeLoader (the C one when available)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = SourceLocation(path, mark.line + 1, mark.column + 1) if mark is not None else SourceLocation(path)

@@ -28,6 +28,7 @@ class Runtime:
     policy: Policy
     inventory: Any = None  # soar.hosts.inventory.Inventory when an inventory file exists
     resources: dict[str, Any] = field(default_factory=dict)
+    _parsed: dict[tuple[str, str], Playbook] = field(default_factory=dict, repr=False)
 
     @classmethod
     def build(
@@ -74,7 +75,11 @@ class Runtime:
     def run_playbook(self, run: dict[str, Any]) -> Playbook:
         """The playbook a run began with (its stored text), so an edit mid-run changes nothing."""
         meta = run["playbook"]
-        pb = parse_playbook(Path(meta["path"]), text=meta["text"])
+        key = (meta["path"], meta["version_hash"])
+        pb = self._parsed.get(key)
+        if pb is None:
+            pb = parse_playbook(Path(meta["path"]), text=meta["text"])
+            self._parsed[key] = pb
         return pb
 
 

@@ -30,13 +30,20 @@ def handle_alert(alert_id: str) -> list[str]:
     rt = _runtime()
     started = engine.handle_alert(rt, alert_id)
     for run_id in started:
-        dispatch.kick(settings, run_id, runtime=rt)
+        if settings.celery_eager:
+            dispatch.kick(settings, run_id, runtime=rt)
+        else:  # the first step runs here, saving a queue hop on the alert-to-first-step path
+            _advance_and_schedule(run_id)
     return started
 
 
 @app.task(name="soar.playbooks.advance")
 def advance(run_id: str) -> str:
     """One step attempt of a run; the next one is another task (after a retry's backoff if any)."""
+    return _advance_and_schedule(run_id)
+
+
+def _advance_and_schedule(run_id: str) -> str:
     settings = get_settings()
     nxt = dispatch.advance(_runtime(), run_id)
     if nxt.kind in ("continue", "retry"):

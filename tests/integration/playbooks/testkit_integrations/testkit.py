@@ -22,7 +22,9 @@ def _dir(ctx: ActionContext) -> Path:
 
 
 def _log(ctx: ActionContext, name: str, **params: Any) -> None:
-    line = json.dumps({"action": name, "run": ctx.run_id, "step": ctx.step_id, "pid": os.getpid(), **params})
+    line = json.dumps(
+        {"action": name, "run": ctx.run_id, "step": ctx.step_id, "pid": os.getpid(), "t": time.time(), **params}
+    )
     with (_dir(ctx) / "calls.jsonl").open("a", encoding="utf-8") as fh:
         fh.write(line + "\n")
 
