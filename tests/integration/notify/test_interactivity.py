@@ -143,3 +143,36 @@ def test_two_of_m_approval_with_a_double_click_and_a_replay(api: Api, store: Sto
     assert approval(store, run_id)["status"] == "approved"
     audit = [r.doc for r in store.find("audit") if r.doc.get("action") == "approval.approve"]
     assert {a["details"]["approver"] for a in audit if a["target"] == run_id} == {"alice", "bob"}
+
+
+def test_a_slack_outage_during_approval_loses_no_decision_and_no_message(api: Api, store: Store) -> None:
+    from soar.notify import deliver_all
+    from soar.notify.outbox import KIND, listing
+
+    run_id, step = start_run(api, store)
+    channel = channel_id(api)
+    api.workspace.outage(True)
+    for user in ("UALICE", "UBOB"):
+        assert post(api, payload(run_id, step, user, channel=channel))[0].status_code == 200  # Slack → us still works
+    assert eventually(lambda: approval(store, run_id)["status"] == "approved")
+    assert eventually(lambda: store.get("runs", run_id).doc["status"] == "succeeded")  # type: ignore[union-attr]
+    waiting = [m for m in listing(store, ["pending"]) if m.incident and run_id in str(m.to_doc())]
+    assert waiting, "what Slack could not take is kept"
+    api.workspace.outage(False)
+    for message in listing(store, ["pending"]):  # the back-off has passed
+        message.next_attempt_at = 0
+        store.put(KIND, message.key, message.to_doc())
+    for record in store.find("notify_channels"):
+        store.put("notify_channels", record.id, {**record.doc, "blocked_until": 0})
+    deliver_all(api.settings, store)
+    assert listing(store, ["pending", "sending"]) == []
+    final = approval_message(api, run_id)
+    assert not any(b["type"] == "actions" for b in final["blocks"]) and "approved" in str(final["blocks"])
+    approval_posts = [
+        m
+        for m in api.workspace.state()["messages"]
+        if f"approval:{run_id}" in str(m["blocks"]) or f"approval:{run_id}" in str(m["edits"])
+    ]
+    assert len(approval_posts) == 1, "one approval message, edited in place"
+    texts = [str(m["blocks"]) for m in api.workspace.state()["messages"] if m["thread_ts"]]
+    assert sum("run finished" in t and run_id in t for t in texts) == 1  # the end of the run, once
