@@ -77,7 +77,7 @@ def test_incident_end_to_end(api: Api, caplog: pytest.LogCaptureFixture) -> None
     assert report.status_code == 200, report.text
     r = report.json()
     bodies.append(report.text)
-    assert r["milestones"]["first_event"] == "2026-11-28T09:58:00Z"
+    assert r["milestones"]["first_event"] == "2026-11-28T09:58:00.000Z"
     assert r["milestones"]["contained"] is not None and r["milestones"]["released"] is not None
     segments = {s["label"]: s["seconds"] for s in r["segments"]}
     assert segments["time to contain"] is not None and segments["time to contain"] >= 0
