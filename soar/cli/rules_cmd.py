@@ -81,7 +81,8 @@ def convert(
     cache = None if no_cache else CompileCache(settings.state_dir / "compile-cache")
     result = convert_paths(_paths(paths), target, pipelines, cache)
     if as_json:
-        echo_json([c.to_dict() for c in result.compiled])
+        # One compact JSON array: with thousands of rules, indenting would cost more than the cache saves.
+        typer.echo(json.dumps([c.to_dict() for c in result.compiled], sort_keys=True))
     else:
         for c in result.compiled:
             typer.echo(f"# {c.rule_id} {c.title} ({c.path})")

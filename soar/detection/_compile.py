@@ -13,7 +13,7 @@ import json
 import sqlite3
 import threading
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
@@ -61,7 +61,16 @@ class CompiledRule:
     name: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Plain JSON-able data (shares the ``dsl`` dict: no deep copy, this runs per rule on every convert)."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["tags"] = list(self.tags)
+        out["pipelines"] = list(self.pipelines)
+        spec = self.correlation
+        if spec is not None:
+            out["correlation"] = {f.name: getattr(spec, f.name) for f in fields(spec)}
+            out["correlation"]["rules"] = [r.to_dict() for r in spec.rules]
+            out["correlation"]["group_by"] = list(spec.group_by)
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CompiledRule:

@@ -21,6 +21,7 @@ from soar.errors import InputError
 
 TEMPLATE_NAME = "soar-events"
 PAGE = 5000
+MAX_HITS = 10_000  # Elasticsearch's default index.max_result_window
 
 
 def events_template_path() -> Path:
@@ -103,7 +104,11 @@ def search_rules(
     filters: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
     source: Any = True,
 ) -> dict[str, list[dict[str, Any]]]:
-    """Hits of every non-correlation rule, one ``_msearch``; ``filters`` adds per-rule filter clauses."""
+    """Hits of every non-correlation rule, one ``_msearch``; ``filters`` adds per-rule filter clauses.
+
+    At most ``size`` (capped at 10,000) hits per rule, oldest first.
+    """
+    size = min(size, MAX_HITS)
     plain = [c for c in compiled if c.correlation is None]
     if not plain:
         return {}
