@@ -464,7 +464,7 @@ def _execute(run: _Run, step: Step | None, step_rec: dict[str, Any], inst: dict[
             run.doc["contained_targets"] = sorted(
                 set(run.doc["contained_targets"]) | {t["key"] for t in inst["targets"]}
             )
-    elif step is not None and n <= step.retry.count:
+    elif step is not None and n <= step.retry.count and not result.output.get("refused"):
         inst["status"] = "ready"
         inst["error"] = secrets_safe["error"]
         run.save()

@@ -419,3 +419,22 @@ def test_interrupted_non_idempotent_step_is_never_repeated(content: Content, pb_
     inst = _run(rt, run_id)["steps"]["lock"]["instances"][0]
     assert inst["status"] == "interrupted" and "not idempotent" in inst["error"]
     assert calls(content.state) == []
+
+
+def test_a_refusal_by_the_action_is_not_retried(content: Content, pb_settings: Settings) -> None:
+    content.playbook(
+        "refuse",
+        """\
+        name: refuse
+        trigger: {rules: [rule-contain]}
+        steps:
+          - id: r
+            uses: testkit.refuse
+            with: {host: "{{ alert.host.name }}"}
+            retry: {count: 3, backoff: 0}
+        """,
+    )
+    rt, started = _start(pb_settings, alert())
+    run = _run(rt, started[0])
+    assert run["status"] == "failed" and len(run["steps"]["r"]["instances"][0]["attempts"]) == 1
+    assert len(calls(content.state)) == 1

@@ -106,3 +106,11 @@ def note(ctx: ActionContext, text: str) -> ActionResult:
         return ActionResult(ok=True, output={"would_note": text})
     _log(ctx, "testkit.note", text=text)
     return ActionResult(ok=True, output={"text": text})
+
+
+@action("testkit.refuse", impact="contain", idempotent=True, targets={"host": "host"})
+def refuse(ctx: ActionContext, host: str) -> ActionResult:
+    """Refuse like a host action refusing a bad argument: a failed result that no retry can fix."""
+    if not ctx.dry_run:
+        _log(ctx, "testkit.refuse", host=host)
+    return ActionResult.failure("refused: bad argument", output={"refused": "bad argument"})
