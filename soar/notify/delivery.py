@@ -116,6 +116,23 @@ class Deliverer:
                 continue
         raise Conflict(f"channel state {channel} keeps changing")
 
+    def claim_wake(self, channel: str, delay: float) -> bool:
+        """True if the caller should schedule a wake-up in ``delay`` s: at most one is pending per channel.
+
+        A storm sends one delivery task per message; those finding the channel busy would
+        otherwise each schedule another look, a task storm of their own.
+        """
+        doc, version = self._channel_state(channel)
+        now = self.clock()
+        if float(doc.get("wake_at") or 0) > now:
+            return False
+        doc["wake_at"] = now + delay
+        try:
+            self.store.update(CHANNELS_KIND, channel, doc, version=version)
+        except Conflict:
+            return False
+        return True
+
     # -- one pass
     def deliver(self, channel: str, *, budget_seconds: float = 50.0) -> DeliveryReport:
         report = DeliveryReport(channel)

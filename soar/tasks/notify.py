@@ -6,7 +6,7 @@ from typing import Any
 
 from soar.celery_app import app
 from soar.config import get_settings
-from soar.notify import interactions, service
+from soar.notify import Deliverer, interactions, service, transport_for
 from soar.store import open_store
 
 BUSY_RETRY = 1.0
@@ -24,17 +24,34 @@ def run_event(run_id: str, event: dict[str, Any]) -> dict[str, Any]:
     return {"incident": thread["id"], "channel": thread["channel"], "revision": thread.get("revision")}
 
 
+@app.task(name="soar.notify.alert")
+def alert(alert_id: str) -> dict[str, Any]:
+    """An alert's card (once per alert), for alerts no playbook picks up; a missing alert is reported, not retried."""
+    settings = get_settings()
+    store = open_store(settings)
+    try:
+        record = store.get("alerts", alert_id)
+        if record is None:
+            return {"alert": alert_id, "error": "no such alert"}
+        thread = service.notify_alert(settings, store, record.doc)
+    finally:
+        store.close()
+    return {"incident": thread["id"], "channel": thread["channel"]}
+
+
 @app.task(name="soar.notify.deliver")
 def deliver(channel: str) -> dict[str, Any]:
     """Send a channel's outbox; reschedule itself while messages wait for a retry."""
     settings = get_settings()
     store = open_store(settings)
     try:
-        report = service.deliver(settings, store, channel)
-        # Busy: another worker holds the channel; look again shortly in case it finished before our message arrived.
-        retry_in = BUSY_RETRY if report.busy else report.retry_in
-        if retry_in is not None:
-            deliver.apply_async(args=[channel], countdown=retry_in, queue=settings.response_queue)
+        deliverer = Deliverer(settings, store, transport_for(settings))
+        report = deliverer.deliver(channel)
+        # Busy: another worker holds the channel; one look again shortly, in case it finished before our message came.
+        if report.busy and deliverer.claim_wake(channel, BUSY_RETRY):
+            deliver.apply_async(args=[channel], countdown=BUSY_RETRY, queue=settings.response_queue)
+        elif report.retry_in is not None and not report.busy:
+            deliver.apply_async(args=[channel], countdown=report.retry_in, queue=settings.response_queue)
     finally:
         store.close()
     return {"channel": channel, "sent": report.sent, "busy": report.busy, "retry_in": report.retry_in}

@@ -167,3 +167,25 @@ def test_a_storm_never_hides_an_approval_request(slack_settings: Settings, store
     assert len(texts) == 4 and "7 alerts summarised" in texts[3]
     card = next(m for m in workspace.top_level() if m["text"] == "message 8")
     assert [r["text"] for r in workspace.replies(card["ts"])] == ["Approval needed"]
+
+
+def test_one_deliverer_per_channel_and_one_pending_wake_up(slack_settings: Settings, store: Store) -> None:
+    import threading
+
+    settings = slack_settings.model_copy(update={"slack_channel_interval": 0.3})
+    for n in range(4):
+        enqueue(store, _msg(n))
+    first = Deliverer(settings, store, transport_for(settings))
+    worker = threading.Thread(target=first.deliver, args=("#soc-alerts",))
+    worker.start()
+    time.sleep(0.2)
+    second = Deliverer(settings, store, transport_for(settings))
+    report = second.deliver("#soc-alerts")
+    assert report.busy and report.sent == 0  # pacing holds: the channel has one sender
+    assert second.claim_wake("#soc-alerts", 0.5) and not Deliverer(settings, store, transport_for(settings)).claim_wake(
+        "#soc-alerts", 0.5
+    )
+    worker.join()
+    assert [m.status for m in listing(store)] == ["sent"] * 4
+    time.sleep(0.55)
+    assert second.claim_wake("#soc-alerts", 0.5)  # the earlier wake-up is due: a new one may be scheduled

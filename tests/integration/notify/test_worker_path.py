@@ -6,6 +6,7 @@ thread all happen in other processes; this test only watches the store and the s
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -84,3 +85,29 @@ def _try_approval_message(api: Api, run_id: str) -> dict[str, object] | None:
         return approval_message(api, run_id)
     except AssertionError:
         return None
+
+
+def test_an_alert_without_a_playbook_gets_its_card_from_a_worker(api: Api, store: Store) -> None:
+    alert_id = put_alert(store)
+    store.put(
+        "alerts",
+        alert_id,
+        {
+            **store.get("alerts", alert_id).doc,
+            "rule": {
+                "id": "no-playbook",  # type: ignore[union-attr]
+                "title": "Unmatched rule",
+                "level": "low",
+            },
+        },
+    )
+    client = Celery("client", broker=redis_url_for_db(DB))
+    try:
+        for _ in range(2):  # sent twice: one card
+            client.send_task("soar.notify.alert", args=[alert_id], queue="response")
+    finally:
+        client.close()
+    cards = eventually(lambda: [m for m in api.workspace.top_level() if alert_id in str(m["blocks"])], 30)
+    assert cards and cards[0]["text"].startswith("[LOW] Unmatched rule")
+    time.sleep(1)
+    assert len([m for m in api.workspace.top_level() if alert_id in str(m["blocks"])]) == 1
