@@ -12,6 +12,7 @@ import logging
 from typing import Any
 
 from fastapi import APIRouter, BackgroundTasks, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 import soar.tasks.notify  # noqa: F401 (registers soar.notify.run_event for eager run events in this process)
@@ -36,6 +37,14 @@ def _run_inline(settings: Settings, data: dict[str, Any]) -> None:
         store.close()
 
 
+def _accept(settings: Settings, click: interactions.Interaction) -> bool:
+    store = open_store(settings)
+    try:
+        return interactions.accept(store, click)
+    finally:
+        store.close()
+
+
 @router.post("/slack/interactivity", status_code=200)
 async def interactivity(request: Request, background: BackgroundTasks) -> Response:
     settings: Settings = request.app.state.settings
@@ -46,11 +55,7 @@ async def interactivity(request: Request, background: BackgroundTasks) -> Respon
     except interactions.Rejected as exc:
         log.warning("Slack interactivity request refused (%s): %s", exc.status, exc.reason)
         return JSONResponse({"error": exc.reason}, status_code=exc.status)
-    store = open_store(settings)
-    try:
-        fresh = interactions.accept(store, click)
-    finally:
-        store.close()
+    fresh = await run_in_threadpool(_accept, settings, click)
     if not fresh:
         return Response(status_code=200)  # the same request again: already being handled
     if settings.celery_eager:
