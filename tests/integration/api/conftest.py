@@ -1,12 +1,16 @@
-"""An API app on embedded settings (SQLite store, eager tasks) over the lab content root."""
+"""An API app (eager tasks) over the lab content root, on the embedded store or on Elasticsearch."""
 
 from __future__ import annotations
 
+import json
+import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from elasticsearch import Elasticsearch
 from fastapi.testclient import TestClient
 
 from soar.config import Settings, get_settings
@@ -26,8 +30,8 @@ class Api:
     root: Path
 
 
-@pytest.fixture
-def api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
+@contextmanager
+def _api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, extra_env: dict[str, str]) -> Iterator[Api]:
     from soar.celery_app import app as celery
     from soar.celery_app import celery_config
 
@@ -41,6 +45,7 @@ def api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
         "SOAR_API_TOKENS_FILE": str(tokens),
         "SOAR_POLICY_FILE": str(root / "policy.yml"),
         **SECRETS,
+        **extra_env,
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
@@ -54,11 +59,45 @@ def api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
 
     configure(settings)
     forget_runtimes()
-    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
-        yield Api(client, settings, root)
-    forget_runtimes()
-    get_settings.cache_clear()
-    celery.conf.update(before)
+    try:
+        with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+            yield Api(client, settings, root)
+    finally:
+        forget_runtimes()
+        get_settings.cache_clear()
+        celery.conf.update(before)
+
+
+@pytest.fixture
+def api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
+    """The embedded store (SQLite)."""
+    with _api(tmp_path, monkeypatch, {}) as app:
+        yield app
+
+
+@pytest.fixture
+def es_api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, es: Elasticsearch) -> Iterator[Api]:
+    """The production store: Elasticsearch indices under a throwaway prefix, deleted after."""
+    prefix = f"soar-test-{uuid.uuid4().hex[:10]}"
+    try:
+        with _api(tmp_path, monkeypatch, {"SOAR_STORE": "elasticsearch", "SOAR_INDEX_PREFIX": prefix}) as app:
+            yield app
+    finally:
+        es.options(ignore_status=404).indices.delete(index=f"{prefix}-state-*")
+        es.options(ignore_status=404).indices.delete_index_template(name=f"{prefix}-state")
+
+
+def stored_text(app: Api, es: Elasticsearch | None = None) -> str:
+    """Everything the store holds, as text: the SQLite files, or every document of the state indices."""
+    if app.settings.store == "elasticsearch":
+        assert es is not None
+        index = f"{app.settings.index_prefix}-state-*"
+        es.indices.refresh(index=index)
+        hits = es.search(index=index, size=10_000, query={"match_all": {}})["hits"]["hits"]
+        assert hits, "the store is empty"
+        return json.dumps([h["_source"] for h in hits])
+    files = [p for p in app.settings.state_dir.rglob("*") if p.is_file()]
+    return b"".join(p.read_bytes() for p in files).decode("utf-8", "replace")
 
 
 def contained_incident(api: Api) -> tuple[str, str]:

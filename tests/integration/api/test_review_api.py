@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.api.conftest import SECRETS, Api
+from tests.integration.api.conftest import SECRETS, Api, stored_text
 from tests.integration.api.lab_content import TOKENS, auth
 
 HOSTILE = '<img src=x onerror="alert(1)">'
@@ -30,8 +30,10 @@ def _alert(**extra: Any) -> dict[str, Any]:
     }
 
 
-def test_incident_end_to_end(api: Api, caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize("store", ["sqlite", "elasticsearch"])
+def test_incident_end_to_end(store: str, request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
+    api: Api = request.getfixturevalue("api" if store == "sqlite" else "es_api")
     c = api.client
     bodies: list[str] = []
 
@@ -137,8 +139,9 @@ def test_incident_end_to_end(api: Api, caplog: pytest.LogCaptureFixture) -> None
         assert action in actions
 
     # -- no secret anywhere: store files, responses, logs
-    written = b"".join(p.read_bytes() for p in (api.settings.state_dir).rglob("*") if p.is_file())
-    texts = [written.decode("utf-8", "replace"), *bodies, caplog.text]
+    written = stored_text(api, request.getfixturevalue("es") if store == "elasticsearch" else None)
+    assert run_id in written and "verdict.recorded" in written  # the search really covers the store
+    texts = [written, *bodies, caplog.text]
     for secret in [*SECRETS.values(), *TOKENS.values()]:
         for text in texts:
             assert secret not in text
