@@ -127,16 +127,18 @@ case "$mode" in
     say confirmed yes
     ;;
   verify)
-    if ! present; then say isolated no; exit 3; fi
-    say isolated yes; say backend "$BACKEND"
     if [ "$BACKEND" = nft ]; then
-      nft list chain inet "$TABLE" input | grep -q 'policy drop' || { say input_policy open; exit 3; }
-      nft list chain inet "$TABLE" output | grep -q 'policy drop' || { say output_policy open; exit 3; }
-      for a in $MGMT; do
-        set=mgmt4; [ "$(family "$a")" = ip ] || set=mgmt6
-        nft get element inet "$TABLE" "$set" "{ $a }" >/dev/null 2>&1 || { say management_missing "$a"; exit 3; }
-      done
+      # one listing, one lookup: verification runs on every host of a fleet-wide containment
+      rules=$(nft list table inet "$TABLE" 2>/dev/null) || { say isolated no; exit 3; }
+      say isolated yes; say backend nft
+      [ "$(printf '%s\n' "$rules" | grep -c 'policy drop;')" -ge 3 ] || { say policy open; exit 3; }
+      m4=""; m6=""
+      for a in $MGMT; do if [ "$(family "$a")" = ip ]; then m4="$m4${m4:+, }$a"; else m6="$m6${m6:+, }$a"; fi; done
+      if [ -n "$m4" ]; then nft get element inet "$TABLE" mgmt4 "{ $m4 }" >/dev/null 2>&1 || { say management_missing "$m4"; exit 3; }; fi
+      if [ -n "$m6" ]; then nft get element inet "$TABLE" mgmt6 "{ $m6 }" >/dev/null 2>&1 || { say management_missing "$m6"; exit 3; }; fi
     else
+      if ! present; then say isolated no; exit 3; fi
+      say isolated yes; say backend iptables
       for a in $MGMT; do iptables -C SOAR-ISO-IN -s "$a" -j ACCEPT 2>/dev/null || { say management_missing "$a"; exit 3; }; done
     fi
     if [ -f "$STATE/isolate.armed" ]; then say deadman armed; else say deadman disarmed; fi

@@ -158,6 +158,8 @@ write_inventory() {
       echo "    address: $addr"
       echo "    aliases: [$name.lab.internal]"
       [ "$name" = peer ] || [ "$name" = mgmt ] && echo "    probe: null"
+      # the probe peer answers for every target of a fleet-wide containment (sshd MaxSessions 50 below)
+      [ "$name" = peer ] && echo "    max_sessions: 40"
       echo "    labels: {env: lab, role: $role, criticality: $crit, owner: $owner}"
     done
   } >"$inv"
@@ -221,6 +223,7 @@ ListenAddress $addr:22"
   start_listener mgmt 10.77.0.3 9200
   start_listener peer 10.77.0.4 8080
 
+  prune_extra
   write_known_hosts
   write_inventory
   cat >"$LAB/lab.env" <<EOF
@@ -229,6 +232,18 @@ SOAR_SSH_KNOWN_HOSTS=$LAB/known_hosts
 EOF
   wait_ready
   log "lab up: $(base_hosts | cut -d: -f1 | tr '\n' ' ')(inventory $LAB/inventory.yml)"
+}
+
+# extra targets beyond SOAR_LAB_EXTRA (left by an earlier benchmark run) are removed
+prune_extra() {
+  local ns n
+  for ns in $(ip netns list | awk '{print $1}' | grep -E "^$PREFIX-t[0-9]+$" || true); do
+    n=$((10#${ns#"$PREFIX-t"}))
+    [ "$n" -le "$EXTRA" ] && continue
+    for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null || true; done
+    ip netns del "$ns"
+    rm -f "$LAB/hosts/${ns#"$PREFIX-"}/sshd.pid"
+  done
 }
 
 wait_ready() {

@@ -40,6 +40,7 @@ HOST_KEYS = {
     "protected_accounts",
     "probe",
     "host_key",
+    "max_sessions",
 }
 DEFAULT_KEYS = HOST_KEYS - {"address", "aliases", "host_key"}
 
@@ -70,6 +71,7 @@ class Host:
     protected_accounts: tuple[str, ...] = ()
     probe: str | None = None
     host_key: str | None = None
+    max_sessions: int = 8  # concurrent commands on one connection; keep below the host's sshd MaxSessions
     source: SourceLocation | None = None
 
     def summary(self) -> dict[str, Any]:
@@ -175,6 +177,9 @@ def _entry(raw: dict[str, Any], name: str, where: SourceLocation, base: Path) ->
     port = raw.get("port", 22)
     if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
         raise fail("port must be 1-65535")
+    max_sessions = raw.get("max_sessions", 8)
+    if isinstance(max_sessions, bool) or not isinstance(max_sessions, int) or not 0 < max_sessions <= 1000:
+        raise fail("max_sessions must be 1-1000")
     labels = raw.get("labels") or {}
     if not isinstance(labels, dict) or not all(isinstance(v, str | int) for v in labels.values()):
         raise fail(f"labels must be a mapping of strings ({', '.join(LABELS)})")
@@ -200,6 +205,7 @@ def _entry(raw: dict[str, Any], name: str, where: SourceLocation, base: Path) ->
         protected_accounts=protected,
         probe=raw.get("probe"),
         host_key=raw.get("host_key"),
+        max_sessions=max_sessions,
         source=where,
     )
 

@@ -78,21 +78,27 @@ def _probe(runner: HostRunner, host: Host, expect_reachable: bool) -> tuple[bool
         return False, {"from": peer.name, "error": str(exc)}
     reachable = out.fields.get("reachable")
     ok = out.ok and reachable == ("yes" if expect_reachable else "no")
-    return ok, {
-        "from": peer.name,
-        "to": f"{host.address}:{host.port}",
-        "reachable": reachable,
-        "expected": expect_reachable,
-    }
+    detail: dict[str, Any] = {"from": peer.name, "to": f"{host.address}:{host.port}", "reachable": reachable}
+    detail["expected"] = "yes" if expect_reachable else "no"
+    if not out.ok:
+        detail["error"] = out.describe()
+    return ok, detail
 
 
 def _fresh_verify(runner: HostRunner, host: Host, name: str, args: list[str]) -> tuple[Outcome | None, dict[str, Any]]:
-    """``verify`` over a new connection: the management path works now, and the state is what we expect."""
+    """A new connection along the management path reaches sshd, then ``verify`` reports the host's state."""
     try:
-        out = runner.run(host, name, "verify", args, fresh=True)
+        banner = runner.pool.banner(host)
     except SSHError as exc:
         return None, {"management_path": f"failed: {exc}"}
-    return out, {"management_path": "ok", "state": out.fields, "verify_exit": out.status}
+    try:
+        out = runner.run(host, name, "verify", args)
+    except SSHError as exc:
+        return None, {"management_path": f"failed: {exc}", "banner": banner}
+    if out.result.lost or out.result.timed_out:
+        runner.pool.discard(host)
+        return None, {"management_path": f"failed: verify {out.describe()}", "banner": banner}
+    return out, {"management_path": "ok", "banner": banner, "state": out.fields, "verify_exit": out.status}
 
 
 # -- isolation -----------------------------------------------------------------------------------------------------

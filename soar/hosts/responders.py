@@ -20,6 +20,7 @@ from soar.hosts.transport import CommandResult, Session
 
 BUILTIN_RESPONDERS = Path(__file__).resolve().parent.parent.parent / "responders"
 LIB = "_lib.sh"
+UNPRIVILEGED = frozenset({"probe"})  # a TCP connect needs no root: no sudo
 
 EXIT_OK, EXIT_BAD_ARGUMENT, EXIT_NOT_IN_STATE, EXIT_REFUSED, EXIT_MISSING_TOOL = 0, 2, 3, 4, 5
 
@@ -31,7 +32,7 @@ class Responder:
     origin: str  # "responders/<name>.sh", for plans and run records
 
     def command(self, host: Host, mode: str, args: list[str]) -> PlannedCommand:
-        prefix = ["sudo", "-n", "--"] if host.sudo else []
+        prefix = ["sudo", "-n", "--"] if host.sudo and self.name not in UNPRIVILEGED else []
         argv = (*prefix, "sh", "-s", "--", mode, *args)
         return PlannedCommand(host=host.name, argv=argv, stdin_script=self.origin, note=f"{self.name} {mode}")
 

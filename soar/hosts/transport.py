@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import shlex
 import socket
 import threading
@@ -109,6 +110,8 @@ class Session:
         self.host = host
         self.client = client
         self.options = options
+        # sshd refuses channels beyond MaxSessions (default 10); queue instead of failing under fan-out
+        self._slots = threading.BoundedSemaphore(host.max_sessions)
 
     @property
     def transport(self) -> paramiko.Transport:
@@ -124,6 +127,10 @@ class Session:
 
     def run(self, argv: Sequence[str], stdin: bytes | None = None, timeout: float | None = None) -> CommandResult:
         """Run ``argv`` (quoted for the remote shell), feed ``stdin`` and close it, collect everything."""
+        with self._slots:
+            return self._run(argv, stdin, timeout)
+
+    def _run(self, argv: Sequence[str], stdin: bytes | None, timeout: float | None) -> CommandResult:
         limit = self.options.command_timeout if timeout is None else timeout
         started = time.monotonic()
         try:
@@ -149,14 +156,19 @@ class Session:
                     if len(out) + len(err) > MAX_OUTPUT:
                         break
                     continue
-                if channel.exit_status_ready() or channel.closed:
+                # sshd may send exit-status before the last output: done only at EOF (or close) with both
+                done = channel.closed or (channel.exit_status_ready() and channel.eof_received)
+                if done:
                     if not (channel.recv_ready() or channel.recv_stderr_ready()):
                         break
                     continue
                 if time.monotonic() - started > limit:
                     timed_out = True
                     break
-                channel.status_event.wait(0.005)
+                if channel.exit_status_ready():
+                    time.sleep(0.002)  # only the EOF is still to come
+                else:
+                    channel.status_event.wait(0.005)
         except (paramiko.SSHException, OSError, EOFError):
             pass
         status: int | None = channel.exit_status if channel.exit_status_ready() else None
@@ -175,7 +187,9 @@ class Session:
         )
 
     def close(self) -> None:
-        self.client.close()
+        # the connection (or the bastion carrying it) may already be gone
+        with contextlib.suppress(paramiko.SSHException, OSError, EOFError):
+            self.client.close()
 
 
 def _connect_once(host: Host, creds: Credentials, options: SSHOptions, via: Session | None) -> Session:
@@ -191,6 +205,14 @@ def _connect_once(host: Host, creds: Credentials, options: SSHOptions, via: Sess
             ) from None
         except (paramiko.SSHException, OSError, EOFError) as exc:
             raise HostUnreachable(host.name, f"via bastion {via.host.name}: {type(exc).__name__}") from None
+    else:
+        try:
+            sock = socket.create_connection((host.address, host.port), timeout=options.connect_timeout)
+        except OSError as exc:
+            what = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or type(exc).__name__)
+            raise HostUnreachable(host.name, f"cannot connect to {host.address}:{host.port}: {what}") from None
+        # small request/response packets: without this, Nagle + delayed ACK add ~40 ms to every command
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     client = paramiko.SSHClient()
     client.set_missing_host_key_policy(paramiko.RejectPolicy())
     keys = pinned_keys(host, options.known_hosts)
@@ -292,6 +314,37 @@ class ConnectionPool:
         """A new connection that is not pooled: proves the path works *now* (used by verification)."""
         via = self.session(self.inventory.get(host.bastion)) if host.bastion else None
         return connect(host, creds or host_credentials(host), self.options, via)
+
+    def banner(self, host: Host) -> str:
+        """Open a *new* TCP connection to the host's SSH port along its management path and read the banner.
+
+        Cheaper than a full login and enough to prove the path still carries new connections.
+        """
+        timeout = self.options.connect_timeout
+        try:
+            if host.bastion:
+                via = self.session(self.inventory.get(host.bastion)).transport
+                sock: Any = via.open_channel(
+                    "direct-tcpip", (host.address, host.port), ("127.0.0.1", 0), timeout=timeout
+                )
+            else:
+                sock = socket.create_connection((host.address, host.port), timeout=timeout)
+            try:
+                sock.settimeout(timeout)
+                data = b""
+                while b"\n" not in data and len(data) < 256:
+                    chunk = sock.recv(256)
+                    if not chunk:
+                        break
+                    data += chunk
+            finally:
+                sock.close()
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise HostUnreachable(host.name, f"no new connection to {host.address}:{host.port}: {exc}") from None
+        line = data.split(b"\n", 1)[0].decode("ascii", "replace").strip()
+        if not line.startswith("SSH-"):
+            raise HostUnreachable(host.name, f"{host.address}:{host.port} answered without an SSH banner")
+        return line
 
     def discard(self, host: Host) -> None:
         with self._guard:

@@ -86,13 +86,14 @@ def test_dry_run_plans_the_exact_commands_and_touches_nothing(
     ctx.dry_run = True
     result = registry.get("hosts.isolate_host").call(ctx, {"host": "web1", "deadman_seconds": 10})
     assert result.ok
-    argvs = [(c.host, c.argv[6], c.stdin_script) for c in result.commands]
-    assert argvs == [
-        ("web1", "apply", "responders/isolate.sh"),
-        ("web1", "verify", "responders/isolate.sh"),
-        ("peer", "check", "responders/probe.sh"),
-        ("web1", "confirm", "responders/isolate.sh"),
+    steps = [(c.host, c.note, c.stdin_script) for c in result.commands]
+    assert steps == [
+        ("web1", "isolate apply", "responders/isolate.sh"),
+        ("web1", "isolate verify", "responders/isolate.sh"),
+        ("peer", "probe check", "responders/probe.sh"),
+        ("web1", "isolate confirm", "responders/isolate.sh"),
     ]
+    assert result.commands[2].argv == ("sh", "-s", "--", "check", "10.77.0.11", "22", "2")  # a probe needs no sudo
     apply = result.commands[0].argv
     assert apply[:6] == ("sudo", "-n", "--", "sh", "-s", "--")
     assert apply[7:9] == ("--mgmt", "10.77.0.2")  # the bastion as web1 sees it

@@ -153,3 +153,17 @@ def test_collect_triage_stores_a_hashed_evidence_bundle(ctx: ActionContext, regi
     expected = hashlib.sha256(Path("/etc/hostname").read_bytes()).hexdigest()
     assert f"{expected}  /etc/hostname" in text
     assert "missing  /no/such/file" in text
+
+
+def test_fan_out_on_one_connection_queues_below_the_hosts_session_limit(
+    inventory: Inventory, options: SSHOptions
+) -> None:
+    # db1's sshd allows 50 sessions per connection; 60 at once would be refused without the per-host cap
+    pool = ConnectionPool(inventory, options)
+    try:
+        session = pool.session(inventory.get("db1"))
+        results = in_parallel(lambda i: session.run(["sh", "-c", f"sleep 0.2; echo {i}"]), range(60), max_workers=60)
+    finally:
+        pool.close()
+    assert [r.stdout.strip() for r in results] == [str(i) for i in range(60)], [r for r in results if not r.ok][:2]
+    assert all(r.ok for r in results)

@@ -81,6 +81,7 @@ def test_an_ambiguous_match_is_refused(tmp_path: Path) -> None:
         ("hosts:\n  a: {address: 10.0.0.1, management: ['10.0.0.1;id']}\n", 2, "parameter management"),
         ("hosts:\n  a: {address: 10.0.0.1, user: 'root;id'}\n", 2, "parameter user"),
         ("hosts:\n  a: {address: 10.0.0.1, port: 0}\n", 2, "port must be 1-65535"),
+        ("hosts:\n  a: {address: 10.0.0.1, max_sessions: 0}\n", 2, "max_sessions must be 1-1000"),
         ("defaults:\n  address: 10.0.0.1\nhosts: {}\n", 2, "defaults: unknown key 'address'"),
         ("hosts:\n  a: {address: 10.0.0.1\n", 3, "not valid YAML"),
         ("servers: {}\n", 1, "unknown top-level key 'servers'"),
