@@ -146,8 +146,12 @@ def correlation_events(
     except ApiError as exc:
         raise InputError(f"{index}: cannot open a point in time: {exc.message}") from exc
     try:
+        groups = _candidate_groups(es, pit, spec, [*_range(time_range), *filters])
+        if groups is not None and not groups:
+            return out  # no group has enough events: nothing to fetch
+        narrowed = [*_range(time_range), *filters, *([_groups_filter(spec, groups)] if groups else [])]
         for base in spec.rules:
-            body = _body(base, [*_range(time_range), *filters], PAGE, fields)
+            body = _body(base, narrowed, PAGE, fields)
             body["sort"] = [{"@timestamp": {"order": "asc", "unmapped_type": "date"}}, {"_shard_doc": "asc"}]
             after: list[Any] | None = None
             while True:
@@ -168,6 +172,52 @@ def correlation_events(
     finally:
         es.close_point_in_time(id=pit)
     return out
+
+
+MAX_CANDIDATE_GROUPS = 500
+
+
+def _candidate_groups(
+    es: Elasticsearch, pit: str, spec: CorrelationSpec, filters: Sequence[Mapping[str, Any]]
+) -> list[dict[str, Any]] | None:
+    """For ``event_count`` with ``gt``/``gte``: the groups with enough events in the whole range (a
+    composite aggregation), so only their events are fetched. None when the shortcut does not apply."""
+    if spec.type != "event_count" or spec.op not in ("gt", "gte") or not spec.group_by:
+        return None
+    need = spec.count + (1 if spec.op == "gt" else 0)
+    should = [dict(r.dsl["query"]) for r in spec.rules if r.dsl is not None]
+    query = {"bool": {"should": should, "minimum_should_match": 1, "filter": list(filters)}}
+    sources = [{f"g{i}": {"terms": {"field": name}}} for i, name in enumerate(spec.group_by)]
+    out: list[dict[str, Any]] = []
+    after: dict[str, Any] | None = None
+    while True:
+        composite: dict[str, Any] = {"size": 1000, "sources": sources}
+        if after is not None:
+            composite["after"] = after
+        try:
+            page = es.search(
+                pit={"id": pit, "keep_alive": "1m"}, query=query, size=0, aggs={"groups": {"composite": composite}}
+            )
+        except ApiError:
+            return None  # e.g. a group-by field mapped as text in someone else's template: fetch everything
+        agg = page["aggregations"]["groups"]
+        for bucket in agg["buckets"]:
+            if bucket["doc_count"] >= need:
+                out.append({name: bucket["key"][f"g{i}"] for i, name in enumerate(spec.group_by)})
+                if len(out) > MAX_CANDIDATE_GROUPS:
+                    return None  # too many to filter on: fetch everything instead
+        after = agg.get("after_key")
+        if not agg["buckets"] or after is None:
+            return out
+
+
+def _groups_filter(spec: CorrelationSpec, groups: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    return {
+        "bool": {
+            "should": [{"bool": {"filter": [{"term": {k: v}} for k, v in group.items()]}} for group in groups],
+            "minimum_should_match": 1,
+        }
+    }
 
 
 def _event(rule_id: str, spec: CorrelationSpec, hit: Mapping[str, Any]) -> list[CorrelationEvent]:

@@ -48,12 +48,19 @@ def test_correlations_agree_between_engines(es: Elasticsearch, es_index: str, tm
     assert results == {"Brute force": ["203.0.113.5"], "Success after failures": ["203.0.113.5"]}
 
 
-def test_correlation_time_range_limits_the_search(es: Elasticsearch, es_index: str, tmp_path: Path) -> None:
+def test_time_range_and_group_prefilter_limit_what_is_fetched(es: Elasticsearch, es_index: str, tmp_path: Path) -> None:
     create_events_index(es, es_index)
     bulk_index(es, es_index, [(str(i), e) for i, e in enumerate(EVENTS)])
     ruleset = load_rules([write(tmp_path / "c.yml", CORRELATIONS)])
     spec = compile_rule(ruleset.rules[2], target="elasticsearch", ruleset=ruleset).correlation
     assert spec is not None
-    late = correlation_events(es, es_index, spec, time_range=(_at(30), _at(3600)))
-    assert sorted(int(e.ref) for e in late) == [1, 2, 5, 6]
-    assert evaluate_correlation(spec, late) == []
+    # A composite aggregation first: only groups with >= 3 failures in the range are fetched (not 198.51.100.9).
+    everything = correlation_events(es, es_index, spec)
+    assert sorted(int(e.ref) for e in everything) == [0, 1, 2, 4, 5, 6]
+    # From 30 s on, no source has 3 failures: nothing is fetched, nothing matches.
+    assert correlation_events(es, es_index, spec, time_range=(_at(30), _at(3600))) == []
+    # The temporal rule has no such shortcut and fetches its base rules' events in the range.
+    ordered = compile_rule(ruleset.rules[3], target="elasticsearch", ruleset=ruleset).correlation
+    assert ordered is not None
+    late = correlation_events(es, es_index, ordered, time_range=(_at(30), _at(3600)))
+    assert sorted(int(e.ref) for e in late) == [1, 2, 3, 5, 6, 7]
