@@ -191,12 +191,20 @@ class Deliverer:
                     rec = self.store.get(KIND, message.target)
                     targets[message.target] = Message.from_doc(rec.doc) if rec else None
                 target = targets[message.target]
+                if target is not None and target.status == "summarized" and message.important:
+                    self._unfold(target)  # an approval request needs its card: post it after all
+                    targets.pop(message.target)
+                    changed = True
+                    continue
                 if target is None or target.status in ("summarized", "superseded", "failed"):
                     self._finish(message, version, "summarized" if target else "failed", report)
                     changed = True
                     continue
                 if target.status != "sent":
                     continue  # wait for the card to be posted first
+            if message.status == "sending":
+                # Left in flight by a deliverer that died (we hold the lease now): Slack may have it.
+                message.uncertain = True
             outcome = self._send(message, version, target, report)
             if outcome == "stop":
                 return True
@@ -204,6 +212,16 @@ class Deliverer:
             if message.status == "sent":
                 targets[message.key] = message
         return changed
+
+    def _unfold(self, card: Message) -> None:
+        record = self.store.get(KIND, card.key)
+        if record is None:
+            return
+        doc = {**record.doc, "status": "pending", "storm_exempt": True, "folded_into": None}
+        try:
+            self.store.update(KIND, card.key, doc, version=record.version)
+        except Conflict:
+            return
 
     def _finish(self, message: Message, version: str, status: str, report: DeliveryReport) -> None:
         message.status = status

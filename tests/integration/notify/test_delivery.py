@@ -189,3 +189,45 @@ def test_one_deliverer_per_channel_and_one_pending_wake_up(slack_settings: Setti
     assert [m.status for m in listing(store)] == ["sent"] * 4
     time.sleep(0.55)
     assert second.claim_wake("#soc-alerts", 0.5)  # the earlier wake-up is due: a new one may be scheduled
+
+
+def test_an_approval_for_an_incident_already_folded_into_a_summary_brings_its_card_back(
+    slack_settings: Settings, store: Store, workspace: Workspace
+) -> None:
+    settings = slack_settings.model_copy(update={"slack_storm_threshold": 3})
+    storm = [_msg(n) for n in range(10)]
+    for message in storm:
+        enqueue(store, message)
+    deliver(settings, store, "#soc-alerts")
+    assert get(store, storm[7].key).status == "summarized"  # type: ignore[union-attr]
+    enqueue(
+        store,
+        Message(
+            key="approval:late",
+            op="post",
+            kind="reply",
+            channel="#soc-alerts",
+            text="Approval needed",
+            target=storm[7].key,
+            important=True,
+        ),
+    )
+    deliver(settings, store, "#soc-alerts")
+    card = next(m for m in workspace.top_level() if m["text"] == "message 7")
+    assert [r["text"] for r in workspace.replies(card["ts"])] == ["Approval needed"]
+
+
+def test_a_message_left_in_flight_by_a_dead_deliverer_is_not_posted_twice(
+    slack_settings: Settings, store: Store, workspace: Workspace
+) -> None:
+    message = _msg(1)
+    enqueue(store, message)
+    # The dead deliverer had claimed it and Slack had taken it, but it never recorded the answer.
+    transport_for(slack_settings).post(message.channel, message.text, message.blocks, thread_ts=None, key=message.key)
+    record = store.get(KIND, message.key)
+    assert record is not None
+    store.put(KIND, message.key, {**record.doc, "status": "sending", "attempts": 1, "first_attempt_at": time.time()})
+    report = deliver(slack_settings, store, "#soc-alerts")
+    assert report.deduplicated == 1 and report.sent == 0
+    assert _texts(workspace) == ["message 1"]
+    assert get(store, message.key).status == "sent"  # type: ignore[union-attr]
