@@ -30,6 +30,25 @@ def read_alert(path: Path) -> dict[str, Any]:
     return validate_alert(doc, str(path))
 
 
+def parse_inputs(pairs: list[str] | None) -> dict[str, Any]:
+    """``--input name=value`` pairs; values are YAML scalars (numbers, booleans, strings)."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for pair in pairs or []:
+        name, sep, raw = pair.partition("=")
+        if not sep or not name:
+            raise InputError(f"--input {pair!r}: expected name=value")
+        try:
+            out[name] = yaml.safe_load(raw) if raw else ""
+        except yaml.YAMLError:
+            out[name] = raw
+    return out
+
+
+INPUT_OPTION = typer.Option(None, "--input", help="Override a declared input: name=value (repeatable).")
+
+
 @app.command("validate")
 def validate(
     paths: list[Path] = typer.Argument(None, help="Playbook files or folders (default: <content root>/playbooks)."),
@@ -57,6 +76,7 @@ def plan(
     playbook: str = typer.Argument(..., help="Playbook name or file."),
     alert: Path = typer.Option(..., "--alert", help="Alert JSON file."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    inputs: list[str] = INPUT_OPTION,
 ) -> int:
     """Dry run: every step with its exact parameters, commands per host and policy decision. Touches nothing."""
     from soar.playbooks.engine import plan as make_plan
@@ -65,7 +85,7 @@ def plan(
     settings = get_settings()
     alert_doc = read_alert(alert)
     rt = Runtime.build(settings, store=_NoStore(), log_errors=False)
-    result = make_plan(rt, rt.playbook(playbook), alert_doc)
+    result = make_plan(rt, rt.playbook(playbook), alert_doc, parse_inputs(inputs))
     if as_json:
         echo_json(result)
         return 0
@@ -93,10 +113,11 @@ def run(
     alert: Path = typer.Option(..., "--alert", help="Alert JSON file."),
     queue: bool = typer.Option(False, "--queue", help="Hand the run to the workers instead of running it here."),
     as_json: bool = typer.Option(False, "--json", help="Print the run record as JSON."),
+    inputs: list[str] = INPUT_OPTION,
 ) -> int:
     """Run a playbook for real against an alert (one run per playbook and alert)."""
     from soar.playbooks import dispatch
-    from soar.playbooks.engine import ALERTS, start_run
+    from soar.playbooks.engine import ALERTS, check_inputs, start_run
     from soar.playbooks.records import RUNS
     from soar.playbooks.runtime import Runtime
 
@@ -104,8 +125,10 @@ def run(
     alert_doc = read_alert(alert)
     rt = Runtime.build(settings, log_errors=False)
     pb = rt.playbook(playbook)
+    overrides = parse_inputs(inputs)
+    check_inputs(pb, overrides)  # refuse before anything is written
     rt.store.create(ALERTS, str(alert_doc["id"]), alert_doc)
-    run_id, created = start_run(rt, pb, alert_doc, origin="cli")
+    run_id, created = start_run(rt, pb, alert_doc, origin="cli", inputs=overrides)
     if not created:
         typer.echo(f"run {run_id} already exists for this playbook and alert (see: soar runs show {run_id})")
     if queue:

@@ -32,9 +32,16 @@ def validate_alert(doc: Any, where: str = "alert") -> dict[str, Any]:
         raise InputError(f"{where}: {exc}") from None
 
 
-def start_run(rt: Runtime, playbook: Playbook, alert: dict[str, Any], *, origin: str = "alert") -> tuple[str, bool]:
+def start_run(
+    rt: Runtime,
+    playbook: Playbook,
+    alert: dict[str, Any],
+    *,
+    origin: str = "alert",
+    inputs: dict[str, Any] | None = None,
+) -> tuple[str, bool]:
     """Create the run for (playbook, alert) unless it exists; (run id, created)."""
-    doc = new_run(playbook, alert, origin=origin)
+    doc = new_run(playbook, alert, origin=origin, inputs=check_inputs(playbook, inputs))
     created = rt.store.create(RUNS, doc["id"], doc)
     if created:
         audit(
@@ -62,13 +69,25 @@ def handle_alert(rt: Runtime, alert_id: str) -> list[str]:
     return started
 
 
-def plan(rt: Runtime, playbook: Playbook, alert: dict[str, Any]) -> dict[str, Any]:
+def check_inputs(playbook: Playbook, inputs: dict[str, Any] | None) -> dict[str, Any]:
+    """Overrides of declared inputs only: an unknown name is refused, naming it."""
+    for name in inputs or {}:
+        if name not in playbook.spec.inputs:
+            declared = ", ".join(sorted(playbook.spec.inputs)) or "none"
+            raise InputError(f"input {name!r} is not declared by playbook {playbook.name} (declared: {declared})")
+    return {**playbook.spec.inputs, **(inputs or {})}
+
+
+def plan(
+    rt: Runtime, playbook: Playbook, alert: dict[str, Any], inputs: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Every step rendered with its exact parameters, commands per host and policy decision. Touches nothing."""
+    values = check_inputs(playbook, inputs)
     ctx_steps: dict[str, Any] = {}
     contained: set[str] = set()
     out_steps: list[dict[str, Any]] = []
     for step in playbook.spec.steps:
-        ctx = planner.context(alert, playbook.spec.inputs, ctx_steps)
+        ctx = planner.context(alert, values, ctx_steps)
         exp = planner.expand(step, ctx, rt.registry, rt.inventory)
         entry: dict[str, Any] = {"id": step.id, "uses": step.uses, "on_failure": step.on_failure}
         if step.uses in rt.registry:

@@ -45,7 +45,9 @@ def alert_summary(alert: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def new_run(playbook: Playbook, alert: dict[str, Any], *, origin: str) -> dict[str, Any]:
+def new_run(
+    playbook: Playbook, alert: dict[str, Any], *, origin: str, inputs: dict[str, Any] | None = None
+) -> dict[str, Any]:
     now = utcnow_iso()
     return {
         "id": run_id_for(playbook.name, str(alert["id"])),
@@ -59,6 +61,7 @@ def new_run(playbook: Playbook, alert: dict[str, Any], *, origin: str) -> dict[s
         "rule_id": (alert.get("rule") or {}).get("id"),
         "alert": alert,
         "origin": origin,
+        "inputs": {**playbook.spec.inputs, **(inputs or {})},
         "status": "running",
         "phase": "steps",
         "cursor": 0,

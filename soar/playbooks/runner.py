@@ -210,7 +210,7 @@ def _expand(run: _Run, pb: Playbook, entry: dict[str, Any]) -> dict[str, Any]:
     }
     run.doc["steps"][entry["id"]] = rec
     if step is not None:
-        ctx = planner.context(run.doc["alert"], pb.spec.inputs, _results_context(run))
+        ctx = planner.context(run.doc["alert"], run.doc.get("inputs", pb.spec.inputs), _results_context(run))
         exp = planner.expand(step, ctx, rt.registry, rt.inventory)
     else:
         try:
@@ -555,7 +555,7 @@ def _finish(run: _Run, status: str) -> Next:
     rt = run.rt
     try:
         pb = rt.run_playbook(run.doc)
-        ctx = planner.context(run.doc["alert"], pb.spec.inputs, _results_context(run))
+        ctx = planner.context(run.doc["alert"], run.doc.get("inputs", pb.spec.inputs), _results_context(run))
         outputs: dict[str, Any] = {}
         for name, text in pb.spec.outputs.items():
             try:

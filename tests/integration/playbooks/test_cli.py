@@ -118,3 +118,28 @@ def test_deny_through_the_cli(content: Content, tmp_path: Path) -> None:
     final = json.loads(soar(content, "runs", "show", run["id"], "--json").stdout)
     assert final["status"] == "failed" and final["steps"]["contain"]["instances"][0]["status"] == "denied"
     assert calls(content.state) == []
+
+
+def test_inputs_override_declared_values_only(content: Content, tmp_path: Path) -> None:
+    content.playbook(
+        "inputs",
+        """\
+name: inputs
+trigger: {rules: [rule-contain]}
+inputs: {greeting: hello, times: 1}
+steps:
+  - id: say
+    uses: testkit.note
+    with: {text: "{{ inputs.greeting }} x{{ inputs.times }} {{ alert.host.name }}"}
+""",
+    )
+    alert_file = _alert_file(tmp_path)
+    out = soar(content, "playbooks", "plan", "inputs", "--alert", str(alert_file), "--input", "times=3", "--json")
+    assert json.loads(out.stdout)["steps"][0]["instances"][0]["params"]["text"] == "hello x3 dev1"
+    bad = soar(content, "playbooks", "run", "inputs", "--alert", str(alert_file), "--input", "nope=1")
+    assert bad.returncode == 1
+    assert bad.stderr.strip() == "error: input 'nope' is not declared by playbook inputs (declared: greeting, times)"
+    assert not (content.state / "state.sqlite3").exists() or calls(content.state) == []
+    ran = soar(content, "playbooks", "run", "inputs", "--alert", str(alert_file), "--input", "greeting=hi", "--json")
+    assert json.loads(ran.stdout)["inputs"] == {"greeting": "hi", "times": 1}
+    assert [c["text"] for c in calls(content.state)] == ["hi x1 dev1"]
