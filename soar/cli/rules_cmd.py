@@ -38,13 +38,15 @@ def _report(errors: list[SoarError]) -> None:
 @app.command("check")
 def check(
     paths: list[Path] | None = PATHS,
+    pipeline: list[str] | None = PIPELINE,
     as_json: bool = typer.Option(False, "--json", help="Print the problems as JSON."),
 ) -> int:
-    """Load and validate rules offline; print every problem as file:line:col: message. Exit 1 on any."""
-    from soar.detection import check_rules, load_rules
+    """Load, validate and compile rules offline; print every problem as file:line:col: message. Exit 1 on any."""
+    from soar.detection import check_rules, compile_rules, load_rules
 
     ruleset = load_rules(_paths(paths))
-    errors: list[SoarError] = [*ruleset.errors, *check_rules(ruleset)]
+    _, compile_errors = compile_rules(ruleset, "elasticsearch", _pipelines(pipeline))
+    errors: list[SoarError] = [*ruleset.errors, *check_rules(ruleset), *compile_errors]
     errors.sort(key=lambda e: (str(e.source.path) if e.source else "", e.source.line or 0 if e.source else 0))
     if as_json:
         echo_json({"rules": len(ruleset.rules), "problems": [str(e) for e in errors]})

@@ -57,6 +57,7 @@ def test_check_reports_every_problem_as_file_line_col(soar: Any, pack: Path, tmp
     text = text.replace("falsepositives:\n- None known\n", "")
     bad = write(pack / "bad.yml", text)
     write(pack / "broken.yml", "title: [unclosed\n")
+    unmapped = write(pack / "unmapped.yml", rule_yaml({"sel": {"TargetImage": "x"}, "condition": "sel"}))
     out = soar("rules", "check", str(pack))
     assert out.returncode == 1
     lines = out.stdout.splitlines()
@@ -65,6 +66,7 @@ def test_check_reports_every_problem_as_file_line_col(soar: Any, pack: Path, tmp
     assert f"{bad}:1:1: missing required field 'falsepositives'" in lines
     assert f"{bad}:{tag_line}:3: Invalid MITRE ATT&CK tagging (attack.t9999)" in lines
     assert f"{bad}:{tag_line}:3: no ATT&CK technique tag (attack.tNNNN or attack.tNNNN.NNN)" not in lines
+    assert any(line.startswith(f"{unmapped}:") and "field 'TargetImage' is not mapped" in line for line in lines)
     assert "Traceback" not in out.stderr
 
 
