@@ -21,8 +21,8 @@ from typing import Any
 
 from soar.alerts import utcnow_iso
 from soar.config import Settings
-from soar.notify import cards
-from soar.notify.outbox import CHANNELS_KIND, KIND, Message, enqueue, open_messages
+from soar.notify import storm
+from soar.notify.outbox import CHANNELS_KIND, KIND, Message, open_messages
 from soar.notify.transport import Permanent, RateLimited, Transient, Transport
 from soar.store import Conflict, Store
 
@@ -175,10 +175,14 @@ class Deliverer:
         entries = open_messages(self.store, channel)
         if not entries:
             return False
-        changed = self._fold_storm(channel, entries, report)
+        folded = storm.fold(self.store, channel, entries, self.settings.slack_storm_threshold)
+        report.summarized += folded
+        changed = folded > 0
         if changed:
             entries = open_messages(self.store, channel)
-        changed = self._coalesce_updates(entries, report) or changed
+        superseded = storm.coalesce_updates(self.store, entries)
+        report.superseded += superseded
+        changed = changed or superseded > 0
         targets: dict[str, Message | None] = {}
         for message, version in entries:
             if message.status == "superseded":
@@ -192,7 +196,7 @@ class Deliverer:
                     targets[message.target] = Message.from_doc(rec.doc) if rec else None
                 target = targets[message.target]
                 if target is not None and target.status == "summarized" and message.important:
-                    self._unfold(target)  # an approval request needs its card: post it after all
+                    storm.unfold(self.store, target.key)  # an approval request needs its card: post it after all
                     targets.pop(message.target)
                     changed = True
                     continue
@@ -212,16 +216,6 @@ class Deliverer:
             if message.status == "sent":
                 targets[message.key] = message
         return changed
-
-    def _unfold(self, card: Message) -> None:
-        record = self.store.get(KIND, card.key)
-        if record is None:
-            return
-        doc = {**record.doc, "status": "pending", "storm_exempt": True, "folded_into": None}
-        try:
-            self.store.update(KIND, card.key, doc, version=record.version)
-        except Conflict:
-            return
 
     def _finish(self, message: Message, version: str, status: str, report: DeliveryReport) -> None:
         message.status = status
@@ -344,52 +338,3 @@ class Deliverer:
             self.store.update(KIND, message.key, message.to_doc(), version=version)
         except Conflict:  # we hold the lease; only a forced retry can race us, and it wants the same end state
             self.store.put(KIND, message.key, message.to_doc())
-
-    # -- storms and coalescing
-    def _coalesce_updates(self, entries: list[tuple[Message, str]], report: DeliveryReport) -> bool:
-        """Of several pending updates of one message only the newest is sent."""
-        latest: dict[str, str] = {}
-        for message, _ in entries:
-            if message.op == "update" and message.target and message.status == "pending":
-                latest[message.target] = message.key
-        changed = False
-        for message, version in entries:
-            if (
-                message.op == "update"
-                and message.status == "pending"
-                and latest.get(message.target or "") != message.key
-            ):
-                message.status = "superseded"
-                try:
-                    self.store.update(KIND, message.key, message.to_doc(), version=version)
-                    report.superseded += 1
-                    changed = True
-                except Conflict:
-                    pass
-        return changed
-
-    def _fold_storm(self, channel: str, entries: list[tuple[Message, str]], report: DeliveryReport) -> bool:
-        threshold = self.settings.slack_storm_threshold
-        waiting = [(m, v) for m, v in entries if m.kind == "card" and m.status == "pending" and m.attempts == 0]
-        important_targets = {m.target for m, _ in entries if m.important and m.target}
-        foldable = [(m, v) for m, v in waiting if not m.storm_exempt and m.key not in important_targets]
-        if len(waiting) <= threshold or len(foldable) <= 1:
-            return False
-        keep = max(threshold - (len(waiting) - len(foldable)), 0)
-        folded = foldable[keep:]
-        if len(folded) <= 1:
-            return False
-        summary_key = f"summary:{folded[0][0].key}"
-        text, blocks = cards.storm_summary([m.summary or {} for m, _ in folded], channel)
-        enqueue(
-            self.store, Message(key=summary_key, op="post", kind="summary", channel=channel, text=text, blocks=blocks)
-        )
-        for message, version in folded:
-            message.status = "summarized"
-            message.folded_into = summary_key
-            try:
-                self.store.update(KIND, message.key, message.to_doc(), version=version)
-                report.summarized += 1
-            except Conflict:
-                continue
-        return True
