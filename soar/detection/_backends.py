@@ -111,6 +111,10 @@ class SoarSQLiteBackend(sqliteBackend):
 
     name: ClassVar[str] = "soar embedded SQLite"
     collate_nocase: bool = True
+    # SQLite's NOCASE folds ASCII only; Elasticsearch's lowercase normaliser folds every letter.
+    # soar_nocase (registered by the event store) lowercases like Python does, and the store
+    # also replaces like() so LIKE folds non-ASCII letters too.
+    collation_expression: ClassVar[str] = "{expr} COLLATE soar_nocase"
     table = "events"
 
     def finalize_query_default(self, rule: Any, query: str, index: int, state: ConversionState) -> Any:

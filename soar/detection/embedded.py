@@ -109,6 +109,34 @@ def _sql_cidr(value: Any, cidr: str) -> int:
         return 0
 
 
+def _nocase(a: str, b: str) -> int:
+    la, lb = a.lower(), b.lower()
+    return (la > lb) - (la < lb)
+
+
+@lru_cache(maxsize=1024)
+def _like_regex(pattern: str, escape: str | None) -> re.Pattern[str]:
+    out: list[str] = []
+    chars = iter(pattern)
+    for char in chars:
+        if escape is not None and char == escape:
+            out.append(re.escape(next(chars, "")))
+        elif char == "%":
+            out.append(".*")
+        elif char == "_":
+            out.append(".")
+        else:
+            out.append(re.escape(char))
+    return re.compile("".join(out), re.IGNORECASE | re.DOTALL)
+
+
+def _sql_like(pattern: Any, value: Any, escape: Any = None) -> int | None:
+    """SQL ``value LIKE pattern [ESCAPE e]`` folding every letter's case, not only ASCII."""
+    if pattern is None or value is None:
+        return None
+    return 1 if _like_regex(str(pattern), escape).fullmatch(str(value)) else 0
+
+
 class EventStore:
     """ECS events in SQLite (``":memory:"`` or a file); ids are 0-based in insertion order."""
 
@@ -117,6 +145,9 @@ class EventStore:
         self.db = sqlite3.connect(self.path, check_same_thread=False)
         self.db.create_function("soar_regexp", 2, _sql_regexp, deterministic=True)
         self.db.create_function("soar_cidr", 2, _sql_cidr, deterministic=True)
+        self.db.create_function("like", 3, _sql_like, deterministic=True)
+        self.db.create_function("like", 2, _sql_like, deterministic=True)
+        self.db.create_collation("soar_nocase", _nocase)
         self.db.executescript(_SCHEMA)
 
     def close(self) -> None:

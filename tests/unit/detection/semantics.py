@@ -157,6 +157,16 @@ CASES: list[Case] = [
         [0, 1],
     ),
     Case(
+        "case folding beyond ASCII",
+        {"sel": {"User": "ÉLODIE", "CommandLine|contains": "ÜBER"}, "condition": "sel"},
+        [
+            process_event("run über-script", user__name="élodie"),
+            process_event("run uber-script", user__name="élodie"),
+            process_event("run über-script", user__name="elodie"),
+        ],
+        [0],
+    ),
+    Case(
         "log-source conditions keep other categories out",
         {"sel": {"Image|endswith": "/bash"}, "condition": "sel"},
         [process_event("bash"), net_event("10.0.0.1")],
