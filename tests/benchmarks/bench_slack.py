@@ -131,6 +131,25 @@ def storm(tmp: Path) -> dict[str, Any]:
     return {"ours": ours, "anchor": anchor}
 
 
+def ack_latency(tmp: Path, clicks: int = 50) -> list[float]:
+    """How fast `soar api` answers a signed click (Slack allows 3 s); the decision itself runs afterwards."""
+    import httpx
+
+    from tests.integration.notify.apiserver import api_env, payload, post, serve_api
+    from tests.integration.notify.content import write_content
+
+    root = write_content(tmp / "ack")
+    ws = Workspace(["soc-alerts"])
+    times = []
+    with serve_api(root, ws, api_env(root, ws, eager=True)) as api:
+        httpx.get(f"{api.url}/health")
+        for n in range(clicks):
+            resp, _ = post(api, payload(f"run-{n}", "contain", "UNOBODY", channel=ws.channels["soc-alerts"]))
+            assert resp.status_code == 200
+            times.append(resp.elapsed.total_seconds())
+    return times
+
+
 def main() -> int:
     try:
         health()
@@ -140,6 +159,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         lat = latency(Path(tmp))
         st = storm(Path(tmp))
+        ack = ack_latency(Path(tmp))
     print(f"\nAlert → Slack card latency ({LATENCY_ALERTS} alerts, stand-in on loopback, no pacing)")
     print(f"{'':28}{'soar (outbox)':>16}{'anchor (bare post)':>20}{'ratio':>8}")
     for p in ("p50", "p95"):
@@ -158,6 +178,11 @@ def main() -> int:
         ratio = f"{o[key] / a[key]:.2f}" if a[key] else "-"
         print(f"{label:28}{o[key]:>16.2f}{a[key]:>20.2f}{ratio:>8}")
     print(f"{'enqueue 1,000 alerts (s)':28}{o['enqueue_seconds']:>16.2f}")
+    print(f"\nInteractivity acknowledgement ({len(ack)} signed clicks to `soar api`; anchor: Slack's 3 s limit)")
+    print(f"{'':28}{'soar':>16}{'limit':>20}{'ratio':>8}")
+    for p in ("p50", "p95"):
+        value = _pct(ack, 50 if p == "p50" else 95) * 1000
+        print(f"{p + ' ms':28}{value:>16.1f}{3000.0:>20.1f}{value / 3000:>8.3f}")
     return 0
 
 
