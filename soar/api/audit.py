@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 
 from soar.access import Principal
 from soar.api._common import AUTH, ERRORS, http_errors, settings_of, store_of
@@ -12,10 +12,18 @@ from soar.api._common import AUTH, ERRORS, http_errors, settings_of, store_of
 router = APIRouter(tags=["audit"], responses=ERRORS)
 
 
+def _unscoped(principal: Principal) -> None:
+    """The audit log spans every tenant: a principal scoped by attributes may not read it."""
+    if principal.attributes:
+        scopes = ", ".join(f"{k}={','.join(v)}" for k, v in sorted(principal.attributes.items()))
+        raise HTTPException(403, f"{principal.name} is scoped to {scopes}; the audit log needs an unscoped principal")
+
+
 @router.get("/audit/verify", summary="Recompute the audit chain; name every modified, removed or reordered entry")
 def verify_chain(request: Request, principal: Principal = AUTH["audit:read"]) -> dict[str, Any]:
     from soar.audit import verify
 
+    _unscoped(principal)
     with http_errors():
         return verify(store_of(request), settings_of(request)).to_dict()
 
@@ -31,6 +39,7 @@ def entries(
     from soar.audit import iter_entries
     from soar.review.times import check_range, parse_time, to_iso
 
+    _unscoped(principal)
     with http_errors():
         t1 = parse_time(start, what="from") if start else None
         t2 = parse_time(end, what="to") if end else None
@@ -41,3 +50,29 @@ def entries(
             if len(out) >= limit:
                 break
         return out
+
+
+@router.get("/audit/export", summary="An evidence bundle of a period: entries, their hashes, the chain's verification")
+def export(
+    request: Request,
+    start: str | None = Query(None, alias="from", max_length=64, description="ISO time or a duration ago (30d)"),
+    end: str | None = Query(None, alias="to", max_length=64, description="ISO time or a duration ago"),
+    principal: Principal = AUTH["audit:export"],
+) -> dict[str, Any]:
+    from soar.audit import record
+    from soar.audit.export import build_bundle
+    from soar.review.times import parse_time
+
+    _unscoped(principal)
+    with http_errors():
+        t1 = parse_time(start, what="from") if start else None
+        t2 = parse_time(end, what="to") if end else None
+        bundle, _text = build_bundle(store_of(request), settings_of(request), start=t1, end=t2)
+        record(
+            store_of(request),
+            actor=principal.name,
+            action="audit.exported",
+            details={"from": bundle["from"], "to": bundle["to"], "count": bundle["count"]},
+            settings=settings_of(request),
+        )
+        return bundle

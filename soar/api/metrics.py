@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from soar.access import Principal
+from soar.access import Principal, authorize, resource_attributes
 from soar.api._common import AUTH, ERRORS, http_errors, impacts, store_of
 
 router = APIRouter(tags=["metrics"], responses=ERRORS)
@@ -17,7 +17,8 @@ SINCE = Query("30d", max_length=64, description="A duration ago (30d, 24h) or an
 UNTIL = Query(None, max_length=64, description="ISO time or a duration ago (default: now)")
 
 
-def _compute(request: Request, since: str, until: str | None) -> dict[str, Any]:
+def _compute(request: Request, since: str, until: str | None, principal: Principal) -> dict[str, Any]:
+    """Metrics over the alerts the principal may see (a scoped principal sees only its tenant's)."""
     from soar.review.data import load_period
     from soar.review.metrics import period_metrics
     from soar.review.times import parse_time
@@ -26,11 +27,15 @@ def _compute(request: Request, since: str, until: str | None) -> dict[str, Any]:
     start = parse_time(since, what="since", now=now)
     end = parse_time(until, what="until", now=now) if until else now
     data = load_period(store_of(request), start, end)
+    alerts = [a for a in data["alerts"] if authorize(principal, "metrics:read", resource_attributes(a)).allowed]
+    visible = {str(a.get("id")) for a in alerts}
+    runs = [r for r in data["runs"] if str(r.get("alert_id")) in visible]
+    run_ids = {str(r.get("id")) for r in runs}
     return period_metrics(
-        data["alerts"],
-        data["runs"],
-        data["approvals"],
-        data["verdicts"],
+        alerts,
+        runs,
+        [a for a in data["approvals"] if str(a.get("run_id")) in run_ids],
+        [v for v in data["verdicts"] if str(v.get("alert_id")) in visible],
         start=start,
         end=end,
         impact_of=impacts(request),
@@ -46,7 +51,7 @@ def metrics(
     principal: Principal = AUTH["metrics:read"],
 ) -> dict[str, Any]:
     with http_errors():
-        result = _compute(request, since, until)
+        result = _compute(request, since, until, principal)
     if not incidents:
         result.pop("incidents")
     return result
@@ -64,5 +69,5 @@ def chart(
     from soar.review.chart import mitigation_svg
 
     with http_errors():
-        result = _compute(request, since, until)
+        result = _compute(request, since, until, principal)
     return Response(mitigation_svg(result["series"]), media_type="image/svg+xml")

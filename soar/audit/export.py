@@ -19,22 +19,12 @@ from soar.review.times import check_range, to_iso
 from soar.store import Store
 
 
-def export_bundle(
-    store: Store,
-    settings: Settings,
-    out: Path,
-    *,
-    start: datetime | None = None,
-    end: datetime | None = None,
-) -> dict[str, Any]:
-    """Write ``out`` (JSON) and ``out`` with ``.html`` (summary); return the bundle written.
-
-    The whole chain is verified, not just the period, so a bundle never vouches for
-    a log that was tampered with elsewhere.
-    """
+def build_bundle(
+    store: Store, settings: Settings, *, start: datetime | None = None, end: datetime | None = None
+) -> tuple[dict[str, Any], str]:
+    """The bundle and its canonical JSON text. The whole chain is verified, not just the period,
+    so a bundle never vouches for a log that was tampered with elsewhere."""
     check_range(start, end, what="--from/--to")
-    if out.suffix.lower() != ".json":
-        raise InputError(f"{out}: the evidence bundle is JSON; give a file name ending in .json")
     start_iso = to_iso(start) if start else None
     end_iso = to_iso(end) if end else None
     entries = [{k: v for k, v in e.items() if k != "_id"} for e in iter_entries(store, start=start_iso, end=end_iso)]
@@ -58,19 +48,35 @@ def export_bundle(
         "entries_sha256": entries_digest,
         "entries": entries,
     }
-    text = json.dumps(bundle, indent=2, sort_keys=True, ensure_ascii=False)
+    return bundle, json.dumps(bundle, indent=2, sort_keys=True, ensure_ascii=False)
+
+
+def export_bundle(
+    store: Store,
+    settings: Settings,
+    out: Path,
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> dict[str, Any]:
+    """Write ``out`` (JSON) and ``out`` with ``.html`` (summary); return the bundle written."""
+    check_range(start, end, what="--from/--to")
+    if out.suffix.lower() != ".json":
+        raise InputError(f"{out}: the evidence bundle is JSON; give a file name ending in .json")
+    bundle, text = build_bundle(store, settings, start=start, end=end)
+    digest = hashlib.sha256(text.encode()).hexdigest()
     html_path = out.with_suffix(".html")
     html = render(
         "audit_summary.html.j2",
         bundle=bundle,
-        bundle_sha256=hashlib.sha256(text.encode()).hexdigest(),
-        actors=_count(entries, "actor"),
-        actions=_count(entries, "action"),
+        bundle_sha256=digest,
+        actors=_count(bundle["entries"], "actor"),
+        actions=_count(bundle["entries"], "action"),
         json_name=out.name,
     )
     write_atomic(out, text)
     write_atomic(html_path, html)
-    return {"json": str(out), "html": str(html_path), "sha256": hashlib.sha256(text.encode()).hexdigest(), **bundle}
+    return {"json": str(out), "html": str(html_path), "sha256": digest, **bundle}
 
 
 def _count(entries: list[dict[str, Any]], key: str) -> list[tuple[str, int]]:

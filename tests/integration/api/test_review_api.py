@@ -187,3 +187,31 @@ def test_acknowledge_and_close_stop_the_clocks(api: Api) -> None:
     assert m["mtta"]["n"] == 1 and m["mttr"]["n"] == 1 and m["mttc"]["n"] == 0
     actions = [e["action"] for e in c.get("/audit/entries", headers=auth("viewer")).json()]
     assert actions.count("alert.acknowledged") == 1 and actions.count("alert.closed") == 1
+
+
+def test_tenant_scopes_on_metrics_and_audit(api: Api) -> None:
+    c = api.client
+    alert = {
+        "id": "prod-1",
+        "rule": {"id": "no-playbook", "title": "Manual", "level": "low"},
+        "attributes": {"env": "prod"},
+    }
+    assert c.post("/ingest/alerts", json=alert, headers=auth("responder")).status_code == 201
+    # another tenant's approver sees none of prod's alerts in the metrics; prod's own sees it
+    assert c.get("/metrics", params={"since": "1d"}, headers=auth("staging_approver")).json()["alerts"] == 0
+    assert c.get("/metrics", params={"since": "1d"}, headers=auth("approver")).json()["alerts"] == 1
+    assert c.get("/alerts", headers=auth("staging_approver")).json() == []
+    assert (
+        c.get(
+            "/alerts/" + c.get("/alerts", headers=auth("viewer")).json()[0]["id"], headers=auth("staging_approver")
+        ).status_code
+        == 403
+    )
+    # the audit log spans tenants: scoped principals may not read it; export needs an admin
+    scoped = c.get("/audit/verify", headers=auth("responder"))
+    assert scoped.status_code == 403 and "unscoped" in scoped.json()["detail"]
+    assert c.get("/audit/export", headers=auth("viewer")).status_code == 403
+    bundle = c.get("/audit/export", params={"from": "1d"}, headers=auth("admin"))
+    assert bundle.status_code == 200
+    assert bundle.json()["verification"]["ok"] is True and bundle.json()["count"] >= 1
+    assert [e["action"] for e in c.get("/audit/entries", headers=auth("admin")).json()][-1] == "audit.exported"
