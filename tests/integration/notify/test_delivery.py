@@ -231,3 +231,17 @@ def test_a_message_left_in_flight_by_a_dead_deliverer_is_not_posted_twice(
     assert report.deduplicated == 1 and report.sent == 0
     assert _texts(workspace) == ["message 1"]
     assert get(store, message.key).status == "sent"  # type: ignore[union-attr]
+
+
+def test_a_wrong_token_is_reported_without_the_token_and_the_messages_are_kept(
+    slack_settings: Settings, store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    secret = "xoxb-not-the-right-token-7f3a"
+    settings = slack_settings.model_copy(update={"slack_bot_token": SecretStr(secret)})
+    enqueue(store, _msg(1))
+    with caplog.at_level(logging.DEBUG):
+        report = deliver(settings, store, "#soc-alerts")
+    assert report.errors == ["invalid_auth"]
+    assert [m.status for m in listing(store)] == ["pending"]
+    assert "invalid_auth" in caplog.text and secret not in caplog.text
+    assert all(secret not in str(r.doc) for kind in ("outbox", "notify_channels") for r in store.find(kind))
