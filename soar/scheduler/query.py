@@ -12,7 +12,7 @@ or an exact value. ``rule_ids: [...]`` scopes one exception to several rules.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from soar.scheduler.planning import Window, iso
@@ -52,6 +52,44 @@ def exception_clauses(exceptions: Iterable[Mapping[str, Any]], rule_id: str) -> 
     return clauses
 
 
+def _range(window: Window) -> dict[str, Any]:
+    return {"range": {TIMESTAMP: {"gte": iso(window.start), "lt": iso(window.end)}}}
+
+
+def combined_body(
+    items: Sequence[tuple[ScheduledRule, Window]],
+    exceptions: Iterable[Mapping[str, Any]] = (),
+    *,
+    size: int,
+    pit_id: str | None = None,
+    search_after: list[Any] | None = None,
+) -> dict[str, Any]:
+    """One search for many rules: each rule a named clause (its query, window and exceptions).
+
+    Elasticsearch reports in each hit's ``matched_queries`` which clauses (by position,
+    ``"0"``, ``"1"``, ...) it matched, so one pass over the index serves every rule.
+    """
+    exceptions = list(exceptions)
+    should = []
+    for n, (rule, window) in enumerate(items):
+        if rule.query is None:
+            raise ValueError(f"rule {rule.id} has no query (a correlation)")
+        clause = {"filter": [rule.query, _range(window)], "must_not": exception_clauses(exceptions, rule.id)}
+        should.append({"bool": {**clause, "_name": str(n)}})
+    span = Window(min(w.start for _, w in items), max(w.end for _, w in items))
+    body: dict[str, Any] = {
+        "query": {"bool": {"filter": [_range(span)], "should": should, "minimum_should_match": 1}},
+        "size": size,
+        "sort": SORT_PIT if pit_id else SORT_PLAIN,
+        "track_total_hits": True,
+    }
+    if pit_id:
+        body["pit"] = {"id": pit_id, "keep_alive": "1m"}
+    if search_after is not None:
+        body["search_after"] = search_after
+    return body
+
+
 def search_body(
     rule: ScheduledRule,
     window: Window,
@@ -64,9 +102,8 @@ def search_body(
     """The body of one search (an ``_msearch`` line, or a paged search with a point in time)."""
     if rule.query is None:
         raise ValueError(f"rule {rule.id} has no query (a correlation)")
-    time_range = {"range": {TIMESTAMP: {"gte": iso(window.start), "lt": iso(window.end)}}}
     body: dict[str, Any] = {
-        "query": {"bool": {"filter": [rule.query, time_range], "must_not": exception_clauses(exceptions, rule.id)}},
+        "query": {"bool": {"filter": [rule.query, _range(window)], "must_not": exception_clauses(exceptions, rule.id)}},
         "size": size,
         "sort": SORT_PIT if pit_id else SORT_PLAIN,
         "track_total_hits": True,

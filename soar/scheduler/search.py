@@ -1,10 +1,15 @@
-"""Searching Elasticsearch for many rules at once: ``_msearch`` batches, then point-in-time paging.
+"""Searching Elasticsearch for many rules at once: one ``_msearch``, combined searches, point-in-time paging.
 
-Every search of a cycle (normal windows and gap chunks) goes out in ``_msearch`` requests
-of ``batch_size`` searches. A search whose first page is full is paged to the end with
-``search_after`` inside a point in time, so results beyond 10,000 hits are complete and
-consistent. Errors are per search: a rejected query, a missing index, shard failures
-(e.g. a mapping conflict) or a timeout fail that rule's run only.
+Every search of a cycle (normal windows and gap chunks) goes out in one ``_msearch``
+request. Within it, up to ``batch_size`` rules on the same index share one *combined*
+search — each rule a named clause with its own window and exceptions, each hit saying
+which clauses it matched — so Elasticsearch reads the index once for all of them. A
+search whose first page is full is paged to the end with ``search_after`` inside a point
+in time, so results beyond 10,000 hits are complete and consistent.
+
+Errors stay per rule: when a combined search fails (a rejected query, a missing index,
+shard failures such as a mapping conflict, a timeout), its rules are searched again one
+by one (an ``_msearch`` of single-rule searches), so only the rule at fault fails.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from elastic_transport import ConnectionTimeout as ESConnectionTimeout
 from elasticsearch import ApiError, Elasticsearch
 
 from soar.scheduler.planning import Window
-from soar.scheduler.query import search_body
+from soar.scheduler.query import combined_body, search_body
 from soar.scheduler.rules import ScheduledRule
 
 # Root-cause types meaning "this query will never work": the rule is disabled until it changes.
@@ -121,6 +126,23 @@ def _hits(resp: Mapping[str, Any]) -> tuple[list[dict[str, Any]], int]:
     return list(hits.get("hits") or []), count
 
 
+def _items(group: Sequence[JobResult]) -> list[tuple[ScheduledRule, Window]]:
+    return [(res.job.rule, res.job.window) for res in group]
+
+
+def _fan_out(group: list[JobResult], hits: list[dict[str, Any]]) -> None:
+    """Give each job the hits whose ``matched_queries`` name its clause; then apply its limit."""
+    for res in group:
+        res.hits, res.total = [], 0
+    for hit in hits:
+        names = hit.get("matched_queries") or []
+        for name in names.keys() if isinstance(names, Mapping) else names:
+            res = group[int(name)]
+            res.total += 1
+            if len(res.hits) < res.job.limit:
+                res.hits.append(hit)
+
+
 def _api_error(exc: ApiError) -> SearchError:
     body = exc.body
     return classify(int(exc.meta.status), body.get("error", body) if isinstance(body, Mapping) else exc.message)
@@ -143,7 +165,9 @@ class Searcher:
         batch_size: int,
         exceptions: Sequence[Mapping[str, Any]] = (),
         counter: RequestCounter | None = None,
+        combine: bool = True,
     ) -> None:
+        self.combine = combine
         self.es = es
         self.page_size = page_size
         self.batch_size = batch_size
@@ -151,13 +175,86 @@ class Searcher:
         self.counter = counter or RequestCounter()
 
     def run(self, jobs: Sequence[Job]) -> list[JobResult]:
+        """All jobs in one ``_msearch`` of combined searches; a group that fails is retried rule by rule."""
         results = [JobResult(job) for job in jobs]
-        for start in range(0, len(jobs), self.batch_size):
-            self._batch(results[start : start + self.batch_size])
-        for res in results:
+        retry = self._combined(self._groups(results)) if self.combine else results
+        for start in range(0, len(retry), self.batch_size):
+            self._batch(retry[start : start + self.batch_size])
+        for res in retry:
             if res.error is None and len(res.hits) < min(res.total, res.job.limit) and len(res.hits) >= 1:
                 self._page(res)
         return results
+
+    def _groups(self, results: list[JobResult]) -> list[list[JobResult]]:
+        by_index: dict[str, list[JobResult]] = {}
+        for res in results:
+            by_index.setdefault(res.job.rule.index, []).append(res)
+        return [
+            group[i : i + self.batch_size] for group in by_index.values() for i in range(0, len(group), self.batch_size)
+        ]
+
+    def _combined(self, groups: list[list[JobResult]]) -> list[JobResult]:
+        """Run each group as one search (all in one ``_msearch``); returns the results to retry one by one."""
+        if not groups:
+            return []
+        searches: list[dict[str, Any]] = []
+        for group in groups:
+            searches.append({"index": group[0].job.rule.index})
+            searches.append(combined_body(_items(group), self.exceptions, size=self.page_size))
+        try:
+            self.counter.msearch += 1
+            resp = self.es.msearch(searches=searches)
+        except (ESConnectionError, ESConnectionTimeout) as exc:
+            for group in groups:
+                for res in group:
+                    res.error = unavailable(exc)
+            return []
+        except ApiError:
+            return [res for group in groups for res in group]
+        retry: list[JobResult] = []
+        for group, item in zip(groups, resp["responses"], strict=True):
+            if "error" in item or _check_response(item) is not None:
+                retry += group  # isolate the rule at fault (rejected query, shard failures, timeout)
+                continue
+            hits, total = _hits(item)
+            if len(hits) < total:
+                paged = self._page_combined(group, sum(r.job.limit for r in group))
+                if paged is None:
+                    retry += group
+                    continue
+                hits = paged
+            _fan_out(group, hits)
+        return retry
+
+    def _page_combined(self, group: list[JobResult], limit: int) -> list[dict[str, Any]] | None:
+        """Every hit of a combined search, paged in a point in time; None on any error (retried per rule)."""
+        try:
+            self.counter.pit += 1
+            pit_id = self.es.open_point_in_time(index=group[0].job.rule.index, keep_alive="1m")["id"]
+        except (ApiError, ESConnectionError, ESConnectionTimeout):
+            return None
+        hits: list[dict[str, Any]] = []
+        after: list[Any] | None = None
+        try:
+            while len(hits) < limit:
+                body = combined_body(
+                    _items(group), self.exceptions, size=self.page_size, pit_id=pit_id, search_after=after
+                )
+                self.counter.search += 1
+                resp = self.es.search(**body).body
+                pit_id = resp.get("pit_id", pit_id)
+                if _check_response(resp) is not None:
+                    return None
+                page, _ = _hits(resp)
+                hits.extend(page)
+                if len(page) < self.page_size:
+                    break
+                after = page[-1]["sort"]
+        except (ApiError, ESConnectionError, ESConnectionTimeout):
+            return None
+        finally:
+            self._close_pit(pit_id)
+        return hits
 
     def _size(self, job: Job) -> int:
         return max(1, min(self.page_size, job.limit))
