@@ -35,11 +35,14 @@ def coverage(ruleset: RuleSet, pipelines: Sequence[str] = ("ecs_linux",)) -> dic
     by_technique: dict[str, list[str]] = defaultdict(list)
     for rule in ruleset.rules:
         error: str | None = None
+        fields: set[str] = set()
         try:
-            compiler.compile(rule, ruleset)
+            compiled = compiler.compile(rule, ruleset)
+            if compiled.correlation is not None:  # what a correlation reads: its group-by and value fields
+                spec = compiled.correlation
+                fields |= {*spec.group_by, *([spec.field] if spec.field else [])}
         except ContentError as exc:
             error = str(exc)
-        fields: set[str] = set()
         if rule.kind == "rule" and error is None:
             fresh = _fresh(rule)
             assert isinstance(fresh, SigmaRule)
