@@ -60,6 +60,18 @@ def notify_alert(
     return thread
 
 
+def planned_automation(settings: Settings, store: Store, alert: Mapping[str, Any]) -> str:
+    """What automation will do about an alert, for its card: the playbooks it triggers, or none."""
+    try:
+        from soar.playbooks import dispatch, triggers
+
+        names = [pb.name for pb in triggers.triggered(dispatch.runtime_for(settings, store).playbooks.playbooks, alert)]
+    except Exception as exc:  # broken content must not keep the on-call from seeing the alert
+        log.warning("cannot tell which playbooks alert %s triggers: %s", alert.get("id"), exc)
+        return "unknown (playbooks could not be loaded)"
+    return ("playbook " + ", ".join(names)) if names else "no playbook matches: triage by hand"
+
+
 def notify_text(
     settings: Settings,
     store: Store,

@@ -33,7 +33,8 @@ def alert(alert_id: str) -> dict[str, Any]:
         record = store.get("alerts", alert_id)
         if record is None:
             return {"alert": alert_id, "error": "no such alert"}
-        thread = service.notify_alert(settings, store, record.doc)
+        planned = service.planned_automation(settings, store, record.doc)
+        thread = service.notify_alert(settings, store, record.doc, planned=planned)
     finally:
         store.close()
     return {"incident": thread["id"], "channel": thread["channel"]}

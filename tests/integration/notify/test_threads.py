@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from typing import Any
 
 from soar.config import Settings
@@ -103,3 +104,23 @@ def test_an_alert_card_is_posted_once_and_routed_by_severity(
         notify_alert(slack_settings, store, alert)
     assert [m["blocks"][0]["text"]["text"] for m in workspace.top_level("#soc-critical")] == ["Rootkit"]
     assert [m["blocks"][0]["text"]["text"] for m in workspace.top_level("#soc-alerts")] == ["Odd cron"]
+
+
+def test_the_card_says_what_automation_will_do(tmp_path: Path, slack_settings: Settings, workspace: Workspace) -> None:
+    from soar.notify.service import planned_automation
+    from soar.store import open_store
+    from tests.integration.notify.content import RULE_ID, write_content
+
+    settings = slack_settings.model_copy(update={"content_root": write_content(tmp_path / "content")})
+    store = open_store(settings)
+    matched = {
+        "id": uuid.uuid4().hex,
+        "rule": {"id": RULE_ID, "title": "Reverse shell", "level": "high"},
+        "host": {"name": "web-1"},
+    }
+    unmatched = {"id": uuid.uuid4().hex, "rule": {"id": "other", "title": "Odd", "level": "low"}}
+    assert planned_automation(settings, store, matched) == "playbook approve-then-contain"
+    assert planned_automation(settings, store, unmatched) == "no playbook matches: triage by hand"
+    notify_alert(settings, store, matched, planned=planned_automation(settings, store, matched))
+    (card,) = workspace.top_level()
+    assert "will run: playbook approve-then-contain" in str(card["blocks"])

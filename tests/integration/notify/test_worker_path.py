@@ -109,5 +109,6 @@ def test_an_alert_without_a_playbook_gets_its_card_from_a_worker(api: Api, store
         client.close()
     cards = eventually(lambda: [m for m in api.workspace.top_level() if alert_id in str(m["blocks"])], 30)
     assert cards and cards[0]["text"].startswith("[LOW] Unmatched rule")
+    assert "no playbook matches" in str(cards[0]["blocks"])
     time.sleep(1)
     assert len([m for m in api.workspace.top_level() if alert_id in str(m["blocks"])]) == 1
