@@ -19,6 +19,7 @@ class SSHError(ServiceUnavailable):
     def __init__(self, host: str, message: str) -> None:
         super().__init__(f"host {host}: {message}")
         self.host = host
+        self.reason = message
 
 
 class HostUnreachable(SSHError):

@@ -271,9 +271,7 @@ def connect(
             return _connect_once(host, creds, options, via)
         except HostUnreachable as exc:
             if attempt == options.attempts:
-                raise HostUnreachable(
-                    host.name, f"{exc.message.split(': ', 1)[1]} (after {attempt} attempts)"
-                ) from None
+                raise HostUnreachable(host.name, f"{exc.reason} (after {attempt} attempts)") from None
             sleep(delay)
             delay *= 2
     raise AssertionError("unreachable")  # pragma: no cover

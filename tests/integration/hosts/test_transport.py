@@ -10,12 +10,12 @@ import pytest
 import yaml
 
 from soar.actions import ActionContext, ActionRegistry
-from soar.hosts.errors import HostKeyRejected, HostUnreachable
+from soar.hosts.errors import AuthenticationFailed, HostKeyRejected, HostUnreachable
 from soar.hosts.inventory import Inventory, load_inventory
 from soar.hosts.runner import HostRunner, in_parallel
-from soar.hosts.transport import ConnectionPool, SSHOptions
+from soar.hosts.transport import ConnectionPool, Credentials, SSHOptions
 from tests.integration.hosts.conftest import close_context, lab_settings
-from tests.integration.hosts.lab import LAB, nft_ruleset
+from tests.integration.hosts.lab import LAB, LabUser, login, nft_ruleset
 
 pytestmark = pytest.mark.lab
 
@@ -167,3 +167,34 @@ def test_fan_out_on_one_connection_queues_below_the_hosts_session_limit(
         pool.close()
     assert [r.stdout.strip() for r in results] == [str(i) for i in range(60)], [r for r in results if not r.ok][:2]
     assert all(r.ok for r in results)
+
+
+def test_hosts_check_logs_in_everywhere_and_names_a_host_with_a_changed_key(tmp_path: Path) -> None:
+    from tests.unit.test_cli import run_soar
+
+    env = {"SOAR_INVENTORY_FILE": str(LAB / "inventory.yml"), "SOAR_SSH_KNOWN_HOSTS": str(LAB / "known_hosts")}
+    ok = run_soar("hosts", "check", env=env)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert [line.split() for line in ok.stdout.splitlines()[2:]] == [
+        [name, "ok"] for name in ("bastion", "mgmt", "peer", "web1", "db1")
+    ]
+    lines = (LAB / "known_hosts").read_text().splitlines()
+    db1_key = next(line for line in lines if line.startswith("10.77.0.12 ")).split(" ", 1)[1]
+    forged = tmp_path / "known_hosts"
+    forged.write_text(
+        "".join((f"10.77.0.11 {db1_key}" if line.startswith("10.77.0.11 ") else line) + "\n" for line in lines)
+    )
+    bad = run_soar("hosts", "check", "web1", env={**env, "SOAR_SSH_KNOWN_HOSTS": str(forged)})
+    assert bad.returncode == 2
+    assert "web1  presented host key SHA256:" in bad.stdout and "differs from the pinned key" in bad.stdout
+
+
+def test_a_refused_password_never_appears_in_the_error(
+    inventory: Inventory, options: SSHOptions, lab_user: LabUser
+) -> None:
+    wrong = "Wr0ng-" + lab_user.password
+    with pytest.raises(AuthenticationFailed) as info:
+        login(inventory, "db1", Credentials(lab_user.name, password=wrong), options)
+    assert str(info.value) == f"host db1: authentication as {lab_user.name} was refused"
+    assert wrong not in repr(info.value) and lab_user.password not in str(info.value)
+    assert "password" not in repr(Credentials(lab_user.name, password=wrong))  # not even in a repr
