@@ -104,3 +104,10 @@ def test_exceptions_become_must_not_clauses_for_their_rules_only() -> None:
     assert len(body["query"]["bool"]["must_not"]) == 4 and body["size"] == 100 and "pit" not in body
     paged = search_body(RULE, Window(T - 10, T), [], size=5, pit_id="p", search_after=[1, 2])
     assert paged["pit"]["id"] == "p" and paged["search_after"] == [1, 2] and paged["sort"][-1] == {"_shard_doc": "asc"}
+
+
+def test_public_surface_is_declared() -> None:
+    import soar.scheduler
+
+    for name in soar.scheduler.__all__:
+        assert hasattr(soar.scheduler, name)
