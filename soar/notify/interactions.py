@@ -131,7 +131,7 @@ def handle(settings: Settings, store: Store, interaction: Interaction) -> dict[s
     from soar import access, audit
     from soar.notify.service import ephemeral
 
-    def refuse(reason: str) -> dict[str, Any]:
+    def refuse(reason: str, *, audited: bool = False) -> dict[str, Any]:
         ephemeral(
             settings,
             store,
@@ -141,6 +141,8 @@ def handle(settings: Settings, store: Store, interaction: Interaction) -> dict[s
             key=f"ephemeral:{interaction.id}",
         )
         _record(store, interaction, "refused", reason)
+        if audited:  # the engine wrote its own approval.refused entry
+            return {"status": "refused", "reason": reason}
         audit.record(
             store,
             actor=f"slack:{interaction.user_id}",
@@ -182,7 +184,7 @@ def handle(settings: Settings, store: Store, interaction: Interaction) -> dict[s
         message = str(exc) if _is_soar_error(exc) else f"could not record the decision ({type(exc).__name__})"
         if not _is_soar_error(exc):
             log.exception("approval %s/%s failed", interaction.run_id, interaction.step_id)
-        return refuse(message)
+        return refuse(message, audited=isinstance(exc, approvals.NotAllowed))
     result = _outcome_dict(outcome)
     if not result.get("changed", True):
         ephemeral(

@@ -84,6 +84,8 @@ def test_unknown_users_and_non_approvers_get_an_ephemeral_refusal(api: Api, stor
     by_user = refusals()
     assert "not a known soar user" in by_user["UNOBODY"]
     assert "Not allowed" in by_user["UVICTOR"]
+    refused = [r.doc for r in store.find("audit") if r.doc.get("action") == "approval.refused"]
+    assert {"slack:UNOBODY", "slack:UVICTOR"} <= {e["actor"] for e in refused if e["target"] == f"{run_id}/{step}"}
     doc = approval(store, run_id)
     assert doc["status"] == "pending" and doc["approvers"] == []
 
