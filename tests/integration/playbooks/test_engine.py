@@ -438,3 +438,35 @@ def test_a_refusal_by_the_action_is_not_retried(content: Content, pb_settings: S
     run = _run(rt, started[0])
     assert run["status"] == "failed" and len(run["steps"]["r"]["instances"][0]["attempts"]) == 1
     assert len(calls(content.state)) == 1
+
+
+def test_secrets_never_reach_run_records(
+    content: Content, pb_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = "s3cr3t-audit-key-value"
+    monkeypatch.setenv("SOAR_AUDIT_HMAC_KEY", secret)
+    from soar.config import get_settings
+
+    get_settings.cache_clear()
+    settings = get_settings()
+    content.playbook(
+        "leak",
+        """\
+        name: leak
+        trigger: {rules: [rule-contain]}
+        steps:
+          - id: leak
+            uses: testkit.leak
+            with: {what: "{{ alert.user.name }}"}
+        """,
+    )
+    rt, started = _start(settings, alert())
+    rec = rt.store.get(RUNS, started[0])
+    assert rec is not None and rec.doc["status"] == "succeeded"
+    import json
+
+    text = json.dumps(rec.doc)
+    assert secret not in text and "hunter2" not in text
+    inst = rec.doc["steps"]["leak"]["instances"][0]
+    assert inst["attempts"][0]["stdout"] == "alice: key=********"
+    assert inst["result"]["output"]["password"] == "********"

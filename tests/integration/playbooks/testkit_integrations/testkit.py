@@ -114,3 +114,12 @@ def refuse(ctx: ActionContext, host: str) -> ActionResult:
     if not ctx.dry_run:
         _log(ctx, "testkit.refuse", host=host)
     return ActionResult.failure("refused: bad argument", output={"refused": "bad argument"})
+
+
+@action("testkit.leak", impact="read", idempotent=True)
+def leak(ctx: ActionContext, what: str) -> ActionResult:
+    """An action that leaks a configured secret into its output, to prove run records redact it."""
+    key = ctx.settings.audit_hmac_key.get_secret_value() if ctx.settings.audit_hmac_key else ""
+    return ActionResult(
+        ok=True, stdout=f"{what}: key={key}", stderr=f"debug {key}", output={"password": "hunter2", "note": key}
+    )
