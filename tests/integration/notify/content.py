@@ -54,6 +54,11 @@ principals:
     token: bob-token-0123456789ab
     roles: [approver]
     slack_user_id: UBOB
+  - name: carol
+    token: carol-token-0123456789ab
+    roles: [approver]
+    attributes: {env: [prod]}
+    slack_user_id: UCAROL
   - name: victor
     token: victor-token-0123456789
     roles: [viewer]

@@ -71,19 +71,22 @@ def test_bad_signatures_replays_and_malformed_payloads_get_4xx_and_change_nothin
 def test_unknown_users_and_non_approvers_get_an_ephemeral_refusal(api: Api, store: Store) -> None:
     run_id, step = start_run(api, store)
     channel = channel_id(api)
-    for user in ("UNOBODY", "UVICTOR"):
+    for user in ("UNOBODY", "UVICTOR", "UCAROL"):
         resp, _ = post(api, payload(run_id, step, user, channel=channel))
         assert resp.status_code == 200
 
     def refusals() -> dict[str, str]:
         return {
-            e["user"]: e["text"] for e in api.workspace.state()["ephemerals"] if e["user"] in ("UNOBODY", "UVICTOR")
+            e["user"]: e["text"]
+            for e in api.workspace.state()["ephemerals"]
+            if e["user"] in ("UNOBODY", "UVICTOR", "UCAROL")
         }
 
-    eventually(lambda: len(refusals()) == 2)
+    eventually(lambda: len(refusals()) == 3)
     by_user = refusals()
     assert "not a known soar user" in by_user["UNOBODY"]
     assert "Not allowed" in by_user["UVICTOR"]
+    assert "Not allowed" in by_user["UCAROL"] and "env" in by_user["UCAROL"]  # an approver, but scoped to prod
     refused = [r.doc for r in store.find("audit") if r.doc.get("action") == "approval.refused"]
     assert {"slack:UNOBODY", "slack:UVICTOR"} <= {e["actor"] for e in refused if e["target"] == f"{run_id}/{step}"}
     doc = approval(store, run_id)
