@@ -50,7 +50,13 @@ def load_responder(settings: Settings, name: str) -> Responder:
         body = (folder / f"{name}.sh").read_text(encoding="utf-8")
     except OSError as exc:
         raise ContentError(f"responder {name}: cannot read {exc.filename}: {exc.strerror}") from None
-    return Responder(name=name, script=f"{lib}\n{body}", origin=f"responders/{name}.sh")
+    return Responder(name=name, script=wrap(lib, body), origin=f"responders/{name}.sh")
+
+
+def wrap(lib: str, body: str) -> str:
+    """One function around everything: sh parses it whole before running a line, so a script cut short
+    in transit (the connection dropped mid-send) is a syntax error that runs nothing, never half a responder."""
+    return f'soar_responder() {{\n{lib}\n{body}\n}}\nsoar_responder "$@"\n'
 
 
 def parse_fields(stdout: str) -> dict[str, str]:

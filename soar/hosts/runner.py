@@ -15,6 +15,7 @@ from typing import TypeVar
 
 from soar.actions.model import ActionContext, PlannedCommand
 from soar.config import Settings
+from soar.hosts.errors import ConnectionLost
 from soar.hosts.inventory import Host, Inventory, load_inventory
 from soar.hosts.responders import Outcome, Responder, load_responder, run_responder
 from soar.hosts.transport import ConnectionPool, SSHOptions
@@ -61,7 +62,12 @@ class HostRunner:
     def run(self, host: Host, name: str, mode: str, args: list[str], *, fresh: bool = False) -> Outcome:
         """Run a responder mode; ``fresh`` uses a new connection (proof the path works now) and closes it."""
         if not fresh:
-            return run_responder(self.pool.session(host), self.responder(name), mode, args)
+            try:
+                return run_responder(self.pool.session(host), self.responder(name), mode, args)
+            except ConnectionLost:
+                # a pooled connection that died since its last use (the command never started): reconnect once
+                self.pool.discard(host)
+                return run_responder(self.pool.session(host), self.responder(name), mode, args)
         session = self.pool.fresh(host)
         try:
             return run_responder(session, self.responder(name), mode, args)

@@ -29,6 +29,7 @@ from soar.hosts.inventory import Host, Inventory
 
 READ_CHUNK = 65536
 MAX_OUTPUT = 16 * 1024 * 1024
+KEEPALIVE_SECONDS = 15
 
 
 @dataclass(frozen=True)
@@ -254,6 +255,9 @@ def _connect_once(host: Host, creds: Credentials, options: SSHOptions, via: Sess
         client.close()
         what = "timed out" if isinstance(exc, socket.timeout | TimeoutError) else type(exc).__name__
         raise HostUnreachable(host.name, f"cannot connect to {host.address}:{host.port}: {what}") from None
+    transport = client.get_transport()
+    if transport is not None:
+        transport.set_keepalive(KEEPALIVE_SECONDS)  # a pooled connection that silently died is noticed
     return Session(host, client, options)
 
 

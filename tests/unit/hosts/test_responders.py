@@ -11,7 +11,7 @@ import pytest
 
 from soar.config import Settings
 from soar.hosts.inventory import Host
-from soar.hosts.responders import BUILTIN_RESPONDERS, load_responder, parse_fields
+from soar.hosts.responders import BUILTIN_RESPONDERS, load_responder, parse_fields, wrap
 
 RESPONDERS = ["isolate", "block_ip", "lock_account", "kill_sessions", "kill_process", "triage", "probe"]
 
@@ -26,10 +26,24 @@ def test_argv_is_sudo_then_sh_reading_the_script_from_stdin(settings: Settings) 
     assert shlex.split(shlex.join(("sh", "-s", "--", "apply", "a;b $(c)"))) == ["sh", "-s", "--", "apply", "a;b $(c)"]
 
 
-def test_the_script_is_the_library_then_the_responder(settings: Settings) -> None:
+def test_the_script_is_the_library_then_the_responder_in_one_function(settings: Settings) -> None:
     responder = load_responder(settings, "isolate")
-    assert responder.script.startswith((BUILTIN_RESPONDERS / "_lib.sh").read_text())
-    assert responder.script.endswith((BUILTIN_RESPONDERS / "isolate.sh").read_text())
+    lib = (BUILTIN_RESPONDERS / "_lib.sh").read_text()
+    body = (BUILTIN_RESPONDERS / "isolate.sh").read_text()
+    assert responder.script == wrap(lib, body)
+    assert responder.script.startswith("soar_responder() {\n" + lib)
+
+
+def test_a_script_cut_short_in_transit_runs_nothing(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    script = wrap("set -eu\n", f"touch {marker}\necho done\nexit 0\n")
+    whole = subprocess.run(["sh", "-s", "--", "x"], input=script, text=True, capture_output=True)
+    assert whole.returncode == 0 and marker.exists()
+    marker.unlink()
+    for cut in (len(script) // 2, len(script) - 12):
+        partial = subprocess.run(["sh", "-s"], input=script[:cut], text=True, capture_output=True)
+        assert partial.returncode != 0
+        assert not marker.exists(), f"a script cut at {cut} ran a command"
 
 
 def test_a_content_root_responder_overrides_the_builtin(tmp_path: Path) -> None:
@@ -39,7 +53,7 @@ def test_a_content_root_responder_overrides_the_builtin(tmp_path: Path) -> None:
     (tmp_path / "responders" / "_lib.sh").write_text("# lib\n")
     (tmp_path / "responders" / "probe.sh").write_text("say reachable maybe\n")
     responder = load_responder(load_settings(content_root=tmp_path), "probe")
-    assert responder.script == "# lib\n\nsay reachable maybe\n"
+    assert responder.script == wrap("# lib\n", "say reachable maybe\n")
 
 
 def test_parse_fields_reads_only_protocol_lines() -> None:
@@ -49,14 +63,14 @@ def test_parse_fields_reads_only_protocol_lines() -> None:
 
 @pytest.mark.parametrize("name", RESPONDERS)
 def test_every_responder_is_posix_sh(name: str) -> None:
-    script = (BUILTIN_RESPONDERS / "_lib.sh").read_text() + (BUILTIN_RESPONDERS / f"{name}.sh").read_text()
+    script = wrap((BUILTIN_RESPONDERS / "_lib.sh").read_text(), (BUILTIN_RESPONDERS / f"{name}.sh").read_text())
     assert subprocess.run(["sh", "-n"], input=script, text=True, capture_output=True).returncode == 0
     assert "eval" not in script.split()
 
 
 def run_isolated(name: str, *args: str) -> subprocess.CompletedProcess[str]:
     """Run a responder locally in a fresh, empty network namespace, so a bug could touch nothing real."""
-    script = (BUILTIN_RESPONDERS / "_lib.sh").read_text() + (BUILTIN_RESPONDERS / f"{name}.sh").read_text()
+    script = wrap((BUILTIN_RESPONDERS / "_lib.sh").read_text(), (BUILTIN_RESPONDERS / f"{name}.sh").read_text())
     return subprocess.run(
         ["unshare", "--net", "sh", "-s", "--", *args], input=script, text=True, capture_output=True, timeout=10
     )
