@@ -135,6 +135,30 @@ def deny(
     return _decide(run_id, step, approver, role, "deny")
 
 
+@app.command("rollback")
+def rollback(
+    run_id: str = typer.Argument(..., help="Run id of a finished run."),
+    reason: str = typer.Option("", "--reason", help="Why (recorded)."),
+    actor: str | None = typer.Option(None, "--as", help="Who asks (default: the login name)."),
+) -> int:
+    """Undo a finished run: its rollback steps, else the revert of every completed containment, newest first."""
+    from soar.playbooks import dispatch
+    from soar.playbooks.records import RUNS
+    from soar.playbooks.runner import request_rollback
+
+    settings = get_settings()
+    rt = dispatch.runtime_for(settings)
+    doc = request_rollback(rt, run_id, actor=actor or getpass.getuser(), reason=reason)
+    steps = ", ".join(e["id"] for e in doc["rollback"]["steps"]) or "nothing to revert"
+    typer.echo(f"{run_id}: rolling back ({steps})")
+    dispatch.kick(settings, run_id, runtime=rt)
+    rec = rt.store.get(RUNS, run_id)
+    if rec is not None and rec.doc["status"] not in ("running",):
+        typer.echo(f"{run_id}: {rec.doc['status']}" + (f" ({rec.doc['error']})" if rec.doc.get("error") else ""))
+        return 0 if rec.doc["status"] == "rolled_back" else 1
+    return 0
+
+
 def _register_report() -> None:
     """``soar runs report`` lives with the review area (soar/cli/report_cmd.py) and plugs in here."""
     try:

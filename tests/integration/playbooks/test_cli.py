@@ -143,3 +143,21 @@ steps:
     ran = soar(content, "playbooks", "run", "inputs", "--alert", str(alert_file), "--input", "greeting=hi", "--json")
     assert json.loads(ran.stdout)["inputs"] == {"greeting": "hi", "times": 1}
     assert [c["text"] for c in calls(content.state)] == ["hi x1 dev1"]
+
+
+def test_rollback_a_finished_run(content: Content, tmp_path: Path) -> None:
+    content.playbook("contain", PLAYBOOK)
+    run = json.loads(
+        soar(content, "playbooks", "run", "contain", "--alert", str(_alert_file(tmp_path)), "--json").stdout
+    )
+    assert run["status"] == "succeeded" and (content.state / "testkit" / "contained-dev1").exists()
+    out = soar(content, "runs", "rollback", run["id"], "--reason", "false positive", "--as", "bob")
+    assert out.returncode == 0, out.stderr
+    assert f"{run['id']}: rolling back (revert_contain)" in out.stdout and f"{run['id']}: rolled_back" in out.stdout
+    assert not (content.state / "testkit" / "contained-dev1").exists()
+    assert [c["action"] for c in calls(content.state)] == ["testkit.contain", "testkit.note", "testkit.release"]
+    final = json.loads(soar(content, "runs", "show", run["id"], "--json").stdout)
+    assert final["rollback"]["reason"] == "requested by bob: false positive"
+    again = soar(content, "runs", "rollback", run["id"])
+    assert again.returncode == 1 and "only a finished run that was not rolled back" in again.stderr
+    assert len(calls(content.state)) == 3
