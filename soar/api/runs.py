@@ -21,6 +21,9 @@ def _public(doc: dict[str, Any]) -> dict[str, Any]:
     out = dict(doc)
     if isinstance(out.get("playbook"), dict):
         out["playbook"] = {k: v for k, v in out["playbook"].items() if k != "text"}
+    if isinstance(out.get("rollback"), dict):  # the rollback plan carries executed parameters
+        plan = out["rollback"].get("steps") or []
+        out["rollback"] = {**out["rollback"], "steps": [{k: v for k, v in e.items() if k != "params"} for e in plan]}
     for step in (out.get("steps") or {}).values() if isinstance(out.get("steps"), dict) else []:
         for inst in step.get("instances") or [] if isinstance(step, dict) else []:
             if isinstance(inst, dict):

@@ -29,6 +29,16 @@ DEFAULT_IMPACTS: dict[str, str] = {
 }
 
 NEVER = datetime.min.replace(tzinfo=UTC)
+# audit actions worth a line in a run's timeline (steps and approvals come from their own records)
+AUDIT_EVENTS = (
+    "policy.",
+    "verdict.",
+    "exception.",
+    "alert.",
+    "playbook.rollback",
+    "approval.refused",
+    "approval.expired",
+)
 ImpactOf = Callable[[str], str | None]
 
 
@@ -155,11 +165,12 @@ def _first_attempt(step: dict[str, Any]) -> datetime | None:
 
 
 def ordered_steps(run: dict[str, Any]) -> list[dict[str, Any]]:
-    """The run's steps (a dict by id or a list), main steps then rollback steps, in time order."""
+    """The run's step records (a dict by id or a list) in time order; rollback-phase steps are marked.
+
+    ``run.rollback.steps`` is the rollback *plan*; what ran is in ``steps`` with ``phase: rollback``.
+    """
     raw = run.get("steps") or {}
     items = [{"id": k, **v} for k, v in raw.items() if isinstance(v, dict)] if isinstance(raw, dict) else list(raw)
-    rollback = (run.get("rollback") or {}).get("steps") or []
-    items += [{**s, "rollback": True} for s in rollback if isinstance(s, dict)]
     items = [{**s, "rollback": True} if isinstance(s, dict) and s.get("phase") == "rollback" else s for s in items]
     return sorted(
         [s for s in items if isinstance(s, dict)],
@@ -291,7 +302,7 @@ def build_timeline(
             }
         )
     for entry in audit:
-        if str(entry.get("action", "")).startswith(("policy.", "verdict.", "exception.")):
+        if str(entry.get("action", "")).startswith(AUDIT_EVENTS):
             events.append(
                 Event(
                     from_iso(entry.get("at")),

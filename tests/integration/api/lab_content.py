@@ -25,6 +25,12 @@ def contain(ctx: ActionContext, host: str) -> ActionResult:
     )
 
 
+@action("labtest.fail", impact="read", idempotent=True)
+def fail(ctx: ActionContext, host: str) -> ActionResult:
+    """A check that always fails, to make the engine roll back."""
+    return ActionResult.failure(f"{host}: simulated failure")
+
+
 @action("labtest.release", impact="read", idempotent=True)
 def release(ctx: ActionContext, host: str) -> ActionResult:
     """Pretend to release the host."""
@@ -47,6 +53,21 @@ steps:
   - id: release
     uses: labtest.release
     with: {host: "{{ alert.host.name }}"}
+"""
+
+ROLLBACK_PLAYBOOK = """
+name: lab-rollback
+description: Contain, then a failing check makes the engine revert the containment.
+trigger:
+  rules: [lab-rule-2]
+steps:
+  - id: isolate
+    uses: labtest.contain
+    with: {host: "{{ alert.host.name }}"}
+  - id: check
+    uses: labtest.fail
+    with: {host: "{{ alert.host.name }}"}
+    on_failure: rollback
 """
 
 TOKENS = {
@@ -72,6 +93,7 @@ def write_content(root: Path) -> Path:
     (root / "integrations" / "labtest.py").write_text(INTEGRATION)
     (root / "playbooks").mkdir()
     (root / "playbooks" / "lab-contain.yml").write_text(PLAYBOOK)
+    (root / "playbooks" / "lab-rollback.yml").write_text(ROLLBACK_PLAYBOOK)
     tokens = root / "tokens.yml"
     tokens.write_text(PRINCIPALS)
     return tokens

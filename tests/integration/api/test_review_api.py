@@ -215,3 +215,30 @@ def test_tenant_scopes_on_metrics_and_audit(api: Api) -> None:
     assert bundle.status_code == 200
     assert bundle.json()["verification"]["ok"] is True and bundle.json()["count"] >= 1
     assert [e["action"] for e in c.get("/audit/entries", headers=auth("admin")).json()][-1] == "audit.exported"
+
+
+def test_rollback_appears_in_the_timeline(api: Api) -> None:
+    c = api.client
+    alert = {
+        "id": "rb-1",
+        "rule": {"id": "lab-rule-2", "title": "Rollback lab", "level": "high"},
+        "host": {"name": "web2"},
+        "attributes": {"env": "prod"},
+    }
+    alert_id = c.post("/ingest/alerts", json=alert, headers=auth("responder")).json()["id"]
+    runs = c.get("/runs", params={"alert_id": alert_id}, headers=auth("viewer")).json()
+    assert len(runs) == 1, runs
+    run_id = runs[0]["id"]
+    if runs[0]["status"] == "waiting_approval":  # the policy gates containment: approve it
+        ok = c.post(f"/runs/{run_id}/approvals/isolate", json={"decision": "approve"}, headers=auth("admin"))
+        assert ok.status_code == 200, ok.text
+    run = c.get(f"/runs/{run_id}", headers=auth("viewer")).json()
+    assert run["status"] == "rolled_back", (run["status"], run.get("error"))
+    assert all("params" not in e for e in run["rollback"]["steps"])
+    r = c.get(f"/runs/{run_id}/report", headers=auth("viewer")).json()
+    rolled = [s for s in r["steps"] if s["rollback"]]
+    assert [s["uses"] for s in rolled] == ["labtest.release"] and rolled[0]["ok"] is True
+    assert any(e["kind"] == "audit" and e["title"] == "playbook.rollback" for e in r["events"])
+    assert r["milestones"]["contained"] is not None and r["milestones"]["released"] is not None
+    failed = [s for s in r["steps"] if s["id"] == "check"]
+    assert failed[0]["status"] == "failed" and "simulated failure" in (failed[0]["error"] or "")
