@@ -8,6 +8,7 @@ reschedules itself while messages wait for a retry.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -16,7 +17,7 @@ from soar.notify import incidents
 from soar.notify.delivery import Deliverer, DeliveryReport
 from soar.notify.outbox import Message, channels_with_open_messages, enqueue, key_for
 from soar.notify.transport import Transport, transport_for
-from soar.store import Store
+from soar.store import Store, open_store
 
 log = logging.getLogger("soar.notify")
 
@@ -34,14 +35,52 @@ def deliver_all(settings: Settings, store: Store, transport: Transport | None = 
 
 
 def kick(settings: Settings, store: Store, channels: Iterable[str], *, countdown: float | None = None) -> None:
-    """Have these channels delivered: in-process when eager, else by a worker."""
+    """Have these channels delivered: in-process when eager (retries on a timer), else by a worker."""
     for channel in sorted(set(channels)):
         if settings.celery_eager:
-            deliver(settings, store, channel)
+            report = deliver(settings, store, channel)
+            retry_in = BUSY_RETRY if report.busy else report.retry_in
+            if retry_in is not None:
+                _retry_later(settings, channel, retry_in)
             continue
         from soar.celery_app import app
 
         app.send_task(DELIVER_TASK, args=[channel], countdown=countdown, queue=settings.response_queue)
+
+
+# Embedded mode has no worker to schedule retries on: a daemon timer per (store, channel) does it
+# while the process lives (`soar api`, the demo); `soar notify deliver` catches up otherwise.
+BUSY_RETRY = 1.0
+_timers: dict[tuple[str, str], threading.Timer] = {}
+_timers_lock = threading.Lock()
+
+
+def _retry_later(settings: Settings, channel: str, delay: float) -> None:
+    key = (str(settings.state_dir.resolve()), channel)
+    with _timers_lock:
+        if key in _timers:
+            return
+        timer = threading.Timer(min(max(delay, 0.05), 300.0), _retry, args=(settings, channel, key))
+        timer.daemon = True
+        _timers[key] = timer
+        timer.start()
+
+
+def _retry(settings: Settings, channel: str, key: tuple[str, str]) -> None:
+    with _timers_lock:
+        _timers.pop(key, None)
+    try:
+        store = open_store(settings)
+        try:
+            report = deliver(settings, store, channel)
+        finally:
+            store.close()
+    except Exception:  # a timer thread has no one to raise to
+        log.exception("retrying Slack delivery to %s failed", channel)
+        return
+    retry_in = BUSY_RETRY if report.busy else report.retry_in
+    if retry_in is not None:
+        _retry_later(settings, channel, retry_in)
 
 
 def notify_run_event(settings: Settings, store: Store, event: Mapping[str, Any]) -> dict[str, Any]:

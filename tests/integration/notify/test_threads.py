@@ -124,3 +124,19 @@ def test_the_card_says_what_automation_will_do(tmp_path: Path, slack_settings: S
     notify_alert(settings, store, matched, planned=planned_automation(settings, store, matched))
     (card,) = workspace.top_level()
     assert "will run: playbook approve-then-contain" in str(card["blocks"])
+
+
+def test_embedded_mode_retries_on_its_own_after_an_outage(
+    slack_settings: Settings, store: Store, workspace: Workspace
+) -> None:
+    import time
+
+    workspace.outage(True)
+    notify_alert(slack_settings, store, {"id": uuid.uuid4().hex, "rule": {"id": "r", "title": "Later", "level": "low"}})
+    assert workspace.top_level() == []
+    workspace.outage(False)
+    deadline = time.monotonic() + 10
+    while not workspace.top_level() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert [m["text"] for m in workspace.top_level()] == ["[LOW] Later — open"]
+    assert [m.status for m in listing(store)] == ["sent"]
