@@ -104,9 +104,8 @@ def serve_api(root: Path, workspace: Workspace, env: dict[str, str]) -> Iterator
 
 
 def open_test_store(api: Api) -> Store:
-    for key, value in api.env.items():
-        os.environ[key] = value  # the conftest clears the settings cache per test; keep this module's env
-    get_settings.cache_clear()
+    """The store the API uses; serve_api keeps this module's SOAR_* environment until the module ends."""
+    assert all(os.environ.get(k) == v for k, v in api.env.items())
     return open_store(api.settings)
 
 
