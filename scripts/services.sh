@@ -168,16 +168,26 @@ lab_up() { [ -x "$ROOT/scripts/lab.sh" ] || return 0; is_root || { log "lab need
 lab_down() { [ -x "$ROOT/scripts/lab.sh" ] && is_root && "$ROOT/scripts/lab.sh" down || true; }
 lab_status() { [ -x "$ROOT/scripts/lab.sh" ] || { echo "lab: not part of this checkout"; return 0; }; "$ROOT/scripts/lab.sh" status; }
 
+slack_port() { echo "${SOAR_SLACK_STANDIN_PORT:-8765}"; }
+slack_healthy() { curl -fsS "http://127.0.0.1:$(slack_port)/_standin/health" >/dev/null 2>&1; }
 slack_up() {
   [ -f "$ROOT/scripts/slack_standin.py" ] || return 0
-  if pid_alive "$RUN_DIR/slack.pid"; then log "slack stand-in already up"; return 0; fi
-  (cd "$ROOT" && nohup "$VENV/bin/python" scripts/slack_standin.py --port "${SOAR_SLACK_STANDIN_PORT:-8765}" \
+  if slack_healthy; then log "slack stand-in already up on $(slack_port)"; return 0; fi
+  (cd "$ROOT" && nohup "$VENV/bin/python" scripts/slack_standin.py --port "$(slack_port)" \
     >"$RUN_DIR/slack.log" 2>&1 & echo $! >"$RUN_DIR/slack.pid")
-  for _ in $(seq 1 50); do curl -fsS "http://127.0.0.1:${SOAR_SLACK_STANDIN_PORT:-8765}/_standin/health" >/dev/null 2>&1 && { log "slack stand-in up"; return 0; }; sleep 0.2; done
+  for _ in $(seq 1 50); do slack_healthy && { log "slack stand-in up on $(slack_port)"; return 0; }; sleep 0.2; done
   die "slack stand-in did not start (see $RUN_DIR/slack.log)"
 }
-slack_down() { if [ -f "$RUN_DIR/slack.pid" ]; then kill "$(cat "$RUN_DIR/slack.pid")" 2>/dev/null || true; rm -f "$RUN_DIR/slack.pid"; fi; }
-slack_status() { if pid_alive "$RUN_DIR/slack.pid"; then echo "slack: up"; else echo "slack: down"; return 1; fi; }
+stop_pidfile() {
+  [ -f "$1" ] || return 0
+  local pid; pid=$(cat "$1")
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -9 "$pid" 2>/dev/null || true
+  rm -f "$1"
+}
+slack_down() { stop_pidfile "$RUN_DIR/slack.pid"; }
+slack_status() { if slack_healthy; then echo "slack: up 127.0.0.1:$(slack_port)"; else echo "slack: down"; return 1; fi; }
 
 action=${1:-status}; shift || true
 components=("$@"); [ ${#components[@]} -gt 0 ] || components=("${ALL[@]}")
