@@ -19,30 +19,33 @@ CONTENT_DIRS = ("rules", "playbooks", "responders")
 CONTENT_FILES = ("policy.yml",)
 
 INVENTORY = """\
-# Hosts soar may act on. Alert fields resolve to exactly one host or the action is refused.
-# Host keys are pinned in known_hosts (soar never trusts an unknown key).
+# Hosts soar may act on (see soar/hosts/inventory.py). An alert field resolves to exactly
+# one host by name, alias or address, or the action is refused before anything connects.
+# Host keys are pinned: in known_hosts (SOAR_SSH_KNOWN_HOSTS) or per host as host_key.
 defaults:
   user: soar-responder
-  key_file: ~/.ssh/soar_responder_ed25519
-  port: 22
-bastions:
-  - name: bastion-01
-    address: 192.0.2.10
+  key: keys/soar_responder_ed25519
+  sudo: true
+  bastion: bastion-01
+  management: [192.0.2.5]              # the controller: isolation always keeps it reachable
+  log_endpoints: ["192.0.2.9:9200"]    # log shipping stays open while a host is isolated
+  protected_accounts: [soar-responder]
 hosts:
-  - name: web-01
+  bastion-01:
+    address: 192.0.2.10
+    bastion: null
+    labels: {env: prod, role: bastion, criticality: high, owner: secops}
+  web-01:
     address: 192.0.2.21
-    bastion: bastion-01
+    aliases: [web-01.prod.internal]
     labels: {env: prod, role: web, criticality: high, owner: team-web}
-  - name: db-01
+  db-01:
     address: 192.0.2.22
-    bastion: bastion-01
-    labels: {env: prod, role: db, criticality: high, owner: team-data}
-  - name: dev-01
+    labels: {env: prod, role: database, criticality: critical, owner: team-data}
+  dev-01:
     address: 192.0.2.31
+    bastion: null
     labels: {env: dev, role: web, criticality: low, owner: team-web}
-management:
-  # isolation always keeps these reachable: the controller, bastions, log shipping
-  allow: [192.0.2.10/32, 192.0.2.5/32]
 """
 
 CONFIG = """\

@@ -3,7 +3,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
 
 from soar.errors import InputError
 from soar.scaffold import scaffold
@@ -16,8 +15,10 @@ def test_init_lays_out_a_content_repository(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     for name in ("rules", "playbooks", "responders", "inventory.yml", "soar.yml", ".github/workflows/detections.yml"):
         assert (target / name).exists(), name
-    inventory = yaml.safe_load((target / "inventory.yml").read_text())
-    assert {h["name"] for h in inventory["hosts"]} >= {"web-01", "db-01"}
+    from soar.hosts.inventory import load_inventory
+
+    inventory = load_inventory(target / "inventory.yml")
+    assert {"web-01", "db-01"} <= {h.name for h in inventory.hosts.values()}
     workflow = (target / ".github/workflows/detections.yml").read_text()
     assert "soar rules check" in workflow and "soar rules test" in workflow
     assert not any(p.name.startswith(".detections.") for p in tmp_path.iterdir()), "staging folder left behind"
