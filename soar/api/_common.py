@@ -6,7 +6,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from elastic_transport import ConnectionError as ElasticConnectionError
 from fastapi import HTTPException, Path, Request
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from soar.access import PERMISSIONS, require
 from soar.config import Settings
@@ -20,6 +22,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "Bad input (the message names the field)"},
     401: {"description": "Missing or unknown bearer token"},
     403: {"description": "The token's role or attributes do not allow this"},
+    503: {"description": "Elasticsearch or Redis is unreachable, or the server is misconfigured"},
 }
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No such resource"}}
 
@@ -66,6 +69,8 @@ def http_errors(not_found: type[SoarError] | None = None) -> Iterator[None]:
         raise
     except ServiceUnavailable as exc:
         raise HTTPException(503, str(exc)) from exc
+    except (ElasticConnectionError, RedisConnectionError) as exc:
+        raise HTTPException(503, f"a service soar depends on is unreachable: {type(exc).__name__}") from exc
     except ConfigError as exc:
         raise HTTPException(503, f"server misconfigured: {exc}") from exc
     except SoarError as exc:

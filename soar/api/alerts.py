@@ -51,8 +51,8 @@ def post_verdict(
     alert_id: str = id_path("alert"),
     principal: Principal = AUTH["verdicts:write"],
 ) -> dict[str, Any]:
-    store = store_of(request)
     with http_errors():
+        store = store_of(request)
         rec = store.get(ALERTS, alert_id)
         if rec is None:
             raise HTTPException(404, f"unknown alert id {alert_id!r}")
@@ -79,8 +79,8 @@ def post_status(
 ) -> dict[str, Any]:
     from soar.review.triage import set_alert_status
 
-    store = store_of(request)
     with http_errors():
+        store = store_of(request)
         rec = store.get(ALERTS, alert_id)
         if rec is None:
             raise HTTPException(404, f"unknown alert id {alert_id!r}")

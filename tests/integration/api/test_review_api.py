@@ -7,6 +7,7 @@ Roles and attribute scopes are checked on every step; at the end everything writ
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -242,3 +243,18 @@ def test_rollback_appears_in_the_timeline(api: Api) -> None:
     assert r["milestones"]["contained"] is not None and r["milestones"]["released"] is not None
     failed = [s for s in r["steps"] if s["id"] == "check"]
     assert failed[0]["status"] == "failed" and "simulated failure" in (failed[0]["error"] or "")
+
+
+def test_an_unreachable_store_is_503_with_a_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.integration.api.conftest import _api
+
+    down = {
+        "SOAR_STORE": "elasticsearch",
+        "SOAR_ELASTICSEARCH_URL": "http://127.0.0.1:9",
+        "SOAR_INDEX_PREFIX": "soar-x",
+    }
+    with _api(tmp_path, monkeypatch, down) as app:
+        for path in ("/alerts", "/runs", "/metrics", "/audit/verify"):
+            r = app.client.get(path, headers=auth("admin"))
+            assert r.status_code == 503, (path, r.status_code, r.text)
+            assert "unreachable" in r.json()["detail"]
