@@ -81,6 +81,7 @@ def drafts_for_hits(rule: ScheduledRule, hits: Sequence[Mapping[str, Any]], dete
             detected_at=detected_at,
         )
         doc = alert.to_doc()
+        doc["suppressed_overflow"] = max(0, len(ids) - MAX_EVENT_IDS)
         doc["suppressed_count"] = len(ids) - 1
         times = tuple(t for t in (parse_time(e.get("@timestamp")) for e in events) if t is not None)
         drafts.append(Draft(doc, tuple(ids), times))

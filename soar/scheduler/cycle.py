@@ -168,15 +168,20 @@ class Detector:
 
     def _commit(self, rule: ScheduledRule, drafts: Sequence[Draft], run: RuleRun, report: CycleReport) -> None:
         detected_at = self.clock()
-        for draft in drafts[: rule.max_alerts]:
+        created = 0
+        room = max(0, rule.max_alerts - run.alerts)  # the cap is per run, gap chunks included
+        for n, draft in enumerate(drafts):
+            if created >= room:
+                run.capped += len(drafts) - n
+                break
             if commit(self.store, draft, self.dispatch).created:
-                run.alerts += 1
+                created += 1
                 report.created.append(draft.id)
                 for ts in draft.event_times[:1]:
                     report.latencies.append(detected_at - ts)
                     metrics.EVENT_TO_ALERT.observe(max(0.0, detected_at - ts))
-        run.capped += max(0, len(drafts) - rule.max_alerts)
-        metrics.RULE_ALERTS.labels(rule.id).inc(run.alerts)
+        run.alerts += created
+        metrics.RULE_ALERTS.labels(rule.id).inc(created)
 
     def backfill(self, rule: ScheduledRule, window: Window) -> CycleReport:
         """Search a window by hand (``soar detect backfill``); checkpoints are left alone."""

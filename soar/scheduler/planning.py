@@ -9,6 +9,7 @@ Times are epoch seconds here; the store keeps ISO-8601 strings.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -61,8 +62,18 @@ def parse_time(value: Any) -> float | None:
     return dt.timestamp()
 
 
+def phase(rule: ScheduledRule) -> float:
+    """Where in its interval a rule runs (from a hash of its id): rules spread over the interval."""
+    return int(hashlib.sha256(rule.id.encode()).hexdigest()[:8], 16) / 2**32 * rule.interval
+
+
 def is_due(rule: ScheduledRule, checkpoint: Mapping[str, Any] | None, now: float) -> bool:
-    """Enabled, not disabled for its current content, and its interval has passed since the last run."""
+    """Enabled, not disabled for its current content, and its next slot has begun.
+
+    A rule runs once per interval at its own phase, so 500 rules at 5 s become ~100 a
+    second instead of 500 every fifth second: smaller cycles, smoother load, and an event
+    waits for a small cycle rather than a big one. Never twice within half an interval.
+    """
     if not rule.enabled:
         return False
     if checkpoint is None:
@@ -70,7 +81,12 @@ def is_due(rule: ScheduledRule, checkpoint: Mapping[str, Any] | None, now: float
     if checkpoint.get("disabled") and checkpoint.get("content_hash") == rule.content_hash:
         return False
     last = parse_time(checkpoint.get("last_run_at"))
-    return last is None or now >= last + rule.interval
+    if last is None:
+        return True
+    offset = phase(rule)
+    slot_now = (now - offset) // rule.interval
+    slot_last = (last - offset) // rule.interval
+    return (slot_now > slot_last and now - last > rule.interval / 2) or now - last >= 2 * rule.interval
 
 
 def plan_run(rule: ScheduledRule, checkpoint_end: float | None, now: float, ingest_delay: float) -> Plan:

@@ -6,7 +6,7 @@ import pytest
 
 from soar.config import load_settings
 from soar.errors import ContentError
-from soar.scheduler.planning import Window, chunks, is_due, iso, parse_time, plan_run, suppression_bucket
+from soar.scheduler.planning import Window, chunks, is_due, iso, parse_time, phase, plan_run, suppression_bucket
 from soar.scheduler.query import exception_clauses, search_body
 from soar.scheduler.rules import ScheduledRule, parse_duration, rule_options, scheduled_rule
 
@@ -41,6 +41,24 @@ def test_due_respects_interval_and_disabled_content() -> None:
     assert is_due(RULE, None, T)
     assert not is_due(RULE, {"last_run_at": iso(T - 30)}, T)
     assert is_due(RULE, {"last_run_at": iso(T - 60)}, T)
+    assert is_due(RULE, {"last_run_at": iso(T - 120)}, T)
+
+
+def test_rules_run_at_their_own_phase_once_per_interval() -> None:
+    rules = [ScheduledRule(**{**RULE.__dict__, "id": f"r{i}", "interval": 5.0}) for i in range(500)]
+    phases = [phase(r) for r in rules]
+    assert all(0 <= p < 5 for p in phases)
+    per_second = [sum(1 for p in phases if s <= p < s + 1) for s in range(5)]
+    assert min(per_second) > 60  # spread over the interval, not bunched
+    for rule in rules[:50]:
+        # After a run, the rule is due exactly once in each later interval, at its phase.
+        last, runs, t = T, 0, T
+        while t < T + 50:
+            t += 0.25
+            if is_due(rule, {"last_run_at": iso(last)}, t):
+                assert t - last > 2.5
+                last, runs = t, runs + 1
+        assert runs in (9, 10)
     assert not is_due(RULE, {"last_run_at": iso(T - 600), "disabled": True, "content_hash": "h"}, T)
     assert is_due(RULE, {"last_run_at": iso(T - 600), "disabled": True, "content_hash": "changed"}, T)
 
