@@ -58,6 +58,8 @@ class ElasticsearchStore:
         name = self.index_name(kind)
         if name not in self._ready:
             self.client.options(ignore_status=400).indices.create(index=name)
+            # another process may have created it a moment ago: wait until its primary shard serves reads
+            self.client.cluster.health(index=name, wait_for_status="yellow", timeout="30s")
             self._ready.add(name)
         return name
 
