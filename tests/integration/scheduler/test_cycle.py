@@ -12,6 +12,7 @@ from soar.config import Settings
 from soar.scheduler.alerting import alert_id_for_event
 from soar.scheduler.cycle import Detector
 from soar.scheduler.loading import load_scheduled_rules
+from soar.scheduler.planning import iso
 from soar.scheduler.rules import ScheduledRule
 from soar.scheduler.state import CHECKPOINTS, GAPS
 from soar.store.sqlite import SQLiteStore
@@ -197,3 +198,30 @@ def test_concurrent_cycles_never_duplicate(
     assert store.count("alerts") == 50
     assert {e for r in store.find("alerts", limit=100) for e in r.doc["event_ids"]} == {f"d{i}" for i in range(50)}
     assert rule_id
+
+
+def test_mapping_conflict_is_reported_for_that_rule_only(
+    es: Elasticsearch, es_index: str, det_settings: Settings, store: SQLiteStore, write_rule: Callable[..., str]
+) -> None:
+    # process.pid is a number in one index and a keyword in the other: a wildcard on it fails on one shard.
+    es.indices.create(
+        index=f"{es_index}-a", mappings={"properties": {"process": {"properties": {"pid": {"type": "long"}}}}}
+    )
+    es.indices.create(
+        index=f"{es_index}-b", mappings={"properties": {"process": {"properties": {"pid": {"type": "keyword"}}}}}
+    )
+    now = time.time()
+    index_events(es, f"{es_index}-a", [("n1", {"@timestamp": iso(now - 3), "process": {"pid": 12}})])
+    index_events(es, f"{es_index}-b", [("k1", {"@timestamp": iso(now - 3), "process": {"pid": "12ab"}})])
+    conflicted = ScheduledRule(
+        id="conflicted", title="Conflicted", level="low", tags=(), index=f"{es_index}-*", interval=1, lookback=30,
+        max_alerts=10, content_hash="h", source="t:1", query={"wildcard": {"process.pid": "12a*"}},
+    )  # fmt: skip
+    good_id = write_rule(interval="1s", index=f"{es_index}-*")
+    good = next(r for r in rules_of(det_settings) if r.id == good_id)
+    report = Detector(det_settings, store, es, lambda _id: None).run([conflicted, good], now)
+    error = report.runs["conflicted"].error
+    assert error is not None and error.kind == "shard_failures" and not error.disable, error
+    assert report.runs[good_id].error is None
+    ck = store.get(CHECKPOINTS, "conflicted")
+    assert ck is not None and ck.doc["error_kind"] == "shard_failures" and "end" not in ck.doc
