@@ -144,7 +144,7 @@ def rollback(
     """Undo a finished run: its rollback steps, else the revert of every completed containment, newest first."""
     from soar.playbooks import dispatch
     from soar.playbooks.records import RUNS
-    from soar.playbooks.runner import request_rollback
+    from soar.playbooks.rollback import request_rollback
 
     settings = get_settings()
     rt = dispatch.runtime_for(settings)

@@ -1,7 +1,8 @@
 """Rate caps and the circuit breaker, kept in the store so every worker sees the same counts.
 
-A rate cap is a set of numbered slots per hour (``quota`` documents created
-create-only), so concurrent workers can never exceed it. The breaker counts
+A rate cap is a set of numbered slots per clock hour (``quota`` documents created
+create-only, so concurrent workers can never exceed it), fewer the previous hour's
+slots still inside the last 60 minutes (a sliding hour). The breaker counts
 failures in a row per action and opens for a while after N.
 """
 
@@ -12,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from soar.policy import Policy
-from soar.store import Conflict, Store
+from soar.store import Conflict, Range, Store
 
 QUOTA = "quota"
 BREAKERS = "breakers"
@@ -22,11 +23,19 @@ def hour_bucket(now: float | None = None) -> str:
     return datetime.fromtimestamp(now if now is not None else time.time(), UTC).strftime("%Y%m%d%H")
 
 
-def _reserve(store: Store, scope: str, cap: int, bucket: str, owner: str) -> str | None:
+def _reserve(store: Store, scope: str, cap: int, owner: str, now: float) -> str | None:
+    """A numbered slot in this clock hour, fewer the slots of the previous hour still inside the last 60 minutes.
+
+    Numbered create-only slots make the cap exact under concurrent workers; subtracting the
+    previous hour's recent slots makes it a sliding hour (no double burst at the boundary).
+    """
+    bucket, previous = hour_bucket(now), hour_bucket(now - 3600)
+    recent = store.count(QUOTA, {"scope": scope, "bucket": previous, "at": Range(gt=now - 3600)})
+    limit = cap - recent
     start = store.count(QUOTA, {"scope": scope, "bucket": bucket})
-    for i in [*range(start, cap), *range(min(start, cap))]:
+    for i in [*range(start, limit), *range(min(start, limit))]:
         slot = f"{scope}-{bucket}-{i:06d}"
-        if store.create(QUOTA, slot, {"scope": scope, "bucket": bucket, "owner": owner, "at": time.time()}):
+        if store.create(QUOTA, slot, {"scope": scope, "bucket": bucket, "owner": owner, "at": now}):
             return slot
     return None
 
@@ -34,7 +43,7 @@ def _reserve(store: Store, scope: str, cap: int, bucket: str, owner: str) -> str
 def reserve_containment(store: Store, policy: Policy, rule_id: str | None, owner: str) -> tuple[list[str], str | None]:
     """Take one global and one per-rule slot for this hour; (slots, None) or ([], why the cap is reached)."""
     caps = policy.rate_caps
-    bucket = hour_bucket()
+    now = time.time()
     taken: list[str] = []
     wanted: list[tuple[str, int, str]] = []
     if caps.contain_per_hour is not None:
@@ -48,7 +57,7 @@ def reserve_containment(store: Store, policy: Policy, rule_id: str | None, owner
             )
         )
     for scope, cap, why in wanted:
-        slot = _reserve(store, scope, cap, bucket, owner)
+        slot = _reserve(store, scope, cap, owner, now)
         if slot is None:
             release(store, taken)
             return [], why

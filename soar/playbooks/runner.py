@@ -13,88 +13,28 @@ again, a non-idempotent one is never repeated blindly (it fails as
 from __future__ import annotations
 
 import logging
-import threading
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
-from soar.actions import ActionContext, ActionResult
 from soar.alerts import utcnow_iso
-from soar.playbooks import events, guards, planner, templating
+from soar.playbooks import guards, planner, templating
+from soar.playbooks.execute import execute
 from soar.playbooks.locks import Locks, open_locks
 from soar.playbooks.model import Playbook, Step
 from soar.playbooks.records import APPROVALS, RUNS, TERMINAL, audit, redacted
+from soar.playbooks.rollback import start_rollback
 from soar.playbooks.runtime import Runtime
+from soar.playbooks.state import HeldRun, Next
 from soar.policy import GATED_IMPACTS, Decision, StepFacts, decide
-from soar.store import Conflict, Record
+from soar.store import Conflict
+
+__all__ = ["Next", "advance"]
 
 log = logging.getLogger("soar.playbooks.runner")
 
-LEASE_MARGIN = 5.0
-MAX_OUTPUT = 64 * 1024
 MAX_INTERRUPTIONS = 3
 INSTANCE_DONE = ("succeeded", "failed", "refused", "denied", "expired", "interrupted", "skipped")
-
-
-@dataclass(frozen=True)
-class Next:
-    """What the caller should do after one advance."""
-
-    kind: Literal["continue", "retry", "paused", "done", "busy"]
-    delay: float = 0.0
-
-
-class _Run:
-    """The run document held under its lease; every save is an optimistic write."""
-
-    def __init__(self, rt: Runtime, rec: Record, owner: str) -> None:
-        self.rt = rt
-        self.doc = rec.doc
-        self.version = rec.version
-        self.owner = owner
-
-    @property
-    def id(self) -> str:
-        return str(self.doc["id"])
-
-    def save(self) -> None:
-        self.doc["updated_at"] = utcnow_iso()
-        self.version = self.rt.store.update(RUNS, self.id, self.doc, version=self.version).version
-
-    def extend_lease(self, seconds: float) -> None:
-        self.doc["lease"] = {"owner": self.owner, "until": time.time() + seconds}
-
-    def publish(self, event_type: events.EventType, **extra: Any) -> None:
-        events.publish(self.rt.settings, self.id, events.make_event(event_type, self.doc, **extra))
-
-
-def _truncate(text: str) -> str:
-    return text if len(text) <= MAX_OUTPUT else text[:MAX_OUTPUT] + f"\n[... {len(text) - MAX_OUTPUT} bytes cut]"
-
-
-def call_with_timeout(func: Callable[[], ActionResult], timeout: float) -> ActionResult:
-    """Run an action in a thread; past the timeout the step fails (the thread is left to finish)."""
-    box: list[ActionResult | BaseException] = []
-
-    def target() -> None:
-        try:
-            box.append(func())
-        except BaseException as exc:
-            box.append(exc)
-
-    thread = threading.Thread(target=target, name="soar-action", daemon=True)
-    thread.start()
-    thread.join(timeout)
-    if thread.is_alive():
-        return ActionResult.failure(f"timed out after {timeout:g}s")
-    outcome = box[0]
-    if isinstance(outcome, BaseException):
-        return ActionResult.failure(f"action raised {type(outcome).__name__}: {outcome}")
-    if not isinstance(outcome, ActionResult):
-        return ActionResult.failure(f"action returned {type(outcome).__name__}, not an ActionResult")
-    return outcome
 
 
 def advance(rt: Runtime, run_id: str, owner: str | None = None) -> Next:
@@ -116,7 +56,7 @@ def advance(rt: Runtime, run_id: str, owner: str | None = None) -> Next:
         rec = rt.store.update(RUNS, run_id, doc, version=rec.version)
     except Conflict:
         return Next("busy")
-    run = _Run(rt, rec, owner)
+    run = HeldRun(rt, rec, owner)
     locks = open_locks(rt.settings, rt.store)
     try:
         nxt = _advance(run, locks)
@@ -127,7 +67,7 @@ def advance(rt: Runtime, run_id: str, owner: str | None = None) -> Next:
     return nxt
 
 
-def _release_lease(run: _Run) -> None:
+def _release_lease(run: HeldRun) -> None:
     for _ in range(10):
         if (run.doc.get("lease") or {}).get("owner") == run.owner:
             run.doc["lease"] = None
@@ -141,7 +81,7 @@ def _release_lease(run: _Run) -> None:
             run.doc, run.version = rec.doc, rec.version
 
 
-def _fail_run(run: _Run, error: str) -> Next:
+def _fail_run(run: HeldRun, error: str) -> Next:
     rec = run.rt.store.get(RUNS, run.id)
     if rec is not None:
         run.doc, run.version = rec.doc, rec.version
@@ -149,13 +89,13 @@ def _fail_run(run: _Run, error: str) -> Next:
     return _finish(run, "failed")
 
 
-def _section(run: _Run, pb: Playbook) -> list[dict[str, Any]]:
+def _section(run: HeldRun, pb: Playbook) -> list[dict[str, Any]]:
     if run.doc["phase"] == "steps":
         return [{"id": s.id, "explicit": True} for s in pb.spec.steps]
     return list(run.doc["rollback"]["steps"])
 
 
-def _results_context(run: _Run) -> dict[str, Any]:
+def _results_context(run: HeldRun) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for sid, step in run.doc["steps"].items():
         results = [i.get("result") for i in step.get("instances", [])]
@@ -163,7 +103,7 @@ def _results_context(run: _Run) -> dict[str, Any]:
     return out
 
 
-def _advance(run: _Run, locks: Locks) -> Next:
+def _advance(run: HeldRun, locks: Locks) -> Next:
     pb = run.rt.run_playbook(run.doc)
     while True:
         entries = _section(run, pb)
@@ -192,7 +132,7 @@ def _step_of(pb: Playbook, entry: dict[str, Any]) -> Step | None:
     return pb.step(entry["id"]) if entry.get("explicit") else None
 
 
-def _expand(run: _Run, pb: Playbook, entry: dict[str, Any]) -> dict[str, Any]:
+def _expand(run: HeldRun, pb: Playbook, entry: dict[str, Any]) -> dict[str, Any]:
     rt = run.rt
     step = _step_of(pb, entry)
     uses = step.uses if step else entry["uses"]
@@ -245,7 +185,7 @@ def _expand(run: _Run, pb: Playbook, entry: dict[str, Any]) -> dict[str, Any]:
 
 
 def _work_on_step(
-    run: _Run, pb: Playbook, entry: dict[str, Any], step_rec: dict[str, Any], locks: Locks
+    run: HeldRun, pb: Playbook, entry: dict[str, Any], step_rec: dict[str, Any], locks: Locks
 ) -> Next | None:
     step = _step_of(pb, entry)
     for inst in step_rec["instances"]:
@@ -266,7 +206,7 @@ def _work_on_step(
     return None
 
 
-def _decide(run: _Run, step: Step | None, step_rec: dict[str, Any], inst: dict[str, Any]) -> Decision:
+def _decide(run: HeldRun, step: Step | None, step_rec: dict[str, Any], inst: dict[str, Any]) -> Decision:
     rt = run.rt
     action = rt.registry.get(step_rec["uses"])
     impact = action.spec.impact
@@ -299,7 +239,7 @@ def _decide(run: _Run, step: Step | None, step_rec: dict[str, Any], inst: dict[s
 
 
 def _work_on_instance(
-    run: _Run, step: Step | None, step_rec: dict[str, Any], inst: dict[str, Any], locks: Locks
+    run: HeldRun, step: Step | None, step_rec: dict[str, Any], inst: dict[str, Any], locks: Locks
 ) -> Next:
     rt = run.rt
     summary = {"id": inst["key"], "uses": step_rec["uses"]}
@@ -336,10 +276,10 @@ def _work_on_instance(
             run.save()
             return Next("continue")
         inst["status"] = "ready"
-    return _execute(run, step, step_rec, inst, locks)
+    return execute(run, step, step_rec, inst, locks)
 
 
-def _request_approval(run: _Run, inst: dict[str, Any], d: Decision, summary: dict[str, Any]) -> Next:
+def _request_approval(run: HeldRun, inst: dict[str, Any], d: Decision, summary: dict[str, Any]) -> Next:
     rt = run.rt
     approval_id = f"{run.id}.{inst['key']}"
     expires = time.time() + d.timeout
@@ -379,7 +319,7 @@ def _request_approval(run: _Run, inst: dict[str, Any], d: Decision, summary: dic
     return Next("paused", delay=d.timeout)
 
 
-def _check_approval(run: _Run, inst: dict[str, Any]) -> Next | None:
+def _check_approval(run: HeldRun, inst: dict[str, Any]) -> Next | None:
     rec = run.rt.store.get(APPROVALS, inst["approval_id"])
     if rec is None:
         inst.update(status="failed", error="approval record missing")
@@ -407,97 +347,7 @@ def _check_approval(run: _Run, inst: dict[str, Any]) -> Next | None:
     return None
 
 
-def _execute(run: _Run, step: Step | None, step_rec: dict[str, Any], inst: dict[str, Any], locks: Locks) -> Next:
-    rt = run.rt
-    action = rt.registry.get(step_rec["uses"])
-    timeout = step.timeout if step else 60.0
-    lock_keys = [t["key"] for t in inst["targets"] if t["kind"] in ("host", "account", "ip", "process")]
-    if action.spec.impact == "notify":
-        lock_keys = []
-    if lock_keys and not locks.acquire(lock_keys, run.id, timeout + LEASE_MARGIN + 30):
-        run.doc["status"] = "waiting_lock"
-        run.save()
-        return Next("retry", delay=0.5)
-    try:
-        n = len(inst["attempts"]) + 1
-        attempt: dict[str, Any] = {"n": n, "status": "running", "started_at": utcnow_iso(), "worker": run.owner}
-        inst["attempts"].append(attempt)
-        inst["status"] = "running"
-        run.doc["status"] = "running"
-        run.extend_lease(timeout + LEASE_MARGIN)
-        run.save()  # the crash marker: from here a lost worker is noticed by the next lease holder
-        summary = {"id": inst["key"], "uses": action.spec.name}
-        run.publish("step_started", step={**summary, "status": "running", "attempt": n})
-        ctx = ActionContext(
-            settings=rt.settings, dry_run=False, run_id=run.id, step_id=inst["key"], resources=rt.resources
-        )
-        t0 = time.monotonic()
-        result = call_with_timeout(lambda: action.call(ctx, inst["_params"]), timeout)
-        elapsed = time.monotonic() - t0
-    finally:
-        if lock_keys:
-            locks.release(lock_keys, run.id)
-    secrets_safe = redacted(
-        {"stdout": _truncate(result.stdout), "stderr": _truncate(result.stderr), "error": result.error}, rt.settings
-    )
-    attempt.update(
-        status="succeeded" if result.ok else "failed",
-        finished_at=utcnow_iso(),
-        duration_ms=round(elapsed * 1000, 2),
-        exit_status=result.exit_status,
-        **secrets_safe,
-    )
-    rdict = result.to_dict()
-    rdict.update(stdout=secrets_safe["stdout"], stderr=secrets_safe["stderr"], error=secrets_safe["error"])
-    inst["result"] = redacted(rdict, rt.settings)
-    gated = action.spec.impact in GATED_IMPACTS
-    if gated and guards.record_outcome(rt.store, rt.policy, action.spec.name, result.ok):
-        audit(rt.store, rt.settings, "policy.circuit_open", action.spec.name, {"run": run.id, "step": inst["key"]})
-        run.publish(
-            "step_finished",
-            step={**summary, "status": "failed", "summary": f"circuit breaker opened: {action.spec.name} paused"},
-        )
-    if result.ok:
-        inst["status"] = "succeeded"
-        inst["error"] = None
-        if gated:
-            run.doc["contained_targets"] = sorted(
-                set(run.doc["contained_targets"]) | {t["key"] for t in inst["targets"]}
-            )
-    elif step is not None and n <= step.retry.count and not result.output.get("refused"):
-        inst["status"] = "ready"
-        inst["error"] = secrets_safe["error"]
-        run.save()
-        run.publish("step_finished", step={**summary, "status": "retrying", "summary": secrets_safe["error"]})
-        return Next("retry", delay=step.retry.backoff * (2 ** (n - 1)))
-    else:
-        inst["status"] = "failed"
-        inst["error"] = secrets_safe["error"] or "failed"
-    run.save()
-    if gated or action.spec.impact == "destructive":
-        audit(
-            rt.store,
-            rt.settings,
-            "playbook.step_finished",
-            run.id,
-            {"step": inst["key"], "action": action.spec.name, "ok": result.ok, "params": inst["params"]},
-        )
-    run.publish(
-        "step_finished",
-        step={**summary, "status": inst["status"], "summary": inst["error"] or _summary(result)},
-    )
-    if result.verified is not None:
-        run.publish("verification", step={**summary, "status": inst["status"], "verified": result.verified})
-    return Next("continue")
-
-
-def _summary(result: ActionResult) -> str:
-    if result.verified is True:
-        return "done, verified"
-    return "done" if result.changed is not False else "done (no change needed)"
-
-
-def _on_failure(run: _Run, pb: Playbook, entry: dict[str, Any], step_rec: dict[str, Any]) -> bool:
+def _on_failure(run: HeldRun, pb: Playbook, entry: dict[str, Any], step_rec: dict[str, Any]) -> bool:
     """Apply on_failure; True to move on to the next step."""
     if run.doc["phase"] == "rollback" or step_rec["on_failure"] == "continue":
         run.doc.setdefault("failed_steps", [])
@@ -508,58 +358,11 @@ def _on_failure(run: _Run, pb: Playbook, entry: dict[str, Any], step_rec: dict[s
         run.doc["error"] = f"step {step_rec['id']} failed: {step_rec.get('error')}"
         _finish(run, "failed")
         return False
-    _start_rollback(run, pb, f"step {step_rec['id']} failed: {step_rec.get('error')}")
+    start_rollback(run, pb, f"step {step_rec['id']} failed: {step_rec.get('error')}")
     return False
 
 
-def _start_rollback(run: _Run, pb: Playbook, reason: str) -> None:
-    rt = run.rt
-    entries: list[dict[str, Any]]
-    if pb.spec.rollback:
-        entries = [{"id": s.id, "explicit": True} for s in pb.spec.rollback]
-    else:  # undo built in: revert every completed step whose action declares its revert, newest first
-        entries = []
-        for s in reversed(pb.spec.steps):
-            rec = run.doc["steps"].get(s.id)
-            if rec is None:
-                continue
-            revert = rt.registry.get(s.uses).spec.revert if s.uses in rt.registry else None
-            for inst in reversed(rec.get("instances", [])):
-                if inst["status"] == "succeeded" and revert:
-                    key = "revert_" + inst["key"].replace("[", "_").replace("]", "")
-                    entries.append({"id": key, "explicit": False, "uses": revert, "params": inst["_params"]})
-    run.doc.update(phase="rollback", cursor=0, status="running", finished_at=None)
-    run.doc["rollback"] = {"reason": reason, "steps": entries}
-    run.save()
-    audit(rt.store, rt.settings, "playbook.rollback", run.id, {"reason": reason, "steps": [e["id"] for e in entries]})
-    run.publish("rollback", step={"id": None, "uses": None, "status": "rollback", "summary": reason})
-
-
-def request_rollback(rt: Runtime, run_id: str, *, actor: str, reason: str = "") -> dict[str, Any]:
-    """Undo a finished run: its playbook's rollback steps, else the revert of every completed step.
-
-    The run re-opens in its rollback phase; the caller makes it progress (``dispatch.kick``).
-    """
-    from soar.errors import InputError
-
-    rec = rt.store.get(RUNS, run_id)
-    if rec is None:
-        raise InputError(f"no run {run_id!r}")
-    doc = rec.doc
-    if doc["status"] not in ("succeeded", "failed") or doc["phase"] == "rollback":
-        state = doc["status"] if doc["phase"] == "steps" else f"{doc['status']} (its rollback already ran)"
-        raise InputError(f"run {run_id} is {state}: only a finished run that was not rolled back can be rolled back")
-    run = _Run(rt, rec, owner=uuid.uuid4().hex)
-    why = f"requested by {actor}" + (f": {reason}" if reason else "")
-    try:
-        _start_rollback(run, rt.run_playbook(doc), why)
-    except Conflict:
-        raise InputError(f"run {run_id} changed while the rollback was requested; try again") from None
-    audit(rt.store, rt.settings, "playbook.rollback_requested", run_id, {"actor": actor, "reason": reason})
-    return run.doc
-
-
-def _end_of_section(run: _Run, pb: Playbook) -> Next:
+def _end_of_section(run: HeldRun, pb: Playbook) -> Next:
     if run.doc["phase"] == "rollback":
         failed = [
             sid for sid in run.doc.get("failed_steps", []) if sid in {e["id"] for e in run.doc["rollback"]["steps"]}
@@ -575,7 +378,7 @@ def _end_of_section(run: _Run, pb: Playbook) -> Next:
     return _finish(run, "succeeded")
 
 
-def _finish(run: _Run, status: str) -> Next:
+def _finish(run: HeldRun, status: str) -> Next:
     rt = run.rt
     try:
         pb = rt.run_playbook(run.doc)

@@ -470,3 +470,19 @@ def test_secrets_never_reach_run_records(
     inst = rec.doc["steps"]["leak"]["instances"][0]
     assert inst["attempts"][0]["stdout"] == "alice: key=********"
     assert inst["result"]["output"]["password"] == "********"
+
+
+def test_rate_cap_is_a_sliding_hour_across_the_clock_hour(content: Content, pb_settings: Settings) -> None:
+    from soar.playbooks import guards
+    from soar.policy import Policy
+
+    rt = dispatch.runtime_for(pb_settings)
+    policy = Policy.model_validate({"rate_caps": {"contain_per_hour": 3}})
+    late = time.time() - 600  # ten minutes ago, in the previous clock hour or this one
+    previous = guards.hour_bucket(time.time() - 3600)
+    for i in range(2):  # two containments 10 minutes ago, booked in the previous hour's bucket
+        rt.store.create(guards.QUOTA, f"global-{previous}-{i:06d}", {"scope": "global", "bucket": previous, "at": late})
+    slots, why = guards.reserve_containment(rt.store, policy, "r", "run-1")
+    assert len(slots) == 1 and why is None
+    slots, why = guards.reserve_containment(rt.store, policy, "r", "run-2")
+    assert slots == [] and why == "rate cap: 3 containments per hour"

@@ -1,0 +1,141 @@
+"""One attempt of one step instance: target locks, the crash marker, the action under its timeout, the record.
+
+The attempt is marked ``running`` in the store before the action is called, so a
+worker killed mid-step is noticed by the next holder of the run's lease.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from soar.actions import ActionContext, ActionResult
+from soar.alerts import utcnow_iso
+from soar.playbooks import guards
+from soar.playbooks.locks import Locks
+from soar.playbooks.model import Step
+from soar.playbooks.records import audit, redacted
+from soar.playbooks.state import HeldRun, Next
+from soar.policy import GATED_IMPACTS
+
+LEASE_MARGIN = 5.0
+MAX_OUTPUT = 64 * 1024
+
+
+def _truncate(text: str) -> str:
+    return text if len(text) <= MAX_OUTPUT else text[:MAX_OUTPUT] + f"\n[... {len(text) - MAX_OUTPUT} bytes cut]"
+
+
+def call_with_timeout(func: Callable[[], ActionResult], timeout: float) -> ActionResult:
+    """Run an action in a thread; past the timeout the step fails (the thread is left to finish)."""
+    box: list[ActionResult | BaseException] = []
+
+    def target() -> None:
+        try:
+            box.append(func())
+        except BaseException as exc:
+            box.append(exc)
+
+    thread = threading.Thread(target=target, name="soar-action", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        return ActionResult.failure(f"timed out after {timeout:g}s")
+    outcome = box[0]
+    if isinstance(outcome, BaseException):
+        return ActionResult.failure(f"action raised {type(outcome).__name__}: {outcome}")
+    if not isinstance(outcome, ActionResult):
+        return ActionResult.failure(f"action returned {type(outcome).__name__}, not an ActionResult")
+    return outcome
+
+
+def execute(run: HeldRun, step: Step | None, step_rec: dict[str, Any], inst: dict[str, Any], locks: Locks) -> Next:
+    rt = run.rt
+    action = rt.registry.get(step_rec["uses"])
+    timeout = step.timeout if step else 60.0
+    lock_keys = [t["key"] for t in inst["targets"] if t["kind"] in ("host", "account", "ip", "process")]
+    if action.spec.impact == "notify":
+        lock_keys = []
+    if lock_keys and not locks.acquire(lock_keys, run.id, timeout + LEASE_MARGIN + 30):
+        run.doc["status"] = "waiting_lock"
+        run.save()
+        return Next("retry", delay=0.5)
+    try:
+        n = len(inst["attempts"]) + 1
+        attempt: dict[str, Any] = {"n": n, "status": "running", "started_at": utcnow_iso(), "worker": run.owner}
+        inst["attempts"].append(attempt)
+        inst["status"] = "running"
+        run.doc["status"] = "running"
+        run.extend_lease(timeout + LEASE_MARGIN)
+        run.save()  # the crash marker: from here a lost worker is noticed by the next lease holder
+        summary = {"id": inst["key"], "uses": action.spec.name}
+        run.publish("step_started", step={**summary, "status": "running", "attempt": n})
+        ctx = ActionContext(
+            settings=rt.settings, dry_run=False, run_id=run.id, step_id=inst["key"], resources=rt.resources
+        )
+        t0 = time.monotonic()
+        result = call_with_timeout(lambda: action.call(ctx, inst["_params"]), timeout)
+        elapsed = time.monotonic() - t0
+    finally:
+        if lock_keys:
+            locks.release(lock_keys, run.id)
+    secrets_safe = redacted(
+        {"stdout": _truncate(result.stdout), "stderr": _truncate(result.stderr), "error": result.error}, rt.settings
+    )
+    attempt.update(
+        status="succeeded" if result.ok else "failed",
+        finished_at=utcnow_iso(),
+        duration_ms=round(elapsed * 1000, 2),
+        exit_status=result.exit_status,
+        **secrets_safe,
+    )
+    rdict = result.to_dict()
+    rdict.update(stdout=secrets_safe["stdout"], stderr=secrets_safe["stderr"], error=secrets_safe["error"])
+    inst["result"] = redacted(rdict, rt.settings)
+    gated = action.spec.impact in GATED_IMPACTS
+    if gated and guards.record_outcome(rt.store, rt.policy, action.spec.name, result.ok):
+        audit(rt.store, rt.settings, "policy.circuit_open", action.spec.name, {"run": run.id, "step": inst["key"]})
+        run.publish(
+            "step_finished",
+            step={**summary, "status": "failed", "summary": f"circuit breaker opened: {action.spec.name} paused"},
+        )
+    if result.ok:
+        inst["status"] = "succeeded"
+        inst["error"] = None
+        if gated:
+            run.doc["contained_targets"] = sorted(
+                set(run.doc["contained_targets"]) | {t["key"] for t in inst["targets"]}
+            )
+    elif step is not None and n <= step.retry.count and not result.output.get("refused"):
+        inst["status"] = "ready"
+        inst["error"] = secrets_safe["error"]
+        run.save()
+        run.publish("step_finished", step={**summary, "status": "retrying", "summary": secrets_safe["error"]})
+        return Next("retry", delay=step.retry.backoff * (2 ** (n - 1)))
+    else:
+        inst["status"] = "failed"
+        inst["error"] = secrets_safe["error"] or "failed"
+    run.save()
+    if gated or action.spec.impact == "destructive":
+        audit(
+            rt.store,
+            rt.settings,
+            "playbook.step_finished",
+            run.id,
+            {"step": inst["key"], "action": action.spec.name, "ok": result.ok, "params": inst["params"]},
+        )
+    run.publish(
+        "step_finished",
+        step={**summary, "status": inst["status"], "summary": inst["error"] or _summary(result)},
+    )
+    if result.verified is not None:
+        run.publish("verification", step={**summary, "status": inst["status"], "verified": result.verified})
+    return Next("continue")
+
+
+def _summary(result: ActionResult) -> str:
+    if result.verified is True:
+        return "done, verified"
+    return "done" if result.changed is not False else "done (no change needed)"

@@ -1,0 +1,58 @@
+"""Rollback: the playbook's rollback steps, or the built-in revert of every completed step, newest first."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from soar.errors import InputError
+from soar.playbooks.model import Playbook
+from soar.playbooks.records import RUNS, audit
+from soar.playbooks.runtime import Runtime
+from soar.playbooks.state import HeldRun
+from soar.store import Conflict
+
+
+def start_rollback(run: HeldRun, pb: Playbook, reason: str) -> None:
+    rt = run.rt
+    entries: list[dict[str, Any]]
+    if pb.spec.rollback:
+        entries = [{"id": s.id, "explicit": True} for s in pb.spec.rollback]
+    else:  # undo built in: revert every completed step whose action declares its revert, newest first
+        entries = []
+        for s in reversed(pb.spec.steps):
+            rec = run.doc["steps"].get(s.id)
+            if rec is None:
+                continue
+            revert = rt.registry.get(s.uses).spec.revert if s.uses in rt.registry else None
+            for inst in reversed(rec.get("instances", [])):
+                if inst["status"] == "succeeded" and revert:
+                    key = "revert_" + inst["key"].replace("[", "_").replace("]", "")
+                    entries.append({"id": key, "explicit": False, "uses": revert, "params": inst["_params"]})
+    run.doc.update(phase="rollback", cursor=0, status="running", finished_at=None)
+    run.doc["rollback"] = {"reason": reason, "steps": entries}
+    run.save()
+    audit(rt.store, rt.settings, "playbook.rollback", run.id, {"reason": reason, "steps": [e["id"] for e in entries]})
+    run.publish("rollback", step={"id": None, "uses": None, "status": "rollback", "summary": reason})
+
+
+def request_rollback(rt: Runtime, run_id: str, *, actor: str, reason: str = "") -> dict[str, Any]:
+    """Undo a finished run: its playbook's rollback steps, else the revert of every completed step.
+
+    The run re-opens in its rollback phase; the caller makes it progress (``dispatch.kick``).
+    """
+    rec = rt.store.get(RUNS, run_id)
+    if rec is None:
+        raise InputError(f"no run {run_id!r}")
+    doc = rec.doc
+    if doc["status"] not in ("succeeded", "failed") or doc["phase"] == "rollback":
+        state = doc["status"] if doc["phase"] == "steps" else f"{doc['status']} (its rollback already ran)"
+        raise InputError(f"run {run_id} is {state}: only a finished run that was not rolled back can be rolled back")
+    run = HeldRun(rt, rec, owner=uuid.uuid4().hex)
+    why = f"requested by {actor}" + (f": {reason}" if reason else "")
+    try:
+        start_rollback(run, rt.run_playbook(doc), why)
+    except Conflict:
+        raise InputError(f"run {run_id} changed while the rollback was requested; try again") from None
+    audit(rt.store, rt.settings, "playbook.rollback_requested", run_id, {"actor": actor, "reason": reason})
+    return run.doc

@@ -1,0 +1,45 @@
+"""A run held under its lease, and what one advance tells its caller to do next."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from soar.alerts import utcnow_iso
+from soar.playbooks import events
+from soar.playbooks.records import RUNS
+from soar.playbooks.runtime import Runtime
+from soar.store import Record
+
+
+@dataclass(frozen=True)
+class Next:
+    """What the caller should do after one advance."""
+
+    kind: Literal["continue", "retry", "paused", "done", "busy"]
+    delay: float = 0.0
+
+
+class HeldRun:
+    """The run document held under its lease; every save is an optimistic write."""
+
+    def __init__(self, rt: Runtime, rec: Record, owner: str) -> None:
+        self.rt = rt
+        self.doc = rec.doc
+        self.version = rec.version
+        self.owner = owner
+
+    @property
+    def id(self) -> str:
+        return str(self.doc["id"])
+
+    def save(self) -> None:
+        self.doc["updated_at"] = utcnow_iso()
+        self.version = self.rt.store.update(RUNS, self.id, self.doc, version=self.version).version
+
+    def extend_lease(self, seconds: float) -> None:
+        self.doc["lease"] = {"owner": self.owner, "until": time.time() + seconds}
+
+    def publish(self, event_type: events.EventType, **extra: Any) -> None:
+        events.publish(self.rt.settings, self.id, events.make_event(event_type, self.doc, **extra))
