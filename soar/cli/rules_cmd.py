@@ -68,10 +68,12 @@ def convert(
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the compile cache."),
 ) -> int:
     """Compile rules to Elasticsearch query DSL or embedded SQL (or export them for other tools)."""
-    from soar.detection import EXPORTS, CompileCache, convert_paths, export_rules, load_rules
+    from soar.detection import CompileCache, convert_paths
 
     pipelines = _pipelines(pipeline)
     if fmt is not None:
+        from soar.detection import EXPORTS, export_rules, load_rules
+
         if fmt not in EXPORTS:
             raise InputError(f"--format {fmt}: unknown format (known: {', '.join(EXPORTS)})")
         ruleset = load_rules(_paths(paths))

@@ -8,14 +8,7 @@ rules compiled for the same target plus the window, group-by and condition that
 
 from __future__ import annotations
 
-import hashlib
-import json
-import sqlite3
-import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
-from importlib import metadata
-from pathlib import Path
 from typing import Any, Literal
 
 from sigma.collection import SigmaCollection
@@ -24,6 +17,7 @@ from sigma.exceptions import SigmaError, SigmaRuleLocation
 from sigma.rule import SigmaRule
 
 from soar.detection._backends import SoarLuceneBackend, SoarSQLiteBackend
+from soar.detection._compiled import CompileCache, CompiledRule, CorrelationSpec, backend_versions
 from soar.detection._loading import Rule, RuleSet, sigma_error
 from soar.detection.pipelines import DEFAULT_PIPELINES, pipeline_identity, resolve_pipelines
 from soar.errors import ContentError, InputError
@@ -31,110 +25,6 @@ from soar.errors import ContentError, InputError
 Target = Literal["elasticsearch", "embedded"]
 TARGETS: tuple[str, ...] = ("elasticsearch", "embedded")
 STRICT_ITEM = "ecs_linux_strict_fields"
-
-
-@dataclass(frozen=True)
-class CorrelationSpec:
-    rule_id: str
-    type: str
-    rules: tuple[CompiledRule, ...]
-    group_by: tuple[str, ...]
-    timespan: int
-    op: str | None
-    count: float
-    field: str | None = None
-
-
-@dataclass(frozen=True)
-class CompiledRule:
-    rule_id: str
-    title: str
-    level: str | None
-    tags: tuple[str, ...]
-    path: str
-    target: str
-    pipelines: tuple[str, ...]
-    query: str | None = None
-    dsl: dict[str, Any] | None = None
-    sql: str | None = None
-    correlation: CorrelationSpec | None = None
-    name: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able data (shares the ``dsl`` dict: no deep copy, this runs per rule on every convert)."""
-        out = {f.name: getattr(self, f.name) for f in fields(self)}
-        out["tags"] = list(self.tags)
-        out["pipelines"] = list(self.pipelines)
-        spec = self.correlation
-        if spec is not None:
-            out["correlation"] = {f.name: getattr(spec, f.name) for f in fields(spec)}
-            out["correlation"]["rules"] = [r.to_dict() for r in spec.rules]
-            out["correlation"]["group_by"] = list(spec.group_by)
-        return out
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> CompiledRule:
-        data = dict(data)
-        corr = data.pop("correlation", None)
-        spec = None
-        if corr is not None:
-            corr = dict(corr)
-            corr["rules"] = tuple(cls.from_dict(r) for r in corr["rules"])
-            corr["group_by"] = tuple(corr["group_by"])
-            spec = CorrelationSpec(**corr)
-        data["tags"] = tuple(data["tags"])
-        data["pipelines"] = tuple(data["pipelines"])
-        return cls(**data, correlation=spec)
-
-
-def backend_versions() -> str:
-    parts = []
-    for dist in ("pysigma", "pysigma-backend-elasticsearch", "pysigma-backend-sqlite"):
-        try:
-            parts.append(f"{dist}={metadata.version(dist)}")
-        except metadata.PackageNotFoundError:  # pragma: no cover
-            parts.append(f"{dist}=?")
-    from soar import __version__
-
-    parts.append(f"soar={__version__}")
-    return ",".join(parts)
-
-
-class CompileCache:
-    """Compiled rules on disk (SQLite), keyed by rule content, pipelines, target and library versions."""
-
-    def __init__(self, directory: Path | str) -> None:
-        self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.directory / "compiled.sqlite", check_same_thread=False)
-        # A cache, not a record: a lost write only costs a recompilation, so no fsync per rule.
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=OFF")
-        self._db.execute("CREATE TABLE IF NOT EXISTS compiled (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-        self._db.commit()
-        self._lock = threading.Lock()
-        self._versions = backend_versions()
-
-    def key(self, *parts: str) -> str:
-        return hashlib.sha256("\x1f".join((*parts, self._versions)).encode()).hexdigest()
-
-    def get(self, key: str) -> Any | None:
-        with self._lock:
-            row = self._db.execute("SELECT value FROM compiled WHERE key = ?", (key,)).fetchone()
-        return json.loads(row[0]) if row else None
-
-    def put(self, key: str, value: Any) -> None:
-        """Store a value; it is committed by :meth:`flush` (or :meth:`close`), once per batch."""
-        with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO compiled (key, value) VALUES (?, ?)", (key, json.dumps(value)))
-
-    def flush(self) -> None:
-        with self._lock:
-            self._db.commit()
-
-    def close(self) -> None:
-        self.flush()
-        self._db.close()
 
 
 def _fresh(rule: Rule) -> SigmaRule | SigmaCorrelationRule:
@@ -307,6 +197,7 @@ __all__ = [
     "CompiledRule",
     "Compiler",
     "CorrelationSpec",
+    "backend_versions",
     "compile_rule",
     "compile_rules",
 ]

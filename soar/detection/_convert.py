@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from soar.detection._compile import CompileCache, CompiledRule, Compiler
-from soar.detection._loading import load_rules, rule_files
+from soar.detection._compiled import CompileCache, CompiledRule
+from soar.detection._files import rule_files
 from soar.detection.pipelines import pipeline_identity
 from soar.errors import ContentError
 
@@ -48,8 +48,10 @@ def convert_paths(
     result = ConvertResult()
     cached: dict[Path, list[CompiledRule]] = {}
     if cache is not None:
+        keys = {path: cache.key("file", _digest(path, memo), identity, target) for path in files}
+        entries = cache.get_many(list(keys.values()))
         for path in files:
-            entry = cache.get(cache.key("file", _digest(path, memo), identity, target))
+            entry = entries.get(keys[path])
             if entry is None:
                 continue
             if all(_digest(Path(dep), memo) == digest for dep, digest in entry["deps"].items()):
@@ -57,6 +59,9 @@ def convert_paths(
     missing = [p for p in files if p not in cached]
     fresh: dict[Path, list[CompiledRule]] = {}
     if missing:
+        from soar.detection._compile import Compiler  # pySigma is imported only when something must compile
+        from soar.detection._loading import load_rules
+
         compiler = Compiler(target, pipelines)  # only now: building backends and pipelines costs a warm run most
         # Conditions are parsed by the conversion itself; a bad one is reported from there.
         ruleset = load_rules(files if len(missing) < len(files) else missing, parse_conditions=False)

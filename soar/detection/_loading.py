@@ -8,7 +8,7 @@ and value is, and translate pySigma's errors to :class:`ContentError` at that po
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,14 +19,13 @@ from sigma.correlations import SigmaCorrelationRule
 from sigma.exceptions import SigmaError
 from sigma.rule import SigmaRule
 
+from soar.detection._files import fixtures_path_for, rule_files
 from soar.detection._yamlpos import Positions, duplicate_keys, positions
-from soar.errors import ContentError, InputError, SourceLocation
+from soar.errors import ContentError, SourceLocation
 
 # libyaml when available (as pySigma itself uses): the pure-Python parser costs more than the conversion.
 _LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
-RULE_SUFFIXES = (".yml", ".yaml")
-FIXTURE_SUFFIXES = (".tests.yml", ".tests.yaml")
 
 # pySigma error class name -> the top-level key it is about, when the message names nothing.
 _ERROR_KEYS = {
@@ -116,37 +115,6 @@ class RuleSet:
 
     def __len__(self) -> int:
         return len(self.rules)
-
-
-def is_fixture_file(path: Path) -> bool:
-    return path.name.endswith(FIXTURE_SUFFIXES)
-
-
-def rule_files(paths: Iterable[Path | str]) -> list[Path]:
-    """Rule files under ``paths`` (files as given, folders recursively), fixtures excluded."""
-    out: list[Path] = []
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            out.extend(
-                sorted(
-                    p for p in path.rglob("*") if p.is_file() and p.suffix in RULE_SUFFIXES and not is_fixture_file(p)
-                )
-            )
-        elif path.is_file():
-            out.append(path)
-        else:
-            raise InputError(f"{path}: no such file or folder")
-    return out
-
-
-def fixtures_path_for(path: Path) -> Path | None:
-    stem = path.name.rsplit(".", 1)[0]
-    for suffix in FIXTURE_SUFFIXES:
-        candidate = path.with_name(stem + suffix)
-        if candidate.is_file():
-            return candidate
-    return None
 
 
 def yaml_error(path: Path, exc: yaml.YAMLError, what: str = "YAML") -> ContentError:

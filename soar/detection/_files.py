@@ -1,0 +1,42 @@
+"""Which files are rules and which are fixtures — without importing pySigma (a warm convert needs only this)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from soar.errors import InputError
+
+RULE_SUFFIXES = (".yml", ".yaml")
+FIXTURE_SUFFIXES = (".tests.yml", ".tests.yaml")
+
+
+def is_fixture_file(path: Path) -> bool:
+    return path.name.endswith(FIXTURE_SUFFIXES)
+
+
+def rule_files(paths: Iterable[Path | str]) -> list[Path]:
+    """Rule files under ``paths`` (files as given, folders recursively), fixtures excluded."""
+    out: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            out.extend(
+                sorted(
+                    p for p in path.rglob("*") if p.is_file() and p.suffix in RULE_SUFFIXES and not is_fixture_file(p)
+                )
+            )
+        elif path.is_file():
+            out.append(path)
+        else:
+            raise InputError(f"{path}: no such file or folder")
+    return out
+
+
+def fixtures_path_for(path: Path) -> Path | None:
+    stem = path.name.rsplit(".", 1)[0]
+    for suffix in FIXTURE_SUFFIXES:
+        candidate = path.with_name(stem + suffix)
+        if candidate.is_file():
+            return candidate
+    return None
