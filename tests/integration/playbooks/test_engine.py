@@ -486,3 +486,23 @@ def test_rate_cap_is_a_sliding_hour_across_the_clock_hour(content: Content, pb_s
     assert len(slots) == 1 and why is None
     slots, why = guards.reserve_containment(rt.store, policy, "r", "run-2")
     assert slots == [] and why == "rate cap: 3 containments per hour"
+
+
+def test_a_run_waits_while_another_run_holds_the_target(content: Content, pb_settings: Settings) -> None:
+    from soar.playbooks.locks import open_locks
+    from soar.playbooks.runner import advance
+
+    content.playbook("contain", CONTAIN.replace("{on_failure}", "abort"))
+    rt = dispatch.runtime_for(pb_settings)
+    locks = open_locks(pb_settings, rt.store)
+    assert locks.acquire(["host:dev1"], "run-other", 60)  # another run is acting on dev1
+    doc = alert(host="dev1")
+    rt.store.create(engine.ALERTS, doc["id"], doc)
+    run_id = engine.handle_alert(rt, doc["id"])[0]
+    nxt = advance(rt, run_id)
+    assert (nxt.kind, _run(rt, run_id)["status"]) == ("retry", "waiting_lock")
+    assert calls(content.state) == []
+    locks.release(["host:dev1"], "run-other")
+    dispatch.drive(rt, run_id)
+    assert _run(rt, run_id)["status"] == "succeeded"
+    assert [c["action"] for c in calls(content.state)] == ["testkit.contain", "testkit.note"]
