@@ -9,11 +9,12 @@ failures in a row per action and opens for a while after N.
 from __future__ import annotations
 
 import time
+import weakref
 from datetime import UTC, datetime
 from typing import Any
 
 from soar.policy import Policy
-from soar.store import Conflict, Range, Store
+from soar.store import Conflict, Store
 
 QUOTA = "quota"
 BREAKERS = "breakers"
@@ -23,6 +24,24 @@ def hour_bucket(now: float | None = None) -> str:
     return datetime.fromtimestamp(now if now is not None else time.time(), UTC).strftime("%Y%m%d%H")
 
 
+# Per-store hints so a storm does not rescan the quota documents for every containment.
+_NEXT_SLOT: weakref.WeakKeyDictionary[Any, dict[tuple[str, str], int]] = weakref.WeakKeyDictionary()
+_PREVIOUS: weakref.WeakKeyDictionary[Any, dict[tuple[str, str], tuple[float, list[float]]]] = (
+    weakref.WeakKeyDictionary()
+)
+PREVIOUS_TTL = 30.0
+
+
+def _recent_previous(store: Store, scope: str, previous: str, now: float) -> int:
+    per_store = _PREVIOUS.setdefault(store, {})
+    cached = per_store.get((scope, previous))
+    if cached is None or now - cached[0] > PREVIOUS_TTL:
+        recs = store.find(QUOTA, {"scope": scope, "bucket": previous}, limit=100_000)
+        cached = (now, [float(r.doc.get("at") or 0) for r in recs])
+        per_store[(scope, previous)] = cached
+    return sum(1 for at in cached[1] if at > now - 3600)
+
+
 def _reserve(store: Store, scope: str, cap: int, owner: str, now: float) -> str | None:
     """A numbered slot in this clock hour, fewer the slots of the previous hour still inside the last 60 minutes.
 
@@ -30,12 +49,15 @@ def _reserve(store: Store, scope: str, cap: int, owner: str, now: float) -> str 
     previous hour's recent slots makes it a sliding hour (no double burst at the boundary).
     """
     bucket, previous = hour_bucket(now), hour_bucket(now - 3600)
-    recent = store.count(QUOTA, {"scope": scope, "bucket": previous, "at": Range(gt=now - 3600)})
-    limit = cap - recent
-    start = store.count(QUOTA, {"scope": scope, "bucket": bucket})
+    limit = cap - _recent_previous(store, scope, previous, now)
+    hints = _NEXT_SLOT.setdefault(store, {})
+    start = hints.get((scope, bucket))
+    if start is None:
+        start = store.count(QUOTA, {"scope": scope, "bucket": bucket})
     for i in [*range(start, limit), *range(min(start, limit))]:
         slot = f"{scope}-{bucket}-{i:06d}"
         if store.create(QUOTA, slot, {"scope": scope, "bucket": bucket, "owner": owner, "at": now}):
+            hints[(scope, bucket)] = i + 1
             return slot
     return None
 
