@@ -14,7 +14,9 @@ every request. The integ-test Elasticsearch here does not serve ``GET /`` (405),
 ElastAlert2 calls once at start-up to learn the server version; the proxy answers that one
 request itself with the node's real version from ``_nodes/_local``. Nothing else is changed.
 
-Reported per tool: ES requests per cycle, cycle wall time, CPU seconds per 1,000 rule
+Reported per tool: ES requests per round (every rule evaluated once) and per cycle (soar
+runs each rule at its own phase of the interval, so a cycle holds a share of the rules;
+ElastAlert2 runs each rule on its own, so its "cycle" is a round), cycle wall time, CPU seconds per 1,000 rule
 evaluations (soar: the detection thread's CPU; ElastAlert2: its process's user+system
 time) and p50/p95 event-to-alert latency (alert creation time − event @timestamp).
 Goals: ≥ 10× fewer requests, ≥ 5× less CPU per evaluation, p95 ≤ interval + 2 s.
@@ -232,7 +234,6 @@ def run_soar(
         events_index=index,
         elasticsearch_url=proxy.url,
         celery_eager=True,
-        detection_ingest_delay=1.0,
         elasticsearch_timeout=60,
     )
     rules, errors = load_scheduled_rules(settings)  # compiled once, as a warm worker has them
@@ -271,9 +272,11 @@ def run_soar(
             latencies.append(detected - first)
     store.close()
     client.close()
-    n_cycles = max(1, sum(1 for c in cycles if c["rules"] >= n_rules * 0.9) or len(cycles))
+    rounds = max(1.0, evaluations[0] / n_rules)
     return {
-        "requests_per_cycle": requests / n_cycles,
+        "requests_per_round": requests / rounds,
+        "requests_per_cycle": requests / max(1, len(cycles)),
+        "rules_per_cycle": statistics.mean(c["rules"] for c in cycles) if cycles else 0.0,
         "cycle_seconds": statistics.median(c["seconds"] for c in cycles) if cycles else float("nan"),
         "cpu_per_1000": 1000 * cpu[0] / max(1, evaluations[0]),
         "p50": percentile(latencies, 0.5),
@@ -417,16 +420,17 @@ def run_elastalert(
         if alerted is not None and ts is not None:
             latencies.append(alerted - ts)
     es.options(ignore_status=404).indices.delete(index=f"{writeback}*")
-    cycles = max(1.0, evaluations / max(1, n))
+    rounds = max(1.0, evaluations / max(1, n))
     return {
-        "requests_per_cycle": requests / cycles,
+        "requests_per_round": requests / rounds,
+        "requests_per_cycle": requests / rounds,
+        "rules_per_cycle": float(n),
         "cycle_seconds": float("nan"),
         "cpu_per_1000": 1000 * cpu / max(1, evaluations),
         "p50": percentile(latencies, 0.5),
         "p95": percentile(latencies, 0.95),
         "alerts": len(latencies),
         "evaluations": evaluations,
-        "cycles": cycles,
         "errors": errors,
     }
 
@@ -493,8 +497,10 @@ def main(argv: list[str] | None = None) -> int:
         for err in theirs.get("errors", []):
             notes.append(f"{n_rules} rules: ElastAlert2 logged: {err[:300]}")
         for metric, key, better in (
-            ("ES requests / cycle", "requests_per_cycle", "fewer"),
-            ("cycle wall time s (median)", "cycle_seconds", "lower"),
+            ("ES requests / round (every rule once)", "requests_per_round", "fewer"),
+            ("ES requests / cycle", "requests_per_cycle", ""),
+            ("rules / cycle (mean)", "rules_per_cycle", ""),
+            ("cycle wall time s (median)", "cycle_seconds", ""),
             ("CPU s / 1,000 rule evaluations", "cpu_per_1000", "lower"),
             ("event→alert p50 s", "p50", "lower"),
             ("event→alert p95 s", "p95", "lower"),
