@@ -94,7 +94,7 @@ IPT
   fi
   echo "rm -f '$STATE/isolate.armed' '$STATE/isolate.backend' '$STATE/isolate.deadman.pid' '$STATE/isolate.release.pid' '$STATE/isolate.revert'" \
     >>"$STATE/isolate.revert"
-  echo "rmdir '$STATE' 2>/dev/null || true" >>"$STATE/isolate.revert"
+  echo "rmdir '$STATE' /run/soar 2>/dev/null || true" >>"$STATE/isolate.revert"
 }
 
 present() {
@@ -151,7 +151,7 @@ case "$mode" in
     if [ -f "$STATE/isolate.revert" ]; then sh "$STATE/isolate.revert"; elif present; then write_revert; sh "$STATE/isolate.revert"; fi
     rm -f "$STATE/isolate.revert"
     present && die 1 "rules still present after revert"
-    rmdir "$STATE" 2>/dev/null || true
+    rmdir "$STATE" /run/soar 2>/dev/null || true
     say changed "$changed"; say isolated no
     ;;
   *) die 2 "mode must be apply, confirm, verify or revert" ;;

@@ -20,8 +20,7 @@ home=$(printf '%s' "$entry" | cut -d: -f6)
 for p in $PROTECT $(grep -Ev '^[[:space:]]*(#|$)' /etc/soar/protected-accounts 2>/dev/null || true); do
   [ "$p" = "$user" ] && die 4 "refusing: $user is a protected account"
 done
-STATE=/var/lib/soar/accounts
-mkdir -p "$STATE"
+STATE=/var/lib/soar/accounts  # persistent: a lock outlives a reboot, so must what undoes it
 STATEFILE=$STATE/$user.lock
 
 shadow() { getent shadow "$user" | cut -d: -f"$1"; }
@@ -32,6 +31,7 @@ keys_on() { [ -e "$home/.ssh/authorized_keys" ] || [ -e "$home/.ssh/authorized_k
 case "$mode" in
   apply)
     if [ ! -f "$STATEFILE" ]; then
+      mkdir -p "$STATE"
       prev_locked=no; locked && prev_locked=yes
       { echo "prev_locked=$prev_locked"; echo "prev_expire=$(shadow 8)"; echo "keys=$KEYS"; } >"$STATEFILE.tmp"
       mv "$STATEFILE.tmp" "$STATEFILE"
@@ -68,6 +68,7 @@ case "$mode" in
       if [ -e "$home/.ssh/$f.soar-locked" ] && [ ! -e "$home/.ssh/$f" ]; then mv "$home/.ssh/$f.soar-locked" "$home/.ssh/$f"; fi
     done
     rm -f "$STATEFILE"
+    rmdir "$STATE" /var/lib/soar 2>/dev/null || true
     say changed yes; say locked "$(locked && echo yes || echo no)"; say expired "$(expired && echo yes || echo no)"
     ;;
   *) die 2 "mode must be apply, verify or revert" ;;

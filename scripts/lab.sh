@@ -6,7 +6,8 @@
 #   only by jumping through the bastion:
 #       bastion 10.77.0.2   mgmt 10.77.0.3 (management peer; log-shipping endpoint on :9200)
 #       peer 10.77.0.4 (attacker peer; sshd for probes, listener on :8080)
-#       web1 10.77.0.11   db1 10.77.0.12   (targets)   + t01..tNN 10.77.0.101.. when SOAR_LAB_EXTRA=N
+#       web1 10.77.0.11   db1 10.77.0.12   app1 10.77.0.13   (targets)   + t01..tNN 10.77.0.101.. when SOAR_LAB_EXTRA=N
+# Tests that change a host hold .cache/lab/locks/<host>.lock (flock) while they do: the lab is shared.
 #
 # `up` writes .cache/lab/{inventory.yml,known_hosts,id_ed25519,lab.env}; it is idempotent.
 # `down` removes namespaces, veths, processes, the controller user and its sudoers entry.
@@ -35,6 +36,7 @@ mgmt:10.77.0.3:management:high:secops
 peer:10.77.0.4:probe:low:secops
 web1:10.77.0.11:web:high:web-team
 db1:10.77.0.12:database:critical:dba-team
+app1:10.77.0.13:app:medium:app-team
 EOF
   local i
   for ((i = 1; i <= EXTRA; i++)); do printf 't%02d:10.77.0.%d:web:low:web-team\n' "$i" $((100 + i)); done

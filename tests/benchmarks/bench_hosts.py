@@ -80,12 +80,12 @@ def single(settings: Settings) -> dict[str, float]:
     for _ in range(SINGLE_RUNS):
         ctx = ActionContext(settings=settings)  # a new run each time: connections are not reused across runs
         started = time.perf_counter()
-        result = registry.get("hosts.isolate_host").call(ctx, {"host": "web1"})
+        result = registry.get("hosts.isolate_host").call(ctx, {"host": "app1"})
         ours.append(time.perf_counter() - started)
         assert result.ok and result.verified, result.error
-        registry.get("hosts.release_host").call(ctx, {"host": "web1"})
+        registry.get("hosts.release_host").call(ctx, {"host": "app1"})
         _close(ctx)
-        anchor.append(_anchor_isolate(settings, "web1"))
+        anchor.append(_anchor_isolate(settings, "app1"))
     return {
         "ours_p50": _pct(ours, 50),
         "ours_p95": _pct(ours, 95),
@@ -96,7 +96,7 @@ def single(settings: Settings) -> dict[str, float]:
 
 def parallel(settings: Settings) -> dict[str, float]:
     inventory = load_inventory(settings.inventory_path)
-    names = ["web1", "db1", *sorted(n for n in inventory.hosts if n.startswith("t"))][:PARALLEL_HOSTS]
+    names = ["app1", "db1", *sorted(n for n in inventory.hosts if n.startswith("t"))][:PARALLEL_HOSTS]
     if len(names) < PARALLEL_HOSTS:
         raise SystemExit(f"only {len(names)} lab targets; run SOAR_LAB_EXTRA=48 scripts/lab.sh up")
     registry = load_registry(settings)
@@ -134,17 +134,17 @@ def _cpu() -> float:
 def reuse(settings: Settings) -> dict[str, float]:
     inventory = load_inventory(settings.inventory_path)
     options = SSHOptions(known_hosts=settings.ssh_known_hosts)
-    web1, bastion = inventory.get("web1"), inventory.get("bastion")
+    app1, bastion = inventory.get("app1"), inventory.get("bastion")
     pool = ConnectionPool(inventory, options)
     started = time.perf_counter()
     for _ in range(REUSE_COMMANDS):
-        assert pool.session(web1).run(["true"]).ok
+        assert pool.session(app1).run(["true"]).ok
     pooled = (time.perf_counter() - started) / REUSE_COMMANDS
     pool.close()
     started = time.perf_counter()
     for _ in range(REUSE_COMMANDS):
         via = connect(bastion, Credentials(bastion.user, bastion.key), options)
-        session = connect(web1, Credentials(web1.user, web1.key), options, via)
+        session = connect(app1, Credentials(app1.user, app1.key), options, via)
         assert session.run(["true"]).ok
         session.close()
         via.close()
@@ -187,7 +187,7 @@ def main() -> int:
         "(the 50 lab hosts' sshd, sudo and nft run on the same cores as the controller;"
         f" load average at the end: {os.getloadavg()[0]:.1f})"
     )
-    print(f"\nOne command on web1 ({REUSE_COMMANDS} commands)")
+    print(f"\nOne command on app1 ({REUSE_COMMANDS} commands)")
     print(f"{'':30}{'pooled':>18}{'new connection':>22}{'ratio':>8}")
     print(
         f"{'ms per command':30}{conn['pooled'] * 1000:>18.1f}{conn['fresh'] * 1000:>22.1f}"

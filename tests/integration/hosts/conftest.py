@@ -15,10 +15,8 @@ from soar.config import Settings, load_settings
 from soar.hosts.inventory import Inventory, load_inventory
 from soar.hosts.runner import RESOURCE_KEY, HostRunner
 from soar.hosts.transport import SSHOptions
-from tests.integration.hosts.lab import LAB, REPO, LabUser, new_key
+from tests.integration.hosts.lab import LAB, REPO, LabUser, host_lock, new_key
 from tests.services import require
-
-pytestmark = pytest.mark.lab
 
 
 def _lab_up() -> Path:
@@ -34,6 +32,13 @@ def _lab_up() -> Path:
 @pytest.fixture(scope="session")
 def lab_inventory_path() -> Path:
     return require("SSH lab", _lab_up)
+
+
+@pytest.fixture(autouse=True)
+def _own_the_targets(lab_inventory_path: Path) -> Iterator[None]:
+    """These tests change app1 and db1: hold them against other areas' tests using the shared lab."""
+    with host_lock("app1", "db1"):
+        yield
 
 
 def lab_settings(tmp_path: Path, inventory: Path, **overrides: object) -> Settings:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
 import subprocess
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +15,19 @@ from soar.hosts.transport import Credentials, Session, SSHOptions, connect
 REPO = Path(__file__).resolve().parents[3]
 LAB = REPO / ".cache" / "lab"
 PREFIX = "soar-lab-"
+
+
+@contextmanager
+def host_lock(*names: str) -> Iterator[None]:
+    """Hold the lab hosts ``names`` exclusively (flock on .cache/lab/locks/<host>.lock): tests of several
+    areas share the lab, and one test's release must not undo another's isolation. Sorted: no deadlock."""
+    folder = LAB / "locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    with ExitStack() as stack:
+        for name in sorted(set(names)):
+            fh = stack.enter_context((folder / f"{name}.lock").open("a"))
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        yield
 
 
 def ns(name: str) -> str:

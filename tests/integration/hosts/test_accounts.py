@@ -55,6 +55,7 @@ def test_lock_refuses_password_and_key_logins_and_unlock_restores_exactly(
     assert unlocked.ok, unlocked.error
     assert unlocked.verified is True
     assert shadow(lab_user.name) == before, "unlock did not restore the account exactly"
+    assert not Path(f"/var/lib/soar/accounts/{lab_user.name}.lock").exists()
     assert can_login(inventory, options, by_password)
     assert can_login(inventory, options, by_key)
 

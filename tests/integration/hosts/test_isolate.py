@@ -16,7 +16,7 @@ from tests.integration.hosts.lab import can_connect, login, nft_ruleset, sh_in, 
 
 pytestmark = pytest.mark.lab
 
-WEB1 = "10.77.0.11"
+APP1 = "10.77.0.13"
 MGMT_LOG = ("10.77.0.3", 9200)
 PEER_LISTENER = ("10.77.0.4", 8080)
 
@@ -31,16 +31,16 @@ def wait_for(predicate, seconds: float) -> bool:  # type: ignore[no-untyped-def]
 
 
 def assert_open(options: SSHOptions, inventory: Inventory) -> None:
-    assert can_connect("peer", WEB1, 22)
-    assert can_connect("web1", *PEER_LISTENER)
-    assert "soar_isolate" not in nft_ruleset("web1")
+    assert can_connect("peer", APP1, 22)
+    assert can_connect("app1", *PEER_LISTENER)
+    assert "soar_isolate" not in nft_ruleset("app1")
 
 
 def test_isolate_cuts_the_attacker_keeps_management_and_release_restores(
     ctx: ActionContext, registry: ActionRegistry, inventory: Inventory, options: SSHOptions
 ) -> None:
     assert_open(options, inventory)
-    result = registry.get("hosts.isolate_host").call(ctx, {"host": "web1.lab.internal", "deadman_seconds": 30})
+    result = registry.get("hosts.isolate_host").call(ctx, {"host": "app1.lab.internal", "deadman_seconds": 30})
     try:
         assert result.ok, result.error
         assert result.verified is True
@@ -49,28 +49,28 @@ def test_isolate_cuts_the_attacker_keeps_management_and_release_restores(
         assert result.verification["management_path"] == "ok"
         assert result.verification["deadman"] == "disarmed"
         # real effects, observed from outside the action
-        assert not can_connect("peer", WEB1, 22), "the attacker peer still reaches web1"
-        assert not can_connect("web1", *PEER_LISTENER), "web1 still reaches the attacker peer"
-        assert can_connect("mgmt", WEB1, 22), "the management peer lost SSH to web1"
-        assert can_connect("web1", *MGMT_LOG), "log shipping to the management peer was cut"
-        fresh = login(inventory, "web1", Credentials("soar-ctl", inventory.get("web1").key), options)
+        assert not can_connect("peer", APP1, 22), "the attacker peer still reaches app1"
+        assert not can_connect("app1", *PEER_LISTENER), f"app1 still reaches the attacker peer:\n{nft_ruleset('app1')}"
+        assert can_connect("mgmt", APP1, 22), "the management peer lost SSH to app1"
+        assert can_connect("app1", *MGMT_LOG), "log shipping to the management peer was cut"
+        fresh = login(inventory, "app1", Credentials("soar-ctl", inventory.get("app1").key), options)
         assert fresh.run(["true"]).ok
         fresh.close()
-        assert timers_in("web1") == [], "the dead-man timer survived the confirmation"
+        assert timers_in("app1") == [], "the dead-man timer survived the confirmation"
 
         # apply twice: the same state
-        before = nft_ruleset("web1")
-        again = registry.get("hosts.isolate_host").call(ctx, {"host": "10.77.0.11", "deadman_seconds": 30})
+        before = nft_ruleset("app1")
+        again = registry.get("hosts.isolate_host").call(ctx, {"host": "10.77.0.13", "deadman_seconds": 30})
         assert again.ok and again.verified and again.changed is False
-        assert nft_ruleset("web1") == before
+        assert nft_ruleset("app1") == before
     finally:
-        released = registry.get("hosts.release_host").call(ctx, {"host": "web1"})
+        released = registry.get("hosts.release_host").call(ctx, {"host": "app1"})
     assert released.ok, released.error
     assert released.verified is True and released.changed is True
     assert released.verification["peer_probe"]["reachable"] == "yes"
     assert_open(options, inventory)
-    assert timers_in("web1") == []
-    assert not state_left("web1"), "responder state was left behind"
+    assert timers_in("app1") == []
+    assert not state_left("app1"), "responder state was left behind"
 
 
 def test_release_of_a_host_that_is_not_isolated_changes_nothing(ctx: ActionContext, registry: ActionRegistry) -> None:
@@ -84,21 +84,21 @@ def test_dry_run_plans_the_exact_commands_and_touches_nothing(
     lab_settings_: object, registry: ActionRegistry, ctx: ActionContext
 ) -> None:
     ctx.dry_run = True
-    result = registry.get("hosts.isolate_host").call(ctx, {"host": "web1", "deadman_seconds": 10})
+    result = registry.get("hosts.isolate_host").call(ctx, {"host": "app1", "deadman_seconds": 10})
     assert result.ok
     steps = [(c.host, c.note, c.stdin_script) for c in result.commands]
     assert steps == [
-        ("web1", "isolate apply", "responders/isolate.sh"),
-        ("web1", "isolate verify", "responders/isolate.sh"),
+        ("app1", "isolate apply", "responders/isolate.sh"),
+        ("app1", "isolate verify", "responders/isolate.sh"),
         ("peer", "probe check", "responders/probe.sh"),
-        ("web1", "isolate confirm", "responders/isolate.sh"),
+        ("app1", "isolate confirm", "responders/isolate.sh"),
     ]
-    assert result.commands[2].argv == ("sh", "-s", "--", "check", "10.77.0.11", "22", "2")  # a probe needs no sudo
+    assert result.commands[2].argv == ("sh", "-s", "--", "check", "10.77.0.13", "22", "2")  # a probe needs no sudo
     apply = result.commands[0].argv
     assert apply[:6] == ("sudo", "-n", "--", "sh", "-s", "--")
-    assert apply[7:9] == ("--mgmt", "10.77.0.2")  # the bastion as web1 sees it
+    assert apply[7:9] == ("--mgmt", "10.77.0.2")  # the bastion as app1 sees it
     assert "--deadman" in apply and apply[apply.index("--deadman") + 1] == "10"
-    assert "soar_isolate" not in nft_ruleset("web1")
+    assert "soar_isolate" not in nft_ruleset("app1")
     runner = ctx.resources["soar.hosts.runner"]
     assert runner.pool.connects == 0
 
@@ -106,7 +106,7 @@ def test_dry_run_plans_the_exact_commands_and_touches_nothing(
 def test_ssh_dropped_mid_apply_the_deadman_timer_restores_the_host(
     tmp_path: Path, lab_inventory_path: Path, registry: ActionRegistry
 ) -> None:
-    # An inventory mistake: web1's real management path (the bastion's back address 10.77.0.2) is missing,
+    # An inventory mistake: app1's real management path (the bastion's back address 10.77.0.2) is missing,
     # so applying the rules cuts our own connection in the middle of `apply`.
     data = yaml.safe_load(lab_inventory_path.read_text())
     data["defaults"]["management"] = ["10.77.0.3"]
@@ -119,22 +119,22 @@ def test_ssh_dropped_mid_apply_the_deadman_timer_restores_the_host(
     deadman = 8
     try:
         started = time.monotonic()
-        result = registry.get("hosts.isolate_host").call(ctx, {"host": "web1", "deadman_seconds": deadman})
+        result = registry.get("hosts.isolate_host").call(ctx, {"host": "app1", "deadman_seconds": deadman})
         assert not result.ok
         assert result.verified is False
         assert "dead-man timer restores the host" in (result.error or "")
         assert result.commands and result.commands[0].argv[6] == "apply"
         # the rules did go in (the attacker is cut) ...
         if time.monotonic() - started < deadman - 1:
-            assert "soar_isolate" in nft_ruleset("web1")
+            assert "soar_isolate" in nft_ruleset("app1")
         # ... and the host restores itself without the controller
-        assert wait_for(lambda: "soar_isolate" not in nft_ruleset("web1"), deadman + 5)
-        assert can_connect("peer", WEB1, 22)
-        assert timers_in("web1") == []
-        assert not state_left("web1")
+        assert wait_for(lambda: "soar_isolate" not in nft_ruleset("app1"), deadman + 5)
+        assert can_connect("peer", APP1, 22)
+        assert wait_for(lambda: timers_in("app1") == [], 5), "the dead-man timer did not finish"
+        assert not state_left("app1")
     finally:
         close_context(ctx)
-        sh_in("web1", "nft", "delete", "table", "inet", "soar_isolate")
+        sh_in("app1", "nft", "delete", "table", "inet", "soar_isolate")
 
 
 def test_release_after_a_duration(ctx: ActionContext, registry: ActionRegistry) -> None:

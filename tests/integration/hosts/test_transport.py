@@ -23,15 +23,15 @@ pytestmark = pytest.mark.lab
 def test_commands_run_through_the_bastion_with_sudo(inventory: Inventory, options: SSHOptions) -> None:
     pool = ConnectionPool(inventory, options)
     try:
-        session = pool.session(inventory.get("web1"))
+        session = pool.session(inventory.get("app1"))
         result = session.run(["sh", "-c", 'echo "$SSH_CONNECTION"; sudo -n id -u; printf "%s" "$1" >&2', "-", "a b;c"])
         assert result.ok
         client_ip, _, server_ip, _ = result.stdout.splitlines()[0].split()
-        assert (client_ip, server_ip) == ("10.77.0.2", "10.77.0.11")  # reached through the bastion
+        assert (client_ip, server_ip) == ("10.77.0.2", "10.77.0.13")  # reached through the bastion
         assert result.stdout.splitlines()[1] == "0"
         assert result.stderr == "a b;c"  # arguments arrive as one quoted word
-        assert pool.session(inventory.get("web1")) is session  # reused within the run
-        assert pool.connects == 2  # bastion + web1
+        assert pool.session(inventory.get("app1")) is session  # reused within the run
+        assert pool.connects == 2  # bastion + app1
     finally:
         pool.close()
 
@@ -39,13 +39,13 @@ def test_commands_run_through_the_bastion_with_sudo(inventory: Inventory, option
 def test_a_changed_host_key_is_refused(tmp_path: Path, inventory: Inventory) -> None:
     lines = (LAB / "known_hosts").read_text().splitlines()
     other = next(line for line in lines if line.startswith("10.77.0.12 ")).split(" ", 1)[1]
-    forged = [f"10.77.0.11 {other}" if line.startswith("10.77.0.11 ") else line for line in lines]
+    forged = [f"10.77.0.13 {other}" if line.startswith("10.77.0.13 ") else line for line in lines]
     known = tmp_path / "known_hosts"
     known.write_text("\n".join(forged) + "\n")
     pool = ConnectionPool(inventory, SSHOptions(known_hosts=known, connect_timeout=5))
     try:
-        with pytest.raises(HostKeyRejected, match=r"host web1: presented host key .* differs from the pinned key"):
-            pool.session(inventory.get("web1"))
+        with pytest.raises(HostKeyRejected, match=r"host app1: presented host key .* differs from the pinned key"):
+            pool.session(inventory.get("app1"))
     finally:
         pool.close()
     assert known.read_text() == "\n".join(forged) + "\n"  # nothing was added or rewritten
@@ -71,18 +71,18 @@ def test_a_changed_key_fails_the_action_and_runs_nothing(
     data = yaml.safe_load(lab_inventory_path.read_text())
     data["defaults"]["key"] = str(LAB / "id_ed25519")
     other = (LAB / "known_hosts").read_text().split("10.77.0.12 ", 1)[1].splitlines()[0]
-    data["hosts"]["web1"]["host_key"] = other  # the inventory pins db1's key for web1
+    data["hosts"]["app1"]["host_key"] = other  # the inventory pins db1's key for app1
     inv = tmp_path / "inventory.yml"
     inv.write_text(yaml.safe_dump(data))
     ctx = ActionContext(settings=lab_settings(tmp_path, inv))  # known_hosts has the right key; the inventory wins
     try:
-        result = registry.get("hosts.isolate_host").call(ctx, {"host": "web1"})
+        result = registry.get("hosts.isolate_host").call(ctx, {"host": "app1"})
     finally:
         close_context(ctx)
     assert not result.ok
     assert "differs from the pinned key" in (result.error or "")
-    assert result.output == {"unreachable": "web1"}
-    assert "soar_isolate" not in nft_ruleset("web1")
+    assert result.output == {"unreachable": "app1"}
+    assert "soar_isolate" not in nft_ruleset("app1")
 
 
 def test_an_unreachable_host_is_retried_with_backoff_then_fails_clearly(
@@ -90,7 +90,7 @@ def test_an_unreachable_host_is_retried_with_backoff_then_fails_clearly(
 ) -> None:
     data = yaml.safe_load(lab_inventory_path.read_text())
     data["defaults"]["key"] = str(LAB / "id_ed25519")
-    data["hosts"]["web1"]["port"] = 2222  # nothing listens there
+    data["hosts"]["app1"]["port"] = 2222  # nothing listens there
     inv = tmp_path / "inventory.yml"
     inv.write_text(yaml.safe_dump(data))
     inventory = load_inventory(inv)
@@ -98,11 +98,11 @@ def test_an_unreachable_host_is_retried_with_backoff_then_fails_clearly(
     started = time.monotonic()
     try:
         with pytest.raises(HostUnreachable) as info:
-            pool.session(inventory.get("web1"))
+            pool.session(inventory.get("app1"))
     finally:
         pool.close()
     assert time.monotonic() - started >= 0.4 + 0.8  # two backoff sleeps between three attempts
-    assert str(info.value).startswith("host web1: bastion bastion cannot reach 10.77.0.11:2222")
+    assert str(info.value).startswith("host app1: bastion bastion cannot reach 10.77.0.13:2222")
     assert str(info.value).endswith("(after 3 attempts)")
 
 
@@ -121,7 +121,7 @@ def test_a_command_timeout_keeps_partial_output(inventory: Inventory, options: S
 
 def test_many_hosts_in_parallel_share_one_bastion_connection(ctx: ActionContext) -> None:
     runner = HostRunner.for_context(ctx)
-    hosts = [runner.inventory.get(n) for n in ("web1", "db1", "mgmt", "peer")]
+    hosts = [runner.inventory.get(n) for n in ("app1", "db1", "mgmt", "peer")]
     outcomes = in_parallel(lambda h: runner.run(h, "probe", "check", ["10.77.0.2", "22", "2"]), hosts)
     assert [o.fields.get("reachable") for o in outcomes] == ["yes"] * 4
     assert runner.pool.connects == 5  # one bastion connection + one per host
@@ -176,17 +176,17 @@ def test_hosts_check_logs_in_everywhere_and_names_a_host_with_a_changed_key(tmp_
     ok = run_soar("hosts", "check", env=env)
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert [line.split() for line in ok.stdout.splitlines()[2:]] == [
-        [name, "ok"] for name in ("bastion", "mgmt", "peer", "web1", "db1")
+        [name, "ok"] for name in ("bastion", "mgmt", "peer", "web1", "db1", "app1")
     ]
     lines = (LAB / "known_hosts").read_text().splitlines()
     db1_key = next(line for line in lines if line.startswith("10.77.0.12 ")).split(" ", 1)[1]
     forged = tmp_path / "known_hosts"
     forged.write_text(
-        "".join((f"10.77.0.11 {db1_key}" if line.startswith("10.77.0.11 ") else line) + "\n" for line in lines)
+        "".join((f"10.77.0.13 {db1_key}" if line.startswith("10.77.0.13 ") else line) + "\n" for line in lines)
     )
-    bad = run_soar("hosts", "check", "web1", env={**env, "SOAR_SSH_KNOWN_HOSTS": str(forged)})
+    bad = run_soar("hosts", "check", "app1", env={**env, "SOAR_SSH_KNOWN_HOSTS": str(forged)})
     assert bad.returncode == 2
-    assert "web1  presented host key SHA256:" in bad.stdout and "differs from the pinned key" in bad.stdout
+    assert "app1  presented host key SHA256:" in bad.stdout and "differs from the pinned key" in bad.stdout
 
 
 def test_a_refused_password_never_appears_in_the_error(
