@@ -109,3 +109,45 @@ def test_the_host_side_refuses_bad_arguments_itself(name: str, args: list[str]) 
 def test_the_host_side_refuses_uid_0() -> None:
     result = run_isolated("lock_account", "apply", "root")
     assert result.returncode == 4 and "uid 0" in result.stdout
+
+
+@needs_root
+def test_isolation_falls_back_to_iptables_when_nft_is_absent(tmp_path: Path) -> None:
+    """In a private mount and network namespace, hide nft from /usr/sbin and isolate for real."""
+    real, fake = tmp_path / "real", tmp_path / "fake"
+    real.mkdir()
+    fake.mkdir()
+    script = wrap((BUILTIN_RESPONDERS / "_lib.sh").read_text(), (BUILTIN_RESPONDERS / "isolate.sh").read_text())
+    (tmp_path / "isolate.sh").write_text(script)
+    runner = f"""
+set -eu
+mount --bind /usr/sbin {real}
+for f in {real}/*; do n=${{f##*/}}; [ "$n" = nft ] || ln -s "{real}/$n" "{fake}/$n"; done
+mount --bind {fake} /usr/sbin
+if command -v nft >/dev/null; then echo "nft still visible"; exit 9; fi
+ip link set lo up
+sh {tmp_path}/isolate.sh apply --mgmt 10.0.0.2 --log 10.0.0.9:9200 --deadman 600 > {tmp_path}/apply.out
+sh {tmp_path}/isolate.sh verify --mgmt 10.0.0.2 > {tmp_path}/verify.out
+iptables -S > {tmp_path}/rules.txt
+sh {tmp_path}/isolate.sh revert > {tmp_path}/revert.out
+iptables -S > {tmp_path}/after.txt
+sh {tmp_path}/isolate.sh verify > {tmp_path}/verify2.out || echo "exit=$?" >> {tmp_path}/verify2.out
+"""
+    done = subprocess.run(
+        ["unshare", "--mount", "--net", "sh", "-c", runner], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert parse_fields((tmp_path / "apply.out").read_text())["backend"] == "iptables"
+    assert parse_fields((tmp_path / "verify.out").read_text()) == {
+        "isolated": "yes",
+        "backend": "iptables",
+        "deadman": "armed",
+    }
+    rules = (tmp_path / "rules.txt").read_text()
+    assert "-A INPUT -j SOAR-ISO-IN" in rules
+    assert "-A SOAR-ISO-IN -s 10.0.0.2/32 -j ACCEPT" in rules
+    assert "-A SOAR-ISO-OUT -d 10.0.0.9/32 -p tcp -m tcp --dport 9200 -j ACCEPT" in rules
+    assert "-A SOAR-ISO-IN -j DROP" in rules
+    assert parse_fields((tmp_path / "revert.out").read_text()) == {"changed": "yes", "isolated": "no"}
+    assert "SOAR" not in (tmp_path / "after.txt").read_text()
+    assert "exit=3" in (tmp_path / "verify2.out").read_text()
