@@ -8,6 +8,7 @@ failures in a row per action and opens for a while after N.
 
 from __future__ import annotations
 
+import itertools
 import time
 import weakref
 from datetime import UTC, datetime
@@ -54,7 +55,7 @@ def _reserve(store: Store, scope: str, cap: int, owner: str, now: float) -> str 
     start = hints.get((scope, bucket))
     if start is None:
         start = store.count(QUOTA, {"scope": scope, "bucket": bucket})
-    for i in [*range(start, limit), *range(min(start, limit))]:
+    for i in itertools.chain(range(start, limit), range(min(start, limit))):
         slot = f"{scope}-{bucket}-{i:06d}"
         if store.create(QUOTA, slot, {"scope": scope, "bucket": bucket, "owner": owner, "at": now}):
             hints[(scope, bucket)] = i + 1
