@@ -209,6 +209,7 @@ def coverage_cmd(
 @app.command("install-template")
 def install_template(
     pattern: list[str] | None = typer.Option(None, "--pattern", help="Index patterns (default: events_index)."),
+    name: str | None = typer.Option(None, "--name", help="Template name (default: soar-events)."),
 ) -> int:
     """Install the events index template that makes Sigma's case-insensitive matching hold."""
     from soar.connections import check_elasticsearch, elasticsearch_client
@@ -219,8 +220,8 @@ def install_template(
     check_elasticsearch(settings)
     es = elasticsearch_client(settings)
     try:
-        install_index_template(es, patterns)
+        install_index_template(es, patterns, name=name or TEMPLATE_NAME)
     finally:
         es.close()
-    typer.echo(f"index template {TEMPLATE_NAME} installed for {', '.join(patterns)}")
+    typer.echo(f"index template {name or TEMPLATE_NAME} installed for {', '.join(patterns)}")
     return 0

@@ -16,7 +16,7 @@ from soar.detection import compile_rule, load_rules
 from soar.detection.elastic import TEMPLATE_NAME, install_index_template
 from soar.detection.pipelines import ecs_linux_yaml_path
 from tests.conftest import REPO_ROOT
-from tests.unit.detection.helpers import process_event, write
+from tests.unit.detection.helpers import process_event, run_cli, write
 from tests.unit.detection.semantics import CASES
 
 SIGMA = Path(sys.executable).with_name("sigma")
@@ -83,3 +83,28 @@ def test_template_makes_matching_case_insensitive(es: Elasticsearch, tmp_path: P
 @pytest.mark.parametrize("marker", DIFFERENT_BY_DESIGN)
 def test_deliberate_differences_are_only_cased_and_re(marker: str) -> None:
     assert any(marker in case.rule() for case in CASES)
+
+
+def test_cli_installs_the_template(
+    es: Elasticsearch, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    pattern = f"soar-test-{uuid.uuid4().hex[:12]}"
+    name = f"soar-events-{pattern}"
+    try:
+        out = run_cli(
+            capsys,
+            monkeypatch,
+            "rules",
+            "install-template",
+            "--pattern",
+            f"{pattern}-*",
+            "--name",
+            name,
+            env={"SOAR_STATE_DIR": str(tmp_path)},
+        )
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.strip() == f"index template {name} installed for {pattern}-*"
+        (template,) = es.indices.get_index_template(name=name)["index_templates"]
+        assert template["index_template"]["index_patterns"] == [f"{pattern}-*"]
+    finally:
+        es.options(ignore_status=404).indices.delete_index_template(name=name)

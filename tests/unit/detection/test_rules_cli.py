@@ -186,3 +186,10 @@ def test_unmapped_field_and_unknown_modifier_fail_convert_with_file_line(soar: A
     assert f"{bad}:{line}:5: field 'Imagee' is not mapped by ecs_linux" in out.stderr
     assert f"{mod}:" in out.stderr and "Unknown modifier 'endswit'" in out.stderr
     assert f"# {RULE_ID}" in out.stdout  # the good rule is still converted
+
+
+def test_elasticsearch_down_is_one_line_and_exit_2(soar: Any, pack: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SOAR_ELASTICSEARCH_URL", "http://127.0.0.1:9")
+    out = soar("rules", "test", str(pack), "--engine", "elasticsearch")
+    assert out.returncode == 2
+    assert out.stderr.strip() == "error: Elasticsearch at http://127.0.0.1:9 is not reachable: connection refused"
