@@ -42,6 +42,7 @@ unit: install
 
 # The test command: everything a fresh machine needs, then every check.
 test: install lint typecheck compose-check services-up
+	scripts/ensure_chromium.sh
 	CI=$${CI:-true} $(BIN)/pytest -q --junitxml=test-artifacts/junit.xml
 
 bench: install services-up
