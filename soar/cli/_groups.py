@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Sequence
 
 import typer
 
@@ -25,9 +26,40 @@ GROUPS: list[tuple[str, str | None, str]] = [
     ("soar.cli.hosts_cmd", "hosts", "The host inventory: list, resolve a value, check SSH to every host."),
 ]
 
+ROOT_COMMANDS = ("version",)  # defined in soar.cli._app itself
 
-def register(root: typer.Typer) -> None:
+# The commands each top-level module registers, so one command imports only its own module.
+TOP_LEVEL: dict[str, tuple[str, ...]] = {
+    "soar.cli.worker_cmd": ("worker",),
+    "soar.cli.detect_cmd": ("scheduler",),
+    "soar.cli.api_cmd": ("api",),
+    "soar.cli.init_cmd": ("init",),
+    "soar.cli.metrics_cmd": ("metrics",),
+    "soar.cli.verdict_cmd": ("verdict", "exceptions"),
+}
+
+
+def _wanted(argv: Sequence[str] | None) -> set[str] | None:
+    """The modules a command line needs, or None for all of them (help, or an unknown command)."""
+    if argv is None:
+        return None
+    words = [a for a in argv if not a.startswith("-")]
+    if not words:
+        return None
+    name = words[0]
+    if name in ROOT_COMMANDS:
+        return set()
+    modules = {m for m, group, _ in GROUPS if group == name}
+    modules |= {m for m, names in TOP_LEVEL.items() if name in names}
+    return modules or None
+
+
+def register(root: typer.Typer, argv: Sequence[str] | None = None) -> None:
+    """Add the command groups; with ``argv``, only the one the command line names (start-up time)."""
+    wanted = _wanted(argv)
     for module_name, group, help_text in GROUPS:
+        if wanted is not None and module_name not in wanted:
+            continue
         module = importlib.import_module(module_name)
         if group is None:
             module.register(root)
