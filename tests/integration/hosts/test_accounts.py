@@ -165,3 +165,34 @@ def test_bad_arguments_are_refused_before_any_connection(
     assert not result.ok
     assert f"parameter {reason}" in result.output["refused"]
     assert ctx.resources["soar.hosts.runner"].pool.connects == 0
+
+
+def test_a_host_side_protected_accounts_file_is_honoured(
+    ctx: ActionContext, registry: ActionRegistry, lab_user: LabUser
+) -> None:
+    # The controller's inventory does not protect this user; the host's own list does, and wins.
+    listing = Path("/etc/soar/protected-accounts")
+    assert not listing.exists(), "a protected-accounts file this test did not write"
+    made_dir = not listing.parent.exists()
+    listing.parent.mkdir(exist_ok=True)
+    listing.write_text(f"# accounts soar must never lock\n{lab_user.name}\n")
+    before = shadow(lab_user.name)
+    try:
+        result = registry.get("hosts.lock_account").call(ctx, {"host": "db1", "user": lab_user.name})
+        sessions = registry.get("hosts.kill_sessions").call(ctx, {"host": "db1", "user": lab_user.name})
+    finally:
+        listing.unlink()
+        if made_dir:
+            listing.parent.rmdir()
+    assert not result.ok and "protected account" in (result.error or "")
+    assert result.exit_status == 4
+    assert not sessions.ok and sessions.exit_status == 4
+    assert shadow(lab_user.name) == before
+
+
+def test_kill_sessions_of_a_user_without_sessions_changes_nothing(
+    ctx: ActionContext, registry: ActionRegistry, lab_user: LabUser
+) -> None:
+    result = registry.get("hosts.kill_sessions").call(ctx, {"host": "db1", "user": lab_user.name})
+    assert result.ok and result.verified and result.changed is False
+    assert result.output["killed"] == 0
