@@ -122,6 +122,12 @@ def isolate(
     release = validate.seconds(release_after, "release_after", low=0)
     if backend not in (None, "nft", "iptables"):
         raise InputError(f"parameter backend: {backend!r} is not nft or iptables")
+    served = sorted(h.name for h in runner.inventory if h.bastion == target.name)
+    if served:
+        raise InputError(
+            f"host {target.name} is the bastion of {', '.join(served[:5])}{' ...' if len(served) > 5 else ''}; "
+            "isolating it would cut their management path"
+        )
     keep = _isolate_args(runner, target)
     if "--mgmt" not in keep:
         raise InputError(f"host {target.name}: no management or bastion address to keep open; refusing to isolate")

@@ -82,6 +82,7 @@ def test_dry_run_lists_the_exact_commands_and_connects_nowhere(
         ("hosts.isolate_host", {"host": "web"}, "'web' matches 2 hosts (web2, web3); refusing"),
         ("hosts.isolate_host", {"host": "web9"}, "'web9' matches no host"),
         ("hosts.isolate_host", {"host": "web1", "deadman_seconds": 0}, "parameter deadman_seconds"),
+        ("hosts.isolate_host", {"host": "jump"}, "is the bastion of canary, web1, web2, web3; isolating it would cut"),
         ("hosts.block_ip", {"host": "web1", "ip": "192.0.2.0/24"}, "covers the management/log-shipping address"),
         ("hosts.block_ip", {"host": "web1", "ip": "1.2.3.4 && reboot"}, "parameter ip"),
         ("hosts.lock_account", {"host": "web1", "user": "root"}, "root is never locked"),
