@@ -115,6 +115,7 @@ def test_kill_9_scheduler_and_worker_trials_miss_nothing_and_duplicate_nothing(
     assert not stream.errors
     ids = alerted(store)
     assert len(ids) == len(set(ids)) == len(expected) == store.count("alerts")  # 0 missed, 0 duplicate
+    assert store.count("alerts", {"dispatched": True}) == len(expected)  # every alert handed to the playbooks
     assert len(expected) > 50
 
 
