@@ -151,13 +151,15 @@ def test_scenario_to_contained_and_released_host_with_slack_approval_and_report(
             assert_contained(store, contained)
             assert_thread_after_approval(workspace, card, run_id)
 
-            released = release(store, env, run_id)
+            released, rollback_out = release(store, env, run_id)
+            assert_thread_tells_the_story(workspace, card)
             report, report_out, html = post_incident_report(env, run_id, logs / "report.html")
         stored = stored_text(es, settings)
     finally:
         store.close()
 
     assert_report(report, alert, released)
+    print_measures(report)
     assert run_id in html and "time to contain" in html and "Containment verified" in html
 
     written = {
@@ -165,6 +167,7 @@ def test_scenario_to_contained_and_released_host_with_slack_approval_and_report(
         "the JSON report": report_out,
         "the HTML report": html,
         "Slack": json.dumps(workspace.state()["messages"]),
+        "the CLI's output": rollback_out,
         **{p.name: p.read_text(errors="replace") for p in logs.glob("*.log")},
     }
     for name, secret in stack["secrets"].items():
@@ -177,12 +180,16 @@ def test_scenario_to_contained_and_released_host_with_slack_approval_and_report(
 
 def detect(store: Store, env: dict[str, str], logs: Path) -> dict[str, Any]:
     """The real scheduler sends every shipped rule to the worker; the reverse shell becomes an alert."""
-    with background(["scheduler", "--tick", "1"], env, logs / "scheduler.log"):
-        record = eventually(
-            "the reverse-shell alert",
-            lambda: next(iter(store.find("alerts", {"rule.id": REVERSE_SHELL_RULE})), None),
-            90,
-        )
+    log = logs / "scheduler.log"
+    with background(["scheduler", "--tick", "1"], env, log):
+        try:
+            record = eventually(
+                "the reverse-shell alert",
+                lambda: next(iter(store.find("alerts", {"rule.id": REVERSE_SHELL_RULE})), None),
+                90,
+            )
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; the scheduler said: {log.read_text()[-600:]}") from None
     alert = record.doc
     assert alert["host"]["name"] == SCENARIO_HOST
     assert "/dev/tcp/" in json.dumps(alert), "the alert carries the event that matched"
@@ -270,7 +277,7 @@ def assert_thread_after_approval(workspace: Workspace, card: dict[str, Any], run
     )
 
 
-def release(store: Store, env: dict[str, str], run_id: str) -> dict[str, Any]:
+def release(store: Store, env: dict[str, str], run_id: str) -> tuple[dict[str, Any], str]:
     """`soar runs rollback` (the CLI a responder uses) reverts the isolation on the worker; the peer gets in again."""
     rolled = soar_cli(env, "runs", "rollback", run_id, "--reason", "e2e drill: release", "--as", APPROVER["name"])
     assert rolled.returncode == 0, rolled.stdout + rolled.stderr
@@ -281,7 +288,35 @@ def release(store: Store, env: dict[str, str], run_id: str) -> dict[str, Any]:
     steps = {k: (v["uses"], v["status"]) for k, v in released["steps"].items()}
     assert peer_reaches(LAB_ADDRESS), f"after the release the peer reaches web1 again; {lab_tables()}, {steps}"
     assert "soar_isolate" not in lab_tables()
-    return released
+    return released, rolled.stdout + rolled.stderr
+
+
+# what the on-call reads in the incident's thread, in this order (one reply each)
+STORY = (
+    ("approved", APPROVER["name"]),
+    ("hosts.isolate_host", "succeeded", "verified"),
+    ("run finished", "succeeded"),
+    ("rollback", APPROVER["name"], "e2e drill: release"),
+    ("hosts.release_host", "succeeded", "verified"),
+    ("run finished", "rolled_back"),
+)
+
+
+def assert_thread_tells_the_story(workspace: Workspace, card: dict[str, Any]) -> None:
+    """The thread under the card: approval, verified containment, release, each as its own reply, in order."""
+
+    def told() -> bool:
+        replies = [m["text"] + json.dumps(m["blocks"]) for m in workspace.replies(card["ts"])]
+        at = 0
+        for fragments in STORY:
+            at = next((i + 1 for i in range(at, len(replies)) if all(f in replies[i] for f in fragments)), -1)
+            if at < 0:
+                return False
+        return True
+
+    eventually("the thread to tell approval → containment → release", told, 30)
+    final = card_of(workspace, card_id(card))
+    assert final is not None and final["text"].endswith("rolled_back"), "the card shows the run's final state"
 
 
 def post_incident_report(env: dict[str, str], run_id: str, html_path: Path) -> tuple[dict[str, Any], str, str]:
@@ -309,6 +344,13 @@ def assert_report(report: dict[str, Any], alert: dict[str, Any], run: dict[str, 
     assert report["human_decisions"] >= 1
     titles = [e["title"] for e in report["events"]]
     assert "Containment verified" in titles and "Containment released" in titles, titles
+
+
+def print_measures(report: dict[str, Any]) -> None:
+    """The measured segments, for the record (`pytest -s`); never asserted against a fixed number."""
+    for segment in report["segments"]:
+        if segment["seconds"] is not None:
+            print(f"e2e {segment['label']:<40} {segment['seconds']:8.2f} s")
 
 
 # -- reading the stand-in and the store ----------------------------------------------------------------------------
