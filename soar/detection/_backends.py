@@ -18,6 +18,7 @@ multi-valued field matches when any element does — as in Elasticsearch — and
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any, ClassVar
 
 from sigma.backends.elasticsearch.elasticsearch_lucene import LuceneBackend
@@ -26,6 +27,7 @@ from sigma.conditions import ConditionFieldEqualsValueExpression, ConditionValue
 from sigma.conversion.state import ConversionState
 from sigma.exceptions import SigmaFeatureNotSupportedByBackendError
 from sigma.types import (
+    SigmaCasedString,
     SigmaExists,
     SigmaNull,
     SigmaRegularExpression,
@@ -58,6 +60,24 @@ def _escape_lucene_operators(pattern: str) -> str:
     return "".join(out)
 
 
+# Python/PCRE constructs Lucene's RegExp lacks: rejected on both engines, so a rule means the same everywhere.
+_UNPORTABLE_REGEX = (
+    (re.compile(r"\(\?"), "groups with (?...) (non-capturing, lookaround, flags)"),
+    (re.compile(r"(?<!\\)\\[bBAZzG]"), "anchors \\b \\B \\A \\Z"),
+    (re.compile(r"(?<!\\)\\[1-9]"), "back-references"),
+    (re.compile(r"[*+?}]\?"), "lazy quantifiers"),
+)
+
+
+def check_portable_regex(pattern: str) -> None:
+    """Raise when ``pattern`` uses a construct Elasticsearch's Lucene RegExp does not have."""
+    for construct, what in _UNPORTABLE_REGEX:
+        if construct.search(pattern):
+            raise SigmaFeatureNotSupportedByBackendError(
+                f"regular expression '{pattern}' uses {what}, which Elasticsearch (Lucene RegExp) does not support"
+            )
+
+
 def search_regex(pattern: str) -> str:
     """A Lucene (anchored) regexp with the meaning of a search for ``pattern``."""
     pattern = _escape_lucene_operators(pattern)
@@ -77,6 +97,13 @@ class SoarLuceneBackend(LuceneBackend):
     re_expression: ClassVar[str] = "{field}" + CASED_SUFFIX + ":/{regex}/"
     re_flags: dict[Any, str] = {}  # noqa: RUF012 - overrides the base's table: no flags in Lucene regexps
 
+    def decide_convert_condition_as_in_expression(self, cond: Any, state: ConversionState) -> bool:
+        # `field:(a OR b)` would search the lowercase-normalised field: a |cased list must stay one
+        # `.cased` term per value.
+        if any(isinstance(getattr(arg, "value", None), SigmaCasedString) for arg in cond.args):
+            return False
+        return bool(super().decide_convert_condition_as_in_expression(cond, state))
+
     def convert_condition_field_eq_val_str_case_sensitive(
         self, cond: ConditionFieldEqualsValueExpression, state: ConversionState
     ) -> Any:
@@ -91,6 +118,7 @@ class SoarLuceneBackend(LuceneBackend):
             raise SigmaFeatureNotSupportedByBackendError(
                 "regular expression flags (|i, |m, |s) are not supported on Elasticsearch Lucene"
             )
+        check_portable_regex(str(value.regexp))
         wrapped = SigmaRegularExpression(search_regex(str(value.regexp)))
         cond = copy.copy(cond)
         cond.value = wrapped
@@ -161,6 +189,7 @@ class SoarSQLiteBackend(sqliteBackend):
             raise SigmaFeatureNotSupportedByBackendError(
                 "regular expression flags (|i, |m, |s) are not supported (they are not on Elasticsearch)"
             )
+        check_portable_regex(str(value.regexp))
         return f"soar_regexp({_sql_str(str(value.regexp))}, {VALUE})"
 
     def convert_condition_val_str(self, cond: ConditionValueExpression, state: ConversionState) -> Any:

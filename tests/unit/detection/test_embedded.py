@@ -44,3 +44,18 @@ def test_store_on_disk_keeps_ids_across_inserts(tmp_path: Path) -> None:
         assert store.insert([{"a": 3}]) == [2]
         assert store.count() == 3
         assert store.events([2, 0]) == [{"a": 3}, {"a": 1}]
+
+
+@pytest.mark.parametrize("target", ["embedded", "elasticsearch"])
+@pytest.mark.parametrize("pattern", ["(?:curl|wget)", "\\bnc\\b", "a.*?b", "(a)\\1"])
+def test_regex_constructs_lucene_lacks_fail_on_both_engines(tmp_path: Path, target: str, pattern: str) -> None:
+    from soar.errors import ContentError
+    from tests.unit.detection.helpers import rule_yaml
+
+    text = rule_yaml({"sel": {"CommandLine|re": pattern}, "condition": "sel"})
+    ruleset = load_rules([write(tmp_path / "r.yml", text)])
+    ruleset.raise_first()
+    line = next(i for i, s in enumerate(text.splitlines(), 1) if "CommandLine|re" in s)
+    with pytest.raises(ContentError, match="which Elasticsearch \\(Lucene RegExp\\) does not support") as info:
+        compile_rule(ruleset.rules[0], target=target)
+    assert str(info.value).startswith(f"{tmp_path / 'r.yml'}:{line}:")
