@@ -1,6 +1,7 @@
 """The Celery application. Tasks live in ``soar.tasks.*`` and stay thin.
 
-Response work runs on its own queue so detection load never delays it.
+Response work runs on its own queue so detection load never delays it, and notifications on
+another so a Slack backlog never delays a containment step.
 ``celery_eager`` (the embedded default) runs tasks in-process with the same code.
 """
 
@@ -42,7 +43,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_routes": {
             "soar.detection.*": {"queue": settings.detection_queue},
             "soar.playbooks.*": {"queue": settings.response_queue},
-            "soar.notify.*": {"queue": settings.response_queue},
+            "soar.notify.*": {"queue": settings.notify_queue},
         },
         "worker_hijack_root_logger": False,
         "worker_redirect_stdouts": False,
@@ -56,7 +57,7 @@ def configure(settings: Settings) -> Celery:
 
 
 def all_queues(settings: Settings) -> list[str]:
-    return ["default", settings.detection_queue, settings.response_queue]
+    return ["default", settings.detection_queue, settings.response_queue, settings.notify_queue]
 
 
 configure(get_settings())

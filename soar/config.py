@@ -55,6 +55,7 @@ class Settings(BaseSettings):
     celery_eager: bool = Field(False, description="Run Celery tasks in-process (the embedded default)")
     response_queue: str = "response"
     detection_queue: str = "detection"
+    notify_queue: str = Field("notify", description="Slack and run-event notifications, apart from containment steps")
 
     # -- continuous detection (soar scheduler); a rule's `soar:` block overrides interval and look-back
     detection_interval: float = Field(60.0, ge=1, description="Seconds between runs of a rule")
@@ -76,7 +77,7 @@ class Settings(BaseSettings):
     slack_api_url: str = "https://slack.com/api/"
     slack_default_channel: str = "#soc-alerts"
     slack_webhook_url: SecretStr | None = Field(None, description="Incoming webhook (lighter option, no threads)")
-    notify_routes_file: Path = Field(Path("notify.yml"), description="Slack routing by severity/rule/team (content_root)")
+    notify_routes_file: Path = Field(Path("notify.yml"), description="Slack routing by severity/rule/team")
     slack_channel_interval: float = Field(1.0, ge=0, description="Seconds between messages to one Slack channel")
     slack_storm_threshold: int = Field(20, ge=1, description="Pending alert cards in a channel that become a summary")
 

@@ -45,7 +45,7 @@ def kick(settings: Settings, store: Store, channels: Iterable[str], *, countdown
             continue
         from soar.celery_app import app
 
-        app.send_task(DELIVER_TASK, args=[channel], countdown=countdown, queue=settings.response_queue)
+        app.send_task(DELIVER_TASK, args=[channel], countdown=countdown, queue=settings.notify_queue)
 
 
 # Embedded mode has no worker to schedule retries on: a daemon timer per (store, channel) does it

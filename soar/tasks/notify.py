@@ -50,9 +50,9 @@ def deliver(channel: str) -> dict[str, Any]:
         report = deliverer.deliver(channel)
         # Busy: another worker holds the channel; one look again shortly, in case it finished before our message came.
         if report.busy and deliverer.claim_wake(channel, BUSY_RETRY):
-            deliver.apply_async(args=[channel], countdown=BUSY_RETRY, queue=settings.response_queue)
+            deliver.apply_async(args=[channel], countdown=BUSY_RETRY, queue=settings.notify_queue)
         elif report.retry_in is not None and not report.busy:
-            deliver.apply_async(args=[channel], countdown=report.retry_in, queue=settings.response_queue)
+            deliver.apply_async(args=[channel], countdown=report.retry_in, queue=settings.notify_queue)
     finally:
         store.close()
     return {"channel": channel, "sent": report.sent, "busy": report.busy, "retry_in": report.retry_in}
