@@ -50,7 +50,7 @@ ensure_packages() {
   command -v ip >/dev/null || missing+=(iproute2)
   command -v sudo >/dev/null || missing+=(sudo)
   command -v ssh-keygen >/dev/null || missing+=(openssh-client)
-  [ -x "$PY" ] || missing+=(python3-minimal)
+  [ -x "$PY" ] || missing+=(python3)  # http.server listeners for the log endpoint and the peer
   command -v ps >/dev/null || missing+=(procps)
   if [ ${#missing[@]} -gt 0 ]; then
     log "installing ${missing[*]}"
