@@ -63,6 +63,8 @@ def correlation_drafts(
         return [], 0, _api_error(exc)
     except SoarError as exc:
         return [], 0, SearchError("error", str(exc)[:500])
+    except Exception as exc:  # a bug or an unexpected answer fails this rule's run, never the cycle
+        return [], 0, SearchError("error", f"correlation failed: {type(exc).__name__}: {exc}"[:500])
     drafts: list[Draft] = []
     for match in evaluate_correlation(spec, events):
         key_id = fingerprint(rule.id, "group", match.group)

@@ -64,3 +64,27 @@ def test_correlation_alerts_once_per_group_and_burst(
     # Searched again with an overlapping window that starts later: the same burst is not raised twice.
     again = detector.run(rules, now + 2)
     assert again.runs[corr_id].alerts == 0 and store.count("alerts") == 1
+
+
+def test_a_correlation_over_no_index_fails_alone(
+    es: Elasticsearch,
+    events_index: str,
+    det_settings: Settings,
+    store: SQLiteStore,
+    content: Path,
+    write_rule: Callable[..., str],
+) -> None:
+    base = write_rule("base", interval="1s", index=f"{events_index}-nothing-*")
+    plain = write_rule("plain", interval="1s")
+    corr_id = str(uuid.uuid4())
+    text = CORRELATION.format(id=corr_id, base=base).replace(
+        "  lookback: 30s\n", f"  lookback: 30s\n  index: {events_index}-nothing-*\n"
+    )
+    (content / "rules" / "burst.yml").write_text(text, encoding="utf-8")
+    rules, errors = load_scheduled_rules(det_settings)
+    assert not errors
+    now = time.time()
+    index_events(es, events_index, [("p1", event(1, now - 2))])
+    report = Detector(det_settings, store, es, lambda _id: None).run(rules, now)
+    assert report.runs[plain].alerts == 1 and report.runs[plain].error is None
+    assert report.runs[corr_id].alerts == 0  # nothing to correlate; an error, if any, stays with this rule
