@@ -107,6 +107,13 @@ def scenario_phase(now: datetime, lead: float = 15.0) -> list[tuple[str, dict[st
     return out
 
 
+def expected_rules(event_ids: list[str]) -> set[str]:
+    """The rule ids intrusion.expected.json says must fire on these events (plain rules: correlations need more)."""
+    lines = {int(i.removeprefix("intrusion-")) for i in event_ids}
+    expected = json.loads(SCENARIO.with_suffix(".expected.json").read_text(encoding="utf-8"))
+    return {a["id"] for a in expected["alerts"] if a["kind"] == "rule" and lines & set(a["events"])}
+
+
 def _parse(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
 

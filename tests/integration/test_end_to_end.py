@@ -39,6 +39,7 @@ from tests.integration.e2e_support import (
     background,
     block_ids,
     eventually,
+    expected_rules,
     lab_status,
     lab_tables,
     mgmt_reaches,
@@ -133,19 +134,20 @@ def test_scenario_to_contained_and_released_host_with_slack_approval_and_report(
     eventually("web1 free of another test's isolation", lambda: "soar_isolate" not in lab_tables(), 120, 1)
     assert peer_reaches(LAB_ADDRESS), f"before the incident the attacker peer reaches web1's sshd; {lab_tables()}"
 
-    bulk_index(es, settings.events_index, scenario_phase(datetime.now(UTC)))
+    events = scenario_phase(datetime.now(UTC))
+    bulk_index(es, settings.events_index, events)
     store = open_store(settings)
     try:
         with (
             running_worker(DB, env, concurrency=2, log_path=logs / "worker.log"),
             serve_api(env, logs / "api.log") as api_url,
         ):
-            alert = detect(store, env, logs)
+            alert = detect(store, env, logs, expected_rules([doc_id for doc_id, _ in events]))
             run_id = wait_for_approval_request(store, alert)
             card, request = slack_thread(workspace, alert, run_id)
 
             stack["armed"] = True  # from here on web1 may be isolated by this test: release it whatever happens
-            approve_in_slack(stack, api_url, run_id, request)
+            approve_in_slack(stack, store, api_url, run_id, request)
             contained = run_in(store, run_id, ("succeeded", "failed", "rolled_back"), 120)
             assert contained["status"] == "succeeded", contained.get("error")
             assert_contained(store, contained)
@@ -178,8 +180,9 @@ def test_scenario_to_contained_and_released_host_with_slack_approval_and_report(
 # -- the phases ---------------------------------------------------------------------------------------------------
 
 
-def detect(store: Store, env: dict[str, str], logs: Path) -> dict[str, Any]:
-    """The real scheduler sends every shipped rule to the worker; the reverse shell becomes an alert."""
+def detect(store: Store, env: dict[str, str], logs: Path, expected: set[str]) -> dict[str, Any]:
+    """The real scheduler sends every shipped rule to the worker: exactly the rules the scenario expects fire."""
+    assert REVERSE_SHELL_RULE in expected
     log = logs / "scheduler.log"
     with background(["scheduler", "--tick", "1"], env, log):
         try:
@@ -190,6 +193,13 @@ def detect(store: Store, env: dict[str, str], logs: Path) -> dict[str, Any]:
             )
         except AssertionError as exc:
             raise AssertionError(f"{exc}; the scheduler said: {log.read_text()[-600:]}") from None
+
+        def all_fired() -> set[str] | None:
+            ids = {str(r.doc["rule"]["id"]) for r in store.find("alerts")}
+            return ids if ids >= expected else None
+
+        fired = eventually("every expected alert of the phase", all_fired, 30)
+    assert fired == expected, f"rules that fired but should not: {fired - expected}"
     alert = record.doc
     assert alert["host"]["name"] == SCENARIO_HOST
     assert "/dev/tcp/" in json.dumps(alert), "the alert carries the event that matched"
@@ -228,17 +238,22 @@ def slack_thread(workspace: Workspace, alert: dict[str, Any], run_id: str) -> tu
     return card, request
 
 
-def approve_in_slack(stack: dict[str, Any], api_url: str, run_id: str, request: dict[str, Any]) -> None:
-    """Alice clicks Approve: Slack's signed POST reaches the real API, which hands the click to the worker."""
-    resp = signed_click(
-        api_url,
-        stack["secrets"]["slack_signing_secret"],
-        run_id=run_id,
-        step="isolate",
-        user=APPROVER["slack_user_id"],
-        channel=request["channel"],
-        message_ts=request["ts"],
-    )
+def approve_in_slack(stack: dict[str, Any], store: Store, api_url: str, run_id: str, request: dict[str, Any]) -> None:
+    """Alice clicks Approve: Slack's signed POST reaches the real API, which hands the click to the worker.
+
+    The same click signed with another secret is refused first, and decides nothing.
+    """
+    click = {
+        "run_id": run_id,
+        "step": "isolate",
+        "user": APPROVER["slack_user_id"],
+        "channel": request["channel"],
+        "message_ts": request["ts"],
+    }
+    forged = signed_click(api_url, "not-" + stack["secrets"]["slack_signing_secret"], **click)
+    assert forged.status_code == 401, forged.text
+    assert [a.doc["status"] for a in store.find("approvals", {"run_id": run_id})] == ["pending"]
+    resp = signed_click(api_url, stack["secrets"]["slack_signing_secret"], **click)
     assert resp.status_code == 200, resp.text
 
 
