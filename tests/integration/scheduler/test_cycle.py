@@ -225,3 +225,30 @@ def test_mapping_conflict_is_reported_for_that_rule_only(
     assert report.runs[good_id].error is None
     ck = store.get(CHECKPOINTS, "conflicted")
     assert ck is not None and ck.doc["error_kind"] == "shard_failures" and "end" not in ck.doc
+
+
+def test_suppression_keeps_one_alert_per_group_and_window_across_runs(
+    es: Elasticsearch, events_index: str, det_settings: Settings, store: SQLiteStore, write_rule: Callable[..., str]
+) -> None:
+    rule_id = write_rule(interval="1s", lookback="1m", suppress={"by": ["host.name"], "window": "1h"})
+    detector = Detector(det_settings, store, es, lambda _id: None)
+    now = time.time()
+    index_events(
+        es, events_index, [("s1", event(1, now - 6)), ("s2", event(2, now - 5)), ("o1", event(3, now - 5, host="db"))]
+    )
+    first = detector.run(rules_of(det_settings), now)
+    assert first.runs[rule_id].alerts == 2  # web-01 and db
+    index_events(es, events_index, [("s3", event(4, now - 1)), ("s4", event(5, now - 0.5))])
+    second = detector.run(rules_of(det_settings), now + 1.5)
+    third = detector.run(rules_of(det_settings), now + 3)  # the same events again: counted once
+    assert second.created == [] and third.created == []
+    web = [r.doc for r in store.find("alerts", {"host.name": "web-01"})]
+    if len(web) == 2:  # the hour boundary fell between the events: two windows, each counted once
+        assert sum(a["suppressed_count"] + 1 for a in web) == 4
+    else:
+        assert (
+            len(web) == 1
+            and web[0]["suppressed_count"] == 3
+            and sorted(web[0]["event_ids"]) == ["s1", "s2", "s3", "s4"]
+        )
+    assert [r.doc["suppressed_count"] for r in store.find("alerts", {"host.name": "db"})] == [0]
