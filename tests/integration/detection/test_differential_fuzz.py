@@ -6,6 +6,7 @@ Deterministic (fixed seeds): every run checks the same few hundred rule × event
 from __future__ import annotations
 
 import random
+import re
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,13 @@ def _value(rng: random.Random, events: list[dict[str, Any]]) -> str:
     return piece
 
 
+def _regex(rng: random.Random, events: list[dict[str, Any]]) -> str:
+    """Two literal pieces of a real command line with something portable between them."""
+    first, second = (_value(rng, events).replace("*", "").replace("?", "") for _ in range(2))
+    middle = rng.choice([".*", ".", "[a-z]*", "\\s?", ".+"])
+    return re.escape(first) + middle + re.escape(second)
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_random_rules_agree_on_random_events(es: Elasticsearch, es_index: str, tmp_path: Path, seed: int) -> None:
     rng = random.Random(seed)
@@ -55,15 +63,21 @@ def test_random_rules_agree_on_random_events(es: Elasticsearch, es_index: str, t
     create_events_index(es, es_index)
     bulk_index(es, es_index, [(str(i), e) for i, e in enumerate(events)])
     compiled_es, compiled_db = [], []
-    for n in range(25):
-        modifier = rng.choice(MODIFIERS)
+    for n in range(30):
+        modifier = rng.choice([*MODIFIERS, "|re", "keywords"])
         field = rng.choice(["CommandLine", "process.args"])
         values: Any = [_value(rng, events) for _ in range(rng.randint(1, 2))]
+        if modifier == "|re":
+            values = [_regex(rng, events)]
         if "|all" not in modifier and len(values) == 1:
             values = values[0]
-        path = write(
-            tmp_path / f"r{seed}_{n}.yml", rule_yaml({"sel": {f"{field}{modifier}": values}, "condition": "sel"})
-        )
+        if modifier == "keywords":
+            words = values if isinstance(values, list) else [values]
+            detection: dict[str, Any] = {"keywords": [w.replace("*", "").replace("?", "") or "a" for w in words]}
+            detection["condition"] = "keywords"
+        else:
+            detection = {"sel": {f"{field}{modifier}": values}, "condition": "sel"}
+        path = write(tmp_path / f"r{seed}_{n}.yml", rule_yaml(detection))
         (rule,) = load_rules([path]).rules
         compiled_es.append(compile_rule(rule, target="elasticsearch"))
         compiled_db.append(compile_rule(rule, target="embedded"))
