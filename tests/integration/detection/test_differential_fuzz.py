@@ -95,3 +95,72 @@ def test_random_rules_agree_on_random_events(es: Elasticsearch, es_index: str, t
                 disagreements.append(f"{on_es_rule.query!r}: es={on_es} embedded={on_db}\n{text}")
     assert disagreements == []
     assert matched_any >= 5  # the generator does make rules that match
+
+
+CORRELATION_KINDS = [
+    ("event_count", "{gte: 3}"),
+    ("event_count", "{gt: 2}"),
+    ("value_count", "{gte: 3, field: user.name}"),
+    ("temporal", None),
+    ("temporal_ordered", None),
+]
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_random_correlations_agree(es: Elasticsearch, es_index: str, tmp_path: Path, seed: int) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from soar.detection import evaluate_correlation
+    from soar.detection.elastic import correlation_events
+    from soar.detection.embedded import correlation_events as db_correlation_events
+    from tests.unit.detection.helpers import auth_event
+
+    rng = random.Random(seed)
+    t0 = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
+    events = [
+        auth_event(
+            (t0 + timedelta(seconds=rng.randint(0, 900))).isoformat().replace("+00:00", "Z"),
+            rng.choice(["failure", "failure", "success"]),
+            rng.choice(["203.0.113.5", "198.51.100.7", "192.0.2.1"]),
+            user=rng.choice(["root", "ROOT", "admin", "deploy", "oracle"]),
+            host=rng.choice(["bastion", "BASTION", "db-1"]),
+        )
+        for _ in range(80)
+    ]
+    create_events_index(es, es_index)
+    bulk_index(es, es_index, [(str(i), e) for i, e in enumerate(events)])
+    base = """\
+title: f
+id: 77777777-0000-4000-8000-00000000000{n}
+name: fz_{outcome}
+status: test
+logsource: {{product: linux, service: sshd}}
+detection:
+  sel: {{event.outcome: {outcome}}}
+  condition: sel
+level: low
+"""
+    docs = [base.format(n=1, outcome="failure"), base.format(n=2, outcome="success")]
+    for i, (kind, condition) in enumerate(CORRELATION_KINDS):
+        rules = "[fz_failure]" if kind in ("event_count", "value_count") else "[fz_failure, fz_success]"
+        docs.append(
+            f"title: c{i}\nid: 77777777-0000-4000-8000-0000000001{i}0\nstatus: test\ncorrelation:\n"
+            f"  type: {kind}\n  rules: {rules}\n  group-by: [SourceIp, host.name]\n  timespan: {rng.choice([60, 120, 300])}s\n"
+            + (f"  condition: {condition}\n" if condition else "")
+            + "level: high\n"
+        )
+    ruleset = load_rules([write(tmp_path / "c.yml", "---\n".join(docs))])
+    ruleset.raise_first()
+    with EventStore() as store:
+        store.insert(events)
+        total = 0
+        for rule in ruleset.rules[2:]:
+            spec_es = compile_rule(rule, target="elasticsearch", ruleset=ruleset).correlation
+            spec_db = compile_rule(rule, target="embedded", ruleset=ruleset).correlation
+            assert spec_es is not None and spec_db is not None
+            on_es = evaluate_correlation(spec_es, correlation_events(es, es_index, spec_es))
+            on_db = evaluate_correlation(spec_db, db_correlation_events(store, spec_db))
+            as_es = [(m.group, m.start, m.end, m.value, tuple(int(r) for r in m.refs)) for m in on_es]
+            assert as_es == [(m.group, m.start, m.end, m.value, m.refs) for m in on_db], rule.title
+            total += len(on_db)
+        assert total > 0
