@@ -156,6 +156,7 @@ def test_scenario_to_contained_and_released_host_with_slack_approval_and_report(
             released, rollback_out = release(store, env, run_id)
             assert_thread_tells_the_story(workspace, card)
             report, report_out, html = post_incident_report(env, run_id, logs / "report.html")
+            assert_audit_trail(store, env, run_id)
         stored = stored_text(es, settings)
     finally:
         store.close()
@@ -330,8 +331,11 @@ def assert_thread_tells_the_story(workspace: Workspace, card: dict[str, Any]) ->
         return True
 
     eventually("the thread to tell approval → containment → release", told, 30)
-    final = card_of(workspace, card_id(card))
-    assert final is not None and final["text"].endswith("rolled_back"), "the card shows the run's final state"
+    eventually(
+        "the card to show the run's final state",
+        lambda: (final := card_of(workspace, card_id(card))) is not None and final["text"].endswith("rolled_back"),
+        30,
+    )
 
 
 def post_incident_report(env: dict[str, str], run_id: str, html_path: Path) -> tuple[dict[str, Any], str, str]:
@@ -340,6 +344,20 @@ def post_incident_report(env: dict[str, str], run_id: str, html_path: Path) -> t
     as_html = soar_cli(env, "runs", "report", run_id, "--html", str(html_path))
     assert as_html.returncode == 0, as_html.stderr
     return json.loads(as_json.stdout), as_json.stdout, html_path.read_text(encoding="utf-8")
+
+
+def assert_audit_trail(store: Store, env: dict[str, str], run_id: str) -> None:
+    """Who decided what is in the keyed audit chain, and `soar audit verify` finds it intact."""
+    verified = soar_cli(env, "audit", "verify", "--json")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    result = json.loads(verified.stdout)
+    assert result["ok"] and result["keyed"] and result["entries"] > 0, result
+    entries = [e.doc for e in store.find("audit", limit=10_000)]
+    actions = {str(e.get("action")) for e in entries if run_id in json.dumps(e)}
+    for action in ("playbook.run_started", "approval.requested", "approval.approve", "playbook.rollback"):
+        assert action in actions, (action, sorted(actions))
+    approve = next(e for e in entries if e.get("action") == "approval.approve" and run_id in json.dumps(e))
+    assert APPROVER["name"] in json.dumps(approve) and "slack" in json.dumps(approve), approve
 
 
 def assert_report(report: dict[str, Any], alert: dict[str, Any], run: dict[str, Any]) -> None:
