@@ -145,7 +145,8 @@ level: low
         rules = "[fz_failure]" if kind in ("event_count", "value_count") else "[fz_failure, fz_success]"
         docs.append(
             f"title: c{i}\nid: 77777777-0000-4000-8000-0000000001{i}0\nstatus: test\ncorrelation:\n"
-            f"  type: {kind}\n  rules: {rules}\n  group-by: [SourceIp, host.name]\n  timespan: {rng.choice([60, 120, 300])}s\n"
+            f"  type: {kind}\n  rules: {rules}\n  group-by: [SourceIp, host.name]\n"
+            f"  timespan: {rng.choice([60, 120, 300])}s\n"
             + (f"  condition: {condition}\n" if condition else "")
             + "level: high\n"
         )
