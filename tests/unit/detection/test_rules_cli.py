@@ -100,6 +100,13 @@ def test_convert_exports(soar: Any, pack: Path, tmp_path: Path) -> None:
     assert "process.command_line" in json.dumps(elastalert["filter"])
 
 
+@pytest.mark.parametrize(("fmt", "expected"), [("esql", "process.command_line"), ("eql", "process.command_line")])
+def test_convert_optional_query_language_exports(soar: Any, pack: Path, fmt: str, expected: str) -> None:
+    out = soar("rules", "convert", str(pack), "--format", fmt)
+    assert out.returncode == 0, out.stderr
+    assert expected in out.stdout and "curl" in out.stdout
+
+
 def test_test_fixtures_embedded(soar: Any, pack: Path, tmp_path: Path) -> None:
     out = soar("rules", "test", str(pack))
     assert out.returncode == 0, out.stdout + out.stderr
@@ -153,6 +160,7 @@ def test_coverage(soar: Any, pack: Path, tmp_path: Path) -> None:
     [
         (("convert", "--pipeline", "nope"), "error: --pipeline nope: unknown pipeline (known: "),
         (("convert", "--target", "splunk"), "error: --target splunk: unknown target"),
+        (("convert", "--format", "splunk"), "error: --format splunk: unknown format"),
         (("test", "--engine", "splunk"), "error: --engine splunk: unknown engine"),
         (("check", "/does/not/exist"), "error: /does/not/exist: no such file or folder"),
     ],
