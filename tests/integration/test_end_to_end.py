@@ -261,6 +261,9 @@ def approve_in_slack(stack: dict[str, Any], store: Store, api_url: str, run_id: 
 def assert_contained(store: Store, run: dict[str, Any]) -> None:
     isolate = run["steps"]["isolate"]
     assert isolate["status"] == "succeeded", isolate
+    (instance,) = isolate["instances"]
+    assert instance["result"]["verified"] is True, "the action verified its own effect"
+    assert instance["decision"]["outcome"] == "approve", instance["decision"]
     (approval,) = [a.doc for a in store.find("approvals", {"run_id": run["id"]})]
     assert approval["status"] == "approved"
     assert [(a["approver"], a["via"]) for a in approval["approvers"]] == [(APPROVER["name"], "slack")]
