@@ -202,10 +202,19 @@ def serve_api(env: Mapping[str, str], log_path: Path) -> Iterator[str]:
 # -- Slack ----------------------------------------------------------------------------------------------------
 
 
+def button(message: Mapping[str, Any], action_id: str) -> dict[str, Any]:
+    """The message's button with this action id, as Slack would send it back when clicked."""
+    for block in message.get("blocks") or []:
+        for element in block.get("elements") or [] if block.get("type") == "actions" else []:
+            if element.get("action_id") == action_id:
+                return dict(element)
+    raise AssertionError(f"no {action_id!r} button in the message")
+
+
 def signed_click(
-    url: str, secret: str, *, run_id: str, step: str, user: str, channel: str, message_ts: str
+    url: str, secret: str, *, clicked: Mapping[str, Any], user: str, channel: str, message_ts: str
 ) -> httpx.Response:
-    """A Slack "Approve" click, signed as Slack signs it (v0 HMAC-SHA256 over timestamp and body)."""
+    """A click on a button of a message, POSTed as Slack posts it: signed v0 HMAC-SHA256 over timestamp and body."""
     payload = {
         "type": "block_actions",
         "user": {"id": user, "username": user.lower()},
@@ -214,8 +223,10 @@ def signed_click(
         "message": {"ts": message_ts},
         "actions": [
             {
-                "action_id": "soar.approve",
-                "value": json.dumps({"run_id": run_id, "step_id": step}),
+                "type": "button",
+                "action_id": clicked["action_id"],
+                "block_id": clicked.get("block_id", ""),
+                "value": clicked["value"],
                 "action_ts": f"{time.time():.6f}",
             }
         ],
