@@ -331,8 +331,8 @@ def assert_contained(store: Store, run: dict[str, Any]) -> None:
 def assert_thread_after_decision(workspace: Workspace, inc: Incident, decision: str, final_status: str) -> None:
     """The decision replaces the buttons (an approval names the approver); the card shows the finished run.
 
-    A denial is shown without the denier's name: the run event carries only the approvers (see the report of
-    issue 9 item 4); the store's approval document names the denier and the test checks it there.
+    The denied request itself does not name the denier (the run event carries only the approvers); the step's
+    reply in the thread does, and the store's approval document too.
     """
     decided = eventually(
         "the approval message to show the decision",
@@ -343,6 +343,13 @@ def assert_thread_after_decision(workspace: Workspace, inc: Incident, decision: 
     assert f"*{decision}*" in shown, shown
     if decision == "approved":
         assert APPROVER["name"] in shown, shown
+    else:
+        named = f"{decision} by {APPROVER['name']}"
+        eventually(
+            f"a reply saying {named!r}",
+            lambda: any(named in json.dumps(m) for m in workspace.replies(inc.card["ts"])),
+            30,
+        )
     assert eventually(
         f"the card to show the run {final_status}",
         lambda: final_status in json.dumps(card_of(workspace, card_id(inc.card))),
