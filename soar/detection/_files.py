@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -21,11 +22,14 @@ def rule_files(paths: Iterable[Path | str]) -> list[Path]:
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            out.extend(
-                sorted(
-                    p for p in path.rglob("*") if p.is_file() and p.suffix in RULE_SUFFIXES and not is_fixture_file(p)
-                )
-            )
+            # os.walk with plain strings: rglob's Path objects and stat calls cost more than a warm convert.
+            found = [
+                f"{folder}{os.sep}{name}"
+                for folder, _dirs, names in os.walk(path)
+                for name in names
+                if name.endswith(RULE_SUFFIXES) and not name.endswith(FIXTURE_SUFFIXES)
+            ]
+            out.extend(Path(name) for name in sorted(found, key=lambda f: f.split(os.sep)))  # noqa: PTH206 - speed
         elif path.is_file():
             out.append(path)
         else:
