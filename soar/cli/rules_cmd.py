@@ -86,7 +86,7 @@ def convert(
     result = convert_paths(_paths(paths), target, pipelines, cache)
     if as_json:
         # One compact JSON array: with thousands of rules, indenting would cost more than the cache saves.
-        typer.echo(json.dumps([c.to_dict() for c in result.compiled], sort_keys=True))
+        typer.echo(json.dumps(result.records, sort_keys=True))
     else:
         for c in result.compiled:
             typer.echo(f"# {c.rule_id} {c.title} ({c.path})")

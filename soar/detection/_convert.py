@@ -12,6 +12,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from soar.detection._compiled import CompileCache, CompiledRule
 from soar.detection._files import rule_files
@@ -21,9 +22,13 @@ from soar.errors import ContentError
 
 @dataclass
 class ConvertResult:
-    compiled: list[CompiledRule] = field(default_factory=list)
+    records: list[dict[str, Any]] = field(default_factory=list)  # CompiledRule.to_dict() of each rule
     errors: list[ContentError] = field(default_factory=list)
     cache_hits: int = 0
+
+    @property
+    def compiled(self) -> list[CompiledRule]:
+        return [CompiledRule.from_dict(r) for r in self.records]
 
 
 def _digest(path: Path, memo: dict[Path, str]) -> str:
@@ -46,7 +51,7 @@ def convert_paths(
     files = rule_files(paths)
     memo: dict[Path, str] = {}
     result = ConvertResult()
-    cached: dict[Path, list[CompiledRule]] = {}
+    cached: dict[Path, list[dict[str, Any]]] = {}
     if cache is not None:
         keys = {path: cache.key("file", _digest(path, memo), identity, target) for path in files}
         entries = cache.get_many(list(keys.values()))
@@ -55,9 +60,9 @@ def convert_paths(
             if entry is None:
                 continue
             if all(_digest(Path(dep), memo) == digest for dep, digest in entry["deps"].items()):
-                cached[path] = [CompiledRule.from_dict(c) for c in entry["compiled"]]
+                cached[path] = entry["compiled"]
     missing = [p for p in files if p not in cached]
-    fresh: dict[Path, list[CompiledRule]] = {}
+    fresh: dict[Path, list[dict[str, Any]]] = {}
     if missing:
         from soar.detection._compile import Compiler  # pySigma is imported only when something must compile
         from soar.detection._loading import load_rules
@@ -73,7 +78,7 @@ def convert_paths(
             if rule.path not in wanted:
                 continue
             try:
-                fresh.setdefault(rule.path, []).append(compiler.compile(rule, ruleset, consume=True))
+                fresh.setdefault(rule.path, []).append(compiler.compile(rule, ruleset, consume=True).to_dict())
             except ContentError as exc:
                 result.errors.append(exc)
                 failed.add(rule.path)
@@ -89,13 +94,13 @@ def convert_paths(
                     for ref in by_path.get(path, [])
                     if ref in by_id
                 }
-                entry = {"compiled": [c.to_dict() for c in fresh.get(path, [])], "deps": deps}
+                entry = {"compiled": fresh.get(path, []), "deps": deps}
                 cache.put(cache.key("file", _digest(path, memo), identity, target), entry)
             cache.flush()
     for path in files:
         if path in cached:
             result.cache_hits += 1
-            result.compiled.extend(cached[path])
+            result.records.extend(cached[path])
         else:
-            result.compiled.extend(fresh.get(path, []))
+            result.records.extend(fresh.get(path, []))
     return result
