@@ -75,8 +75,14 @@ def test_engines_agree_on_every_fixture_event_of_every_rule(pack: Any, es: Elast
     assert sum(len(r["matched_events"]) for r in on_db) > 0
 
 
-def test_cli_rules_test_over_the_pack_on_elasticsearch(
-    pack: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, es: Elasticsearch
+@pytest.mark.parametrize("engine", ["elasticsearch", "embedded"])
+def test_cli_rules_test_over_the_pack(
+    pack: Any,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    es: Elasticsearch,
+    engine: str,
 ) -> None:
     out = run_cli(
         capsys,
@@ -85,8 +91,9 @@ def test_cli_rules_test_over_the_pack_on_elasticsearch(
         "test",
         str(RULES),
         "--engine",
-        "elasticsearch",
+        engine,
         env={"SOAR_STATE_DIR": str(tmp_path), "SOAR_INDEX_PREFIX": "soar-test"},
     )
     assert out.returncode == 0, out.stdout + out.stderr
-    assert f"{len(pack.rules)} passed, 0 failed (elasticsearch)" in out.stderr
+    assert f"{len(pack.rules)} passed, 0 failed ({engine})" in out.stderr
+    assert out.stdout.count("PASS  ") == len(pack.rules)
