@@ -102,9 +102,8 @@ def stack(tmp_path: Path, es: Elasticsearch, redis: object) -> Iterator[dict[str
     env = {f"SOAR_{name.upper()}": str(value) for name, value in values.items()}
     flush_db(DB)
     create_events_index(es, settings.events_index)
-    state: dict[str, Any] = {}
+    state = {"env": env, "settings": settings, "workspace": workspace, "secrets": secret_values, "logs": tmp_path}
     try:
-        state = {"env": env, "settings": settings, "workspace": workspace, "secrets": secret_values, "logs": tmp_path}
         yield state
     finally:
         with contextlib.suppress(Exception):  # for a post-mortem of a failure: what Slack showed
