@@ -15,17 +15,16 @@ from typing import Any
 
 from elastic_transport import ConnectionError as ESConnectionError
 from elastic_transport import ConnectionTimeout as ESConnectionTimeout
-from elasticsearch import ApiError, Elasticsearch
+from elasticsearch import ApiError
 
 from soar.alerts import RuleRef, alert_from_events, fingerprint
 from soar.detection import evaluate_correlation
-from soar.detection.elastic import correlation_events
 from soar.errors import SoarError
 from soar.scheduler.alerting import KIND, Draft
 from soar.scheduler.planning import Window, iso, parse_time
-from soar.scheduler.query import exception_clauses
 from soar.scheduler.rules import ScheduledRule
 from soar.scheduler.search import SearchError, _api_error, unavailable
+from soar.scheduler.sources import EventSource
 from soar.store import Store
 
 
@@ -44,7 +43,7 @@ def _entities(group: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def correlation_drafts(
-    es: Elasticsearch,
+    source: EventSource,
     store: Store,
     rule: ScheduledRule,
     window: Window,
@@ -53,10 +52,8 @@ def correlation_drafts(
 ) -> tuple[list[Draft], int, SearchError | None]:
     """(alerts to write, events fetched, error) for one correlation rule over ``window``."""
     spec = rule.correlation
-    clauses = exception_clauses(exceptions, rule.id)
-    filters = [{"bool": {"must_not": clauses}}] if clauses else []
     try:
-        events = correlation_events(es, rule.index, spec, (iso(window.start), iso(window.end)), filters)
+        events = source.correlation_events(rule, window, exceptions)
     except (ESConnectionError, ESConnectionTimeout) as exc:
         return [], 0, unavailable(exc)
     except ApiError as exc:

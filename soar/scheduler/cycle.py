@@ -22,7 +22,8 @@ from soar.scheduler.alerting import Dispatch, Draft, commit, drafts_for_hits
 from soar.scheduler.correlate import correlation_drafts, widen
 from soar.scheduler.planning import Window, chunks, iso, parse_time, plan_run
 from soar.scheduler.rules import ScheduledRule
-from soar.scheduler.search import Job, JobResult, RequestCounter, Searcher, SearchError
+from soar.scheduler.search import Job, JobResult, RequestCounter, SearchError
+from soar.scheduler.sources import ElasticsearchSource, EventSource
 from soar.scheduler.state import CHECKPOINTS, advance_gap, checkpoint_end, load_checkpoints, open_gaps, record_gap
 from soar.store import Store
 
@@ -65,30 +66,34 @@ def _disabled(rule: ScheduledRule, checkpoint: Mapping[str, Any] | None) -> bool
 
 
 class Detector:
-    """Runs cycles over a store and an Elasticsearch client; pure planning, I/O at the edges."""
+    """Runs cycles over a store and an event source; pure planning, I/O at the edges.
+
+    ``events`` is an Elasticsearch client (production) or any EventSource, such as the
+    embedded SQLite store the demo and ``--engine embedded`` use.
+    """
 
     def __init__(
         self,
         settings: Settings,
         store: Store,
-        es: Elasticsearch,
+        events: Elasticsearch | EventSource,
         dispatch: Dispatch,
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
         self.store = store
-        self.es = es
+        self.source: EventSource = ElasticsearchSource(events) if isinstance(events, Elasticsearch) else events
         self.dispatch = dispatch
         self.clock = clock
 
-    def _searcher(self, counter: RequestCounter) -> Searcher:
-        return Searcher(
-            self.es,
+    def _search(self, jobs: Sequence[Job], counter: RequestCounter) -> list[JobResult]:
+        return self.source.search(
+            jobs,
+            self._exceptions(),
+            counter,
             page_size=self.settings.detection_page_size,
             batch_size=self.settings.detection_batch_size,
-            exceptions=self._exceptions(),
-            counter=counter,
         )
 
     @staticmethod
@@ -123,7 +128,7 @@ class Detector:
                         Job(by_id[rule_id], chunk, self._limit(by_id[rule_id]), gap_id)
                     )
         all_jobs = jobs + [j for js in gap_jobs.values() for j in js]
-        results = self._searcher(report.requests).run(all_jobs) if all_jobs else []
+        results = self._search(all_jobs, report.requests) if all_jobs else []
         for res in results:
             self._alerts(res, report)
         self._advance_gaps([r for r in results if r.job.gap_id], report)
@@ -150,7 +155,7 @@ class Detector:
             window = widen(rule, Window(max(start, plan.window.end - MAX_CORRELATION_SPAN), plan.window.end))
             run = report.runs.setdefault(rule.id, RuleRun(rule.id, window))
             t0 = time.perf_counter()
-            drafts, fetched, error = correlation_drafts(self.es, self.store, rule, window, exceptions, self.clock())
+            drafts, fetched, error = correlation_drafts(self.source, self.store, rule, window, exceptions, self.clock())
             res = JobResult(Job(rule, plan.window, rule.max_alerts), total=fetched, error=error)
             if error is None:
                 run.hits += fetched
@@ -189,7 +194,7 @@ class Detector:
         t0 = time.perf_counter()
         report.runs[rule.id] = RuleRun(rule.id, window)
         jobs = [Job(rule, chunk, self._limit(rule)) for chunk in chunks(window)]
-        for res in self._searcher(report.requests).run(jobs):
+        for res in self._search(jobs, report.requests):
             self._alerts(res, report)
         report.seconds = time.perf_counter() - t0
         return report
