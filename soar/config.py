@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     celery_eager: bool = Field(False, description="Run Celery tasks in-process (the embedded default)")
     response_queue: str = "response"
     detection_queue: str = "detection"
+    response_dry_run: bool = Field(
+        False, description="Actions only plan: each step records the exact commands it would run, nothing is touched"
+    )
     notify_queue: str = Field("notify", description="Slack and run-event notifications, apart from containment steps")
 
     # -- continuous detection (soar scheduler); a rule's `soar:` block overrides interval and look-back

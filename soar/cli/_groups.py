@@ -18,6 +18,7 @@ GROUPS: list[tuple[str, str | None, str]] = [
     ("soar.cli.api_cmd", None, "Serve the HTTP API."),
     ("soar.cli.notify_cmd", "notify", "The Slack outbox: waiting and failed messages, deliver now, routes."),
     ("soar.cli.init_cmd", None, "Scaffold a detection-as-code repository."),
+    ("soar.cli.demo_cmd", None, "Run the whole loop on the embedded default."),
     ("soar.cli.playbooks_cmd", "playbooks", "Validate, plan (dry run) and run response playbooks."),
     ("soar.cli.runs_cmd", "runs", "Playbook runs and their post-incident reports."),
     ("soar.cli.audit_cmd", "audit", "Verify the audit chain and export evidence."),
@@ -34,6 +35,7 @@ TOP_LEVEL: dict[str, tuple[str, ...]] = {
     "soar.cli.detect_cmd": ("scheduler",),
     "soar.cli.api_cmd": ("api",),
     "soar.cli.init_cmd": ("init",),
+    "soar.cli.demo_cmd": ("demo",),
     "soar.cli.metrics_cmd": ("metrics",),
     "soar.cli.verdict_cmd": ("verdict", "exceptions"),
 }

@@ -72,9 +72,12 @@ def execute(run: HeldRun, step: Step | None, step_rec: dict[str, Any], inst: dic
         run.save()  # the crash marker: from here a lost worker is noticed by the next lease holder
         summary = {"id": inst["key"], "uses": action.spec.name}
         run.publish("step_started", step={**summary, "status": "running", "attempt": n})
+        dry_run = rt.settings.response_dry_run
         ctx = ActionContext(
-            settings=rt.settings, dry_run=False, run_id=run.id, step_id=inst["key"], resources=rt.resources
+            settings=rt.settings, dry_run=dry_run, run_id=run.id, step_id=inst["key"], resources=rt.resources
         )
+        if dry_run:
+            attempt["dry_run"] = True
         t0 = time.monotonic()
         result = call_with_timeout(lambda: action.call(ctx, inst["_params"]), timeout)
         elapsed = time.monotonic() - t0
@@ -104,7 +107,7 @@ def execute(run: HeldRun, step: Step | None, step_rec: dict[str, Any], inst: dic
     if result.ok:
         inst["status"] = "succeeded"
         inst["error"] = None
-        if gated:
+        if gated and not rt.settings.response_dry_run:  # a planned containment contains nothing
             run.doc["contained_targets"] = sorted(
                 set(run.doc["contained_targets"]) | {t["key"] for t in inst["targets"]}
             )

@@ -164,6 +164,18 @@ def _first_attempt(step: dict[str, Any]) -> datetime | None:
     return _min(times)
 
 
+def planned_only(step: dict[str, Any]) -> bool:
+    """A step whose every attempt ran in dry run: it planned commands and touched nothing."""
+    attempts = [
+        a
+        for i in step.get("instances") or []
+        if isinstance(i, dict)
+        for a in i.get("attempts") or []
+        if isinstance(a, dict)
+    ]
+    return bool(attempts) and all(a.get("dry_run") for a in attempts)
+
+
 def ordered_steps(run: dict[str, Any]) -> list[dict[str, Any]]:
     """The run's step records (a dict by id or a list) in time order; rollback-phase steps are marked.
 
@@ -219,7 +231,11 @@ def build_timeline(
         ok = result.get("ok") if isinstance(result.get("ok"), bool) else None
         verified = result.get("verified") if isinstance(result.get("verified"), bool) else None
         status = str(step.get("status") or ("succeeded" if ok else "failed" if ok is False else "?"))
+        planned = planned_only(step)
         label = f"{'Rollback ' if step.get('rollback') else ''}{step.get('id', '?')} ({uses})"
+        if planned:
+            label += " [dry run]"
+            status = "planned"
         if t0:
             started.append(_first_attempt(step) or t0)
             events.append(Event(t0, "step_started", f"Step {label} started", impact, "automation"))
@@ -236,7 +252,7 @@ def build_timeline(
                     verified,
                 )
             )
-        if ok and verified is not False and impact in CONTAIN_IMPACTS and not step.get("rollback"):
+        if ok and not planned and verified is not False and impact in CONTAIN_IMPACTS and not step.get("rollback"):
             contained.append(t1)
         if ok and (impact == "release" or step.get("rollback")):
             released.append(t1)

@@ -25,7 +25,7 @@ SAFE_ARG = re.compile(r"^[A-Za-z0-9_@%+=:,./-]*$")  # needs no shell quoting at 
 
 CASES = {
     "ssh-brute-force": ("981dc82e-6b2f-4d0c-b0de-77535ef0828b", "high", "dev1"),
-    "compromised-account": ("90286b1c-7ab3-4065-a3f1-f39f04ee53f1", "high", "dev1"),
+    "compromised-account": ("0f4bb2ec-adc1-48e7-94e3-1883ff4c08aa", "high", "dev1"),
     "reverse-shell": ("2c81765a-9722-47d8-839c-e2a61d09d841", "critical", "web1"),
     "persistence": ("1f9ec60a-e1d4-4dd4-8396-5f73ee9a6d16", "medium", "dev1"),
 }

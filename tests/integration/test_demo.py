@@ -1,0 +1,68 @@
+"""`soar demo` on the embedded default: the whole loop, no servers, the production code path."""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from pathlib import Path
+
+from soar.demo import CYCLE_SECONDS, SCENARIO
+from tests.unit.test_cli import run_soar
+
+EXPECTED = json.loads((SCENARIO.parent / "intrusion.expected.json").read_text())
+
+
+def test_demo_runs_the_whole_loop(tmp_path: Path) -> None:
+    workdir = tmp_path / "demo"
+    out = run_soar("demo", "--workdir", str(workdir), "--quiet")
+    assert out.returncode == 0, out.stderr[-2000:]
+    text = out.stdout
+    assert "Traceback" not in out.stderr
+
+    # detection: every rule the scenario's author expected fired, through the same Detector as production
+    alerts_block = text.split("Alerts by rule", 1)[1].split("Playbook runs", 1)[0]
+    for alert in EXPECTED["alerts"]:
+        assert alert["title"] in alerts_block, f"{alert['title']} did not fire in the demo"
+
+    # response: the reverse shell on web-01 needed approval in prod, was approved, isolation planned per host
+    assert re.search(r"reverse-shell\s+web-01\s+succeeded", text)
+    assert re.search(r"hosts\.isolate_host\s+web-01\s+succeeded\s+policy: approve", text)
+    assert "web-01: sudo -n -- sh -s -- apply --mgmt" in text
+    assert "isolate: oncall-alice approved (approved)" in text
+    # the policy refuses containment of the protected bastion, and says so
+    assert "host bastion-01 is protected" in text
+
+    # nothing was touched: every attempt of every run was a dry run
+    db = sqlite3.connect(workdir / "state" / "state.sqlite3")
+    runs = [json.loads(doc) for (doc,) in db.execute("SELECT doc FROM docs WHERE kind = 'runs'")]
+    attempts = [
+        a
+        for run in runs
+        for step in run["steps"].values()
+        for inst in step.get("instances", [])
+        for a in inst.get("attempts", [])
+    ]
+    assert runs and attempts and all(a.get("dry_run") for a in attempts)
+    assert all(not run.get("contained_targets") for run in runs)
+
+    # review: MTTD measured from the alerts (simulated clock: at most a cycle plus the ingest delay), report written
+    mttd = re.search(r"MTTD \(first event → alert, median\): (\d+) s", text)
+    assert mttd and 0 < int(mttd.group(1)) <= 2 * CYCLE_SECONDS
+    report = Path(re.search(r"Post-incident report: (\S+)", text).group(1))  # type: ignore[union-attr]
+    html = report.read_text()
+    assert "Containment" in html or "contain" in html.lower()
+    assert "<script" not in html.lower() or "&lt;script" in html.lower()
+    digest = re.search(r"(\d+) alert cards, (\d+) thread replies", text)
+    assert digest and int(digest.group(1)) > 0 and int(digest.group(2)) > 0
+
+    # a second run replaces the demo's own folder, and never a folder it did not make
+    again = run_soar("demo", "--workdir", str(workdir), "--quiet")
+    assert again.returncode == 0, again.stderr[-2000:]
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "keep.txt").write_text("x")
+    refused = run_soar("demo", "--workdir", str(foreign), "--quiet")
+    assert refused.returncode == 1
+    assert "was not made by 'soar demo'" in refused.stderr
+    assert (foreign / "keep.txt").exists()
