@@ -55,6 +55,8 @@ class Compiler:
         if not applied:
             shown = ", ".join(f"{k}: {v}" for k, v in rule.logsource.items())
             raise rule.error(f"no pipeline of {', '.join(self.pipelines)} applies to log source '{shown}'", "logsource")
+        if not queries:
+            raise rule.error("the rule produced no query")
         if len(queries) == 1:
             return str(queries[0])
         return " OR ".join(f"({q})" for q in queries)
@@ -73,7 +75,8 @@ class Compiler:
         }
         if rule.kind == "correlation":
             return CompiledRule(**base, correlation=self._correlation(rule, ruleset))
-        fresh = rule.sigma if consume else _fresh(rule)
+        # pySigma silences a rule a correlation refers to (disable_output): such a rule is re-parsed.
+        fresh = rule.sigma if consume and getattr(rule.sigma, "_output", True) else _fresh(rule)
         assert isinstance(fresh, SigmaRule)
         query = self._convert(rule, fresh)
         if self.target == "elasticsearch":

@@ -83,6 +83,9 @@ def backend_versions() -> str:
     return ",".join(parts)
 
 
+CACHE_FORMAT = "2"  # bump when what is stored, or how it is compiled, changes without a version change
+
+
 class CompileCache:
     """Compiled rules on disk (SQLite), keyed by rule content, pipelines, target and library versions."""
 
@@ -99,7 +102,7 @@ class CompileCache:
         self._versions = backend_versions()
 
     def key(self, *parts: str) -> str:
-        return hashlib.sha256("\x1f".join((*parts, self._versions)).encode()).hexdigest()
+        return hashlib.sha256("\x1f".join((*parts, self._versions, CACHE_FORMAT)).encode()).hexdigest()
 
     def get(self, key: str) -> Any | None:
         with self._lock:

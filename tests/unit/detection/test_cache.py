@@ -42,6 +42,8 @@ def test_warm_run_uses_the_cache_and_gives_the_same_result(tmp_path: Path) -> No
     warm = convert_paths([rules], cache=cache)
     assert (cold.cache_hits, warm.cache_hits) == (0, 3)
     assert warm.compiled == cold.compiled
+    plain = [c for c in cold.compiled if c.correlation is None]
+    assert len(plain) == 2 and all(c.dsl and c.query for c in plain)  # incl. the base rule the correlation uses
     assert cold.errors == warm.errors == []
 
 
@@ -58,6 +60,12 @@ def test_a_changed_file_misses_and_a_changed_base_invalidates_its_correlation(tm
     assert again.cache_hits == 1  # base and the correlation that reads it are recompiled
     (corr,) = [c for c in again.compiled if c.correlation]
     assert corr.correlation is not None and "FAILURE" in (corr.correlation.rules[0].query or "")
+
+
+def test_embedded_bulk_conversion_keeps_base_rules(tmp_path: Path) -> None:
+    result = convert_paths([_pack(tmp_path)], target="embedded")
+    assert result.errors == []
+    assert all(c.sql and "event.outcome" in c.sql for c in result.compiled if c.rule_id.endswith("0001"))
 
 
 def test_pipeline_and_target_are_part_of_the_key(tmp_path: Path) -> None:
