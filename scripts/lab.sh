@@ -6,7 +6,7 @@
 #   only by jumping through the bastion:
 #       bastion 10.77.0.2   mgmt 10.77.0.3 (management peer; log-shipping endpoint on :9200)
 #       peer 10.77.0.4 (attacker peer; sshd for probes, listener on :8080)
-#       web1 10.77.0.11   db1 10.77.0.12   app1 10.77.0.13   (targets)   + t01..tNN 10.77.0.101.. when SOAR_LAB_EXTRA=N
+#       web1 10.77.0.11   db1 10.77.0.12   app1 10.77.0.13   (targets)   + t01..tNN 10.77.0.101.. when SOARDEV_LAB_EXTRA=N
 # Tests that change a host hold .cache/lab/locks/<host>.lock (flock) while they do: the lab is shared.
 #
 # `up` writes .cache/lab/{inventory.yml,known_hosts,id_ed25519,lab.env}; it is idempotent.
@@ -16,12 +16,12 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-LAB=${SOAR_LAB_DIR:-$ROOT/.cache/lab}
+LAB=${SOARDEV_LAB_DIR:-$ROOT/.cache/lab}
 PREFIX=soar-lab
 SW=$PREFIX-sw
 CTL_USER=soar-ctl
 SUDOERS=/etc/sudoers.d/soar-lab
-EXTRA=${SOAR_LAB_EXTRA:-0}
+EXTRA=${SOARDEV_LAB_EXTRA:-0}
 PY=/usr/bin/python3
 
 log() { printf '[lab] %s\n' "$*" >&2; }
@@ -236,7 +236,7 @@ EOF
   log "lab up: $(base_hosts | cut -d: -f1 | tr '\n' ' ')(inventory $LAB/inventory.yml)"
 }
 
-# extra targets beyond SOAR_LAB_EXTRA (left by an earlier benchmark run) are removed
+# extra targets beyond SOARDEV_LAB_EXTRA (left by an earlier benchmark run) are removed
 prune_extra() {
   local ns n
   for ns in $(ip netns list | awk '{print $1}' | grep -E "^$PREFIX-t[0-9]+$" || true); do

@@ -9,16 +9,16 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-ES_VERSION=${SOAR_ES_VERSION:-9.5.0}
-ES_PORT=${SOAR_ES_PORT:-9200}
-REDIS_PORT=${SOAR_REDIS_PORT:-6379}
-SERVICES_DIR=${SOAR_SERVICES_DIR:-/var/lib/soar-services}
+ES_VERSION=${SOARDEV_ES_VERSION:-9.5.0}
+ES_PORT=${SOARDEV_ES_PORT:-9200}
+REDIS_PORT=${SOARDEV_REDIS_PORT:-6379}
+SERVICES_DIR=${SOARDEV_SERVICES_DIR:-/var/lib/soar-services}
 RUN_DIR=$ROOT/.cache/run
 CACHE_DIR=$ROOT/.cache/es
 ES_USER=soar-es
 ES_HOME=$SERVICES_DIR/elasticsearch-$ES_VERSION
 ES_DATA=$SERVICES_DIR/es-data
-VENV=${SOAR_VENV:-$ROOT/.venv}
+VENV=${SOARDEV_VENV:-$ROOT/.venv}
 ALL=(redis es worker lab slack)
 
 log() { printf '[services] %s\n' "$*" >&2; }
@@ -33,7 +33,7 @@ apt_install() { "$ROOT/scripts/ensure_packages.sh" "$@" || die "could not instal
 find_jdk() {
   # Debian keeps JVMs in /usr/lib/jvm; Elasticsearch 9 needs Java >= 21.
   local best="" best_major=0 dir major
-  for dir in ${SOAR_ES_JAVA_HOME:-} /usr/lib/jvm/*; do
+  for dir in ${SOARDEV_ES_JAVA_HOME:-} /usr/lib/jvm/*; do
     [ -x "$dir/bin/java" ] || continue
     major=$("$dir/bin/java" -XshowSettings:properties -version 2>&1 | awk -F'= ' '/java.specification.version/ {print $2}' | cut -d. -f1)
     [[ "$major" =~ ^[0-9]+$ ]] || continue
@@ -168,7 +168,7 @@ lab_up() { [ -x "$ROOT/scripts/lab.sh" ] || return 0; is_root || { log "lab need
 lab_down() { [ -x "$ROOT/scripts/lab.sh" ] && is_root && "$ROOT/scripts/lab.sh" down || true; }
 lab_status() { [ -x "$ROOT/scripts/lab.sh" ] || { echo "lab: not part of this checkout"; return 0; }; "$ROOT/scripts/lab.sh" status; }
 
-slack_port() { echo "${SOAR_SLACK_STANDIN_PORT:-8765}"; }
+slack_port() { echo "${SOARDEV_SLACK_STANDIN_PORT:-8765}"; }
 slack_healthy() { curl -fsS "http://127.0.0.1:$(slack_port)/_standin/health" >/dev/null 2>&1; }
 slack_up() {
   [ -f "$ROOT/scripts/slack_standin.py" ] || return 0

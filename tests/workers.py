@@ -21,7 +21,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def redis_url_for_db(db: int) -> str:
-    base = os.environ.get("SOAR_TEST_REDIS", "redis://127.0.0.1:6379")
+    base = os.environ.get("SOARDEV_TEST_REDIS", "redis://127.0.0.1:6379")
     return f"{base}/{db}"
 
 

@@ -6,7 +6,7 @@ Ratios are ours / anchor. The difference is what proving the containment costs (
 the peer probe, which must time out to show the host is cut off).
 
 Run: ``python -m tests.benchmarks.bench_hosts`` as root (it brings up 48 extra lab hosts with
-``SOAR_LAB_EXTRA=48 scripts/lab.sh up`` and prunes them afterwards).
+``SOARDEV_LAB_EXTRA=48 scripts/lab.sh up`` and prunes them afterwards).
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ def parallel(settings: Settings) -> dict[str, float]:
     inventory = load_inventory(settings.inventory_path)
     names = ["app1", "db1", *sorted(n for n in inventory.hosts if n.startswith("t"))][:PARALLEL_HOSTS]
     if len(names) < PARALLEL_HOSTS:
-        raise SystemExit(f"only {len(names)} lab targets; run SOAR_LAB_EXTRA=48 scripts/lab.sh up")
+        raise SystemExit(f"only {len(names)} lab targets; run SOARDEV_LAB_EXTRA=48 scripts/lab.sh up")
     registry = load_registry(settings)
     ctx = ActionContext(settings=settings)
     isolate = registry.get("hosts.isolate_host")
@@ -153,7 +153,7 @@ def reuse(settings: Settings) -> dict[str, float]:
 
 
 def _lab(extra: int) -> None:
-    env = {**os.environ, "SOAR_LAB_EXTRA": str(extra)}
+    env = {**os.environ, "SOARDEV_LAB_EXTRA": str(extra)}
     subprocess.run([str(REPO / "scripts" / "lab.sh"), "up"], env=env, check=True)
 
 

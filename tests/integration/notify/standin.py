@@ -7,7 +7,7 @@ import os
 import urllib.request
 from typing import Any
 
-STANDIN = os.environ.get("SOAR_TEST_SLACK_STANDIN", "http://127.0.0.1:8765")
+STANDIN = os.environ.get("SOARDEV_TEST_SLACK_STANDIN", "http://127.0.0.1:8765")
 
 
 def control(name: str, body: dict[str, Any] | None = None, *, query: str = "") -> dict[str, Any]:

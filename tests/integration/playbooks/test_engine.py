@@ -132,10 +132,10 @@ def test_timeout_fails_the_step_and_continue_moves_on(content: Content, pb_setti
             with: {text: "slow was {{ steps.slow.status }}"}
         """,
     )
-    t0 = time.monotonic()
     rt, started = _start(pb_settings, alert())
     run = _run(rt, started[0])
-    assert time.monotonic() - t0 < 2.5
+    # the 3 s action was cut short by the timeout (its own attempt, not the machine's load, is measured)
+    assert run["steps"]["slow"]["instances"][0]["attempts"][0]["duration_ms"] < 3000
     assert run["steps"]["slow"]["instances"][0]["error"] == "timed out after 0.3s"
     assert run["steps"]["after"]["instances"][0]["params"]["text"] == "slow was failed"
     assert run["status"] == "failed" and run["failed_steps"] == ["slow"]  # never "success" with a failed step
