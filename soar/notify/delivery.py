@@ -23,7 +23,7 @@ from soar.alerts import utcnow_iso
 from soar.config import Settings
 from soar.notify import storm
 from soar.notify.outbox import CHANNELS_KIND, KIND, Message, open_messages
-from soar.notify.transport import Permanent, RateLimited, Transient, Transport
+from soar.notify.transport import CHANNEL_LEVEL_CODES, Permanent, RateLimited, Transient, Transport
 from soar.store import Conflict, Store
 
 log = logging.getLogger("soar.notify")
@@ -33,16 +33,7 @@ BACKOFF_BASE = 1.0
 BACKOFF_MAX = 300.0
 MIN_RETRY = 0.5  # never poll a channel faster than this while something waits
 CHANNEL_ERROR_RETRY = 300.0  # a channel Slack does not know: try again in five minutes
-CHANNEL_LEVEL_ERRORS = {
-    "channel_not_found",
-    "not_in_channel",
-    "is_archived",
-    "invalid_auth",
-    "not_authed",
-    "account_inactive",
-    "token_revoked",
-    "missing_scope",
-}
+CHANNEL_LEVEL_ERRORS = CHANNEL_LEVEL_CODES
 
 
 @dataclass

@@ -18,6 +18,7 @@ from soar.config import Settings
 from soar.notify import cards
 from soar.notify.outbox import Message, enqueue, key_for
 from soar.notify.routing import load_routes
+from soar.playbooks.events import EVENT_TYPES  # the emitter owns the event contract
 from soar.store import Conflict, Store
 
 log = logging.getLogger("soar.notify")
@@ -25,16 +26,6 @@ log = logging.getLogger("soar.notify")
 THREADS_KIND = "notify_threads"
 RUN_INDEX_KIND = "notify_runs"  # run id -> incident id, so actions inside a run find their thread
 
-EVENT_TYPES = (
-    "run_started",
-    "step_started",
-    "step_finished",
-    "approval_requested",
-    "approval_decided",
-    "verification",
-    "rollback",
-    "run_finished",
-)
 # events that only move the card (no reply of their own)
 CARD_ONLY = {"step_started"}
 

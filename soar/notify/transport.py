@@ -81,15 +81,20 @@ class Transport(Protocol):
 
 
 # Slack error codes that retrying cannot fix without someone changing something.
-PERMANENT_CODES = {
-    "channel_not_found",
-    "not_in_channel",
-    "is_archived",
-    "invalid_auth",
-    "not_authed",
-    "account_inactive",
-    "token_revoked",
-    "missing_scope",
+# Errors of the channel or the credentials, not of one message: every message to that channel waits.
+CHANNEL_LEVEL_CODES = frozenset(
+    {
+        "channel_not_found",
+        "not_in_channel",
+        "is_archived",
+        "invalid_auth",
+        "not_authed",
+        "account_inactive",
+        "token_revoked",
+        "missing_scope",
+    }
+)
+PERMANENT_CODES = CHANNEL_LEVEL_CODES | {
     "invalid_blocks",
     "msg_too_long",
     "no_text",
