@@ -10,6 +10,7 @@ search the same window. In embedded mode (``celery_eager``) runs happen in-proce
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -96,6 +97,7 @@ class Scheduler:
         self.clock = clock
         self.ttl = ttl
         self._reported_errors: set[str] = set()
+        self._ruleset_hash: str | None = None
 
     def rules(self) -> list[ScheduledRule]:
         rules, errors = load_scheduled_rules(self.settings)
@@ -103,7 +105,27 @@ class Scheduler:
             if str(err) not in self._reported_errors:
                 self._reported_errors.add(str(err))
                 log.error("rule not scheduled: %s", err)
+        self._audit_ruleset(rules, len(errors))
         return rules
+
+    def _audit_ruleset(self, rules: Sequence[ScheduledRule], errors: int) -> None:
+        """Record in the audit log which rule set this scheduler runs, once per change of it."""
+        digest = hashlib.sha256(
+            "\n".join(sorted(f"{r.id}:{r.content_hash}:{r.enabled}" for r in rules)).encode()
+        ).hexdigest()
+        if digest == self._ruleset_hash:
+            return
+        from soar.audit import record
+
+        record(
+            self.store,
+            actor="automation:scheduler",
+            action="rules.loaded",
+            target=f"ruleset:{digest[:16]}",
+            details={"sha256": digest, "rules": len(rules), "enabled": sum(r.enabled for r in rules), "errors": errors},
+            settings=self.settings,
+        )
+        self._ruleset_hash = digest
 
     def tick(self) -> list[str]:
         """Send every due rule whose lease this scheduler wins; returns their ids."""
