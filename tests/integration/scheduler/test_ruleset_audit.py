@@ -26,7 +26,7 @@ def test_rule_set_loads_are_audited_once_per_change(tmp_path: Path) -> None:
     assert loads[0]["details"]["rules"] == len(first) > 0
 
     rule = next(p for p in sorted((content / "rules").rglob("*.yml")) if not p.name.endswith(".tests.yml"))
-    rule.write_text(rule.read_text().replace("title: ", "title: Edited: ", 1))
+    rule.write_text(rule.read_text().replace("title: ", "title: Edited - ", 1))
     scheduler.rules()
     loads = [e for e in iter_entries(store) if e["action"] == "rules.loaded"]
     assert len(loads) == 2
