@@ -193,6 +193,7 @@ class ConsoleTransport:
     """Slack not configured: the same content, as text, to the log and stderr."""
 
     name = "console"
+    paced = False  # no rate limit to respect
 
     def __init__(self, stream: Any = None) -> None:
         self.stream = stream or sys.stderr
