@@ -27,6 +27,7 @@ def _register(argv: Sequence[str] | None) -> None:
         _groups.register(app, argv)
         _registered = True
 
+
 INTERNAL_ERROR_EXIT = 70
 
 
