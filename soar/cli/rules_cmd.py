@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -172,12 +173,15 @@ def coverage_cmd(
 
     ruleset = load_rules(_paths(paths))
     data = coverage(ruleset, _pipelines(pipeline))
+    precision = _precision([str(r["id"]) for r in data["rules"]])
+    for r in data["rules"]:
+        r["precision"] = precision.get(str(r["id"]))
     if as_json:
         echo_json(data)
         return 0
     typer.echo(
         table(
-            ["rule", "log source", "techniques", "fields", "compiles"],
+            ["rule", "log source", "techniques", "fields", "compiles", "precision (tp/fp)"],
             [
                 [
                     r["title"][:50],
@@ -185,6 +189,7 @@ def coverage_cmd(
                     " ".join(r["techniques"]),
                     len(r["fields"]),
                     "yes" if r["compiles"] else "NO",
+                    _precision_cell(r["precision"]),
                 ]
                 for r in data["rules"]
             ],
@@ -204,6 +209,31 @@ def coverage_cmd(
     for error in data["load_errors"]:
         typer.echo(f"cannot load: {error}")
     return 0
+
+
+def _precision(rule_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Per-rule precision from analysts' verdicts in the state store; empty (with a note) if it is unreachable."""
+    from soar.review.feedback import precision_from_store
+    from soar.store import open_store
+
+    try:
+        store = open_store(get_settings())
+    except Exception as exc:  # coverage is an offline report: the store is a bonus, never a failure
+        typer.echo(f"note: precision unavailable, state store not reachable ({type(exc).__name__})", err=True)
+        return {}
+    try:
+        return precision_from_store(store, rule_ids)
+    except Exception as exc:
+        typer.echo(f"note: precision unavailable ({type(exc).__name__})", err=True)
+        return {}
+    finally:
+        store.close()
+
+
+def _precision_cell(row: dict[str, Any] | None) -> str:
+    if not row or row.get("precision") is None:
+        return "-"
+    return f"{row['precision']:.2f} ({row['tp']}/{row['fp']})"
 
 
 @app.command("install-template")
