@@ -14,6 +14,8 @@ from typing import Any
 
 APPROVE_ACTION = "soar.approve"
 DENY_ACTION = "soar.deny"
+VERDICT_TP_ACTION = "soar.verdict_tp"
+VERDICT_FP_ACTION = "soar.verdict_fp"
 HIGH_IMPACT = ("contain", "destructive")
 
 SECTION_LIMIT = 2900  # Slack: 3000 characters per section text
@@ -146,11 +148,36 @@ def incident_card(
     if automation:
         text = "*Automation*\n" + "\n".join(automation)
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": text[:SECTION_LIMIT]}})
+    if summary.get("id"):
+        blocks.append(verdict_buttons(str(summary["id"])))
     context = f"Status: *{escape(status, 40)}* · alert `{escape(summary.get('id', ''), 64)}`"
     if runs:
         context += " · run " + ", ".join(f"`{escape(r, 64)}`" for r in list(runs)[:3])
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": context}]})
     return blocks[:MAX_BLOCKS]
+
+
+def verdict_buttons(alert_id: str) -> Block:
+    """The analyst's verdict on the card: it feeds rule precision and proposed exceptions."""
+    value = json.dumps({"alert_id": alert_id})
+    return {
+        "type": "actions",
+        "block_id": "soar.verdict",
+        "elements": [
+            {
+                "type": "button",
+                "text": {"type": "plain_text", "text": "True positive"},
+                "action_id": VERDICT_TP_ACTION,
+                "value": value,
+            },
+            {
+                "type": "button",
+                "text": {"type": "plain_text", "text": "False positive"},
+                "action_id": VERDICT_FP_ACTION,
+                "value": value,
+            },
+        ],
+    }
 
 
 def automation_lines(runs: Mapping[str, Mapping[str, Any]]) -> list[str]:

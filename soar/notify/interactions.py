@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import parse_qs
@@ -21,7 +21,7 @@ from urllib.parse import parse_qs
 from slack_sdk.signature import SignatureVerifier
 
 from soar.config import Settings
-from soar.notify.cards import APPROVE_ACTION, DENY_ACTION
+from soar.notify.cards import APPROVE_ACTION, DENY_ACTION, VERDICT_FP_ACTION, VERDICT_TP_ACTION
 from soar.store import Store
 
 log = logging.getLogger("soar.notify")
@@ -29,6 +29,7 @@ log = logging.getLogger("soar.notify")
 INTERACTIONS_KIND = "slack_interactions"
 # Slack action id -> approval decision: a registry, so a new button is one line.
 DECISIONS: dict[str, str] = {APPROVE_ACTION: "approve", DENY_ACTION: "deny"}
+VERDICTS: dict[str, str] = {VERDICT_TP_ACTION: "true_positive", VERDICT_FP_ACTION: "false_positive"}
 MAX_BODY = 64 * 1024
 
 
@@ -53,6 +54,7 @@ class Interaction:
     user_name: str
     channel_id: str
     message_ts: str | None
+    alert_id: str | None = None  # verdict clicks name an alert instead of a run step
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -93,12 +95,19 @@ def parse(body: bytes) -> Interaction:
     if not isinstance(actions, list) or len(actions) != 1 or not isinstance(actions[0], dict):
         raise Rejected(400, "expected exactly one action")
     action = actions[0]
-    decision = DECISIONS.get(str(action.get("action_id")))
+    action_id = str(action.get("action_id"))
+    decision = DECISIONS.get(action_id) or VERDICTS.get(action_id)
     if decision is None:
-        raise Rejected(400, f"unknown action id {str(action.get('action_id'))[:80]!r}")
+        raise Rejected(400, f"unknown action id {action_id[:80]!r}")
+    alert_id: str | None = None
     try:
         value = json.loads(str(action.get("value")))
-        run_id, step_id = str(value["run_id"]), str(value["step_id"])
+        if action_id in VERDICTS:
+            alert_id, run_id, step_id = str(value["alert_id"]), "-", "-"
+            if not alert_id or len(alert_id) > 200:
+                raise ValueError(alert_id)
+        else:
+            run_id, step_id = str(value["run_id"]), str(value["step_id"])
     except (ValueError, KeyError, TypeError) as exc:
         raise Rejected(400, "malformed action value") from exc
     user = payload.get("user") or {}
@@ -108,7 +117,7 @@ def parse(body: bytes) -> Interaction:
         raise Rejected(400, "payload lacks user or channel")
     if not run_id or not step_id or len(run_id) > 200 or len(step_id) > 200:
         raise Rejected(400, "malformed action value")
-    ident = json.dumps([user["id"], action.get("action_ts"), action.get("action_id"), run_id, step_id])
+    ident = json.dumps([user["id"], action.get("action_ts"), action.get("action_id"), run_id, step_id, alert_id])
     return Interaction(
         id=hashlib.sha256(ident.encode()).hexdigest()[:32],
         decision=decision,
@@ -118,6 +127,7 @@ def parse(body: bytes) -> Interaction:
         user_name=str(user.get("username") or user.get("name") or user["id"])[:80],
         channel_id=str(channel["id"])[:40],
         message_ts=str(container.get("message_ts")) if container.get("message_ts") else None,
+        alert_id=alert_id,
     )
 
 
@@ -156,6 +166,8 @@ def handle(settings: Settings, store: Store, interaction: Interaction) -> dict[s
     principal = access.principal_for_slack_user(interaction.user_id, settings)
     if principal is None:
         return refuse("You are not a known soar user, so you cannot approve or deny. Ask an admin to add you.")
+    if interaction.alert_id is not None:
+        return _verdict(settings, store, interaction, principal, refuse)
     run = store.get("runs", interaction.run_id)
     attrs = access.resource_attributes(dict(run.doc) if run else None)
     allowed = access.authorize(principal, "approvals:decide", attrs)
@@ -197,6 +209,46 @@ def handle(settings: Settings, store: Store, interaction: Interaction) -> dict[s
         )
     _record(store, interaction, "decided", result.get("message") or "")
     return {"status": "decided", **result}
+
+
+def _verdict(
+    settings: Settings, store: Store, interaction: Interaction, principal: Any, refuse: Callable[[str], dict[str, Any]]
+) -> dict[str, Any]:
+    """A true/false-positive click on an alert card: the same verdict the CLI and API record."""
+    from soar import access
+    from soar.notify.service import ephemeral
+    from soar.review.feedback import parse_verdict, record_verdict
+
+    alert_id = str(interaction.alert_id)
+    alert = store.get("alerts", alert_id)
+    allowed = access.authorize(principal, "verdicts:write", access.resource_attributes(alert.doc if alert else None))
+    if not allowed.allowed:
+        return refuse(f"Not allowed: {allowed.reason}")
+    try:
+        doc = record_verdict(
+            store,
+            settings,
+            alert_id,
+            parse_verdict({"verdict": interaction.decision}),
+            analyst=principal.name,
+            role=principal.role,
+            via="slack",
+        )
+    except Exception as exc:
+        if not _is_soar_error(exc):
+            log.exception("verdict on %s failed", alert_id)
+        return refuse(str(exc) if _is_soar_error(exc) else f"could not record the verdict ({type(exc).__name__})")
+    label = interaction.decision.replace("_", " ")
+    ephemeral(
+        settings,
+        store,
+        channel=interaction.channel_id,
+        user=interaction.user_id,
+        text=f"Recorded: {label} for this alert.",
+        key=f"ephemeral:{interaction.id}",
+    )
+    _record(store, interaction, "decided", f"verdict {label}")
+    return {"status": "decided", "verdict": doc.get("verdict"), "alert_id": alert_id}
 
 
 def _is_soar_error(exc: Exception) -> bool:

@@ -6,6 +6,7 @@ test_worker_path.py covers the same flow with the work on a real Celery worker.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 
@@ -181,3 +182,43 @@ def test_a_slack_outage_during_approval_loses_no_decision_and_no_message(api: Ap
     assert len(approval_posts) == 1, "one approval message, edited in place"
     texts = [str(m["blocks"]) for m in api.workspace.state()["messages"] if m["thread_ts"]]
     assert sum("run finished" in t and run_id in t for t in texts) == 1  # the end of the run, once
+
+
+def _verdict_click(alert_id: str, user: str, action_id: str, channel: str) -> dict[str, object]:
+    click = payload("-", "-", user, action_id=action_id, channel=channel)
+    click["actions"][0]["value"] = json.dumps({"alert_id": alert_id})  # type: ignore[index]
+    return click
+
+
+def test_verdict_buttons_on_the_card_record_the_analysts_verdict(api: Api, store: Store) -> None:
+    run_id, _step = start_run(api, store)
+    alert_id = store.get("runs", run_id).doc["alert_id"]  # type: ignore[union-attr]
+    channel = channel_id(api)
+    card = eventually(
+        lambda: next(
+            (m for m in api.workspace.state()["messages"] if alert_id in json.dumps(m.get("blocks", []))), None
+        )
+    )
+    buttons = [e["action_id"] for b in card["blocks"] if b.get("block_id") == "soar.verdict" for e in b["elements"]]
+    assert buttons == ["soar.verdict_tp", "soar.verdict_fp"]
+
+    # a viewer may not judge; the refusal is ephemeral and nothing is stored
+    assert post(api, _verdict_click(alert_id, "UVICTOR", "soar.verdict_fp", channel))[0].status_code == 200
+    eventually(lambda: any(e["user"] == "UVICTOR" for e in api.workspace.state()["ephemerals"]))
+    assert store.get("verdicts", alert_id) is None
+
+    assert post(api, _verdict_click(alert_id, "UALICE", "soar.verdict_fp", channel))[0].status_code == 200
+    verdict = eventually(lambda: store.get("verdicts", alert_id))
+    assert verdict.doc["verdict"] == "false_positive"
+    assert verdict.doc["analyst"] == "alice" and verdict.doc["via"] == "slack"
+    assert store.get("alerts", alert_id).doc["verdict"] == "false_positive"  # type: ignore[union-attr]
+    assert eventually(
+        lambda: any(
+            "Recorded: false positive" in e["text"]
+            for e in api.workspace.state()["ephemerals"]
+            if e["user"] == "UALICE"
+        )
+    )
+    # a verdict click naming no alert is a malformed payload: 400, nothing changes
+    bad = _verdict_click("", "UALICE", "soar.verdict_tp", channel)
+    assert post(api, bad)[0].status_code == 400
