@@ -26,7 +26,11 @@ die() { printf '[services] error: %s\n' "$*" >&2; exit 1; }
 is_root() { [ "$(id -u)" = 0 ]; }
 mkdir -p "$RUN_DIR"
 
-pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+pid_alive() {  # a zombie is not alive
+  [ -f "$1" ] || return 1
+  local stat; stat=$(ps -o stat= -p "$(cat "$1")" 2>/dev/null) || return 1
+  [ -n "$stat" ] && [ "${stat#Z}" = "$stat" ]
+}
 
 apt_install() { "$ROOT/scripts/ensure_packages.sh" "$@" || die "could not install $*"; }
 
@@ -146,8 +150,10 @@ redis_status() { if redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; then echo "
 worker_up() {
   if pid_alive "$RUN_DIR/worker.pid"; then log "worker already up"; return 0; fi
   [ -x "$VENV/bin/soar" ] || die "no soar in $VENV: run 'make install' first"
-  (cd "$ROOT" && SOAR_REDIS_URL=${SOAR_REDIS_URL:-redis://127.0.0.1:$REDIS_PORT/0} \
-    nohup "$VENV/bin/soar" worker --concurrency 2 --loglevel INFO >"$RUN_DIR/worker.log" 2>&1 & echo $! >"$RUN_DIR/worker.pid")
+  # exec keeps the pid: the pid file names the worker itself, the leader of its own process group
+  (cd "$ROOT" || exit 1; export SOAR_REDIS_URL=${SOAR_REDIS_URL:-redis://127.0.0.1:$REDIS_PORT/0}
+    exec setsid "$VENV/bin/soar" worker --concurrency 2 --loglevel INFO >"$RUN_DIR/worker.log" 2>&1 </dev/null) &
+  echo $! >"$RUN_DIR/worker.pid"
   for _ in $(seq 1 100); do grep -q "ready" "$RUN_DIR/worker.log" 2>/dev/null && { log "celery worker ready"; return 0; }; sleep 0.2; done
   tail -n 30 "$RUN_DIR/worker.log" >&2 || true
   die "celery worker did not become ready (see $RUN_DIR/worker.log)"
@@ -155,9 +161,9 @@ worker_up() {
 worker_down() {
   if [ -f "$RUN_DIR/worker.pid" ]; then
     local pid; pid=$(cat "$RUN_DIR/worker.pid")
-    kill -TERM "$pid" 2>/dev/null || true
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
     for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-    kill -9 "$pid" 2>/dev/null || true
+    kill -9 -- "-$pid" 2>/dev/null || kill -9 "$pid" 2>/dev/null || true
     rm -f "$RUN_DIR/worker.pid"
   fi
 }
@@ -173,8 +179,9 @@ slack_healthy() { curl -fsS "http://127.0.0.1:$(slack_port)/_standin/health" >/d
 slack_up() {
   [ -f "$ROOT/scripts/slack_standin.py" ] || return 0
   if slack_healthy; then log "slack stand-in already up on $(slack_port)"; return 0; fi
-  (cd "$ROOT" && nohup "$VENV/bin/python" scripts/slack_standin.py --port "$(slack_port)" \
-    >"$RUN_DIR/slack.log" 2>&1 & echo $! >"$RUN_DIR/slack.pid")
+  (cd "$ROOT" || exit 1; exec setsid "$VENV/bin/python" scripts/slack_standin.py --port "$(slack_port)" \
+    >"$RUN_DIR/slack.log" 2>&1 </dev/null) &
+  echo $! >"$RUN_DIR/slack.pid"
   for _ in $(seq 1 50); do slack_healthy && { log "slack stand-in up on $(slack_port)"; return 0; }; sleep 0.2; done
   die "slack stand-in did not start (see $RUN_DIR/slack.log)"
 }

@@ -51,8 +51,21 @@ def celery_config(settings: Settings) -> dict[str, Any]:
 
 
 def configure(settings: Settings) -> Celery:
-    """Point the app at the configured Redis (and eager mode for the embedded default)."""
-    app.conf.update(celery_config(settings))
+    """Point the app at the configured Redis (and eager mode for the embedded default).
+
+    Pointing it elsewhere drops the pooled broker connections, which still lead to the old
+    Redis database: a message sent after a reconfiguration must reach the new one.
+    """
+    new = celery_config(settings)
+    moved = app.conf.broker_url != new["broker_url"] or app.conf.result_backend != new["result_backend"]
+    app.conf.update(new)
+    if moved:
+        app._pool = None  # what Celery itself resets after a fork
+        amqp = app.__dict__.get("amqp")
+        if amqp is not None:
+            amqp._producer_pool = None
+        app._backend_cache = None
+        app._local.__dict__.pop("backend", None)
     return app
 
 

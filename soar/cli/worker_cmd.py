@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import typer
 
 from soar.config import get_settings
@@ -20,6 +22,8 @@ def register(root: typer.Typer) -> None:
 
         settings = get_settings()
         celery = configure(settings)
+        for name in ("celery", "kombu"):  # the CLI quiets client libraries; a worker's own log is its output
+            logging.getLogger(name).setLevel(logging.NOTSET)
         qs = queues or ",".join(all_queues(settings))
         celery.worker_main(
             [
