@@ -32,16 +32,21 @@ def list_alerts(
     return [r.doc for r in records if authorize(principal, "alerts:read", resource_attributes(r.doc)).allowed]
 
 
+def _alert(store: Any, alert_id: str, principal: Principal, permission: str) -> dict[str, Any]:
+    """The alert, or 404 when it does not exist and 403 when the principal may not touch it."""
+    rec = store.get(ALERTS, alert_id)
+    if rec is None:
+        raise HTTPException(404, f"unknown alert id {alert_id!r}")
+    forbid_unless(principal, permission, rec.doc)
+    return dict(rec.doc)
+
+
 @router.get("/alerts/{alert_id}", summary="One alert", responses=NOT_FOUND)
 def get_alert(
     request: Request, alert_id: str = id_path("alert"), principal: Principal = AUTH["alerts:read"]
 ) -> dict[str, Any]:
     with http_errors():
-        rec = store_of(request).get(ALERTS, alert_id)
-    if rec is None:
-        raise HTTPException(404, f"unknown alert id {alert_id!r}")
-    forbid_unless(principal, "alerts:read", rec.doc)
-    return rec.doc
+        return _alert(store_of(request), alert_id, principal, "alerts:read")
 
 
 @router.post("/alerts/{alert_id}/verdict", summary="Mark an alert a true or false positive", responses=NOT_FOUND)
@@ -53,10 +58,7 @@ def post_verdict(
 ) -> dict[str, Any]:
     with http_errors():
         store = store_of(request)
-        rec = store.get(ALERTS, alert_id)
-        if rec is None:
-            raise HTTPException(404, f"unknown alert id {alert_id!r}")
-        forbid_unless(principal, "verdicts:write", rec.doc)
+        _alert(store, alert_id, principal, "verdicts:write")
         verdict = parse_verdict(body.model_dump())
         return record_verdict(
             store, settings_of(request), alert_id, verdict, analyst=principal.name, role=principal.role, via="api"
@@ -81,10 +83,7 @@ def post_status(
 
     with http_errors():
         store = store_of(request)
-        rec = store.get(ALERTS, alert_id)
-        if rec is None:
-            raise HTTPException(404, f"unknown alert id {alert_id!r}")
-        forbid_unless(principal, "alerts:triage", rec.doc)
+        _alert(store, alert_id, principal, "alerts:triage")
         return set_alert_status(
             store,
             settings_of(request),

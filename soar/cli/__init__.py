@@ -18,15 +18,6 @@ from soar.errors import SoarError
 
 __all__ = ["app", "main"]
 
-_registered = False
-
-
-def _register(argv: Sequence[str] | None) -> None:
-    global _registered
-    if not _registered:
-        _groups.register(app, argv)
-        _registered = True
-
 
 INTERNAL_ERROR_EXIT = 70
 
@@ -34,7 +25,7 @@ INTERNAL_ERROR_EXIT = 70
 def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
-    _register(args)
+    _groups.register(app, args)
     try:
         result = app(args=args, prog_name="soar", standalone_mode=False)
     except typer.Exit as exc:

@@ -56,12 +56,19 @@ def _wanted(argv: Sequence[str] | None) -> set[str] | None:
     return modules or None
 
 
+_done: set[tuple[str, str | None]] = set()
+
+
 def register(root: typer.Typer, argv: Sequence[str] | None = None) -> None:
-    """Add the command groups; with ``argv``, only the one the command line names (start-up time)."""
+    """Add the command groups; with ``argv``, only the one the command line names (start-up time).
+
+    Safe to call again (a process may run several commands): each group is added once.
+    """
     wanted = _wanted(argv)
     for module_name, group, help_text in GROUPS:
-        if wanted is not None and module_name not in wanted:
+        if (wanted is not None and module_name not in wanted) or (module_name, group) in _done:
             continue
+        _done.add((module_name, group))
         module = importlib.import_module(module_name)
         if group is None:
             module.register(root)
