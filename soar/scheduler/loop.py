@@ -11,6 +11,7 @@ search the same window. In embedded mode (``celery_eager``) runs happen in-proce
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import threading
 import time
@@ -98,6 +99,7 @@ class Scheduler:
         self.ttl = ttl
         self._reported_errors: set[str] = set()
         self._ruleset_hash: str | None = None
+        self._config_hash: str | None = None
 
     def rules(self) -> list[ScheduledRule]:
         rules, errors = load_scheduled_rules(self.settings)
@@ -106,7 +108,33 @@ class Scheduler:
                 self._reported_errors.add(str(err))
                 log.error("rule not scheduled: %s", err)
         self._audit_ruleset(rules, len(errors))
+        self._audit_config()
         return rules
+
+    def _audit_config(self) -> None:
+        """Record the effective configuration (secrets masked) and the policy file, once per change."""
+        policy = self.settings.policy_path
+        try:
+            policy_sha = hashlib.sha256(policy.read_bytes()).hexdigest()
+        except OSError:
+            policy_sha = None
+        settings_sha = hashlib.sha256(
+            json.dumps(self.settings.masked(), sort_keys=True, default=str).encode()
+        ).hexdigest()
+        digest = f"{settings_sha}:{policy_sha}"
+        if digest == self._config_hash:
+            return
+        from soar.audit import record
+
+        record(
+            self.store,
+            actor="automation:scheduler",
+            action="config.loaded" if self._config_hash is None else "config.changed",
+            target=str(policy),
+            details={"settings_sha256": settings_sha, "policy_sha256": policy_sha},
+            settings=self.settings,
+        )
+        self._config_hash = digest
 
     def _audit_ruleset(self, rules: Sequence[ScheduledRule], errors: int) -> None:
         """Record in the audit log which rule set this scheduler runs, once per change of it."""

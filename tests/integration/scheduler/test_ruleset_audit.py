@@ -33,3 +33,22 @@ def test_rule_set_loads_are_audited_once_per_change(tmp_path: Path) -> None:
     assert loads[0]["details"]["sha256"] != loads[1]["details"]["sha256"]
     assert loads[1]["details"]["errors"] == 0 and loads[1]["details"]["rules"] == len(first)
     assert verify(store, settings).ok
+
+
+def test_configuration_and_policy_changes_are_audited(tmp_path: Path) -> None:
+    content = tmp_path / "content"
+    (content / "rules").mkdir(parents=True)
+    policy = content / "policy.yml"
+    policy.write_text((REPO_ROOT / "policy.yml").read_text())
+    settings = load_settings(content_root=content, state_dir=tmp_path / "state", slack_bot_token="xoxb-secret-1")
+    store = SQLiteStore(tmp_path / "state.sqlite3")
+    scheduler = Scheduler(settings, store, MemoryLeases(), lambda _ids: None)
+    scheduler.rules()
+    scheduler.rules()
+    policy.write_text(policy.read_text().replace("contain_per_hour: 30", "contain_per_hour: 60"))
+    scheduler.rules()
+    entries = [e for e in iter_entries(store) if e["action"].startswith("config.")]
+    assert [e["action"] for e in entries] == ["config.loaded", "config.changed"]
+    assert entries[0]["details"]["policy_sha256"] != entries[1]["details"]["policy_sha256"]
+    assert entries[0]["details"]["settings_sha256"] == entries[1]["details"]["settings_sha256"]
+    assert "xoxb-secret-1" not in str(list(iter_entries(store)))
