@@ -235,6 +235,10 @@ def run_demo(base: Settings, workdir: Path, *, lab: bool = False, progress: Prog
                     say(f"{_clock(tick)}  alert: {'; '.join(titles)}", 0.1 + 0.75 * n / len(ticks))
                 with time_machine.travel(tick + APPROVAL_DELAY, tick=True):
                     approved += _approve_pending(settings, store)
+            if inventory is not None:  # the lab is shared: release what the demo contained
+                with time_machine.travel(ticks[-1] + 2 * CYCLE_SECONDS, tick=True):
+                    released = _release_lab(settings, store)
+                say(f"released on the lab: {', '.join(released) or 'nothing'}", 0.88)
         say("writing the post-incident reports", 0.9)
         result = _summarise(settings, store, workdir, len(events), len(ticks), approved)
         result.dry_run = settings.response_dry_run
@@ -266,6 +270,21 @@ def notification_digest(path: Path) -> dict[str, int]:
         elif " post to " in line:
             counts["cards"] += 1
     return counts
+
+
+def _release_lab(settings: Settings, store: Any) -> list[str]:
+    """Roll back every run that contained something, the way `soar runs rollback` does."""
+    from soar.playbooks import dispatch
+    from soar.playbooks.rollback import request_rollback
+
+    rt = dispatch.runtime_for(settings, store)
+    released = []
+    for rec in store.find("runs", limit=10_000):
+        if rec.doc.get("contained_targets") and rec.doc.get("status") != "rolled_back":
+            request_rollback(rt, rec.id, actor="soar-demo", reason="the demo ends: release the lab hosts")
+            dispatch.kick(settings, rec.id, store=store, runtime=rt)
+            released += list(rec.doc["contained_targets"])
+    return sorted(set(released))
 
 
 def _clock(ts: float) -> str:

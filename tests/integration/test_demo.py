@@ -66,3 +66,29 @@ def test_demo_runs_the_whole_loop(tmp_path: Path) -> None:
     assert refused.returncode == 1
     assert "was not made by 'soar demo'" in refused.stderr
     assert (foreign / "keep.txt").exists()
+
+
+def test_demo_on_the_lab_contains_for_real_and_releases(tmp_path: Path) -> None:
+    """`soar demo --lab`: the same loop, host actions executed on the lab hosts, verified, then released."""
+    from tests.integration.hosts.conftest import _lab_up
+    from tests.integration.hosts.lab import host_lock, nft_ruleset
+    from tests.services import require
+
+    require("SSH lab", _lab_up)
+    with host_lock("web1"):
+        out = run_soar("demo", "--lab", "--workdir", str(tmp_path / "lab-demo"), "--quiet")
+        assert out.returncode == 0, out.stderr[-2000:]
+        text = out.stdout
+        assert "LAB: host actions executed" in text
+        assert re.search(r"hosts\.isolate_host\s+web-01\s+succeeded\s+policy: approve", text)
+        assert "web1: sudo -n -- sh -s -- apply" in text  # the alias resolved to the lab host
+        contained = text.split("Containment executed and verified:", 1)[1].split("\n\n", 1)[0]
+        assert "hosts.isolate_host web-01" in contained
+        mttc = re.search(r"MTTC \(alert → verified containment, median\): (\d+) s", text)
+        assert mttc and int(mttc.group(1)) > 0  # measured from the runs, includes the on-call's approval
+        # the demo released what it contained: nothing of soar's isolation is left on web1
+        assert "soar_isolate" not in nft_ruleset("web1")
+        db = sqlite3.connect(tmp_path / "lab-demo" / "state" / "state.sqlite3")
+        runs = [json.loads(doc) for (doc,) in db.execute("SELECT doc FROM docs WHERE kind = 'runs'")]
+        isolating = [r for r in runs if r.get("contained_targets")]
+        assert isolating and all(r["status"] == "rolled_back" for r in isolating)
