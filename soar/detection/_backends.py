@@ -69,6 +69,17 @@ _UNPORTABLE_REGEX = (
 )
 
 
+def portable_regexp(value: Any) -> str:
+    """The pattern of a ``|re`` value both engines run alike; raise for flags or unportable constructs."""
+    if value.flags:
+        raise SigmaFeatureNotSupportedByBackendError(
+            "regular expression flags (|i, |m, |s) are not supported (Elasticsearch Lucene has none)"
+        )
+    pattern = str(value.regexp)
+    check_portable_regex(pattern)
+    return pattern
+
+
 def check_portable_regex(pattern: str) -> None:
     """Raise when ``pattern`` uses a construct Elasticsearch's Lucene RegExp does not have."""
     for construct, what in _UNPORTABLE_REGEX:
@@ -113,13 +124,7 @@ class SoarLuceneBackend(LuceneBackend):
     def convert_condition_field_eq_val_re(
         self, cond: ConditionFieldEqualsValueExpression, state: ConversionState
     ) -> Any:
-        value: Any = cond.value
-        if value.flags:
-            raise SigmaFeatureNotSupportedByBackendError(
-                "regular expression flags (|i, |m, |s) are not supported on Elasticsearch Lucene"
-            )
-        check_portable_regex(str(value.regexp))
-        wrapped = SigmaRegularExpression(search_regex(str(value.regexp)))
+        wrapped = SigmaRegularExpression(search_regex(portable_regexp(cond.value)))
         cond = copy.copy(cond)
         cond.value = wrapped
         return super().convert_condition_field_eq_val_re(cond, state)
@@ -184,13 +189,7 @@ class SoarSQLiteBackend(sqliteBackend):
     def convert_condition_field_eq_val_re(
         self, cond: ConditionFieldEqualsValueExpression, state: ConversionState
     ) -> Any:
-        value: Any = cond.value
-        if value.flags:
-            raise SigmaFeatureNotSupportedByBackendError(
-                "regular expression flags (|i, |m, |s) are not supported (they are not on Elasticsearch)"
-            )
-        check_portable_regex(str(value.regexp))
-        return f"soar_regexp({_sql_str(str(value.regexp))}, {VALUE})"
+        return f"soar_regexp({_sql_str(portable_regexp(cond.value))}, {VALUE})"
 
     def convert_condition_val_str(self, cond: ConditionValueExpression, state: ConversionState) -> Any:
         """Keyword search: any string value of the event (not its timestamp) contains the keyword."""
