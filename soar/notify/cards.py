@@ -8,6 +8,7 @@ truncated to Slack's limits before it reaches a block.
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -47,6 +48,7 @@ STATUS_EMOJI = {
 }
 
 Block = dict[str, Any]
+SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,20}$")  # only a well-formed id becomes a mention
 
 
 def escape(value: Any, limit: int = SECTION_LIMIT) -> str:
@@ -254,34 +256,55 @@ def approval_request(event: Mapping[str, Any]) -> tuple[str, list[Block]]:
     return _fallback(f"Approval needed for step {step_id}"), blocks
 
 
+def people(approval: Mapping[str, Any], field: str = "approvers") -> str:
+    """Who voted, for a message: each principal, with a mention of the Slack user who clicked."""
+    slack_users = approval.get("slack_users") or {}
+    out = []
+    for name in [str(a) for a in approval.get(field) or []]:
+        sid = str(slack_users.get(name) or "")
+        out.append(f"{escape(name, 60)} (<@{sid}>)" if SLACK_USER_ID.match(sid) else escape(name, 60))
+    return ", ".join(out)
+
+
+def _denied_by(approval: Mapping[str, Any]) -> str:
+    return people(approval, "denials") or "unknown"
+
+
 def approval_decided(event: Mapping[str, Any], *, final: bool) -> tuple[str, list[Block]]:
     """The approval message after a decision: buttons replaced by who decided, unless more approvals are needed."""
     approval = event.get("approval") or {}
     decision = str(approval.get("status") or approval.get("decision") or "approved")
-    approvers = [str(a) for a in approval.get("approvers") or []]
-    who = ", ".join(escape(a, 60) for a in approvers) or "nobody"
     emoji = STATUS_EMOJI.get(decision, ":ballot_box_with_check:")
     raw_step = str(approval.get("step") or (event.get("step") or {}).get("id") or "?")
     step_id = escape(raw_step, 60)
     if not final:
         return approval_request(event)
-    text = f"{emoji} step `{step_id}` *{escape(decision, 20)}*" + (f" by {who}" if decision == "approved" else "")
-    return _fallback(f"step {raw_step} {decision}"), [_section(text)]
+    text = f"{emoji} step `{step_id}` *{escape(decision, 20)}*"
+    if decision == "approved":
+        text += f" by {people(approval) or 'nobody'}"
+    elif decision == "denied":
+        text += f" by {_denied_by(approval)}"
+    fallback = f"step {raw_step} {decision}" + (
+        f" by {', '.join(str(d) for d in approval.get('denials') or [])}" if decision == "denied" else ""
+    )
+    return _fallback(fallback), [_section(text)]
 
 
 def decision_reply(event: Mapping[str, Any]) -> tuple[str, list[Block]]:
-    """The thread reply for a decision: who has approved so far, or the final outcome."""
+    """The thread reply for a decision: who has approved so far, or the final outcome and who decided it."""
     approval = event.get("approval") or {}
     decision = str(approval.get("status") or approval.get("decision") or "approved")
     approvers = [str(a) for a in approval.get("approvers") or []]
     required = int(approval.get("required") or 1)
     raw_step = str(approval.get("step") or (event.get("step") or {}).get("id") or "?")
     step_id = escape(raw_step, 60)
-    who = ", ".join(escape(a, 60) for a in approvers)
+    who = people(approval)
     if decision == "pending":
         text = f":ballot_box_with_check: step `{step_id}`: {len(approvers)} of {required} approvals ({who})"
     else:
         text = f"{STATUS_EMOJI.get(decision, ':ballot_box_with_check:')} step `{step_id}` *{escape(decision, 20)}*"
+        if decision == "denied":
+            text += f" by {_denied_by(approval)}"
         if who:
             text += f" — approvals: {who} ({len(approvers)} of {required})"
     return _fallback(f"step {raw_step} {decision}"), [_section(text)]

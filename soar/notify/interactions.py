@@ -191,6 +191,7 @@ def handle(settings: Settings, store: Store, interaction: Interaction) -> dict[s
             decision="deny" if interaction.decision == "deny" else "approve",
             via="slack",
             attributes=dict(principal.attributes),
+            slack_user=interaction.user_id,
         )
     except Exception as exc:  # a SoarError (unknown run, expired, not allowed) becomes the clicker's answer
         message = str(exc) if _is_soar_error(exc) else f"could not record the decision ({type(exc).__name__})"

@@ -61,10 +61,13 @@ def _publish(settings: Settings, store: Store, run_id: str, doc: dict[str, Any])
     run = store.get(RUNS, run_id)
     if run is None:
         return
+    votes = [*doc["approvers"], *doc["denials"]]
     approval = {
         "step": doc["step"],
         "required": doc["required"],
         "approvers": [a["approver"] for a in doc["approvers"]],
+        "denials": [d["approver"] for d in doc["denials"]],
+        "slack_users": {v["approver"]: v["slack_user"] for v in votes if v.get("slack_user")},
         "status": doc["status"],
         "expires_at": doc.get("expires_at_iso"),
     }
@@ -88,6 +91,11 @@ def expire(settings: Settings, store: Store, approval_id: str) -> dict[str, Any]
     return None
 
 
+def who(vote: dict[str, Any]) -> str:
+    """A voter for messages and records: the principal, and the Slack user when the vote came from Slack."""
+    return f"{vote['approver']} (Slack {vote['slack_user']})" if vote.get("slack_user") else str(vote["approver"])
+
+
 def _apply(doc: dict[str, Any], vote: dict[str, Any], decision: str) -> tuple[dict[str, Any], bool, str]:
     if doc["status"] != "pending":
         return doc, False, f"already {doc['status']}"
@@ -100,7 +108,7 @@ def _apply(doc: dict[str, Any], vote: dict[str, Any], decision: str) -> tuple[di
     if decision == "deny":
         doc["denials"].append(vote)
         doc.update(status="denied", decided_at=utcnow_iso())
-        return doc, True, f"denied by {vote['approver']}"
+        return doc, True, f"denied by {who(vote)}"
     doc["approvers"].append(vote)
     if len(doc["approvers"]) >= int(doc["required"]):
         doc.update(status="approved", decided_at=utcnow_iso())
@@ -120,8 +128,13 @@ def decide(
     via: Literal["cli", "api", "slack"],
     attributes: dict[str, Any] | None = None,
     resume: bool = True,
+    slack_user: str | None = None,
 ) -> ApprovalOutcome:
-    """Approve or deny the pending step ``step_id`` of run ``run_id``; resumes the run when decided."""
+    """Approve or deny the pending step ``step_id`` of run ``run_id``; resumes the run when decided.
+
+    ``slack_user`` (the clicker's Slack id) is kept with the vote so the thread and the run record
+    name the Slack user beside the principal it maps to.
+    """
     if decision not in ("approve", "deny"):
         raise InputError(f"decision must be approve or deny, got {decision!r}")
     if not approver:
@@ -144,6 +157,8 @@ def decide(
             f"{approver} (role {role}) may not decide step {target['step']}: needs one of {', '.join(target['roles'])}"
         )
     vote = {"approver": approver, "role": role, "via": via, "at": utcnow_iso(), "attributes": attributes or {}}
+    if slack_user:
+        vote["slack_user"] = slack_user
     for _ in range(20):
         rec = store.get(APPROVALS, target["id"])
         if rec is None:
@@ -165,7 +180,14 @@ def decide(
         settings,
         f"approval.{decision}",
         run_id,
-        {"step": doc["step"], "approver": approver, "role": role, "via": via, "status": doc["status"]},
+        {
+            "step": doc["step"],
+            "approver": approver,
+            "role": role,
+            "via": via,
+            "status": doc["status"],
+            **({"slack_user": slack_user} if slack_user else {}),
+        },
     )
     _publish(settings, store, run_id, doc)
     if resume and doc["status"] != "pending":

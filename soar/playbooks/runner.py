@@ -115,8 +115,8 @@ def _advance(run: HeldRun, locks: Locks) -> Next:
         if step_rec is None:
             step_rec = _expand(run, pb, entry)
             run.save()
-        if step_rec["status"] in ("succeeded", "skipped", "failed"):
-            if step_rec["status"] == "failed" and not _on_failure(run, pb, entry, step_rec):
+        if step_rec["status"] in ("succeeded", "skipped", "failed", "denied"):
+            if step_rec["status"] in ("failed", "denied") and not _on_failure(run, pb, entry, step_rec):
                 if run.doc["status"] in TERMINAL:
                     return Next("done")
                 continue  # the rollback phase has begun
@@ -194,10 +194,19 @@ def _work_on_step(
         return _work_on_instance(run, step, step_rec, inst, locks)
     statuses = {i["status"] for i in step_rec["instances"]}
     bad = sorted(statuses - {"succeeded", "skipped"})
-    step_rec["status"] = "failed" if bad else "succeeded"
+    # A denial is a decision, not a fault: the step is ``denied`` (naming who) and on_failure says what follows.
+    step_rec["status"] = ("denied" if bad == ["denied"] else "failed") if bad else "succeeded"
+    if bad == ["denied"]:
+        step_rec["denied_by"] = [
+            {k: d.get(k) for k in ("approver", "role", "via", "slack_user", "at") if d.get(k)}
+            for i in step_rec["instances"]
+            for d in (i.get("approval") or {}).get("denials", [])
+        ]
     if bad:
         step_rec["error"] = "; ".join(
-            f"{i['key']}: {i['status']}: {i.get('error') or ''}".rstrip(": ")
+            (i.get("error") or "denied")
+            if bad == ["denied"] and len(step_rec["instances"]) == 1
+            else f"{i['key']}: {i['status']}: {i.get('error') or ''}".rstrip(": ")
             for i in step_rec["instances"]
             if i["status"] not in ("succeeded", "skipped")
         )
@@ -337,8 +346,9 @@ def _check_approval(run: HeldRun, inst: dict[str, Any]) -> Next | None:
     if a["status"] == "approved":
         inst["status"] = "ready"
     elif a["status"] == "denied":
-        who = ", ".join(d["approver"] for d in a["denials"])
-        inst.update(status="denied", error=f"denied by {who}")
+        from soar.playbooks.approvals import who
+
+        inst.update(status="denied", error="denied by " + ", ".join(who(d) for d in a["denials"]))
     else:
         inst.update(status="expired", error="approval expired")
     if inst["status"] != "ready" and inst.get("quota"):
@@ -348,17 +358,27 @@ def _check_approval(run: HeldRun, inst: dict[str, Any]) -> Next | None:
 
 
 def _on_failure(run: HeldRun, pb: Playbook, entry: dict[str, Any], step_rec: dict[str, Any]) -> bool:
-    """Apply on_failure; True to move on to the next step."""
+    """Apply on_failure to a failed or denied step; True to move on to the next step.
+
+    Under ``continue`` a denied step is listed in ``denied_steps`` (the run can still succeed:
+    the on-call decided, nothing broke); a failed one in ``failed_steps`` (the run ends failed).
+    """
+    denied = step_rec["status"] == "denied"
     if run.doc["phase"] == "rollback" or step_rec["on_failure"] == "continue":
-        run.doc.setdefault("failed_steps", [])
-        if step_rec["id"] not in run.doc["failed_steps"]:
-            run.doc["failed_steps"].append(step_rec["id"])
+        listed = run.doc.setdefault("denied_steps" if denied else "failed_steps", [])
+        if step_rec["id"] not in listed:
+            listed.append(step_rec["id"])
         return True
+    why = (
+        f"step {step_rec['id']} {step_rec.get('error')}"
+        if denied
+        else f"step {step_rec['id']} failed: {step_rec.get('error')}"
+    )
     if step_rec["on_failure"] == "abort":
-        run.doc["error"] = f"step {step_rec['id']} failed: {step_rec.get('error')}"
+        run.doc["error"] = why
         _finish(run, "failed")
         return False
-    start_rollback(run, pb, f"step {step_rec['id']} failed: {step_rec.get('error')}")
+    start_rollback(run, pb, why)
     return False
 
 

@@ -222,3 +222,34 @@ def test_verdict_buttons_on_the_card_record_the_analysts_verdict(api: Api, store
     # a verdict click naming no alert is a malformed payload: 400, nothing changes
     bad = _verdict_click("", "UALICE", "soar.verdict_tp", channel)
     assert post(api, bad)[0].status_code == 400
+
+
+def test_a_denial_names_the_slack_user_and_the_principal_everywhere(api: Api, store: Store) -> None:
+    run_id, step = start_run(api, store)
+    channel = channel_id(api)
+    assert post(api, payload(run_id, step, "UALICE", channel=channel))[0].status_code == 200
+    assert eventually(lambda: len(approval(store, run_id)["approvers"]) == 1)
+    assert post(api, payload(run_id, step, "UBOB", action_id="soar.deny", channel=channel))[0].status_code == 200
+    assert eventually(lambda: approval(store, run_id)["status"] == "denied")
+    # the buttons are replaced by the decision, naming who denied (principal and Slack user)
+    decided = eventually(
+        lambda: (m := approval_message(api, run_id)) and not any(b["type"] == "actions" for b in m["blocks"]) and m
+    )
+    assert decided and "*denied* by bob (<@UBOB>)" in str(decided["blocks"]), decided
+    # the thread reply says the same, with the approval given before
+    replies = [str(m["blocks"]) for m in api.workspace.state()["messages"] if m["thread_ts"]]
+    assert eventually(
+        lambda: any(
+            "*denied* by bob (<@UBOB>)" in str(m["blocks"]) and "approvals: alice (<@UALICE>)" in str(m["blocks"])
+            for m in api.workspace.state()["messages"]
+            if m["thread_ts"]
+        )
+    ), replies
+    # the run record: the step is denied, by bob via Slack as UBOB; the playbook aborts (its on_failure)
+    run = eventually(lambda: (r := store.get("runs", run_id)) and r.doc["status"] == "failed" and r.doc)
+    assert run, "the run ended"
+    contain = run["steps"][step]
+    assert contain["status"] == "denied" and contain["error"] == "denied by bob (Slack UBOB)"
+    assert [(d["approver"], d["via"], d["slack_user"]) for d in contain["denied_by"]] == [("bob", "slack", "UBOB")]
+    assert run["error"] == f"step {step} denied by bob (Slack UBOB)"
+    assert approval(store, run_id)["denials"][0]["slack_user"] == "UBOB"

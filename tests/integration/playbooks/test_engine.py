@@ -234,17 +234,50 @@ def test_two_of_m_approvals_and_same_person_counts_once(content: Content, pb_set
     assert _run(rt, run_id)["status"] == "succeeded"
 
 
-def test_denied_step_follows_on_failure(content: Content, pb_settings: Settings) -> None:
+def test_a_denial_under_continue_goes_on_and_names_the_denier(content: Content, pb_settings: Settings) -> None:
     content.playbook("contain", CONTAIN.replace("{on_failure}", "continue"))
     rt, started = _start(pb_settings, alert(host="web1"))
     out = decide(
-        pb_settings, rt.store, started[0], "contain", approver="bob", role="approver", decision="deny", via="cli"
+        pb_settings,
+        rt.store,
+        started[0],
+        "contain",
+        approver="bob",
+        role="approver",
+        decision="deny",
+        via="slack",
+        slack_user="UBOB",
     )
-    assert out.status == "denied"
+    assert out.status == "denied" and out.message == "denied by bob (Slack UBOB)"
     run = _run(rt, started[0])
-    assert run["steps"]["contain"]["instances"][0]["status"] == "denied"
-    assert run["steps"]["note"]["instances"][0]["params"]["text"] == "contained web1: failed"
+    step = run["steps"]["contain"]
+    assert step["status"] == "denied" and step["error"] == "denied by bob (Slack UBOB)"
+    assert [(d["approver"], d["role"], d["via"], d["slack_user"]) for d in step["denied_by"]] == [
+        ("bob", "approver", "slack", "UBOB")
+    ]
+    assert step["instances"][0]["status"] == "denied"
+    # the run went on: the next step ran and saw the denial; a decision is not a failure
+    assert run["steps"]["note"]["instances"][0]["params"]["text"] == "contained web1: denied"
+    assert run["status"] == "succeeded" and run["denied_steps"] == ["contain"] and not run.get("failed_steps")
+    assert run["outputs"] == {"state": "denied"}
     assert [c["action"] for c in calls(content.state)] == ["testkit.note"]
+    audit = [r.doc for r in rt.store.find("audit", {"action": "approval.deny"}, limit=10)]
+    assert [(a["details"]["approver"], a["details"]["slack_user"]) for a in audit] == [("bob", "UBOB")]
+
+
+@pytest.mark.parametrize(("on_failure", "status"), [("abort", "failed"), ("rollback", "rolled_back")])
+def test_a_denial_under_abort_or_rollback_follows_it(
+    content: Content, pb_settings: Settings, on_failure: str, status: str
+) -> None:
+    content.playbook("contain", CONTAIN.replace("{on_failure}", on_failure))
+    rt, started = _start(pb_settings, alert(host="web1"))
+    decide(pb_settings, rt.store, started[0], "contain", approver="bob", role="approver", decision="deny", via="cli")
+    run = _run(rt, started[0])
+    assert run["status"] == status and run["steps"]["contain"]["status"] == "denied"
+    assert "note" not in run["steps"] or run["phase"] == "rollback"  # nothing after the denied step ran
+    why = run["error"] if on_failure == "abort" else run["rollback"]["reason"]
+    assert why == "step contain denied by bob"
+    assert calls(content.state) == []  # nothing was contained, so nothing to revert
 
 
 def test_approval_expires(content: Content, pb_settings: Settings) -> None:

@@ -115,6 +115,26 @@ def test_a_final_decision_replaces_the_buttons_and_a_partial_one_keeps_them() ->
     assert "approved" in blocks[0]["text"]["text"] and "alice, bob" in blocks[0]["text"]["text"]
 
 
+def test_a_denial_names_the_denier_and_only_a_well_formed_slack_id_becomes_a_mention() -> None:
+    approval = {
+        "step": "isolate",
+        "required": 2,
+        "status": "denied",
+        "approvers": ["alice"],
+        "denials": ["bob", HOSTILE],
+        "slack_users": {"alice": "UALICE", "bob": "UBOB", HOSTILE: "U1> <!channel"},
+    }
+    event = {"type": "approval_decided", "run_id": "run-9", "approval": approval}
+    text, blocks = cards.approval_decided(event, final=True)
+    shown = blocks[0]["text"]["text"]
+    assert not any(b["type"] == "actions" for b in blocks)
+    assert shown.startswith(":no_entry: step `isolate` *denied* by bob (<@UBOB>), &lt;!channel&gt;")
+    assert "<!channel" not in shown and text.startswith("step isolate denied by bob")
+    _, reply = cards.decision_reply(event)
+    assert "*denied* by bob (<@UBOB>)" in reply[0]["text"]["text"]
+    assert "approvals: alice (<@UALICE>) (1 of 2)" in reply[0]["text"]["text"]
+
+
 def test_long_values_are_cut_to_slack_limits() -> None:
     summary = cards.alert_summary(
         {**_alert(), "events": [{"message": "x" * 50_000}], "rule": {"title": "t" * 500, "level": "low"}}
