@@ -227,3 +227,8 @@ def _event(rule_id: str, spec: CorrelationSpec, hit: Mapping[str, Any]) -> list[
         return []
     value = flat.get(spec.field) if spec.field else None
     return [CorrelationEvent(rule_id, ts, group_key(flat, spec.group_by), value, hit["_id"])]
+
+
+def hit_events(base_rule_id: str, spec: CorrelationSpec, hit: Mapping[str, Any]) -> list[CorrelationEvent]:
+    """A base rule's search hit as the evaluator's event (the scheduler batches its own searches)."""
+    return _event(base_rule_id, spec, hit)

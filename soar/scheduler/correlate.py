@@ -1,16 +1,22 @@
-"""Correlation rules in the same cycle: fetch the base rules' events, evaluate, alert once per burst.
+"""Correlation rules in the same cycle: their base rules' searches ride in the cycle's ``_msearch``.
 
-The detection engine fetches (``correlation_events``, paged in a point in time) and
-evaluates (``evaluate_correlation``, sliding windows). A run searches its window widened
-by the correlation's timespan, so a burst that straddles two runs is seen whole. The
-alert id is rule + group key + the match's first event time; a match overlapping an
-alert already raised for the same group (an overlapping search seeing the same burst
-from a later start) is not raised again.
+A correlation over a window becomes one search *part* per base rule (the base rule's query
+over the window widened by the timespan, so a burst that straddles two windows is seen
+whole), searched together with every other due rule and paged the same way. The parts'
+hits become the evaluator's events (``evaluate_correlation``, sliding windows), and each
+match becomes an alert whose id is rule + group key + the match's first event time.
+
+Windows of the same rule overlap (look-back, widening, gap chunks, backfills), and a burst
+seen from a later start can slide into a slightly different match: a match overlapping an
+alert already raised for the same group is not raised again. A correlation whose base
+rules cannot be searched as queries (a chained correlation) is fetched by the detection
+engine instead (``EventSource.correlation_events``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from elastic_transport import ConnectionError as ESConnectionError
@@ -18,18 +24,67 @@ from elastic_transport import ConnectionTimeout as ESConnectionTimeout
 from elasticsearch import ApiError
 
 from soar.alerts import RuleRef, alert_from_events, fingerprint
-from soar.detection import evaluate_correlation
+from soar.detection import CorrelationEvent, evaluate_correlation
+from soar.detection.elastic import hit_events
 from soar.errors import SoarError
 from soar.scheduler.alerting import KIND, Draft
 from soar.scheduler.planning import Window, iso, parse_time
 from soar.scheduler.rules import ScheduledRule
-from soar.scheduler.search import SearchError, _api_error, unavailable
+from soar.scheduler.search import Job, JobResult, SearchError, _api_error, unavailable
 from soar.scheduler.sources import EventSource
 from soar.store import Store
 
 
 def widen(rule: ScheduledRule, window: Window) -> Window:
     return Window(window.start - float(rule.correlation.timespan), window.end)
+
+
+def batchable(rule: ScheduledRule) -> bool:
+    """Every base rule is a plain query (a chained correlation's base is itself a correlation)."""
+    return all(base.dsl is not None and base.correlation is None for base in rule.correlation.rules)
+
+
+def part_jobs(rule: ScheduledRule, window: Window, limit: int, gap_id: str | None = None) -> list[Job]:
+    """One search per base rule over the widened window; exceptions apply as the correlation's own."""
+    wide = widen(rule, window)
+    return [
+        Job(replace(rule, query=dict(base.dsl["query"])), wide, limit, gap_id, part=base.rule_id)
+        for base in rule.correlation.rules
+    ]
+
+
+def assemble(parts: Sequence[JobResult], window: Window) -> JobResult:
+    """The parts of one correlation over one window as one result (its events; the first error)."""
+    first = parts[0].job
+    out = JobResult(Job(replace(first.rule, query=None), window, first.limit, first.gap_id))
+    for res in parts:
+        if res.error is not None:
+            out.error = out.error or res.error
+            continue
+        out.total += res.total
+        out.hits.extend(res.hits)
+        for hit in res.hits:
+            out.events.extend(hit_events(str(res.job.part), first.rule.correlation, hit))
+    if out.error is not None:
+        out.hits, out.events = [], []
+    return out
+
+
+def fetch_direct(source: EventSource, job: Job, exceptions: Sequence[Mapping[str, Any]]) -> JobResult:
+    """A correlation the cycle cannot batch, fetched by the detection engine; errors stay with the rule."""
+    res = JobResult(job)
+    try:
+        res.events = list(source.correlation_events(job.rule, widen(job.rule, job.window), exceptions))
+    except (ESConnectionError, ESConnectionTimeout) as exc:
+        res.error = unavailable(exc)
+    except ApiError as exc:
+        res.error = _api_error(exc)
+    except SoarError as exc:
+        res.error = SearchError("error", str(exc)[:500])
+    except Exception as exc:  # a bug or an unexpected answer fails this rule's run, never the cycle
+        res.error = SearchError("error", f"correlation failed: {type(exc).__name__}: {exc}"[:500])
+    res.total = len(res.events)
+    return res
 
 
 def _entities(group: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -43,30 +98,15 @@ def _entities(group: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def correlation_drafts(
-    source: EventSource,
-    store: Store,
-    rule: ScheduledRule,
-    window: Window,
-    exceptions: Sequence[Mapping[str, Any]],
-    detected_at: float,
-) -> tuple[list[Draft], int, SearchError | None]:
-    """(alerts to write, events fetched, error) for one correlation rule over ``window``."""
+    store: Store, rule: ScheduledRule, events: Iterable[CorrelationEvent], detected_at: float
+) -> list[Draft]:
+    """The alerts the matches over ``events`` make, less those overlapping an alert already raised."""
     spec = rule.correlation
-    try:
-        events = source.correlation_events(rule, window, exceptions)
-    except (ESConnectionError, ESConnectionTimeout) as exc:
-        return [], 0, unavailable(exc)
-    except ApiError as exc:
-        return [], 0, _api_error(exc)
-    except SoarError as exc:
-        return [], 0, SearchError("error", str(exc)[:500])
-    except Exception as exc:  # a bug or an unexpected answer fails this rule's run, never the cycle
-        return [], 0, SearchError("error", f"correlation failed: {type(exc).__name__}: {exc}"[:500])
     drafts: list[Draft] = []
     for match in evaluate_correlation(spec, events):
         key_id = fingerprint(rule.id, "group", match.group)
         start, end = match.start.timestamp(), match.end.timestamp()
-        if _already_raised(store, rule.id, key_id, start):
+        if already_raised(store, rule.id, key_id, start, end):
             continue
         ref = RuleRef(id=rule.id, title=rule.title, level=rule.level, tags=list(rule.tags))  # type: ignore[arg-type]
         alert = alert_from_events(
@@ -87,12 +127,14 @@ def correlation_drafts(
         doc = alert.to_doc() | _entities(match.group)
         doc.update(first_event_time=iso(start), last_event_time=iso(end))
         drafts.append(Draft(doc, tuple(str(r) for r in match.refs), (end,)))
-    return drafts, len(events), None
+    return drafts
 
 
-def _already_raised(store: Store, rule_id: str, key_id: str, start: float) -> bool:
-    for rec in store.find(KIND, {"rule.id": rule_id, "group.key_id": key_id}, limit=1000):
-        end = parse_time(rec.doc.get("last_event_time"))
-        if end is not None and start <= end:
+def already_raised(store: Store, rule_id: str, key_id: str, start: float, end: float) -> bool:
+    """An alert of this rule and group whose events overlap ``[start, end]`` exists."""
+    for rec in store.find(KIND, {"rule.id": rule_id, "group.key_id": key_id}, limit=10_000):
+        first = parse_time(rec.doc.get("first_event_time"))
+        last = parse_time(rec.doc.get("last_event_time"))
+        if first is not None and last is not None and start <= last and end >= first:
             return True
     return False

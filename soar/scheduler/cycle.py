@@ -19,7 +19,7 @@ from elasticsearch import Elasticsearch
 from soar import metrics_prom as metrics
 from soar.config import Settings
 from soar.scheduler.alerting import Dispatch, Draft, commit, drafts_for_hits
-from soar.scheduler.correlate import correlation_drafts, widen
+from soar.scheduler.correlate import assemble, batchable, correlation_drafts, fetch_direct, part_jobs
 from soar.scheduler.planning import Window, chunks, iso, parse_time, plan_run
 from soar.scheduler.rules import ScheduledRule
 from soar.scheduler.search import Job, JobResult, RequestCounter, SearchError
@@ -31,8 +31,7 @@ log = logging.getLogger(__name__)
 
 EXCEPTIONS = "exceptions"
 MAX_GAP_JOBS = 4  # gap chunks searched per rule per cycle, so one long outage never stalls a cycle
-MAX_CORRELATION_SPAN = 24 * 3600.0  # a correlation run never searches more than a day back
-SUPPRESSED_HIT_LIMIT = 100_000  # events fetched per run for a suppressing rule (they collapse into few alerts)
+FETCH_LIMIT = 100_000  # events fetched per search for a suppressing rule or a correlation (few alerts)
 
 
 @dataclass
@@ -98,7 +97,29 @@ class Detector:
 
     @staticmethod
     def _limit(rule: ScheduledRule) -> int:
-        return SUPPRESSED_HIT_LIMIT if rule.suppress_by else rule.max_alerts
+        return FETCH_LIMIT if rule.suppress_by or rule.correlation is not None else rule.max_alerts
+
+    def _jobs(self, rule: ScheduledRule, window: Window, gap_id: str | None = None) -> list[Job]:
+        """A plain rule's search, or one search per base rule of a correlation (same ``_msearch``)."""
+        if rule.correlation is not None and batchable(rule):
+            return part_jobs(rule, window, self._limit(rule), gap_id)
+        return [Job(rule, window, self._limit(rule), gap_id)]
+
+    def _fetch(self, jobs: Sequence[Job], counter: RequestCounter) -> list[JobResult]:
+        """Search every job at once; a correlation's parts come back as one result per window."""
+        direct = [j for j in jobs if j.rule.query is None]
+        found = self._search([j for j in jobs if j.rule.query is not None], counter) if len(direct) < len(jobs) else []
+        out = [res for res in found if res.job.part is None]
+        parts: dict[tuple[str, str | None, float], list[JobResult]] = {}
+        for res in found:
+            if res.job.part is not None:
+                parts.setdefault((res.job.rule.id, res.job.gap_id, res.job.window.start), []).append(res)
+        for group in parts.values():
+            job = group[0].job
+            out.append(assemble(group, Window(job.window.start + float(job.rule.correlation.timespan), job.window.end)))
+        exceptions = self._exceptions() if direct else []
+        out += [fetch_direct(self.source, job, exceptions) for job in direct]
+        return out
 
     def run(self, rules: Sequence[ScheduledRule], now: float | None = None) -> CycleReport:
         """Search every given rule over its window (and its open gaps); write alerts; move checkpoints."""
@@ -106,10 +127,15 @@ class Detector:
         report = CycleReport(started_at=now)
         t0 = time.perf_counter()
         checkpoints = load_checkpoints(self.store, [r.id for r in rules])
-        rules = [r for r in rules if r.enabled and not _disabled(r, checkpoints.get(r.id))]
-        searchable = [r for r in rules if r.query is not None]
+        rules = [
+            r
+            for r in rules
+            if r.enabled
+            and not _disabled(r, checkpoints.get(r.id))
+            and (r.query is not None or r.correlation is not None)
+        ]
         jobs: list[Job] = []
-        for rule in searchable:
+        for rule in rules:
             plan = plan_run(rule, checkpoint_end(checkpoints.get(rule.id)), now, self.settings.detection_ingest_delay)
             run = report.runs.setdefault(rule.id, RuleRun(rule.id, plan.window))
             if plan.gap is not None:
@@ -117,56 +143,22 @@ class Detector:
                 run.gap = plan.gap
                 metrics.GAP_SECONDS.labels(rule.id).inc(plan.gap.seconds)
             if plan.window is not None:
-                jobs.append(Job(rule, plan.window, self._limit(rule)))
-        results_corr = self._correlations([r for r in rules if r.correlation is not None], checkpoints, now, report)
-        by_id = {r.id: r for r in searchable}
-        gap_jobs: dict[str, list[Job]] = {}
+                jobs += self._jobs(rule, plan.window)
+        by_id = {r.id: r for r in rules}
         for rule_id, gaps in open_gaps(self.store, by_id).items():
             for gap_id, gap in gaps:
                 for chunk in chunks(gap)[:MAX_GAP_JOBS]:
-                    gap_jobs.setdefault(gap_id, []).append(
-                        Job(by_id[rule_id], chunk, self._limit(by_id[rule_id]), gap_id)
-                    )
-        all_jobs = jobs + [j for js in gap_jobs.values() for j in js]
-        results = self._search(all_jobs, report.requests) if all_jobs else []
+                    jobs += self._jobs(by_id[rule_id], chunk, gap_id)
+        results = self._fetch(jobs, report.requests) if jobs else []
         for res in results:
             self._alerts(res, report)
         self._advance_gaps([r for r in results if r.job.gap_id], report)
-        self._checkpoints([r for r in results if not r.job.gap_id] + results_corr, checkpoints, report, now)
+        self._checkpoints([r for r in results if not r.job.gap_id], checkpoints, report, now)
         report.seconds = time.perf_counter() - t0
         metrics.CYCLE_SECONDS.observe(report.seconds)
         for run in report.runs.values():
             metrics.RULE_SECONDS.labels(run.rule_id).observe(run.seconds)
         return report
-
-    def _correlations(
-        self, rules: list[ScheduledRule], checkpoints: Mapping[str, dict[str, Any]], now: float, report: CycleReport
-    ) -> list[JobResult]:
-        """Correlation rules run after the plain searches, over their window widened by their timespan."""
-        out: list[JobResult] = []
-        if not rules:
-            return out
-        exceptions = self._exceptions()
-        for rule in rules:
-            plan = plan_run(rule, checkpoint_end(checkpoints.get(rule.id)), now, self.settings.detection_ingest_delay)
-            if plan.window is None:
-                continue
-            start = plan.gap.start if plan.gap is not None else plan.window.start
-            window = widen(rule, Window(max(start, plan.window.end - MAX_CORRELATION_SPAN), plan.window.end))
-            run = report.runs.setdefault(rule.id, RuleRun(rule.id, window))
-            t0 = time.perf_counter()
-            drafts, fetched, error = correlation_drafts(self.source, self.store, rule, window, exceptions, self.clock())
-            res = JobResult(Job(rule, plan.window, rule.max_alerts), total=fetched, error=error)
-            if error is None:
-                run.hits += fetched
-                metrics.RULE_HITS.labels(rule.id).inc(fetched)
-                self._commit(rule, drafts, run, report)
-            else:
-                run.error = error
-                metrics.RULE_ERRORS.labels(rule.id, error.kind).inc()
-            run.seconds += time.perf_counter() - t0
-            out.append(res)
-        return out
 
     def _exceptions(self) -> list[dict[str, Any]]:
         return [r.doc for r in self.store.find(EXCEPTIONS, {"status": "approved"}, limit=10_000)]
@@ -193,8 +185,8 @@ class Detector:
         report = CycleReport(started_at=self.clock())
         t0 = time.perf_counter()
         report.runs[rule.id] = RuleRun(rule.id, window)
-        jobs = [Job(rule, chunk, self._limit(rule)) for chunk in chunks(window)]
-        for res in self._search(jobs, report.requests):
+        jobs = [job for chunk in chunks(window) for job in self._jobs(rule, chunk)]
+        for res in sorted(self._fetch(jobs, report.requests), key=lambda r: r.job.window.start):
             self._alerts(res, report)
         report.seconds = time.perf_counter() - t0
         return report
@@ -207,10 +199,15 @@ class Detector:
             metrics.RULE_ERRORS.labels(rule.id, res.error.kind).inc()
             return
         t0 = time.perf_counter()
-        run.hits += len(res.hits)
+        hits = len(res.hits) or len(res.events)
+        run.hits += hits
         run.capped += res.capped
-        metrics.RULE_HITS.labels(rule.id).inc(len(res.hits))
-        self._commit(rule, drafts_for_hits(rule, res.hits, iso(self.clock())), run, report)
+        metrics.RULE_HITS.labels(rule.id).inc(hits)
+        if rule.correlation is not None:  # evaluated after earlier results' alerts exist, so overlaps are seen
+            drafts = correlation_drafts(self.store, rule, res.events, self.clock())
+        else:
+            drafts = drafts_for_hits(rule, res.hits, iso(self.clock()))
+        self._commit(rule, drafts, run, report)
         run.seconds += time.perf_counter() - t0
 
     def _advance_gaps(self, results: list[JobResult], report: CycleReport) -> None:

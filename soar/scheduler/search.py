@@ -51,12 +51,17 @@ class SearchError:
 
 @dataclass(frozen=True)
 class Job:
-    """One search to run: a rule over a window; ``gap_id`` when it fills a recorded gap."""
+    """One search to run: a rule over a window; ``gap_id`` when it fills a recorded gap.
+
+    ``part`` names the base rule when the search is one part of a correlation (its query
+    is the base rule's, its id the correlation's, so the correlation's exceptions apply).
+    """
 
     rule: ScheduledRule
     window: Window
     limit: int  # stop paging after this many hits
     gap_id: str | None = None
+    part: str | None = None
 
 
 @dataclass
@@ -65,6 +70,7 @@ class JobResult:
     hits: list[dict[str, Any]] = field(default_factory=list)
     total: int = 0
     error: SearchError | None = None
+    events: list[Any] = field(default_factory=list)  # a correlation's base-rule events (CorrelationEvent)
 
     @property
     def capped(self) -> int:

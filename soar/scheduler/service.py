@@ -55,8 +55,6 @@ def backfill(settings: Settings, detector: Detector, rule_ref: str, start: str, 
     rule = next((r for r in rules if rule_ref in (r.id, r.title)), None)
     if rule is None:
         raise InputError(f"--rule: no schedulable rule {rule_ref!r} under {settings.content_root}/rules")
-    if rule.query is None:
-        raise InputError(f"--rule {rule_ref}: correlation rules cannot be backfilled yet")
     return detector.backfill(rule, Window(t1, t2))
 
 

@@ -1,8 +1,9 @@
 """Where a detection cycle reads events: Elasticsearch (production) or the embedded SQLite store.
 
 The Detector plans windows, writes alerts and moves checkpoints the same way for
-both; only fetching differs. An event source answers two questions: which events
-each plain rule matched in a window, and which base-rule events a correlation sees.
+both; only fetching differs. An event source answers which events each search (a plain
+rule, or one base rule of a correlation) matched in a window, and, for a correlation
+the cycle cannot batch (a chained one), which base-rule events it sees.
 """
 
 from __future__ import annotations
@@ -115,6 +116,14 @@ class EmbeddedSource:
         )
         return [int(r[0]) for r in rows]
 
+    def _compiled_for(self, job: Job) -> CompiledRule | None:
+        """The rule's embedded compilation, or its base rule's when the job is a correlation part."""
+        compiled = self.compiled.get(job.rule.id)
+        if job.part is None or compiled is None:
+            return compiled
+        bases = compiled.correlation.rules if compiled.correlation is not None else ()
+        return next((b for b in bases if b.rule_id == job.part), None)
+
     def search(
         self,
         jobs: Sequence[Job],
@@ -128,7 +137,7 @@ class EmbeddedSource:
         for job in jobs:
             counter.search += 1
             res = JobResult(job)
-            compiled = self.compiled.get(job.rule.id)
+            compiled = self._compiled_for(job)
             if compiled is None or compiled.query is None:
                 results.append(res)
                 continue
