@@ -201,6 +201,7 @@ def run_demo(base: Settings, workdir: Path, *, lab: bool = False, progress: Prog
     from soar.store import open_store
 
     say = progress or (lambda _what, _done: None)
+    workdir = workdir.resolve()  # settings resolve relative paths against the content root, not the cwd
     inventory = lab_inventory() if lab else None
     prepare_workdir(workdir)
     events = shift(load_scenario(), end=datetime.now(UTC).timestamp() - 5 * CYCLE_SECONDS)

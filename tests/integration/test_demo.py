@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 from soar.demo import CYCLE_SECONDS, SCENARIO
-from tests.unit.test_cli import run_soar
+from tests.unit.test_cli import env_without_soar, run_soar
 
 EXPECTED = json.loads((SCENARIO.parent / "intrusion.expected.json").read_text())
 
@@ -56,9 +58,20 @@ def test_demo_runs_the_whole_loop(tmp_path: Path) -> None:
     digest = re.search(r"(\d+) alert cards, (\d+) thread replies", text)
     assert digest and int(digest.group(1)) > 0 and int(digest.group(2)) > 0
 
-    # a second run replaces the demo's own folder, and never a folder it did not make
-    again = run_soar("demo", "--workdir", str(workdir), "--quiet")
+    # a second run replaces the demo's own folder, and never a folder it did not make; a workdir
+    # relative to the current directory (not to the content root) works the same
+    again = subprocess.run(
+        [sys.executable, "-m", "soar", "demo", "--workdir", "demo", "--quiet"],
+        capture_output=True,
+        text=True,
+        env=env_without_soar(),
+        cwd=tmp_path,
+        timeout=120,
+        check=False,
+    )
     assert again.returncode == 0, again.stderr[-2000:]
+    assert re.search(r"hosts\.isolate_host\s+web-01\s+succeeded", again.stdout), again.stdout[-3000:]
+    assert not re.search(r"^\s+hosts\.\S+\s+\S+\s+failed", again.stdout, re.M), again.stdout[-3000:]
     foreign = tmp_path / "mine"
     foreign.mkdir()
     (foreign / "keep.txt").write_text("x")
