@@ -21,7 +21,8 @@ from soar.store import Conflict, Store
 from soar.store.base import get_path
 
 KIND = "alerts"
-MAX_EVENT_IDS = 1000  # event ids kept on a suppressed alert; beyond it the count is approximate
+MAX_EVENT_IDS = 1000  # event ids kept on a suppressed alert; beyond it they are counted in SEEN
+SEEN = "suppressed_events"  # (alert, event) pairs of an alert past MAX_EVENT_IDS, so its count stays exact
 Dispatch = Callable[[str], None]
 
 
@@ -105,6 +106,8 @@ class Committed:
 def commit(store: Store, draft: Draft, dispatch: Dispatch) -> Committed:
     """Write the alert once; hand it off when new (or when an earlier writer died before the hand-off)."""
     doc = {**draft.doc, "dispatched": False}
+    if len(draft.event_ids) > MAX_EVENT_IDS:  # before the alert exists: a crash in between leaves no undercount
+        _see(store, draft.id, draft.event_ids)
     if store.create(KIND, draft.id, doc):
         _hand_off(store, draft.id, dispatch)
         return Committed(draft.id, True)
@@ -131,22 +134,39 @@ def _hand_off(store: Store, alert_id: str, dispatch: Dispatch) -> None:
             continue
 
 
+def _see(store: Store, alert_id: str, event_ids: Sequence[str]) -> int:
+    """Record the events of an overflowing alert once each; returns how many it has in all (exact)."""
+    store.put_many(SEEN, {fingerprint(alert_id, e): {"alert_id": alert_id, "event_id": e} for e in event_ids})
+    return store.count(SEEN, {"alert_id": alert_id})
+
+
 def _merge_suppressed(store: Store, draft: Draft) -> None:
-    """Add events of a later search to the existing alert of their suppression group (idempotently)."""
+    """Add events of a later search to the existing alert of their suppression group (idempotently).
+
+    Up to MAX_EVENT_IDS events the alert's own ``event_ids`` say which were counted; past
+    that, every event id goes to SEEN (once per pair) and the count is SEEN's, re-read on
+    each versioned update, so overlapping searches and concurrent writers count each event once.
+    """
     for _ in range(10):
         rec = store.get(KIND, draft.id)
         if rec is None:
             return
         known = list(rec.doc.get("event_ids") or [])
-        new = [i for i in draft.event_ids if i not in set(known)]
+        seen = set(known)
+        new = [i for i in draft.event_ids if i not in seen]
         if not new:
             return
         doc = dict(rec.doc)
-        overflow = int(doc.get("suppressed_overflow", 0))
         room = max(0, MAX_EVENT_IDS - len(known))
         doc["event_ids"] = known + new[:room]
-        doc["suppressed_overflow"] = overflow + max(0, len(new) - room)
-        doc["suppressed_count"] = len(doc["event_ids"]) - 1 + doc["suppressed_overflow"]
+        overflowing = bool(rec.doc.get("suppressed_overflow"))
+        if overflowing or len(new) > room:
+            total = _see(store, draft.id, new if overflowing else known + new)  # known ids are in SEEN already
+        else:
+            total = len(doc["event_ids"])
+        total = max(total, int(rec.doc.get("suppressed_count", 0)) + 1)
+        doc["suppressed_count"] = total - 1
+        doc["suppressed_overflow"] = total - len(doc["event_ids"])
         times = sorted(t for t in (doc.get("last_event_time"), draft.doc.get("last_event_time")) if t)
         if times:
             doc["last_event_time"] = times[-1]

@@ -252,3 +252,32 @@ def test_suppression_keeps_one_alert_per_group_and_window_across_runs(
             and sorted(web[0]["event_ids"]) == ["s1", "s2", "s3", "s4"]
         )
     assert [r.doc["suppressed_count"] for r in store.find("alerts", {"host.name": "db"})] == [0]
+
+
+def test_suppressed_count_stays_exact_past_the_event_ids_kept(
+    es: Elasticsearch, events_index: str, det_settings: Settings, store: SQLiteStore, write_rule: Callable[..., str]
+) -> None:
+    rule_id = write_rule(interval="1s", lookback="5m", suppress={"by": ["host.name"], "window": "1h"})
+    rules = rules_of(det_settings)
+    now = (time.time() // 3600) * 3600 - 1800  # the middle of the last hour: one suppression window
+    index_events(es, events_index, [(f"a{i}", event(i, now - 100 + i * 0.05)) for i in range(1500)])
+    detector = Detector(det_settings, store, es, lambda _id: None)
+    assert detector.run(rules, now - 50).runs[rule_id].hits == 1000  # the first 1000 ids fill the alert
+    detector.run(rules, now)  # overlaps the first run: 500 new events, past the ids kept
+    index_events(es, events_index, [(f"b{i}", event(i, now + 1 + i * 0.01)) for i in range(300)])
+    detector.run(rules, now + 5)
+    detector.run(rules, now + 6)  # the same events again: nothing more
+
+    # Two workers merging the same new events at once still count each once.
+    index_events(es, events_index, [(f"c{i}", event(i, now + 7 + i * 0.01)) for i in range(200)])
+    racers = [Detector(det_settings, store, es, lambda _id: None) for _ in range(2)]
+    threads = [threading.Thread(target=d.run, args=(rules, now + 10)) for d in racers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    [alert] = [r.doc for r in store.find("alerts", {"rule.id": rule_id})]
+    assert alert["suppressed_count"] + 1 == 1500 + 300 + 200
+    assert len(alert["event_ids"]) == 1000 and alert["suppressed_overflow"] == 1000
+    assert store.count("suppressed_events", {"alert_id": alert["id"]}) == 2000
