@@ -19,10 +19,10 @@ import yaml
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from soar._config_file import ENV_PREFIX
+from soar._config_file import config_file_path as config_file_path  # re-exported: soar config show
 from soar.errors import ConfigError
 
-ENV_PREFIX = "SOAR_"
-CONFIG_FILE_NAMES = ("soar.yml", "soar.yaml", "soar.toml")
 MASK = "********"
 
 
@@ -141,19 +141,6 @@ class Settings(BaseSettings):
             else:
                 out[name] = value
         return out
-
-
-def config_file_path() -> Path | None:
-    explicit = os.environ.get(f"{ENV_PREFIX}CONFIG")
-    if explicit:
-        path = Path(explicit)
-        if not path.is_file():
-            raise ConfigError(f"{ENV_PREFIX}CONFIG: no such file {explicit}")
-        return path
-    for name in CONFIG_FILE_NAMES:
-        if Path(name).is_file():
-            return Path(name)
-    return None
 
 
 def _read_config_file(path: Path) -> dict[str, Any]:

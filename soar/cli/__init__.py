@@ -11,9 +11,11 @@ import sys
 from collections.abc import Sequence
 
 import typer
+import typer.main
 
 from soar.cli import _groups
 from soar.cli._app import app
+from soar.cli._params import plain_params
 from soar.errors import SoarError
 
 __all__ = ["app", "main"]
@@ -27,7 +29,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     debug = "--debug" in args
     _groups.register(app, args)
     try:
-        result = app(args=args, prog_name="soar", standalone_mode=False)
+        command = typer.main.get_command(app)  # what app(...) runs, with plain parameters made light
+        plain_params(command)
+        result = command.main(args=args, prog_name="soar", standalone_mode=False)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.TyperException as exc:  # usage errors: Typer prints them the way click does

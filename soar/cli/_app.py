@@ -6,7 +6,7 @@ import logging
 
 import typer
 
-from soar import __version__
+from soar.cli._settings import check_settings
 
 app = typer.Typer(
     name="soar",
@@ -29,12 +29,12 @@ def _root(
         # Client libraries log every retry; soar reports failures itself, once.
         for noisy in ("elastic_transport", "urllib3", "paramiko", "celery", "kombu"):
             logging.getLogger(noisy).setLevel(logging.ERROR)
-    from soar.config import get_settings
-
-    get_settings()  # an invalid setting stops every command, naming the setting
+    check_settings()  # an invalid setting stops every command, naming the setting
 
 
 @app.command()
 def version() -> None:
     """Print soar's version."""
+    from soar import __version__
+
     typer.echo(f"soar {__version__}")

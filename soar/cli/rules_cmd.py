@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from soar.cli._output import echo_json, table
-from soar.config import get_settings
+from soar.cli._settings import content_path, path_setting
 from soar.errors import InputError, SoarError
+
+if TYPE_CHECKING:
+    from soar.config import Settings
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -18,11 +21,17 @@ PATHS = typer.Argument(None, help="Rule files or folders (default: rules/ under 
 PIPELINE = typer.Option(None, "--pipeline", "-p", help="Pipeline name or YAML path, repeatable (default: ecs_linux).")
 
 
+def _settings() -> Settings:
+    """All settings (imports pydantic): a warm convert needs only the paths of soar.cli._settings."""
+    from soar.config import get_settings
+
+    return get_settings()
+
+
 def _paths(paths: list[Path] | None) -> list[Path]:
     if paths:
         return paths
-    settings = get_settings()
-    return [settings.content_path(Path("rules"))]
+    return [content_path(Path("rules"))]
 
 
 def _pipelines(pipelines: list[str] | None) -> tuple[str, ...]:
@@ -82,12 +91,11 @@ def convert(
         typer.echo(text, nl=False)
         _report([*ruleset.errors, *errors])
         return 1 if ruleset.errors or errors else 0
-    settings = get_settings()
-    cache = None if no_cache else CompileCache(settings.state_dir / "compile-cache")
+    cache = None if no_cache else CompileCache(path_setting("state_dir") / "compile-cache")
     result = convert_paths(_paths(paths), target, pipelines, cache)
     if as_json:
         # One compact JSON array: with thousands of rules, indenting would cost more than the cache saves.
-        typer.echo(json.dumps(result.records, sort_keys=True))
+        typer.echo(result.to_json())
     else:
         for c in result.compiled:
             typer.echo(f"# {c.rule_id} {c.title} ({c.path})")
@@ -120,7 +128,7 @@ def test(
 
     if engine not in ("embedded", "elasticsearch"):
         raise InputError(f"--engine {engine}: unknown engine (known: embedded, elasticsearch)")
-    settings = get_settings()
+    settings = _settings()
     pipelines = _pipelines(pipeline)
     loaded = read_events_file(events) if events is not None else None
     ruleset = load_rules(_paths(paths))
@@ -217,7 +225,7 @@ def _precision(rule_ids: list[str]) -> dict[str, dict[str, Any]]:
     from soar.store import open_store
 
     try:
-        store = open_store(get_settings())
+        store = open_store(_settings())
     except Exception as exc:  # coverage is an offline report: the store is a bonus, never a failure
         typer.echo(f"note: precision unavailable, state store not reachable ({type(exc).__name__})", err=True)
         return {}
@@ -245,7 +253,7 @@ def install_template(
     from soar.connections import check_elasticsearch, elasticsearch_client
     from soar.detection.elastic import TEMPLATE_NAME, install_index_template
 
-    settings = get_settings()
+    settings = _settings()
     patterns = pattern or [settings.events_index]
     check_elasticsearch(settings)
     es = elasticsearch_client(settings)

@@ -11,7 +11,6 @@ import json
 import sqlite3
 import threading
 from dataclasses import dataclass, fields
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -71,19 +70,14 @@ class CompiledRule:
 
 
 def backend_versions() -> str:
-    parts = []
-    for dist in ("pysigma", "pysigma-backend-elasticsearch", "pysigma-backend-sqlite"):
-        try:
-            parts.append(f"{dist}={metadata.version(dist)}")
-        except metadata.PackageNotFoundError:  # pragma: no cover
-            parts.append(f"{dist}=?")
-    from soar import __version__
+    """The versions a compilation depends on, read from dist-info files (importing metadata costs a warm run)."""
+    from soar._version import __version__, installed_version
 
-    parts.append(f"soar={__version__}")
-    return ",".join(parts)
+    dists = ("pysigma", "pysigma-backend-elasticsearch", "pysigma-backend-sqlite")
+    return ",".join([*(f"{d}={installed_version(d) or '?'}" for d in dists), f"soar={__version__}"])
 
 
-CACHE_FORMAT = "2"  # bump when what is stored, or how it is compiled, changes without a version change
+CACHE_FORMAT = "3"  # bump when what is stored, or how it is compiled, changes without a version change
 
 
 class CompileCache:
