@@ -1,14 +1,21 @@
 """Prometheus metrics of continuous detection, and the endpoint that serves them.
 
-With several worker processes, set ``PROMETHEUS_MULTIPROC_DIR`` (prometheus-client's
-multiprocess mode) and the endpoint aggregates every process.
+With several worker processes (Celery's prefork pool), set ``PROMETHEUS_MULTIPROC_DIR``
+(prometheus-client's multiprocess mode): each process writes its values to files there
+and the endpoint sums them. ``soar worker`` empties the directory when it starts, before
+its pool forks, so values of an earlier run are never summed into this one.
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess, start_http_server
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+if os.environ.get(MULTIPROC_ENV):  # the metrics below open their files there as they are defined
+    Path(os.environ[MULTIPROC_ENV]).mkdir(parents=True, exist_ok=True)
 
 CYCLE_SECONDS = Histogram(
     "soar_detection_cycle_seconds",
@@ -30,6 +37,28 @@ EVENT_TO_ALERT = Histogram(
     "From an event's @timestamp to its alert's creation",
     buckets=(0.5, 1, 2, 3, 5, 7, 10, 15, 30, 60, 120, 300, 900),
 )
+
+
+def multiprocess_dir() -> Path | None:
+    value = os.environ.get(MULTIPROC_ENV)
+    return Path(value) if value else None
+
+
+def reset_multiprocess_dir() -> Path | None:
+    """Empty (or create) the multiprocess directory: files of dead processes would be summed forever."""
+    directory = multiprocess_dir()
+    if directory is None:
+        return None
+    directory.mkdir(parents=True, exist_ok=True)
+    for old in directory.glob("*.db"):
+        old.unlink(missing_ok=True)
+    return directory
+
+
+def mark_process_dead(pid: int) -> None:
+    """A pool process exited: drop its live-gauge files (its counters and histograms stay summed)."""
+    if multiprocess_dir() is not None:
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
 
 
 def registry() -> CollectorRegistry | None:

@@ -40,6 +40,7 @@ def running_worker(
     pool: str = "prefork",
     log_path: Path | None = None,
     ready_timeout: float = 60.0,
+    extra_args: tuple[str, ...] = (),
 ) -> Iterator[subprocess.Popen[bytes]]:
     """A `soar worker` subprocess on Redis db ``db``; killed (and its children) on exit."""
     from celery import Celery
@@ -49,7 +50,7 @@ def running_worker(
     full_env.update({"SOAR_REDIS_URL": url, "SOAR_CONTENT_ROOT": str(REPO_ROOT), **(env or {})})
     log = Path(log_path or os.devnull).open("ab")  # noqa: SIM115 (closed below)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "soar", "worker", "-c", str(concurrency), "--pool", pool, "-l", "INFO"],
+        [sys.executable, "-m", "soar", "worker", "-c", str(concurrency), "--pool", pool, "-l", "INFO", *extra_args],
         env=full_env,
         stdout=log,
         stderr=subprocess.STDOUT,

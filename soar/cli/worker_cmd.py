@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 import typer
 
@@ -16,11 +17,15 @@ def register(root: typer.Typer) -> None:
         concurrency: int = typer.Option(2, "--concurrency", "-c", min=1),
         loglevel: str = typer.Option("INFO", "--loglevel", "-l"),
         pool: str = typer.Option("prefork", "--pool", help="prefork, threads or solo."),
+        metrics_port: int = typer.Option(
+            0, "--metrics-port", min=0, max=65535, help="Serve Prometheus metrics summed over the pool's processes."
+        ),
     ) -> None:
         """Run a Celery worker consuming detection, response and default queues."""
         from soar.celery_app import all_queues, configure
 
         settings = get_settings()
+        _metrics(metrics_port, settings.api_host, processes=concurrency if pool == "prefork" else 1)
         celery = configure(settings)
         for name in ("celery", "kombu"):  # the CLI quiets client libraries; a worker's own log is its output
             logging.getLogger(name).setLevel(logging.NOTSET)
@@ -40,3 +45,24 @@ def register(root: typer.Typer) -> None:
                 "--without-mingle",
             ]
         )
+
+
+def _metrics(port: int, host: str, *, processes: int) -> None:
+    """Multiprocess metrics: an empty directory before the pool forks; the endpoint in this (parent) process."""
+    from celery.signals import worker_process_shutdown
+
+    from soar import metrics_prom
+    from soar.errors import InputError
+
+    if metrics_prom.reset_multiprocess_dir() is not None:
+        worker_process_shutdown.connect(
+            lambda pid=None, **_: metrics_prom.mark_process_dead(pid or os.getpid()), weak=False
+        )
+    elif port and processes > 1:
+        raise InputError(
+            f"--metrics-port: a prefork pool of {processes} processes needs {metrics_prom.MULTIPROC_ENV} "
+            "(an empty directory for prometheus-client's multiprocess mode); without it the endpoint "
+            "shows only the parent process, which runs no task"
+        )
+    if port:
+        metrics_prom.serve(port, host)
