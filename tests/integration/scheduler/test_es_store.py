@@ -50,3 +50,22 @@ def test_cycle_and_gap_on_the_elasticsearch_store(
     assert ck is not None and ck.doc["runs_total"] == 2 and ck.doc["alerts_total"] == 9
     again = detector.run(rules, t0 + 301)
     assert again.created == [] and es_store.count("alerts") == 9
+
+
+def test_suppressed_count_past_the_ids_kept_on_the_elasticsearch_store(
+    es: Elasticsearch,
+    events_index: str,
+    det_settings: Settings,
+    es_store: ElasticsearchStore,
+    write_rule: Callable[..., str],
+) -> None:
+    rule_id = write_rule(interval="1s", lookback="5m", suppress={"by": ["host.name"], "window": "1h"})
+    rules, _ = load_scheduled_rules(det_settings)
+    now = (time.time() // 3600) * 3600 - 1800  # the middle of the last hour: one suppression window
+    index_events(es, events_index, [(f"a{i}", event(i, now - 100 + i * 0.05)) for i in range(1200)])
+    detector = Detector(det_settings, es_store, es, lambda _id: None)
+    detector.run(rules, now - 50)  # 1000 events
+    detector.run(rules, now)  # all 1200, overlapping
+    detector.run(rules, now + 1)  # all again: nothing new
+    [alert] = [r.doc for r in es_store.find("alerts", {"rule.id": rule_id})]
+    assert alert["suppressed_count"] + 1 == 1200 and alert["suppressed_overflow"] == 200
