@@ -159,6 +159,29 @@ def incident_card(
     return blocks[:MAX_BLOCKS]
 
 
+def card_followup(status: str, runs: Mapping[str, Mapping[str, Any]]) -> str:
+    """An update told in one line, for transports that cannot edit the card (incoming webhooks).
+
+    Only the statuses: each step has its own reply, so the line changes — and is posted — only
+    when the incident or a run changes status.
+    """
+    line = f":arrows_counterclockwise: status *{escape(status, 40)}*"
+    for run in list(runs.values())[:3]:
+        line += f" · playbook *{escape(run.get('playbook', '?'), 100)}* {escape(run.get('status', 'running'), 30)}"
+    return line
+
+
+def reference(summary: Mapping[str, Any] | None, incident: str | None) -> Block:
+    """A context line naming the card a message belongs to, where Slack cannot thread it."""
+    summary = summary or {}
+    host = f" on `{escape(summary['host'], 100)}`" if summary.get("host") else ""
+    level = escape(str(summary.get("level") or "?").upper(), 20)
+    text = f":leftwards_arrow_with_hook: re *[{level}] {escape(summary.get('title') or 'alert', 150)}*{host}"
+    if incident:
+        text += f" · alert `{escape(incident, 64)}`"
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
+
+
 def verdict_buttons(alert_id: str) -> Block:
     """The analyst's verdict on the card: it feeds rule precision and proposed exceptions."""
     value = json.dumps({"alert_id": alert_id})
@@ -205,7 +228,7 @@ def step_reply(event: Mapping[str, Any]) -> tuple[str, list[Block]]:
     text = f"{emoji} step `{escape(step.get('id', '?'), 60)}` ({escape(step.get('uses', ''), 80)}) {escape(status, 30)}"
     if step.get("summary"):
         text += f": {escape(step['summary'], 1500)}"
-    return _fallback(f"step {step.get('id', '?')} {status}"), [_section(text)]
+    return _fallback(f"step {step.get('id', '?')} {status}"), [section(text)]
 
 
 def approval_request(event: Mapping[str, Any]) -> tuple[str, list[Block]]:
@@ -250,7 +273,7 @@ def approval_request(event: Mapping[str, Any]) -> tuple[str, list[Block]]:
         "value": value,
     }
     blocks = [
-        _section(text),
+        section(text),
         {"type": "actions", "block_id": _plain(f"approval:{run_id}:{step_id}", 255), "elements": [approve, deny]},
     ]
     return _fallback(f"Approval needed for step {step_id}"), blocks
@@ -287,7 +310,7 @@ def approval_decided(event: Mapping[str, Any], *, final: bool) -> tuple[str, lis
     fallback = f"step {raw_step} {decision}" + (
         f" by {', '.join(str(d) for d in approval.get('denials') or [])}" if decision == "denied" else ""
     )
-    return _fallback(fallback), [_section(text)]
+    return _fallback(fallback), [section(text)]
 
 
 def decision_reply(event: Mapping[str, Any]) -> tuple[str, list[Block]]:
@@ -307,7 +330,7 @@ def decision_reply(event: Mapping[str, Any]) -> tuple[str, list[Block]]:
             text += f" by {_denied_by(approval)}"
         if who:
             text += f" — approvals: {who} ({len(approvers)} of {required})"
-    return _fallback(f"step {raw_step} {decision}"), [_section(text)]
+    return _fallback(f"step {raw_step} {decision}"), [section(text)]
 
 
 def generic_reply(event: Mapping[str, Any]) -> tuple[str, list[Block]]:
@@ -331,7 +354,7 @@ def generic_reply(event: Mapping[str, Any]) -> tuple[str, list[Block]]:
     if summary:
         parts.append(f": {escape(summary, 1500)}")
     parts.append(f"(run `{escape(event.get('run_id', ''), 64)}`)")
-    return _fallback(f"{kind} {status or ''}"), [_section(" ".join(parts))]
+    return _fallback(f"{kind} {status or ''}"), [section(" ".join(parts))]
 
 
 def storm_summary(summaries: Sequence[Mapping[str, Any]], channel: str) -> tuple[str, list[Block]]:
@@ -345,10 +368,11 @@ def storm_summary(summaries: Sequence[Mapping[str, Any]], channel: str) -> tuple
         f":cyclone: *Alert storm*: {len(summaries)} more alerts for {escape(channel, 80)} were summarised"
         f" instead of posted one by one ({len(hosts)} hosts).\n" + "\n".join(lines)
     )
-    return _fallback(f"Alert storm: {len(summaries)} alerts summarised"), [_section(text[:SECTION_LIMIT])]
+    return _fallback(f"Alert storm: {len(summaries)} alerts summarised"), [section(text[:SECTION_LIMIT])]
 
 
-def _section(text: str) -> Block:
+def section(text: str) -> Block:
+    """A mrkdwn section of already-escaped text, cut to Slack's limit."""
     return {"type": "section", "text": {"type": "mrkdwn", "text": text[:SECTION_LIMIT]}}
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from soar.alerts import utcnow_iso
 from soar.config import Settings
-from soar.notify import storm
+from soar.notify import cards, storm
 from soar.notify.outbox import CHANNELS_KIND, KIND, Message, open_messages
 from soar.notify.transport import CHANNEL_LEVEL_CODES, Permanent, RateLimited, Transient, Transport
 from soar.store import Conflict, Store
@@ -197,6 +197,10 @@ class Deliverer:
                     continue
                 if target.status != "sent":
                     continue  # wait for the card to be posted first
+                if message.op == "update" and self._needless(message, target):
+                    self._finish(message, version, "superseded", report)
+                    changed = True
+                    continue
             if message.status == "sending":
                 # Left in flight by a deliverer that died (we hold the lease now): Slack may have it.
                 message.uncertain = True
@@ -216,8 +220,46 @@ class Deliverer:
             return
         if status == "summarized":
             report.summarized += 1
+        elif status == "superseded":
+            report.superseded += 1
         elif status == "failed":
             report.failed += 1
+
+    @property
+    def _can_edit(self) -> bool:
+        return bool(getattr(self.transport, "can_edit", True))
+
+    def _needless(self, message: Message, target: Message) -> bool:
+        """An update Slack must not get: a revision not newer than what it shows (two workers, a retry
+        enqueue out of order), or — where messages cannot be edited — no new follow-up line."""
+        shown = target.shown_revision
+        if message.revision is not None and shown is not None and message.revision <= shown:
+            return True
+        if not self._can_edit:
+            return not message.followup or message.followup == target.shown_followup
+        return False
+
+    def _record_shown(self, target: Message, message: Message) -> None:
+        """Remember on the updated message what Slack now shows, for :meth:`_needless`."""
+        if message.revision is not None:
+            target.shown_revision = max(
+                message.revision, -1 if target.shown_revision is None else target.shown_revision
+            )
+        if not self._can_edit:
+            target.shown_followup = message.followup
+        for _ in range(20):
+            rec = self.store.get(KIND, target.key)
+            if rec is None:
+                return
+            stored = rec.doc.get("shown_revision")
+            if stored is not None and target.shown_revision is not None:
+                target.shown_revision = max(int(stored), target.shown_revision)
+            doc = {**rec.doc, "shown_revision": target.shown_revision, "shown_followup": target.shown_followup}
+            try:
+                self.store.update(KIND, target.key, doc, version=rec.version)
+                return
+            except Conflict:
+                continue
 
     def _pace(self) -> None:
         """Stay under Slack's per-channel limit; the console has none, so it is never slowed down."""
@@ -267,7 +309,11 @@ class Deliverer:
         message.status = "sent"
         message.sent_at = utcnow_iso()
         message.last_error = None
+        if message.op == "post" and message.revision is not None:
+            message.shown_revision = message.revision
         self._save(message, version)
+        if message.op == "update" and target is not None:
+            self._record_shown(target, message)
         self._channel_ok(message.channel)
         if deduplicated:
             report.deduplicated += 1
@@ -284,13 +330,19 @@ class Deliverer:
                 if found is not None:
                     message.channel_id, message.ts = found.channel_id, found.ts
                     return True
-            posted = self.transport.post(
-                message.channel, message.text, message.blocks, thread_ts=thread_ts, key=message.key
-            )
+            blocks = message.blocks
+            if target is not None and not getattr(self.transport, "can_thread", True):
+                blocks = [cards.reference(target.summary, message.incident), *blocks]  # no thread: say which card
+            posted = self.transport.post(message.channel, message.text, blocks, thread_ts=thread_ts, key=message.key)
             message.channel_id, message.ts = posted.channel_id, posted.ts
         elif message.op == "update":
             assert target is not None and target.ts is not None
-            self.transport.update(target.channel_id or target.channel, target.ts, message.text, message.blocks)
+            if self._can_edit:
+                channel_id = target.channel_id or target.channel
+                self.transport.update(channel_id, target.ts, message.text, message.blocks, key=message.key)
+            else:  # a follow-up naming the card stands for the edit Slack cannot make here
+                follow = [cards.reference(target.summary, message.incident), cards.section(message.followup or "")]
+                self.transport.post(message.channel, message.text, follow, thread_ts=None, key=message.key)
         else:
             thread_ts = target.ts if target else None
             self.transport.ephemeral(

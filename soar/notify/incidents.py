@@ -92,6 +92,7 @@ def open_thread(
                 blocks=blocks,
                 incident=incident,
                 summary={k: summary.get(k) for k in ("title", "level", "host", "rule_id")},
+                revision=0,
             ),
         )
         return doc
@@ -135,6 +136,12 @@ def apply_event(thread: dict[str, Any], event: Mapping[str, Any]) -> dict[str, A
     return thread
 
 
+def approval_revision(approval: Mapping[str, Any]) -> int:
+    """Votes only accumulate and a final decision comes last: so later states of a request rank higher."""
+    votes = len(approval.get("approvers") or []) + len(approval.get("denials") or [])
+    return 2 * votes + (1 if decision_of(approval)[1] else 0)
+
+
 def decision_of(approval: Mapping[str, Any]) -> tuple[str, bool]:
     """(decision, final): ``approved``/``denied``/``expired`` are final; ``pending`` with votes is not."""
     status = str(approval.get("status") or approval.get("decision") or "pending")
@@ -174,6 +181,7 @@ def _event_messages(thread: Mapping[str, Any], event: Mapping[str, Any]) -> list
                 target=approval_key(run_id, step_id),
                 text=text,
                 blocks=blocks,
+                revision=approval_revision(approval),
             )
         )
         text, blocks = cards.decision_reply(event)
@@ -213,13 +221,16 @@ def handle_event(settings: Settings, store: Store, event: Mapping[str, Any]) -> 
 
 
 def enqueue_card_update(store: Store, thread: Mapping[str, Any]) -> None:
+    """The card as of this thread revision; delivery never lets it replace a newer one."""
     summary = thread["summary"]
     status = str(thread.get("status", "open"))
-    blocks = cards.incident_card(summary, status=status, runs=thread.get("runs") or {}, planned=thread.get("planned"))
+    runs = thread.get("runs") or {}
+    blocks = cards.incident_card(summary, status=status, runs=runs, planned=thread.get("planned"))
+    revision = int(thread.get("revision") or 0)
     enqueue(
         store,
         Message(
-            key=f"update:{thread['card']}:{int(thread.get('revision') or 0):08d}",
+            key=f"update:{thread['card']}:{revision:08d}",
             op="update",
             kind="update",
             channel=str(thread["channel"]),
@@ -227,6 +238,8 @@ def enqueue_card_update(store: Store, thread: Mapping[str, Any]) -> None:
             target=str(thread["card"]),
             text=cards.card_text(summary, status),
             blocks=blocks,
+            revision=revision,
+            followup=cards.card_followup(status, runs),
         ),
     )
 

@@ -6,8 +6,9 @@ marks it sent exactly when Slack confirmed it. Replies and updates name their
 *target* message by key; they wait until the target has a Slack ``ts``.
 
 Statuses: ``pending`` → ``sending`` → ``sent``; ``superseded`` (a newer update of the same
-message went instead), ``summarized`` (folded into a storm summary), ``failed`` (Slack
-rejected this message itself; kept, shown by ``soar notify outbox``, retried on demand).
+message went instead, or Slack already shows a newer revision), ``summarized`` (folded into a
+storm summary), ``failed`` (Slack rejected this message itself; kept, shown by ``soar notify
+outbox``, retried on demand).
 """
 
 from __future__ import annotations
@@ -70,6 +71,13 @@ class Message:
     sent_at: str | None = None
     folded_into: str | None = None
     storm_exempt: bool = False
+    # Updates carry the revision of what they show; a posted message remembers the newest revision
+    # Slack shows, so an older update arriving late (two workers, a retry) is never sent after it.
+    revision: int | None = None
+    shown_revision: int | None = None
+    # For transports that cannot edit (incoming webhooks): a one-line follow-up standing for the update.
+    followup: str | None = None
+    shown_followup: str | None = None
 
     def to_doc(self) -> dict[str, Any]:
         return asdict(self)

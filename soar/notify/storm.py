@@ -3,7 +3,8 @@
 A storm — more pending alert cards than ``slack_storm_threshold`` — keeps the oldest
 cards and folds the rest into one summary (counts per rule and level, number of hosts).
 A card with a pending approval request is never folded, and a late approval request
-unfolds its card. Of several pending updates of one message only the newest is sent.
+unfolds its card. Of several pending updates of one message only the newest — the highest
+revision, whatever order workers enqueued them in — is sent.
 """
 
 from __future__ import annotations
@@ -53,12 +54,20 @@ def unfold(store: Store, key: str) -> None:
         return
 
 
+def _newness(message: Message) -> tuple[int, str]:
+    """Revision first (workers may enqueue out of order), then creation order."""
+    return (message.revision if message.revision is not None else -1, message.seq)
+
+
 def coalesce_updates(store: Store, entries: Entries) -> int:
-    """Supersede all but the newest pending update of each message; the number superseded."""
-    latest: dict[str, str] = {}
+    """Supersede all but the newest (highest revision) pending update of each message; the number superseded."""
+    newest: dict[str, Message] = {}
     for message, _ in entries:
         if message.op == "update" and message.target and message.status == "pending":
-            latest[message.target] = message.key
+            best = newest.get(message.target)
+            if best is None or _newness(message) > _newness(best):
+                newest[message.target] = message
+    latest = {target: m.key for target, m in newest.items()}
     count = 0
     for message, version in entries:
         if message.op == "update" and message.status == "pending" and latest.get(message.target or "") != message.key:

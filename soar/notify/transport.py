@@ -12,6 +12,7 @@ delivery loop (not the HTTP client) decides about retries:
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import sys
@@ -64,12 +65,16 @@ class Transport(Protocol):
     """What the delivery loop needs from Slack."""
 
     name: str
+    can_edit: bool  # chat.update: False for incoming webhooks (updates become follow-up posts)
+    can_thread: bool  # thread_ts: False for incoming webhooks (replies name their card instead)
 
     def post(
         self, channel: str, text: str, blocks: Sequence[Mapping[str, Any]], *, thread_ts: str | None, key: str
     ) -> Posted: ...
 
-    def update(self, channel_id: str, ts: str, text: str, blocks: Sequence[Mapping[str, Any]]) -> None: ...
+    def update(self, channel_id: str, ts: str, text: str, blocks: Sequence[Mapping[str, Any]], *, key: str) -> None:
+        """Edit a posted message; ``key`` (the update's idempotency key, with its revision) goes in its metadata."""
+        ...
 
     def ephemeral(
         self, channel: str, user: str, text: str, blocks: Sequence[Mapping[str, Any]], *, thread_ts: str | None
@@ -133,6 +138,8 @@ class SlackTransport:
     """The Web API with a bot token; the client's own retries are off — the outbox retries."""
 
     name = "slack"
+    can_edit = True
+    can_thread = True
 
     def __init__(self, token: str, base_url: str) -> None:
         self.client = WebClient(token=token, base_url=base_url, timeout=TIMEOUT, retry_handlers=[])
@@ -159,9 +166,15 @@ class SlackTransport:
             raise _classify(exc, sent=True) from exc
         return Posted(str(resp["channel"]), str(resp["ts"]))
 
-    def update(self, channel_id: str, ts: str, text: str, blocks: Sequence[Mapping[str, Any]]) -> None:
+    def update(self, channel_id: str, ts: str, text: str, blocks: Sequence[Mapping[str, Any]], *, key: str) -> None:
         try:
-            self.client.chat_update(channel=channel_id, ts=ts, text=text, blocks=[dict(b) for b in blocks])
+            self.client.chat_update(
+                channel=channel_id,
+                ts=ts,
+                text=text,
+                blocks=[dict(b) for b in blocks],
+                metadata={"event_type": METADATA_EVENT, "event_payload": {"key": key}},
+            )
         except Exception as exc:
             raise _classify(exc, sent=False) from exc  # an update repeated is the same update
 
@@ -194,6 +207,8 @@ class ConsoleTransport:
 
     name = "console"
     paced = False  # no rate limit to respect
+    can_edit = True  # an update prints the card again
+    can_thread = True
 
     def __init__(self, stream: Any = None) -> None:
         self.stream = stream or sys.stderr
@@ -212,7 +227,7 @@ class ConsoleTransport:
         where = f"{channel} (thread {thread_ts})" if thread_ts else channel
         return Posted(channel, self._emit(f"post to {where}", text, blocks))
 
-    def update(self, channel_id: str, ts: str, text: str, blocks: Sequence[Mapping[str, Any]]) -> None:
+    def update(self, channel_id: str, ts: str, text: str, blocks: Sequence[Mapping[str, Any]], *, key: str) -> None:
         self._emit(f"update {channel_id} {ts}", text, blocks)
 
     def ephemeral(
@@ -224,14 +239,31 @@ class ConsoleTransport:
         return None
 
 
-class WebhookTransport:
-    """An incoming webhook: the lighter option. One fixed channel, no threads, no updates, no ephemerals.
+WEBHOOK_LIMITS = (
+    "Slack is configured with an incoming webhook (slack_webhook_url): it cannot thread, edit or send "
+    "ephemeral messages, so replies are posted as messages naming their alert card, card updates as "
+    "one-line status follow-ups, and refusals are only logged. Set slack_bot_token for threads, "
+    "in-place card updates and approvals."
+)
 
-    Replies are posted as messages of their own; card updates and ephemerals are logged
-    instead (a webhook cannot edit or whisper). Use a bot token for threads and approvals.
+
+@functools.cache
+def warn_webhook_limits() -> None:
+    """Said once per process: the on-call should know what a webhook cannot do before relying on it."""
+    log.warning(WEBHOOK_LIMITS)
+
+
+class WebhookTransport:
+    """An incoming webhook: the lighter option. One fixed channel, no threads, no edits, no ephemerals.
+
+    Slack's limitation, not ours: the deliverer posts replies as messages of their own that name
+    their card, and each card update as a compact follow-up when the status changed (coalesced
+    like updates); ephemerals are logged. Use a bot token for threads and approvals.
     """
 
     name = "webhook"
+    can_edit = False
+    can_thread = False
 
     def __init__(self, url: str) -> None:
         self.client = WebhookClient(url, timeout=TIMEOUT, retry_handlers=[])
@@ -255,8 +287,8 @@ class WebhookTransport:
             raise Permanent("channel_not_found" if code in ("channel_not_found", "no_service") else code)
         return Posted(channel, f"webhook.{next(self._ids):06d}")
 
-    def update(self, channel_id: str, ts: str, text: str, blocks: Sequence[Mapping[str, Any]]) -> None:
-        log.info("webhook cannot update messages; card status now: %s", text)
+    def update(self, channel_id: str, ts: str, text: str, blocks: Sequence[Mapping[str, Any]], *, key: str) -> None:
+        raise Permanent("cant_update_message")  # the deliverer posts a follow-up instead (can_edit is False)
 
     def ephemeral(
         self, channel: str, user: str, text: str, blocks: Sequence[Mapping[str, Any]], *, thread_ts: str | None
@@ -272,5 +304,6 @@ def transport_for(settings: Settings) -> Transport:
     if settings.slack_bot_token is not None and settings.slack_bot_token.get_secret_value():
         return SlackTransport.from_settings(settings)
     if settings.slack_webhook_url is not None and settings.slack_webhook_url.get_secret_value():
+        warn_webhook_limits()
         return WebhookTransport(settings.slack_webhook_url.get_secret_value())
     return ConsoleTransport()

@@ -7,6 +7,7 @@ thread all happen in other processes; this test only watches the store and the s
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -112,3 +113,32 @@ def test_an_alert_without_a_playbook_gets_its_card_from_a_worker(api: Api, store
     assert "no playbook matches" in str(cards[0]["blocks"])
     time.sleep(1)
     assert len([m for m in api.workspace.top_level() if alert_id in str(m["blocks"])]) == 1
+
+
+def test_two_worker_processes_never_show_an_older_card_after_a_newer_one(api: Api, store: Store) -> None:
+    from soar.notify.incidents import THREADS_KIND
+    from soar.playbooks.events import make_event
+
+    alert_id = uuid.uuid4().hex
+    alert = {"id": alert_id, "rule": {"id": "r", "title": "Worker race", "level": "high"}}
+    run = {"id": f"run-{uuid.uuid4().hex[:8]}", "playbook": {"name": "p"}, "status": "running", "alert": alert}
+    events = [
+        make_event("step_finished", run, step={"id": f"step{n:02d}", "uses": "x.y", "status": "succeeded"})
+        for n in range(1, 13)
+    ]
+    client = Celery("client", broker=redis_url_for_db(DB))
+    try:
+        for event in events:  # both pool processes take them at once
+            client.send_task("soar.notify.run_event", args=[run["id"], event], queue="response")
+    finally:
+        client.close()
+    thread = eventually(lambda: (r := store.get(THREADS_KIND, alert_id)) and r.doc["revision"] == 12 and r.doc, 30)
+    assert thread, "every event reached the incident's thread"
+
+    def versions() -> list[int]:
+        cards = [m for m in api.workspace.top_level() if alert_id in str(m["blocks"])]
+        return [str(v["blocks"]).count("`step") for v in [*cards[0]["edits"], cards[0]]] if cards else []
+
+    assert eventually(lambda: versions()[-1:] == [12], 30), versions()  # Slack ends on the newest card
+    shown = versions()
+    assert shown == sorted(set(shown)), f"an older card was shown after a newer one: {shown}"
