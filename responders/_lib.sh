@@ -11,12 +11,33 @@ die() { code=$1; shift; printf 'soar-error: %s\n' "$*" >&2; say error "$*"; exit
 have() { command -v "$1" >/dev/null 2>&1; }
 
 # Strict patterns, the same as soar/hosts/validate.py: anything else is refused before use.
-is_user() { printf '%s' "$1" | grep -Eqx '[a-z_][a-z0-9_-]{0,31}'; }
-is_uint() { printf '%s' "$1" | grep -Eqx '[0-9]{1,10}'; }
-is_ip4() {
-  printf '%s' "$1" | grep -Eqx '((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])'
+# Plain `case` patterns and arithmetic, no grep: a check costs no process, and verification runs them
+# on every host of a fleet-wide containment (LC_ALL=C: bracket ranges are byte ranges).
+is_user() {
+  case $1 in '' | [!a-z_]* | *[!a-z0-9_-]*) return 1 ;; esac
+  [ ${#1} -le 32 ]
 }
-is_ip6() { printf '%s' "$1" | grep -Eqx '[0-9a-f:]{2,39}' && printf '%s' "$1" | grep -q ':'; }
+is_uint() {
+  case $1 in '' | *[!0-9]*) return 1 ;; esac
+  [ ${#1} -le 10 ]
+}
+is_octet() {
+  case $1 in '' | *[!0-9]* | 0?*) return 1 ;; esac
+  [ ${#1} -le 3 ] && [ "$1" -le 255 ]
+}
+is_ip4() {
+  case $1 in *[!0-9.]* | .* | *. | *..*) return 1 ;; esac
+  _ifs=$IFS; IFS=.
+  # shellcheck disable=SC2086 # split on dots on purpose; only digits and dots remain, nothing to glob
+  set -- $1
+  IFS=$_ifs
+  [ $# -eq 4 ] && is_octet "$1" && is_octet "$2" && is_octet "$3" && is_octet "$4"
+}
+is_ip6() {
+  case $1 in *:*) ;; *) return 1 ;; esac
+  case $1 in *[!0-9a-f:]*) return 1 ;; esac
+  [ ${#1} -ge 2 ] && [ ${#1} -le 39 ]
+}
 is_net() {
   addr=${1%/*}
   if [ "$addr" != "$1" ]; then
@@ -32,9 +53,13 @@ is_endpoint() {
   is_uint "$port" && [ "$port" -ge 1 ] && [ "$port" -le 65535 ] && { is_ip4 "$addr" || is_ip6 "$addr"; }
 }
 is_path() {
-  [ ${#1} -le 4096 ] && printf '%s' "$1" | grep -Eqx '/[A-Za-z0-9._/+-]*' && ! printf '%s/' "$1" | grep -q '/\.\./'
+  [ ${#1} -le 4096 ] || return 1
+  case $1 in /*) ;; *) return 1 ;; esac
+  case $1 in *[!A-Za-z0-9._/+-]*) return 1 ;; esac
+  case $1/ in */../*) return 1 ;; esac
 }
-family() { if is_ip4 "${1%/*}"; then echo ip; else echo ip6; fi; }
+# a validated address (or CIDR) is IPv6 exactly when it has a colon
+is_v6() { case $1 in *:*) return 0 ;; *) return 1 ;; esac; }
 
 # Rules live in a network namespace, so their state is keyed by it (one host = one namespace).
 # Only `apply` creates it (mkdir -p), so verify and revert leave nothing behind.

@@ -13,7 +13,7 @@ done
 is_net "$target" || die 2 "not an address or CIDR"
 have nft || die 5 "nft is not installed"
 TABLE=soar_block
-SET=block4; [ "$(family "$target")" = ip ] || SET=block6
+SET=block4; is_v6 "$target" && SET=block6
 
 present() { nft get element inet "$TABLE" "$SET" "{ $target }" >/dev/null 2>&1; }
 ensure_table() {

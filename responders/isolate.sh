@@ -23,7 +23,7 @@ fi
 
 nft_ruleset() {
   m4=""; m6=""
-  for a in $MGMT; do if [ "$(family "$a")" = ip ]; then m4="$m4${m4:+, }$a"; else m6="$m6${m6:+, }$a"; fi; done
+  for a in $MGMT; do if is_v6 "$a"; then m6="$m6${m6:+, }$a"; else m4="$m4${m4:+, }$a"; fi; done
   echo "table inet $TABLE {}"
   echo "delete table inet $TABLE"
   echo "table inet $TABLE {"
@@ -34,8 +34,8 @@ nft_ruleset() {
   [ -n "$m4" ] && echo "    ip saddr @mgmt4 accept"
   [ -n "$m6" ] && echo "    ip6 saddr @mgmt6 accept"
   for e in $LOGS; do
-    port=${e##*:}; addr=${e%:*}; addr=${addr#[}; addr=${addr%]}
-    echo "    $(family "$addr") saddr $addr tcp sport $port ct state established accept"
+    port=${e##*:}; addr=${e%:*}; addr=${addr#[}; addr=${addr%]}; fam=ip; is_v6 "$addr" && fam=ip6
+    echo "    $fam saddr $addr tcp sport $port ct state established accept"
   done
   echo "  }"
   echo "  chain output { type filter hook output priority -200; policy drop;"
@@ -43,8 +43,8 @@ nft_ruleset() {
   [ -n "$m4" ] && echo "    ip daddr @mgmt4 accept"
   [ -n "$m6" ] && echo "    ip6 daddr @mgmt6 accept"
   for e in $LOGS; do
-    port=${e##*:}; addr=${e%:*}; addr=${addr#[}; addr=${addr%]}
-    echo "    $(family "$addr") daddr $addr tcp dport $port accept"
+    port=${e##*:}; addr=${e%:*}; addr=${addr#[}; addr=${addr%]}; fam=ip; is_v6 "$addr" && fam=ip6
+    echo "    $fam daddr $addr tcp dport $port accept"
   done
   echo "  }"
   echo "  chain forward { type filter hook forward priority -200; policy drop; }"
@@ -60,7 +60,7 @@ ipt_restore() {
   echo "-A SOAR-ISO-IN -i lo -j ACCEPT"
   echo "-A SOAR-ISO-OUT -o lo -j ACCEPT"
   for a in $MGMT; do
-    [ "$(family "$a")" = ip ] || continue
+    is_v6 "$a" && continue
     echo "-A SOAR-ISO-IN -s $a -j ACCEPT"
     echo "-A SOAR-ISO-OUT -d $a -j ACCEPT"
   done
@@ -133,7 +133,7 @@ case "$mode" in
       say isolated yes; say backend nft
       [ "$(printf '%s\n' "$rules" | grep -c 'policy drop;')" -ge 3 ] || { say policy open; exit 3; }
       m4=""; m6=""
-      for a in $MGMT; do if [ "$(family "$a")" = ip ]; then m4="$m4${m4:+, }$a"; else m6="$m6${m6:+, }$a"; fi; done
+      for a in $MGMT; do if is_v6 "$a"; then m6="$m6${m6:+, }$a"; else m4="$m4${m4:+, }$a"; fi; done
       if [ -n "$m4" ]; then nft get element inet "$TABLE" mgmt4 "{ $m4 }" >/dev/null 2>&1 || { say management_missing "$m4"; exit 3; }; fi
       if [ -n "$m6" ]; then nft get element inet "$TABLE" mgmt6 "{ $m6 }" >/dev/null 2>&1 || { say management_missing "$m6"; exit 3; }; fi
     else

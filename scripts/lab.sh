@@ -95,9 +95,10 @@ ctl_user() {
   mv "$SUDOERS.tmp" "$SUDOERS"
 }
 
+# writes the host's sshd_config; returns 0 when it changed (a running sshd is then told to reload it)
 sshd_config() {
   local name=$1 listen=$2 dir=$LAB/hosts/$1
-  cat >"$dir/sshd_config" <<EOF
+  cat >"$dir/sshd_config.tmp" <<EOF
 # soar lab host $name: its own host key and pid file, listening only inside its namespace
 ListenAddress $listen
 HostKey $dir/ssh_host_ed25519_key
@@ -113,14 +114,20 @@ X11Forwarding no
 PrintMotd no
 UseDNS no
 MaxStartups 100:30:200
-MaxSessions 50
+MaxSessions 64
 LogLevel ERROR
 EOF
+  if cmp -s "$dir/sshd_config.tmp" "$dir/sshd_config"; then rm -f "$dir/sshd_config.tmp"; return 1; fi
+  mv "$dir/sshd_config.tmp" "$dir/sshd_config"
 }
 
 start_sshd() {
-  local name=$1 ns=$PREFIX-$1 dir=$LAB/hosts/$1
-  if [ -f "$dir/sshd.pid" ] && kill -0 "$(cat "$dir/sshd.pid")" 2>/dev/null; then return 0; fi
+  local name=$1 reload=$2 ns=$PREFIX-$1 dir=$LAB/hosts/$1
+  if [ -f "$dir/sshd.pid" ] && kill -0 "$(cat "$dir/sshd.pid")" 2>/dev/null; then
+    # SIGHUP: sshd re-executes itself with the new configuration; open sessions are left alone
+    if [ "$reload" = yes ]; then kill -HUP "$(cat "$dir/sshd.pid")"; fi
+    return 0
+  fi
   mkdir -p /run/sshd
   nsx "$ns" /usr/sbin/sshd -f "$dir/sshd_config" -E "$dir/sshd.log"
 }
@@ -160,8 +167,8 @@ write_inventory() {
       echo "    address: $addr"
       echo "    aliases: [$name.lab.internal]"
       [ "$name" = peer ] || [ "$name" = mgmt ] && echo "    probe: null"
-      # the probe peer answers for every target of a fleet-wide containment (sshd MaxSessions 50 below)
-      [ "$name" = peer ] && echo "    max_sessions: 40"
+      # the probe peer answers for every target of a fleet-wide containment (sshd MaxSessions 64 below)
+      [ "$name" = peer ] && echo "    max_sessions: 60"
       echo "    labels: {env: lab, role: $role, criticality: $crit, owner: $owner}"
     done
   } >"$inv"
@@ -213,14 +220,13 @@ up() {
   nsx "$PREFIX-bastion" ip addr replace 10.77.1.2/24 dev front
   nsx "$PREFIX-bastion" ip link set front up
 
+  local listen reload
   while IFS=: read -r name addr _; do
-    if [ "$name" = bastion ]; then
-      sshd_config "$name" "10.77.1.2:22
+    listen="$addr:22"
+    [ "$name" = bastion ] && listen="10.77.1.2:22
 ListenAddress $addr:22"
-    else
-      sshd_config "$name" "$addr:22"
-    fi
-    start_sshd "$name"
+    if sshd_config "$name" "$listen"; then reload=yes; else reload=no; fi
+    start_sshd "$name" "$reload"
   done < <(base_hosts)
   start_listener mgmt 10.77.0.3 9200
   start_listener peer 10.77.0.4 8080

@@ -13,7 +13,8 @@ import hashlib
 import ipaddress
 import time
 from collections.abc import Callable
-from functools import wraps
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial, wraps
 from pathlib import Path
 from typing import Any, ParamSpec
 
@@ -26,7 +27,10 @@ from soar.hosts.responders import EXIT_NOT_IN_STATE, Outcome
 from soar.hosts.runner import HostRunner
 
 P = ParamSpec("P")
-PROBE_SECONDS = "2"
+# A peer's new connection that gets no answer for this long was dropped: the kernel answers a SYN within
+# milliseconds on a management LAN whatever the load of sshd. Only a probe expected to fail waits it out.
+PROBE_DROP_SECONDS = 1
+PROBE_REACH_SECONDS = 3  # a probe expected to connect returns as soon as it does
 
 
 def refused(reason: str) -> ActionResult:
@@ -67,13 +71,17 @@ def _lost(runner: HostRunner, host: Host, outcome: Outcome) -> bool:
     return False
 
 
+def _probe_args(host: Host, expect_reachable: bool) -> list[str]:
+    return [host.address, str(host.port), str(PROBE_REACH_SECONDS if expect_reachable else PROBE_DROP_SECONDS)]
+
+
 def _probe(runner: HostRunner, host: Host, expect_reachable: bool) -> tuple[bool, dict[str, Any]]:
     """From the host's probe peer, try a new TCP connection to its SSH port."""
     peer = runner.probe_host(host)
     if peer is None:
         return True, {"skipped": "no probe host in the inventory"}
     try:
-        out = runner.run(peer, "probe", "check", [host.address, str(host.port), PROBE_SECONDS])
+        out = runner.run(peer, "probe", "check", _probe_args(host, expect_reachable))
     except SSHError as exc:
         return False, {"from": peer.name, "error": str(exc)}
     reachable = out.fields.get("reachable")
@@ -99,6 +107,24 @@ def _fresh_verify(runner: HostRunner, host: Host, name: str, args: list[str]) ->
         runner.pool.discard(host)
         return None, {"management_path": f"failed: verify {out.describe()}", "banner": banner}
     return out, {"management_path": "ok", "banner": banner, "state": out.fields, "verify_exit": out.status}
+
+
+Probe = Callable[[], tuple[bool, dict[str, Any]]]
+
+
+def _verify_and_probe(
+    runner: HostRunner, host: Host, name: str, args: list[str], probe: Probe
+) -> tuple[Outcome | None, dict[str, Any], bool]:
+    """The host's own ``verify`` along the management path and the peer's probe, at the same time.
+
+    They are independent checks; run one after the other, the probe's wait for a dropped connection
+    would add to every host's containment.
+    """
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="soar-probe") as pool:
+        probed = pool.submit(probe)
+        check, verification = _fresh_verify(runner, host, name, args)
+        probe_ok, verification["peer_probe"] = probed.result()
+    return check, verification, probe_ok
 
 
 # -- isolation -----------------------------------------------------------------------------------------------------
@@ -140,7 +166,7 @@ def isolate(
     ]
     peer = runner.probe_host(target)
     if peer is not None:
-        plan.append(runner.plan(peer, "probe", "check", [target.address, str(target.port), PROBE_SECONDS]))
+        plan.append(runner.plan(peer, "probe", "check", _probe_args(target, expect_reachable=False)))
     plan.append(runner.plan(target, "isolate", "confirm", []))
     if ctx.dry_run:
         return ActionResult(ok=True, commands=plan, output={"host": target.summary(), "keep_open": keep})
@@ -156,7 +182,9 @@ def isolate(
         else:
             error = f"host {target.name}: isolate apply failed: {applied.describe()}"
         return ActionResult.failure(error, verified=False, **base)
-    check, verification = _fresh_verify(runner, target, "isolate", keep)
+    check, verification, probe_ok = _verify_and_probe(
+        runner, target, "isolate", keep, partial(_probe, runner, target, expect_reachable=False)
+    )
     if check is None:
         return ActionResult.failure(
             f"host {target.name}: the management path failed after isolation; not confirmed, "
@@ -165,7 +193,6 @@ def isolate(
             verification=verification,
             **base,
         )
-    probe_ok, verification["peer_probe"] = _probe(runner, target, expect_reachable=False)
     verified = check.ok and probe_ok
     if not verified:
         return ActionResult.failure(
@@ -198,9 +225,10 @@ def release(ctx: ActionContext, host: str) -> ActionResult:
     base = _base(reverted, plan)
     if not reverted.ok:
         return ActionResult.failure(f"host {target.name}: release failed: {reverted.describe()}", **base)
-    check, verification = _fresh_verify(runner, target, "isolate", [])
+    check, verification, probe_ok = _verify_and_probe(
+        runner, target, "isolate", [], partial(_probe, runner, target, expect_reachable=True)
+    )
     released = check is not None and check.status == EXIT_NOT_IN_STATE
-    probe_ok, verification["peer_probe"] = _probe(runner, target, expect_reachable=True)
     verified = released and probe_ok
     return ActionResult(
         ok=verified,
@@ -248,8 +276,9 @@ def block_ip(ctx: ActionContext, host: str, ip: str, expire_seconds: int = 0) ->
         return ActionResult.failure(
             f"host {target.name}: block_ip failed: {applied.describe()}", verified=False, **base
         )
-    check, verification = _fresh_verify(runner, target, "block_ip", [blocked])
-    probe_ok, verification["peer_probe"] = _probe_from_blocked(runner, target, blocked, expect=False)
+    check, verification, probe_ok = _verify_and_probe(
+        runner, target, "block_ip", [blocked], partial(_probe_from_blocked, runner, target, blocked, False)
+    )
     verified = check is not None and check.ok and probe_ok
     return ActionResult(
         ok=verified,
@@ -274,8 +303,9 @@ def unblock_ip(ctx: ActionContext, host: str, ip: str) -> ActionResult:
     base = _base(reverted, plan)
     if not reverted.ok:
         return ActionResult.failure(f"host {target.name}: unblock_ip failed: {reverted.describe()}", **base)
-    check, verification = _fresh_verify(runner, target, "block_ip", [blocked])
-    probe_ok, verification["peer_probe"] = _probe_from_blocked(runner, target, blocked, expect=True)
+    check, verification, probe_ok = _verify_and_probe(
+        runner, target, "block_ip", [blocked], partial(_probe_from_blocked, runner, target, blocked, True)
+    )
     verified = check is not None and check.status == EXIT_NOT_IN_STATE and probe_ok
     return ActionResult(
         ok=verified,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import select
 import shlex
 import socket
 import threading
@@ -30,6 +31,7 @@ from soar.hosts.inventory import Host, Inventory
 READ_CHUNK = 65536
 MAX_OUTPUT = 16 * 1024 * 1024
 KEEPALIVE_SECONDS = 15
+WAKE_SECONDS = 0.1  # upper bound of a wait; exit-status alone does not wake the pipe (EOF follows it)
 
 
 @dataclass(frozen=True)
@@ -163,13 +165,13 @@ class Session:
                     if not (channel.recv_ready() or channel.recv_stderr_ready()):
                         break
                     continue
-                if time.monotonic() - started > limit:
+                left = limit - (time.monotonic() - started)
+                if left <= 0:
                     timed_out = True
                     break
-                if channel.exit_status_ready():
-                    time.sleep(0.002)  # only the EOF is still to come
-                else:
-                    channel.status_event.wait(0.005)
+                # sleep until output, EOF or close arrives (the channel's pipe), not in a polling loop:
+                # fifty hosts' channels polling every few ms cost the controller more CPU than the SSH work
+                select.select([channel], [], [], min(left, WAKE_SECONDS))
         except (paramiko.SSHException, OSError, EOFError):
             pass
         status: int | None = channel.exit_status if channel.exit_status_ready() else None

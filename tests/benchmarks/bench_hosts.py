@@ -2,8 +2,8 @@
 
 Anchor: fire-and-forget containment as Wazuh active response or a bare paramiko script does it: one new
 SSH connection per host, the nft ruleset piped once, no verification, no dead-man timer, no peer probe.
-Ratios are ours / anchor. The difference is what proving the containment costs (mostly the 2 s wait of
-the peer probe, which must time out to show the host is cut off).
+Ratios are ours / anchor. The difference is what proving the containment costs (mostly the 1 s wait of
+the peer probe, which must go unanswered to show the host is cut off; it overlaps the host's own verify).
 
 Run: ``python -m tests.benchmarks.bench_hosts`` as root (it brings up 48 extra lab hosts with
 ``SOARDEV_LAB_EXTRA=48 scripts/lab.sh up`` and prunes them afterwards).

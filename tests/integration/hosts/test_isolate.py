@@ -93,7 +93,7 @@ def test_dry_run_plans_the_exact_commands_and_touches_nothing(
         ("peer", "probe check", "responders/probe.sh"),
         ("app1", "isolate confirm", "responders/isolate.sh"),
     ]
-    assert result.commands[2].argv == ("sh", "-s", "--", "check", "10.77.0.13", "22", "2")  # a probe needs no sudo
+    assert result.commands[2].argv == ("sh", "-s", "--", "check", "10.77.0.13", "22", "1")  # a probe needs no sudo
     apply = result.commands[0].argv
     assert apply[:6] == ("sudo", "-n", "--", "sh", "-s", "--")
     assert apply[7:9] == ("--mgmt", "10.77.0.2")  # the bastion as app1 sees it

@@ -175,9 +175,9 @@ def test_hosts_check_logs_in_everywhere_and_names_a_host_with_a_changed_key(tmp_
     env = {"SOAR_INVENTORY_FILE": str(LAB / "inventory.yml"), "SOAR_SSH_KNOWN_HOSTS": str(LAB / "known_hosts")}
     ok = run_soar("hosts", "check", env=env)
     assert ok.returncode == 0, ok.stdout + ok.stderr
-    assert [line.split() for line in ok.stdout.splitlines()[2:]] == [
-        [name, "ok"] for name in ("bastion", "mgmt", "peer", "web1", "db1", "app1")
-    ]
+    rows = [line.split() for line in ok.stdout.splitlines()[2:]]
+    assert rows[:6] == [[name, "ok"] for name in ("bastion", "mgmt", "peer", "web1", "db1", "app1")]
+    assert all(status == "ok" for _, status in rows), rows  # and the benchmark's extra hosts, when they are up
     lines = (LAB / "known_hosts").read_text().splitlines()
     db1_key = next(line for line in lines if line.startswith("10.77.0.12 ")).split(" ", 1)[1]
     forged = tmp_path / "known_hosts"
