@@ -21,7 +21,12 @@ evaluations (soar: the detection thread's CPU; ElastAlert2: its process's user+s
 time) and p50/p95 event-to-alert latency (alert creation time − event @timestamp).
 Goals: ≥ 10× fewer requests, ≥ 5× less CPU per evaluation, p95 ≤ interval + 2 s.
 
-Run: ``python -m tests.benchmarks.bench_detection [seconds-per-run]`` (default 40).
+A second table puts correlation rules in one cycle with 100 rules: soar searches their base
+rules inside the cycle's ``_msearch``; the anchor is the earlier way, each correlation fetched
+on its own by the detection engine after the plain rules' cycle.
+
+Run: ``python -m tests.benchmarks.bench_detection [seconds-per-run]`` (default 40), or
+``python -m tests.benchmarks.bench_detection --correlations`` for the second table alone.
 """
 
 from __future__ import annotations
@@ -287,6 +292,103 @@ def run_soar(
     }
 
 
+# -- correlations: inside the cycle's _msearch vs fetched one by one ------------------------------
+
+CORRELATIONS = int(os.environ.get("BENCH_CORRELATIONS", "20"))
+
+
+def correlation_yaml(k: int) -> str:
+    """Correlation ``k``: 3 failed logins of one user within a minute, over auth rule 3k+1."""
+    base = uuid.UUID(int=0xB0E0000000004000800000000000 + 3 * k + 1)
+    return (
+        f"title: Bench burst {k}\nid: {uuid.UUID(int=0xC0E0000000004000800000000000 + k)}\nstatus: test\n"
+        f"level: high\ncorrelation:\n  type: event_count\n  rules: [{base}]\n  group-by: [user.name]\n"
+        f"  timespan: 1m\n  condition: {{gte: 3}}\n  generate: true\n"
+        f"soar: {{interval: {int(INTERVAL)}s, lookback: 10s}}\n"
+    )
+
+
+def run_correlations(es: Any, es_url: str, root_info: dict[str, Any], n_rules: int = 100) -> list[list[str]]:
+    """One cycle of ``n_rules`` rules and CORRELATIONS correlations: requests and wall time, both ways.
+
+    The anchor is how correlations ran before they joined the cycle: the plain rules' cycle,
+    then each correlation fetched by the detection engine on its own (point in time, a
+    composite aggregation, a search per base rule).
+    """
+    from soar.config import load_settings
+    from soar.connections import elasticsearch_client
+    from soar.detection import evaluate_correlation
+    from soar.detection.elastic import correlation_events, create_events_index
+    from soar.scheduler.cycle import Detector
+    from soar.scheduler.loading import load_scheduled_rules
+    from soar.scheduler.planning import iso
+    from soar.store.sqlite import SQLiteStore
+
+    work = Path(tempfile.mkdtemp(prefix="soar-bench-corr-"))
+    index = f"soar-bench-{uuid.uuid4().hex[:10]}"
+    proxy = CountingProxy(es_url, root_info)
+    try:
+        create_events_index(es, index)
+        (work / "rules").mkdir()
+        for i in range(n_rules):
+            (work / "rules" / f"r{i:04}.yml").write_text(rule_yaml(i))
+        for k in range(CORRELATIONS):
+            (work / "rules" / f"c{k:04}.yml").write_text(correlation_yaml(k))
+        now = time.time()
+        rng = random.Random(11)
+        docs = [make_event(now - 20 + j * 0.01, None, rng) for j in range(1500)]
+        docs += [make_event(now - 15 + j, 3 * k + 1, rng) for k in range(CORRELATIONS) for j in range(4)]
+        ops: list[dict[str, Any]] = []
+        for doc in docs:
+            ops += [{"index": {"_index": index}}, doc]
+        es.bulk(operations=ops, refresh=True)
+        settings = load_settings(content_root=work, state_dir=work / "state", events_index=index,
+                                 elasticsearch_url=proxy.url, celery_eager=True)  # fmt: skip
+        rules, errors = load_scheduled_rules(settings)
+        if errors:
+            raise SystemExit(f"rule errors: {errors[0]}")
+        corr = [r for r in rules if r.correlation is not None]
+        plain = [r for r in rules if r.correlation is None]
+        client = elasticsearch_client(settings)
+        out: dict[str, dict[str, float]] = {}
+        for name in ("soar", "anchor"):
+            store = SQLiteStore(work / "state" / f"{name}.sqlite3")
+            detector = Detector(settings, store, client, lambda _id: None)
+            proxy.take()
+            t0 = time.perf_counter()
+            if name == "soar":
+                alerts = len(detector.run(rules, now).created)
+            else:
+                alerts = len(detector.run(plain, now).created)
+                span = (iso(now - 10 - 60 - INTERVAL), iso(now))
+                found = [correlation_events(client, index, r.correlation, span) for r in corr]
+                alerts += sum(len(evaluate_correlation(r.correlation, ev)) for r, ev in zip(corr, found, strict=True))
+            out[name] = {"requests": proxy.take(), "seconds": time.perf_counter() - t0, "alerts": alerts}
+            store.close()
+        client.close()
+    finally:
+        proxy.close()
+        es.options(ignore_status=404).indices.delete(index=index)
+        shutil.rmtree(work, ignore_errors=True)
+    ours, anchor = out["soar"], out["anchor"]
+    rows = []
+    for metric, key, better in (
+        ("ES requests / cycle", "requests", "fewer"),
+        ("cycle wall time s", "seconds", "lower"),
+        ("alerts (plain + correlation matches)", "alerts", ""),
+    ):
+        ratio = f"{anchor[key] / ours[key]:.1f}× ({better})" if better and ours[key] else ""
+        rows.append([metric, fmt(ours[key]), fmt(anchor[key]), ratio])
+    return rows
+
+
+def print_table(title: str, headers: list[str], rows: list[list[str]]) -> None:
+    widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(len(headers))]
+    print(title)
+    for row in [headers, ["-" * w for w in widths], *rows]:
+        print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)))
+
+
 # -- ElastAlert2 ----------------------------------------------------------------------------------
 
 
@@ -450,7 +552,6 @@ def main(argv: list[str] | None = None) -> int:
     from soar.detection.elastic import create_events_index
 
     args = list(sys.argv[1:] if argv is None else argv)
-    seconds = float(args[0]) if args else 40.0
     settings = load_settings()
     es = elasticsearch_client(settings, request_timeout=120)
     node = next(iter(es.nodes.info(node_id="_local")["nodes"].values()))
@@ -460,6 +561,11 @@ def main(argv: list[str] | None = None) -> int:
         "version": {"number": node["version"], "build_flavor": "default", "distribution": "elasticsearch"},
         "tagline": "You Know, for Search",
     }
+    if args[:1] == ["--correlations"]:  # only the correlation table (seconds, no ElastAlert2)
+        print_correlations(es, settings.elasticsearch_url, root_info)
+        es.close()
+        return 0
+    seconds = float(args[0]) if args else 40.0
     exe = ensure_elastalert()
     rows: list[list[str]] = []
     notes: list[str] = []
@@ -513,15 +619,20 @@ def main(argv: list[str] | None = None) -> int:
                 ratio = f"{b / a:.1f}× ({better})" if better else ""
             rows.append([str(n_rules), metric, fmt(a), fmt(b), ratio])
     headers = ["rules", "metric", "soar", "ElastAlert2", "ElastAlert2 / soar"]
-    widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(len(headers))]
-    print(f"\nContinuous detection, interval {INTERVAL:.0f} s, {EVENTS_PER_SECOND} events/s, {seconds:.0f} s per run")
-    for row in [headers, ["-" * w for w in widths], *rows]:
-        print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)))
+    title = f"\nContinuous detection, interval {INTERVAL:.0f} s, {EVENTS_PER_SECOND} events/s, {seconds:.0f} s per run"
+    print_table(title, headers, rows)
     print(f"goals: requests ratio ≥ 10, CPU ratio ≥ 5, soar p95 ≤ {INTERVAL + 2:.0f} s")
     for note in notes:
         print(note)
+    print_correlations(es, settings.elasticsearch_url, root_info)
     es.close()
     return 0
+
+
+def print_correlations(es: Any, es_url: str, root_info: dict[str, Any]) -> None:
+    title = f"\nCorrelations in the cycle: 100 rules + {CORRELATIONS} correlations (event_count), one cycle"
+    headers = ["metric", "soar (one _msearch)", "anchor (fetched one by one)", "anchor / soar"]
+    print_table(title, headers, run_correlations(es, es_url, root_info))
 
 
 if __name__ == "__main__":
