@@ -19,4 +19,8 @@ def register(root: typer.Typer) -> None:
         from soar.api.app import create_app
 
         settings = get_settings()
+        if settings.celery_eager:  # embedded: no worker retries Slack deliveries, this process does
+            from soar.notify.service import resume_in_background
+
+            resume_in_background(settings)
         uvicorn.run(create_app(settings), host=host or settings.api_host, port=port or settings.api_port)

@@ -35,6 +35,10 @@ def register(root: typer.Typer) -> None:
             signal.signal(sig, lambda *_: stop.set())
         mode = "in-process (celery_eager)" if settings.celery_eager else f"to queue {settings.detection_queue}"
         typer.echo(f"soar scheduler: rules under {settings.content_root}/rules, sending {mode}", err=True)
+        if settings.celery_eager:  # embedded: this long-lived process also retries what Slack did not take
+            from soar.notify.service import resume_in_background
+
+            resume_in_background(settings)
         run_scheduler(settings, stop, tick, lease or None)
 
 

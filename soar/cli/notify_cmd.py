@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
 import typer
 
 from soar.cli._output import echo_json, table
@@ -34,8 +37,11 @@ def outbox(
 def deliver(
     channel: list[str] = typer.Option([], "--channel", "-c", help="Only these channels (default: every one waiting)."),
     now: bool = typer.Option(False, "--now", help="Retry at once, ignoring backoff and failed status."),
+    wait: float = typer.Option(
+        0.0, "--wait", min=0, max=3600, help="Keep retrying (honouring back-off) up to this many seconds."
+    ),
 ) -> int:
-    """Send waiting messages now (e.g. after creating a missing channel or inviting the bot)."""
+    """Send waiting messages now (e.g. after creating a missing channel or inviting the bot, or after a restart)."""
     from soar.notify import deliver as deliver_channel
     from soar.notify.outbox import CHANNELS_KIND, KIND, channels_with_open_messages, listing
     from soar.store import open_store
@@ -50,16 +56,21 @@ def deliver(
             store.put(KIND, message.key, message.to_doc())
         for record in store.find(CHANNELS_KIND):
             store.put(CHANNELS_KIND, record.id, {**record.doc, "blocked_until": 0, "error": None})
-    targets = channel or channels_with_open_messages(store)
-    rows = []
-    failed = False
-    for name in targets:
-        report = deliver_channel(settings, store, name)
-        failed = failed or bool(report.errors)
-        retry = "" if report.retry_in is None else f"{report.retry_in:.0f}s"
-        rows.append((name, report.sent, report.summarized, report.failed, retry, "; ".join(report.errors[:2])))
-    typer.echo(table(["channel", "sent", "summarised", "failed", "retry in", "errors"], rows))
-    return 1 if failed else 0
+    deadline = time.monotonic() + wait
+    totals: dict[str, tuple[Any, ...]] = {}  # channel -> row: counts summed over passes, the last pass's state
+    while True:
+        reports = [deliver_channel(settings, store, name) for name in channel or channels_with_open_messages(store)]
+        for r in reports:
+            sent, summarised, failed = totals.get(r.channel, (r.channel, 0, 0, 0))[1:4]
+            retry = "" if r.retry_in is None else f"{r.retry_in:.0f}s"
+            errors = "; ".join(r.errors[:2])
+            totals[r.channel] = (r.channel, sent + r.sent, summarised + r.summarized, failed + r.failed, retry, errors)
+        waits = [r.retry_in for r in reports if r.retry_in is not None]
+        if not waits or time.monotonic() + min(waits) > deadline:
+            break
+        time.sleep(min(waits))
+    typer.echo(table(["channel", "sent", "summarised", "failed", "retry in", "errors"], list(totals.values())))
+    return 1 if any(row[5] for row in totals.values()) else 0
 
 
 @app.command("routes")

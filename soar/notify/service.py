@@ -49,10 +49,51 @@ def kick(settings: Settings, store: Store, channels: Iterable[str], *, countdown
 
 
 # Embedded mode has no worker to schedule retries on: a daemon timer per (store, channel) does it
-# while the process lives (`soar api`, the demo); `soar notify deliver` catches up otherwise.
+# while the process lives (`soar api`, the demo). The outbox itself is in the store, so a process
+# that starts (`soar api`, `soar scheduler`) resumes what an earlier one left (`resume_in_background`);
+# `soar notify deliver` catches up from a shell or cron.
 BUSY_RETRY = 1.0
 _timers: dict[tuple[str, str], threading.Timer] = {}
 _timers_lock = threading.Lock()
+_resumed: set[str] = set()
+
+
+def resume(settings: Settings, store: Store, transport: Transport | None = None) -> list[DeliveryReport]:
+    """Deliver what is due of every waiting message, whoever enqueued it; in embedded mode keep retrying.
+
+    Due times, the channel lease and idempotency keys hold as in any pass: a message is sent once,
+    not before its next attempt, and one whose answer was lost is looked up before it is posted again.
+    """
+    reports = deliver_all(settings, store, transport)
+    if settings.celery_eager:
+        for report in reports:
+            retry_in = BUSY_RETRY if report.busy else report.retry_in
+            if retry_in is not None:
+                _retry_later(settings, report.channel, retry_in)
+    return reports
+
+
+def resume_in_background(settings: Settings) -> bool:
+    """Once per process and state: :func:`resume` on a daemon thread (startup must not wait for Slack)."""
+    key = str(settings.state_dir.resolve())
+    with _timers_lock:
+        if key in _resumed:
+            return False
+        _resumed.add(key)
+    transport_for(settings)  # says now, at startup, what a webhook cannot do
+    threading.Thread(target=_resume_quietly, args=(settings,), name="soar-notify-resume", daemon=True).start()
+    return True
+
+
+def _resume_quietly(settings: Settings) -> None:
+    try:
+        store = open_store(settings)
+        try:
+            resume(settings, store)
+        finally:
+            store.close()
+    except Exception:  # a thread has no one to raise to; the next start or `soar notify deliver` tries again
+        log.exception("resuming Slack delivery failed")
 
 
 def _retry_later(settings: Settings, channel: str, delay: float) -> None:
