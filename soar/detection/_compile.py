@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from sigma.collection import SigmaCollection
 from sigma.correlations import SigmaCorrelationRule
 from sigma.exceptions import SigmaError, SigmaRuleLocation
 from sigma.rule import SigmaRule
@@ -61,8 +60,13 @@ class Compiler:
             return str(queries[0])
         return " OR ".join(f"({q})" for q in queries)
 
-    def compile(self, rule: Rule, ruleset: RuleSet | None = None, consume: bool = False) -> CompiledRule:
-        """Compile ``rule``; ``consume`` lets pySigma process the loaded rule itself (one-shot bulk conversion)."""
+    def compile(
+        self, rule: Rule, ruleset: RuleSet | None = None, consume: bool = False, chain: tuple[str, ...] = ()
+    ) -> CompiledRule:
+        """Compile ``rule``; ``consume`` lets pySigma process the loaded rule itself (one-shot bulk conversion).
+
+        ``chain``: the ids of the correlations being compiled that led to this rule (a loop is an error).
+        """
         base: dict[str, Any] = {
             "rule_id": rule.id,
             "title": rule.title,
@@ -74,7 +78,9 @@ class Compiler:
             "name": rule.name,
         }
         if rule.kind == "correlation":
-            return CompiledRule(**base, correlation=self._correlation(rule, ruleset))
+            from soar.detection._compile_correlation import compile_correlation
+
+            return CompiledRule(**base, correlation=compile_correlation(self, rule, ruleset, chain))
         # pySigma silences a rule a correlation refers to (disable_output): such a rule is re-parsed.
         fresh = rule.sigma if consume and getattr(rule.sigma, "_output", True) else _fresh(rule)
         assert isinstance(fresh, SigmaRule)
@@ -84,50 +90,8 @@ class Compiler:
             return CompiledRule(**base, query=query, dsl=dsl)
         return CompiledRule(**base, query=query, sql=f"SELECT id FROM events WHERE {query}")  # noqa: S608 - SQL compiled by pySigma, values quoted
 
-    def _correlation(self, rule: Rule, ruleset: RuleSet | None) -> CorrelationSpec:
-        fresh = _fresh(rule)
-        assert isinstance(fresh, SigmaCorrelationRule)
-        if ruleset is None:
-            raise rule.error("a correlation rule compiles only with the rule set holding its base rules", "correlation")
-        by_id = ruleset.by_id
-        bases: list[CompiledRule] = []
-        for ref in rule.references:
-            base_rule = by_id.get(ref)
-            if base_rule is None:
-                raise rule.error(f"correlation refers to unknown rule '{ref}'", "correlation", "rules")
-            if base_rule.kind == "correlation":
-                raise rule.error(f"chained correlations are not supported ('{ref}')", "correlation", "rules")
-            bases.append(self.compile(base_rule))
-        try:
-            fresh.resolve_rule_references(SigmaCollection([r.sigma for r in ruleset.rules], resolve_references=False))
-            self.backend.processing_pipeline.apply(fresh)  # maps group-by fields like the base rules' fields
-        except SigmaError as exc:
-            raise sigma_error(exc, rule.path, rule.positions) from exc
-        condition = fresh.condition
-        op = getattr(condition, "op", None)
-        field_ref = getattr(condition, "fieldref", None)
-        if isinstance(field_ref, list):
-            field_ref = field_ref[0] if field_ref else None
-        if field_ref is not None:
-            field_ref = self._map_field(field_ref, rule)
-        kind = str(fresh.type.name).lower()
-        if kind in ("value_count", "value_sum", "value_avg") and not field_ref:
-            raise rule.error(f"a {kind} correlation needs condition.field", "correlation", "condition")
-        if kind not in ("event_count", "value_count", "value_sum", "value_avg", "temporal", "temporal_ordered"):
-            raise rule.error(f"correlation type {kind} is not supported", "correlation", "type")
-        return CorrelationSpec(
-            rule_id=rule.id,
-            type=kind,
-            rules=tuple(bases),
-            group_by=tuple(fresh.group_by or ()),
-            timespan=int(fresh.timespan.seconds),
-            op=op.name.lower() if op is not None and rule.data.get("correlation", {}).get("condition") else None,
-            count=float(getattr(condition, "count", 0) or 0),
-            field=field_ref,
-        )
-
-    def _map_field(self, name: str, rule: Rule) -> str:
-        """The condition's field through the pipeline's mapping (pySigma does not map it)."""
+    def map_field(self, name: str) -> str:
+        """A correlation's field through the pipeline's mapping, whatever the log source (condition fields)."""
         from sigma.processing.transformations import FieldMappingTransformation
 
         for item in self.backend.processing_pipeline.items:
@@ -157,6 +121,7 @@ def _cache_key(cache: CompileCache, compiler: Compiler, rule: Rule, ruleset: Rul
     if rule.kind == "correlation" and ruleset is not None:
         by_id = ruleset.by_id
         parts.extend(by_id[r].content_hash if r in by_id else f"missing:{r}" for r in rule.references)
+        parts.extend(r.content_hash for r in ruleset.reached(rule))  # chained: the rules behind them too
     return cache.key(*parts, compiler.identity, compiler.target)
 
 

@@ -6,6 +6,7 @@ the cache) never pays for importing pySigma and its backends.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import sqlite3
@@ -19,12 +20,23 @@ from typing import Any
 class CorrelationSpec:
     rule_id: str
     type: str
-    rules: tuple[CompiledRule, ...]
-    group_by: tuple[str, ...]
+    rules: tuple[CompiledRule, ...]  # a base rule with its own ``correlation`` is a chained correlation
+    group_by: tuple[str, ...]  # field names after the pipeline, or alias names (Sigma ``aliases``)
     timespan: int
     op: str | None
     count: float
     field: str | None = None
+    # Base rule id -> the event fields behind group_by for that rule, when an alias names them.
+    rule_fields: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+
+    def fields_of(self, rule_id: str) -> tuple[str, ...]:
+        """The fields holding the group-by values in the events of base rule ``rule_id``."""
+        return self.rule_fields.get(rule_id, self.group_by)
+
+    @property
+    def reach(self) -> int:
+        """Seconds before a match's last event that its events (through every chained correlation) can lie."""
+        return self.timespan + max((r.correlation.reach for r in self.rules if r.correlation is not None), default=0)
 
 
 @dataclass(frozen=True)
@@ -52,6 +64,7 @@ class CompiledRule:
             out["correlation"] = {f.name: getattr(spec, f.name) for f in fields(spec)}
             out["correlation"]["rules"] = [r.to_dict() for r in spec.rules]
             out["correlation"]["group_by"] = list(spec.group_by)
+            out["correlation"]["rule_fields"] = {k: list(v) for k, v in spec.rule_fields.items()}
         return out
 
     @classmethod
@@ -63,6 +76,7 @@ class CompiledRule:
             corr = dict(corr)
             corr["rules"] = tuple(cls.from_dict(r) for r in corr["rules"])
             corr["group_by"] = tuple(corr["group_by"])
+            corr["rule_fields"] = {k: tuple(v) for k, v in corr.get("rule_fields", {}).items()}
             spec = CorrelationSpec(**corr)
         data["tags"] = tuple(data["tags"])
         data["pipelines"] = tuple(data["pipelines"])
@@ -77,7 +91,7 @@ def backend_versions() -> str:
     return ",".join([*(f"{d}={installed_version(d) or '?'}" for d in dists), f"soar={__version__}"])
 
 
-CACHE_FORMAT = "3"  # bump when what is stored, or how it is compiled, changes without a version change
+CACHE_FORMAT = "4"  # bump when what is stored, or how it is compiled, changes without a version change
 
 
 class CompileCache:

@@ -100,7 +100,7 @@ def convert_paths(
         if cache is not None:
             by_path: dict[Path, list[str]] = {}
             for rule in ruleset.rules:
-                by_path.setdefault(rule.path, []).extend(rule.references)
+                by_path.setdefault(rule.path, []).extend(r.id for r in ruleset.reached(rule))
             for path in missing:
                 if path in failed:
                     continue

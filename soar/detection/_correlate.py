@@ -8,6 +8,10 @@ A window starts at an event and reaches ``timespan`` seconds after it, both ends
 (events exactly ``timespan`` apart are in one window). For each group, windows are tried
 from the earliest event on; the first one that meets the condition is a match, and the
 next window starts after the last event of that match, so one burst gives one match.
+
+A chained correlation (one whose base rule is itself a correlation) sees each match of the
+inner correlation as one event: at the match's last event, with the match's group-by values
+(:func:`chained_events`); its match refers to the inner matches' events.
 """
 
 from __future__ import annotations
@@ -61,6 +65,29 @@ def _norm(value: Any) -> Any:
 
 def group_key(flat: Mapping[str, Any], group_by: Sequence[str]) -> tuple[Any, ...]:
     return tuple(_norm(flat.get(name)) for name in group_by)
+
+
+def chained_events(spec: Any, rule_id: str, matches: Iterable[CorrelationMatch]) -> list[CorrelationEvent]:
+    """The matches of the correlation ``rule_id`` as events of ``spec``, which refers to it."""
+    fields = spec.fields_of(rule_id)
+    return [
+        CorrelationEvent(
+            rule_id,
+            m.end.timestamp(),
+            group_key(m.group, fields),
+            m.group.get(spec.field) if spec.field else None,
+            m.refs,
+        )
+        for m in matches
+    ]
+
+
+def _refs(window: Sequence[CorrelationEvent]) -> tuple[Any, ...]:
+    """The events behind a window; a chained event stands for the events of its inner match."""
+    out: list[Any] = []
+    for event in window:
+        out.extend(event.ref if isinstance(event.ref, tuple) else (event.ref,))
+    return tuple(out)
 
 
 def _metric(spec: Any, window: Sequence[CorrelationEvent]) -> float | None:
@@ -148,7 +175,7 @@ def evaluate_correlation(spec: Any, events: Iterable[CorrelationEvent]) -> list[
                         start=datetime.fromtimestamp(window[0].timestamp, UTC),
                         end=datetime.fromtimestamp(window[-1].timestamp, UTC),
                         value=value,
-                        refs=tuple(e.ref for e in window),
+                        refs=_refs(window),
                     )
                 )
                 i = end + 1

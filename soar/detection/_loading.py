@@ -106,6 +106,21 @@ class RuleSet:
                 out.setdefault(rule.name, rule)
         return out
 
+    def reached(self, rule: Rule) -> list[Rule]:
+        """The rules ``rule`` refers to, through chained correlations too, each once (what its compilation reads)."""
+        by_id = self.by_id
+        out: list[Rule] = []
+        seen = {rule.id}
+        todo = list(rule.references)
+        while todo:
+            found = by_id.get(todo.pop(0))
+            if found is None or found.id in seen:
+                continue
+            seen.add(found.id)
+            out.append(found)
+            todo.extend(found.references)
+        return out
+
     def raise_first(self) -> None:
         if self.errors:
             raise self.errors[0]

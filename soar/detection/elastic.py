@@ -1,13 +1,16 @@
 """Compiled rules on Elasticsearch: the events index template, batched searches, correlation events.
 
 All rules of a cycle go out as one ``_msearch``; correlation base rules fetch only the fields
-the evaluation needs (timestamp, group-by, aggregated field), paged with a point in time.
+the evaluation needs (timestamp, group-by, aggregated field), paged with a point in time. A
+chained correlation's base correlation is evaluated first, over its own range widened by its
+timespan, and its matches in the range are the events.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -15,7 +18,7 @@ from typing import Any
 from elasticsearch import ApiError, Elasticsearch
 
 from soar.detection._compile import CompiledRule, CorrelationSpec
-from soar.detection._correlate import CorrelationEvent, group_key
+from soar.detection._correlate import CorrelationEvent, chained_events, evaluate_correlation, group_key
 from soar.detection.embedded import flatten, parse_timestamp
 from soar.errors import InputError
 
@@ -127,8 +130,8 @@ def search_rules(
     return out
 
 
-def _source_fields(spec: CorrelationSpec) -> list[str]:
-    return ["@timestamp", *spec.group_by, *([spec.field] if spec.field else [])]
+def _source_fields(spec: CorrelationSpec, rule_id: str) -> list[str]:
+    return ["@timestamp", *spec.fields_of(rule_id), *([spec.field] if spec.field else [])]
 
 
 def correlation_events(
@@ -138,9 +141,14 @@ def correlation_events(
     time_range: tuple[str, str] | None = None,
     filters: Sequence[Mapping[str, Any]] = (),
 ) -> list[CorrelationEvent]:
-    """The events of a correlation's base rules, paged through a point in time."""
+    """The events of a correlation's base rules, paged through a point in time (a chained base: its matches)."""
     out: list[CorrelationEvent] = []
-    fields = _source_fields(spec)
+    for base in spec.rules:
+        if base.correlation is not None:
+            out.extend(_chained(es, index, spec, base, time_range, filters))
+    plain = [base for base in spec.rules if base.correlation is None]
+    if not plain:
+        return out
     try:
         pit = es.open_point_in_time(index=index, keep_alive="1m")["id"]
     except ApiError as exc:
@@ -150,7 +158,8 @@ def correlation_events(
         if groups is not None and not groups:
             return out  # no group has enough events: nothing to fetch
         narrowed = [*_range(time_range), *filters, *([_groups_filter(spec, groups)] if groups else [])]
-        for base in spec.rules:
+        for base in plain:
+            fields = _source_fields(spec, base.rule_id)
             body = _body(base, narrowed, PAGE, fields)
             body["sort"] = [{"@timestamp": {"order": "asc", "unmapped_type": "date"}}, {"_shard_doc": "asc"}]
             after: list[Any] | None = None
@@ -174,6 +183,25 @@ def correlation_events(
     return out
 
 
+def _chained(
+    es: Elasticsearch,
+    index: str,
+    spec: CorrelationSpec,
+    base: CompiledRule,
+    time_range: tuple[str, str] | None,
+    filters: Sequence[Mapping[str, Any]],
+) -> list[CorrelationEvent]:
+    """The matches of the correlation ``base`` ending in ``time_range``, as events of ``spec``."""
+    inner = base.correlation
+    assert inner is not None
+    start = parse_timestamp(time_range[0]) if time_range is not None else None
+    wider = time_range
+    if time_range is not None and start is not None:  # its windows reach back one timespan before the range
+        wider = (datetime.fromtimestamp(start - inner.timespan, UTC).isoformat(), time_range[1])
+    matches = evaluate_correlation(inner, correlation_events(es, index, inner, wider, filters))
+    return [e for e in chained_events(spec, base.rule_id, matches) if start is None or e.timestamp >= start]
+
+
 MAX_CANDIDATE_GROUPS = 500
 
 
@@ -184,6 +212,8 @@ def _candidate_groups(
     composite aggregation), so only their events are fetched. None when the shortcut does not apply."""
     if spec.type != "event_count" or spec.op not in ("gt", "gte") or not spec.group_by:
         return None
+    if spec.rule_fields or any(r.correlation is not None for r in spec.rules):
+        return None  # aliases: the group-by fields differ per base rule; chained: matches count as events too
     need = spec.count + (1 if spec.op == "gt" else 0)
     should = [dict(r.dsl["query"]) for r in spec.rules if r.dsl is not None]
     query = {"bool": {"should": should, "minimum_should_match": 1, "filter": list(filters)}}
@@ -226,7 +256,7 @@ def _event(rule_id: str, spec: CorrelationSpec, hit: Mapping[str, Any]) -> list[
     if ts is None:
         return []
     value = flat.get(spec.field) if spec.field else None
-    return [CorrelationEvent(rule_id, ts, group_key(flat, spec.group_by), value, hit["_id"])]
+    return [CorrelationEvent(rule_id, ts, group_key(flat, spec.fields_of(rule_id)), value, hit["_id"])]
 
 
 def hit_events(base_rule_id: str, spec: CorrelationSpec, hit: Mapping[str, Any]) -> list[CorrelationEvent]:

@@ -18,7 +18,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from soar.detection._correlate import CorrelationEvent, group_key
+from soar.detection._correlate import CorrelationEvent, chained_events, evaluate_correlation, group_key
 from soar.errors import InputError
 
 _SCHEMA = """
@@ -219,14 +219,19 @@ class EventStore:
 
 
 def correlation_events(store: EventStore, spec: Any, ids: Sequence[int] | None = None) -> list[CorrelationEvent]:
-    """The events of a correlation's base rules, as the pure evaluator wants them."""
+    """The events of a correlation's base rules, as the pure evaluator wants them (a chained base: its matches)."""
     out: list[CorrelationEvent] = []
     for base in spec.rules:
+        if base.correlation is not None:
+            inner = evaluate_correlation(base.correlation, correlation_events(store, base.correlation, ids))
+            out.extend(chained_events(spec, base.rule_id, inner))
+            continue
+        fields = spec.fields_of(base.rule_id)
         for event_id in store.search(base, ids):
             flat = store.flat(event_id)
             ts = parse_timestamp(flat.get("@timestamp"))
             if ts is None:
                 continue
             value = flat.get(spec.field) if spec.field else None
-            out.append(CorrelationEvent(base.rule_id, ts, group_key(flat, spec.group_by), value, event_id))
+            out.append(CorrelationEvent(base.rule_id, ts, group_key(flat, fields), value, event_id))
     return out

@@ -36,7 +36,7 @@ from soar.store import Store
 
 
 def widen(rule: ScheduledRule, window: Window) -> Window:
-    return Window(window.start - float(rule.correlation.timespan), window.end)
+    return Window(window.start - float(rule.correlation.reach), window.end)  # chained: the inner windows too
 
 
 def batchable(rule: ScheduledRule) -> bool:

@@ -64,3 +64,48 @@ def test_time_range_and_group_prefilter_limit_what_is_fetched(es: Elasticsearch,
     assert ordered is not None
     late = correlation_events(es, es_index, ordered, time_range=(_at(30), _at(3600)))
     assert sorted(int(e.ref) for e in late) == [1, 2, 3, 5, 6, 7]
+
+
+def test_aliases_and_chained_correlations_agree_between_engines(
+    es: Elasticsearch, es_index: str, tmp_path: Path
+) -> None:
+    from tests.unit.detection.test_correlate_aliases_chained import (
+        ALIAS_EVENTS,
+        CHAINED_EVENTS,
+        compiled,
+        embedded_matches,
+    )
+
+    events = [*ALIAS_EVENTS, *CHAINED_EVENTS]
+    create_events_index(es, es_index)
+    bulk_index(es, es_index, [(str(i), e) for i, e in enumerate(events)])
+    on_es, on_db = compiled(tmp_path, "elasticsearch"), compiled(tmp_path / "db", "embedded")
+    found = {}
+    for title in ("Login then a connection back to the same address", "Login after a brute force"):
+        spec = on_es[title].correlation
+        assert spec is not None
+        es_matches = evaluate_correlation(spec, correlation_events(es, es_index, spec))
+        as_es = [(next(iter(m.group.values())), tuple(int(r) for r in m.refs)) for m in es_matches]
+        assert as_es == embedded_matches(on_db[title], events)
+        found[title] = as_es
+    n = len(ALIAS_EVENTS)
+    assert found == {
+        "Login then a connection back to the same address": [("198.51.100.7", (2, 3)), ("203.0.113.5", (0, 1))],
+        "Login after a brute force": [("203.0.113.5", (n, n + 1, n + 2, n + 3))],
+    }
+
+
+def test_a_chained_correlation_in_a_time_range_reaches_back_for_its_inner_windows(
+    es: Elasticsearch, es_index: str, tmp_path: Path
+) -> None:
+    from tests.unit.detection.test_correlate_aliases_chained import CHAINED_EVENTS, compiled
+
+    create_events_index(es, es_index)
+    bulk_index(es, es_index, [(str(i), e) for i, e in enumerate(CHAINED_EVENTS)])
+    spec = compiled(tmp_path, "elasticsearch")["Login after a brute force"].correlation
+    assert spec is not None
+    # From 40 s on: the brute force ends at 40 s, but its failures at 0 and 20 s lie before the range.
+    matches = evaluate_correlation(spec, correlation_events(es, es_index, spec, time_range=(_at(40), _at(3600))))
+    assert [(m.group["source.ip"], sorted(int(r) for r in m.refs)) for m in matches] == [("203.0.113.5", [0, 1, 2, 3])]
+    # From 41 s on, the brute force ended before the range: not an event of this range.
+    assert evaluate_correlation(spec, correlation_events(es, es_index, spec, time_range=(_at(41), _at(3600)))) == []
