@@ -35,9 +35,11 @@ def release_host(ctx: ActionContext, host: str) -> ActionResult:
 @action(
     "hosts.block_ip", impact="contain", idempotent=True, revert="hosts.unblock_ip", targets={"host": "host", "ip": "ip"}
 )
-def block_ip(ctx: ActionContext, host: str, ip: str, expire_seconds: int = 0) -> ActionResult:
-    """Drop traffic from and to an address or network on a host, optionally expiring."""
-    return procedures.block_ip(ctx, host, ip, expire_seconds)
+def block_ip(
+    ctx: ActionContext, host: str, ip: str, expire_seconds: int = 0, backend: str | None = None
+) -> ActionResult:
+    """Drop traffic from and to an address or network on a host, optionally expiring (nft or iptables)."""
+    return procedures.block_ip(ctx, host, ip, expire_seconds, backend)
 
 
 @action("hosts.unblock_ip", impact="contain", idempotent=True, targets={"host": "host", "ip": "ip"})

@@ -80,3 +80,45 @@ stop_timer() {
     rm -f "$1"
   fi
 }
+
+# iptables leaves its table and built-in chains behind (iptables-nft creates `table ip filter` and the
+# hooked chains a rule needs). The first soar apply that touches a family's filter table notes what did
+# not exist yet; once no soar chain is left, a revert removes exactly that, if nothing else uses it.
+# One note per namespace and family, shared by isolate and block_ip.
+ipt_note() {  # TOOL (iptables|ip6tables): the note's path, written on first use
+  note="$STATE/$1.created"
+  [ -f "$note" ] && { echo "$note"; return 0; }
+  fam=ip; [ "$1" = ip6tables ] && fam=ip6
+  {
+    if have nft; then
+      if nft list table "$fam" filter >/dev/null 2>&1; then
+        for c in INPUT FORWARD OUTPUT; do nft list chain "$fam" filter "$c" >/dev/null 2>&1 || echo "$c"; done
+      else
+        printf 'table\nINPUT\nFORWARD\nOUTPUT\n'
+      fi
+    elif [ -z "$("$1-save" -t filter 2>/dev/null)" ]; then
+      printf 'INPUT\nFORWARD\nOUTPUT\n'  # without nft an empty table cannot be deleted; its chains can
+    fi
+  } >"$note"
+  echo "$note"
+}
+# Shell code for a revert file (run later, maybe by a timer): tidy TOOL's filter table per its NOTE.
+ipt_tidy_code() {  # TOOL NOTE
+  cat <<'IPT'
+ipt_tidy() {
+  [ -f "$2" ] || return 0
+  "$1" -S 2>/dev/null | grep -q '^-N SOAR-' && return 0
+  for c in INPUT FORWARD OUTPUT; do
+    grep -qx "$c" "$2" || continue
+    [ "$("$1" -S "$c" 2>/dev/null)" = "-P $c ACCEPT" ] && "$1" -X "$c" 2>/dev/null
+  done
+  fam=ip; [ "$1" = ip6tables ] && fam=ip6
+  if grep -qx table "$2" && command -v nft >/dev/null 2>&1 &&
+    [ "$(nft list table "$fam" filter 2>/dev/null | tr -d ' \t\n')" = "table${fam}filter{}" ]; then
+    nft delete table "$fam" filter
+  fi
+  rm -f "$2"
+}
+IPT
+  printf "ipt_tidy %s '%s'\n" "$1" "$2"
+}

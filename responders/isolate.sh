@@ -89,8 +89,8 @@ while iptables -D OUTPUT -j SOAR-ISO-OUT 2>/dev/null; do :; done
 while iptables -D FORWARD -m comment --comment soar-isolate -j DROP 2>/dev/null; do :; done
 iptables -F SOAR-ISO-IN 2>/dev/null; iptables -X SOAR-ISO-IN 2>/dev/null
 iptables -F SOAR-ISO-OUT 2>/dev/null; iptables -X SOAR-ISO-OUT 2>/dev/null
-true
 IPT
+    ipt_tidy_code iptables "$STATE/iptables.created" >>"$STATE/isolate.revert"
   fi
   echo "rm -f '$STATE/isolate.armed' '$STATE/isolate.backend' '$STATE/isolate.deadman.pid' '$STATE/isolate.release.pid' '$STATE/isolate.revert'" \
     >>"$STATE/isolate.revert"
@@ -109,6 +109,7 @@ case "$mode" in
     was=no; present && was=yes
     mkdir -p "$STATE"
     echo "$BACKEND" >"$STATE/isolate.backend"
+    [ "$BACKEND" = iptables ] && ipt_note iptables >/dev/null
     write_revert
     # Arm first: if the connection dies after the rules go in, the timer still restores the host.
     stop_timer "$STATE/isolate.deadman.pid"

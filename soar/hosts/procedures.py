@@ -130,6 +130,15 @@ def _verify_and_probe(
 # -- isolation -----------------------------------------------------------------------------------------------------
 
 
+def _backend_args(backend: str | None) -> list[str]:
+    """Which firewall a responder uses: by default nft where installed, else iptables."""
+    if backend is None:
+        return []
+    if backend not in ("nft", "iptables"):
+        raise InputError(f"parameter backend: {backend!r} is not nft or iptables")
+    return ["--backend", backend]
+
+
 def _isolate_args(runner: HostRunner, host: Host) -> list[str]:
     args: list[str] = []
     for addr in runner.management_addresses(host):
@@ -146,8 +155,7 @@ def isolate(
     runner, target = _start(ctx, host)
     deadman = validate.seconds(deadman_seconds, "deadman_seconds", low=3, high=3600)
     release = validate.seconds(release_after, "release_after", low=0)
-    if backend not in (None, "nft", "iptables"):
-        raise InputError(f"parameter backend: {backend!r} is not nft or iptables")
+    backend_args = _backend_args(backend)
     served = sorted(h.name for h in runner.inventory if h.bastion == target.name)
     if served:
         raise InputError(
@@ -157,9 +165,7 @@ def isolate(
     keep = _isolate_args(runner, target)
     if "--mgmt" not in keep:
         raise InputError(f"host {target.name}: no management or bastion address to keep open; refusing to isolate")
-    apply_args = [*keep, "--deadman", str(deadman), "--release-after", str(release)]
-    if backend:
-        apply_args += ["--backend", backend]
+    apply_args = [*keep, "--deadman", str(deadman), "--release-after", str(release), *backend_args]
     plan = [
         runner.plan(target, "isolate", "apply", apply_args),
         runner.plan(target, "isolate", "verify", keep),
@@ -261,11 +267,13 @@ def _probe_from_blocked(runner: HostRunner, target: Host, blocked: str, expect: 
 
 
 @guarded
-def block_ip(ctx: ActionContext, host: str, ip: str, expire_seconds: int = 0) -> ActionResult:
+def block_ip(
+    ctx: ActionContext, host: str, ip: str, expire_seconds: int = 0, backend: str | None = None
+) -> ActionResult:
     runner, target = _start(ctx, host)
     blocked = _check_block_target(runner, target, ip)
     expire = validate.seconds(expire_seconds, "expire_seconds", low=0)
-    args = [blocked, "--expire", str(expire)]
+    args = [blocked, "--expire", str(expire), *_backend_args(backend)]
     plan = [runner.plan(target, "block_ip", "apply", args), runner.plan(target, "block_ip", "verify", [blocked])]
     if ctx.dry_run:
         return ActionResult(ok=True, commands=plan, output={"host": target.summary(), "ip": blocked})
@@ -286,7 +294,12 @@ def block_ip(ctx: ActionContext, host: str, ip: str, expire_seconds: int = 0) ->
         verified=verified,
         verification=verification,
         changed=applied.fields.get("was_blocked") == "no",
-        output={"host": target.summary(), "ip": blocked, "expire_seconds": expire},
+        output={
+            "host": target.summary(),
+            "ip": blocked,
+            "expire_seconds": expire,
+            "backend": applied.fields.get("backend"),
+        },
         **base,
     )
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import fcntl
 import subprocess
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,16 @@ def host_lock(*names: str) -> Iterator[None]:
             fh = stack.enter_context((folder / f"{name}.lock").open("a"))
             fcntl.flock(fh, fcntl.LOCK_EX)
         yield
+
+
+def wait_for(predicate: Callable[[], bool], seconds: float) -> bool:
+    """Poll ``predicate`` until it holds or ``seconds`` pass (host-side timers act on their own clock)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.25)
+    return predicate()
 
 
 def ns(name: str) -> str:

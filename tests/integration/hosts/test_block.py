@@ -7,16 +7,27 @@ import time
 import pytest
 
 from soar.actions import ActionContext, ActionRegistry
-from tests.integration.hosts.lab import can_connect, nft_ruleset
+from tests.integration.hosts.lab import can_connect, nft_ruleset, sh_in, state_left, timers_in, wait_for
 
 pytestmark = pytest.mark.lab
 
 PEER = "10.77.0.4"
 APP1 = "10.77.0.13"
+DB1 = "10.77.0.12"
+
+
+def wait_until_reachable(src: str, addr: str, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if can_connect(src, addr, 22, seconds=1):
+            return True
+        time.sleep(0.5)
+    return can_connect(src, addr, 22)
 
 
 def test_block_and_unblock_the_attacker_peer(ctx: ActionContext, registry: ActionRegistry) -> None:
     assert can_connect("peer", APP1, 22)
+    ruleset = nft_ruleset("app1")
     result = registry.get("hosts.block_ip").call(ctx, {"host": "app1", "ip": PEER})
     try:
         assert result.ok, result.error
@@ -30,7 +41,7 @@ def test_block_and_unblock_the_attacker_peer(ctx: ActionContext, registry: Actio
         unblocked = registry.get("hosts.unblock_ip").call(ctx, {"host": "app1", "ip": PEER})
     assert unblocked.ok and unblocked.verified and unblocked.changed is True
     assert can_connect("peer", APP1, 22)
-    assert "soar_block" not in nft_ruleset("app1"), "an empty block table was left behind"
+    assert nft_ruleset("app1") == ruleset, "unblock left the ruleset different from before the block"
     twice = registry.get("hosts.unblock_ip").call(ctx, {"host": "app1", "ip": PEER})
     assert twice.ok and twice.changed is False
 
@@ -39,14 +50,57 @@ def test_a_block_with_expiry_lifts_itself(ctx: ActionContext, registry: ActionRe
     result = registry.get("hosts.block_ip").call(ctx, {"host": "db1", "ip": "10.77.0.4/30", "expire_seconds": 4})
     try:
         assert result.ok and result.verified
-        assert not can_connect("peer", "10.77.0.12", 22, seconds=1)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and not can_connect("peer", "10.77.0.12", 22, seconds=1):
-            time.sleep(0.5)
-        assert can_connect("peer", "10.77.0.12", 22)
+        assert not can_connect("peer", DB1, 22, seconds=1)
+        assert wait_until_reachable("peer", DB1, 10)
     finally:
         registry.get("hosts.unblock_ip").call(ctx, {"host": "db1", "ip": "10.77.0.4/30"})
     assert "soar_block" not in nft_ruleset("db1")
+
+
+def test_iptables_block_with_expiry_lifts_itself_and_leaves_nothing(
+    ctx: ActionContext, registry: ActionRegistry
+) -> None:
+    """iptables has no element timeouts: the expiry is a timer on the host running the address's revert."""
+    ruleset = nft_ruleset("db1")  # iptables-nft: its tables and chains show in the nft ruleset
+    assert "table ip filter" not in ruleset, "a filter table is left on db1 from elsewhere; this test needs none"
+    args = {"host": "db1", "ip": PEER, "expire_seconds": 4, "backend": "iptables"}
+    result = registry.get("hosts.block_ip").call(ctx, args)
+    try:
+        assert result.ok, result.error
+        assert result.verified is True and result.output["backend"] == "iptables"
+        assert result.verification["peer_probe"]["reachable"] == "no"
+        rules = sh_in("db1", "iptables", "-S", check=True).stdout
+        assert f"-A SOAR-BLOCK-IN -s {PEER}/32 -j DROP" in rules
+        assert "soar_block" not in nft_ruleset("db1")  # the iptables path, not nft's set
+        assert len(timers_in("db1")) == 1, "no expiry timer on the host"
+        assert not can_connect("peer", DB1, 22, seconds=1)
+        assert can_connect("mgmt", DB1, 22)
+        # the block lifts itself on the host, with no controller involved, and takes everything with it
+        assert wait_until_reachable("peer", DB1, 12)
+        assert wait_for(lambda: nft_ruleset("db1") == ruleset, 5), nft_ruleset("db1")
+        assert timers_in("db1") == []
+        assert not state_left("db1")
+        after = registry.get("hosts.unblock_ip").call(ctx, {"host": "db1", "ip": PEER})
+        assert after.ok and after.changed is False
+    finally:
+        registry.get("hosts.unblock_ip").call(ctx, {"host": "db1", "ip": PEER})
+    assert nft_ruleset("db1") == ruleset
+
+
+def test_iptables_unblock_before_expiry_stops_the_timer(ctx: ActionContext, registry: ActionRegistry) -> None:
+    ruleset = nft_ruleset("db1")
+    args = {"host": "db1", "ip": PEER, "expire_seconds": 600, "backend": "iptables"}
+    try:
+        assert registry.get("hosts.block_ip").call(ctx, args).verified is True
+        again = registry.get("hosts.block_ip").call(ctx, args)
+        assert again.ok and again.changed is False
+        assert len(timers_in("db1")) == 1, "a second apply must replace the expiry timer, not add one"
+    finally:
+        unblocked = registry.get("hosts.unblock_ip").call(ctx, {"host": "db1", "ip": PEER})
+    assert unblocked.ok and unblocked.verified and unblocked.changed is True
+    assert timers_in("db1") == []
+    assert nft_ruleset("db1") == ruleset
+    assert not state_left("db1")
 
 
 @pytest.mark.parametrize("ip", ["10.77.0.2", "10.77.0.0/24", "10.77.0.3"])

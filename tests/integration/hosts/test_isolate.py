@@ -12,22 +12,13 @@ from soar.actions import ActionContext, ActionRegistry
 from soar.hosts.inventory import Inventory
 from soar.hosts.transport import Credentials, SSHOptions
 from tests.integration.hosts.conftest import close_context, lab_settings
-from tests.integration.hosts.lab import can_connect, login, nft_ruleset, sh_in, state_left, timers_in
+from tests.integration.hosts.lab import can_connect, login, nft_ruleset, sh_in, state_left, timers_in, wait_for
 
 pytestmark = pytest.mark.lab
 
 APP1 = "10.77.0.13"
 MGMT_LOG = ("10.77.0.3", 9200)
 PEER_LISTENER = ("10.77.0.4", 8080)
-
-
-def wait_for(predicate, seconds: float) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.25)
-    return predicate()
 
 
 def assert_open(options: SSHOptions, inventory: Inventory) -> None:
@@ -40,6 +31,7 @@ def test_isolate_cuts_the_attacker_keeps_management_and_release_restores(
     ctx: ActionContext, registry: ActionRegistry, inventory: Inventory, options: SSHOptions
 ) -> None:
     assert_open(options, inventory)
+    ruleset = nft_ruleset("app1")
     result = registry.get("hosts.isolate_host").call(ctx, {"host": "app1.lab.internal", "deadman_seconds": 30})
     try:
         assert result.ok, result.error
@@ -69,6 +61,7 @@ def test_isolate_cuts_the_attacker_keeps_management_and_release_restores(
     assert released.verified is True and released.changed is True
     assert released.verification["peer_probe"]["reachable"] == "yes"
     assert_open(options, inventory)
+    assert nft_ruleset("app1") == ruleset, "release left the ruleset different from before isolation"
     assert timers_in("app1") == []
     assert not state_left("app1"), "responder state was left behind"
 
@@ -148,16 +141,22 @@ def test_release_after_a_duration(ctx: ActionContext, registry: ActionRegistry) 
         registry.get("hosts.release_host").call(ctx, {"host": "db1"})
 
 
-def test_iptables_backend(ctx: ActionContext, registry: ActionRegistry) -> None:
+def test_iptables_backend_and_release_leaves_nothing_it_created(ctx: ActionContext, registry: ActionRegistry) -> None:
+    ruleset = nft_ruleset("db1")  # iptables here is iptables-nft: what it creates shows in the nft ruleset
+    assert "table ip filter" not in ruleset, "a filter table is left on db1 from elsewhere; this test needs none"
     result = registry.get("hosts.isolate_host").call(ctx, {"host": "db1", "deadman_seconds": 30, "backend": "iptables"})
     try:
         assert result.ok, result.error
         assert result.verified
         assert "SOAR-ISO-IN" in sh_in("db1", "iptables", "-S", check=True).stdout
+        assert "table ip filter" in nft_ruleset("db1")
         assert not can_connect("peer", "10.77.0.12", 22)
         assert can_connect("mgmt", "10.77.0.12", 22)
     finally:
         released = registry.get("hosts.release_host").call(ctx, {"host": "db1"})
     assert released.ok and released.verified
     assert "SOAR" not in sh_in("db1", "iptables", "-S", check=True).stdout
+    # not even the empty filter table and hooked chains that iptables-nft created for the first rule
+    assert nft_ruleset("db1") == ruleset
     assert can_connect("peer", "10.77.0.12", 22)
+    assert not state_left("db1")

@@ -113,14 +113,14 @@ def test_the_host_side_refuses_uid_0() -> None:
     assert result.returncode == 4 and "uid 0" in result.stdout
 
 
-@needs_root
-def test_isolation_falls_back_to_iptables_when_nft_is_absent(tmp_path: Path) -> None:
-    """In a private mount and network namespace, hide nft from /usr/sbin and isolate for real."""
+def run_without_nft(tmp_path: Path, name: str, body: str) -> subprocess.CompletedProcess[str]:
+    """In a private mount and network namespace, hide nft from /usr/sbin and run ``body`` (sh -eu) there,
+    with the responder ``name`` at ``tmp_path/<name>.sh``."""
     real, fake = tmp_path / "real", tmp_path / "fake"
     real.mkdir()
     fake.mkdir()
-    script = wrap((BUILTIN_RESPONDERS / "_lib.sh").read_text(), (BUILTIN_RESPONDERS / "isolate.sh").read_text())
-    (tmp_path / "isolate.sh").write_text(script)
+    script = wrap((BUILTIN_RESPONDERS / "_lib.sh").read_text(), (BUILTIN_RESPONDERS / f"{name}.sh").read_text())
+    (tmp_path / f"{name}.sh").write_text(script)
     runner = f"""
 set -eu
 mount --bind /usr/sbin {real}
@@ -128,6 +128,16 @@ for f in {real}/*; do n=${{f##*/}}; [ "$n" = nft ] || ln -s "{real}/$n" "{fake}/
 mount --bind {fake} /usr/sbin
 if command -v nft >/dev/null; then echo "nft still visible"; exit 9; fi
 ip link set lo up
+{body}
+"""
+    return subprocess.run(
+        ["unshare", "--mount", "--net", "sh", "-c", runner], capture_output=True, text=True, timeout=60
+    )
+
+
+@needs_root
+def test_isolation_falls_back_to_iptables_when_nft_is_absent(tmp_path: Path) -> None:
+    body = f"""
 sh {tmp_path}/isolate.sh apply --mgmt 10.0.0.2 --log 10.0.0.9:9200 --deadman 600 > {tmp_path}/apply.out
 sh {tmp_path}/isolate.sh verify --mgmt 10.0.0.2 > {tmp_path}/verify.out
 iptables -S > {tmp_path}/rules.txt
@@ -135,9 +145,7 @@ sh {tmp_path}/isolate.sh revert > {tmp_path}/revert.out
 iptables -S > {tmp_path}/after.txt
 sh {tmp_path}/isolate.sh verify > {tmp_path}/verify2.out || echo "exit=$?" >> {tmp_path}/verify2.out
 """
-    done = subprocess.run(
-        ["unshare", "--mount", "--net", "sh", "-c", runner], capture_output=True, text=True, timeout=60
-    )
+    done = run_without_nft(tmp_path, "isolate", body)
     assert done.returncode == 0, done.stdout + done.stderr
     assert parse_fields((tmp_path / "apply.out").read_text())["backend"] == "iptables"
     assert parse_fields((tmp_path / "verify.out").read_text()) == {
@@ -153,3 +161,31 @@ sh {tmp_path}/isolate.sh verify > {tmp_path}/verify2.out || echo "exit=$?" >> {t
     assert parse_fields((tmp_path / "revert.out").read_text()) == {"changed": "yes", "isolated": "no"}
     assert "SOAR" not in (tmp_path / "after.txt").read_text()
     assert "exit=3" in (tmp_path / "verify2.out").read_text()
+
+
+@needs_root
+def test_block_ip_falls_back_to_iptables_and_expires_by_a_host_timer(tmp_path: Path) -> None:
+    """No nft: the block is iptables rules, and its expiry a detached timer that runs the address's revert."""
+    body = f"""
+sh {tmp_path}/block_ip.sh apply 10.0.0.7 --expire 1 > {tmp_path}/apply.out
+sh {tmp_path}/block_ip.sh apply 2001:db8::/32 > {tmp_path}/apply6.out
+iptables -S > {tmp_path}/rules.txt
+ip6tables -S > {tmp_path}/rules6.txt
+sleep 2.5
+sh {tmp_path}/block_ip.sh verify 10.0.0.7 > {tmp_path}/expired.out || echo "exit=$?" >> {tmp_path}/expired.out
+iptables -S > {tmp_path}/after.txt
+sh {tmp_path}/block_ip.sh revert 2001:db8::/32 > {tmp_path}/revert6.out
+ip6tables -S > {tmp_path}/after6.txt
+"""
+    done = run_without_nft(tmp_path, "block_ip", body)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert parse_fields((tmp_path / "apply.out").read_text())["backend"] == "iptables"
+    rules = (tmp_path / "rules.txt").read_text()
+    assert "-A INPUT -j SOAR-BLOCK-IN" in rules and "-A OUTPUT -j SOAR-BLOCK-OUT" in rules
+    assert "-A SOAR-BLOCK-IN -s 10.0.0.7/32 -j DROP" in rules
+    assert "-A SOAR-BLOCK-OUT -d 10.0.0.7/32 -j DROP" in rules
+    assert "-A SOAR-BLOCK-IN -s 2001:db8::/32 -j DROP" in (tmp_path / "rules6.txt").read_text()
+    assert "exit=3" in (tmp_path / "expired.out").read_text()  # expired by itself
+    assert "SOAR" not in (tmp_path / "after.txt").read_text()
+    assert parse_fields((tmp_path / "revert6.out").read_text()) == {"changed": "yes", "blocked": "no"}
+    assert "SOAR" not in (tmp_path / "after6.txt").read_text()
