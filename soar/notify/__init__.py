@@ -9,7 +9,16 @@ without a bot token the same content goes to the log. See docs/notify.md.
 from soar.notify.delivery import Deliverer, DeliveryReport
 from soar.notify.outbox import Message
 from soar.notify.routing import Routes, load_routes
-from soar.notify.service import deliver, deliver_all, ephemeral, kick, notify_alert, notify_run_event, notify_text
+from soar.notify.service import (
+    deliver,
+    deliver_all,
+    ephemeral,
+    kick,
+    notify_alert,
+    notify_run_event,
+    notify_text,
+    resume,
+)
 from soar.notify.transport import ConsoleTransport, SlackTransport, Transport, transport_for
 
 __all__ = [
@@ -28,5 +37,6 @@ __all__ = [
     "notify_alert",
     "notify_run_event",
     "notify_text",
+    "resume",
     "transport_for",
 ]

@@ -8,6 +8,7 @@ Run: ``python -m tests.benchmarks.bench_slack`` (needs ``scripts/services.sh up 
 
 from __future__ import annotations
 
+import itertools
 import statistics
 import sys
 import tempfile
@@ -20,7 +21,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from soar.config import Settings, load_settings
-from soar.notify import Deliverer, notify_alert, transport_for
+from soar.notify import Deliverer, notify_alert, notify_run_event, transport_for
 from soar.notify.incidents import open_thread
 from soar.store import Store, open_store
 from tests.integration.notify.standin import Workspace, health
@@ -131,6 +132,89 @@ def storm(tmp: Path) -> dict[str, Any]:
     return {"ours": ours, "anchor": anchor}
 
 
+RACE_EVENTS = 15  # the card lists 15 steps: each event shows one more
+RACE_INCIDENTS = 10
+
+
+def _race_events(run: dict[str, Any]) -> list[dict[str, Any]]:
+    from soar.playbooks.events import make_event
+
+    return [
+        make_event("step_finished", run, step={"id": f"s{n:02d}", "uses": "x.y", "status": "succeeded"})
+        for n in range(RACE_EVENTS)
+    ]
+
+
+def _race_result(ws: Workspace, seconds: float) -> dict[str, float]:
+    """Per incident, the steps each version of its card showed: they only grow unless a card went backwards."""
+    updates = backwards = current = 0
+    for card in ws.top_level():
+        shown = [str(v["blocks"]).count("`s") for v in [*card["edits"], card]]
+        updates += len(shown) - 1
+        backwards += sum(1 for a, b in itertools.pairwise(shown) if b < a)
+        current += shown[-1] == RACE_EVENTS
+    return {"updates": updates, "backwards": backwards, "final_current": current, "seconds": seconds}
+
+
+def race(tmp: Path) -> dict[str, dict[str, float]]:
+    """Two workers publish one run's events at once: does the card ever go backwards, does it end current?
+
+    Anchor: each worker renders the card from the state it just wrote and calls ``chat.update``
+    itself (no outbox, no revision check) — the obvious way to keep a card "updated in place".
+    """
+    import threading
+
+    from soar.notify import cards
+    from soar.notify.incidents import apply_event
+
+    def run_of() -> dict[str, Any]:
+        return {"id": f"run-{uuid.uuid4().hex[:8]}", "playbook": {"name": "p"}, "alert": _alert(0)}  # new alert id
+
+    def in_two_threads(work: Any, events: list[dict[str, Any]]) -> float:
+        started = time.perf_counter()
+        threads = [threading.Thread(target=work, args=(events[i::2],)) for i in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return time.perf_counter() - started
+
+    ws = Workspace(["soc-alerts"])
+    settings = _settings(tmp, ws, slack_channel_interval=0)
+    store = open_store(settings)
+
+    def ours(events: list[dict[str, Any]]) -> None:
+        own = open_store(settings)
+        for event in events:
+            notify_run_event(settings, own, event)
+        own.close()
+
+    ours_seconds = sum(in_two_threads(ours, _race_events(run_of())) for _ in range(RACE_INCIDENTS))
+    Deliverer(settings, store, transport_for(settings)).deliver("#soc-alerts")  # a busy channel's leftovers
+
+    anchor_ws = Workspace(["soc-alerts"])
+    client = WebClient(token=anchor_ws.token, base_url=anchor_ws.api_url, retry_handlers=[])
+    lock = threading.Lock()
+
+    def anchor_incident() -> float:
+        run = run_of()
+        summary = cards.alert_summary(run["alert"])
+        posted = client.chat_postMessage(channel="#soc-alerts", text="card", blocks=cards.incident_card(summary))
+        state: dict[str, Any] = {"runs": {}, "status": "open"}
+
+        def anchor(events: list[dict[str, Any]]) -> None:
+            for event in events:
+                with lock:  # the state itself is written atomically, like the thread document
+                    snapshot = apply_event(state, event)
+                    blocks = cards.incident_card(summary, status=snapshot["status"], runs=snapshot["runs"])
+                client.chat_update(channel=str(posted["channel"]), ts=str(posted["ts"]), text="card", blocks=blocks)
+
+        return in_two_threads(anchor, _race_events(run))
+
+    anchor_seconds = sum(anchor_incident() for _ in range(RACE_INCIDENTS))
+    return {"ours": _race_result(ws, ours_seconds), "anchor": _race_result(anchor_ws, anchor_seconds)}
+
+
 def ack_latency(tmp: Path, clicks: int = 50) -> list[float]:
     """How fast `soar api` answers a signed click (Slack allows 3 s); the decision itself runs afterwards."""
     import httpx
@@ -159,6 +243,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         lat = latency(Path(tmp))
         st = storm(Path(tmp))
+        rc = race(Path(tmp))
         ack = ack_latency(Path(tmp))
     print(f"\nAlert → Slack card latency ({LATENCY_ALERTS} alerts, stand-in on loopback, no pacing)")
     print(f"{'':28}{'soar (outbox)':>16}{'anchor (bare post)':>20}{'ratio':>8}")
@@ -178,6 +263,17 @@ def main() -> int:
         ratio = f"{o[key] / a[key]:.2f}" if a[key] else "-"
         print(f"{label:28}{o[key]:>16.2f}{a[key]:>20.2f}{ratio:>8}")
     print(f"{'enqueue 1,000 alerts (s)':28}{o['enqueue_seconds']:>16.2f}")
+    o, a = rc["ours"], rc["anchor"]
+    print(f"\n{RACE_INCIDENTS} cards, {RACE_EVENTS} run events each published by two threads at once (eager)")
+    print(f"{'':28}{'soar':>16}{'anchor':>20}{'ratio':>8}")
+    for label, key in (
+        ("chat.update calls", "updates"),
+        ("card went backwards", "backwards"),
+        ("cards ending current", "final_current"),
+        ("seconds", "seconds"),
+    ):
+        ratio = f"{o[key] / a[key]:.2f}" if a[key] else "-"
+        print(f"{label:28}{o[key]:>16.2f}{a[key]:>20.2f}{ratio:>8}")
     print(f"\nInteractivity acknowledgement ({len(ack)} signed clicks to `soar api`; anchor: Slack's 3 s limit)")
     print(f"{'':28}{'soar':>16}{'limit':>20}{'ratio':>8}")
     for p in ("p50", "p95"):
