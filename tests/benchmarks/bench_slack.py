@@ -234,6 +234,16 @@ def ack_latency(tmp: Path, clicks: int = 50) -> list[float]:
     return times
 
 
+def _table(title: str, result: dict[str, Any], rows: tuple[tuple[str, str], ...]) -> None:
+    """One comparison table: soar, the anchor, and their ratio per row."""
+    o, a = result["ours"], result["anchor"]
+    print(f"\n{title}")
+    print(f"{'':28}{'soar':>16}{'anchor':>20}{'ratio':>8}")
+    for label, key in rows:
+        ratio = f"{o[key] / a[key]:.2f}" if a[key] else "-"
+        print(f"{label:28}{o[key]:>16.2f}{a[key]:>20.2f}{ratio:>8}")
+
+
 def main() -> int:
     try:
         health()
@@ -250,30 +260,28 @@ def main() -> int:
     for p in ("p50", "p95"):
         ours, anchor = lat[f"ours_{p}"] * 1000, lat[f"anchor_{p}"] * 1000
         print(f"{p + ' ms':28}{ours:>16.1f}{anchor:>20.1f}{ours / anchor:>8.2f}")
-    o, a = st["ours"], st["anchor"]
-    print(f"\n{STORM_ALERTS}-alert storm into one channel limited to 1 message/s (soar paces at 1/s, folds at 20)")
-    print(f"{'':28}{'soar':>16}{'anchor':>20}{'ratio':>8}")
-    for label, key in (
-        ("messages in the channel", "messages"),
-        ("429 answers", "rate_limited"),
-        ("alerts accounted for", "alerts_accounted"),
-        ("seconds to drain", "seconds"),
-        ("messages/s in the channel", "msgs_per_s"),
-    ):
-        ratio = f"{o[key] / a[key]:.2f}" if a[key] else "-"
-        print(f"{label:28}{o[key]:>16.2f}{a[key]:>20.2f}{ratio:>8}")
-    print(f"{'enqueue 1,000 alerts (s)':28}{o['enqueue_seconds']:>16.2f}")
-    o, a = rc["ours"], rc["anchor"]
-    print(f"\n{RACE_INCIDENTS} cards, {RACE_EVENTS} run events each published by two threads at once (eager)")
-    print(f"{'':28}{'soar':>16}{'anchor':>20}{'ratio':>8}")
-    for label, key in (
-        ("chat.update calls", "updates"),
-        ("card went backwards", "backwards"),
-        ("cards ending current", "final_current"),
-        ("seconds", "seconds"),
-    ):
-        ratio = f"{o[key] / a[key]:.2f}" if a[key] else "-"
-        print(f"{label:28}{o[key]:>16.2f}{a[key]:>20.2f}{ratio:>8}")
+    _table(
+        f"{STORM_ALERTS}-alert storm into one channel limited to 1 message/s (soar paces at 1/s, folds at 20)",
+        st,
+        (
+            ("messages in the channel", "messages"),
+            ("429 answers", "rate_limited"),
+            ("alerts accounted for", "alerts_accounted"),
+            ("seconds to drain", "seconds"),
+            ("messages/s in the channel", "msgs_per_s"),
+        ),
+    )
+    print(f"{'enqueue 1,000 alerts (s)':28}{st['ours']['enqueue_seconds']:>16.2f}")
+    _table(
+        f"{RACE_INCIDENTS} cards, {RACE_EVENTS} run events each published by two threads at once (eager)",
+        rc,
+        (
+            ("chat.update calls", "updates"),
+            ("card went backwards", "backwards"),
+            ("cards ending current", "final_current"),
+            ("seconds", "seconds"),
+        ),
+    )
     print(f"\nInteractivity acknowledgement ({len(ack)} signed clicks to `soar api`; anchor: Slack's 3 s limit)")
     print(f"{'':28}{'soar':>16}{'limit':>20}{'ratio':>8}")
     for p in ("p50", "p95"):
