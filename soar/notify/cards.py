@@ -307,10 +307,7 @@ def approval_decided(event: Mapping[str, Any], *, final: bool) -> tuple[str, lis
         text += f" by {people(approval) or 'nobody'}"
     elif decision == "denied":
         text += f" by {_denied_by(approval)}"
-    fallback = f"step {raw_step} {decision}" + (
-        f" by {', '.join(str(d) for d in approval.get('denials') or [])}" if decision == "denied" else ""
-    )
-    return _fallback(fallback), [section(text)]
+    return _fallback(_decision_line(raw_step, decision, approval)), [section(text)]
 
 
 def decision_reply(event: Mapping[str, Any]) -> tuple[str, list[Block]]:
@@ -330,7 +327,13 @@ def decision_reply(event: Mapping[str, Any]) -> tuple[str, list[Block]]:
             text += f" by {_denied_by(approval)}"
         if who:
             text += f" — approvals: {who} ({len(approvers)} of {required})"
-    return _fallback(f"step {raw_step} {decision}"), [section(text)]
+    return _fallback(_decision_line(raw_step, decision, approval)), [section(text)]
+
+
+def _decision_line(step: str, decision: str, approval: Mapping[str, Any]) -> str:
+    """The notification text of a decision (unescaped; the caller escapes it)."""
+    deniers = ", ".join(str(d) for d in approval.get("denials") or [])
+    return f"step {step} {decision}" + (f" by {deniers}" if decision == "denied" and deniers else "")
 
 
 def generic_reply(event: Mapping[str, Any]) -> tuple[str, list[Block]]:

@@ -130,7 +130,8 @@ def test_a_denial_names_the_denier_and_only_a_well_formed_slack_id_becomes_a_men
     assert not any(b["type"] == "actions" for b in blocks)
     assert shown.startswith(":no_entry: step `isolate` *denied* by bob (<@UBOB>), &lt;!channel&gt;")
     assert "<!channel" not in shown and text.startswith("step isolate denied by bob")
-    _, reply = cards.decision_reply(event)
+    reply_text, reply = cards.decision_reply(event)
+    assert reply_text.startswith("step isolate denied by bob")  # the notification names the denier too
     assert "*denied* by bob (<@UBOB>)" in reply[0]["text"]["text"]
     assert "approvals: alice (<@UALICE>) (1 of 2)" in reply[0]["text"]["text"]
 
