@@ -241,6 +241,8 @@ class Deliverer:
 
     def _record_shown(self, target: Message, message: Message) -> None:
         """Remember on the updated message what Slack now shows, for :meth:`_needless`."""
+        if message.revision is None and self._can_edit:
+            return
         if message.revision is not None:
             target.shown_revision = max(
                 message.revision, -1 if target.shown_revision is None else target.shown_revision
