@@ -23,6 +23,7 @@ from tests.conftest import env_without_soar
 from tests.integration.notify.apiserver import api_env, eventually, serve_api
 from tests.integration.notify.content import write_content
 from tests.integration.notify.standin import Workspace
+from tests.workers import kill_group
 
 NOTIFY = """
 import json, sys
@@ -120,3 +121,35 @@ def test_notify_deliver_wait_drains_what_an_earlier_process_left(tmp_path: Path,
     assert time.monotonic() - started < float(wait) + 10
     keys = _posted_keys(workspace)
     assert len(keys) == len(set(keys)) == 3, keys
+
+
+def test_the_embedded_scheduler_resumes_the_outbox_when_it_starts(tmp_path: Path, standin: None) -> None:
+    workspace = Workspace(["soc-alerts"])
+    env = api_env(write_content(tmp_path / "content"), workspace, eager=True)
+    run = {
+        "id": f"run-{uuid.uuid4().hex[:8]}",
+        "playbook": {"name": "p"},
+        "alert": {"id": uuid.uuid4().hex, "rule": {"id": "r", "title": "Scheduled", "level": "low"}},
+    }
+    full = {**env_without_soar(), **env}
+    workspace.outage(True)
+    assert subprocess.run([sys.executable, "-c", NOTIFY, json.dumps(run)], env=full, check=False).returncode == 0
+    workspace.outage(False)
+    assert workspace.top_level() == []
+    log = (tmp_path / "scheduler.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "soar", "scheduler", "--tick", "1"],
+        env=full,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        assert eventually(lambda: len(_posted_keys(workspace)) == 3, 30), (tmp_path / "scheduler.log").read_text()
+    finally:
+        kill_group(proc)
+        log.close()
+    keys = _posted_keys(workspace)
+    assert len(keys) == len(set(keys)) == 3, keys
+    (card,) = workspace.top_level()
+    assert "succeeded" in card["text"] and len(workspace.replies(card["ts"])) == 2
