@@ -39,6 +39,11 @@ def widen(rule: ScheduledRule, window: Window) -> Window:
     return Window(window.start - float(rule.correlation.reach), window.end)  # chained: the inner windows too
 
 
+def narrow(rule: ScheduledRule, wide: Window) -> Window:
+    """The window a widened search was made for (its parts are grouped back by it)."""
+    return Window(wide.start + float(rule.correlation.reach), wide.end)
+
+
 def batchable(rule: ScheduledRule) -> bool:
     """Every base rule is a plain query (a chained correlation's base is itself a correlation)."""
     return all(base.dsl is not None and base.correlation is None for base in rule.correlation.rules)

@@ -19,7 +19,7 @@ from elasticsearch import Elasticsearch
 from soar import metrics_prom as metrics
 from soar.config import Settings
 from soar.scheduler.alerting import Dispatch, Draft, commit, drafts_for_hits
-from soar.scheduler.correlate import assemble, batchable, correlation_drafts, fetch_direct, part_jobs
+from soar.scheduler.correlate import assemble, batchable, correlation_drafts, fetch_direct, narrow, part_jobs
 from soar.scheduler.planning import Window, chunks, iso, parse_time, plan_run
 from soar.scheduler.rules import ScheduledRule
 from soar.scheduler.search import Job, JobResult, RequestCounter, SearchError
@@ -115,8 +115,7 @@ class Detector:
             if res.job.part is not None:
                 parts.setdefault((res.job.rule.id, res.job.gap_id, res.job.window.start), []).append(res)
         for group in parts.values():
-            job = group[0].job
-            out.append(assemble(group, Window(job.window.start + float(job.rule.correlation.timespan), job.window.end)))
+            out.append(assemble(group, narrow(group[0].job.rule, group[0].job.window)))
         exceptions = self._exceptions() if direct else []
         out += [fetch_direct(self.source, job, exceptions) for job in direct]
         return out

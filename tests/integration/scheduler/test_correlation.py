@@ -212,3 +212,27 @@ def test_backfill_of_a_correlation_alerts_once_however_the_range_is_cut(
         (iso(t0), iso(t0 + 60)),
         (iso(t0 + 70), iso(t0 + 110)),
     ]
+
+
+# Over the burst correlation: a host with a burst twice in ten minutes.
+CHAINED = CORRELATION.replace("timespan: 1m", "timespan: 10m").replace("gte: 3", "gte: 2")
+
+
+def test_a_chained_correlation_runs_in_the_cycle_through_the_engine(ctx: Ctx) -> None:
+    es, events_index, det_settings, store, content, write_rule = ctx
+    base = write_rule("base", interval="1s")
+    inner = _write(content, "burst", CORRELATION, base)
+    outer = _write(content, "twice", CHAINED, inner)
+    rules, errors = load_scheduled_rules(det_settings)
+    assert not errors, [str(e) for e in errors]
+    assert {r.id: r.enabled for r in rules if r.id in (base, inner)} == {base: False, inner: False}
+    now = time.time()
+    docs = [(f"x{i}", event(i, now - 200 + i, host="web-01")) for i in range(3)]
+    docs += [(f"y{i}", event(i, now - 20 + i, host="web-01")) for i in range(3)]
+    docs += [(f"z{i}", event(i, now - 20 + i, host="db-01")) for i in range(3)]  # one burst only
+    index_events(es, events_index, docs)
+    report = Detector(det_settings, store, es, lambda _id: None).run(rules, now)  # widened by the chain's reach
+    assert report.runs[outer].error is None and report.runs[outer].alerts == 1
+    [alert] = [r.doc for r in store.find("alerts")]
+    assert alert["rule"]["id"] == outer and alert["host"] == {"name": "web-01"}
+    assert sorted(alert["event_ids"]) == ["x0", "x1", "x2", "y0", "y1", "y2"]
