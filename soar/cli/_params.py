@@ -24,7 +24,7 @@ except ImportError:  # pragma: no cover - another typer: it coerces everything i
     RuntimeParam = None  # type: ignore[assignment, misc]
 
 LEAVES: tuple[type, ...] = (str, Path, bool)  # a bool gets here only as None (e.g. --help not given)
-HELP_NAMES = ["--help"]  # click's default; soar sets no context_settings
+HELP_NAMES = ["--help"]  # click's default, unless a command's context_settings say otherwise
 
 
 def _plain(annotation: Any, info: Any) -> bool:
@@ -58,12 +58,14 @@ if RuntimeParam is not None:
             return coerce_cli_path(Path(value), self.parameter_info, path_type=Path, param=param, ctx=ctx)
 
 
-def plain_params(command: Any) -> None:
-    """Give every plain parameter of ``command`` and its subcommands the direct coercion."""
+def plain_params(command: Any, help_names: list[str] = HELP_NAMES) -> None:
+    """Give every plain parameter of ``command`` and its subcommands (and their --help) the direct coercion."""
     if RuntimeParam is None:  # pragma: no cover
         return
+    settings = getattr(command, "context_settings", None) or {}
+    help_names = list(settings.get("help_option_names", help_names))  # inherited as click's contexts do
     get_help = getattr(command, "get_help_option", None)
-    help_option = get_help(SimpleNamespace(help_option_names=HELP_NAMES)) if get_help else None
+    help_option = get_help(SimpleNamespace(help_option_names=help_names)) if get_help else None
     for param in [*getattr(command, "params", ()), *([help_option] if help_option is not None else [])]:
         if isinstance(param, _TyperParameter) and getattr(param, "_runtime_param", "absent") is None:
             descriptor = param.type_descriptor
@@ -72,4 +74,4 @@ def plain_params(command: Any) -> None:
                     parameter_info=descriptor.parameter_info, annotation=descriptor.annotation
                 )
     for sub in getattr(command, "commands", {}).values():
-        plain_params(sub)
+        plain_params(sub, help_names)

@@ -40,7 +40,8 @@ def coverage(ruleset: RuleSet, pipelines: Sequence[str] = ("ecs_linux",)) -> dic
             compiled = compiler.compile(rule, ruleset)
             if compiled.correlation is not None:  # what a correlation reads: its group-by and value fields
                 spec = compiled.correlation
-                fields |= {*spec.group_by, *([spec.field] if spec.field else [])}
+                read = [spec.fields_of(base.rule_id) for base in spec.rules if base.correlation is None]
+                fields |= {*(f for names in read for f in names), *([spec.field] if spec.field else [])}
         except ContentError as exc:
             error = str(exc)
         if rule.kind == "rule" and error is None:

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.conftest import env_without_soar
@@ -101,3 +102,39 @@ def test_plain_parameters_keep_typer_errors_and_help(tmp_path: Path) -> None:
     assert err.strip().splitlines() == [f"error: {tmp_path / 'nope'}: no such file or folder"]
     _, _, err, code = _run(tmp_path, "badopt", "rules", "convert", "--target")
     assert code == 2 and "requires an argument" in err and "Traceback" not in err
+
+
+def test_plain_params_give_typer_values_and_leave_the_rest_to_typer(capsys: pytest.CaptureFixture[str]) -> None:
+    import typer
+    import typer.main
+
+    from soar.cli._params import plain_params
+
+    seen: dict[str, object] = {}
+    app = typer.Typer(context_settings={"help_option_names": ["-h", "--help"]})
+
+    @app.command()
+    def one(
+        paths: list[Path] | None = typer.Argument(None),
+        name: str = typer.Option("x", "--name"),
+        where: Path | None = typer.Option(None, "--where"),
+        count: int = typer.Option(1, "--count"),
+    ) -> None:
+        seen.update(paths=paths, name=name, where=where, count=count)
+
+    @app.command()
+    def two() -> None:
+        """Second command."""
+
+    def run(*args: str) -> None:
+        command = typer.main.get_command(app)
+        plain_params(command)
+        command.main(list(args), standalone_mode=False)
+
+    run("one", "a", "b/c", "--name", "n", "--where", "w", "--count", "3")
+    assert seen == {"paths": [Path("a"), Path("b/c")], "name": "n", "where": Path("w"), "count": 3}
+    with pytest.raises(typer.BadParameter) as caught:
+        run("one", "--count", "many")
+    assert "valid integer" in str(caught.value)  # an int is still coerced (and refused) by typer itself
+    run("one", "-h")
+    assert "--where" in capsys.readouterr().out  # the inherited help names still work
