@@ -274,3 +274,12 @@ def test_a_cached_chained_correlation_misses_when_a_rule_behind_its_inner_one_ch
     chained = next(c for c in again.compiled if c.title == "Login after a brute force")
     assert chained.correlation is not None
     assert "FAILURE" in str(chained.correlation.rules[0].correlation.rules[0].query)  # type: ignore[union-attr]
+
+
+def test_coverage_lists_the_fields_an_alias_stands_for(tmp_path: Path) -> None:
+    from soar.detection import coverage
+
+    ruleset = load_rules([write(tmp_path / "bases.yml", BASES), write(tmp_path / "corr.yml", CORRELATIONS)])
+    rows = {r["title"]: r for r in coverage(ruleset, ("ecs_linux",))["rules"]}
+    row = rows["Login then a connection back to the same address"]
+    assert row["compiles"] and {"source.ip", "destination.ip"} <= set(row["fields"]) and "peer" not in row["fields"]
