@@ -44,27 +44,34 @@ def _posted_keys(workspace: Workspace) -> list[str]:
     return [str((m.get("metadata") or {}).get("event_payload", {}).get("key")) for m in workspace.state()["messages"]]
 
 
-def test_an_outage_then_a_restart_delivers_every_message_exactly_once(tmp_path: Path, standin: None) -> None:
-    root = write_content(tmp_path / "content")
+def _embedded(tmp_path: Path) -> tuple[Workspace, dict[str, str]]:
+    """A fresh workspace and the environment of embedded-mode processes (eager, SQLite under tmp_path)."""
     workspace = Workspace(["soc-alerts"])
-    env = api_env(root, workspace, eager=True)
-    settings = load_settings(**{k.removeprefix("SOAR_").lower(): v for k, v in env.items()})
-    run = {
-        "id": f"run-{uuid.uuid4().hex[:8]}",
-        "playbook": {"name": "p"},
-        "alert": {"id": uuid.uuid4().hex, "rule": {"id": "r", "title": "Restarted", "level": "high"}},
-    }
-    # 1. A short-lived process: Slack posts the card but the answer is lost, then the channel backs off.
-    workspace.fault("accept_then_error", method="chat.postMessage", status=502)
+    return workspace, {**env_without_soar(), **api_env(write_content(tmp_path / "content"), workspace, eager=True)}
+
+
+def _notify_and_exit(env: dict[str, str], title: str) -> None:
+    """A short-lived process publishes a run's start and end to Slack, then exits (its timers with it)."""
+    alert = {"id": uuid.uuid4().hex, "rule": {"id": "r", "title": title, "level": "high"}}
+    run = {"id": f"run-{uuid.uuid4().hex[:8]}", "playbook": {"name": "p"}, "alert": alert}
     done = subprocess.run(
         [sys.executable, "-c", NOTIFY, json.dumps(run)],
-        env={**env_without_soar(), **env},
+        env=env,
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_an_outage_then_a_restart_delivers_every_message_exactly_once(tmp_path: Path, standin: None) -> None:
+    workspace, env = _embedded(tmp_path)
+    soar_env = {k: v for k, v in env.items() if k.startswith("SOAR_")}
+    settings = load_settings(**{k.removeprefix("SOAR_").lower(): v for k, v in soar_env.items()})
+    # 1. A short-lived process: Slack posts the card but the answer is lost, then the channel backs off.
+    workspace.fault("accept_then_error", method="chat.postMessage", status=502)
+    _notify_and_exit(env, "Restarted")
     store = open_store(settings)  # the process is gone; its timers with it
     waiting = listing(store, ["pending"])
     assert len(waiting) >= 3 and any(m.kind == "card" and m.uncertain for m in waiting), waiting
@@ -84,7 +91,7 @@ def test_an_outage_then_a_restart_delivers_every_message_exactly_once(tmp_path: 
 
     # 3. Slack is down when the long-lived process starts; it comes back later.
     workspace.outage(True)
-    with serve_api(root, workspace, env):
+    with serve_api(settings.content_root, workspace, soar_env):
         assert eventually(lambda: (m := store.get(KIND, card_key)) and m.doc["attempts"] >= 2, 20), "resumed"
         workspace.outage(False)
         assert eventually(lambda: not listing(store, ["pending", "sending"]), 30), listing(store, ["pending"])
@@ -98,16 +105,9 @@ def test_an_outage_then_a_restart_delivers_every_message_exactly_once(tmp_path: 
 
 def test_notify_deliver_wait_drains_what_an_earlier_process_left(tmp_path: Path, standin: None) -> None:
     wait = "6"
-    workspace = Workspace(["soc-alerts"])
-    env = api_env(write_content(tmp_path / "content"), workspace, eager=True)
-    run = {
-        "id": f"run-{uuid.uuid4().hex[:8]}",
-        "playbook": {"name": "p"},
-        "alert": {"id": uuid.uuid4().hex, "rule": {"id": "r", "title": "Drained", "level": "low"}},
-    }
+    workspace, full = _embedded(tmp_path)
     workspace.fault("error", method="chat.postMessage", status=503)  # the first post fails: back-off
-    full = {**env_without_soar(), **env}
-    assert subprocess.run([sys.executable, "-c", NOTIFY, json.dumps(run)], env=full, check=False).returncode == 0
+    _notify_and_exit(full, "Drained")
     started = time.monotonic()
     out = subprocess.run(
         [sys.executable, "-m", "soar", "notify", "deliver", "--wait", wait],
@@ -124,16 +124,9 @@ def test_notify_deliver_wait_drains_what_an_earlier_process_left(tmp_path: Path,
 
 
 def test_the_embedded_scheduler_resumes_the_outbox_when_it_starts(tmp_path: Path, standin: None) -> None:
-    workspace = Workspace(["soc-alerts"])
-    env = api_env(write_content(tmp_path / "content"), workspace, eager=True)
-    run = {
-        "id": f"run-{uuid.uuid4().hex[:8]}",
-        "playbook": {"name": "p"},
-        "alert": {"id": uuid.uuid4().hex, "rule": {"id": "r", "title": "Scheduled", "level": "low"}},
-    }
-    full = {**env_without_soar(), **env}
+    workspace, full = _embedded(tmp_path)
     workspace.outage(True)
-    assert subprocess.run([sys.executable, "-c", NOTIFY, json.dumps(run)], env=full, check=False).returncode == 0
+    _notify_and_exit(full, "Scheduled")
     workspace.outage(False)
     assert workspace.top_level() == []
     log = (tmp_path / "scheduler.log").open("wb")
