@@ -27,8 +27,12 @@ REMEMBERED = 64  # fingerprints kept (tests make a new environment per test)
 _known: dict[str, str] | None = None
 
 
-def _memo_path() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+def _memo_path() -> Path | None:
+    """Where valid fingerprints are kept; None without a home folder (then nothing is remembered)."""
+    try:
+        base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    except RuntimeError:  # no HOME and no passwd entry
+        return None
     return Path(base) / "soar" / "valid-settings.json"
 
 
@@ -50,8 +54,11 @@ def _fingerprint() -> str | None:
 
 
 def _remembered() -> dict[str, dict[str, str]]:
+    path = _memo_path()
+    if path is None:
+        return {}
     try:
-        data = json.loads(_memo_path().read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
@@ -63,6 +70,8 @@ def _remember(fingerprint: str, values: dict[str, str]) -> None:
     memo[fingerprint] = values
     keep = dict(list(memo.items())[-REMEMBERED:])
     path = _memo_path()
+    if path is None:
+        return
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
