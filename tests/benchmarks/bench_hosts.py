@@ -25,6 +25,7 @@ from soar.hosts.inventory import load_inventory
 from soar.hosts.responders import load_responder
 from soar.hosts.runner import RESOURCE_KEY, HostRunner, in_parallel
 from soar.hosts.transport import ConnectionPool, Credentials, SSHOptions, connect
+from tests.integration.hosts.lab import host_lock
 
 REPO = Path(__file__).resolve().parents[2]
 LAB = REPO / ".cache" / "lab"
@@ -163,7 +164,8 @@ def main() -> int:
         return 2
     _lab(PARALLEL_HOSTS - 2)
     try:
-        with tempfile.TemporaryDirectory() as tmp:
+        # app1 and db1 are shared with other areas' lab tests: hold them as those tests do
+        with host_lock("app1", "db1"), tempfile.TemporaryDirectory() as tmp:
             settings = _settings(Path(tmp))
             one = single(settings)
             many = parallel(settings)
