@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import subprocess
 import time
 from pathlib import Path
 
@@ -106,6 +107,82 @@ def test_an_unreachable_host_is_retried_with_backoff_then_fails_clearly(
     assert str(info.value).endswith("(after 3 attempts)")
 
 
+def test_an_unreachable_host_fails_the_action_clearly_and_changes_nothing(
+    tmp_path: Path, lab_inventory_path: Path, registry: ActionRegistry
+) -> None:
+    data = yaml.safe_load(lab_inventory_path.read_text())
+    data["defaults"]["key"] = str(LAB / "id_ed25519")
+    data["hosts"]["app1"]["port"] = 2222  # nothing listens there
+    inv = tmp_path / "inventory.yml"
+    inv.write_text(yaml.safe_dump(data))
+    ctx = ActionContext(settings=lab_settings(tmp_path, inv))
+    before = nft_ruleset("app1")
+    try:
+        result = registry.get("hosts.block_ip").call(ctx, {"host": "app1", "ip": "10.77.0.4"})
+    finally:
+        close_context(ctx)
+    assert not result.ok
+    assert result.output == {"unreachable": "app1"}
+    assert (result.error or "").startswith("host app1: bastion bastion cannot reach 10.77.0.13:2222")
+    assert (result.error or "").endswith("(after 3 attempts)")
+    assert result.commands == [] and result.verified is None
+    assert nft_ruleset("app1") == before
+
+
+SILENT = """
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("10.77.0.3", 2299))
+s.listen(8)
+print("ready", flush=True)
+held = []
+while True:
+    held.append(s.accept()[0])  # accept, hold, never say a word
+    print("accepted", flush=True)
+"""
+
+
+def test_a_port_that_never_speaks_ssh_times_out_on_the_banner(tmp_path: Path, lab_inventory_path: Path) -> None:
+    data = yaml.safe_load(lab_inventory_path.read_text())
+    data["defaults"]["key"] = str(LAB / "id_ed25519")
+    data["hosts"]["silent"] = {"address": "10.77.0.3", "port": 2299, "probe": None}
+    inv = tmp_path / "inventory.yml"
+    inv.write_text(yaml.safe_dump(data))
+    inventory = load_inventory(inv)
+    listener = subprocess.Popen(
+        ["ip", "netns", "exec", "soar-lab-mgmt", "/usr/bin/python3", "-c", SILENT], stdout=subprocess.PIPE, text=True
+    )
+    assert listener.stdout is not None and listener.stdout.readline() == "ready\n"
+    options = SSHOptions(known_hosts=LAB / "known_hosts", connect_timeout=1.5, backoff=0.2)
+    pool = ConnectionPool(inventory, options)
+    started = time.monotonic()
+    try:
+        with pytest.raises(HostUnreachable) as info:
+            pool.session(inventory.get("silent"))
+    finally:
+        pool.close()
+        listener.kill()
+    out, _ = listener.communicate(timeout=5)
+    assert time.monotonic() - started >= 3 * 1.5  # each attempt waited out the banner timeout
+    assert out.count("accepted") == 3
+    assert str(info.value).startswith("host silent: SSH handshake failed")
+    assert "banner" in str(info.value) and str(info.value).endswith("(after 3 attempts)")
+
+
+def test_stdin_is_fed_then_closed(inventory: Inventory, options: SSHOptions) -> None:
+    pool = ConnectionPool(inventory, options)
+    try:
+        session = pool.session(inventory.get("db1"))
+        fed = session.run(["cat"], stdin=b"line one\nline two\n")
+        nothing = session.run(["cat"], timeout=5)
+    finally:
+        pool.close()
+    assert fed.ok and fed.stdout == "line one\nline two\n"
+    # stdin is closed even with nothing to feed: a command reading it ends at once instead of hanging
+    assert nothing.ok and nothing.stdout == "" and not nothing.timed_out
+
+
 def test_a_command_timeout_keeps_partial_output(inventory: Inventory, options: SSHOptions) -> None:
     pool = ConnectionPool(inventory, options)
     try:
@@ -158,14 +235,14 @@ def test_collect_triage_stores_a_hashed_evidence_bundle(ctx: ActionContext, regi
 def test_fan_out_on_one_connection_queues_below_the_hosts_session_limit(
     inventory: Inventory, options: SSHOptions
 ) -> None:
-    # db1's sshd allows 50 sessions per connection; 60 at once would be refused without the per-host cap
+    # db1's sshd allows 64 sessions per connection; 80 at once would be refused without the per-host cap
     pool = ConnectionPool(inventory, options)
     try:
         session = pool.session(inventory.get("db1"))
-        results = in_parallel(lambda i: session.run(["sh", "-c", f"sleep 0.2; echo {i}"]), range(60), max_workers=60)
+        results = in_parallel(lambda i: session.run(["sh", "-c", f"sleep 0.2; echo {i}"]), range(80), max_workers=80)
     finally:
         pool.close()
-    assert [r.stdout.strip() for r in results] == [str(i) for i in range(60)], [r for r in results if not r.ok][:2]
+    assert [r.stdout.strip() for r in results] == [str(i) for i in range(80)], [r for r in results if not r.ok][:2]
     assert all(r.ok for r in results)
 
 
