@@ -104,9 +104,16 @@ def open_messages(store: Store, channel: str, limit: int = 20000) -> list[tuple[
     return [(Message.from_doc(r.doc), r.version) for r in records]
 
 
-def channels_with_open_messages(store: Store, limit: int = 20000) -> list[str]:
+def channels_with_open_messages(store: Store, limit: int = 20000, *, overdue_before: float | None = None) -> list[str]:
+    """Channels with a waiting message; with ``overdue_before``, only those whose next attempt is older."""
     records = store.find(KIND, {"status": list(OPEN_STATUSES)}, order_by="seq", limit=limit)
-    return sorted({str(r.doc["channel"]) for r in records})
+    return sorted(
+        {
+            str(r.doc["channel"])
+            for r in records
+            if overdue_before is None or float(r.doc.get("next_attempt_at") or 0.0) < overdue_before
+        }
+    )
 
 
 def listing(store: Store, statuses: Sequence[str] | None = None, limit: int = 200) -> list[Message]:

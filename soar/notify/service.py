@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -46,6 +47,21 @@ def kick(settings: Settings, store: Store, channels: Iterable[str], *, countdown
         from soar.celery_app import app
 
         app.send_task(DELIVER_TASK, args=[channel], countdown=countdown, queue=settings.notify_queue)
+
+
+# A retry lives in a Celery ETA task (worker) or a timer (embedded): a worker restarted at the wrong
+# moment can hold it for the broker's visibility timeout. The scheduler sweeps, so a waiting message
+# is tried again within SWEEP_GRACE of its due time whatever happened to its retry.
+SWEEP_GRACE = 30.0
+SWEEP_INTERVAL = 30.0
+
+
+def sweep(settings: Settings, store: Store, now: float | None = None) -> list[str]:
+    """Deliver the channels whose next attempt is overdue by more than SWEEP_GRACE; returns them."""
+    now = time.time() if now is None else now
+    channels = channels_with_open_messages(store, overdue_before=now - SWEEP_GRACE)
+    kick(settings, store, channels)
+    return channels
 
 
 # Embedded mode has no worker to schedule retries on: a daemon timer per (store, channel) does it

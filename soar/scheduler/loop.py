@@ -16,6 +16,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from soar.config import Settings
@@ -78,6 +79,25 @@ def lease_ttl(rule: ScheduledRule) -> float:
     return max(10.0, 2 * rule.interval)
 
 
+@dataclass
+class Chore:
+    """Housekeeping the long-lived scheduler does every ``interval`` seconds besides sending rules."""
+
+    name: str
+    interval: float
+    run: Callable[[], object]
+    last: float = field(default=float("-inf"))
+
+    def run_if_due(self, now: float) -> None:
+        if now - self.last < self.interval:
+            return
+        self.last = now
+        try:
+            self.run()
+        except Exception as exc:  # a chore never stops detection; it is tried again next interval
+            log.warning("scheduler chore %s failed: %s", self.name, exc)
+
+
 class Scheduler:
     """Decides what is due and sends it; ``send`` receives the due rule ids of one tick."""
 
@@ -90,8 +110,10 @@ class Scheduler:
         *,
         clock: Callable[[], float] = time.time,
         ttl: Callable[[ScheduledRule], float] = lease_ttl,
+        chores: Sequence[Chore] = (),
     ) -> None:
         self.settings = settings
+        self.chores = list(chores)
         self.store = store
         self.leases = leases
         self.send = send
@@ -173,4 +195,6 @@ class Scheduler:
                 self.tick()
             except Exception as exc:  # a failed tick (store or Redis down) is retried next tick
                 log.warning("scheduler tick failed: %s", exc)
+            for chore in self.chores:
+                chore.run_if_due(time.monotonic())
             stop.wait(max(0.0, tick_seconds - (time.monotonic() - started)))

@@ -11,7 +11,7 @@ from soar.config import Settings
 from soar.errors import InputError
 from soar.scheduler.cycle import CycleReport, Detector
 from soar.scheduler.loading import load_scheduled_rules
-from soar.scheduler.loop import RUN_RULES, Scheduler, lease_ttl
+from soar.scheduler.loop import RUN_RULES, Chore, Scheduler, lease_ttl
 from soar.scheduler.planning import Window, iso, parse_time
 from soar.scheduler.state import all_checkpoints, count_open_gaps
 from soar.store import Store
@@ -134,4 +134,14 @@ def run_scheduler(
             app.send_task(RUN_RULES, args=[rule_ids], queue=settings.detection_queue)
 
     ttl = (lambda _rule: lease_seconds) if lease_seconds else lease_ttl
-    Scheduler(settings, store_for(settings), leases, send, ttl=ttl).run_forever(stop, tick_seconds)
+    store = store_for(settings)
+    Scheduler(settings, store, leases, send, ttl=ttl, chores=scheduler_chores(settings, store)).run_forever(
+        stop, tick_seconds
+    )
+
+
+def scheduler_chores(settings: Settings, store: Store) -> list[Chore]:
+    """What the scheduler does besides detection: re-try Slack messages whose retry was lost."""
+    from soar.notify.service import SWEEP_INTERVAL, sweep
+
+    return [Chore("notify-sweep", SWEEP_INTERVAL, lambda: sweep(settings, store))]
