@@ -328,11 +328,7 @@ def assert_contained(store: Store, run: dict[str, Any]) -> None:
 
 
 def assert_thread_after_decision(workspace: Workspace, inc: Incident, decision: str, final_status: str) -> None:
-    """The decision replaces the buttons (an approval names the approver); the card shows the finished run.
-
-    The denied request itself does not name the denier (the run event carries only the approvers); the step's
-    reply in the thread does, and the store's approval document too.
-    """
+    """The decision replaces the buttons and names who decided; the thread says it too; the card shows the end."""
     decided = eventually(
         "the approval message to show the decision",
         lambda: next((m for m in [approval_message(workspace, inc.run_id)] if m and not has_buttons(m)), None),
@@ -340,9 +336,8 @@ def assert_thread_after_decision(workspace: Workspace, inc: Incident, decision: 
     )
     shown = json.dumps(decided["blocks"])
     assert f"*{decision}*" in shown, shown
-    if decision == "approved":
-        assert APPROVER["name"] in shown, shown
-    else:
+    assert APPROVER["name"] in shown, shown
+    if decision != "approved":
         named = f"{decision} by {APPROVER['name']}"
         eventually(
             f"a reply saying {named!r}",
