@@ -51,7 +51,13 @@ nft_ruleset() {
   echo "}"
 }
 
-ipt_restore() {
+# iptables has one tool per family: IPv4 rules in iptables, IPv6 ones in ip6tables (when the kernel has
+# IPv6), so an iptables host is cut off on both, as the inet nft table does.
+ipt6() { have ip6tables && have ip6tables-restore && ip6tables -S INPUT >/dev/null 2>&1; }
+tools() { echo iptables; if ipt6; then echo ip6tables; fi; }
+of_tool() { if is_v6 "$2"; then [ "$1" = ip6tables ]; else [ "$1" = iptables ]; fi; }  # TOOL ADDR
+
+ipt_restore() {  # TOOL
   echo "*filter"
   echo ":SOAR-ISO-IN - [0:0]"
   echo ":SOAR-ISO-OUT - [0:0]"
@@ -60,37 +66,40 @@ ipt_restore() {
   echo "-A SOAR-ISO-IN -i lo -j ACCEPT"
   echo "-A SOAR-ISO-OUT -o lo -j ACCEPT"
   for a in $MGMT; do
-    is_v6 "$a" && continue
+    of_tool "$1" "$a" || continue
     echo "-A SOAR-ISO-IN -s $a -j ACCEPT"
     echo "-A SOAR-ISO-OUT -d $a -j ACCEPT"
   done
   for e in $LOGS; do
-    port=${e##*:}; addr=${e%:*}
-    is_ip4 "$addr" || continue
+    port=${e##*:}; addr=${e%:*}; addr=${addr#[}; addr=${addr%]}
+    of_tool "$1" "$addr" || continue
     echo "-A SOAR-ISO-IN -s $addr -p tcp --sport $port -m conntrack --ctstate ESTABLISHED -j ACCEPT"
     echo "-A SOAR-ISO-OUT -d $addr -p tcp --dport $port -j ACCEPT"
   done
   echo "-A SOAR-ISO-IN -j DROP"
   echo "-A SOAR-ISO-OUT -j DROP"
-  iptables -C INPUT -j SOAR-ISO-IN 2>/dev/null || echo "-I INPUT 1 -j SOAR-ISO-IN"
-  iptables -C OUTPUT -j SOAR-ISO-OUT 2>/dev/null || echo "-I OUTPUT 1 -j SOAR-ISO-OUT"
-  iptables -C FORWARD -j DROP -m comment --comment soar-isolate 2>/dev/null ||
+  "$1" -C INPUT -j SOAR-ISO-IN 2>/dev/null || echo "-I INPUT 1 -j SOAR-ISO-IN"
+  "$1" -C OUTPUT -j SOAR-ISO-OUT 2>/dev/null || echo "-I OUTPUT 1 -j SOAR-ISO-OUT"
+  "$1" -C FORWARD -j DROP -m comment --comment soar-isolate 2>/dev/null ||
     echo "-I FORWARD 1 -m comment --comment soar-isolate -j DROP"
   echo "COMMIT"
+}
+
+ipt_undo_code() {  # TOOL: shell code removing its chains (for the revert file)
+  printf 'while %s -D INPUT -j SOAR-ISO-IN 2>/dev/null; do :; done\n' "$1"
+  printf 'while %s -D OUTPUT -j SOAR-ISO-OUT 2>/dev/null; do :; done\n' "$1"
+  printf 'while %s -D FORWARD -m comment --comment soar-isolate -j DROP 2>/dev/null; do :; done\n' "$1"
+  printf '%s -F SOAR-ISO-IN 2>/dev/null; %s -X SOAR-ISO-IN 2>/dev/null\n' "$1" "$1"
+  printf '%s -F SOAR-ISO-OUT 2>/dev/null; %s -X SOAR-ISO-OUT 2>/dev/null\n' "$1" "$1"
+  ipt_tidy_code "$1" "$STATE/$1.created"
 }
 
 write_revert() {
   if [ "$BACKEND" = nft ]; then
     printf 'nft list table inet %s >/dev/null 2>&1 && nft delete table inet %s\n' "$TABLE" "$TABLE" >"$STATE/isolate.revert"
   else
-    cat >"$STATE/isolate.revert" <<'IPT'
-while iptables -D INPUT -j SOAR-ISO-IN 2>/dev/null; do :; done
-while iptables -D OUTPUT -j SOAR-ISO-OUT 2>/dev/null; do :; done
-while iptables -D FORWARD -m comment --comment soar-isolate -j DROP 2>/dev/null; do :; done
-iptables -F SOAR-ISO-IN 2>/dev/null; iptables -X SOAR-ISO-IN 2>/dev/null
-iptables -F SOAR-ISO-OUT 2>/dev/null; iptables -X SOAR-ISO-OUT 2>/dev/null
-IPT
-    ipt_tidy_code iptables "$STATE/iptables.created" >>"$STATE/isolate.revert"
+    : >"$STATE/isolate.revert"
+    for t in iptables ip6tables; do have "$t" && ipt_undo_code "$t" >>"$STATE/isolate.revert"; done
   fi
   echo "rm -f '$STATE/isolate.armed' '$STATE/isolate.backend' '$STATE/isolate.deadman.pid' '$STATE/isolate.release.pid' '$STATE/isolate.revert'" \
     >>"$STATE/isolate.revert"
@@ -98,7 +107,8 @@ IPT
 }
 
 present() {
-  if [ "$BACKEND" = nft ]; then nft list table inet "$TABLE" >/dev/null 2>&1; else iptables -C INPUT -j SOAR-ISO-IN 2>/dev/null; fi
+  if [ "$BACKEND" = nft ]; then nft list table inet "$TABLE" >/dev/null 2>&1; return; fi
+  iptables -C INPUT -j SOAR-ISO-IN 2>/dev/null || { have ip6tables && ip6tables -C INPUT -j SOAR-ISO-IN 2>/dev/null; }
 }
 
 case "$mode" in
@@ -109,13 +119,17 @@ case "$mode" in
     was=no; present && was=yes
     mkdir -p "$STATE"
     echo "$BACKEND" >"$STATE/isolate.backend"
-    [ "$BACKEND" = iptables ] && ipt_note iptables >/dev/null
+    if [ "$BACKEND" = iptables ]; then for t in $(tools); do ipt_note "$t" >/dev/null; done; fi
     write_revert
     # Arm first: if the connection dies after the rules go in, the timer still restores the host.
     stop_timer "$STATE/isolate.deadman.pid"
     date +%s >"$STATE/isolate.armed"
     timer "$DEADMAN" "$STATE/isolate.armed" "$STATE/isolate.revert" >"$STATE/isolate.deadman.pid"
-    if [ "$BACKEND" = nft ]; then nft_ruleset | nft -f -; else ipt_restore | iptables-restore --noflush; fi
+    if [ "$BACKEND" = nft ]; then
+      nft_ruleset | nft -f -
+    else
+      for t in $(tools); do ipt_restore "$t" | "$t-restore" --noflush; done
+    fi
     stop_timer "$STATE/isolate.release.pid"
     if [ "$RELEASE" -gt 0 ]; then timer "$RELEASE" - "$STATE/isolate.revert" >"$STATE/isolate.release.pid"; fi
     say backend "$BACKEND"; say deadman "$DEADMAN"; say release_after "$RELEASE"; say was_isolated "$was"
@@ -140,7 +154,13 @@ case "$mode" in
     else
       if ! present; then say isolated no; exit 3; fi
       say isolated yes; say backend iptables
-      for a in $MGMT; do iptables -C SOAR-ISO-IN -s "$a" -j ACCEPT 2>/dev/null || { say management_missing "$a"; exit 3; }; done
+      for t in $(tools); do
+        "$t" -C INPUT -j SOAR-ISO-IN 2>/dev/null && "$t" -C SOAR-ISO-IN -j DROP 2>/dev/null || { say open "$t"; exit 3; }
+        for a in $MGMT; do
+          of_tool "$t" "$a" || continue
+          "$t" -C SOAR-ISO-IN -s "$a" -j ACCEPT 2>/dev/null || { say management_missing "$a"; exit 3; }
+        done
+      done
     fi
     if [ -f "$STATE/isolate.armed" ]; then say deadman armed; else say deadman disarmed; fi
     ;;

@@ -141,8 +141,10 @@ def test_isolation_falls_back_to_iptables_when_nft_is_absent(tmp_path: Path) -> 
 sh {tmp_path}/isolate.sh apply --mgmt 10.0.0.2 --log 10.0.0.9:9200 --deadman 600 > {tmp_path}/apply.out
 sh {tmp_path}/isolate.sh verify --mgmt 10.0.0.2 > {tmp_path}/verify.out
 iptables -S > {tmp_path}/rules.txt
+ip6tables -S > {tmp_path}/rules6.txt
 sh {tmp_path}/isolate.sh revert > {tmp_path}/revert.out
 iptables -S > {tmp_path}/after.txt
+ip6tables -S > {tmp_path}/after6.txt
 sh {tmp_path}/isolate.sh verify > {tmp_path}/verify2.out || echo "exit=$?" >> {tmp_path}/verify2.out
 """
     done = run_without_nft(tmp_path, "isolate", body)
@@ -158,8 +160,16 @@ sh {tmp_path}/isolate.sh verify > {tmp_path}/verify2.out || echo "exit=$?" >> {t
     assert "-A SOAR-ISO-IN -s 10.0.0.2/32 -j ACCEPT" in rules
     assert "-A SOAR-ISO-OUT -d 10.0.0.9/32 -p tcp -m tcp --dport 9200 -j ACCEPT" in rules
     assert "-A SOAR-ISO-IN -j DROP" in rules
+    # IPv6 is cut off too (ip6tables), with only loopback left open: the management address is IPv4
+    rules6 = (tmp_path / "rules6.txt").read_text()
+    assert "-A INPUT -j SOAR-ISO-IN" in rules6 and "-A OUTPUT -j SOAR-ISO-OUT" in rules6
+    assert [r for r in rules6.splitlines() if r.startswith("-A SOAR-ISO-IN")] == [
+        "-A SOAR-ISO-IN -i lo -j ACCEPT",
+        "-A SOAR-ISO-IN -j DROP",
+    ]
     assert parse_fields((tmp_path / "revert.out").read_text()) == {"changed": "yes", "isolated": "no"}
     assert "SOAR" not in (tmp_path / "after.txt").read_text()
+    assert "SOAR" not in (tmp_path / "after6.txt").read_text()
     assert "exit=3" in (tmp_path / "verify2.out").read_text()
 
 
