@@ -78,6 +78,10 @@ def verify(settings: Settings, body: bytes, headers: Mapping[str, str]) -> None:
         raise Rejected(401, "missing Slack signature headers")
     if not timestamp.isdigit():
         raise Rejected(401, "invalid Slack request timestamp")
+    try:  # slack-sdk's verifier decodes the body and would raise on anything else
+        body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise Rejected(400, "request body is not UTF-8 text") from exc
     if not SignatureVerifier(secret).is_valid(body=body, timestamp=timestamp, signature=signature):
         raise Rejected(401, "invalid Slack signature or request older than 5 minutes")
 
@@ -102,33 +106,43 @@ def parse(body: bytes) -> Interaction:
     alert_id: str | None = None
     try:
         value = json.loads(str(action.get("value")))
+        if not isinstance(value, dict):
+            raise TypeError(type(value).__name__)
         if action_id in VERDICTS:
-            alert_id, run_id, step_id = str(value["alert_id"]), "-", "-"
-            if not alert_id or len(alert_id) > 200:
-                raise ValueError(alert_id)
+            alert_id, run_id, step_id = _text(value.get("alert_id")), "-", "-"
         else:
-            run_id, step_id = str(value["run_id"]), str(value["step_id"])
-    except (ValueError, KeyError, TypeError) as exc:
+            run_id, step_id = _text(value.get("run_id")), _text(value.get("step_id"))
+    except (ValueError, TypeError) as exc:
         raise Rejected(400, "malformed action value") from exc
-    user = payload.get("user") or {}
-    channel = payload.get("channel") or {}
-    container = payload.get("container") or {}
-    if not isinstance(user, dict) or not user.get("id") or not isinstance(channel, dict) or not channel.get("id"):
-        raise Rejected(400, "payload lacks user or channel")
-    if not run_id or not step_id or len(run_id) > 200 or len(step_id) > 200:
-        raise Rejected(400, "malformed action value")
-    ident = json.dumps([user["id"], action.get("action_ts"), action.get("action_id"), run_id, step_id, alert_id])
+    user, channel, container = payload.get("user"), payload.get("channel"), payload.get("container") or {}
+    if not isinstance(user, dict) or not isinstance(channel, dict) or not isinstance(container, dict):
+        raise Rejected(400, "malformed payload: user, channel and container must be objects")
+    try:
+        user_id, channel_id = _text(user.get("id"), 40), _text(channel.get("id"), 40)
+        message_ts = _text(container["message_ts"], 40) if container.get("message_ts") else None
+    except (ValueError, TypeError) as exc:
+        raise Rejected(400, f"malformed payload: user.id, channel.id or container.message_ts ({exc})") from exc
+    ident = json.dumps([user_id, action.get("action_ts"), action_id, run_id, step_id, alert_id])
     return Interaction(
         id=hashlib.sha256(ident.encode()).hexdigest()[:32],
         decision=decision,
         run_id=run_id,
         step_id=step_id,
-        user_id=str(user["id"])[:40],
-        user_name=str(user.get("username") or user.get("name") or user["id"])[:80],
-        channel_id=str(channel["id"])[:40],
-        message_ts=str(container.get("message_ts")) if container.get("message_ts") else None,
+        user_id=user_id,
+        user_name=str(user.get("username") or user.get("name") or user_id)[:80],
+        channel_id=channel_id,
+        message_ts=message_ts,
         alert_id=alert_id,
     )
+
+
+def _text(value: Any, limit: int = 200) -> str:
+    """A non-empty string of at most ``limit`` characters from a payload, else ValueError/TypeError."""
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, got {type(value).__name__}")
+    if not value or len(value) > limit:
+        raise ValueError(f"expected 1 to {limit} characters")
+    return value
 
 
 def accept(store: Store, interaction: Interaction) -> bool:

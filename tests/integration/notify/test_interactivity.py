@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -62,7 +63,14 @@ def test_bad_signatures_replays_and_malformed_payloads_get_4xx_and_change_nothin
     bad_value = payload(run_id, step, "UALICE")
     bad_value["actions"][0]["value"] = "not json"
     assert post(api, bad_value)[0].status_code == 400
+    null_step = payload(run_id, step, "UALICE")
+    null_step["actions"][0]["value"] = json.dumps({"run_id": run_id, "step_id": None})
+    assert post(api, null_step)[0].status_code == 400
+    assert post(api, {**click, "container": "1.0"})[0].status_code == 400
+    body = b"payload=\xff\xfe"  # not UTF-8: refused before the signature is computed
+    assert httpx.post(f"{api.url}/slack/interactivity", content=body, headers=signed(body)).status_code == 400
     time.sleep(0.5)
+    assert "Traceback" not in (Path(api.env["SOAR_CONTENT_ROOT"]) / "api.log").read_text()
     assert store.count(INTERACTIONS_KIND) == before
     doc = approval(store, run_id)
     assert doc["status"] == "pending" and doc["approvers"] == [] and doc["denials"] == []

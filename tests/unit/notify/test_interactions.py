@@ -83,6 +83,13 @@ def test_wrong_secret_tampered_body_and_old_timestamps_are_401(slack_settings: S
         assert err.value.status == 401
 
 
+def test_a_body_that_is_not_utf8_is_400_before_the_signature_is_computed(slack_settings: Settings) -> None:
+    body = b"payload=\xff\xfe"
+    with pytest.raises(Rejected) as err:
+        verify(slack_settings, body, _headers(body))
+    assert (err.value.status, err.value.reason) == (400, "request body is not UTF-8 text")
+
+
 def test_without_a_signing_secret_interactivity_is_off(tmp_path: Path) -> None:
     body = _body()
     with pytest.raises(Rejected) as err:
@@ -102,6 +109,15 @@ def test_without_a_signing_secret_interactivity_is_off(tmp_path: Path) -> None:
         _body(actions=[{"action_id": "soar.delete_everything", "value": "{}"}]),
         _body(user={}),
         _body(actions=[{"action_id": "soar.deny", "value": json.dumps({"run_id": "r"})}]),
+        _body(actions=[{"action_id": "soar.deny", "value": json.dumps({"run_id": "r", "step_id": None})}]),
+        _body(actions=[{"action_id": "soar.approve", "value": json.dumps({"run_id": 7, "step_id": "s"})}]),
+        _body(actions=[{"action_id": "soar.approve", "value": json.dumps(["r", "s"])}]),
+        _body(actions=[{"action_id": "soar.verdict_tp", "value": json.dumps({"alert_id": None})}]),
+        _body(container="1.2"),
+        _body(container={"message_ts": 1.2}),
+        _body(user={"id": ["U1"]}),
+        _body(channel="C1"),
+        b"payload=%FF%FE",
     ],
 )
 def test_malformed_payloads_and_unknown_actions_are_400(body: bytes) -> None:
