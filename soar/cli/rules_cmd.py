@@ -40,9 +40,9 @@ def _pipelines(pipelines: list[str] | None) -> tuple[str, ...]:
     return tuple(pipelines) if pipelines else DEFAULT_PIPELINES
 
 
-def _report(errors: list[SoarError]) -> None:
+def _report(errors: list[SoarError], err: bool = False) -> None:
     for error in errors:
-        typer.echo(str(error))
+        typer.echo(str(error), err=err)
 
 
 @app.command("check")
@@ -89,7 +89,7 @@ def convert(
         ruleset = load_rules(_paths(paths))
         text, errors = export_rules(ruleset.rules, fmt, pipelines)
         typer.echo(text, nl=False)
-        _report([*ruleset.errors, *errors])
+        _report([*ruleset.errors, *errors], err=True)  # stdout is the export file
         return 1 if ruleset.errors or errors else 0
     cache = None if no_cache else CompileCache(path_setting("state_dir") / "compile-cache")
     result = convert_paths(_paths(paths), target, pipelines, cache)

@@ -100,6 +100,70 @@ def test_convert_exports(soar: Any, pack: Path, tmp_path: Path) -> None:
     assert "process.command_line" in json.dumps(elastalert["filter"])
 
 
+CORRELATED = """\
+title: SSH failure (building block)
+id: 6e0c6a2e-9f1b-4c3e-a8a8-2b0e3f0e0101
+name: x_ssh_failure
+status: test
+description: A failed SSH login.
+author: soar tests
+date: 2026-11-28
+tags: [attack.credential-access, attack.t1110]
+logsource: {product: linux, service: sshd}
+detection:
+  sel: {event.outcome: failure}
+  condition: sel
+falsepositives: [Typos]
+level: informational
+---
+title: Brute force
+id: 6e0c6a2e-9f1b-4c3e-a8a8-2b0e3f0e0102
+status: test
+correlation:
+  type: event_count
+  rules: [x_ssh_failure]
+  group-by: [SourceIp]
+  timespan: 5m
+  condition: {gte: 10}
+level: high
+---
+title: Success after a failure
+id: 6e0c6a2e-9f1b-4c3e-a8a8-2b0e3f0e0103
+status: test
+correlation:
+  type: temporal_ordered
+  rules: [x_ssh_failure, x_ssh_failure]
+  group-by: [SourceIp]
+  timespan: 5m
+level: high
+"""
+
+
+def test_exports_keep_stdout_clean_and_treat_building_blocks_as_sigma_generate_false(
+    soar: Any, pack: Path, tmp_path: Path
+) -> None:
+    corr = write(pack / "brute.yml", CORRELATED)
+    temporal_line = CORRELATED.splitlines().index("  type: temporal_ordered") + 1
+    out = soar("rules", "convert", str(pack), "--format", "kibana-ndjson")
+    assert out.returncode == 1  # the correlations cannot be Kibana rules: said on stderr, not in the file
+    rules = {r["rule_id"]: r for r in map(json.loads, out.stdout.splitlines())}
+    assert set(rules) == {RULE_ID, "6e0c6a2e-9f1b-4c3e-a8a8-2b0e3f0e0101"}
+    assert rules["6e0c6a2e-9f1b-4c3e-a8a8-2b0e3f0e0101"]["building_block_type"] == "default"
+    assert "building_block_type" not in rules[RULE_ID]
+    assert out.stderr.count(f"{corr}:") == 2 and "correlation rules are not exported as kibana-ndjson" in out.stderr
+    out = soar("rules", "convert", str(pack), "--format", "elastalert")
+    assert out.returncode == 1
+    docs = list(yaml.safe_load_all(out.stdout))
+    assert [d["name"] for d in docs] == ["Brute force", "Download piped to a shell"]  # the block is inside
+    assert (docs[0]["type"], docs[0]["num_events"], docs[0]["query_key"]) == ("frequency", 10, ["source.ip"])
+    assert docs[0]["timeframe"] == {"minutes": 5}
+    assert "system.auth" in docs[0]["filter"][0]["query"]["query_string"]["query"]
+    assert out.stderr.strip() == (
+        f"{corr}:{temporal_line}:9: not exported as elastalert: "
+        "Correlation rule type 'temporal_ordered' is not supported by backend."
+    )
+
+
 @pytest.mark.parametrize(("fmt", "expected"), [("esql", "process.command_line"), ("eql", "process.command_line")])
 def test_convert_optional_query_language_exports(soar: Any, pack: Path, fmt: str, expected: str) -> None:
     out = soar("rules", "convert", str(pack), "--format", fmt)
