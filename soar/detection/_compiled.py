@@ -87,11 +87,18 @@ def backend_versions() -> str:
     """The versions a compilation depends on, read from dist-info files (importing metadata costs a warm run)."""
     from soar._version import __version__, installed_version
 
-    dists = ("pysigma", "pysigma-backend-elasticsearch", "pysigma-backend-sqlite")
+    # The upstream pipelines selectable by name (sysmon, windows-*) come from their own distributions.
+    dists = (
+        "pysigma",
+        "pysigma-backend-elasticsearch",
+        "pysigma-backend-sqlite",
+        "pysigma-pipeline-sysmon",
+        "pysigma-pipeline-windows",
+    )
     return ",".join([*(f"{d}={installed_version(d) or '?'}" for d in dists), f"soar={__version__}"])
 
 
-CACHE_FORMAT = "4"  # bump when what is stored, or how it is compiled, changes without a version change
+CACHE_FORMAT = "5"  # bump when what is stored, or how it is compiled, changes without a version change
 
 
 class CompileCache:

@@ -19,7 +19,7 @@ from typing import Any
 from soar.detection._compiled import CompileCache, CompiledRule
 from soar.detection._files import rule_files
 from soar.detection.pipelines import pipeline_identity
-from soar.errors import ContentError
+from soar.errors import ContentError, SourceLocation
 
 
 @dataclass
@@ -75,6 +75,7 @@ def convert_paths(
             if all(_digest(Path(dep), memo) == digest for dep, digest in entry["deps"].items()):
                 cached[path] = entry["compiled"]
     missing = [p for p in files if p not in cached]
+    ids: dict[Path, list[list[Any]]] = {path: entries[keys[path]]["ids"] for path in cached} if cached else {}
     fresh: dict[Path, list[dict[str, Any]]] = {}
     texts: dict[Path, str] = {}
     if missing:
@@ -97,6 +98,10 @@ def convert_paths(
                 result.errors.append(exc)
                 failed.add(rule.path)
         texts = {path: json.dumps(fresh.get(path, []), sort_keys=True) for path in missing}
+        for rule in ruleset.rules:
+            if rule.path in wanted:
+                where = rule.location("id")
+                ids.setdefault(rule.path, []).append([rule.id, where.line, where.column])
         if cache is not None:
             by_path: dict[Path, list[str]] = {}
             for rule in ruleset.rules:
@@ -109,9 +114,11 @@ def convert_paths(
                     for ref in by_path.get(path, [])
                     if ref in by_id
                 }
-                entry = {"compiled": texts[path], "deps": deps}
+                entry = {"compiled": texts[path], "deps": deps, "ids": ids.get(path, [])}
                 cache.put(cache.key("file", _digest(path, memo), identity, target), entry)
             cache.flush()
+    if cached:
+        _drop_duplicate_ids(files, ids, cached, result)
     for path in files:
         if path in cached:
             result.cache_hits += 1
@@ -119,3 +126,26 @@ def convert_paths(
         else:
             result.chunks.append(texts[path])
     return result
+
+
+def _drop_duplicate_ids(
+    files: Sequence[Path], ids: dict[Path, list[list[Any]]], cached: dict[Path, str], result: ConvertResult
+) -> None:
+    """A cached file's rule whose id an earlier file holds: an error, and left out (as :func:`load_rules` does).
+
+    Each file was cached alone, so a duplicate across files is only seen here; duplicates
+    involving a file compiled in this run were already reported by the loading.
+    """
+    first: dict[str, SourceLocation] = {}
+    for path in files:
+        for rule_id, line, column in ids.get(path, []):
+            where = SourceLocation(path, line, column)
+            if rule_id not in first:
+                first[rule_id] = where
+                continue
+            if path in cached:
+                result.errors.append(
+                    ContentError(f"duplicate rule id {rule_id} (first defined at {first[rule_id]})", where)
+                )
+                kept = [r for r in json.loads(cached[path]) if r["rule_id"] != rule_id]
+                cached[path] = json.dumps(kept, sort_keys=True)

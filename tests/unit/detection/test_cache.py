@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from soar.detection import CompileCache, compile_rules, convert_paths, load_rules
 from tests.unit.detection.helpers import rule_yaml, write
 
@@ -85,3 +87,41 @@ def test_rule_level_cache_in_compile_rules(tmp_path: Path) -> None:
     second, _ = compile_rules(ruleset, "embedded", cache=cache)
     assert second == first
     assert cache.get(cache.key(ruleset.rules[2].content_hash, "ecs_linux:x", "embedded")) is None
+
+
+DUP = "66666666-0000-4000-8000-0000000000dd"
+
+
+def test_a_duplicate_id_across_files_cached_apart_is_still_an_error(tmp_path: Path) -> None:
+    text = rule_yaml({"sel": {"Image": "/bin/sh"}, "condition": "sel"}, rule_id=DUP)
+    first, second = write(tmp_path / "a.yml", text), write(tmp_path / "b.yml", text.replace("/bin/sh", "/bin/ksh"))
+    cache = CompileCache(tmp_path / "cache")
+    assert convert_paths([first], cache=cache).errors == convert_paths([second], cache=cache).errors == []
+    for paths, cache_hits in (([first, second], 2), ([second], 1), ([first, second], 2)):
+        result = convert_paths(paths, cache=cache)
+        assert result.cache_hits == cache_hits
+        if len(paths) == 1:
+            assert result.errors == []
+            continue
+        line = text.splitlines().index(f"id: {DUP}") + 1
+        assert [str(e) for e in result.errors] == [
+            f"{second}:{line}:1: duplicate rule id {DUP} (first defined at {first}:{line}:1)"
+        ]
+        assert [c.path for c in result.compiled] == [str(first)]  # left out, as loading leaves it out
+    # One file compiled in this run, the other cached: the loading reports it, once.
+    write(tmp_path / "a.yml", text + "\n")
+    result = convert_paths([first, second], cache=cache)
+    assert result.cache_hits == 1
+    assert len(result.errors) == 1 and "duplicate rule id" in str(result.errors[0])
+
+
+def test_library_versions_are_part_of_the_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from soar.detection import _compiled
+
+    rules = _pack(tmp_path)
+    convert_paths([rules], cache=CompileCache(tmp_path / "cache"))
+    assert "pysigma-backend-elasticsearch=" in _compiled.backend_versions()
+    assert "pysigma-pipeline-sysmon=" in _compiled.backend_versions()  # upstream pipelines by name
+    assert convert_paths([rules], cache=CompileCache(tmp_path / "cache")).cache_hits == 3
+    monkeypatch.setattr(_compiled, "backend_versions", lambda: "pysigma-backend-elasticsearch=99.0")
+    assert convert_paths([rules], cache=CompileCache(tmp_path / "cache")).cache_hits == 0
