@@ -52,7 +52,7 @@ class DeliveryReport:
 def backoff(attempts: int) -> float:
     """Exponential backoff with jitter: 1, 2, 4, … seconds, capped at five minutes."""
     delay = min(BACKOFF_BASE * 2 ** max(attempts - 1, 0), BACKOFF_MAX)
-    return float(delay * (0.8 + 0.4 * random.random()))  # noqa: S311 (jitter, not security)
+    return float(min(delay * (0.8 + 0.4 * random.random()), BACKOFF_MAX))  # noqa: S311 (jitter, not security)
 
 
 class Deliverer:
@@ -73,7 +73,8 @@ class Deliverer:
         self.clock = clock
         self.sleep = sleep
         self.owner = uuid.uuid4().hex
-        self._last_send = 0.0
+        self._last_send = 0.0  # time.monotonic() of this deliverer's last call to Slack
+        self._last_send_at: float | None = None  # the same on ``clock``, kept in the channel state
 
     # -- the channel lease and state
     def _channel_state(self, channel: str) -> tuple[dict[str, Any], str]:
@@ -94,6 +95,11 @@ class Deliverer:
             self.store.update(CHANNELS_KIND, channel, doc, version=version)
         except Conflict:
             return None
+        # Pacing holds across passes (every task, timer or process has its own deliverer): start from
+        # the channel's last send, whoever made it.
+        last = doc.get("last_sent_at")
+        self._last_send_at = float(last) if last is not None else None
+        self._last_send = time.monotonic() - (now - self._last_send_at) if self._last_send_at is not None else 0.0
         return doc
 
     def _set_channel(self, channel: str, **changes: Any) -> dict[str, Any]:
@@ -138,7 +144,7 @@ class Deliverer:
                 if report.retry_in is not None or not progressed or self.clock() - started > budget_seconds:
                     break
         finally:
-            self._set_channel(channel, lease_owner=None, lease_until=0)
+            self._set_channel(channel, lease_owner=None, lease_until=0, last_sent_at=self._last_send_at)
         if report.retry_in is None:
             report.retry_in = self._next_due(channel)
         return report
@@ -270,7 +276,7 @@ class Deliverer:
         interval = self.settings.slack_channel_interval
         wait = self._last_send + interval - time.monotonic()
         if wait > 0:
-            self.sleep(wait)
+            self.sleep(min(wait, interval))  # never more than one interval, whatever the clocks say
 
     def _send(self, message: Message, version: str, target: Message | None, report: DeliveryReport) -> str:
         message.status = "sending"
@@ -307,7 +313,7 @@ class Deliverer:
         except Permanent as exc:
             return self._permanent(message, version, exc, report)
         finally:
-            self._last_send = time.monotonic()
+            self._last_send, self._last_send_at = time.monotonic(), self.clock()
         message.status = "sent"
         message.sent_at = utcnow_iso()
         message.last_error = None

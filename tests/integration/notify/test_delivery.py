@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 import uuid
@@ -11,6 +12,7 @@ from pydantic import SecretStr
 
 from soar.config import Settings
 from soar.notify import Deliverer, deliver, transport_for
+from soar.notify.delivery import backoff
 from soar.notify.outbox import KIND, Message, enqueue, get, listing
 from soar.store import Store
 from tests.integration.notify.standin import Workspace
@@ -73,6 +75,29 @@ def test_an_outage_loses_nothing_and_duplicates_nothing(
     assert deliver(slack_settings, store, "#soc-alerts").sent == 0  # a later pass sends nothing again
 
 
+def test_each_failed_attempt_backs_off_exponentially_with_jitter_up_to_five_minutes(
+    slack_settings: Settings, store: Store, workspace: Workspace
+) -> None:
+    message = _msg(1)
+    enqueue(store, message)
+    workspace.outage(True)
+    delays = []
+    for _ in range(4):
+        report = deliver(slack_settings, store, "#soc-alerts")
+        stored = get(store, message.key)
+        assert report.sent == 0 and stored is not None and stored.status == "pending"
+        assert stored.next_attempt_at - time.time() == pytest.approx(report.retry_in, abs=0.2)  # kept for the retry
+        delays.append(report.retry_in)
+        _make_due(store)
+    for attempt, delay in enumerate(delays, start=1):  # 1, 2, 4, 8 s, each ±20 %
+        assert 0.8 * 2 ** (attempt - 1) <= delay <= 1.2 * 2 ** (attempt - 1), delays
+    assert get(store, message.key).attempts == 4 and _texts(workspace) == []  # type: ignore[union-attr]
+    assert [backoff(n) <= 300 for n in (9, 10, 30)] == [True] * 3 and backoff(30) >= 240  # capped at 5 minutes
+    workspace.outage(False)
+    _make_due(store)
+    assert deliver(slack_settings, store, "#soc-alerts").sent == 1 and _texts(workspace) == ["message 1"]
+
+
 def test_a_lost_answer_is_found_by_its_idempotency_key_not_posted_again(
     slack_settings: Settings, store: Store, workspace: Workspace
 ) -> None:
@@ -133,6 +158,22 @@ def test_messages_to_one_channel_are_paced_under_its_limit(slack_settings: Setti
     assert report.sent == 5 and report.errors == []  # never hit the stand-in's 2/s limit
     assert time.monotonic() - started >= 4 * 0.55
     assert len(paced.calls("chat.postMessage")) == 5
+
+
+def test_pacing_holds_across_delivery_passes_each_with_its_own_deliverer(
+    slack_settings: Settings, store: Store
+) -> None:
+    paced = Workspace(["soc-alerts"], rate_limit_per_sec=2)
+    settings = slack_settings.model_copy(
+        update={"slack_bot_token": SecretStr(paced.token), "slack_channel_interval": 0.55}
+    )
+    for n in range(4):  # one message per pass, as when each run event kicks its own delivery task
+        enqueue(store, _msg(n))
+        assert Deliverer(settings, store, transport_for(settings)).deliver("#soc-alerts").sent == 1
+    calls = paced.calls("chat.postMessage")
+    assert len(calls) == 4 and [m["text"] for m in paced.top_level()] == [f"message {n}" for n in range(4)]
+    gaps = [b["at"] - a["at"] for a, b in itertools.pairwise(calls)]
+    assert min(gaps) >= 0.5, gaps  # never faster than the interval (less the stand-in's clock resolution)
 
 
 def test_without_a_bot_token_the_same_content_goes_to_the_console(

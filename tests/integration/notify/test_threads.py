@@ -106,6 +106,39 @@ def test_an_alert_card_is_posted_once_and_routed_by_severity(
     assert [m["blocks"][0]["text"]["text"] for m in workspace.top_level("#soc-alerts")] == ["Odd cron"]
 
 
+def test_cards_are_routed_by_rule_and_team_as_configured(
+    slack_settings: Settings, store: Store, workspace: Workspace
+) -> None:
+    slack_settings.content_path(slack_settings.notify_routes_file).write_text(
+        "default: '#soc-alerts'\nroutes:\n"
+        "  - channel: '#team-payments'\n    team: [payments]\n"
+        "  - channel: '#soc-bruteforce'\n    rule: ['ssh-brute-*', 'T1110*']\n"
+    )
+    for name in ("team-payments", "soc-bruteforce"):
+        workspace.add_channel(name)
+
+    def alert(title: str, **extra: Any) -> dict[str, Any]:
+        rule = {"id": "r", "title": title, "level": "high", **extra.pop("rule", {})}
+        return {"id": uuid.uuid4().hex, "rule": rule, **extra}
+
+    for doc in (
+        alert("Team field", team="payments"),
+        alert("Team label", labels={"team": "payments"}),
+        alert("Team tag", rule={"tags": ["team.payments"]}),
+        alert("By rule id", rule={"id": "ssh-brute-force"}),
+        alert("By technique", rule={"tags": ["attack.t1110.001"]}),
+        alert("Unrouted", labels={"team": "web"}),
+    ):
+        notify_alert(slack_settings, store, doc)
+
+    def titles(channel: str) -> list[str]:
+        return [m["blocks"][0]["text"]["text"] for m in workspace.top_level(channel)]
+
+    assert titles("#team-payments") == ["Team field", "Team label", "Team tag"]
+    assert titles("#soc-bruteforce") == ["By rule id", "By technique"]
+    assert titles("#soc-alerts") == ["Unrouted"]
+
+
 def test_the_card_says_what_automation_will_do(tmp_path: Path, slack_settings: Settings, workspace: Workspace) -> None:
     from soar.notify.service import planned_automation
     from soar.store import open_store
