@@ -273,6 +273,10 @@ def read_events_file(path: Path) -> list[dict[str, Any]]:
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read events file: {exc}", SourceLocation(path)) from exc
     stripped = text.lstrip()
+    if not stripped:
+        raise InputError(
+            "empty events file (expected a JSON array or one JSON object per line)", SourceLocation(path, 1)
+        )
     events: list[Any]
     if stripped.startswith("["):
         try:
@@ -280,22 +284,43 @@ def read_events_file(path: Path) -> list[dict[str, Any]]:
         except json.JSONDecodeError as exc:
             raise InputError(f"not valid JSON: {exc.msg}", SourceLocation(path, exc.lineno, exc.colno)) from exc
         events = data if isinstance(data, list) else [data]
-    else:
-        events = []
-        for n, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                events.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise InputError(
-                    f"not valid JSON (expected a JSON array or one JSON object per line): {exc.msg}",
-                    SourceLocation(path, n, exc.colno),
-                ) from exc
-    for i, event in enumerate(events):
+        for i, event in enumerate(events):
+            if not isinstance(event, dict):
+                raise _not_an_object(path, i, event, _element_start(text, i))
+        return events
+    events = []
+    for n, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            event = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputError(
+                f"not valid JSON (expected a JSON array or one JSON object per line): {exc.msg}",
+                SourceLocation(path, n, exc.colno),
+            ) from exc
         if not isinstance(event, dict):
-            raise InputError(f"event {i} is a {type(event).__name__}, not a JSON object", SourceLocation(path))
-    return [dict(e) for e in events]
+            raise _not_an_object(path, len(events), event, (n, len(line) - len(line.lstrip()) + 1))
+        events.append(event)
+    return events
+
+
+def _not_an_object(path: Path, index: int, value: Any, where: tuple[int, int]) -> InputError:
+    kind = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(value), "a number")
+    return InputError(f"event {index} is {kind}, not a JSON object", SourceLocation(path, *where))
+
+
+def _element_start(text: str, index: int) -> tuple[int, int]:
+    """(line, column) where element ``index`` of the (valid) top-level JSON array in ``text`` starts."""
+    decoder = json.JSONDecoder()
+    at = text.index("[") + 1
+    for _ in range(index + 1):
+        while text[at] in " \t\r\n,":
+            at += 1
+        start = at
+        _, at = decoder.raw_decode(text, at)
+    line = text.count("\n", 0, start) + 1
+    return line, start - (text.rfind("\n", 0, start) + 1) + 1
 
 
 def match_events(

@@ -248,6 +248,29 @@ def test_events_file_that_is_not_json(soar: Any, pack: Path, tmp_path: Path) -> 
     assert len(out.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("", "1: empty events file (expected a JSON array or one JSON object per line)"),
+        ("  \n", "1: empty events file (expected a JSON array or one JSON object per line)"),
+        ('[\n  {"a": 1},\n  {"b": 2}, 7\n]\n', "3:13: event 2 is a number, not a JSON object"),
+        ('[{"a": 1}, [{"b": 2}]]', "1:12: event 1 is an array, not a JSON object"),
+        ('{"a": 1}\n\n  "x"\n', "3:3: event 1 is a string, not a JSON object"),
+        ("null\n", "1:1: event 0 is null, not a JSON object"),
+        ('[{"a": 1},\n {"b": }]', "2:8: not valid JSON: Expecting value"),
+    ],
+    ids=["empty", "blank", "array element", "nested array", "jsonl string", "jsonl null", "array syntax"],
+)
+def test_events_file_of_the_wrong_shape_names_file_and_line(
+    soar: Any, pack: Path, tmp_path: Path, text: str, expected: str
+) -> None:
+    bad = write(tmp_path / "events.json", text)
+    out = soar("rules", "test", str(pack), "--events", str(bad))
+    assert out.returncode == 1
+    assert out.stderr.strip() == f"error: {bad}:{expected}"
+    assert out.stdout == ""
+
+
 def test_unmapped_field_and_unknown_modifier_fail_convert_with_file_line(soar: Any, pack: Path, tmp_path: Path) -> None:
     text = rule_yaml({"sel": {"Imagee": "x"}, "condition": "sel"})
     bad = write(pack / "bad.yml", text)
