@@ -299,11 +299,22 @@ class WebhookTransport:
         return None  # a webhook cannot read history: an uncertain post is sent again
 
 
+def transport_name(settings: Settings) -> str:
+    """Which transport these settings choose: ``slack`` (bot token), ``webhook`` or ``console``."""
+    if settings.slack_bot_token is not None and settings.slack_bot_token.get_secret_value():
+        return SlackTransport.name
+    if settings.slack_webhook_url is not None and settings.slack_webhook_url.get_secret_value():
+        return WebhookTransport.name
+    return ConsoleTransport.name
+
+
 def transport_for(settings: Settings) -> Transport:
     """Slack's Web API when a bot token is configured, else an incoming webhook, else the console."""
-    if settings.slack_bot_token is not None and settings.slack_bot_token.get_secret_value():
+    name = transport_name(settings)
+    if name == SlackTransport.name:
         return SlackTransport.from_settings(settings)
-    if settings.slack_webhook_url is not None and settings.slack_webhook_url.get_secret_value():
+    if name == WebhookTransport.name:
         warn_webhook_limits()
+        assert settings.slack_webhook_url is not None
         return WebhookTransport(settings.slack_webhook_url.get_secret_value())
     return ConsoleTransport()

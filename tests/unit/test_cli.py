@@ -40,6 +40,21 @@ def test_config_show_masks_secrets() -> None:
     assert '"slack_bot_token": "********"' in out.stdout
 
 
+def test_config_show_warns_what_an_incoming_webhook_cannot_do() -> None:
+    hook = "https://hooks.slack.com/services/T0/B0/hook-secret-42"
+    for args in (("config", "show"), ("config", "show", "--json")):
+        out = run_soar(*args, env={"SOAR_SLACK_WEBHOOK_URL": hook})
+        assert out.returncode == 0, out.stderr
+        assert out.stderr.count("warning: Slack is configured with an incoming webhook") == 1
+        assert "cannot thread, edit or send ephemeral messages" in out.stderr
+        assert "hook-secret-42" not in out.stdout + out.stderr
+    table = run_soar("config", "show", env={"SOAR_SLACK_WEBHOOK_URL": hook}).stdout
+    assert "# Slack: incoming webhook (slack_webhook_url): no threads, no edits, no ephemerals" in table
+    bot = run_soar("config", "show", env={"SOAR_SLACK_WEBHOOK_URL": hook, "SOAR_SLACK_BOT_TOKEN": "xoxb-1"})
+    assert "warning" not in bot.stderr and "# Slack: Web API with slack_bot_token" in bot.stdout
+    assert "# Slack: not configured" in run_soar("config", "show").stdout
+
+
 def test_bad_setting_is_one_line_without_traceback() -> None:
     out = run_soar("config", "show", env={"SOAR_REDIS_URL": "http://wrong"})
     assert out.returncode == 2
