@@ -195,7 +195,16 @@ class Session:
             self.client.close()
 
 
+# what paramiko says when the server accepted TCP but did not complete the handshake in time
+_HANDSHAKE_TIMEOUTS = frozenset({"No existing session", "Negotiation timed out.", "Error reading SSH protocol banner"})
+
+
 def _connect_once(host: Host, creds: Credentials, options: SSHOptions, via: Session | None) -> Session:
+    if creds.key is None and creds.password is None:
+        # paramiko would say "no authentication methods available" after the handshake, on every retry
+        raise AuthenticationFailed(
+            host.name, f"no key to log in as {creds.user}: set key in the inventory (no agent, no ~/.ssh keys)"
+        )
     sock: Any = None
     if via is not None:
         try:
@@ -252,6 +261,11 @@ def _connect_once(host: Host, creds: Credentials, options: SSHOptions, via: Sess
         client.close()
         if "not found in known_hosts" in str(exc):
             raise HostKeyRejected(host.name, f"no pinned host key for {_host_key_name(host)}; refusing") from None
+        if str(exc) in _HANDSHAKE_TIMEOUTS:
+            # which of paramiko's timers fires first decides the wording; the cause is one
+            raise HostUnreachable(
+                host.name, f"no SSH handshake within {options.connect_timeout:g} s from {host.address}:{host.port}"
+            ) from None
         raise HostUnreachable(host.name, f"SSH handshake failed: {type(exc).__name__}: {exc}") from None
     except (OSError, EOFError) as exc:
         client.close()

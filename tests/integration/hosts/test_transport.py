@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
 import subprocess
 import time
 from pathlib import Path
 
+import paramiko
 import pytest
 import yaml
 
@@ -14,9 +16,9 @@ from soar.actions import ActionContext, ActionRegistry
 from soar.hosts.errors import AuthenticationFailed, HostKeyRejected, HostUnreachable
 from soar.hosts.inventory import Inventory, load_inventory
 from soar.hosts.runner import HostRunner, in_parallel
-from soar.hosts.transport import ConnectionPool, Credentials, SSHOptions
+from soar.hosts.transport import ConnectionPool, Credentials, SSHOptions, connect
 from tests.integration.hosts.conftest import close_context, lab_settings
-from tests.integration.hosts.lab import LAB, LabUser, login, nft_ruleset
+from tests.integration.hosts.lab import LAB, LabUser, login, new_key, nft_ruleset, wait_for
 
 pytestmark = pytest.mark.lab
 
@@ -166,8 +168,42 @@ def test_a_port_that_never_speaks_ssh_times_out_on_the_banner(tmp_path: Path, la
     out, _ = listener.communicate(timeout=5)
     assert time.monotonic() - started >= 3 * 1.5  # each attempt waited out the banner timeout
     assert out.count("accepted") == 3
-    assert str(info.value).startswith("host silent: SSH handshake failed")
-    assert "banner" in str(info.value) and str(info.value).endswith("(after 3 attempts)")
+    assert str(info.value) == "host silent: no SSH handshake within 1.5 s from 10.77.0.3:2299 (after 3 attempts)"
+
+
+def test_no_agent_and_no_home_keys_are_ever_used(
+    tmp_path: Path, inventory: Inventory, options: SSHOptions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lab key sits in an ssh-agent and in ~/.ssh; a plain paramiko client gets in with either, soar does not."""
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    shutil.copy(LAB / "id_ed25519", home / ".ssh" / "id_ed25519")
+    sock = tmp_path / "agent.sock"
+    agent = subprocess.Popen(["ssh-agent", "-D", "-a", str(sock)], stdout=subprocess.DEVNULL)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("SSH_AUTH_SOCK", str(sock))
+    db1, bastion = inventory.get("db1"), inventory.get("bastion")
+    pool = ConnectionPool(inventory, options)
+    try:
+        assert wait_for(sock.exists, 5)
+        subprocess.run(["ssh-add", "-q", str(LAB / "id_ed25519")], check=True, env={"SSH_AUTH_SOCK": str(sock)})
+        via = pool.session(bastion)
+        for agent_on, home_keys in ((True, False), (False, True)):  # the controls: either one alone is enough
+            client = paramiko.SSHClient()
+            client.load_host_keys(str(LAB / "known_hosts"))
+            channel = via.transport.open_channel("direct-tcpip", (db1.address, 22), ("127.0.0.1", 0))
+            client.connect(db1.address, username=db1.user, sock=channel, allow_agent=agent_on, look_for_keys=home_keys)
+            client.close()
+        # soar offers only the key it was given (here one db1 does not accept): never the agent's, never ~/.ssh's
+        wrong = new_key(tmp_path / "not_authorized")
+        with pytest.raises(AuthenticationFailed, match="authentication as soar-ctl was refused"):
+            connect(db1, Credentials(db1.user, key=wrong), options, via)
+        with pytest.raises(AuthenticationFailed, match="no key to log in as soar-ctl"):
+            connect(db1, Credentials(db1.user), options, via)
+    finally:
+        pool.close()
+        agent.kill()
+        agent.wait(timeout=5)
 
 
 def test_stdin_is_fed_then_closed(inventory: Inventory, options: SSHOptions) -> None:
