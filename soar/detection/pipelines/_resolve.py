@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from functools import cache
 from pathlib import Path
 
-from sigma.exceptions import SigmaError
+import yaml
+from sigma.exceptions import SigmaConfigurationError, SigmaError
 from sigma.processing.pipeline import ProcessingItem, ProcessingPipeline
 
+from soar.detection._loading import _LOADER, yaml_error
+from soar.detection._yamlpos import Mark, Positions, positions
 from soar.detection.pipelines import ecs_linux_yaml_path, is_path
 from soar.detection.pipelines._strict import StrictEcsLinuxFields
-from soar.errors import InputError
+from soar.errors import InputError, SourceLocation
+
+# The lists of a pipeline file whose items pySigma numbers as "processing rule N".
+ITEM_LISTS = ("transformations", "postprocessing")
 
 
 @cache
@@ -53,19 +60,45 @@ def _load_one(spec: str) -> ProcessingPipeline:
     if spec in SOAR_PIPELINES:
         return SOAR_PIPELINES[spec]()
     if is_path(spec):
-        path = Path(spec)
-        try:
-            return ProcessingPipeline.from_yaml(path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise InputError(f"{spec}: cannot read pipeline file: {exc.strerror or exc}") from exc
-        except SigmaError as exc:
-            raise InputError(f"{spec}: invalid pipeline: {exc}") from exc
-        except Exception as exc:  # pySigma raises plain errors on some malformed YAML shapes
-            raise InputError(f"{spec}: invalid pipeline: {exc}") from exc
+        return _from_file(Path(spec))
     installed = _installed()
     if spec in installed:
         return installed[spec]()
     raise InputError(f"--pipeline {spec}: unknown pipeline (known: {', '.join(available_pipelines())})")
+
+
+def _from_file(path: Path) -> ProcessingPipeline:
+    """A pipeline YAML file; an error names its file:line:col (pySigma names the item at best)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read pipeline file: {getattr(exc, 'strerror', None) or exc}") from exc
+    try:
+        node = yaml.compose(text, Loader=_LOADER)
+    except yaml.YAMLError as exc:
+        error = yaml_error(path, exc, "pipeline YAML")
+        raise InputError(error.message, error.source) from exc
+    try:
+        if node is None or not isinstance(node, yaml.MappingNode):
+            raise SigmaConfigurationError("a pipeline must be a mapping (name, transformations, ...)")
+        return ProcessingPipeline.from_yaml(text)
+    except Exception as exc:  # SigmaError, and plain errors pySigma raises on some malformed shapes
+        message = str(exc.args[0] if isinstance(exc, SigmaError) and exc.args else exc)
+        mark = _locate(positions(node), message) if node is not None else Mark(1, 1)
+        raise InputError(f"invalid pipeline: {message}", SourceLocation(path, mark.line, mark.column)) from exc
+
+
+def _locate(pos: Positions, message: str) -> Mark:
+    """The item pySigma's message numbers ("processing rule 2"), or the token it quotes inside that item."""
+    found = re.search(r"processing rule (\d+)", message)
+    items = [(key, int(found.group(1)) - 1) for key in ITEM_LISTS] if found else []
+    items = [item for item in items if item in pos.values]
+    for token in re.findall(r"'([^']{1,200})'", message):
+        for under in [*items, ()]:
+            mark = pos.find(token, under)
+            if mark is not None:
+                return mark
+    return pos.values[items[0]] if items else pos.locate_message(message)
 
 
 def resolve_pipelines(specs: Sequence[str]) -> ProcessingPipeline:

@@ -156,3 +156,25 @@ level: high
         3.0,
     )
     assert spec.rules[0].sql is not None and "event.outcome" in spec.rules[0].sql
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("name: x\ntransformations: [\n", "3:1: invalid pipeline YAML: "),
+        (
+            "name: x\ntransformations:\n  - type: field_name_mapping\n    mapping: {a: b}\n  - type: nosuch\n",
+            "5:11: invalid pipeline: Error in processing rule 2: Unknown transformation type 'nosuch'",
+        ),
+        ("name: x\ntransformations:\n  - mapping: {Image: x}\n", "3:5: invalid pipeline: Error in processing rule 1: "),
+        ("name: x\nfinalizers:\n  - type: nosuch\n", "3:11: invalid pipeline: Finalizer 'nosuch' is unknown"),
+        ("- a\n", "1:1: invalid pipeline: a pipeline must be a mapping"),
+    ],
+    ids=["yaml", "unknown transformation", "no type", "unknown finalizer", "not a mapping"],
+)
+def test_bad_pipeline_file_names_its_line(tmp_path: Path, text: str, expected: str) -> None:
+    pipeline = write(tmp_path / "p.yml", text)
+    rule = rule_yaml({"sel": {"Image": "x"}, "condition": "sel"})
+    with pytest.raises(InputError) as caught:
+        _compile(tmp_path, rule, pipelines=("ecs_linux", str(pipeline)))
+    assert str(caught.value).startswith(f"{pipeline}:{expected}")
