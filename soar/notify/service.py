@@ -221,7 +221,7 @@ def ephemeral(
             kind="ephemeral",
             channel=channel,
             user=user,
-            text=text,
+            text=escape(text),  # Slack parses the fallback text as mrkdwn too
             blocks=blocks,
             target=thread_target,
         ),

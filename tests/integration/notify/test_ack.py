@@ -29,7 +29,7 @@ def test_a_click_is_acknowledged_before_the_work_which_a_worker_does_afterwards(
     try:
         with serve_api(root, workspace, env) as api:
             store = open_test_store(api)
-            click = payload("run-that-does-not-exist", "contain", "UALICE", channel=workspace.channels["soc-alerts"])
+            click = payload("run-<!here>-gone", "contain", "UALICE", channel=workspace.channels["soc-alerts"])
             resp, _ = post(api, click)
             assert resp.status_code == 200
             (received,) = store.find(INTERACTIONS_KIND)
@@ -44,7 +44,9 @@ def test_a_click_is_acknowledged_before_the_work_which_a_worker_does_afterwards(
                 handled = store.get(INTERACTIONS_KIND, received.id)
                 assert handled is not None and handled.doc["status"] == "refused"
                 told = eventually(lambda: [e for e in workspace.state()["ephemerals"] if e["user"] == "UALICE"], 30)
-                assert told and "run-that-does-not-exist" in told[0]["text"], told
+                assert told, "the clicker is told why nothing was decided"
+                shown = [told[0]["text"], str(told[0]["blocks"])]  # the run id came from the click: escaped
+                assert all("run-&lt;!here&gt;-gone" in t and "<!here>" not in t for t in shown), told
             store.close()
     finally:
         flush_db(DB)
