@@ -133,8 +133,12 @@ class RuleSet:
 
 
 def yaml_error(path: Path, exc: yaml.YAMLError, what: str = "YAML") -> ContentError:
+    """At the line the parser stopped; where the construct it was reading began is named too (an unclosed quote)."""
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    context, began = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+    if context and began is not None and mark is not None and began.line != mark.line:
+        problem = f"{problem} ({context} at line {began.line + 1}, column {began.column + 1})"
     if mark is not None:
         return ContentError(f"invalid {what}: {problem}", SourceLocation(path, mark.line + 1, mark.column + 1))
     return ContentError(f"invalid {what}: {problem}", SourceLocation(path))

@@ -113,3 +113,14 @@ def test_fixture_files_are_not_rules(tmp_path: Path) -> None:
     ruleset = load_rules([tmp_path])
     assert len(ruleset.rules) == 1
     assert ruleset.rules[0].fixtures_path == tmp_path / "r.tests.yml"
+
+
+def test_an_unclosed_quote_names_where_the_value_began(tmp_path: Path) -> None:
+    text = rule_yaml({"sel": {"Image": "PLACEHOLDER"}, "condition": "sel"}).replace("PLACEHOLDER", "'/bin/x")
+    write(tmp_path / "bad.yml", text)
+    began = next(i for i, line in enumerate(text.splitlines(), 1) if "'/bin/x" in line)
+    column = text.splitlines()[began - 1].index("'") + 1
+    (message,) = _messages(tmp_path)
+    assert message.startswith(f"{tmp_path / 'bad.yml'}:")
+    context = f"while scanning a quoted scalar at line {began}, column {column}"
+    assert message.endswith(f": invalid YAML: found unexpected end of stream ({context})")
