@@ -186,6 +186,46 @@ def test_without_a_bot_token_the_same_content_goes_to_the_console(
     assert "post to #soc-alerts" in err and "message 7" in err
 
 
+def test_without_slack_a_runs_card_replies_and_approval_request_go_to_the_console(
+    slack_settings: Settings, store: Store, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from soar.notify import notify_run_event
+    from soar.playbooks.events import make_event
+
+    settings = slack_settings.model_copy(update={"slack_bot_token": None, "slack_channel_interval": 1.0})
+    alert = {
+        "id": uuid.uuid4().hex,
+        "rule": {"id": "r", "title": "SSH brute force", "level": "high", "tags": ["attack.t1110.001"]},
+        "host": {"name": "web-1"},
+        "source": {"ip": "203.0.113.9"},
+        "events": [{"message": "Failed password for root"}],
+    }
+    store.put("alerts", alert["id"], alert)
+    run = {
+        "id": f"run-{uuid.uuid4().hex[:6]}",
+        "playbook": {"name": "contain-ssh"},
+        "status": "running",
+        "alert": alert,
+    }
+    step = {"id": "block", "uses": "hosts.block_ip", "status": "awaiting_approval"}
+    for event in (
+        make_event("run_started", run),
+        make_event(
+            "approval_requested", run, step=step, approval={"step": "block", "required": 2, "impact": "contain"}
+        ),
+    ):
+        notify_run_event(settings, store, event)
+    printed = capsys.readouterr().err.split("[slack→console] ")[1:]
+    card = printed[0]
+    assert card.startswith("post to #soc-alerts\nSSH brute force")
+    for part in ("web-1", "203.0.113.9", "T1110.001", "high", "Failed password for root", alert["id"]):
+        assert part in card, part
+    rest = "".join(printed[1:])
+    assert "(thread console." in rest and "run started" in rest and run["id"] in rest
+    assert "Approval needed" in rest and "[Approve]" in rest and "[Deny]" in rest
+    assert {m.status for m in listing(store)} <= {"sent", "superseded"}
+
+
 def test_a_storm_never_hides_an_approval_request(slack_settings: Settings, store: Store, workspace: Workspace) -> None:
     settings = slack_settings.model_copy(update={"slack_storm_threshold": 3})
     storm = [_msg(n) for n in range(10)]
