@@ -10,7 +10,7 @@ import typer
 
 from soar.cli._output import echo_json, table
 from soar.cli._settings import content_path, path_setting
-from soar.errors import InputError, SoarError
+from soar.errors import ContentError, InputError, SoarError, SourceLocation
 
 if TYPE_CHECKING:
     from soar.config import Settings
@@ -40,6 +40,16 @@ def _pipelines(pipelines: list[str] | None) -> tuple[str, ...]:
     return tuple(pipelines) if pipelines else DEFAULT_PIPELINES
 
 
+def _orphans(paths: list[Path] | None) -> list[ContentError]:
+    """Fixture files whose rule is gone (renamed, deleted): they would never run, so they are problems."""
+    from soar.detection._files import orphan_fixtures
+
+    return [
+        ContentError("fixtures without a rule: no rule file of that name beside them", SourceLocation(path, 1))
+        for path in orphan_fixtures(_paths(paths))
+    ]
+
+
 def _report(errors: list[SoarError], err: bool = False) -> None:
     for error in errors:
         typer.echo(str(error), err=err)
@@ -56,7 +66,7 @@ def check(
 
     ruleset = load_rules(_paths(paths))
     _, compile_errors = compile_rules(ruleset, "elasticsearch", _pipelines(pipeline))
-    errors: list[SoarError] = [*ruleset.errors, *check_rules(ruleset), *compile_errors]
+    errors: list[SoarError] = [*ruleset.errors, *check_rules(ruleset), *compile_errors, *_orphans(paths)]
     errors.sort(key=lambda e: (str(e.source.path) if e.source else "", e.source.line or 0 if e.source else 0))
     if as_json:
         echo_json({"rules": len(ruleset.rules), "problems": [str(e) for e in errors]})
@@ -150,6 +160,7 @@ def test(
                 _report([*ruleset.errors, *errors])
             return 1 if ruleset.errors or errors else 0
         results = run_fixture_tests(ruleset, engine, pipelines, es, f"{settings.index_prefix}-fixtures")
+        ruleset.errors.extend(_orphans(paths))
     finally:
         if es is not None:
             es.close()

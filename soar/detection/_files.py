@@ -16,6 +16,20 @@ def is_fixture_file(path: Path) -> bool:
     return path.name.endswith(FIXTURE_SUFFIXES)
 
 
+def orphan_fixtures(paths: Iterable[Path | str]) -> list[Path]:
+    """Fixture files under ``paths`` with no rule file beside them: fixtures that would never run."""
+    out: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        candidates = [path] if path.is_file() else sorted(path.rglob("*")) if path.is_dir() else []
+        for candidate in candidates:
+            if is_fixture_file(candidate):
+                stem = candidate.name[: -len(next(s for s in FIXTURE_SUFFIXES if candidate.name.endswith(s)))]
+                if not any(candidate.with_name(stem + suffix).is_file() for suffix in RULE_SUFFIXES):
+                    out.append(candidate)
+    return out
+
+
 def rule_files(paths: Iterable[Path | str]) -> list[Path]:
     """Rule files under ``paths`` (files as given, folders recursively), fixtures excluded."""
     out: list[Path] = []

@@ -261,6 +261,9 @@ def load_rules(paths: Sequence[Path | str] | Path | str, parse_conditions: bool 
         except (OSError, UnicodeDecodeError) as exc:
             ruleset.errors.append(ContentError(f"cannot read rule file: {exc}", SourceLocation(path)))
             continue
+        if not text.strip():  # a rule file left empty would otherwise load as no rule at all, silently
+            ruleset.errors.append(ContentError("empty rule file: no Sigma rule in it", SourceLocation(path, 1)))
+            continue
         for node, doc_text in _documents(path, text, ruleset.errors):
             parsed = _parse_document(path, node, doc_text, ruleset.errors, parse_conditions)
             if parsed is not None:

@@ -288,3 +288,22 @@ def test_elasticsearch_down_is_one_line_and_exit_2(soar: Any, pack: Path, monkey
     out = soar("rules", "test", str(pack), "--engine", "elasticsearch")
     assert out.returncode == 2
     assert out.stderr.strip() == "error: Elasticsearch at http://127.0.0.1:9 is not reachable: connection refused"
+
+
+def test_an_empty_rule_file_and_fixtures_without_a_rule_are_problems_not_skipped(
+    soar: Any, pack: Path, tmp_path: Path
+) -> None:
+    empty = write(pack / "empty.yml", "\n")
+    orphan = write(pack / "renamed.tests.yml", (pack / "curl_sh.tests.yml").read_text())
+    expected = [
+        f"{empty}:1: empty rule file: no Sigma rule in it",
+        f"{orphan}:1: fixtures without a rule: no rule file of that name beside them",
+    ]
+    out = soar("rules", "check", str(pack))
+    assert out.returncode == 1
+    assert out.stdout.splitlines() == expected
+    out = soar("rules", "test", str(pack))
+    assert out.returncode == 1
+    assert f"PASS  {RULE_ID}" in out.stdout  # the rest of the collection still runs
+    assert out.stdout.splitlines()[-2:] == expected
+    assert "1 passed, 0 failed (embedded); 2 load errors" in out.stderr
