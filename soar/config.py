@@ -16,7 +16,7 @@ from typing import Any, Literal
 from urllib.parse import urlparse
 
 import yaml
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from soar._config_file import ENV_PREFIX
@@ -67,6 +67,12 @@ class Settings(BaseSettings):
     detection_max_alerts: int = Field(1000, ge=1, description="Cap on alerts one rule creates in one run")
     detection_page_size: int = Field(1000, ge=1, le=10_000, description="Hits per search page")
     detection_batch_size: int = Field(100, ge=1, description="Rule searches per _msearch request")
+    detection_search_timeout: float | None = Field(
+        None,
+        gt=0,
+        description="Seconds Elasticsearch gives one rule's search before reporting that rule timed out"
+        " (default: half of elasticsearch_timeout; must be below it)",
+    )
     metrics_port: int | None = Field(None, ge=1, le=65535, description="Serve Prometheus metrics on this port")
 
     # -- SSH
@@ -97,6 +103,22 @@ class Settings(BaseSettings):
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
             raise ValueError(f"must be an http(s):// URL with a host, got {value!r}")
         return value
+
+    @field_validator("detection_search_timeout")
+    @classmethod
+    def _below_request_timeout(cls, value: float | None, info: ValidationInfo) -> float | None:
+        request = info.data.get("elasticsearch_timeout")
+        if value is not None and isinstance(request, float) and value >= request:
+            raise ValueError(
+                f"must be below elasticsearch_timeout ({request:g} s), so a slow rule times out alone"
+                " instead of the whole request"
+            )
+        return value
+
+    @property
+    def search_timeout(self) -> float:
+        """Seconds Elasticsearch spends on one search of a detection cycle (then it reports ``timed_out``)."""
+        return self.detection_search_timeout or self.elasticsearch_timeout / 2
 
     @field_validator("redis_url")
     @classmethod

@@ -82,7 +82,11 @@ class Detector:
     ) -> None:
         self.settings = settings
         self.store = store
-        self.source: EventSource = ElasticsearchSource(events) if isinstance(events, Elasticsearch) else events
+        self.source: EventSource = (
+            ElasticsearchSource(events, search_timeout=settings.search_timeout)
+            if isinstance(events, Elasticsearch)
+            else events
+        )
         self.dispatch = dispatch
         self.clock = clock
 

@@ -172,8 +172,10 @@ class Searcher:
         exceptions: Sequence[Mapping[str, Any]] = (),
         counter: RequestCounter | None = None,
         combine: bool = True,
+        timeout: float | None = None,
     ) -> None:
         self.combine = combine
+        self.timeout = timeout
         self.es = es
         self.page_size = page_size
         self.batch_size = batch_size
@@ -206,7 +208,7 @@ class Searcher:
         searches: list[dict[str, Any]] = []
         for group in groups:
             searches.append({"index": group[0].job.rule.index})
-            searches.append(combined_body(_items(group), self.exceptions, size=self.page_size))
+            searches.append(self._timed(combined_body(_items(group), self.exceptions, size=self.page_size)))
         try:
             self.counter.msearch += 1
             resp = self.es.msearch(searches=searches)
@@ -243,9 +245,9 @@ class Searcher:
         after: list[Any] | None = None
         try:
             while len(hits) < limit:
-                body = combined_body(
-                    _items(group), self.exceptions, size=self.page_size, pit_id=pit_id, search_after=after
-                )
+                items = _items(group)
+                body = combined_body(items, self.exceptions, size=self.page_size, pit_id=pit_id, search_after=after)
+                body = self._timed(body)
                 self.counter.search += 1
                 resp = self.es.search(**body).body
                 pit_id = resp.get("pit_id", pit_id)
@@ -262,6 +264,10 @@ class Searcher:
             self._close_pit(pit_id)
         return hits
 
+    def _timed(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Bound the search on the server: a slow rule comes back ``timed_out`` (its own error), not the request."""
+        return {**body, "timeout": f"{round(self.timeout * 1000)}ms"} if self.timeout else body
+
     def _size(self, job: Job) -> int:
         return max(1, min(self.page_size, job.limit))
 
@@ -269,7 +275,8 @@ class Searcher:
         searches: list[dict[str, Any]] = []
         for res in batch:
             searches.append({"index": res.job.rule.index})
-            searches.append(search_body(res.job.rule, res.job.window, self.exceptions, size=self._size(res.job)))
+            body = search_body(res.job.rule, res.job.window, self.exceptions, size=self._size(res.job))
+            searches.append(self._timed(body))
         try:
             self.counter.msearch += 1
             resp = self.es.msearch(searches=searches)
@@ -307,7 +314,9 @@ class Searcher:
         try:
             while len(hits) < job.limit:
                 size = min(self.page_size, job.limit - len(hits))
-                body = search_body(job.rule, job.window, self.exceptions, size=size, pit_id=pit_id, search_after=after)
+                body = self._timed(
+                    search_body(job.rule, job.window, self.exceptions, size=size, pit_id=pit_id, search_after=after)
+                )
                 self.counter.search += 1
                 resp = self.es.search(**body).body
                 pit_id = resp.get("pit_id", pit_id)

@@ -46,8 +46,9 @@ class EventSource(Protocol):
 class ElasticsearchSource:
     """Every due rule in combined ``_msearch`` requests, paged in a point in time."""
 
-    def __init__(self, es: Elasticsearch) -> None:
+    def __init__(self, es: Elasticsearch, *, search_timeout: float | None = None) -> None:
         self.es = es
+        self.search_timeout = search_timeout
 
     def search(
         self,
@@ -58,7 +59,14 @@ class ElasticsearchSource:
         page_size: int,
         batch_size: int,
     ) -> list[JobResult]:
-        searcher = Searcher(self.es, page_size=page_size, batch_size=batch_size, exceptions=exceptions, counter=counter)
+        searcher = Searcher(
+            self.es,
+            page_size=page_size,
+            batch_size=batch_size,
+            exceptions=exceptions,
+            counter=counter,
+            timeout=self.search_timeout,
+        )
         return searcher.run(jobs)
 
     def correlation_events(

@@ -75,3 +75,19 @@ def test_secrets_are_masked(monkeypatch: pytest.MonkeyPatch) -> None:
     assert masked["elasticsearch_password"] == MASK
     assert "xoxb-very-secret" not in repr(s)
     assert "hunter2" not in str(masked)
+
+
+def test_search_timeout_defaults_to_half_the_request_timeout_and_must_stay_below_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SOAR_ELASTICSEARCH_TIMEOUT", "8")
+    assert load_settings().search_timeout == 4.0
+    monkeypatch.setenv("SOAR_DETECTION_SEARCH_TIMEOUT", "2.5")
+    assert load_settings().search_timeout == 2.5
+    monkeypatch.setenv("SOAR_DETECTION_SEARCH_TIMEOUT", "8")
+    with pytest.raises(ConfigError) as err:
+        load_settings()
+    assert str(err.value) == (
+        "detection_search_timeout (SOAR_DETECTION_SEARCH_TIMEOUT): must be below elasticsearch_timeout (8 s),"
+        " so a slow rule times out alone instead of the whole request"
+    )

@@ -6,7 +6,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 from elasticsearch import Elasticsearch
@@ -121,3 +121,26 @@ def wait_for(predicate: Callable[[], bool], timeout: float, step: float = 0.2) -
             return True
         time.sleep(step)
     return predicate()
+
+
+class Ctx(NamedTuple):
+    """The fixtures most scheduler tests take, as one."""
+
+    es: Elasticsearch
+    index: str
+    settings: Settings
+    store: SQLiteStore
+    content: Path
+    write_rule: Callable[..., str]
+
+
+@pytest.fixture
+def ctx(
+    es: Elasticsearch,
+    events_index: str,
+    det_settings: Settings,
+    store: SQLiteStore,
+    content: Path,
+    write_rule: Callable[..., str],
+) -> Ctx:
+    return Ctx(es, events_index, det_settings, store, content, write_rule)

@@ -13,13 +13,13 @@ import pytest
 from elasticsearch import Elasticsearch
 
 from soar.cli import main
-from soar.config import Settings, get_settings
+from soar.config import get_settings
 from soar.scheduler.cycle import Detector
 from soar.scheduler.loading import load_scheduled_rules
 from soar.scheduler.planning import iso
 from soar.store.sqlite import SQLiteStore
 from tests.conftest import REPO_ROOT, env_without_soar
-from tests.integration.scheduler.conftest import event, index_events
+from tests.integration.scheduler.conftest import Ctx, event, index_events
 
 
 def soar(content: Path, index: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -60,14 +60,8 @@ def soar_in_process(
     return int(exit_info.value.code or 0), out.out, out.err
 
 
-def test_status_shows_runs_errors_and_invalid_rules(
-    es: Elasticsearch,
-    events_index: str,
-    det_settings: Settings,
-    store: SQLiteStore,
-    content: Path,
-    write_rule: Callable[..., str],
-) -> None:
+def test_status_shows_runs_errors_and_invalid_rules(ctx: Ctx) -> None:
+    es, events_index, det_settings, store, content, write_rule = ctx
     good = write_rule("good", interval="1s")
     write_rule("missing", interval="1s", index=f"{events_index}-nope")
     bad = content / "rules" / "bad.yml"

@@ -4,42 +4,16 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple
 
 import pytest
-from elasticsearch import Elasticsearch
 
-from soar.config import Settings
 from soar.scheduler.cycle import Detector
 from soar.scheduler.loading import load_scheduled_rules
 from soar.scheduler.planning import iso
 from soar.store.sqlite import SQLiteStore
-from tests.integration.scheduler.conftest import event, index_events
+from tests.integration.scheduler.conftest import Ctx, event, index_events
 from tests.integration.scheduler.test_cli import soar, soar_in_process
-
-
-class Ctx(NamedTuple):
-    es: Elasticsearch
-    index: str
-    settings: Settings
-    store: SQLiteStore
-    content: Path
-    write_rule: Callable[..., str]
-
-
-@pytest.fixture
-def ctx(
-    es: Elasticsearch,
-    events_index: str,
-    det_settings: Settings,
-    store: SQLiteStore,
-    content: Path,
-    write_rule: Callable[..., str],
-) -> Ctx:
-    return Ctx(es, events_index, det_settings, store, content, write_rule)
-
 
 CORRELATION = """\
 title: Burst of marker processes on one host

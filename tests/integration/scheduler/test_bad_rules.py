@@ -1,0 +1,145 @@
+"""Bad rules as a user writes them (Sigma files) on real Elasticsearch: the rule at fault fails alone, visibly.
+
+A query Elasticsearch rejects disables its rule (shown by ``soar detect status``, counted in
+the metrics) while the other rules keep running cycle after cycle; a search slower than
+``detection_search_timeout`` is that rule's ``timeout`` error, retried next cycle.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from pathlib import Path
+
+from soar import metrics_prom
+from soar.config import Settings
+from soar.scheduler.alerting import alert_id_for_event
+from soar.scheduler.cycle import Detector
+from soar.scheduler.loading import load_scheduled_rules
+from soar.scheduler.planning import iso
+from soar.scheduler.rules import ScheduledRule
+from soar.scheduler.state import CHECKPOINTS
+from tests.integration.scheduler.conftest import Ctx, event, index_events
+from tests.integration.scheduler.test_cli import soar
+from tests.integration.scheduler.test_metrics import samples
+
+SIGMA = """\
+title: {title}
+id: {rule_id}
+status: test
+level: medium
+logsource: {{product: linux, category: process_creation}}
+detection:
+  sel:
+    CommandLine|{modifier}: {values}
+  condition: sel
+soar: {{interval: 1s, lookback: 30s}}
+"""
+
+
+def sigma_rule(content: Path, name: str, rule_id: str, modifier: str, values: object) -> None:
+    text = SIGMA.format(title=name, rule_id=rule_id, modifier=modifier, values=json.dumps(values))
+    (content / "rules" / f"{name}.yml").write_text(text, encoding="utf-8")
+
+
+def errors_metric(rule_id: str, kind: str) -> float:
+    key = ("soar_detection_rule_errors_total", (("kind", kind), ("rule", rule_id)))
+    return samples(metrics_prom.exposition().decode()).get(key, 0.0)
+
+
+def loaded(settings: Settings) -> list[ScheduledRule]:
+    rules, errors = load_scheduled_rules(settings)
+    assert not errors, [str(e) for e in errors]
+    return rules
+
+
+def status_rows(content: Path, index: str, **env: str) -> tuple[int, dict[str, dict[str, object]]]:
+    out = soar(content, index, "detect", "status", "--json", **env)
+    assert "Traceback" not in out.stderr, out.stderr
+    return out.returncode, {str(r["rule_id"]): r for r in json.loads(out.stdout)}
+
+
+def test_a_rule_elasticsearch_rejects_is_disabled_shown_and_counted_while_the_others_run(ctx: Ctx) -> None:
+    es, events_index, det_settings, store, content, write_rule = ctx
+    good = write_rule("good", interval="1s")
+    rejected = "5f1c7d2e-0000-4000-8000-00000000bad1"
+    # Valid Sigma and a valid Python regex, but longer than the index's max_regex_length (1000).
+    sigma_rule(content, "long_regex", rejected, "re", "a" * 1100)
+    before = errors_metric(rejected, "rejected")
+    now = time.time()
+    index_events(es, events_index, [("r1", event(1, now - 3))])
+    detector = Detector(det_settings, store, es, lambda _id: None)
+
+    first = detector.run(loaded(det_settings), now)
+    assert first.runs[good].alerts == 1
+    error = first.runs[rejected].error
+    assert error is not None and error.kind == "rejected" and error.disable
+    assert errors_metric(rejected, "rejected") == before + 1
+
+    # Later cycles: the good rule keeps alerting; the disabled rule is not searched again.
+    for n, t in enumerate((now + 2, now + 4), start=2):
+        index_events(es, events_index, [(f"r{n}", event(n, t - 1))])
+        report = detector.run(loaded(det_settings), t)
+        assert report.runs[good].alerts == 1 and report.runs[good].error is None
+        assert rejected not in report.runs
+    assert store.get("alerts", alert_id_for_event(good, events_index, "r3")) is not None
+    assert errors_metric(rejected, "rejected") == before + 1  # counted once, when it was rejected
+
+    code, rows = status_rows(content, events_index)
+    assert code == 1  # a disabled rule makes status fail
+    assert rows[good]["state"] == "ok" and rows[good]["errors"] == 0
+    assert rows[rejected]["state"] == "disabled" and rows[rejected]["errors"] == 1
+    reason = str(rows[rejected]["last_error"])
+    assert reason.startswith("Elasticsearch rejected the query:") and "max_regex_length" in reason
+
+    # Fixing the rule (its content changes) enables it again.
+    sigma_rule(content, "long_regex", rejected, "contains", "soar-sched-marker")
+    fixed = detector.run(loaded(det_settings), now + 6)
+    assert fixed.runs[rejected].error is None and fixed.runs[rejected].alerts == 3
+    ck = store.get(CHECKPOINTS, rejected)
+    assert ck is not None and ck.doc["disabled"] is False and ck.doc["last_error"] is None
+
+
+NOISE = 100_000  # distinct command lines: each leading-wildcard term scans them all
+
+
+def test_a_search_slower_than_the_search_timeout_is_that_rules_timeout_error(ctx: Ctx) -> None:
+    es, events_index, det_settings, store, content, write_rule = ctx
+    settings = det_settings.model_copy(update={"detection_search_timeout": 0.5})
+    good = write_rule("good", interval="1s")
+    slow = "5f1c7d2e-0000-4000-8000-0000000051a0"
+    # 256 substrings, each scanning 100,000 distinct command lines: seconds of work, far past 0.5 s.
+    # The node's query cache is off for this index, so a repeated search is as slow as the first.
+    es.indices.close(index=events_index)
+    es.indices.put_settings(index=events_index, settings={"index.queries.cache.enabled": False})
+    es.indices.open(index=events_index, wait_for_active_shards=1)
+    sigma_rule(content, "slow", slow, "contains", [f"{c}{d}" for c in "0123456789abcdef" for d in "0123456789abcdef"])
+    now = time.time()
+    rng = random.Random(7)
+    kind = {"category": ["process"], "type": ["start"]}  # the rule's other conditions hold: no shortcut
+    noise = [
+        (f"n{i}", {"@timestamp": iso(now - 20), "event": kind, "process": {"command_line": f"{rng.getrandbits(64):x}"}})
+        for i in range(NOISE)
+    ]
+    index_events(es, events_index, [*noise, ("t1", event(1, now - 3))], refresh=False)
+    es.indices.refresh(index=events_index)
+    before = errors_metric(slow, "timeout")
+    detector = Detector(settings, store, es, lambda _id: None)
+
+    report = detector.run(loaded(settings), now)
+    assert report.runs[good].error is None and report.runs[good].alerts == 1  # the slow rule did not hold it back
+    error = report.runs[slow].error
+    assert error is not None and error.kind == "timeout" and not error.disable, error
+    assert errors_metric(slow, "timeout") == before + 1
+    ck = store.get(CHECKPOINTS, slow)
+    assert ck is not None and ck.doc["error_kind"] == "timeout" and "end" not in ck.doc  # its window is searched again
+
+    again = detector.run(loaded(settings), now + 2)
+    assert again.runs[slow].error is not None and again.runs[slow].error.kind == "timeout"  # not disabled: retried
+
+    code, rows = status_rows(content, events_index, SOAR_DETECTION_SEARCH_TIMEOUT="0.5")
+    assert code == 1
+    assert rows[good]["state"] == "ok"
+    assert rows[slow]["state"] == "error" and rows[slow]["errors"] == 2
+    assert "timed out" in str(rows[slow]["last_error"])
