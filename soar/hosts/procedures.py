@@ -3,8 +3,9 @@
 Each procedure resolves the host and validates every argument before any
 connection (a refusal is a failed result whose ``output.refused`` gives the
 reason), returns the exact commands in dry-run, and after ``apply`` closes the
-loop: the responder's ``verify`` runs over a *new* connection on the management
-path, and where the inventory names a probe host, a peer tries a new connection.
+loop (:mod:`soar.hosts.verification`): the responder's ``verify`` runs after a *new*
+connection on the management path, and where the inventory names a probe host, a
+peer tries a new connection.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import hashlib
 import ipaddress
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from functools import partial, wraps
 from pathlib import Path
 from typing import Any, ParamSpec
@@ -25,12 +25,9 @@ from soar.hosts.errors import SSHError
 from soar.hosts.inventory import Host
 from soar.hosts.responders import EXIT_NOT_IN_STATE, Outcome
 from soar.hosts.runner import HostRunner
+from soar.hosts.verification import fresh_verify, probe, probe_args, probe_from_blocked, verify_and_probe
 
 P = ParamSpec("P")
-# A peer's new connection that gets no answer for this long was dropped: the kernel answers a SYN within
-# milliseconds on a management LAN whatever the load of sshd. Only a probe expected to fail waits it out.
-PROBE_DROP_SECONDS = 1
-PROBE_REACH_SECONDS = 3  # a probe expected to connect returns as soon as it does
 
 
 def refused(reason: str) -> ActionResult:
@@ -69,62 +66,6 @@ def _lost(runner: HostRunner, host: Host, outcome: Outcome) -> bool:
         runner.pool.discard(host)
         return True
     return False
-
-
-def _probe_args(host: Host, expect_reachable: bool) -> list[str]:
-    return [host.address, str(host.port), str(PROBE_REACH_SECONDS if expect_reachable else PROBE_DROP_SECONDS)]
-
-
-def _probe(runner: HostRunner, host: Host, expect_reachable: bool) -> tuple[bool, dict[str, Any]]:
-    """From the host's probe peer, try a new TCP connection to its SSH port."""
-    peer = runner.probe_host(host)
-    if peer is None:
-        return True, {"skipped": "no probe host in the inventory"}
-    try:
-        out = runner.run(peer, "probe", "check", _probe_args(host, expect_reachable))
-    except SSHError as exc:
-        return False, {"from": peer.name, "error": str(exc)}
-    reachable = out.fields.get("reachable")
-    ok = out.ok and reachable == ("yes" if expect_reachable else "no")
-    detail: dict[str, Any] = {"from": peer.name, "to": f"{host.address}:{host.port}", "reachable": reachable}
-    detail["expected"] = "yes" if expect_reachable else "no"
-    if not out.ok:
-        detail["error"] = out.describe()
-    return ok, detail
-
-
-def _fresh_verify(runner: HostRunner, host: Host, name: str, args: list[str]) -> tuple[Outcome | None, dict[str, Any]]:
-    """A new connection along the management path reaches sshd, then ``verify`` reports the host's state."""
-    try:
-        banner = runner.pool.banner(host)
-    except SSHError as exc:
-        return None, {"management_path": f"failed: {exc}"}
-    try:
-        out = runner.run(host, name, "verify", args)
-    except SSHError as exc:
-        return None, {"management_path": f"failed: {exc}", "banner": banner}
-    if out.result.lost or out.result.timed_out:
-        runner.pool.discard(host)
-        return None, {"management_path": f"failed: verify {out.describe()}", "banner": banner}
-    return out, {"management_path": "ok", "banner": banner, "state": out.fields, "verify_exit": out.status}
-
-
-Probe = Callable[[], tuple[bool, dict[str, Any]]]
-
-
-def _verify_and_probe(
-    runner: HostRunner, host: Host, name: str, args: list[str], probe: Probe
-) -> tuple[Outcome | None, dict[str, Any], bool]:
-    """The host's own ``verify`` along the management path and the peer's probe, at the same time.
-
-    They are independent checks; run one after the other, the probe's wait for a dropped connection
-    would add to every host's containment.
-    """
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="soar-probe") as pool:
-        probed = pool.submit(probe)
-        check, verification = _fresh_verify(runner, host, name, args)
-        probe_ok, verification["peer_probe"] = probed.result()
-    return check, verification, probe_ok
 
 
 # -- isolation -----------------------------------------------------------------------------------------------------
@@ -172,7 +113,7 @@ def isolate(
     ]
     peer = runner.probe_host(target)
     if peer is not None:
-        plan.append(runner.plan(peer, "probe", "check", _probe_args(target, expect_reachable=False)))
+        plan.append(runner.plan(peer, "probe", "check", probe_args(target, expect_reachable=False)))
     plan.append(runner.plan(target, "isolate", "confirm", []))
     if ctx.dry_run:
         return ActionResult(ok=True, commands=plan, output={"host": target.summary(), "keep_open": keep})
@@ -188,8 +129,8 @@ def isolate(
         else:
             error = f"host {target.name}: isolate apply failed: {applied.describe()}"
         return ActionResult.failure(error, verified=False, **base)
-    check, verification, probe_ok = _verify_and_probe(
-        runner, target, "isolate", keep, partial(_probe, runner, target, expect_reachable=False)
+    check, verification, probe_ok = verify_and_probe(
+        runner, target, "isolate", keep, partial(probe, runner, target, expect_reachable=False)
     )
     if check is None:
         return ActionResult.failure(
@@ -231,8 +172,8 @@ def release(ctx: ActionContext, host: str) -> ActionResult:
     base = _base(reverted, plan)
     if not reverted.ok:
         return ActionResult.failure(f"host {target.name}: release failed: {reverted.describe()}", **base)
-    check, verification, probe_ok = _verify_and_probe(
-        runner, target, "isolate", [], partial(_probe, runner, target, expect_reachable=True)
+    check, verification, probe_ok = verify_and_probe(
+        runner, target, "isolate", [], partial(probe, runner, target, expect_reachable=True)
     )
     released = check is not None and check.status == EXIT_NOT_IN_STATE
     verified = released and probe_ok
@@ -259,13 +200,6 @@ def _check_block_target(runner: HostRunner, target: Host, ip: str) -> str:
     return str(net) if net.num_addresses > 1 else str(net.network_address)
 
 
-def _probe_from_blocked(runner: HostRunner, target: Host, blocked: str, expect: bool) -> tuple[bool, dict[str, Any]]:
-    peer = runner.probe_host(target)
-    if peer is None or ipaddress.ip_address(peer.address) not in ipaddress.ip_network(blocked, strict=False):
-        return True, {"skipped": "the probe host is not inside the blocked range"}
-    return _probe(runner, target, expect_reachable=expect)
-
-
 @guarded
 def block_ip(
     ctx: ActionContext, host: str, ip: str, expire_seconds: int = 0, backend: str | None = None
@@ -284,8 +218,8 @@ def block_ip(
         return ActionResult.failure(
             f"host {target.name}: block_ip failed: {applied.describe()}", verified=False, **base
         )
-    check, verification, probe_ok = _verify_and_probe(
-        runner, target, "block_ip", [blocked], partial(_probe_from_blocked, runner, target, blocked, False)
+    check, verification, probe_ok = verify_and_probe(
+        runner, target, "block_ip", [blocked], partial(probe_from_blocked, runner, target, blocked, False)
     )
     verified = check is not None and check.ok and probe_ok
     return ActionResult(
@@ -316,8 +250,8 @@ def unblock_ip(ctx: ActionContext, host: str, ip: str) -> ActionResult:
     base = _base(reverted, plan)
     if not reverted.ok:
         return ActionResult.failure(f"host {target.name}: unblock_ip failed: {reverted.describe()}", **base)
-    check, verification, probe_ok = _verify_and_probe(
-        runner, target, "block_ip", [blocked], partial(_probe_from_blocked, runner, target, blocked, True)
+    check, verification, probe_ok = verify_and_probe(
+        runner, target, "block_ip", [blocked], partial(probe_from_blocked, runner, target, blocked, True)
     )
     verified = check is not None and check.status == EXIT_NOT_IN_STATE and probe_ok
     return ActionResult(
@@ -366,7 +300,7 @@ def lock_account(ctx: ActionContext, host: str, user: str, disable_keys: bool = 
         return ActionResult.failure(
             f"host {target.name}: lock_account failed: {applied.describe()}", verified=False, **base
         )
-    check, verification = _fresh_verify(runner, target, "lock_account", [name, *keys])
+    check, verification = fresh_verify(runner, target, "lock_account", [name, *keys])
     verified = check is not None and check.ok
     return ActionResult(
         ok=verified,
@@ -393,7 +327,7 @@ def unlock_account(ctx: ActionContext, host: str, user: str) -> ActionResult:
     base = _base(reverted, plan)
     if not reverted.ok:
         return ActionResult.failure(f"host {target.name}: unlock_account failed: {reverted.describe()}", **base)
-    check, verification = _fresh_verify(runner, target, "lock_account", [name])
+    check, verification = fresh_verify(runner, target, "lock_account", [name])
     fields = check.fields if check is not None else {}
     verified = check is not None and fields.get("locked") == "no" and fields.get("expired") == "no"
     return ActionResult(
@@ -421,7 +355,7 @@ def kill_sessions(ctx: ActionContext, host: str, user: str) -> ActionResult:
     base = _base(applied, plan)
     if not applied.ok and applied.status != EXIT_NOT_IN_STATE:
         return ActionResult.failure(f"host {target.name}: kill_sessions failed: {applied.describe()}", **base)
-    check, verification = _fresh_verify(runner, target, "kill_sessions", [name, *protect])
+    check, verification = fresh_verify(runner, target, "kill_sessions", [name, *protect])
     verified = check is not None and check.ok
     return ActionResult(
         ok=verified,
@@ -447,7 +381,7 @@ def kill_process(ctx: ActionContext, host: str, pid: int, executable: str) -> Ac
     base = _base(applied, plan)
     if not applied.ok:
         return ActionResult.failure(f"host {target.name}: kill_process failed: {applied.describe()}", **base)
-    check, verification = _fresh_verify(runner, target, "kill_process", args)
+    check, verification = fresh_verify(runner, target, "kill_process", args)
     verified = check is not None and check.ok
     return ActionResult(
         ok=verified,
