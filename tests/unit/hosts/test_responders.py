@@ -199,3 +199,28 @@ ip6tables -S > {tmp_path}/after6.txt
     assert "SOAR" not in (tmp_path / "after.txt").read_text()
     assert parse_fields((tmp_path / "revert6.out").read_text()) == {"changed": "yes", "blocked": "no"}
     assert "SOAR" not in (tmp_path / "after6.txt").read_text()
+
+
+@needs_root
+def test_the_probe_tells_a_drop_from_a_refusal(tmp_path: Path) -> None:
+    """Only silence proves a drop: a reset (nothing listening) is "refused", which no containment accepts."""
+    script = wrap((BUILTIN_RESPONDERS / "_lib.sh").read_text(), (BUILTIN_RESPONDERS / "probe.sh").read_text())
+    (tmp_path / "probe.sh").write_text(script)
+    listen = "import socket, time; s = socket.socket(); s.bind(('127.0.0.1', 3)); s.listen(); time.sleep(30)"
+    runner = f"""
+set -eu
+ip link set lo up
+iptables -A INPUT -p tcp --dport 2 -j DROP
+python3 -c "{listen}" & listener=$!
+until sh {tmp_path}/probe.sh check 127.0.0.1 3 1 > {tmp_path}/open.out && grep -q =yes {tmp_path}/open.out; do
+  sleep 0.1
+done
+sh {tmp_path}/probe.sh check 127.0.0.1 1 1 > {tmp_path}/refused.out
+sh {tmp_path}/probe.sh check 127.0.0.1 2 1 > {tmp_path}/dropped.out
+kill "$listener"
+"""
+    done = subprocess.run(["unshare", "--net", "sh", "-c", runner], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert parse_fields((tmp_path / "open.out").read_text()) == {"reachable": "yes"}
+    assert parse_fields((tmp_path / "refused.out").read_text()) == {"reachable": "refused"}
+    assert parse_fields((tmp_path / "dropped.out").read_text()) == {"reachable": "no"}
