@@ -110,9 +110,7 @@ CORRELATION_KINDS = [
 def test_random_correlations_agree(es: Elasticsearch, es_index: str, tmp_path: Path, seed: int) -> None:
     from datetime import UTC, datetime, timedelta
 
-    from soar.detection import evaluate_correlation
-    from soar.detection.elastic import correlation_events
-    from soar.detection.embedded import correlation_events as db_correlation_events
+    from tests.integration.detection.test_correlation_es import agreed_matches
     from tests.unit.detection.helpers import auth_event
 
     rng = random.Random(seed)
@@ -127,8 +125,6 @@ def test_random_correlations_agree(es: Elasticsearch, es_index: str, tmp_path: P
         )
         for _ in range(80)
     ]
-    create_events_index(es, es_index)
-    bulk_index(es, es_index, [(str(i), e) for i, e in enumerate(events)])
     base = """\
 title: f
 id: 77777777-0000-4000-8000-00000000000{n}
@@ -150,18 +146,6 @@ level: low
             + (f"  condition: {condition}\n" if condition else "")
             + "level: high\n"
         )
-    ruleset = load_rules([write(tmp_path / "c.yml", "---\n".join(docs))])
-    ruleset.raise_first()
-    with EventStore() as store:
-        store.insert(events)
-        total = 0
-        for rule in ruleset.rules[2:]:
-            spec_es = compile_rule(rule, target="elasticsearch", ruleset=ruleset).correlation
-            spec_db = compile_rule(rule, target="embedded", ruleset=ruleset).correlation
-            assert spec_es is not None and spec_db is not None
-            on_es = evaluate_correlation(spec_es, correlation_events(es, es_index, spec_es))
-            on_db = evaluate_correlation(spec_db, db_correlation_events(store, spec_db))
-            as_es = [(m.group, m.start, m.end, m.value, tuple(int(r) for r in m.refs)) for m in on_es]
-            assert as_es == [(m.group, m.start, m.end, m.value, m.refs) for m in on_db], rule.title
-            total += len(on_db)
-        assert total > 0
+    found = agreed_matches(es, es_index, write(tmp_path / "c.yml", "---\n".join(docs)), events)
+    assert len(found) == len(CORRELATION_KINDS)
+    assert sum(len(matches) for matches in found.values()) > 0
