@@ -14,14 +14,16 @@ from pathlib import Path
 
 from soar import metrics_prom
 from soar.config import Settings
+from soar.connections import elasticsearch_client
 from soar.scheduler.alerting import alert_id_for_event
 from soar.scheduler.cycle import Detector
 from soar.scheduler.loading import load_scheduled_rules
 from soar.scheduler.planning import iso
 from soar.scheduler.rules import ScheduledRule
 from soar.scheduler.state import CHECKPOINTS
-from tests.integration.scheduler.conftest import Ctx, event, index_events
+from tests.integration.scheduler.conftest import Ctx, event, index_events, wait_for
 from tests.integration.scheduler.test_cli import soar
+from tests.integration.scheduler.test_kill import detection_env, scheduler_process
 from tests.integration.scheduler.test_metrics import samples
 
 SIGMA = """\
@@ -101,6 +103,7 @@ def test_a_rule_elasticsearch_rejects_is_disabled_shown_and_counted_while_the_ot
     assert ck is not None and ck.doc["disabled"] is False and ck.doc["last_error"] is None
 
 
+DB_BAD = 5
 NOISE = 100_000  # distinct command lines: each leading-wildcard term scans them all
 
 
@@ -143,3 +146,48 @@ def test_a_search_slower_than_the_search_timeout_is_that_rules_timeout_error(ctx
     assert rows[good]["state"] == "ok"
     assert rows[slow]["state"] == "error" and rows[slow]["errors"] == 2
     assert "timed out" in str(rows[slow]["last_error"])
+
+
+def test_status_shows_an_open_gap_while_elasticsearch_is_unreachable_and_none_once_filled(ctx: Ctx) -> None:
+    es, events_index, det_settings, store, content, write_rule = ctx
+    rule_id = write_rule(interval="1s", lookback="2s")
+    t0 = time.time() - 600
+    Detector(det_settings, store, es, lambda _id: None).run(loaded(det_settings), t0)
+    index_events(es, events_index, [(f"o{i}", event(i, t0 + 60 * i)) for i in range(1, 9)])
+    down = elasticsearch_client(det_settings.model_copy(update={"elasticsearch_url": "http://127.0.0.1:9"}))
+    late = Detector(det_settings, store, down, lambda _id: None).run(loaded(det_settings), t0 + 600)
+    assert late.runs[rule_id].error is not None and late.runs[rule_id].error.kind == "unavailable"
+
+    code, rows = status_rows(content, events_index)
+    row = rows[rule_id]
+    assert code == 1 and row["state"] == "error" and row["open_gaps"] == 1
+    assert (
+        595 < float(str(row["gap_seconds"])) < 605
+    )  # the missed stretch and its look-back and "not reachable" in str(row["last_error"])
+
+    Detector(det_settings, store, es, lambda _id: None).run(loaded(det_settings), t0 + 601)
+    code, rows = status_rows(content, events_index)
+    assert code == 0 and rows[rule_id]["state"] == "ok" and rows[rule_id]["open_gaps"] == 0
+    assert sorted(e for r in store.find("alerts", limit=100) for e in r.doc["event_ids"]) == [
+        f"o{i}" for i in range(1, 9)
+    ]
+
+
+def test_a_scheduler_process_keeps_running_past_bad_rules(ctx: Ctx) -> None:
+    es, events_index, _, store, content, write_rule = ctx
+    good = write_rule("good", interval="1s")
+    write_rule("missing", interval="1s", index=f"{events_index}-nope")
+    write_rule("invalid", every="5s")
+    sigma_rule(content, "long_regex", "5f1c7d2e-0000-4000-8000-00000000bad2", "re", "b" * 1100)
+    index_events(es, events_index, [("k1", event(1, time.time() - 1))])
+    env = detection_env(content, events_index, DB_BAD) | {"SOAR_CELERY_EAGER": "true"}
+    log = content / "scheduler.log"
+    with scheduler_process(env, log) as sched:
+        assert wait_for(lambda: store.count("alerts") == 1, 30), log.read_text()[-2000:]
+        index_events(es, events_index, [("k2", event(2, time.time()))])
+        assert wait_for(lambda: store.count("alerts") == 2, 30), log.read_text()[-2000:]
+        assert sched.poll() is None  # still running, cycle after cycle
+        code, rows = status_rows(content, events_index)
+    states = sorted(str(r["state"]) for r in rows.values())
+    assert code == 1 and states == ["disabled", "error", "invalid", "ok"], rows
+    assert rows[good]["alerts"] is not None and "Traceback" not in log.read_text()

@@ -12,7 +12,7 @@ from soar.config import Settings
 from soar.scheduler.alerting import alert_id_for_event
 from soar.scheduler.cycle import Detector
 from soar.scheduler.loading import load_scheduled_rules
-from soar.scheduler.planning import iso
+from soar.scheduler.planning import iso, parse_time
 from soar.scheduler.rules import ScheduledRule
 from soar.scheduler.state import CHECKPOINTS, GAPS
 from soar.store.sqlite import SQLiteStore
@@ -48,6 +48,11 @@ def test_cycle_alerts_once_per_event_and_persists_the_checkpoint(
     assert alert.doc["host"] == {"name": "web-01"} and alert.doc["user"] == {"name": "alice"}
     assert alert.doc["event_ids"] == ["e0"] and alert.doc["dispatched"] is True
     assert alert.doc["first_event_time"] == docs[0][1]["@timestamp"]
+    # ECS-style: the rule's title and tags, source.ip, the matched event, the fingerprint id, detection time.
+    assert alert.doc["rule"]["title"] == "Marker process started" and "attack.t1059.004" in alert.doc["rule"]["tags"]
+    assert alert.doc["source"] == {"ip": "10.1.2.3"} and alert.doc["events"][0]["_id"] == "e0"
+    detected = parse_time(alert.doc["@timestamp"])
+    assert alert.id == alert.doc["id"] and detected is not None and now <= detected <= time.time()
 
     # The same window again (overlap, a retry, a redelivered task): nothing new, nothing handed off twice.
     again = detector.run(rules_of(det_settings), now + 1.5)
