@@ -360,10 +360,11 @@ def match_events(
     from soar.detection.elastic import bulk_index, correlation_events, create_events_index, search_rules
 
     index = f"{index_prefix}-{uuid.uuid4().hex[:12]}"
-    create_events_index(es, index)
+    window = max(len(events), 1)  # every event can be a hit: the embedded engine has no cap either
+    create_events_index(es, index, max_hits=window)
     try:
         bulk_index(es, index, [(str(i), e) for i, e in enumerate(events)])
-        hits = search_rules(es, index, compiled, size=max(len(events), 1), source=False)
+        hits = search_rules(es, index, compiled, size=window, source=False, max_hits=window)
         for c in compiled:
             if c.correlation is None:
                 idx = sorted(int(h["_id"]) for h in hits.get(c.rule_id, []))

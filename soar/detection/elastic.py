@@ -25,6 +25,7 @@ from soar.errors import InputError
 TEMPLATE_NAME = "soar-events"
 PAGE = 5000
 MAX_HITS = 10_000  # Elasticsearch's default index.max_result_window
+BULK = 5000  # events per bulk request: a large events file stays under http.max_content_length
 
 
 def events_template_path() -> Path:
@@ -55,27 +56,33 @@ def install_index_template(
     )
 
 
-def create_events_index(es: Elasticsearch, index: str) -> None:
-    """A concrete index with the events template's settings and mappings (for throwaway fixture indices)."""
+def create_events_index(es: Elasticsearch, index: str, max_hits: int = MAX_HITS) -> None:
+    """A concrete index with the events template's settings and mappings (for throwaway fixture indices).
+
+    ``max_hits`` above 10,000 raises the index's result window, so one search can return every event.
+    """
     template = events_template()["template"]
-    es.indices.create(index=index, settings=template["settings"], mappings=template["mappings"])
+    settings = dict(template["settings"])
+    if max_hits > MAX_HITS:
+        settings["index.max_result_window"] = max_hits
+    es.indices.create(index=index, settings=settings, mappings=template["mappings"])
 
 
 def bulk_index(es: Elasticsearch, index: str, docs: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
     """Index (id, event) pairs and refresh; raise InputError naming the first rejected document."""
-    if not docs:
-        return
-    ops: list[dict[str, Any]] = []
-    for doc_id, event in docs:
-        ops.append({"index": {"_index": index, "_id": doc_id}})
-        ops.append(dict(event))
-    result = es.bulk(operations=ops, refresh="wait_for")
-    if result.get("errors"):
-        for item in result["items"]:
-            info = item.get("index", {})
-            if info.get("error"):
-                reason = info["error"].get("reason", info["error"])
-                raise InputError(f"event {info.get('_id')}: Elasticsearch rejected it: {reason}")
+    for start in range(0, len(docs), BULK):
+        ops: list[dict[str, Any]] = []
+        for doc_id, event in docs[start : start + BULK]:
+            ops.append({"index": {"_index": index, "_id": doc_id}})
+            ops.append(dict(event))
+        last = start + BULK >= len(docs)  # one refresh, after the last request, makes them all searchable
+        result = es.bulk(operations=ops, refresh="wait_for" if last else False)
+        if result.get("errors"):
+            for item in result["items"]:
+                info = item.get("index", {})
+                if info.get("error"):
+                    reason = info["error"].get("reason", info["error"])
+                    raise InputError(f"event {info.get('_id')}: Elasticsearch rejected it: {reason}")
 
 
 def _body(compiled: CompiledRule, filters: Sequence[Mapping[str, Any]], size: int, source: Any) -> dict[str, Any]:
@@ -106,12 +113,14 @@ def search_rules(
     size: int = 1000,
     filters: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
     source: Any = True,
+    max_hits: int = MAX_HITS,
 ) -> dict[str, list[dict[str, Any]]]:
     """Hits of every non-correlation rule, one ``_msearch``; ``filters`` adds per-rule filter clauses.
 
-    At most ``size`` (capped at 10,000) hits per rule, oldest first.
+    At most ``size`` (capped at ``max_hits``: the index's result window, 10,000 by default) hits per rule,
+    oldest first.
     """
-    size = min(size, MAX_HITS)
+    size = min(size, max_hits)
     plain = [c for c in compiled if c.correlation is None]
     if not plain:
         return {}

@@ -1,0 +1,25 @@
+"""``soar rules test --events`` on Elasticsearch: every match of a large events file, as on the embedded engine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from elasticsearch import Elasticsearch
+
+from soar.detection import load_rules, match_events
+from soar.detection.elastic import MAX_HITS
+from tests.unit.detection.helpers import process_event, rule_yaml, write
+
+
+def test_more_matches_than_a_search_window_are_all_reported(es: Elasticsearch, tmp_path: Path) -> None:
+    every_other = write(tmp_path / "curl.yml", rule_yaml({"sel": {"CommandLine|contains": "curl"}, "condition": "sel"}))
+    events = [process_event("curl -s http://x" if i % 2 else "ls -l") for i in range(2 * MAX_HITS + 100)]
+    ruleset = load_rules([every_other])
+    before = set(es.indices.get(index="soar-test-large-*", allow_no_indices=True).body)
+    on_es, errors = match_events(ruleset, events, engine="elasticsearch", es=es, index_prefix="soar-test-large")
+    assert errors == []
+    assert set(es.indices.get(index="soar-test-large-*", allow_no_indices=True).body) <= before
+    (row,) = on_es
+    assert row["matched_events"] == list(range(1, len(events), 2))  # 10,050 of them, not the first 10,000
+    on_db, _ = match_events(ruleset, events, engine="embedded")
+    assert on_db == on_es
