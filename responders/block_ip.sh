@@ -30,15 +30,26 @@ nft_present() { have nft && nft get element inet "$TABLE" "$SET" "{ $target }" >
 ipt_present() { have "$IPT" && "$IPT" -C SOAR-BLOCK-IN -s "$target" -j DROP 2>/dev/null; }
 present() { nft_present || ipt_present; }
 
+# one transaction: creates the table when absent, keeps the sets' elements, and writes each chain's rules
+# afresh (declaring rules inside `table { chain { ... } }` would append a copy on every apply)
 nft_table() {
   nft -f - <<NFT
 table inet $TABLE {
   set block4 { type ipv4_addr; flags interval, timeout; }
   set block6 { type ipv6_addr; flags interval, timeout; }
-  chain input { type filter hook input priority -190; ip saddr @block4 drop; ip6 saddr @block6 drop; }
-  chain output { type filter hook output priority -190; ip daddr @block4 drop; ip6 daddr @block6 drop; }
-  chain forward { type filter hook forward priority -190; ip saddr @block4 drop; ip6 saddr @block6 drop; }
+  chain input { type filter hook input priority -190; }
+  chain output { type filter hook output priority -190; }
+  chain forward { type filter hook forward priority -190; }
 }
+flush chain inet $TABLE input
+flush chain inet $TABLE output
+flush chain inet $TABLE forward
+add rule inet $TABLE input ip saddr @block4 drop
+add rule inet $TABLE input ip6 saddr @block6 drop
+add rule inet $TABLE output ip daddr @block4 drop
+add rule inet $TABLE output ip6 daddr @block6 drop
+add rule inet $TABLE forward ip saddr @block4 drop
+add rule inet $TABLE forward ip6 saddr @block6 drop
 NFT
 }
 empty_set() { ! nft list set inet "$TABLE" "$1" 2>/dev/null | grep -q 'elements'; }

@@ -35,8 +35,10 @@ def test_block_and_unblock_the_attacker_peer(ctx: ActionContext, registry: Actio
         assert result.verification["peer_probe"]["reachable"] == "no"
         assert not can_connect("peer", APP1, 22)
         assert can_connect("mgmt", APP1, 22)
+        blocked = nft_ruleset("app1")
         again = registry.get("hosts.block_ip").call(ctx, {"host": "app1", "ip": PEER})
         assert again.ok and again.changed is False
+        assert nft_ruleset("app1") == blocked  # apply twice: the same state
     finally:
         unblocked = registry.get("hosts.unblock_ip").call(ctx, {"host": "app1", "ip": PEER})
     assert unblocked.ok and unblocked.verified and unblocked.changed is True
@@ -92,8 +94,10 @@ def test_iptables_unblock_before_expiry_stops_the_timer(ctx: ActionContext, regi
     args = {"host": "db1", "ip": PEER, "expire_seconds": 600, "backend": "iptables"}
     try:
         assert registry.get("hosts.block_ip").call(ctx, args).verified is True
+        rules = sh_in("db1", "iptables", "-S", check=True).stdout
         again = registry.get("hosts.block_ip").call(ctx, args)
         assert again.ok and again.changed is False
+        assert sh_in("db1", "iptables", "-S", check=True).stdout == rules  # apply twice: the same rules
         assert len(timers_in("db1")) == 1, "a second apply must replace the expiry timer, not add one"
     finally:
         unblocked = registry.get("hosts.unblock_ip").call(ctx, {"host": "db1", "ip": PEER})
