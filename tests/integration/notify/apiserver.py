@@ -202,3 +202,11 @@ def approval_message(api: Api, run_id: str) -> dict[str, Any]:
         ):
             return dict(m)
     raise AssertionError("no approval message in Slack")
+
+
+def approval_message_or_none(api: Api, run_id: str) -> dict[str, Any] | None:
+    """The run's approval message, or None while Slack has none yet (for ``eventually``)."""
+    try:
+        return approval_message(api, run_id)
+    except AssertionError:
+        return None
