@@ -31,7 +31,9 @@ log = logging.getLogger(__name__)
 
 EXCEPTIONS = "exceptions"
 MAX_GAP_JOBS = 4  # gap chunks searched per rule per cycle, so one long outage never stalls a cycle
-FETCH_LIMIT = 100_000  # events fetched per search for a suppressing rule or a correlation (few alerts)
+# Events fetched per search. Not the alert cap: matches alerted by an earlier run (the look-back
+# overlap) come first in time order and must not take the room of new ones; the cap counts new alerts.
+FETCH_LIMIT = 100_000
 
 
 @dataclass
@@ -99,15 +101,11 @@ class Detector:
             batch_size=self.settings.detection_batch_size,
         )
 
-    @staticmethod
-    def _limit(rule: ScheduledRule) -> int:
-        return FETCH_LIMIT if rule.suppress_by or rule.correlation is not None else rule.max_alerts
-
     def _jobs(self, rule: ScheduledRule, window: Window, gap_id: str | None = None) -> list[Job]:
         """A plain rule's search, or one search per base rule of a correlation (same ``_msearch``)."""
         if rule.correlation is not None and batchable(rule):
-            return part_jobs(rule, window, self._limit(rule), gap_id)
-        return [Job(rule, window, self._limit(rule), gap_id)]
+            return part_jobs(rule, window, FETCH_LIMIT, gap_id)
+        return [Job(rule, window, FETCH_LIMIT, gap_id)]
 
     def _fetch(self, jobs: Sequence[Job], counter: RequestCounter) -> list[JobResult]:
         """Search every job at once; a correlation's parts come back as one result per window."""

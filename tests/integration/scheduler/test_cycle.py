@@ -286,3 +286,18 @@ def test_suppressed_count_stays_exact_past_the_event_ids_kept(
     assert alert["suppressed_count"] + 1 == 1500 + 300 + 200
     assert len(alert["event_ids"]) == 1000 and alert["suppressed_overflow"] == 1000
     assert store.count("suppressed_events", {"alert_id": alert["id"]}) == 2000
+
+
+def test_events_alerted_earlier_never_take_the_room_of_new_ones_under_the_cap(
+    es: Elasticsearch, events_index: str, det_settings: Settings, store: SQLiteStore, write_rule: Callable[..., str]
+) -> None:
+    rule_id = write_rule(interval="1s", lookback="30s", max_alerts=3)
+    detector = Detector(det_settings, store, es, lambda _id: None)
+    now = time.time()
+    index_events(es, events_index, [(f"o{i}", event(i, now - 10 + i)) for i in range(3)])
+    assert detector.run(rules_of(det_settings), now).runs[rule_id].alerts == 3
+    # Two new events; the look-back still covers the three already alerted (found first, oldest first).
+    index_events(es, events_index, [(f"n{i}", event(i, now + 0.5 + i * 0.1)) for i in range(2)])
+    run = detector.run(rules_of(det_settings), now + 2).runs[rule_id]
+    assert run.alerts == 2 and run.capped == 0  # the cap counts new alerts, not matches alerted before
+    assert store.count("alerts") == 5
