@@ -134,13 +134,14 @@ def test(
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
 ) -> int:
     """Run every rule against its fixtures (or an events file); exit 1 on any failing rule."""
-    from soar.detection import load_rules, match_events, read_events_file, run_fixture_tests
+    from soar.detection import load_rules, match_events, run_fixture_tests
+    from soar.detection._events_file import load_events_file
 
     if engine not in ("embedded", "elasticsearch"):
         raise InputError(f"--engine {engine}: unknown engine (known: embedded, elasticsearch)")
     settings = _settings()
     pipelines = _pipelines(pipeline)
-    loaded = read_events_file(events) if events is not None else None
+    loaded = load_events_file(events) if events is not None else None
     ruleset = load_rules(_paths(paths))
     es = None
     if engine == "elasticsearch":
@@ -150,7 +151,9 @@ def test(
         es = elasticsearch_client(settings, request_timeout=max(settings.elasticsearch_timeout, 60.0))
     try:
         if loaded is not None:
-            report, errors = match_events(ruleset, loaded, engine, pipelines, es, f"{settings.index_prefix}-test")
+            report, errors = match_events(
+                ruleset, loaded.events, engine, pipelines, es, f"{settings.index_prefix}-test", loaded.locations
+            )
             if as_json:
                 echo_json({"rules": report, "errors": [str(e) for e in [*ruleset.errors, *errors]]})
             else:

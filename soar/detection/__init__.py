@@ -20,12 +20,12 @@ if TYPE_CHECKING:
     from soar.detection._convert import ConvertResult, convert_paths
     from soar.detection._correlate import CorrelationEvent, CorrelationMatch, evaluate_correlation
     from soar.detection._coverage import coverage
+    from soar.detection._events_file import read_events_file
     from soar.detection._exports import EXPORTS, export_rules
     from soar.detection._fixtures import (
         RuleTestResult,
         load_fixtures,
         match_events,
-        read_events_file,
         run_fixture_tests,
     )
     from soar.detection._loading import Rule, RuleSet, load_rules
@@ -51,7 +51,7 @@ _WHERE: dict[str, str] = {
     "RuleTestResult": "_fixtures",
     "load_fixtures": "_fixtures",
     "match_events": "_fixtures",
-    "read_events_file": "_fixtures",
+    "read_events_file": "_events_file",
     "run_fixture_tests": "_fixtures",
     "Rule": "_loading",
     "RuleSet": "_loading",

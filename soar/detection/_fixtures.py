@@ -13,7 +13,6 @@ import json
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -263,66 +262,6 @@ def _run_elasticsearch(
         es.options(ignore_status=404).indices.delete(index=index)
 
 
-# -- an events file
-
-
-def read_events_file(path: Path) -> list[dict[str, Any]]:
-    """A JSON array of events, or JSONL with one event object per line; InputError with file:line."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read events file: {exc}", SourceLocation(path)) from exc
-    stripped = text.lstrip()
-    if not stripped:
-        raise InputError(
-            "empty events file (expected a JSON array or one JSON object per line)", SourceLocation(path, 1)
-        )
-    events: list[Any]
-    if stripped.startswith("["):
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"not valid JSON: {exc.msg}", SourceLocation(path, exc.lineno, exc.colno)) from exc
-        events = data if isinstance(data, list) else [data]
-        for i, event in enumerate(events):
-            if not isinstance(event, dict):
-                raise _not_an_object(path, i, event, _element_start(text, i))
-        return events
-    events = []
-    for n, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            event = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(
-                f"not valid JSON (expected a JSON array or one JSON object per line): {exc.msg}",
-                SourceLocation(path, n, exc.colno),
-            ) from exc
-        if not isinstance(event, dict):
-            raise _not_an_object(path, len(events), event, (n, len(line) - len(line.lstrip()) + 1))
-        events.append(event)
-    return events
-
-
-def _not_an_object(path: Path, index: int, value: Any, where: tuple[int, int]) -> InputError:
-    kind = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(value), "a number")
-    return InputError(f"event {index} is {kind}, not a JSON object", SourceLocation(path, *where))
-
-
-def _element_start(text: str, index: int) -> tuple[int, int]:
-    """(line, column) where element ``index`` of the (valid) top-level JSON array in ``text`` starts."""
-    decoder = json.JSONDecoder()
-    at = text.index("[") + 1
-    for _ in range(index + 1):
-        while text[at] in " \t\r\n,":
-            at += 1
-        start = at
-        _, at = decoder.raw_decode(text, at)
-    line = text.count("\n", 0, start) + 1
-    return line, start - (text.rfind("\n", 0, start) + 1) + 1
-
-
 def match_events(
     ruleset: RuleSet,
     events: Sequence[Mapping[str, Any]],
@@ -330,8 +269,12 @@ def match_events(
     pipelines: Sequence[str] = ("ecs_linux",),
     es: Elasticsearch | None = None,
     index_prefix: str = "soar-events-test",
+    locations: Sequence[SourceLocation] | None = None,
 ) -> tuple[list[dict[str, Any]], list[ContentError]]:
-    """For each rule, the 0-based indexes of ``events`` it matched (correlations: the events of their matches)."""
+    """For each rule, the 0-based indexes of ``events`` it matched (correlations: the events of their matches).
+
+    ``locations``: where each event is in its file, for an event Elasticsearch rejects.
+    """
     target = "elasticsearch" if engine == "elasticsearch" else "embedded"
     compiler = Compiler(target, pipelines)
     compiled: list[CompiledRule] = []
@@ -363,7 +306,8 @@ def match_events(
     window = max(len(events), 1)  # every event can be a hit: the embedded engine has no cap either
     create_events_index(es, index, max_hits=window)
     try:
-        bulk_index(es, index, [(str(i), e) for i, e in enumerate(events)])
+        where = {str(i): location for i, location in enumerate(locations or ())}
+        bulk_index(es, index, [(str(i), e) for i, e in enumerate(events)], where)
         hits = search_rules(es, index, compiled, size=window, source=False, max_hits=window)
         for c in compiled:
             if c.correlation is None:

@@ -20,7 +20,7 @@ from elasticsearch import ApiError, Elasticsearch
 from soar.detection._compile import CompiledRule, CorrelationSpec
 from soar.detection._correlate import CorrelationEvent, chained_events, evaluate_correlation, group_key
 from soar.detection.embedded import flatten, parse_timestamp
-from soar.errors import InputError
+from soar.errors import InputError, SourceLocation
 
 TEMPLATE_NAME = "soar-events"
 PAGE = 5000
@@ -68,8 +68,13 @@ def create_events_index(es: Elasticsearch, index: str, max_hits: int = MAX_HITS)
     es.indices.create(index=index, settings=settings, mappings=template["mappings"])
 
 
-def bulk_index(es: Elasticsearch, index: str, docs: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
-    """Index (id, event) pairs and refresh; raise InputError naming the first rejected document."""
+def bulk_index(
+    es: Elasticsearch,
+    index: str,
+    docs: Sequence[tuple[str, Mapping[str, Any]]],
+    locations: Mapping[str, SourceLocation] | None = None,
+) -> None:
+    """Index (id, event) pairs and refresh; raise InputError naming the first rejected document (and where it is)."""
     for start in range(0, len(docs), BULK):
         ops: list[dict[str, Any]] = []
         for doc_id, event in docs[start : start + BULK]:
@@ -82,7 +87,9 @@ def bulk_index(es: Elasticsearch, index: str, docs: Sequence[tuple[str, Mapping[
                 info = item.get("index", {})
                 if info.get("error"):
                     reason = info["error"].get("reason", info["error"])
-                    raise InputError(f"event {info.get('_id')}: Elasticsearch rejected it: {reason}")
+                    doc_id = str(info.get("_id"))
+                    where = (locations or {}).get(doc_id)
+                    raise InputError(f"event {doc_id}: Elasticsearch rejected it: {reason}", where)
 
 
 def _body(compiled: CompiledRule, filters: Sequence[Mapping[str, Any]], size: int, source: Any) -> dict[str, Any]:

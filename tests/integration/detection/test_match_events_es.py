@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from elasticsearch import Elasticsearch
 
 from soar.detection import load_rules, match_events
 from soar.detection.elastic import MAX_HITS
-from tests.unit.detection.helpers import process_event, rule_yaml, write
+from tests.unit.detection.helpers import process_event, rule_yaml, run_cli, write
 
 
 def test_more_matches_than_a_search_window_are_all_reported(es: Elasticsearch, tmp_path: Path) -> None:
@@ -23,3 +24,17 @@ def test_more_matches_than_a_search_window_are_all_reported(es: Elasticsearch, t
     assert row["matched_events"] == list(range(1, len(events), 2))  # 10,050 of them, not the first 10,000
     on_db, _ = match_events(ruleset, events, engine="embedded")
     assert on_db == on_es
+
+
+def test_an_event_elasticsearch_rejects_is_named_at_its_file_line(
+    es: Elasticsearch, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rules = write(tmp_path / "curl.yml", rule_yaml({"sel": {"CommandLine|contains": "curl"}, "condition": "sel"}))
+    events = write(tmp_path / "events.json", '[\n  {"process": {"name": "curl"}},\n\n    {"process": "curl"}\n]\n')
+    env = {"SOAR_STATE_DIR": str(tmp_path / "s"), "SOAR_INDEX_PREFIX": "soar-test"}
+    out = run_cli(
+        capsys, monkeypatch, "rules", "test", str(rules), "--events", str(events), "-e", "elasticsearch", env=env
+    )
+    assert out.returncode == 1
+    assert out.stderr.startswith(f"error: {events}:4:5: event 1: Elasticsearch rejected it: ")
+    assert "object mapping for [process]" in out.stderr and len(out.stderr.strip().splitlines()) == 1

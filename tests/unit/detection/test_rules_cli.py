@@ -258,8 +258,12 @@ def test_events_file_that_is_not_json(soar: Any, pack: Path, tmp_path: Path) -> 
         ('{"a": 1}\n\n  "x"\n', "3:3: event 1 is a string, not a JSON object"),
         ("null\n", "1:1: event 0 is null, not a JSON object"),
         ('[{"a": 1},\n {"b": }]', "2:8: not valid JSON: Expecting value"),
+        (
+            '[{"@timestamp": "2026-11-28T10:00:00Z"},\n\n  {"@timestamp": "yesterday"}]',
+            "3:3: event 1: @timestamp 'yesterday' is not an ISO 8601 date",
+        ),
     ],
-    ids=["empty", "blank", "array element", "nested array", "jsonl string", "jsonl null", "array syntax"],
+    ids=["empty", "blank", "array element", "nested array", "jsonl string", "jsonl null", "array syntax", "timestamp"],
 )
 def test_events_file_of_the_wrong_shape_names_file_and_line(
     soar: Any, pack: Path, tmp_path: Path, text: str, expected: str
