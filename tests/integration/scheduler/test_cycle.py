@@ -6,6 +6,7 @@ import threading
 import time
 from collections.abc import Callable
 
+import pytest
 from elasticsearch import Elasticsearch
 
 from soar.config import Settings
@@ -301,3 +302,25 @@ def test_events_alerted_earlier_never_take_the_room_of_new_ones_under_the_cap(
     run = detector.run(rules_of(det_settings), now + 2).runs[rule_id]
     assert run.alerts == 2 and run.capped == 0  # the cap counts new alerts, not matches alerted before
     assert store.count("alerts") == 5
+
+
+def test_an_alert_written_just_before_a_crash_is_handed_off_by_the_next_run_once(
+    es: Elasticsearch, events_index: str, det_settings: Settings, store: SQLiteStore, write_rule: Callable[..., str]
+) -> None:
+    rule_id = write_rule(interval="1s")
+    now = time.time()
+    index_events(es, events_index, [("h1", event(1, now - 4)), ("h2", event(2, now - 3))])
+
+    def dies(_alert_id: str) -> None:  # the process dies after the first alert is written, before its hand-off
+        raise RuntimeError("killed")
+
+    with pytest.raises(RuntimeError):
+        Detector(det_settings, store, es, dies).run(rules_of(det_settings), now)
+    [written] = [r.doc for r in store.find("alerts")]
+    assert written["dispatched"] is False and store.get(CHECKPOINTS, rule_id) is None  # the window is searched again
+
+    sent: list[str] = []
+    report = Detector(det_settings, store, es, sent.append).run(rules_of(det_settings), now + 1.5)
+    both = {alert_id_for_event(rule_id, events_index, e) for e in ("h1", "h2")}
+    assert sorted(sent) == sorted(both) and len(report.created) == 1  # the first handed off again, not re-created
+    assert store.count("alerts") == 2 and store.count("alerts", {"dispatched": True}) == 2
