@@ -22,7 +22,7 @@ from soar.detection._compile import CompiledRule, Compiler
 from soar.detection._correlate import evaluate_correlation
 from soar.detection._loading import _LOADER, Rule, RuleSet, yaml_error
 from soar.detection._yamlpos import positions
-from soar.detection.embedded import EventStore
+from soar.detection.embedded import EventStore, parse_timestamp
 from soar.detection.embedded import correlation_events as db_correlation_events
 from soar.errors import ContentError, InputError, SourceLocation
 
@@ -105,10 +105,16 @@ def _fixture_events(rule: Rule, item: Any, where: SourceLocation, label: str) ->
             item = item["events"]
         if not isinstance(item, list) or not all(isinstance(e, Mapping) for e in item):
             raise ContentError(f"{label}: a correlation fixture is a list of events (a scenario)", where)
-        return [dict(e) for e in item]
-    if not isinstance(item, Mapping):
+        events = [dict(e) for e in item]
+    elif not isinstance(item, Mapping):
         raise ContentError(f"{label}: a fixture event must be a mapping", where)
-    return [dict(item)]
+    else:
+        events = [dict(item)]
+    for event in events:  # Elasticsearch would reject it, the embedded store would ignore it: an error for both
+        stamp = event.get("@timestamp")
+        if stamp is not None and parse_timestamp(stamp) is None:
+            raise ContentError(f"{label}: @timestamp {stamp!r} is not an ISO 8601 date", where)
+    return events
 
 
 @dataclass
@@ -235,7 +241,7 @@ def _run_elasticsearch(
 
     create_events_index(es, index)
     try:
-        bulk_index(es, index, docs)
+        bulk_index(es, index, docs, {i: f.location for p in plans for f in p.fixtures for i in f.ids})
         plain = [p for p in plans if p.compiled is not None and p.compiled.correlation is None]
         filters = {
             p.rule.id: [{"ids": {"values": [i for f in p.fixtures for i in f.ids]}}] for p in plain if p.compiled

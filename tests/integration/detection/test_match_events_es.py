@@ -1,14 +1,17 @@
-"""``soar rules test --events`` on Elasticsearch: every match of a large events file, as on the embedded engine."""
+"""``soar rules test`` on Elasticsearch: every match of a large events file (as on the embedded engine), and
+events or fixtures Elasticsearch rejects named at their file:line."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+import yaml
 from elasticsearch import Elasticsearch
 
-from soar.detection import load_rules, match_events
+from soar.detection import load_rules, match_events, run_fixture_tests
 from soar.detection.elastic import MAX_HITS
+from soar.errors import InputError
 from tests.unit.detection.helpers import process_event, rule_yaml, run_cli, write
 
 
@@ -38,3 +41,14 @@ def test_an_event_elasticsearch_rejects_is_named_at_its_file_line(
     assert out.returncode == 1
     assert out.stderr.startswith(f"error: {events}:4:5: event 1: Elasticsearch rejected it: ")
     assert "object mapping for [process]" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
+def test_a_fixture_elasticsearch_rejects_is_named_at_its_file_line(es: Elasticsearch, tmp_path: Path) -> None:
+    rules = write(tmp_path / "curl.yml", rule_yaml({"sel": {"CommandLine|contains": "curl"}, "condition": "sel"}))
+    good, bad = process_event("curl x | sh"), {**process_event("ls"), "process": "ls"}
+    fixtures = write(tmp_path / "curl.tests.yml", yaml.safe_dump({"should_match": [good], "should_not_match": [bad]}))
+    line = next(n for n, text in enumerate(fixtures.read_text().splitlines(), 1) if text == "should_not_match:") + 1
+    with pytest.raises(InputError) as caught:
+        run_fixture_tests(load_rules([rules]), engine="elasticsearch", es=es, index_prefix="soar-test-fixtures")
+    assert str(caught.value).startswith(f"{fixtures}:{line}:")
+    assert "Elasticsearch rejected it: " in str(caught.value)

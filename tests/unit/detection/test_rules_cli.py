@@ -311,3 +311,15 @@ def test_an_empty_rule_file_and_fixtures_without_a_rule_are_problems_not_skipped
     assert f"PASS  {RULE_ID}" in out.stdout  # the rest of the collection still runs
     assert out.stdout.splitlines()[-2:] == expected
     assert "1 passed, 0 failed (embedded); 2 load errors" in out.stderr
+
+
+def test_a_fixture_timestamp_that_is_not_a_date_fails_the_rule_at_its_line(soar: Any, pack: Path) -> None:
+    fixtures = yaml.safe_load((pack / "curl_sh.tests.yml").read_text())
+    fixtures["should_not_match"].append({**fixtures["should_not_match"][0], "@timestamp": "yesterday"})
+    (pack / "curl_sh.tests.yml").write_text(yaml.safe_dump(fixtures))
+    out = soar("rules", "test", str(pack), "--json")
+    assert out.returncode == 1
+    (result,) = json.loads(out.stdout)["results"]
+    (failure,) = result["failures"]
+    assert failure.startswith(f"{pack / 'curl_sh.tests.yml'}:")
+    assert failure.endswith(": should_not_match[1]: @timestamp 'yesterday' is not an ISO 8601 date")
