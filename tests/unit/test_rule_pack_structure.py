@@ -107,6 +107,83 @@ def test_the_pack_has_the_rules_the_issue_asks_for() -> None:
     assert SigmaCorrelationType.TEMPORAL_ORDERED in correlated
 
 
+# Each host-misuse topic issue 3 lists -> the pack's rule files for it and a token their rule text holds
+# (and, for the correlations it asks for, the correlation type).
+TOPICS: dict[str, tuple[tuple[str, ...], str, SigmaCorrelationType | None]] = {
+    "SSH brute force": (("auth/ssh_brute_force.yml",), "Failed", SigmaCorrelationType.EVENT_COUNT),
+    "password spraying": (("auth/ssh_password_spraying.yml",), "user.name", SigmaCorrelationType.VALUE_COUNT),
+    "login after many failures": (
+        ("auth/ssh_login_after_failures.yml",),
+        "Accepted",
+        SigmaCorrelationType.TEMPORAL_ORDERED,
+    ),
+    "sudo by a user not in sudoers": (("auth/sudo_user_not_in_sudoers.yml",), "sudoers", None),
+    "su/sudo to root by a non-admin": (
+        ("auth/sudo_root_shell_non_admin.yml", "process_creation/su_to_root_non_admin.yml"),
+        "root",
+        None,
+    ),
+    "local user or group created": (
+        ("process_creation/local_user_created.yml", "process_creation/local_group_created.yml"),
+        "add",
+        None,
+    ),
+    "user added to a privileged group": (("process_creation/user_added_to_privileged_group.yml",), "sudo", None),
+    "authorized_keys modified": (("file_event/ssh_authorized_keys_modified.yml",), "authorized_keys", None),
+    "passwd/shadow/sudoers modified": (
+        ("file_event/account_database_modified.yml", "file_event/sudoers_modified.yml"),
+        "/etc/",
+        None,
+    ),
+    "shadow file read": (
+        ("auditd/shadow_file_opened.yml", "process_creation/shadow_file_read_by_tool.yml"),
+        "/etc/shadow",
+        None,
+    ),
+    "reverse shells": (
+        tuple(f"process_creation/reverse_shell_{k}.yml" for k in ("bash_dev_tcp", "mkfifo", "netcat_exec", "perl")),
+        "",
+        None,
+    ),
+    "download and execute": (("process_creation/download_piped_to_shell.yml",), "curl", None),
+    "crontab persistence": (
+        ("process_creation/crontab_replaced.yml", "file_event/cron_job_file_written.yml"),
+        "cron",
+        None,
+    ),
+    "systemd persistence": (("file_event/systemd_unit_created.yml",), "systemd", None),
+    "ld.so.preload": (("file_event/ld_so_preload_written.yml",), "/etc/ld.so.preload", None),
+    "kernel module loaded": (
+        ("process_creation/kernel_module_loaded.yml", "auditd/kernel_module_syscall.yml"),
+        "module",
+        None,
+    ),
+    "history cleared": (("process_creation/shell_history_cleared.yml",), "history", None),
+    "logs truncated": (("process_creation/system_logs_cleared.yml",), "/var/log", None),
+    "auditd stopped": (("process_creation/auditd_disabled.yml",), "auditd", None),
+    "setuid binary created": (("process_creation/setuid_bit_set.yml",), "u+s", None),
+    "executables run from /tmp or /dev/shm": (("process_creation/executable_in_temp_dir.yml",), "/dev/shm/", None),
+    "burst of discovery commands": (
+        ("process_creation/discovery_burst.yml",),
+        "whoami",
+        SigmaCorrelationType.VALUE_COUNT,
+    ),
+    "web server process connects out": (("network_connection/web_server_outbound_connection.yml",), "nginx", None),
+}
+
+
+@pytest.mark.parametrize("topic", TOPICS)
+def test_every_topic_the_issue_lists_has_its_rules(topic: str) -> None:
+    files, token, kind = TOPICS[topic]
+    for name in files:
+        path = PACK / name
+        assert path in RULE_FILES, f"{topic}: {name} is missing"
+        assert token in path.read_text(encoding="utf-8"), f"{topic}: {name} does not mention {token!r}"
+        if kind is not None:
+            (corr,) = correlations(load(path))
+            assert corr.type is kind, f"{topic}: {name} is a {corr.type}, not {kind}"
+
+
 @pytest.mark.parametrize("path", RULE_FILES, ids=FILE_IDS)
 def test_rule_file_parses_without_errors(path: Path) -> None:
     collection = load(path)
