@@ -10,7 +10,7 @@ from pathlib import Path
 
 from soar.detection._attack import attack_bundle_path, tactics, techniques, use_shipped_attack_data
 from tests.conftest import env_without_soar
-from tests.unit.detection.helpers import rule_yaml, write
+from tests.unit.detection.helpers import process_event, rule_yaml, write
 
 NO_NETWORK = textwrap.dedent(
     """
@@ -63,6 +63,21 @@ def test_check_and_kibana_export_work_with_the_network_unreachable(tmp_path: Pat
         "reference": "https://attack.mitre.org/tactics/TA0002",
     }
     assert not (tmp_path / ".cache" / "pysigma").exists()  # pySigma's own cache (and download) was never used
+
+
+def test_convert_and_fixture_tests_work_with_the_network_unreachable(tmp_path: Path) -> None:
+    rules = tmp_path / "rules"
+    write(rules / "nc.yml", rule_yaml({"sel": {"Image|endswith": "/nc"}, "condition": "sel"}, title="Netcat"))
+    fixtures = {"should_match": [process_event("nc -l", "/usr/bin/nc")], "should_not_match": [process_event("ls")]}
+    write(rules / "nc.tests.yml", json.dumps(fixtures))
+    for target in ("elasticsearch", "embedded"):
+        convert = _run_offline(tmp_path, "rules", "convert", str(rules), "--target", target, "--json")
+        assert json.loads(convert.stderr.strip().splitlines()[-1]) == {"exit": 0}, convert.stderr
+        (compiled,) = json.loads(convert.stdout)
+        assert "process.executable" in compiled["query"]
+    test = _run_offline(tmp_path, "rules", "test", str(rules), "--json")
+    assert json.loads(test.stderr.strip().splitlines()[-1]) == {"exit": 0}, test.stderr
+    assert [r["passed"] for r in json.loads(test.stdout)["results"]] == [True]
 
 
 def test_shipped_attack_data() -> None:
