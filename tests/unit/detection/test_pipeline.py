@@ -45,6 +45,21 @@ def _compile(tmp_path: Path, text: str, **kwargs: object) -> str:
             "(event.dataset:system.auth AND process.name:sshd) AND (event.outcome:failure AND source.ip:10.0.0.1)",
         ),
         (
+            {"product": "linux", "service": "auth"},
+            {"sel": {"User": "root", "event.outcome": "failure"}, "condition": "sel"},
+            "event.dataset:system.auth AND (user.name:root AND event.outcome:failure)",
+        ),
+        (
+            {"product": "linux", "service": "sudo"},
+            {"sel": {"system.auth.sudo.error|contains": "not in the sudoers"}, "condition": "sel"},
+            "(event.dataset:system.auth AND process.name:sudo) AND system.auth.sudo.error:*not\\ in\\ the\\ sudoers*",
+        ),
+        (
+            {"product": "linux", "service": "syslog"},
+            {"sel": {"message|contains": "segfault"}, "condition": "sel"},
+            "event.dataset:system.syslog AND message:*segfault*",
+        ),
+        (
             {"product": "linux", "service": "cron"},
             {"sel": {"message|contains": "REPLACE"}, "condition": "sel"},
             "(event.dataset:system.syslog AND (process.name:(cron OR CRON OR crond))) AND message:*REPLACE*",

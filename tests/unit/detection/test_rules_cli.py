@@ -70,6 +70,23 @@ def test_check_reports_every_problem_as_file_line_col(soar: Any, pack: Path, tmp
     assert "Traceback" not in out.stderr
 
 
+def test_check_reports_sigmahq_conventions(soar: Any, pack: Path) -> None:
+    text = rule_yaml({"sel": {"Image": "x"}, "condition": "sel"}, extra={"tags": ["attack.Execution"]})
+    text = text.replace("description: A rule written by a test.\n", "").replace("author: soar tests\n", "")
+    bad = write(pack / "conventions.yml", text)
+    tags = text.splitlines().index("tags:") + 1
+    out = soar("rules", "check", str(bad))
+    assert out.returncode == 1
+    assert out.stdout.splitlines() == [
+        f"{bad}:1:1: missing required field 'description'",
+        f"{bad}:1:1: missing required field 'author'",
+        f"{bad}:{tags}:1: no ATT&CK technique tag (attack.tNNNN or attack.tNNNN.NNN)",
+        f"{bad}:{tags + 1}:3: tag 'attack.Execution' must be lower case",
+        f"{bad}:{tags + 1}:3: Invalid MITRE ATT&CK tagging (attack.Execution)",
+        f"{bad}:{tags + 1}:3: Invalid char in namaspace or name tag (attack.Execution)",  # pySigma's spelling
+    ]
+
+
 def test_convert_elasticsearch_json_and_embedded(soar: Any, pack: Path, tmp_path: Path) -> None:
     out = soar("rules", "convert", str(pack), "--json")
     assert out.returncode == 0, out.stderr
