@@ -140,9 +140,9 @@ class Detector:
             plan = plan_run(rule, checkpoint_end(checkpoints.get(rule.id)), now, self.settings.detection_ingest_delay)
             run = report.runs.setdefault(rule.id, RuleRun(rule.id, plan.window))
             if plan.gap is not None:
-                record_gap(self.store, rule.id, plan.gap, "late cycle or Elasticsearch unavailable", now)
+                added = record_gap(self.store, rule.id, plan.gap, "late cycle or Elasticsearch unavailable", now)
                 run.gap = plan.gap
-                metrics.GAP_SECONDS.labels(rule.id).inc(plan.gap.seconds)
+                metrics.GAP_SECONDS.labels(rule.id).inc(added)
             if plan.window is not None:
                 jobs += self._jobs(rule, plan.window)
         by_id = {r.id: r for r in rules}

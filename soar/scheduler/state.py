@@ -34,25 +34,46 @@ def checkpoint_end(doc: Mapping[str, Any] | None) -> float | None:
     return parse_time(doc.get("end")) if doc else None
 
 
-def record_gap(store: Store, rule_id: str, window: Window, reason: str, now: float) -> str | None:
-    """Record a gap once; returns its id (None for an empty window)."""
-    if window.seconds <= 0:
-        return None
-    gap_id = fingerprint(rule_id, "gap", iso(window.start), iso(window.end))
-    store.create(
-        GAPS,
-        gap_id,
-        {
+def record_gap(store: Store, rule_id: str, window: Window, reason: str, now: float) -> float:
+    """Record a gap once; returns the seconds it adds (0 when already recorded).
+
+    A gap's id is its rule and start, so the cycles that fail one after another during an
+    outage (the checkpoint stays put) extend one open gap instead of recording one each; the
+    part beyond a gap already filled becomes a gap of its own.
+    """
+    start = window.start
+    for _ in range(10):
+        if window.end <= start:
+            return 0.0
+        gap_id = fingerprint(rule_id, "gap", iso(start))
+        doc = {
             "rule_id": rule_id,
-            "start": iso(window.start),
+            "start": iso(start),
             "end": iso(window.end),
-            "seconds": round(window.seconds, 3),
+            "seconds": round(window.end - start, 3),
             "status": "open",
             "reason": reason,
             "recorded_at": iso(now),
-        },
-    )
-    return gap_id
+        }
+        if store.create(GAPS, gap_id, doc):
+            return window.end - start
+        rec = store.get(GAPS, gap_id)
+        if rec is None:
+            continue
+        recorded_end = parse_time(rec.doc.get("end")) or start
+        if recorded_end >= window.end:
+            return 0.0
+        if rec.doc.get("status") != "open":
+            start = recorded_end
+            continue
+        added = window.end - recorded_end
+        extended = {**rec.doc, "end": iso(window.end), "seconds": round(float(rec.doc.get("seconds", 0)) + added, 3)}
+        try:
+            store.update(GAPS, gap_id, extended, version=rec.version)
+            return added
+        except Conflict:
+            continue
+    return 0.0
 
 
 def open_gaps(store: Store, rule_ids: Iterable[str]) -> dict[str, list[tuple[str, Window]]]:

@@ -50,6 +50,11 @@ def errors_metric(rule_id: str, kind: str) -> float:
     return samples(metrics_prom.exposition().decode()).get(key, 0.0)
 
 
+def gap_seconds_metric(rule_id: str) -> float:
+    key = ("soar_detection_gap_seconds_total", (("rule", rule_id),))
+    return samples(metrics_prom.exposition().decode()).get(key, 0.0)
+
+
 def loaded(settings: Settings) -> list[ScheduledRule]:
     rules, errors = load_scheduled_rules(settings)
     assert not errors, [str(e) for e in errors]
@@ -148,29 +153,31 @@ def test_a_search_slower_than_the_search_timeout_is_that_rules_timeout_error(ctx
     assert "timed out" in str(rows[slow]["last_error"])
 
 
-def test_status_shows_an_open_gap_while_elasticsearch_is_unreachable_and_none_once_filled(ctx: Ctx) -> None:
+def test_an_outage_is_one_open_gap_in_status_however_many_cycles_fail_and_none_once_filled(ctx: Ctx) -> None:
     es, events_index, det_settings, store, content, write_rule = ctx
     rule_id = write_rule(interval="1s", lookback="2s")
     t0 = time.time() - 600
     Detector(det_settings, store, es, lambda _id: None).run(loaded(det_settings), t0)
     index_events(es, events_index, [(f"o{i}", event(i, t0 + 60 * i)) for i in range(1, 9)])
+    before = gap_seconds_metric(rule_id)
     down = elasticsearch_client(det_settings.model_copy(update={"elasticsearch_url": "http://127.0.0.1:9"}))
-    late = Detector(det_settings, store, down, lambda _id: None).run(loaded(det_settings), t0 + 600)
-    assert late.runs[rule_id].error is not None and late.runs[rule_id].error.kind == "unavailable"
+    for late in (t0 + 600, t0 + 602, t0 + 604):  # Elasticsearch stays unreachable for three cycles
+        report = Detector(det_settings, store, down, lambda _id: None).run(loaded(det_settings), late)
+        error = report.runs[rule_id].error
+        assert error is not None and error.kind == "unavailable"
 
     code, rows = status_rows(content, events_index)
     row = rows[rule_id]
-    assert code == 1 and row["state"] == "error" and row["open_gaps"] == 1
-    assert (
-        595 < float(str(row["gap_seconds"])) < 605
-    )  # the missed stretch and its look-back and "not reachable" in str(row["last_error"])
+    assert code == 1 and row["state"] == "error" and "not reachable" in str(row["last_error"])
+    assert row["open_gaps"] == 1  # one outage, one gap: later cycles extend it
+    assert 600 < float(str(row["gap_seconds"])) < 610  # the missed stretch and its look-back
+    assert 600 < gap_seconds_metric(rule_id) - before < 610  # counted once, not once per failed cycle
 
-    Detector(det_settings, store, es, lambda _id: None).run(loaded(det_settings), t0 + 601)
+    Detector(det_settings, store, es, lambda _id: None).run(loaded(det_settings), t0 + 605)
     code, rows = status_rows(content, events_index)
     assert code == 0 and rows[rule_id]["state"] == "ok" and rows[rule_id]["open_gaps"] == 0
-    assert sorted(e for r in store.find("alerts", limit=100) for e in r.doc["event_ids"]) == [
-        f"o{i}" for i in range(1, 9)
-    ]
+    alerted = sorted(e for r in store.find("alerts", limit=100) for e in r.doc["event_ids"])
+    assert alerted == [f"o{i}" for i in range(1, 9)]
 
 
 def test_a_scheduler_process_keeps_running_past_bad_rules(ctx: Ctx) -> None:
