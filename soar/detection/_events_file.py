@@ -41,6 +41,7 @@ def load_events_file(path: Path) -> EventsFile:
     if not stripped:
         raise InputError(f"empty events file ({SHAPE})", SourceLocation(path, 1))
     out = EventsFile()
+    shapes: dict[str, tuple[str, int]] = {}
     items = _array(path, text) if stripped.startswith("[") else _lines(path, text)
     for value, where in items:
         index = len(out.events)
@@ -52,9 +53,37 @@ def load_events_file(path: Path) -> EventsFile:
         stamp = value.get("@timestamp")
         if stamp is not None and parse_timestamp(stamp) is None:
             raise InputError(f"event {index}: @timestamp {stamp!r} is not an ISO 8601 date", where)
+        conflict = _shape_conflict(value, (), index, shapes)
+        if conflict is not None:
+            raise InputError(f"event {index}: {conflict}", where)
         out.events.append(value)
         out.locations.append(where)
     return out
+
+
+def _shape_conflict(value: Any, at: tuple[str, ...], index: int, shapes: dict[str, tuple[str, int]]) -> str | None:
+    """A field that is an object in one event and a value in another: Elasticsearch cannot index both, so
+    neither engine takes the file (the embedded store alone would, and the engines would disagree)."""
+    if isinstance(value, list):
+        return next((c for item in value if (c := _shape_conflict(item, at, index, shapes)) is not None), None)
+    if value is None:
+        return None
+    kind = "an object" if isinstance(value, dict) else "a value"
+    if at:
+        name = ".".join(at)
+        seen = shapes.setdefault(name, (kind, index))
+        if seen[0] != kind:
+            return f"field '{name}' is {kind} here but {seen[0]} in event {seen[1]} (Elasticsearch indexes only one)"
+    if isinstance(value, dict):
+        for key, item in value.items():
+            parts = tuple(str(key).split("."))
+            nested: Any = item
+            for part in reversed(parts[1:]):  # "process.name": x is {"process": {"name": x}}
+                nested = {part: nested}
+            conflict = _shape_conflict(nested, (*at, parts[0]), index, shapes)
+            if conflict is not None:
+                return conflict
+    return None
 
 
 def _array(path: Path, text: str) -> Iterator[tuple[Any, SourceLocation]]:

@@ -33,14 +33,15 @@ def test_an_event_elasticsearch_rejects_is_named_at_its_file_line(
     es: Elasticsearch, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     rules = write(tmp_path / "curl.yml", rule_yaml({"sel": {"CommandLine|contains": "curl"}, "condition": "sel"}))
-    events = write(tmp_path / "events.json", '[\n  {"process": {"name": "curl"}},\n\n    {"process": "curl"}\n]\n')
+    pid = '{"process": {"pid": "not a number"}}'  # process.pid is a long in the events template
+    events = write(tmp_path / "events.json", f'[\n  {{"process": {{"pid": 1}}}},\n\n    {pid}\n]\n')
     env = {"SOAR_STATE_DIR": str(tmp_path / "s"), "SOAR_INDEX_PREFIX": "soar-test"}
     out = run_cli(
         capsys, monkeypatch, "rules", "test", str(rules), "--events", str(events), "-e", "elasticsearch", env=env
     )
     assert out.returncode == 1
     assert out.stderr.startswith(f"error: {events}:4:5: event 1: Elasticsearch rejected it: ")
-    assert "object mapping for [process]" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+    assert "[process.pid]" in out.stderr and len(out.stderr.strip().splitlines()) == 1
 
 
 def test_a_fixture_elasticsearch_rejects_is_named_at_its_file_line(es: Elasticsearch, tmp_path: Path) -> None:

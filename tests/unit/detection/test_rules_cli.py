@@ -279,8 +279,27 @@ def test_events_file_that_is_not_json(soar: Any, pack: Path, tmp_path: Path) -> 
             '[{"@timestamp": "2026-11-28T10:00:00Z"},\n\n  {"@timestamp": "yesterday"}]',
             "3:3: event 1: @timestamp 'yesterday' is not an ISO 8601 date",
         ),
+        (
+            '{"process": {"name": "sh"}}\n{"process": "sh"}\n',
+            "2:1: event 1: field 'process' is a value here but an object in event 0 (Elasticsearch indexes only one)",
+        ),
+        (
+            '{"user": ["root"]}\n{"user.name": "root"}\n',
+            "2:1: event 1: field 'user' is an object here but a value in event 0 (Elasticsearch indexes only one)",
+        ),
     ],
-    ids=["empty", "blank", "array element", "nested array", "jsonl string", "jsonl null", "array syntax", "timestamp"],
+    ids=[
+        "empty",
+        "blank",
+        "array element",
+        "nested array",
+        "jsonl string",
+        "jsonl null",
+        "array syntax",
+        "timestamp",
+        "object then value",
+        "dotted key",
+    ],
 )
 def test_events_file_of_the_wrong_shape_names_file_and_line(
     soar: Any, pack: Path, tmp_path: Path, text: str, expected: str
