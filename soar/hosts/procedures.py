@@ -329,10 +329,13 @@ def unlock_account(ctx: ActionContext, host: str, user: str) -> ActionResult:
         return ActionResult.failure(f"host {target.name}: unlock_account failed: {reverted.describe()}", **base)
     check, verification = fresh_verify(runner, target, "lock_account", [name])
     fields = check.fields if check is not None else {}
-    verified = check is not None and fields.get("locked") == "no" and fields.get("expired") == "no"
+    # the state before soar's lock, restored exactly: an account an admin had locked stays locked
+    expected = {k: reverted.fields.get(f"expect_{k}", "no") for k in ("locked", "expired")}
+    verification["expected"] = expected
+    verified = check is not None and all(fields.get(k) == v for k, v in expected.items())
     return ActionResult(
         ok=verified,
-        error=None if verified else f"host {target.name}: {name} still locked or expired",
+        error=None if verified else f"host {target.name}: {name} not restored to its state before the lock",
         verified=verified,
         verification=verification,
         changed=reverted.fields.get("changed") == "yes",

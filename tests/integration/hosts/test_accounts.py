@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -44,7 +45,8 @@ def test_lock_refuses_password_and_key_logins_and_unlock_restores_exactly(
     locked = registry.get("hosts.lock_account").call(ctx, {"host": "db1", "user": lab_user.name})
     assert locked.ok, locked.error
     assert locked.verified is True and locked.changed is True
-    assert locked.verification["state"] == {"locked": "yes", "expired": "yes"}
+    # the host proves it too: a login needing no password (as a key login) is refused by PAM's account phase
+    assert locked.verification["state"] == {"locked": "yes", "expired": "yes", "login": "refused"}
     assert not can_login(inventory, options, by_password), "password login still works"
     assert not can_login(inventory, options, by_key), "key login still works (passwd -l alone is not enough)"
 
@@ -54,6 +56,7 @@ def test_lock_refuses_password_and_key_logins_and_unlock_restores_exactly(
     unlocked = registry.get("hosts.unlock_account").call(ctx, {"host": "db1", "user": lab_user.name})
     assert unlocked.ok, unlocked.error
     assert unlocked.verified is True
+    assert unlocked.verification["state"]["login"] == "allowed"
     assert shadow(lab_user.name) == before, "unlock did not restore the account exactly"
     assert not Path(f"/var/lib/soar/accounts/{lab_user.name}.lock").exists()
     assert can_login(inventory, options, by_password)
@@ -76,6 +79,52 @@ def test_lock_can_set_authorized_keys_aside_and_unlock_puts_them_back(
     assert sh_in("db1", "test", "-e", keys).returncode != 0
     registry.get("hosts.unlock_account").call(ctx, {"host": "db1", "user": lab_user.name})
     assert Path(keys).read_text() == original
+
+
+def test_unlock_restores_an_account_an_admin_had_locked_and_says_it_did(
+    ctx: ActionContext, registry: ActionRegistry, lab_user: LabUser
+) -> None:
+    subprocess.run(["usermod", "-L", lab_user.name], check=True)  # locked by an admin before the incident
+    before = shadow(lab_user.name)
+    untouched = registry.get("hosts.unlock_account").call(ctx, {"host": "db1", "user": lab_user.name})
+    assert untouched.ok and untouched.verified is True and untouched.changed is False, untouched.error
+    assert shadow(lab_user.name) == before  # soar did not lock it, so soar does not unlock it
+    locked = registry.get("hosts.lock_account").call(ctx, {"host": "db1", "user": lab_user.name})
+    assert locked.ok and locked.verified
+    unlocked = registry.get("hosts.unlock_account").call(ctx, {"host": "db1", "user": lab_user.name})
+    assert unlocked.ok, unlocked.error
+    assert unlocked.verified is True and unlocked.changed is True
+    assert unlocked.verification["expected"] == {"locked": "yes", "expired": "no"}
+    assert unlocked.verification["state"]["locked"] == "yes"
+    assert shadow(lab_user.name) == before, "the admin's lock was not restored exactly"
+
+
+def test_keys_are_never_set_aside_through_a_link_out_of_the_home(
+    tmp_path: Path, ctx: ActionContext, registry: ActionRegistry, lab_user: LabUser
+) -> None:
+    """A compromised user points ~/.ssh at another account's .ssh (here a root-owned stand-in): locking it with
+    disable_keys must not rename that account's authorized_keys (it could be soar's own)."""
+    victim = tmp_path / "victim-ssh"
+    victim.mkdir(mode=0o700)
+    (victim / "authorized_keys").write_text("ssh-ed25519 AAAA victim\n")
+    ssh_dir = Path(f"/home/{lab_user.name}/.ssh")
+    shutil.rmtree(ssh_dir)
+    ssh_dir.symlink_to(victim)
+    subprocess.run(["chown", "-h", f"{lab_user.name}:{lab_user.name}", str(ssh_dir)], check=True)
+    try:
+        result = registry.get("hosts.lock_account").call(
+            ctx, {"host": "db1", "user": lab_user.name, "disable_keys": True}
+        )
+        assert not result.ok and result.exit_status == 4
+        assert "leads out of the home" in (result.error or "")
+        assert sorted(p.name for p in victim.iterdir()) == ["authorized_keys"], "another account's keys were moved"
+        # the account itself is contained all the same: locked and expired, so its key logins are refused
+        fields = shadow(lab_user.name).split(":")
+        assert fields[1].startswith("!") and fields[7] == "0"
+    finally:
+        unlocked = registry.get("hosts.unlock_account").call(ctx, {"host": "db1", "user": lab_user.name})
+    assert unlocked.ok and unlocked.verified, unlocked.error
+    assert sorted(p.name for p in victim.iterdir()) == ["authorized_keys"]
 
 
 @pytest.mark.parametrize("user", ["root", "soar-ctl"])
