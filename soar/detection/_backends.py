@@ -36,6 +36,7 @@ from sigma.types import (
 )
 
 CASED_SUFFIX = ".cased"
+_INTEGER = re.compile(r"-?[0-9]+")
 VALUE = "value"  # the json_each column a field condition is evaluated on
 
 
@@ -179,6 +180,34 @@ class SoarSQLiteBackend(sqliteBackend):
         # Elasticsearch compares a number with a keyword's text too; so does this.
         number: Any = cond.value
         return f"({VALUE} = {number} OR {VALUE} = '{number}')"
+
+    def convert_condition_field_eq_val_str(
+        self, cond: ConditionFieldEqualsValueExpression, state: ConversionState
+    ) -> Any:
+        # Elasticsearch reads "4242" against a numeric field as the number: a plain integer string
+        # matches a JSON number too.
+        text = str(super().convert_condition_field_eq_val_str(cond, state))
+        value: Any = cond.value
+        if cond.field == VALUE and not value.contains_special() and _INTEGER.fullmatch(str(value)):
+            return f"({text} OR (type = 'integer' AND {VALUE} = {int(str(value))}))"
+        return text
+
+    def convert_condition_field_compare_op_val(
+        self, cond: ConditionFieldEqualsValueExpression, state: ConversionState
+    ) -> Any:
+        # |lt |lte |gt |gte: numbers compare as numbers; text compares as text (lower-cased), as a
+        # range query on a keyword does in Elasticsearch. SQLite alone would rank any text above any number.
+        compare: Any = cond.value
+        op, number = self.compare_operators[compare.op], compare.number
+        return (
+            f"(CASE WHEN type IN ('integer', 'real') THEN {VALUE} {op} {number} "
+            f"ELSE lower({VALUE}) {op} {_sql_str(str(number).lower())} END)"
+        )
+
+    def convert_condition_field_eq_field(self, cond: Any, state: ConversionState) -> Any:
+        raise SigmaFeatureNotSupportedByBackendError(
+            "field references (|fieldref) are not supported (Elasticsearch's Lucene backend has none)"
+        )
 
     def convert_condition_field_eq_val_cidr(
         self, cond: ConditionFieldEqualsValueExpression, state: ConversionState

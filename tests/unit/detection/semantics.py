@@ -137,6 +137,34 @@ CASES: list[Case] = [
         NET,
     ),
     Case(
+        "an integer string matches a number",
+        {"sel": {"ProcessId": "4242"}, "condition": "sel"},
+        [process_event("id", process__pid=4242), process_event("id", process__pid=42424)],
+        [0],
+    ),
+    Case(
+        "gt/gte compare numbers",
+        {"sel": {"ProcessId|gte": 100}, "condition": "sel"},
+        [
+            process_event("a", process__pid=50),
+            process_event("b", process__pid=150),
+            process_event("c", process__pid=100),
+        ],
+        [1, 2],
+    ),
+    Case(
+        "gt on text compares text (a keyword range, as in Elasticsearch)",
+        {"sel": {"user.id|gt": 100}, "condition": "sel"},
+        [
+            process_event("a", user__id="50"),
+            process_event("b", user__id="150"),
+            process_event("c", user__id="100"),
+            process_event("d", user__id="099"),
+            process_event("e", user__id="ABC"),
+        ],
+        [0, 1, 4],
+    ),
+    Case(
         "keyword search over every string field",
         {"keywords": ["Reverse Shell"], "condition": "keywords"},
         [

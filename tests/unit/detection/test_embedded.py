@@ -59,3 +59,17 @@ def test_regex_constructs_lucene_lacks_fail_on_both_engines(tmp_path: Path, targ
     with pytest.raises(ContentError, match="which Elasticsearch \\(Lucene RegExp\\) does not support") as info:
         compile_rule(ruleset.rules[0], target=target)
     assert str(info.value).startswith(f"{tmp_path / 'r.yml'}:{line}:")
+
+
+@pytest.mark.parametrize("target", ["embedded", "elasticsearch"])
+def test_field_references_fail_on_both_engines(tmp_path: Path, target: str) -> None:
+    from soar.errors import ContentError
+    from tests.unit.detection.helpers import rule_yaml
+
+    ruleset = load_rules(
+        [write(tmp_path / "r.yml", rule_yaml({"sel": {"User|fieldref": "user.effective.name"}, "condition": "sel"}))]
+    )
+    ruleset.raise_first()
+    with pytest.raises(ContentError, match="field references") as info:
+        compile_rule(ruleset.rules[0], target=target)
+    assert str(info.value).startswith(f"{tmp_path / 'r.yml'}:")
