@@ -16,7 +16,7 @@ import typer.main
 from soar.cli import _groups
 from soar.cli._app import app
 from soar.cli._params import plain_params
-from soar.errors import SoarError
+from soar.errors import ServiceUnavailable, SoarError
 
 __all__ = ["app", "main"]
 
@@ -54,7 +54,25 @@ def main(argv: Sequence[str] | None = None) -> None:
     except Exception as exc:
         if debug:
             raise
+        unreachable = _unreachable(exc)
+        if unreachable is not None:
+            typer.echo(f"error: {unreachable}", err=True)
+            sys.exit(ServiceUnavailable.exit_code)
         logging.getLogger("soar").debug("internal error", exc_info=True)
         typer.echo(f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", err=True)
         sys.exit(INTERNAL_ERROR_EXIT)
     sys.exit(result if isinstance(result, int) else 0)
+
+
+def _unreachable(exc: Exception) -> str | None:
+    """One line when Elasticsearch went away under a command (the store, a search), else None."""
+    if "elastic_transport" not in sys.modules:  # never imported: it cannot be what failed
+        return None
+    from elastic_transport import ConnectionError as ESConnectionError
+    from elastic_transport import ConnectionTimeout as ESConnectionTimeout
+
+    from soar.connections import _reason
+
+    if isinstance(exc, ESConnectionError | ESConnectionTimeout):
+        return f"Elasticsearch is not reachable: {_reason(exc)}"
+    return None

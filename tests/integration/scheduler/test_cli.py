@@ -116,3 +116,10 @@ def test_backfill_fills_a_window_once_and_rejects_bad_input(
     assert code == 1 and err.startswith("error: --rule: no schedulable rule 'nope'")
     code, _, err = run(*args, SOAR_ELASTICSEARCH_URL="http://127.0.0.1:9")
     assert code == 2 and err.strip() == "error: Elasticsearch is not reachable: connection refused"
+
+
+def test_status_on_the_elasticsearch_store_with_elasticsearch_down_is_one_line(content: Path, es_index: str) -> None:
+    out = soar(
+        content, es_index, "detect", "status", SOAR_STORE="elasticsearch", SOAR_ELASTICSEARCH_URL="http://127.0.0.1:9"
+    )
+    assert out.returncode == 2 and out.stderr.strip() == "error: Elasticsearch is not reachable: connection refused"
