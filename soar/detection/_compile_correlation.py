@@ -77,6 +77,7 @@ def compile_correlation(
         field=field_ref,
         rule_fields=_alias_fields(compiler, rule, base_rules, group_by, field_ref, by_id),
     )
+    _check_fields(compiler, rule, base_rules, spec, rule.data.get("correlation", {}).get("aliases"))
     _check_chained(rule, spec)
     return spec
 
@@ -110,7 +111,8 @@ def _alias_fields(
                 )
             if not isinstance(name, str) or not name:
                 raise rule.error(f"alias '{alias}': the field for '{ref}' must be a field name", *where, alias, ref)
-            per_alias[alias][target.id] = _base_field(compiler, rule, target, name, (*where, alias, ref))
+            label = f"alias '{alias}' for rule '{ref}'"
+            per_alias[alias][target.id] = _base_field(compiler, rule, target, name, (*where, alias, ref), label)
     used = [name for name in group_by if name in per_alias]
     if not used:
         return {}
@@ -123,7 +125,7 @@ def _alias_fields(
     return out
 
 
-def _base_field(compiler: Compiler, rule: Rule, base: Rule, name: str, where: tuple[str, ...]) -> str:
+def _base_field(compiler: Compiler, rule: Rule, base: Rule, name: str, where: tuple[str | int, ...], label: str) -> str:
     """``name`` as the pipelines map it in the events of ``base`` (a chained correlation: as it groups)."""
     if base.kind == "correlation":
         return compiler.map_field(name)
@@ -137,14 +139,39 @@ def _base_field(compiler: Compiler, rule: Rule, base: Rule, name: str, where: tu
     try:
         compiler.backend.processing_pipeline.apply(probe)
     except SigmaError as exc:
-        raise rule.error(
-            f"alias '{where[2]}' for rule '{where[3]}': {exc.args[0] if exc.args else exc}", *where
-        ) from exc
+        raise rule.error(f"{label}: {exc.args[0] if exc.args else exc}", *where) from exc
     items = probe.detection.detections["f"].detection_items
     item = items[0] if len(items) == 1 else None
     if not isinstance(item, SigmaDetectionItem) or item.field is None:
-        raise rule.error(f"alias '{where[2]}' for rule '{where[3]}': field '{name}' maps to several fields", *where)
+        raise rule.error(f"{label}: field '{name}' maps to several fields", *where)
     return str(item.field)
+
+
+def _check_fields(compiler: Compiler, rule: Rule, base_rules: list[Rule], spec: CorrelationSpec, aliases: Any) -> None:
+    """Every group-by field (not an alias) and the condition's field must be known in each base rule's
+    events, mapped as the correlation maps it: the pipeline maps them whatever the log source, and an
+    unknown field would put every event in no group — a correlation that never fires, silently."""
+    data: Any = rule.data.get("correlation") or {}
+    raw_group = data.get("group-by") or []
+    raw_field = (data.get("condition") or {}).get("field") if isinstance(data.get("condition"), dict) else None
+    names: list[tuple[str, str, tuple[str | int, ...]]] = [
+        (str(raw), mapped, ("correlation", "group-by", i))
+        for i, (raw, mapped) in enumerate(zip(raw_group, spec.group_by, strict=False))
+        if not (isinstance(aliases, dict) and raw in aliases)
+    ]
+    if isinstance(raw_field, str) and spec.field is not None:
+        names.append((raw_field, spec.field, ("correlation", "condition", "field")))
+    for base in base_rules:
+        if base.kind == "correlation":
+            continue  # a chained correlation's matches carry its group-by fields (_check_chained)
+        for raw, mapped, where in names:
+            label = f"correlation field for rule '{base.name or base.id}'"
+            found = _base_field(compiler, rule, base, raw, where, label)
+            if found != mapped:
+                raise rule.error(
+                    f"{label}: its events hold '{raw}' as '{found}', not '{mapped}' (name it per rule with aliases)",
+                    *where,
+                )
 
 
 def _check_chained(rule: Rule, spec: CorrelationSpec) -> None:

@@ -173,6 +173,75 @@ level: high
     assert spec.rules[0].sql is not None and "event.outcome" in spec.rules[0].sql
 
 
+SPRAY = """\
+title: Spray
+id: 44444444-1c2f-4a8e-9a53-2f1f4f0b6a02
+status: test
+correlation:
+  type: value_count
+  rules: [RULES]
+  group-by: [GROUP]
+  timespan: 10m
+  condition: {gte: 3, field: FIELD}
+level: high
+"""
+
+
+@pytest.mark.parametrize(
+    ("group", "field", "key", "unknown"),
+    [("SourceIp, Hostname", "User", "group-by", "Hostname"), ("SourceIp", "TargetImage", "condition", "TargetImage")],
+    ids=["group-by", "condition field"],
+)
+def test_a_correlation_field_unknown_to_a_base_rule_fails_at_its_line(
+    tmp_path: Path, group: str, field: str, key: str, unknown: str
+) -> None:
+    base = rule_yaml(
+        {"sel": {"event.outcome": "failure"}, "condition": "sel"},
+        logsource={"product": "linux", "service": "sshd"},
+        extra={"name": "ssh_failed"},
+    )
+    corr = SPRAY.replace("RULES", "ssh_failed").replace("GROUP", group).replace("FIELD", field)
+    text = base + "---\n" + corr
+    ruleset = load_rules([write(tmp_path / "c.yml", text)])
+    ruleset.raise_first()
+    lines = text.splitlines()
+    start = lines.index("correlation:")
+    line = next(i for i, s in enumerate(lines[start:], start + 1) if s.startswith(f"  {key}:"))
+    with pytest.raises(ContentError) as caught:
+        compile_rule(ruleset.rules[1], target="elasticsearch", ruleset=ruleset)
+    message = str(caught.value)
+    assert message.startswith(f"{tmp_path / 'c.yml'}:{line}:")
+    assert f"correlation field for rule 'ssh_failed': field '{unknown}' is not mapped by ecs_linux" in message
+
+
+def test_a_correlation_field_mapped_differently_per_base_rule_asks_for_aliases(tmp_path: Path) -> None:
+    pipeline = write(
+        tmp_path / "p.yml",
+        """\
+        name: two products
+        transformations:
+          - type: field_name_mapping
+            mapping: {Peer: a.peer}
+            rule_conditions: [{type: logsource, product: a}]
+          - type: field_name_mapping
+            mapping: {Peer: b.peer}
+            rule_conditions: [{type: logsource, product: b}]
+        """,
+    )
+    bases = [
+        rule_yaml({"sel": {"x": 1}, "condition": "sel"}, logsource={"product": p}, extra={"name": f"r_{p}"})
+        for p in ("a", "b")
+    ]
+    corr = SPRAY.replace("value_count", "temporal").replace("RULES", "r_a, r_b").replace("GROUP", "Peer")
+    corr = corr.replace("  condition: {gte: 3, field: FIELD}\n", "")
+    ruleset = load_rules([write(tmp_path / "c.yml", "---\n".join([*bases, corr]))])
+    ruleset.raise_first()
+    with pytest.raises(
+        ContentError, match=r"correlation field for rule 'r_b': its events hold 'Peer' as 'b\.peer', not"
+    ):
+        compile_rule(ruleset.rules[2], target="elasticsearch", pipelines=(str(pipeline),), ruleset=ruleset)
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
