@@ -138,25 +138,28 @@ def test_bad_pipeline_file_is_an_input_error(tmp_path: Path) -> None:
         _compile(tmp_path, text, pipelines=(str(missing),))
 
 
-def test_correlation_group_by_and_field_are_mapped(tmp_path: Path) -> None:
-    base = rule_yaml(
-        {"sel": {"event.outcome": "failure"}, "condition": "sel"},
-        logsource={"product": "linux", "service": "sshd"},
-        extra={"name": "ssh_failed"},
-    )
-    corr = """\
+SSH_FAILED = rule_yaml(
+    {"sel": {"event.outcome": "failure"}, "condition": "sel"},
+    logsource={"product": "linux", "service": "sshd"},
+    extra={"name": "ssh_failed"},
+)
+SPRAY = """\
 title: Spray
-id: 44444444-1c2f-4a8e-9a53-2f1f4f0b6a01
+id: 44444444-1c2f-4a8e-9a53-2f1f4f0b6a02
 status: test
 correlation:
   type: value_count
-  rules: [ssh_failed]
-  group-by: [SourceIp]
+  rules: [RULES]
+  group-by: [GROUP]
   timespan: 10m
-  condition: {gte: 3, field: User}
+  condition: {gte: 3, field: FIELD}
 level: high
 """
-    path = write(tmp_path / "c.yml", base + "---\n" + corr)
+
+
+def test_correlation_group_by_and_field_are_mapped(tmp_path: Path) -> None:
+    corr = SPRAY.replace("RULES", "ssh_failed").replace("GROUP", "SourceIp").replace("FIELD", "User")
+    path = write(tmp_path / "c.yml", SSH_FAILED + "---\n" + corr)
     ruleset = load_rules([path])
     ruleset.raise_first()
     compiled = compile_rule(ruleset.rules[1], target="embedded", ruleset=ruleset)
@@ -173,20 +176,6 @@ level: high
     assert spec.rules[0].sql is not None and "event.outcome" in spec.rules[0].sql
 
 
-SPRAY = """\
-title: Spray
-id: 44444444-1c2f-4a8e-9a53-2f1f4f0b6a02
-status: test
-correlation:
-  type: value_count
-  rules: [RULES]
-  group-by: [GROUP]
-  timespan: 10m
-  condition: {gte: 3, field: FIELD}
-level: high
-"""
-
-
 @pytest.mark.parametrize(
     ("group", "field", "key", "unknown"),
     [("SourceIp, Hostname", "User", "group-by", "Hostname"), ("SourceIp", "TargetImage", "condition", "TargetImage")],
@@ -195,13 +184,8 @@ level: high
 def test_a_correlation_field_unknown_to_a_base_rule_fails_at_its_line(
     tmp_path: Path, group: str, field: str, key: str, unknown: str
 ) -> None:
-    base = rule_yaml(
-        {"sel": {"event.outcome": "failure"}, "condition": "sel"},
-        logsource={"product": "linux", "service": "sshd"},
-        extra={"name": "ssh_failed"},
-    )
     corr = SPRAY.replace("RULES", "ssh_failed").replace("GROUP", group).replace("FIELD", field)
-    text = base + "---\n" + corr
+    text = SSH_FAILED + "---\n" + corr
     ruleset = load_rules([write(tmp_path / "c.yml", text)])
     ruleset.raise_first()
     lines = text.splitlines()
