@@ -351,6 +351,11 @@ def generic_reply(event: Mapping[str, Any]) -> tuple[str, list[Block]]:
     if step.get("id"):
         parts.append(f"step `{escape(step['id'], 60)}`")
     status = event.get("status") or step.get("status")
+    if kind == "verification" and isinstance(step.get("verified"), bool):
+        # what the on-call must see is the check's outcome, not the run's status (still "running")
+        status = "verified" if step["verified"] else "NOT verified"
+        if not step["verified"]:
+            parts[0] = ":warning:"
     if status:
         parts.append(f"— {escape(status, 40)}")
     summary = event.get("summary") or step.get("summary")

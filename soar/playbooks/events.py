@@ -57,6 +57,8 @@ def publish(settings: Settings, run_id: str, event: dict[str, Any]) -> None:
         from soar.celery_app import app
 
         if settings.celery_eager:
+            import soar.tasks.notify  # noqa: F401 (registers the notifier's task: the on-call hears of eager runs too)
+
             task = app.tasks.get(TASK_NAME)
             if task is None:
                 log.info("run %s: %s", run_id, event.get("type"))

@@ -1,4 +1,5 @@
-"""Rollback: the playbook's rollback steps, or the built-in revert of every completed step, newest first."""
+"""Rollback: the playbook's rollback steps, or the built-in revert of every completed (or applied but unverified)
+step, newest first."""
 
 from __future__ import annotations
 
@@ -11,6 +12,14 @@ from soar.playbooks.records import RUNS, audit
 from soar.playbooks.runtime import Runtime
 from soar.playbooks.state import HeldRun
 from soar.store import Conflict
+
+
+def _to_undo(inst: dict[str, Any]) -> bool:
+    """A completed step, or one whose effect was applied but not proven (``verified`` false): reverts are
+    idempotent, so undoing a containment that may be half in place is always safe, leaving it never is."""
+    if inst["status"] == "succeeded":
+        return True
+    return inst["status"] == "failed" and (inst.get("result") or {}).get("verified") is False
 
 
 def start_rollback(run: HeldRun, pb: Playbook, reason: str) -> None:
@@ -26,7 +35,7 @@ def start_rollback(run: HeldRun, pb: Playbook, reason: str) -> None:
                 continue
             revert = rt.registry.get(s.uses).spec.revert if s.uses in rt.registry else None
             for inst in reversed(rec.get("instances", [])):
-                if inst["status"] == "succeeded" and revert:
+                if revert and _to_undo(inst):
                     key = "revert_" + inst["key"].replace("[", "_").replace("]", "")
                     entries.append({"id": key, "explicit": False, "uses": revert, "params": inst["_params"]})
     run.doc.update(phase="rollback", cursor=0, status="running", finished_at=None)
