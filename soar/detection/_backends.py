@@ -38,6 +38,7 @@ from sigma.types import (
 CASED_SUFFIX = ".cased"
 _INTEGER = re.compile(r"-?[0-9]+")
 VALUE = "value"  # the json_each column a field condition is evaluated on
+TEXT = "type = 'text'"  # the json_each value is a string (not a number, boolean or null)
 
 
 # Characters that are literals in a Python/PCRE regex but operators in Lucene's RegExp (ALL flags).
@@ -185,12 +186,20 @@ class SoarSQLiteBackend(sqliteBackend):
         self, cond: ConditionFieldEqualsValueExpression, state: ConversionState
     ) -> Any:
         # Elasticsearch reads "4242" against a numeric field as the number: a plain integer string
-        # matches a JSON number too.
+        # matches a JSON number too. Wildcards only ever match text there (a long has no terms to scan).
         text = str(super().convert_condition_field_eq_val_str(cond, state))
         value: Any = cond.value
-        if cond.field == VALUE and not value.contains_special() and _INTEGER.fullmatch(str(value)):
+        if value.contains_special():
+            return f"({TEXT} AND {text})"
+        if cond.field == VALUE and _INTEGER.fullmatch(str(value)):
             return f"({text} OR (type = 'integer' AND {VALUE} = {int(str(value))}))"
         return text
+
+    def convert_condition_field_eq_val_str_case_sensitive(
+        self, cond: ConditionFieldEqualsValueExpression, state: ConversionState
+    ) -> Any:
+        # On Elasticsearch |cased reads the .cased sub-field, which only strings have.
+        return f"({TEXT} AND {super().convert_condition_field_eq_val_str_case_sensitive(cond, state)})"
 
     def convert_condition_field_compare_op_val(
         self, cond: ConditionFieldEqualsValueExpression, state: ConversionState
@@ -218,7 +227,7 @@ class SoarSQLiteBackend(sqliteBackend):
     def convert_condition_field_eq_val_re(
         self, cond: ConditionFieldEqualsValueExpression, state: ConversionState
     ) -> Any:
-        return f"soar_regexp({_sql_str(portable_regexp(cond.value))}, {VALUE})"
+        return f"({TEXT} AND soar_regexp({_sql_str(portable_regexp(cond.value))}, {VALUE}))"  # .cased: strings only
 
     def convert_condition_val_str(self, cond: ConditionValueExpression, state: ConversionState) -> Any:
         """Keyword search: any string value of the event (not its timestamp) contains the keyword."""

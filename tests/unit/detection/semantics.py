@@ -143,6 +143,18 @@ CASES: list[Case] = [
         [0],
     ),
     Case(
+        "wildcards, |re and |cased match text, never a number",
+        {
+            "num": {"ProcessId|startswith": "12"},
+            "num_re": {"ProcessId|re": "^99"},
+            "num_cased": {"ProcessId|cased": "99"},
+            "text": {"CommandLine|startswith": "12"},
+            "condition": "1 of them",
+        },
+        [process_event("ls", process__pid=1234), process_event("ls", process__pid=99), process_event("12 x")],
+        [2],
+    ),
+    Case(
         "gt/gte compare numbers",
         {"sel": {"ProcessId|gte": 100}, "condition": "sel"},
         [
