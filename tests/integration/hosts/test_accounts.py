@@ -50,8 +50,10 @@ def test_lock_refuses_password_and_key_logins_and_unlock_restores_exactly(
     assert not can_login(inventory, options, by_password), "password login still works"
     assert not can_login(inventory, options, by_key), "key login still works (passwd -l alone is not enough)"
 
+    locked_state = shadow(lab_user.name)
     again = registry.get("hosts.lock_account").call(ctx, {"host": "db1", "user": lab_user.name})
     assert again.ok and again.verified and again.changed is False
+    assert shadow(lab_user.name) == locked_state  # apply twice: the same state
 
     unlocked = registry.get("hosts.unlock_account").call(ctx, {"host": "db1", "user": lab_user.name})
     assert unlocked.ok, unlocked.error

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import time
 from pathlib import Path
 
@@ -27,11 +28,27 @@ def assert_open(options: SSHOptions, inventory: Inventory) -> None:
     assert "soar_isolate" not in nft_ruleset("app1")
 
 
+LOOPBACK = """
+import socket
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", 2398))
+s.listen(8)
+print("ready", flush=True)
+while True:
+    s.accept()[0].close()
+"""
+
+
 def test_isolate_cuts_the_attacker_keeps_management_and_release_restores(
     ctx: ActionContext, registry: ActionRegistry, inventory: Inventory, options: SSHOptions
 ) -> None:
     assert_open(options, inventory)
     ruleset = nft_ruleset("app1")
+    local = subprocess.Popen(
+        ["ip", "netns", "exec", "soar-lab-app1", "/usr/bin/python3", "-c", LOOPBACK], stdout=subprocess.PIPE, text=True
+    )
+    assert local.stdout is not None and local.stdout.readline() == "ready\n"
     result = registry.get("hosts.isolate_host").call(ctx, {"host": "app1.lab.internal", "deadman_seconds": 30})
     try:
         assert result.ok, result.error
@@ -45,6 +62,7 @@ def test_isolate_cuts_the_attacker_keeps_management_and_release_restores(
         assert not can_connect("app1", *PEER_LISTENER), f"app1 still reaches the attacker peer:\n{nft_ruleset('app1')}"
         assert can_connect("mgmt", APP1, 22), "the management peer lost SSH to app1"
         assert can_connect("app1", *MGMT_LOG), "log shipping to the management peer was cut"
+        assert can_connect("app1", "127.0.0.1", 2398), "loopback was cut"
         fresh = login(inventory, "app1", Credentials("soar-ctl", inventory.get("app1").key), options)
         assert fresh.run(["true"]).ok
         fresh.close()
@@ -57,6 +75,8 @@ def test_isolate_cuts_the_attacker_keeps_management_and_release_restores(
         assert nft_ruleset("app1") == before
     finally:
         released = registry.get("hosts.release_host").call(ctx, {"host": "app1"})
+        local.kill()
+        local.wait(timeout=5)
     assert released.ok, released.error
     assert released.verified is True and released.changed is True
     assert released.verification["peer_probe"]["reachable"] == "yes"
@@ -137,6 +157,8 @@ def test_release_after_a_duration(ctx: ActionContext, registry: ActionRegistry) 
         assert not can_connect("peer", "10.77.0.12", 22)
         assert wait_for(lambda: can_connect("peer", "10.77.0.12", 22, seconds=1), 12)
         assert "soar_isolate" not in nft_ruleset("db1")
+        # the release timer took everything with it: no timer, no state left on the host
+        assert wait_for(lambda: timers_in("db1") == [] and not state_left("db1"), 5)
     finally:
         registry.get("hosts.release_host").call(ctx, {"host": "db1"})
 
@@ -149,6 +171,12 @@ def test_iptables_backend_and_release_leaves_nothing_it_created(ctx: ActionConte
         assert result.ok, result.error
         assert result.verified
         assert "SOAR-ISO-IN" in sh_in("db1", "iptables", "-S", check=True).stdout
+        # apply twice: the same rules in both families
+        rules = [sh_in("db1", tool, "-S", check=True).stdout for tool in ("iptables", "ip6tables")]
+        again = registry.get("hosts.isolate_host").call(ctx, {"host": "db1", "deadman_seconds": 30})
+        assert again.ok and again.verified and again.changed is False, again.error
+        assert [sh_in("db1", tool, "-S", check=True).stdout for tool in ("iptables", "ip6tables")] == rules
+        assert timers_in("db1") == []
         during = nft_ruleset("db1")
         assert "table ip filter" in during and "table ip6 filter" in during  # IPv6 is cut off too
         assert not can_connect("peer", "10.77.0.12", 22)
