@@ -195,6 +195,7 @@ class Detector:
     def _alerts(self, res: JobResult, report: CycleReport) -> None:
         rule = res.job.rule
         run = report.runs.setdefault(rule.id, RuleRun(rule.id, res.job.window))
+        run.seconds += res.took  # its search (shared with the rules searched with it), then its alerts
         if res.error is not None:
             run.error = run.error or res.error
             metrics.RULE_ERRORS.labels(rule.id, res.error.kind).inc()

@@ -71,6 +71,7 @@ class JobResult:
     total: int = 0
     error: SearchError | None = None
     events: list[Any] = field(default_factory=list)  # a correlation's base-rule events (CorrelationEvent)
+    took: float = 0.0  # seconds Elasticsearch spent on the searches that served this job (shared when combined)
 
     @property
     def capped(self) -> int:
@@ -123,6 +124,10 @@ def _check_response(resp: Mapping[str, Any]) -> SearchError | None:
             "shard_failures", f"{shards['failed']} of {shards.get('total')} shards failed: {kind}: {text}"[:500]
         )
     return None
+
+
+def _took(resp: Mapping[str, Any]) -> float:
+    return float(resp.get("took") or 0) / 1000
 
 
 def _hits(resp: Mapping[str, Any]) -> tuple[list[dict[str, Any]], int]:
@@ -221,6 +226,8 @@ class Searcher:
             return [res for group in groups for res in group]
         retry: list[JobResult] = []
         for group, item in zip(groups, resp["responses"], strict=True):
+            for res in group:
+                res.took += _took(item)
             if "error" in item or _check_response(item) is not None:
                 retry += group  # isolate the rule at fault (rejected query, shard failures, timeout)
                 continue
@@ -251,6 +258,8 @@ class Searcher:
                 self.counter.search += 1
                 resp = self.es.search(**body).body
                 pit_id = resp.get("pit_id", pit_id)
+                for res in group:
+                    res.took += _took(resp)
                 if _check_response(resp) is not None:
                     return None
                 page, _ = _hits(resp)
@@ -290,6 +299,7 @@ class Searcher:
                 res.error = err
             return
         for res, item in zip(batch, resp["responses"], strict=True):
+            res.took += _took(item)
             if "error" in item:
                 res.error = classify(int(item.get("status", 500)), item["error"])
                 continue
@@ -320,6 +330,7 @@ class Searcher:
                 self.counter.search += 1
                 resp = self.es.search(**body).body
                 pit_id = resp.get("pit_id", pit_id)
+                res.took += _took(resp)
                 err = _check_response(resp)
                 if err is not None:
                     res.error = err

@@ -139,6 +139,7 @@ def test_a_search_slower_than_the_search_timeout_is_that_rules_timeout_error(ctx
     assert report.runs[good].error is None and report.runs[good].alerts == 1  # the slow rule did not hold it back
     error = report.runs[slow].error
     assert error is not None and error.kind == "timeout" and not error.disable, error
+    assert report.runs[slow].seconds >= 0.4  # its duration includes the search it timed out in
     assert errors_metric(slow, "timeout") == before + 1
     ck = store.get(CHECKPOINTS, slow)
     assert ck is not None and ck.doc["error_kind"] == "timeout" and "end" not in ck.doc  # its window is searched again
@@ -150,6 +151,7 @@ def test_a_search_slower_than_the_search_timeout_is_that_rules_timeout_error(ctx
     assert code == 1
     assert rows[good]["state"] == "ok"
     assert rows[slow]["state"] == "error" and rows[slow]["errors"] == 2
+    assert float(str(rows[slow]["duration_ms"])) >= 400  # the slow rule shows as slow
     assert "timed out" in str(rows[slow]["last_error"])
 
 
