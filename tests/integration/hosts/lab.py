@@ -58,6 +58,29 @@ def can_connect(src: str, addr: str, port: int, seconds: int = 2) -> bool:
     return sh_in(src, "timeout", str(seconds), "bash", "-c", script, addr, str(port)).returncode == 0
 
 
+SILENT_LISTENER = """
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], int(sys.argv[2])))
+s.listen(8)
+print("ready", flush=True)
+held = []
+while True:
+    held.append(s.accept()[0])  # accept, hold, never say a word
+    print("accepted", flush=True)
+"""
+
+
+def silent_listener(name: str, addr: str, port: int) -> subprocess.Popen[str]:
+    """A TCP listener in a lab host's namespace: accepts, holds, never says a word, prints ``accepted`` each time.
+    The caller kills it."""
+    argv = ["ip", "netns", "exec", ns(name), "/usr/bin/python3", "-c", SILENT_LISTENER, addr, str(port)]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
+    return proc
+
+
 def nft_ruleset(name: str) -> str:
     return sh_in(name, "nft", "list", "ruleset", check=True).stdout
 

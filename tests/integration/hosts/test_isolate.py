@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import time
 from pathlib import Path
 
@@ -13,7 +12,16 @@ from soar.actions import ActionContext, ActionRegistry
 from soar.hosts.inventory import Inventory
 from soar.hosts.transport import Credentials, SSHOptions
 from tests.integration.hosts.conftest import close_context, lab_settings
-from tests.integration.hosts.lab import can_connect, login, nft_ruleset, sh_in, state_left, timers_in, wait_for
+from tests.integration.hosts.lab import (
+    can_connect,
+    login,
+    nft_ruleset,
+    sh_in,
+    silent_listener,
+    state_left,
+    timers_in,
+    wait_for,
+)
 
 pytestmark = pytest.mark.lab
 
@@ -28,27 +36,12 @@ def assert_open(options: SSHOptions, inventory: Inventory) -> None:
     assert "soar_isolate" not in nft_ruleset("app1")
 
 
-LOOPBACK = """
-import socket
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("127.0.0.1", 2398))
-s.listen(8)
-print("ready", flush=True)
-while True:
-    s.accept()[0].close()
-"""
-
-
 def test_isolate_cuts_the_attacker_keeps_management_and_release_restores(
     ctx: ActionContext, registry: ActionRegistry, inventory: Inventory, options: SSHOptions
 ) -> None:
     assert_open(options, inventory)
     ruleset = nft_ruleset("app1")
-    local = subprocess.Popen(
-        ["ip", "netns", "exec", "soar-lab-app1", "/usr/bin/python3", "-c", LOOPBACK], stdout=subprocess.PIPE, text=True
-    )
-    assert local.stdout is not None and local.stdout.readline() == "ready\n"
+    local = silent_listener("app1", "127.0.0.1", 2398)
     result = registry.get("hosts.isolate_host").call(ctx, {"host": "app1.lab.internal", "deadman_seconds": 30})
     try:
         assert result.ok, result.error

@@ -18,7 +18,7 @@ from soar.hosts.inventory import Inventory, load_inventory
 from soar.hosts.runner import HostRunner, in_parallel
 from soar.hosts.transport import ConnectionPool, Credentials, SSHOptions, connect
 from tests.integration.hosts.conftest import close_context, lab_settings
-from tests.integration.hosts.lab import LAB, LabUser, login, new_key, nft_ruleset, wait_for
+from tests.integration.hosts.lab import LAB, LabUser, login, new_key, nft_ruleset, silent_listener, wait_for
 
 pytestmark = pytest.mark.lab
 
@@ -131,20 +131,6 @@ def test_an_unreachable_host_fails_the_action_clearly_and_changes_nothing(
     assert nft_ruleset("app1") == before
 
 
-SILENT = """
-import socket, sys
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("10.77.0.3", 2299))
-s.listen(8)
-print("ready", flush=True)
-held = []
-while True:
-    held.append(s.accept()[0])  # accept, hold, never say a word
-    print("accepted", flush=True)
-"""
-
-
 def test_a_port_that_never_speaks_ssh_times_out_on_the_banner(tmp_path: Path, lab_inventory_path: Path) -> None:
     data = yaml.safe_load(lab_inventory_path.read_text())
     data["defaults"]["key"] = str(LAB / "id_ed25519")
@@ -152,10 +138,7 @@ def test_a_port_that_never_speaks_ssh_times_out_on_the_banner(tmp_path: Path, la
     inv = tmp_path / "inventory.yml"
     inv.write_text(yaml.safe_dump(data))
     inventory = load_inventory(inv)
-    listener = subprocess.Popen(
-        ["ip", "netns", "exec", "soar-lab-mgmt", "/usr/bin/python3", "-c", SILENT], stdout=subprocess.PIPE, text=True
-    )
-    assert listener.stdout is not None and listener.stdout.readline() == "ready\n"
+    listener = silent_listener("mgmt", "10.77.0.3", 2299)
     options = SSHOptions(known_hosts=LAB / "known_hosts", connect_timeout=1.5, backoff=0.2)
     pool = ConnectionPool(inventory, options)
     started = time.monotonic()
