@@ -28,6 +28,7 @@ from sigma.conversion.state import ConversionState
 from sigma.exceptions import SigmaFeatureNotSupportedByBackendError
 from sigma.types import (
     SigmaCasedString,
+    SigmaCIDRExpression,
     SigmaExists,
     SigmaNull,
     SigmaRegularExpression,
@@ -91,6 +92,16 @@ def check_portable_regex(pattern: str) -> None:
             )
 
 
+def check_cidr_field(field: str) -> None:
+    """|cidr needs an ``ip`` field: the events template types every field named ``ip`` as one. On a keyword,
+    Elasticsearch would look for the literal text ``10.0.0.0/8`` while the embedded store matched addresses."""
+    if field.rsplit(".", 1)[-1] != "ip":
+        raise SigmaFeatureNotSupportedByBackendError(
+            f"|cidr on '{field}': only fields named ip (source.ip, destination.ip, …) are typed ip "
+            "by the events template, so only they match address ranges"
+        )
+
+
 def search_regex(pattern: str) -> str:
     """A Lucene (anchored) regexp with the meaning of a search for ``pattern``."""
     pattern = _escape_lucene_operators(pattern)
@@ -122,6 +133,12 @@ class SoarLuceneBackend(LuceneBackend):
     ) -> Any:
         value: Any = cond.value
         return f"{self.escape_and_quote_field(cond.field)}{CASED_SUFFIX}:{self.convert_value_str(value, state)}"
+
+    def convert_condition_field_eq_val_cidr(
+        self, cond: ConditionFieldEqualsValueExpression, state: ConversionState
+    ) -> Any:
+        check_cidr_field(cond.field)
+        return super().convert_condition_field_eq_val_cidr(cond, state)
 
     def convert_condition_field_eq_val_re(
         self, cond: ConditionFieldEqualsValueExpression, state: ConversionState
@@ -163,6 +180,8 @@ class SoarSQLiteBackend(sqliteBackend):
         field = cond.field
         if isinstance(cond.value, SigmaNull):
             return f"NOT {self._inside(field, f'{VALUE} IS NOT NULL')}"
+        if isinstance(cond.value, SigmaCIDRExpression):
+            check_cidr_field(field)
         if isinstance(cond.value, SigmaExists):
             exists = self._inside(field, f"{VALUE} IS NOT NULL")
             return exists if cond.value.exists else f"NOT {exists}"

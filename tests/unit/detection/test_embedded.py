@@ -62,6 +62,21 @@ def test_regex_constructs_lucene_lacks_fail_on_both_engines(tmp_path: Path, targ
 
 
 @pytest.mark.parametrize("target", ["embedded", "elasticsearch"])
+def test_cidr_on_a_field_that_is_not_an_ip_fails_on_both_engines(tmp_path: Path, target: str) -> None:
+    from soar.errors import ContentError
+    from tests.unit.detection.helpers import rule_yaml
+
+    text = rule_yaml({"sel": {"process.args|cidr": "10.0.0.0/8"}, "condition": "sel"})
+    ruleset = load_rules([write(tmp_path / "r.yml", text)])
+    ruleset.raise_first()
+    line = next(i for i, s in enumerate(text.splitlines(), 1) if "process.args|cidr" in s)
+    with pytest.raises(ContentError, match="only fields named ip") as info:
+        compile_rule(ruleset.rules[0], target=target)
+    assert str(info.value).startswith(f"{tmp_path / 'r.yml'}:{line}:")
+    assert "|cidr on 'process.args'" in str(info.value)
+
+
+@pytest.mark.parametrize("target", ["embedded", "elasticsearch"])
 def test_field_references_fail_on_both_engines(tmp_path: Path, target: str) -> None:
     from soar.errors import ContentError
     from tests.unit.detection.helpers import rule_yaml
