@@ -5,7 +5,8 @@ request. Within it, up to ``batch_size`` rules on the same index share one *comb
 search — each rule a named clause with its own window and exceptions, each hit saying
 which clauses it matched — so Elasticsearch reads the index once for all of them. A
 search whose first page is full is paged to the end with ``search_after`` inside a point
-in time, so results beyond 10,000 hits are complete and consistent.
+in time, so results beyond 10,000 hits are complete and consistent; where the server offers
+no point in time, the window is halved until each part fits in one page.
 
 Errors stay per rule: when a combined search fails (a rejected query, a missing index,
 shard failures such as a mapping conflict, a timeout), its rules are searched again one
@@ -317,7 +318,11 @@ class Searcher:
             res.error = unavailable(exc)
             return
         except ApiError as exc:
-            res.error = _api_error(exc)
+            error = _api_error(exc)
+            if error.kind == "missing_index":
+                res.error = error
+            else:  # the server offers no point in time (or no more of them): page without one
+                self._page_by_time(res)
             return
         hits: list[dict[str, Any]] = []
         after: list[Any] | None = None
@@ -348,6 +353,40 @@ class Searcher:
             res.error = _api_error(exc)
         finally:
             self._close_pit(pit_id)
+
+    def _page_by_time(self, res: JobResult) -> None:
+        """Page without a point in time: halve the window until each part fits in one page.
+
+        Parts are searched in time order, one page each, so nothing rests on a sort tiebreaker
+        (which ``search_after`` without a point in time would need). A part under 2 ms that
+        still overflows keeps its first page; the rest counts as capped.
+        """
+        job = res.job
+        parts = [job.window]
+        hits: list[dict[str, Any]] = []
+        try:
+            while parts and len(hits) < job.limit:
+                part = parts.pop(0)
+                body = self._timed(search_body(job.rule, part, self.exceptions, size=self.page_size))
+                self.counter.search += 1
+                resp = self.es.search(**body).body
+                res.took += _took(resp)
+                res.error = _check_response(resp)
+                if res.error is not None:
+                    return
+                page, count = _hits(resp)
+                if len(page) < count and part.seconds >= 0.002:
+                    middle = (part.start + part.end) / 2
+                    parts[:0] = [Window(part.start, middle), Window(middle, part.end)]
+                    continue
+                hits.extend(page)
+        except (ESConnectionError, ESConnectionTimeout) as exc:
+            res.error = unavailable(exc)
+            return
+        except ApiError as exc:
+            res.error = _api_error(exc)
+            return
+        res.hits = hits[: job.limit]
 
     def _close_pit(self, pit_id: str) -> None:
         try:

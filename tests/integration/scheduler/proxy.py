@@ -1,14 +1,19 @@
-"""A TCP proxy on loopback that a test can cut and restore: Elasticsearch "goes away" for soar only.
+"""Proxies on loopback in front of the shared Elasticsearch, so one test changes what soar sees.
 
-The shared Elasticsearch keeps running for everyone else; soar, pointed at the proxy,
-sees connections refused (and open ones reset) while the proxy is cut.
+``CuttableProxy`` (TCP) can be cut and restored: Elasticsearch "goes away" for soar only,
+which sees connections refused (and open ones reset) while the proxy is cut.
+``NoPointInTimeProxy`` (HTTP) makes the server one that offers no point in time.
 """
 
 from __future__ import annotations
 
 import contextlib
+import http.client
+import json
 import socket
 import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlparse
 
 
 class CuttableProxy:
@@ -98,3 +103,66 @@ class CuttableProxy:
             with self._lock:
                 self._conns.discard(src)
                 self._conns.discard(dst)
+
+
+class NoPointInTimeProxy:
+    """An HTTP proxy to the real Elasticsearch that answers like a server offering no point in time.
+
+    Every request is forwarded as is, except opening a point in time (``POST <index>/_pit``),
+    which gets the 400 a server without that API answers; ``refused`` counts them.
+    """
+
+    def __init__(self, target_url: str) -> None:
+        target = urlparse(target_url)
+        self.refused = 0
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _forward(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                if self.path.split("?")[0].endswith("/_pit"):
+                    proxy.refused += 1
+                    reason = f"no handler found for uri [{self.path}] and method [{self.command}]"
+                    error = {"type": "illegal_argument_exception", "reason": reason}
+                    status, data = 400, json.dumps({"error": {**error, "root_cause": [error]}, "status": 400}).encode()
+                    headers = [("Content-Type", "application/json"), ("X-Elastic-Product", "Elasticsearch")]
+                else:
+                    host, port = target.hostname or "127.0.0.1", target.port or 9200
+                    upstream = http.client.HTTPConnection(host, port, timeout=60)
+                    skip = {"host", "connection", "content-length"}
+                    sent = {k: v for k, v in self.headers.items() if k.lower() not in skip}
+                    upstream.request(self.command, self.path, body=body, headers=sent)
+                    answer = upstream.getresponse()
+                    status, data = answer.status, answer.read()
+                    kept = {"content-type", "x-elastic-product", "content-encoding"}
+                    headers = [(k, v) for k, v in answer.getheaders() if k.lower() in kept]
+                    upstream.close()
+                self.send_response(status)
+                for key, value in headers:
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PUT = do_DELETE = _forward
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def __enter__(self) -> NoPointInTimeProxy:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()

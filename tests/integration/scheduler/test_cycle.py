@@ -10,6 +10,7 @@ import pytest
 from elasticsearch import Elasticsearch
 
 from soar.config import Settings
+from soar.connections import elasticsearch_client
 from soar.scheduler.alerting import alert_id_for_event
 from soar.scheduler.cycle import Detector
 from soar.scheduler.loading import load_scheduled_rules
@@ -18,6 +19,7 @@ from soar.scheduler.rules import ScheduledRule
 from soar.scheduler.state import CHECKPOINTS, GAPS
 from soar.store.sqlite import SQLiteStore
 from tests.integration.scheduler.conftest import event, index_events
+from tests.integration.scheduler.proxy import NoPointInTimeProxy
 
 
 def rules_of(settings: Settings) -> list[ScheduledRule]:
@@ -324,3 +326,26 @@ def test_an_alert_written_just_before_a_crash_is_handed_off_by_the_next_run_once
     both = {alert_id_for_event(rule_id, events_index, e) for e in ("h1", "h2")}
     assert sorted(sent) == sorted(both) and len(report.created) == 1  # the first handed off again, not re-created
     assert store.count("alerts") == 2 and store.count("alerts", {"dispatched": True}) == 2
+
+
+def test_without_a_point_in_time_results_past_a_page_are_fetched_by_halving_the_window(
+    events_index: str,
+    det_settings: Settings,
+    store: SQLiteStore,
+    write_rule: Callable[..., str],
+    es: Elasticsearch,
+    service_settings: Settings,
+) -> None:
+    rule_id = write_rule(interval="1s", lookback="5m", max_alerts=5000)
+    now = time.time()
+    n = 2500  # two and a half pages, several events per millisecond in places
+    index_events(es, events_index, [(f"q{i}", event(i, now - 200 + (i // 4) * 0.05)) for i in range(n)])
+    settings = det_settings.model_copy(update={"detection_page_size": 1000})
+    with NoPointInTimeProxy(service_settings.elasticsearch_url) as server:
+        client = elasticsearch_client(settings.model_copy(update={"elasticsearch_url": server.url}))
+        report = Detector(settings, store, client, lambda _id: None).run(rules_of(settings), now)
+        client.close()
+    run = report.runs[rule_id]
+    assert server.refused >= 1  # a point in time was asked for first
+    assert run.error is None and run.hits == n and run.capped == 0, run
+    assert store.count("alerts") == n  # every event once (fingerprints: a duplicate hit would not add one)
