@@ -2,7 +2,7 @@
 
 ServiceUnavailable
 └── SSHError               a host cannot be used (names the host, never a password)
-    ├── HostUnreachable    no TCP path, connect/banner timeout, the bastion cannot open the tunnel
+    ├── HostUnreachable    no TCP path, connect/banner/auth timeout, the bastion cannot open the tunnel
     ├── HostKeyRejected    no pinned key, or the host presented a different key
     ├── AuthenticationFailed
     └── ConnectionLost     the connection dropped while a command ran

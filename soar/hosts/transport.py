@@ -197,6 +197,7 @@ class Session:
 
 # what paramiko says when the server accepted TCP but did not complete the handshake in time
 _HANDSHAKE_TIMEOUTS = frozenset({"No existing session", "Negotiation timed out.", "Error reading SSH protocol banner"})
+_AUTH_TIMEOUT = "Authentication timeout."  # paramiko's AuthenticationException when auth_timeout passes
 
 
 def _connect_once(host: Host, creds: Credentials, options: SSHOptions, via: Session | None) -> Session:
@@ -254,8 +255,13 @@ def _connect_once(host: Host, creds: Credentials, options: SSHOptions, via: Sess
             host.name,
             f"presented host key {fingerprint} which differs from the pinned key; refusing (possible interception)",
         ) from None
-    except paramiko.AuthenticationException:
+    except paramiko.AuthenticationException as exc:
         client.close()
+        if str(exc) == _AUTH_TIMEOUT:
+            # the host never answered (sshd stuck in PAM, a directory lookup): not a refusal of our key
+            raise HostUnreachable(
+                host.name, f"no answer to authentication as {creds.user} within {options.connect_timeout:g} s"
+            ) from None
         raise AuthenticationFailed(host.name, f"authentication as {creds.user} was refused") from None
     except paramiko.SSHException as exc:
         client.close()
