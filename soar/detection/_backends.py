@@ -102,6 +102,13 @@ def check_cidr_field(field: str) -> None:
         )
 
 
+def no_field_references() -> SigmaFeatureNotSupportedByBackendError:
+    """The one message both engines give for ``|fieldref`` (the quoted modifier finds the rule's line)."""
+    return SigmaFeatureNotSupportedByBackendError(
+        "'|fieldref' (comparing two fields) is not supported: Elasticsearch's Lucene backend has no such query"
+    )
+
+
 def search_regex(pattern: str) -> str:
     """A Lucene (anchored) regexp with the meaning of a search for ``pattern``."""
     pattern = _escape_lucene_operators(pattern)
@@ -133,6 +140,9 @@ class SoarLuceneBackend(LuceneBackend):
     ) -> Any:
         value: Any = cond.value
         return f"{self.escape_and_quote_field(cond.field)}{CASED_SUFFIX}:{self.convert_value_str(value, state)}"
+
+    def convert_condition_field_eq_field(self, cond: Any, state: ConversionState) -> Any:
+        raise no_field_references()
 
     def convert_condition_field_eq_val_cidr(
         self, cond: ConditionFieldEqualsValueExpression, state: ConversionState
@@ -233,9 +243,7 @@ class SoarSQLiteBackend(sqliteBackend):
         )
 
     def convert_condition_field_eq_field(self, cond: Any, state: ConversionState) -> Any:
-        raise SigmaFeatureNotSupportedByBackendError(
-            "field references (|fieldref) are not supported (Elasticsearch's Lucene backend has none)"
-        )
+        raise no_field_references()
 
     def convert_condition_field_eq_val_cidr(
         self, cond: ConditionFieldEqualsValueExpression, state: ConversionState
