@@ -191,7 +191,19 @@ def _event_messages(thread: Mapping[str, Any], event: Mapping[str, Any]) -> list
         out.append(Message(key=key_for("reply", ident), op="post", kind="reply", text=text, blocks=blocks, **common))
     elif kind not in CARD_ONLY:
         text, blocks = cards.generic_reply(event)
-        out.append(Message(key=key_for("reply", ident), op="post", kind="reply", text=text, blocks=blocks, **common))
+        # a containment that did not take effect must reach the on-call even in a storm (it brings its card back)
+        unproven = kind == "verification" and step.get("verified") is False
+        out.append(
+            Message(
+                key=key_for("reply", ident),
+                op="post",
+                kind="reply",
+                text=text,
+                blocks=blocks,
+                important=unproven,
+                **common,
+            )
+        )
     return out
 
 

@@ -8,7 +8,9 @@ from typing import Any
 
 from soar.config import Settings
 from soar.notify import notify_alert, notify_run_event
+from soar.notify.incidents import open_thread
 from soar.notify.outbox import listing
+from soar.notify.service import deliver
 from soar.playbooks.events import make_event
 from soar.store import Store
 from tests.integration.notify.standin import Workspace
@@ -173,3 +175,31 @@ def test_embedded_mode_retries_on_its_own_after_an_outage(
         time.sleep(0.1)
     assert [m["text"] for m in workspace.top_level()] == ["[LOW] Later — open"]
     assert [m.status for m in listing(store)] == ["sent"]
+
+
+def test_a_failed_verification_reaches_the_on_call_even_from_a_card_folded_into_a_storm(
+    slack_settings: Settings, store: Store, workspace: Workspace
+) -> None:
+    settings = slack_settings.model_copy(update={"slack_storm_threshold": 3})
+    alerts = [
+        {"id": uuid.uuid4().hex, "rule": {"id": "r", "title": f"alert {n}", "level": "high"}, "host": {"name": f"h{n}"}}
+        for n in range(10)
+    ]
+    for alert in alerts:
+        open_thread(settings, store, alert)  # queued, not yet delivered: a storm
+    deliver(settings, store, "#soc-alerts")
+    assert len(workspace.top_level()) == 4  # three cards and one summary of the other seven
+
+    def verification(alert: dict[str, Any], verified: bool) -> dict[str, Any]:
+        run = {**_run(alert["id"]), "alert": alert}
+        step = {"id": "isolate", "uses": "hosts.isolate_host", "status": "failed" if not verified else "succeeded"}
+        return make_event("verification", run, step={**step, "verified": verified})
+
+    notify_run_event(settings, store, verification(alerts[9], verified=True))  # its card stays folded
+    notify_run_event(settings, store, verification(alerts[8], verified=False))
+    deliver(settings, store, "#soc-alerts")
+    cards = {m["text"].split("\n")[0]: m for m in workspace.top_level()}
+    card = next(m for text, m in cards.items() if "alert 8" in text)
+    replies = [str(r["blocks"]) for r in workspace.replies(card["ts"])]
+    assert any(":warning: *verification* step `isolate` — NOT verified" in r for r in replies), replies
+    assert not any("alert 9" in text for text in cards)
