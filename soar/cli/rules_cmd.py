@@ -86,6 +86,9 @@ def convert(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the compiled rules as JSON."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the compile cache."),
+    skip_unsupported: bool = typer.Option(
+        False, "--skip-unsupported", help="With --format: list rules the format cannot express, exit 0 for them."
+    ),
 ) -> int:
     """Compile rules to Elasticsearch query DSL or embedded SQL (or export them for other tools)."""
     from soar.detection import CompileCache, convert_paths
@@ -93,14 +96,19 @@ def convert(
     pipelines = _pipelines(pipeline)
     if fmt is not None:
         from soar.detection import EXPORTS, export_rules, load_rules
+        from soar.detection._exports import NotExportable
 
         if fmt not in EXPORTS:
             raise InputError(f"--format {fmt}: unknown format (known: {', '.join(EXPORTS)})")
         ruleset = load_rules(_paths(paths))
         text, errors = export_rules(ruleset.rules, fmt, pipelines)
         typer.echo(text, nl=False)
-        _report([*ruleset.errors, *errors], err=True)  # stdout is the export file
-        return 1 if ruleset.errors or errors else 0
+        skipped = [e for e in errors if skip_unsupported and isinstance(e, NotExportable)]
+        failed = [*ruleset.errors, *(e for e in errors if e not in skipped)]
+        _report(failed, err=True)  # stdout is the export file
+        for error in skipped:
+            typer.echo(f"skipped: {error}", err=True)
+        return 1 if failed else 0
     cache = None if no_cache else CompileCache(path_setting("state_dir") / "compile-cache")
     result = convert_paths(_paths(paths), target, pipelines, cache)
     if as_json:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from sigma.collection import SigmaCollection
-from sigma.exceptions import SigmaError
+from sigma.exceptions import SigmaError, SigmaFeatureNotSupportedByBackendError
 from sigma.rule import SigmaRule
 
 from soar.detection._attack import use_shipped_attack_data
@@ -70,6 +70,10 @@ def _correlation(backend: Any, output: str, rule: Rule, rules: Sequence[Rule]) -
     return list(backend.convert(SigmaCollection([_fresh(rule), *(_fresh(r) for r in reached)]), output))
 
 
+class NotExportable(ContentError):
+    """A valid rule the export format cannot express (the rule is fine; the target tool is not)."""
+
+
 def export_rules(
     rules: Sequence[Rule], fmt: str, pipelines: Sequence[str] = ("ecs_linux",)
 ) -> tuple[str, list[ContentError]]:
@@ -96,14 +100,14 @@ def export_rules(
             elif fmt == "elastalert":
                 produced = _correlation(backend, output, rule, rules)
             else:
-                errors.append(
-                    rule.error(f"correlation rules are not exported as {fmt} (soar runs them)", "correlation")
-                )
+                where = rule.error("", "correlation").source
+                errors.append(NotExportable(f"correlation rules are not exported as {fmt} (soar runs them)", where))
                 continue
         except (SigmaError, NotImplementedError) as exc:
             error = sigma_error(exc, rule.path, rule.positions)
-            if rule.kind == "correlation":
-                error = ContentError(f"not exported as {fmt}: {error.message}", error.source)
+            unsupported = isinstance(exc, SigmaFeatureNotSupportedByBackendError | NotImplementedError)
+            if unsupported or rule.kind == "correlation":
+                error = NotExportable(f"not exported as {fmt}: {error.message}", error.source)
             errors.append(error)
             continue
         for item in produced:

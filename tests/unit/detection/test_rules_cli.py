@@ -179,6 +179,18 @@ def test_exports_keep_stdout_clean_and_treat_building_blocks_as_sigma_generate_f
         f"{corr}:{temporal_line}:9: not exported as elastalert: "
         "Correlation rule type 'temporal_ordered' is not supported by backend."
     )
+    # --skip-unsupported (as sigma-cli's): what the format cannot express is listed, not a failure ...
+    out = soar("rules", "convert", str(pack), "--format", "elastalert", "--skip-unsupported")
+    assert out.returncode == 0, out.stderr
+    assert [d["name"] for d in yaml.safe_load_all(out.stdout)] == ["Brute force", "Download piped to a shell"]
+    assert out.stderr.strip() == f"skipped: {corr}:{temporal_line}:9: not exported as elastalert: " + (
+        "Correlation rule type 'temporal_ordered' is not supported by backend."
+    )
+    # ... but a broken rule still fails the export
+    write(pack / "broken.yml", CORRELATED.split("---")[0].replace("event.outcome", "NoSuchField"))
+    out = soar("rules", "convert", str(pack), "--format", "kibana-ndjson", "--skip-unsupported")
+    assert out.returncode == 1
+    assert "NoSuchField" in out.stderr and out.stderr.count("skipped: ") == 2
 
 
 @pytest.mark.parametrize(("fmt", "expected"), [("esql", "process.command_line"), ("eql", "process.command_line")])
