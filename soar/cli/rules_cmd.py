@@ -104,10 +104,10 @@ def convert(
         text, errors = export_rules(ruleset.rules, fmt, pipelines)
         typer.echo(text, nl=False)
         skipped = [e for e in errors if skip_unsupported and isinstance(e, NotExportable)]
-        failed = [*ruleset.errors, *(e for e in errors if e not in skipped)]
+        failed: list[SoarError] = [*ruleset.errors, *(e for e in errors if e not in skipped)]
         _report(failed, err=True)  # stdout is the export file
-        for error in skipped:
-            typer.echo(f"skipped: {error}", err=True)
+        for unsupported in skipped:
+            typer.echo(f"skipped: {unsupported}", err=True)
         return 1 if failed else 0
     cache = None if no_cache else CompileCache(path_setting("state_dir") / "compile-cache")
     result = convert_paths(_paths(paths), target, pipelines, cache)
