@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     response_dry_run: bool = Field(
         False, description="Actions only plan: each step records the exact commands it would run, nothing is touched"
     )
+    playbook_max_parallel: int = Field(
+        10, ge=1, le=100, description="Instances of one for_each step that run at once (a step's max_parallel wins)"
+    )
     notify_queue: str = Field("notify", description="Slack and run-event notifications, apart from containment steps")
 
     # -- continuous detection (soar scheduler); a rule's `soar:` block overrides interval and look-back

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from soar.actions import ActionContext, ActionResult
+from soar.actions.registry import RegisteredAction
 from soar.alerts import utcnow_iso
 from soar.playbooks import guards
 from soar.playbooks.locks import Locks
@@ -51,25 +52,33 @@ def call_with_timeout(func: Callable[[], ActionResult], timeout: float) -> Actio
     return outcome
 
 
+def lock_keys(action: RegisteredAction, inst: dict[str, Any]) -> list[str]:
+    """The per-target locks an instance takes (none for a notification)."""
+    if action.spec.impact == "notify":
+        return []
+    return [t["key"] for t in inst["targets"] if t["kind"] in ("host", "account", "ip", "process")]
+
+
 def execute(run: HeldRun, step: Step | None, step_rec: dict[str, Any], inst: dict[str, Any], locks: Locks) -> Next:
+    """One attempt. Safe in the threads of a batch: the run document (``inst`` included) changes under ``run.lock``."""
     rt = run.rt
     action = rt.registry.get(step_rec["uses"])
     timeout = step.timeout if step else 60.0
-    lock_keys = [t["key"] for t in inst["targets"] if t["kind"] in ("host", "account", "ip", "process")]
-    if action.spec.impact == "notify":
-        lock_keys = []
-    if lock_keys and not locks.acquire(lock_keys, run.id, timeout + LEASE_MARGIN + 30):
-        run.doc["status"] = "waiting_lock"
-        run.save()
+    keys = lock_keys(action, inst)
+    if keys and not locks.acquire(keys, run.id, timeout + LEASE_MARGIN + 30):
+        with run.lock:
+            run.doc["status"] = "waiting_lock"
+            run.save()
         return Next("retry", delay=0.5)
     try:
-        n = len(inst["attempts"]) + 1
-        attempt: dict[str, Any] = {"n": n, "status": "running", "started_at": utcnow_iso(), "worker": run.owner}
-        inst["attempts"].append(attempt)
-        inst["status"] = "running"
-        run.doc["status"] = "running"
-        run.extend_lease(timeout + LEASE_MARGIN)
-        run.save()  # the crash marker: from here a lost worker is noticed by the next lease holder
+        with run.lock:
+            n = len(inst["attempts"]) + 1
+            attempt: dict[str, Any] = {"n": n, "status": "running", "started_at": utcnow_iso(), "worker": run.owner}
+            inst["attempts"].append(attempt)
+            inst["status"] = "running"
+            run.doc["status"] = "running"
+            run.extend_lease(timeout + LEASE_MARGIN)
+            run.save()  # the crash marker: from here a lost worker is noticed by the next lease holder
         summary = {"id": inst["key"], "uses": action.spec.name}
         run.publish("step_started", step={**summary, "status": "running", "attempt": n})
         dry_run = rt.settings.response_dry_run
@@ -77,13 +86,30 @@ def execute(run: HeldRun, step: Step | None, step_rec: dict[str, Any], inst: dic
             settings=rt.settings, dry_run=dry_run, run_id=run.id, step_id=inst["key"], resources=rt.resources
         )
         if dry_run:
-            attempt["dry_run"] = True
+            with run.lock:
+                attempt["dry_run"] = True
         t0 = time.monotonic()
         result = call_with_timeout(lambda: action.call(ctx, inst["_params"]), timeout)
         elapsed = time.monotonic() - t0
     finally:
-        if lock_keys:
-            locks.release(lock_keys, run.id)
+        if keys:
+            locks.release(keys, run.id)
+    with run.lock:
+        return _record(run, step, action, inst, attempt, result, elapsed)
+
+
+def _record(
+    run: HeldRun,
+    step: Step | None,
+    action: RegisteredAction,
+    inst: dict[str, Any],
+    attempt: dict[str, Any],
+    result: ActionResult,
+    elapsed: float,
+) -> Next:
+    rt = run.rt
+    n = int(attempt["n"])
+    summary = {"id": inst["key"], "uses": action.spec.name}
     secrets_safe = redacted(
         {"stdout": _truncate(result.stdout), "stderr": _truncate(result.stderr), "error": result.error}, rt.settings
     )

@@ -113,6 +113,13 @@ def _check_semantics(pb: Playbook) -> None:
             if step.id in seen:
                 raise fail(f"step id {step.id!r} is used twice", section, i, "id")
             seen.add(step.id)
+            if step.max_parallel is not None and step.for_each is None:
+                raise fail(
+                    f"step {step.id}: max_parallel only applies to a for_each step (it bounds its instances)",
+                    section,
+                    i,
+                    "max_parallel",
+                )
             checks: list[tuple[str, Any]] = [("with", step.with_)]
             if step.for_each is not None:
                 checks.append(("for_each", step.for_each))

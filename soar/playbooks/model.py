@@ -43,6 +43,9 @@ class Step(_Strict):
     with_: dict[str, Any] = Field(default_factory=dict, alias="with")
     when: str | None = None
     for_each: str | list[Any] | None = None
+    max_parallel: int | None = Field(
+        None, ge=1, le=100, description="for_each instances run at once (default: the playbook_max_parallel setting)"
+    )
     retry: Retry = Field(default_factory=lambda: Retry.model_validate({}))
     timeout: float = Field(60.0, gt=0, le=24 * 3600)
     on_failure: OnFailure = "abort"

@@ -15,11 +15,12 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from datetime import datetime
 from typing import Any
 
 from soar.alerts import utcnow_iso
-from soar.playbooks import guards, planner, templating
-from soar.playbooks.execute import execute
+from soar.playbooks import guards, parallel, planner, templating
+from soar.playbooks.execute import execute, lock_keys
 from soar.playbooks.locks import Locks, open_locks
 from soar.playbooks.model import Playbook, Step
 from soar.playbooks.records import APPROVALS, RUNS, TERMINAL, audit, redacted
@@ -34,6 +35,7 @@ __all__ = ["Next", "advance"]
 log = logging.getLogger("soar.playbooks.runner")
 
 MAX_INTERRUPTIONS = 3
+ADMITTED = ("ready", "running", "waiting_approval")
 INSTANCE_DONE = ("succeeded", "failed", "refused", "denied", "expired", "interrupted", "skipped")
 
 
@@ -188,9 +190,10 @@ def _work_on_step(
     run: HeldRun, pb: Playbook, entry: dict[str, Any], step_rec: dict[str, Any], locks: Locks
 ) -> Next | None:
     step = _step_of(pb, entry)
-    for inst in step_rec["instances"]:
-        if inst["status"] in INSTANCE_DONE:
-            continue
+    todo = [i for i in step_rec["instances"] if i["status"] not in INSTANCE_DONE]
+    if len(todo) > 1 and (wide := parallel.width(step, run.rt.settings.playbook_max_parallel)) > 1:
+        return _work_on_batch(run, step, step_rec, todo, locks, wide)
+    for inst in todo:
         return _work_on_instance(run, step, step_rec, inst, locks)
     statuses = {i["status"] for i in step_rec["instances"]}
     bad = sorted(statuses - {"succeeded", "skipped"})
@@ -215,6 +218,17 @@ def _work_on_step(
     return None
 
 
+def _admitted(step_rec: dict[str, Any], inst: dict[str, Any]) -> set[str]:
+    """Targets of the step's other instances admitted but not yet finished (a parallel batch, an approval
+    pending): the blast radius counts them, so a wide for_each cannot pass the limit before any ran."""
+    return {
+        t["key"]
+        for other in step_rec["instances"]
+        if other is not inst and other["status"] in ADMITTED
+        for t in other["targets"]
+    }
+
+
 def _decide(run: HeldRun, step: Step | None, step_rec: dict[str, Any], inst: dict[str, Any]) -> Decision:
     rt = run.rt
     action = rt.registry.get(step_rec["uses"])
@@ -226,6 +240,8 @@ def _decide(run: HeldRun, step: Step | None, step_rec: dict[str, Any], inst: dic
         return d if d.outcome == "refuse" else Decision("allow", ("rollback of an allowed step",))
     gated = impact in GATED_IMPACTS
     contained = set(run.doc["contained_targets"])
+    if gated and not rt.settings.response_dry_run:  # like contained_targets: a planned containment contains nothing
+        contained |= _admitted(step_rec, inst)
     new_keys = {t.key for t in targets} if gated else set()
     rate_capped = None
     if gated and step_rec["phase"] == "steps":
@@ -250,6 +266,63 @@ def _decide(run: HeldRun, step: Step | None, step_rec: dict[str, Any], inst: dic
 def _work_on_instance(
     run: HeldRun, step: Step | None, step_rec: dict[str, Any], inst: dict[str, Any], locks: Locks
 ) -> Next:
+    nxt = _prepare(run, step, step_rec, inst)
+    return nxt if nxt is not None else execute(run, step, step_rec, inst, locks)
+
+
+def _work_on_batch(
+    run: HeldRun,
+    step: Step | None,
+    step_rec: dict[str, Any],
+    todo: list[dict[str, Any]],
+    locks: Locks,
+    wide: int,
+) -> Next:
+    """Decide instances in order (each decision counts the ones admitted before it) until ``wide`` are
+    ready, then run those at once. Instances waiting for an approval are passed over; the run pauses for
+    them once nothing else is left to run."""
+    action = run.rt.registry.get(step_rec["uses"])
+    batch: list[dict[str, Any]] = []
+    busy: set[str] = set()  # the target locks of the batch: one actor per target, within a run too
+    paused: list[Next] = []
+    later: list[Next] = []  # instances still inside their retry backoff
+    for inst in todo:
+        keys = set(lock_keys(action, inst))
+        if len(batch) >= wide or keys & busy:
+            break
+        if inst["status"] == "ready" and (wait := _backoff_left(step, inst)) > 0:
+            later.append(Next("retry", delay=wait))
+            continue
+        nxt = _prepare(run, step, step_rec, inst)
+        if nxt is None:
+            batch.append(inst)
+            busy |= keys
+        elif nxt.kind == "paused":
+            paused.append(nxt)
+    if batch:
+        later.append(parallel.run_batch(run, step, step_rec, batch, locks))
+    retries = [nxt for nxt in later if nxt.kind == "retry"]
+    if retries:
+        return min(retries, key=lambda nxt: nxt.delay)
+    if paused and not batch:
+        run.doc["status"] = "waiting_approval"
+        run.save()
+        return min(paused, key=lambda nxt: nxt.delay)
+    return Next("continue")
+
+
+def _backoff_left(step: Step | None, inst: dict[str, Any]) -> float:
+    """Seconds before a failed attempt may be retried (its backoff, counted from when it finished)."""
+    last = inst["attempts"][-1] if inst["attempts"] else None
+    if step is None or last is None or last.get("status") != "failed" or not last.get("finished_at"):
+        return 0.0
+    backoff = step.retry.backoff * 2.0 ** (int(last["n"]) - 1)
+    finished = datetime.fromisoformat(last["finished_at"]).timestamp()
+    return max(0.0, finished + backoff - time.time())
+
+
+def _prepare(run: HeldRun, step: Step | None, step_rec: dict[str, Any], inst: dict[str, Any]) -> Next | None:
+    """Bring an instance to ``ready`` (None: execute it) or say why not (refused, waiting, interrupted, ...)."""
     rt = run.rt
     summary = {"id": inst["key"], "uses": step_rec["uses"]}
     if inst["status"] == "pending":
@@ -285,7 +358,7 @@ def _work_on_instance(
             run.save()
             return Next("continue")
         inst["status"] = "ready"
-    return execute(run, step, step_rec, inst, locks)
+    return None
 
 
 def _request_approval(run: HeldRun, inst: dict[str, Any], d: Decision, summary: dict[str, Any]) -> Next:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -22,24 +23,32 @@ class Next:
 
 
 class HeldRun:
-    """The run document held under its lease; every save is an optimistic write."""
+    """The run document held under its lease; every save is an optimistic write.
+
+    ``lock`` serialises the document between the threads of a parallel for_each batch: whoever
+    changes ``doc`` (an instance of it included) or saves, publishes or extends the lease holds it.
+    """
 
     def __init__(self, rt: Runtime, rec: Record, owner: str) -> None:
         self.rt = rt
         self.doc = rec.doc
         self.version = rec.version
         self.owner = owner
+        self.lock = threading.RLock()
 
     @property
     def id(self) -> str:
         return str(self.doc["id"])
 
     def save(self) -> None:
-        self.doc["updated_at"] = utcnow_iso()
-        self.version = self.rt.store.update(RUNS, self.id, self.doc, version=self.version).version
+        with self.lock:
+            self.doc["updated_at"] = utcnow_iso()
+            self.version = self.rt.store.update(RUNS, self.id, self.doc, version=self.version).version
 
     def extend_lease(self, seconds: float) -> None:
-        self.doc["lease"] = {"owner": self.owner, "until": time.time() + seconds}
+        with self.lock:  # the instances of a batch share one timeout, so the latest extension is the longest
+            self.doc["lease"] = {"owner": self.owner, "until": time.time() + seconds}
 
     def publish(self, event_type: events.EventType, **extra: Any) -> None:
-        events.publish(self.rt.settings, self.id, events.make_event(event_type, self.doc, **extra))
+        with self.lock:  # in order, as one at a time would (eager mode calls the notifier right here)
+            events.publish(self.rt.settings, self.id, events.make_event(event_type, self.doc, **extra))

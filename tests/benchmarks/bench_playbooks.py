@@ -28,6 +28,7 @@ from soar.playbooks.records import RUNS
 from soar.playbooks.runtime import Runtime
 from soar.store import open_store
 from tests.integration.playbooks.conftest import INVENTORY, TESTKIT, alert
+from tests.integration.playbooks.test_parallel import WIDE
 from tests.integration.playbooks.testkit_integrations.testkit import calls
 from tests.workers import flush_db, redis_url_for_db, running_worker
 
@@ -48,6 +49,7 @@ steps:
 MANY_STEPS = "name: many\ntrigger: {rules: [bench-many]}\nsteps:\n" + "".join(
     f'  - id: s{i}\n    uses: testkit.note\n    with: {{text: "{{{{ alert.host.name }}}} {i}"}}\n' for i in range(STEPS)
 )
+WIDE_HOSTS = 50
 STORM_PB = """\
 name: storm
 trigger: {rules: [bench-storm]}
@@ -67,6 +69,10 @@ def _content(tmp: Path) -> Path:
     (root / "policy.yml").write_text("rate_caps: {contain_per_hour: 100000}\n", encoding="utf-8")
     for name, text in (("first", FIRST_STEP), ("many", MANY_STEPS), ("storm", STORM_PB)):
         (root / "playbooks" / f"{name}.yml").write_text(text, encoding="utf-8")
+    for width in (1, 10):
+        text = WIDE.replace("{width}", str(width)).replace("seconds: 0.4", "seconds: 0.1")
+        text = text.replace("name: wide", f"name: wide{width}").replace("rule-contain", f"bench-wide{width}")
+        (root / "playbooks" / f"wide{width}.yml").write_text(text, encoding="utf-8")
     return root
 
 
@@ -162,7 +168,16 @@ def embedded(tmp: Path) -> dict[str, float]:
         for run_id in engine.handle_alert(rt, doc["id"]):
             dispatch.drive(rt, run_id)
     storm = STORM / (time.perf_counter() - t0)
-    return {"direct_call": direct, "eager_per_step": per_step, "eager_storm_per_s": storm}
+    wide: dict[str, float] = {}
+    for width in (1, 10):  # one for_each step over 50 hosts, each containment taking 0.1 s
+        hosts = [f"w{width}-{i}" for i in range(WIDE_HOSTS)]
+        doc = alert(f"wide-{width}", rule_id=f"bench-wide{width}", related={"hosts": hosts})
+        rt.store.create(engine.ALERTS, doc["id"], doc)
+        t0 = time.perf_counter()
+        for run_id in engine.handle_alert(rt, doc["id"]):
+            dispatch.drive(rt, run_id)
+        wide[f"wide_{width}"] = time.perf_counter() - t0
+    return {"direct_call": direct, "eager_per_step": per_step, "eager_storm_per_s": storm, **wide}
 
 
 def main() -> int:
@@ -177,6 +192,12 @@ def main() -> int:
         ("per-step time (Redis, worker)", w["worker_per_step"] * ms, w["ping_p50"] * ms, "ms"),
         ("per-step time (embedded, SQLite)", e["eager_per_step"] * ms, e["direct_call"] * ms, "ms"),
         ("storm throughput (embedded), alerts/s", e["eager_storm_per_s"], None, "/s"),
+        (
+            f"for_each over {WIDE_HOSTS} hosts (0.1 s each), parallel 10",
+            e["wide_10"],
+            e["wide_1"],
+            "s; anchor: one at a time",
+        ),
         (f"storm throughput ({WORKER_STORM}, worker c=2), alerts/s", w["worker_storm_per_s"], None, "/s"),
     ]
     print(f"{'measure':48} {'ours':>10} {'anchor':>10} {'ratio':>8}")

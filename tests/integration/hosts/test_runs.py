@@ -15,10 +15,19 @@ import yaml
 from soar.config import Settings, get_settings
 from soar.hosts.runner import RESOURCE_KEY, HostRunner
 from soar.notify.outbox import listing
-from soar.playbooks import dispatch, engine
+from soar.playbooks import dispatch, engine, rollback
 from soar.playbooks.records import RUNS
 from soar.playbooks.runtime import Runtime
-from tests.integration.hosts.lab import LAB, LabUser, can_connect, nft_ruleset, state_left, timers_in, wait_for
+from tests.integration.hosts.lab import (
+    LAB,
+    LabUser,
+    can_connect,
+    host_lock,
+    nft_ruleset,
+    state_left,
+    timers_in,
+    wait_for,
+)
 from tests.integration.playbooks.conftest import alert
 from tests.workers import redis_url_for_db
 
@@ -310,3 +319,49 @@ def test_triage_evidence_is_attached_to_the_run_and_the_run_reuses_one_connectio
     assert hashlib.sha256(Path("/etc/hostname").read_bytes()).hexdigest() + "  /etc/hostname" in data.decode()
     assert instance(run, "sessions")["result"]["verified"] is True
     assert connects(rt) == 2  # the bastion and db1, once each for both steps of the run
+
+
+ISOLATE_EACH = playbook(
+    "isolate-each",
+    """\
+  - id: isolate
+    uses: hosts.isolate_host
+    for_each: "{{ alert.related.hosts }}"
+    with: {host: "{{ item }}", deadman_seconds: 120}
+    max_parallel: 3
+""",
+)
+
+
+def test_a_for_each_isolates_its_hosts_at_once_and_the_rollback_releases_them(
+    tmp_path: Path, lab_inventory_path: Path, lab_runs: LabRuns
+) -> None:
+    hosts = {"web1": "10.77.0.11", "db1": "10.77.0.12", "app1": "10.77.0.13"}
+    with host_lock("web1"):  # app1 and db1 are held by the module's fixture
+        before = {h: nft_ruleset(h) for h in hosts}
+        settings = lab_runs.settings(lab_content(tmp_path, lab_inventory_path, ISOLATE_EACH))
+        run, rt = lab_runs.run(settings, alert("isolate-each", host="web1", related={"hosts": list(hosts)}))
+        try:
+            assert run["status"] == "succeeded", run.get("error")
+            insts = run["steps"]["isolate"]["instances"]
+            assert [i["item"] for i in insts] == list(hosts)
+            assert all(i["status"] == "succeeded" and i["result"]["verified"] is True for i in insts)
+            for host, address in hosts.items():
+                assert not can_connect("peer", address, 22), f"the peer still reaches {host}"
+            assert run["contained_targets"] == ["host:app1", "host:db1", "host:web1"]
+            # the three attempts overlapped: each began before any of them had finished
+            attempts = [i["attempts"][0] for i in insts]
+            assert max(a["started_at"] for a in attempts) < min(a["finished_at"] for a in attempts), attempts
+        finally:
+            rollback.request_rollback(rt, run["id"], actor="test", reason="release the lab")
+            dispatch.drive(rt, run["id"])
+        record = rt.store.get(RUNS, run["id"])
+        assert record is not None
+        done = record.doc
+        assert done["status"] == "rolled_back", done.get("error")
+        reverts = [done["steps"][e["id"]]["instances"][0] for e in done["rollback"]["steps"]]
+        assert [r["params"]["host"] for r in reverts] == ["app1", "db1", "web1"]  # newest first
+        assert all(r["status"] == "succeeded" and r["result"]["verified"] is True for r in reverts)
+        for host, address in hosts.items():
+            assert nft_ruleset(host) == before[host] and timers_in(host) == [] and not state_left(host)
+            assert can_connect("peer", address, 22)

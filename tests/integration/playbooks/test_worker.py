@@ -147,3 +147,27 @@ def test_worker_killed_mid_run_resumes_without_repeating_containment(
     attempts = run["steps"]["slow"]["instances"][0]["attempts"]
     assert [a["status"] for a in attempts] == ["interrupted", "succeeded"]
     assert len({c["pid"] for c in calls(content.state) if c["action"] == "testkit.sleep"}) == 2
+
+
+def test_a_for_each_batch_on_a_real_worker_runs_at_once_under_redis_locks(
+    content: Content, worker_store: Store, client: Celery, tmp_path: Path
+) -> None:
+    from tests.integration.playbooks.test_parallel import ROOMY_POLICY, WIDE, most_at_once
+
+    content.policy(ROOMY_POLICY)
+    content.playbook("wide", WIDE.replace("{width}", "3"))
+    hosts = [f"h{i}" for i in range(6)]
+    doc = alert("w-wide", related={"hosts": hosts})
+    worker_store.create(ALERTS, doc["id"], doc)
+    env = content_env(content, eager=False, redis_db=DB)
+    with running_worker(DB, env, concurrency=1, log_path=tmp_path / "worker.log"):
+        client.send_task("soar.playbooks.handle_alert", args=["w-wide"], queue="response")
+        run = _wait(lambda: _status(worker_store, "w-wide", "succeeded", "failed"), 60, "the run to finish")
+    assert run["status"] == "succeeded", run.get("error")
+    made = [c for c in calls(content.state) if c["action"] == "testkit.slow_contain"]
+    assert sorted(c["host"] for c in made) == hosts
+    assert 1 < most_at_once([(c["began"], c["ended"]) for c in made]) <= 3
+    assert len({c["pid"] for c in made}) == 1  # one worker process, its threads
+    assert run["contained_targets"] == [f"host:{h}" for h in hosts]
+    r = redis_lib.Redis.from_url(redis_url_for_db(DB))
+    assert r.keys(PREFIX + "*") == []  # every target lock released

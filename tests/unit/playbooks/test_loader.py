@@ -80,6 +80,15 @@ def test_good_playbook_loads_with_lines(tmp_path: Path) -> None:
             "pb.yml:5: step id 'a' is used twice",
         ),
         ("name: x\ntrigger: {rules: [r]}\nname: y\nsteps: []\n", "pb.yml:3: duplicate key 'name'"),
+        (
+            "name: x\ntrigger: {rules: [r]}\nsteps:\n  - id: a\n    uses: core.log\n    for_each: [1, 2]\n"
+            "    max_parallel: 0\n",
+            "pb.yml:7: steps.0.max_parallel: Input should be greater than or equal to 1",
+        ),
+        (
+            "name: x\ntrigger: {rules: [r]}\nsteps:\n  - id: a\n    uses: core.log\n    max_parallel: 5\n",
+            "pb.yml:6: step a: max_parallel only applies to a for_each step",
+        ),
         ("name: x\ntrigger: [\n", "pb.yml:3:1: not valid YAML"),
         ("- just\n- a list\n", "pb.yml:1: a playbook must be a YAML mapping"),
     ],

@@ -123,3 +123,15 @@ def leak(ctx: ActionContext, what: str) -> ActionResult:
     return ActionResult(
         ok=True, stdout=f"{what}: key={key}", stderr=f"debug {key}", output={"password": "hunter2", "note": key}
     )
+
+
+@action("testkit.slow_contain", impact="contain", idempotent=True, revert="testkit.release", targets={"host": "host"})
+def slow_contain(ctx: ActionContext, host: str, seconds: float = 0.4) -> ActionResult:
+    """A containment that takes a while, logging when it began and ended (how many ran at once)."""
+    if ctx.dry_run:
+        return ActionResult(ok=True)
+    began = time.time()
+    time.sleep(seconds)
+    (_dir(ctx) / f"contained-{host}").write_text(ctx.run_id or "", encoding="utf-8")
+    _log(ctx, "testkit.slow_contain", host=host, began=began, ended=time.time())
+    return ActionResult(ok=True, output={"host": host}, verified=True, changed=True)

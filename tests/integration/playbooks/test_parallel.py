@@ -1,0 +1,196 @@
+"""The instances of a for_each step run at once, bounded by max_parallel, with every safety check still serial."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from datetime import datetime
+from typing import Any
+
+from soar.config import Settings
+from soar.playbooks import dispatch, engine
+from soar.playbooks.approvals import decide
+from soar.playbooks.locks import open_locks
+from soar.playbooks.records import mutate
+from soar.playbooks.runner import advance
+from tests.integration.playbooks.conftest import Content, alert
+from tests.integration.playbooks.test_engine import _run, _start
+from tests.integration.playbooks.testkit_integrations.testkit import calls
+
+WIDE = """\
+name: wide
+trigger: {rules: [rule-contain]}
+steps:
+  - {id: contain, uses: testkit.slow_contain, for_each: "{{ alert.related.hosts }}", max_parallel: {width},
+     with: {host: "{{ item }}", seconds: 0.4}, on_failure: continue}
+"""
+
+ROOMY_POLICY = """\
+approvals:
+  - {name: prod-containment, impact: [contain, destructive], labels: {env: prod}, approvals: 1, timeout: 600}
+blast_radius: {max_targets_per_run: 50}
+"""
+
+
+def _slow_calls(content: Content) -> list[dict[str, Any]]:
+    return [c for c in calls(content.state) if c["action"] == "testkit.slow_contain"]
+
+
+def most_at_once(spans: list[tuple[float, float]]) -> int:
+    """The largest number of (began, ended) spans open at one moment."""
+    edges = sorted([(b, 1) for b, _ in spans] + [(e, -1) for _, e in spans], key=lambda x: (x[0], x[1]))
+    now = most = 0
+    for _, step in edges:
+        now += step
+        most = max(most, now)
+    return most
+
+
+def test_instances_run_at_once_bounded_by_max_parallel(content: Content, pb_settings: Settings) -> None:
+    content.policy(ROOMY_POLICY)
+    content.playbook("wide", WIDE.replace("{width}", "4"))
+    hosts = [f"h{i:02d}" for i in range(10)]
+    rt, [run_id] = _start(pb_settings, alert(related={"hosts": hosts}))
+    run = _run(rt, run_id)
+    assert run["status"] == "succeeded", run.get("error")
+    made = _slow_calls(content)
+    assert sorted(c["host"] for c in made) == hosts  # every instance exactly once
+    at_once = most_at_once([(c["began"], c["ended"]) for c in made])
+    assert 1 < at_once <= 4, at_once
+    insts = run["steps"]["contain"]["instances"]
+    assert [i["key"] for i in insts] == [f"contain[{n}]" for n in range(10)]
+    for inst in insts:  # the record has the shape of a serial run: one attempt each, decided, no error
+        assert inst["status"] == "succeeded" and inst["decision"]["outcome"] == "allow"
+        assert [a["status"] for a in inst["attempts"]] == ["succeeded"] and inst["attempts"][0]["finished_at"]
+    assert run["contained_targets"] == [f"host:{h}" for h in hosts]
+    assert run["steps"]["contain"]["status"] == "succeeded" and run["lease"] is None
+
+
+def test_the_blast_radius_counts_instances_admitted_in_the_same_batch(content: Content, pb_settings: Settings) -> None:
+    content.playbook("wide", WIDE.replace("{width}", "10"))  # the test policy: at most 3 targets per run
+    hosts = [f"h{i}" for i in range(8)]
+    rt, [run_id] = _start(pb_settings, alert(related={"hosts": hosts}))
+    run = _run(rt, run_id)
+    insts = run["steps"]["contain"]["instances"]
+    assert [i["status"] for i in insts] == ["succeeded"] * 3 + ["refused"] * 5
+    assert all("blast radius" in i["error"] for i in insts[3:])
+    assert sorted(c["host"] for c in _slow_calls(content)) == hosts[:3]
+    assert run["contained_targets"] == ["host:h0", "host:h1", "host:h2"]
+    refused = [r.doc for r in rt.store.find("audit", {"action": "policy.refused"}, limit=100)]
+    assert len(refused) == 5
+
+
+def test_allowed_instances_run_while_others_wait_for_approval(content: Content, pb_settings: Settings) -> None:
+    content.policy(ROOMY_POLICY)
+    content.playbook("wide", WIDE.replace("{width}", "5"))
+    rt, [run_id] = _start(pb_settings, alert(related={"hosts": ["dev1", "web1", "dev2", "web2"]}))
+    run = _run(rt, run_id)
+    assert run["status"] == "waiting_approval"
+    assert [i["status"] for i in run["steps"]["contain"]["instances"]] == [
+        "succeeded",
+        "waiting_approval",
+        "succeeded",
+        "waiting_approval",
+    ]
+    assert sorted(c["host"] for c in _slow_calls(content)) == ["dev1", "dev2"]
+    pending = sorted(r.doc["step"] for r in rt.store.find("approvals", {"status": "pending"}, limit=10))
+    assert pending == ["contain[1]", "contain[3]"]
+    decide(
+        pb_settings, rt.store, run_id, "contain[1]", approver="alice", role="approver", decision="approve", via="cli"
+    )
+    assert _run(rt, run_id)["status"] == "waiting_approval"  # still one to go
+    decide(pb_settings, rt.store, run_id, "contain[3]", approver="bob", role="approver", decision="deny", via="cli")
+    run = _run(rt, run_id)
+    assert [i["status"] for i in run["steps"]["contain"]["instances"]] == [
+        "succeeded",
+        "succeeded",
+        "succeeded",
+        "denied",
+    ]
+    assert run["contained_targets"] == ["host:dev1", "host:dev2", "host:web1"]
+    assert sorted(c["host"] for c in _slow_calls(content)) == ["dev1", "dev2", "web1"]
+
+
+def test_a_busy_target_makes_the_step_retry_after_the_others_finish(content: Content, pb_settings: Settings) -> None:
+    content.policy(ROOMY_POLICY)
+    content.playbook("wide", WIDE.replace("{width}", "10"))
+    rt = dispatch.runtime_for(pb_settings)
+    locks = open_locks(pb_settings, rt.store)
+    assert locks.acquire(["host:h1"], "run-other", 60)  # another run is acting on h1
+    doc = alert(related={"hosts": ["h0", "h1", "h2"]})
+    rt.store.create(engine.ALERTS, doc["id"], doc)
+    [run_id] = engine.handle_alert(rt, doc["id"])
+    nxt = advance(rt, run_id)
+    run = _run(rt, run_id)
+    assert (nxt.kind, nxt.delay, run["status"]) == ("retry", 0.5, "waiting_lock")
+    assert [i["status"] for i in run["steps"]["contain"]["instances"]] == ["succeeded", "ready", "succeeded"]
+    assert sorted(c["host"] for c in _slow_calls(content)) == ["h0", "h2"]
+    locks.release(["host:h1"], "run-other")
+    dispatch.drive(rt, run_id)
+    run = _run(rt, run_id)
+    assert run["status"] == "succeeded", run.get("error")
+    assert sorted(c["host"] for c in _slow_calls(content)) == ["h0", "h1", "h2"]
+    assert [len(i["attempts"]) for i in run["steps"]["contain"]["instances"]] == [1, 1, 1]
+
+
+def test_two_instances_on_one_target_never_overlap(content: Content, pb_settings: Settings) -> None:
+    content.policy(ROOMY_POLICY)
+    content.playbook("wide", WIDE.replace("{width}", "10"))
+    rt, [run_id] = _start(pb_settings, alert(related={"hosts": ["h0", "h0", "h1", "h0"]}))
+    assert _run(rt, run_id)["status"] == "succeeded"
+    on_h0 = sorted((c["began"], c["ended"]) for c in _slow_calls(content) if c["host"] == "h0")
+    assert len(on_h0) == 3
+    assert most_at_once(on_h0) == 1
+
+
+def test_a_batch_cut_short_by_a_lost_worker_is_recovered(content: Content, pb_settings: Settings) -> None:
+    content.policy(ROOMY_POLICY)
+    content.playbook("wide", WIDE.replace("{width}", "10"))
+    rt, [run_id] = _start(pb_settings, alert(related={"hosts": ["h0", "h1", "h2"]}))
+    assert _run(rt, run_id)["status"] == "succeeded"
+
+    def killed_mid_batch(run: dict[str, Any]) -> None:  # h0 done; h1 and h2 inside the action when it died
+        run.update(status="running", finished_at=None, cursor=0, outputs=None)
+        run["steps"]["contain"].update(status="in_progress", finished_at=None)
+        for inst in run["steps"]["contain"]["instances"][1:]:
+            inst.update(status="running", result=None)
+            inst["attempts"][-1].update(status="running", finished_at=None)
+        run["contained_targets"] = ["host:h0"]
+        run["lease"] = {"owner": "dead-worker", "until": time.time() - 1}
+
+    mutate(rt.store, run_id, killed_mid_batch)
+    assert run_id in engine.stale_runs(rt)
+    dispatch.kick(pb_settings, run_id, runtime=rt)
+    run = _run(rt, run_id)
+    assert run["status"] == "succeeded", run.get("error")
+    insts = run["steps"]["contain"]["instances"]
+    assert [a["status"] for a in insts[0]["attempts"]] == ["succeeded"]
+    for inst in insts[1:]:  # an idempotent containment is attempted again, the lost attempt kept
+        assert [a["status"] for a in inst["attempts"]] == ["interrupted", "succeeded"]
+        assert inst["interruptions"] == 1
+    assert run["contained_targets"] == ["host:h0", "host:h1", "host:h2"]
+    assert sorted(c["host"] for c in _slow_calls(content)) == ["h0", "h1", "h1", "h2", "h2"]
+
+
+def test_a_retry_in_a_batch_keeps_its_backoff(content: Content, pb_settings: Settings) -> None:
+    # max_parallel 2: a's second retry is due 0.3 s after c's first, so a batch must pass it over
+    items = "[{key: a, fails: 2}, {key: b, fails: 0}, {key: c, fails: 1}]"
+    content.playbook(
+        "retries",
+        "name: retries\ntrigger: {rules: [rule-contain]}\nsteps:\n"
+        f"  - {{id: try, uses: testkit.flaky, for_each: {items}, max_parallel: 2,\n"
+        '     with: {key: "{{ item.key }}", fail_times: "{{ item.fails }}"}, retry: {count: 2, backoff: 0.3}}\n',
+    )
+    rt, [run_id] = _start(pb_settings, alert())
+    run = _run(rt, run_id)
+    assert run["status"] == "succeeded", run.get("error")
+    insts = run["steps"]["try"]["instances"]
+    assert [[a["status"] for a in i["attempts"]] for i in insts] == [
+        ["failed", "failed", "succeeded"],
+        ["succeeded"],
+        ["failed", "succeeded"],
+    ]
+    for inst in insts:  # no retry began before its backoff (0.3 s, then 0.6 s) had passed
+        for n, (before, after) in enumerate(itertools.pairwise(inst["attempts"])):
+            gap = datetime.fromisoformat(after["started_at"]) - datetime.fromisoformat(before["finished_at"])
+            assert gap.total_seconds() >= 0.3 * 2**n, (inst["key"], n, gap)
