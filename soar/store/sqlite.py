@@ -19,7 +19,16 @@ CREATE TABLE IF NOT EXISTS docs (
     doc     TEXT NOT NULL,
     PRIMARY KEY (kind, id)
 );
+CREATE INDEX IF NOT EXISTS docs_status ON docs (kind, json_extract(doc, '$."status"'));
 """
+
+
+def _json_expr(field: str) -> str:
+    """``json_extract(doc, '<path>')`` with the path inline (not bound) so an expression index can serve it.
+
+    Safe to inline: ``check_field`` admits no quote of either kind.
+    """
+    return f"json_extract(doc, '{_json_path(field)}')"
 
 
 def _json_path(field: str) -> str:
@@ -118,25 +127,23 @@ class SQLiteStore:
         clauses = ["kind = ?"]
         params: list[Any] = [check_kind(kind)]
         for field, cond in normalise_where(where):
-            expr = "json_extract(doc, ?)"
-            path = _json_path(field)
+            expr = _json_expr(field)
             if isinstance(cond, Range):
                 for op, value in ((">=", cond.gte), (">", cond.gt), ("<=", cond.lte), ("<", cond.lt)):
                     if value is not None:
                         clauses.append(f"{expr} {op} ?")
-                        params += [path, value]
+                        params.append(value)
             elif isinstance(cond, tuple):
                 if not cond:
                     clauses.append("0")
                     continue
                 clauses.append(f"{expr} IN ({', '.join('?' * len(cond))})")
-                params += [path, *cond]
+                params += list(cond)
             elif cond is None:
                 clauses.append(f"{expr} IS NULL")
-                params.append(path)
             else:
                 clauses.append(f"{expr} = ?")
-                params += [path, cond]
+                params.append(cond)
         return " AND ".join(clauses), params
 
     def find(
@@ -151,8 +158,7 @@ class SQLiteStore:
         sql, params = self._where_sql(kind, where)
         query = f"SELECT id, version, doc FROM docs WHERE {sql}"  # noqa: S608 (field paths are bound parameters)
         if order_by:
-            query += f" ORDER BY json_extract(doc, ?) {'DESC' if descending else 'ASC'}, id"
-            params.append(_json_path(order_by))
+            query += f" ORDER BY {_json_expr(order_by)} {'DESC' if descending else 'ASC'}, id"
         else:
             query += " ORDER BY id"
         query += " LIMIT ?"
