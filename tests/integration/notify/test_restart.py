@@ -138,7 +138,12 @@ def test_the_embedded_scheduler_resumes_the_outbox_when_it_starts(tmp_path: Path
         start_new_session=True,
     )
     try:
-        assert eventually(lambda: len(_posted_keys(workspace)) == 3, 30), (tmp_path / "scheduler.log").read_text()
+        # the card and its two replies are posted, then the card is updated to the run's end
+        done = eventually(
+            lambda: len(_posted_keys(workspace)) == 3 and any("succeeded" in m["text"] for m in workspace.top_level()),
+            30,
+        )
+        assert done, (tmp_path / "scheduler.log").read_text()
     finally:
         kill_group(proc)
         log.close()
