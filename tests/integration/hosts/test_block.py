@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from soar.actions import ActionContext, ActionRegistry
@@ -17,12 +15,7 @@ DB1 = "10.77.0.12"
 
 
 def wait_until_reachable(src: str, addr: str, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if can_connect(src, addr, 22, seconds=1):
-            return True
-        time.sleep(0.5)
-    return can_connect(src, addr, 22)
+    return wait_for(lambda: can_connect(src, addr, 22, seconds=1), seconds)
 
 
 def test_block_and_unblock_the_attacker_peer(ctx: ActionContext, registry: ActionRegistry) -> None:

@@ -90,14 +90,20 @@ def test_a_changed_key_fails_the_action_and_runs_nothing(
     assert "soar_isolate" not in nft_ruleset("app1")
 
 
+def _app1_unreachable(tmp_path: Path, lab_inventory_path: Path) -> Path:
+    """The lab inventory with app1 on a port nothing listens on (the bastion cannot reach it)."""
+    data = yaml.safe_load(lab_inventory_path.read_text())
+    data["defaults"]["key"] = str(LAB / "id_ed25519")
+    data["hosts"]["app1"]["port"] = 2222
+    inv = tmp_path / "inventory.yml"
+    inv.write_text(yaml.safe_dump(data))
+    return inv
+
+
 def test_an_unreachable_host_is_retried_with_backoff_then_fails_clearly(
     tmp_path: Path, lab_inventory_path: Path
 ) -> None:
-    data = yaml.safe_load(lab_inventory_path.read_text())
-    data["defaults"]["key"] = str(LAB / "id_ed25519")
-    data["hosts"]["app1"]["port"] = 2222  # nothing listens there
-    inv = tmp_path / "inventory.yml"
-    inv.write_text(yaml.safe_dump(data))
+    inv = _app1_unreachable(tmp_path, lab_inventory_path)
     inventory = load_inventory(inv)
     pool = ConnectionPool(inventory, SSHOptions(known_hosts=LAB / "known_hosts", connect_timeout=3, backoff=0.4))
     started = time.monotonic()
@@ -114,11 +120,7 @@ def test_an_unreachable_host_is_retried_with_backoff_then_fails_clearly(
 def test_an_unreachable_host_fails_the_action_clearly_and_changes_nothing(
     tmp_path: Path, lab_inventory_path: Path, registry: ActionRegistry
 ) -> None:
-    data = yaml.safe_load(lab_inventory_path.read_text())
-    data["defaults"]["key"] = str(LAB / "id_ed25519")
-    data["hosts"]["app1"]["port"] = 2222  # nothing listens there
-    inv = tmp_path / "inventory.yml"
-    inv.write_text(yaml.safe_dump(data))
+    inv = _app1_unreachable(tmp_path, lab_inventory_path)
     ctx = ActionContext(settings=lab_settings(tmp_path, inv))
     before = nft_ruleset("app1")
     try:
