@@ -101,38 +101,67 @@ def open_thread(
     return dict(existing.doc)
 
 
+def _newer(holder: dict[str, Any], seq: int | None) -> bool:
+    """True (and remembered) if an event of order ``seq`` may set ``holder``'s status.
+
+    Workers handle a run's events concurrently, so they arrive in any order: a status is
+    only ever replaced by a later event's. An event without ``seq`` (an older publisher) always may.
+    """
+    if seq is None:
+        return True
+    if seq < int(holder.get("seq") or 0):
+        return False
+    holder["seq"] = seq
+    return True
+
+
 def apply_event(thread: dict[str, Any], event: Mapping[str, Any]) -> dict[str, Any]:
-    """The thread state after ``event`` (pure; applying the same event twice gives the same state)."""
+    """The thread state after ``event`` (pure; the same events in any order, or twice, give the same state)."""
     runs: dict[str, Any] = thread.setdefault("runs", {})
     run_id = str(event.get("run_id", ""))
     run = runs.setdefault(run_id, {"playbook": event.get("playbook"), "status": "running", "steps": {}})
     if event.get("playbook"):
         run["playbook"] = event["playbook"]
+    raw_seq = event.get("seq")
+    seq = int(raw_seq) if isinstance(raw_seq, int) else None
     kind = event.get("type")
     step = event.get("step") or {}
     if step.get("id"):
         entry = run["steps"].setdefault(str(step["id"]), {})
-        for name in ("uses", "status", "summary"):
-            if step.get(name) is not None:
-                entry[name] = step[name]
+        if step.get("uses") is not None:
+            entry["uses"] = step["uses"]
+        newest = step.get("status") is not None and _newer(entry, seq)
+        if newest:
+            entry["status"] = step["status"]
+        if step.get("summary") is not None and (newest or "summary" not in entry):
+            entry["summary"] = step["summary"]
     approval = event.get("approval") or {}
+    status: tuple[str, str] | None = None  # (run status, thread status) this event sets
     if kind == "approval_requested":
-        run["status"] = "awaiting_approval"
-        thread["status"] = "awaiting approval"
+        status = ("awaiting_approval", "awaiting approval")
     elif kind == "approval_decided":
         decision, final = decision_of(approval)
         if final:
-            run["status"] = "running" if decision == "approved" else decision or "running"
-            thread["status"] = "in progress" if decision == "approved" else f"approval {decision}"
+            status = (
+                "running" if decision == "approved" else decision or "running",
+                "in progress" if decision == "approved" else f"approval {decision}",
+            )
     elif kind == "run_started":
-        run["status"] = "running"
-        thread["status"] = "in progress"
+        status = ("running", "in progress")
     elif kind == "run_finished":
-        run["status"] = str(event.get("status") or "finished")
-        done = all(r.get("status") not in ("running", "awaiting_approval") for r in runs.values())
-        thread["status"] = run["status"] if done else thread.get("status", "in progress")
+        status = (str(event.get("status") or "finished"), "")
     elif kind == "rollback":
-        run["status"] = "rolled_back"
+        status = ("rolled_back", "")
+    if status is not None and _newer(run, seq):
+        run["status"] = status[0]
+    if kind == "run_finished":
+        done = all(r.get("status") not in ("running", "awaiting_approval") for r in runs.values())
+        if done:
+            thread["status"] = run["status"]
+            thread["status_seq"] = max(seq or 0, int(thread.get("status_seq") or 0))
+    elif status is not None and status[1] and (seq is None or seq >= int(thread.get("status_seq") or 0)):
+        thread["status"] = status[1]
+        thread["status_seq"] = seq or int(thread.get("status_seq") or 0)
     return thread
 
 
@@ -159,7 +188,7 @@ def _event_messages(thread: Mapping[str, Any], event: Mapping[str, Any]) -> list
     step = event.get("step") or {}
     approval = event.get("approval") or {}
     # The key ignores the event time: the same event published twice is one message.
-    ident = {k: v for k, v in event.items() if k not in ("at", "alert")}
+    ident = {k: v for k, v in event.items() if k not in ("at", "seq", "alert")}
     out: list[Message] = []
     common: dict[str, Any] = {"channel": channel, "incident": incident, "target": card}
     if kind == "approval_requested":

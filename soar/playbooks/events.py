@@ -8,6 +8,8 @@ mode. Publishing never fails a run: a broken notifier is logged, not raised.
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from typing import Any, Literal
 
 from soar.alerts import utcnow_iso
@@ -28,6 +30,22 @@ TASK_NAME = "soar.notify.run_event"
 
 log = logging.getLogger("soar.playbooks.events")
 
+_seq_lock = threading.Lock()
+_last_seq = 0
+
+
+def next_seq() -> int:
+    """A number that orders a run's events as they happened.
+
+    Events are handled by several workers at once and arrive in any order; the receiver keeps
+    the state of the newest. Nanoseconds of the wall clock (shared by the processes a run moves
+    between), strictly increasing within a process so two events in the same tick stay ordered.
+    """
+    global _last_seq
+    with _seq_lock:
+        _last_seq = max(time.time_ns(), _last_seq + 1)
+        return _last_seq
+
 
 def make_event(event_type: EventType, run: dict[str, Any], **extra: Any) -> dict[str, Any]:
     """The event dict of the agreed shape: type, run_id, playbook, alert, at, plus step/approval."""
@@ -46,6 +64,7 @@ def make_event(event_type: EventType, run: dict[str, Any], **extra: Any) -> dict
             "source": alert.get("source") or {},
         },
         "at": utcnow_iso(),
+        "seq": next_seq(),
     }
     event.update(extra)
     return event

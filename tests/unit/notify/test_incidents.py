@@ -34,3 +34,35 @@ def test_n_of_m_is_final_only_with_enough_approvers_and_a_denial_is_final_at_onc
     thread: dict[str, object] = {}
     apply_event(thread, _event("approval_decided", approval={"status": "denied", "approvers": [], "required": 2}))
     assert thread["status"] == "approval denied"
+
+
+def test_events_handled_out_of_order_leave_the_state_of_the_newest() -> None:
+    """Workers handle a run's events concurrently: the card must end on the last event, whatever the arrival order."""
+    import itertools
+
+    from soar.playbooks.events import make_event
+
+    run = {"id": "run-1", "playbook": {"name": "reverse-shell"}, "alert": {"id": "a1"}}
+    step = {"id": "isolate", "uses": "hosts.isolate_host"}
+    events = [
+        make_event("run_started", run),
+        make_event("step_started", run, step={**step, "status": "running"}),
+        make_event("approval_requested", run, step=step, approval={"step": "isolate", "required": 1}),
+    ]
+    assert [e["seq"] for e in events] == sorted({e["seq"] for e in events}), "seq strictly increases"
+    states = set()
+    for order in itertools.permutations(events):
+        thread: dict[str, object] = {}
+        for e in order:
+            apply_event(thread, e)
+        run_state = thread["runs"]["run-1"]  # type: ignore[index]
+        states.add((thread["status"], run_state["status"], run_state["steps"]["isolate"]["status"]))
+    assert states == {("awaiting approval", "awaiting_approval", "running")}
+
+    finished = make_event("run_finished", {**run, "status": "succeeded"})
+    late = dict(events[0])  # a redelivered run_started after the run finished
+    thread = {}
+    for e in [*events, finished, late]:
+        apply_event(thread, e)
+    assert thread["status"] == "succeeded"
+    assert thread["runs"]["run-1"]["status"] == "succeeded"  # type: ignore[index]
