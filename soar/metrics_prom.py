@@ -9,9 +9,19 @@ its pool forks, so values of an earlier run are never summed into this one.
 from __future__ import annotations
 
 import os
+from collections import Counter as Counter_
+from collections.abc import Mapping
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess, start_http_server
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+    start_http_server,
+)
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 if os.environ.get(MULTIPROC_ENV):  # the metrics below open their files there as they are defined
@@ -37,6 +47,34 @@ EVENT_TO_ALERT = Histogram(
     "From an event's @timestamp to its alert's creation",
     buckets=(0.5, 1, 2, 3, 5, 7, 10, 15, 30, 60, 120, 300, 900),
 )
+
+# Set by the scheduler each tick from the stored checkpoints, so a restart shows the same states at once
+# (the counters above start again from zero; a rule disabled before the restart is still disabled here).
+RULES = Gauge(
+    "soar_detection_rules",
+    "Rules by state: ok, error, disabled (query rejected), never run, off, invalid (did not load)",
+    ["state"],
+    multiprocess_mode="livemax",
+)
+RULE_DISABLED = Gauge(
+    "soar_detection_rule_disabled",
+    "1 while a rule is disabled because Elasticsearch rejects its query (until its content changes)",
+    ["rule"],
+    multiprocess_mode="livemax",
+)
+_shown: dict[str, set[str]] = {"state": set(), "rule": set()}  # label values set so far, to zero the gone
+
+
+def set_rule_states(states: Mapping[str, str], invalid: int) -> None:
+    """Publish the scheduler's view: how many rules are in each state, and which are disabled."""
+    counts = dict(Counter_(states.values()), invalid=invalid)
+    for state in _shown["state"] | counts.keys():
+        RULES.labels(state=state).set(counts.get(state, 0))
+    disabled = {rule for rule, state in states.items() if state == "disabled"}
+    for rule in _shown["rule"] | disabled:  # 0 once enabled again (its content changed) or gone
+        RULE_DISABLED.labels(rule=rule).set(1 if rule in disabled else 0)
+    _shown["state"] |= counts.keys()
+    _shown["rule"] |= disabled
 
 
 def multiprocess_dir() -> Path | None:

@@ -19,10 +19,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from soar import metrics_prom as metrics
 from soar.config import Settings
 from soar.scheduler.loading import load_scheduled_rules
 from soar.scheduler.planning import is_due
-from soar.scheduler.rules import ScheduledRule
+from soar.scheduler.rules import ScheduledRule, rule_state
 from soar.scheduler.state import all_checkpoints
 from soar.store import Store
 
@@ -122,9 +123,11 @@ class Scheduler:
         self._reported_errors: set[str] = set()
         self._ruleset_hash: str | None = None
         self._config_hash: str | None = None
+        self._invalid = 0  # rules that did not load, at the last look
 
     def rules(self) -> list[ScheduledRule]:
         rules, errors = load_scheduled_rules(self.settings)
+        self._invalid = len(errors)
         for err in errors:
             if str(err) not in self._reported_errors:
                 self._reported_errors.add(str(err))
@@ -181,9 +184,9 @@ class Scheduler:
         """Send every due rule whose lease this scheduler wins; returns their ids."""
         now = self.clock()
         checkpoints = all_checkpoints(self.store)
-        due = [
-            r.id for r in self.rules() if is_due(r, checkpoints.get(r.id), now) and self.leases.claim(r.id, self.ttl(r))
-        ]
+        rules = self.rules()
+        metrics.set_rule_states({r.id: rule_state(r, checkpoints.get(r.id)) for r in rules}, self._invalid)
+        due = [r.id for r in rules if is_due(r, checkpoints.get(r.id), now) and self.leases.claim(r.id, self.ttl(r))]
         if due:
             self.send(due)
         return due

@@ -149,3 +149,16 @@ def scheduled_rule(
         correlation=correlation,
         **opts,
     )
+
+
+def rule_state(rule: ScheduledRule, checkpoint: Mapping[str, Any] | None) -> str:
+    """A rule's state from its stored checkpoint: ``off`` (enabled: false), ``disabled`` (its query was
+    rejected, until its content changes), ``never run``, ``error`` (its last run failed) or ``ok``."""
+    ck = checkpoint or {}
+    if not rule.enabled:
+        return "off"
+    if ck.get("disabled") and ck.get("content_hash") == rule.content_hash:
+        return "disabled"
+    if not ck:
+        return "never run"
+    return "error" if ck.get("last_error") else "ok"

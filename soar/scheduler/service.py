@@ -13,6 +13,7 @@ from soar.scheduler.cycle import CycleReport, Detector
 from soar.scheduler.loading import load_scheduled_rules
 from soar.scheduler.loop import RUN_RULES, Chore, Scheduler, lease_ttl
 from soar.scheduler.planning import Window, iso, parse_time
+from soar.scheduler.rules import rule_state
 from soar.scheduler.state import all_checkpoints, count_open_gaps
 from soar.store import Store
 
@@ -88,14 +89,7 @@ def status(settings: Settings, store: Store) -> list[StatusRow]:
     for rule in rules:
         ck = checkpoints.get(rule.id) or {}
         n_gaps, gap_secs = gaps.get(rule.id, (0, 0.0))
-        if not rule.enabled:
-            state = "off"
-        elif ck.get("disabled") and ck.get("content_hash") == rule.content_hash:
-            state = "disabled"
-        elif not ck:
-            state = "never run"
-        else:
-            state = "error" if ck.get("last_error") else "ok"
+        state = rule_state(rule, ck)
         rows.append(
             StatusRow(
                 rule_id=rule.id,

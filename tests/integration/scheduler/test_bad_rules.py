@@ -18,6 +18,7 @@ from soar.connections import elasticsearch_client
 from soar.scheduler.alerting import alert_id_for_event
 from soar.scheduler.cycle import Detector
 from soar.scheduler.loading import load_scheduled_rules
+from soar.scheduler.loop import MemoryLeases, Scheduler
 from soar.scheduler.planning import iso
 from soar.scheduler.rules import ScheduledRule
 from soar.scheduler.state import CHECKPOINTS
@@ -100,12 +101,29 @@ def test_a_rule_elasticsearch_rejects_is_disabled_shown_and_counted_while_the_ot
     reason = str(rows[rejected]["last_error"])
     assert reason.startswith("Elasticsearch rejected the query:") and "max_regex_length" in reason
 
+    # A scheduler started afterwards (a restart: the error counter starts again from zero) shows the
+    # disabled rule in its gauges at its first tick, from the stored checkpoint.
+    restarted = Scheduler(det_settings, store, MemoryLeases(), lambda _ids: None, clock=lambda: now + 5)
+    restarted.tick()
+    assert disabled_gauges(rejected) == (1.0, 1.0)
+
     # Fixing the rule (its content changes) enables it again.
     sigma_rule(content, "long_regex", rejected, "contains", "soar-sched-marker")
     fixed = detector.run(loaded(det_settings), now + 6)
     assert fixed.runs[rejected].error is None and fixed.runs[rejected].alerts == 3
     ck = store.get(CHECKPOINTS, rejected)
     assert ck is not None and ck.doc["disabled"] is False and ck.doc["last_error"] is None
+    restarted.tick()
+    assert disabled_gauges(rejected) == (0.0, 0.0)
+
+
+def disabled_gauges(rule_id: str) -> tuple[float, float]:
+    """(soar_detection_rule_disabled for the rule, soar_detection_rules in state disabled)."""
+    now = samples(metrics_prom.exposition().decode())
+    return (
+        now.get(("soar_detection_rule_disabled", (("rule", rule_id),)), -1.0),
+        now.get(("soar_detection_rules", (("state", "disabled"),)), -1.0),
+    )
 
 
 DB_BAD = 5
