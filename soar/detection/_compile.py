@@ -18,8 +18,9 @@ from sigma.rule import SigmaRule
 from soar.detection._backends import SoarLuceneBackend, SoarSQLiteBackend
 from soar.detection._compiled import CompileCache, CompiledRule, CorrelationSpec, backend_versions
 from soar.detection._loading import Rule, RuleSet, sigma_error
+from soar.detection._typed import typed_value_problems
 from soar.detection.pipelines import DEFAULT_PIPELINES, pipeline_identity, resolve_pipelines
-from soar.errors import ContentError, InputError
+from soar.errors import ContentError, InputError, SourceLocation
 
 Target = Literal["elasticsearch", "embedded"]
 TARGETS: tuple[str, ...] = ("elasticsearch", "embedded")
@@ -54,6 +55,9 @@ class Compiler:
         if not applied:
             shown = ", ".join(f"{k}: {v}" for k, v in rule.logsource.items())
             raise rule.error(f"no pipeline of {', '.join(self.pipelines)} applies to log source '{shown}'", "logsource")
+        for problem in typed_value_problems(sigma):  # the first; the rule is fixed one problem at a time
+            mark = rule.positions.locate_message(problem, "detection")
+            raise ContentError(problem, SourceLocation(rule.path, mark.line, mark.column))
         if not queries:
             raise rule.error("the rule produced no query")
         if len(queries) == 1:

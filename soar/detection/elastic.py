@@ -8,17 +8,15 @@ timespan, and its matches in the range are the events.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
 from elasticsearch import ApiError, Elasticsearch
 
 from soar.detection._compile import CompiledRule, CorrelationSpec
 from soar.detection._correlate import CorrelationEvent, chained_events, evaluate_correlation, group_key
+from soar.detection._typed import events_template
 from soar.detection.embedded import flatten, parse_timestamp
 from soar.errors import InputError, SourceLocation
 
@@ -26,20 +24,6 @@ TEMPLATE_NAME = "soar-events"
 PAGE = 5000
 MAX_HITS = 10_000  # Elasticsearch's default index.max_result_window
 BULK = 5000  # events per bulk request: a large events file stays under http.max_content_length
-
-
-def events_template_path() -> Path:
-    """integrations/elasticsearch/index_templates/soar-events.json (shipped as package data or in the repo)."""
-    relative = Path("elasticsearch") / "index_templates" / "soar-events.json"
-    in_repo = Path(__file__).resolve().parents[2] / "integrations" / relative
-    if in_repo.is_file():
-        return in_repo
-    return Path(str(resources.files("integrations"))) / relative
-
-
-def events_template() -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(events_template_path().read_text(encoding="utf-8"))
-    return data
 
 
 def install_index_template(
