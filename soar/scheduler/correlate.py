@@ -7,10 +7,14 @@ hits become the evaluator's events (``evaluate_correlation``, sliding windows), 
 match becomes an alert whose id is rule + group key + the match's first event time.
 
 Windows of the same rule overlap (look-back, widening, gap chunks, backfills), and a burst
-seen from a later start can slide into a slightly different match: a match overlapping an
-alert already raised for the same group is not raised again. A correlation whose base
-rules cannot be searched as queries (a chained correlation) is fetched by the detection
-engine instead (``EventSource.correlation_events``).
+seen from a later start slides into a match with another first event, so another id:
+create-only alone cannot keep it one alert. A match overlapping a burst already claimed
+for the same group is not raised again, and the claim is atomic: the spans alerted per
+(rule, group key) live in one versioned document (``BURSTS``), and a match is raised only
+by the writer whose versioned update adds its span. Concurrent searches cut differently
+(two backfills, a backfill and the cycle) decide against the same document, so one wins.
+A correlation whose base rules cannot be searched as queries (a chained correlation) is
+fetched by the detection engine instead (``EventSource.correlation_events``).
 """
 
 from __future__ import annotations
@@ -27,12 +31,15 @@ from soar.alerts import RuleRef, alert_from_events, fingerprint
 from soar.detection import CorrelationEvent, evaluate_correlation
 from soar.detection.elastic import hit_events
 from soar.errors import SoarError
-from soar.scheduler.alerting import KIND, Draft
+from soar.scheduler.alerting import KIND, Committed, Dispatch, Draft, commit
 from soar.scheduler.planning import Window, iso, parse_time
 from soar.scheduler.rules import ScheduledRule
 from soar.scheduler.search import Job, JobResult, SearchError, _api_error, unavailable
 from soar.scheduler.sources import EventSource
-from soar.store import Store
+from soar.store import Conflict, Store
+
+BURSTS = "correlation_bursts"  # per (rule, group key): the spans alerted and their alert ids
+CLAIM_TRIES = 100  # each lost race is another writer's progress; past this something is wrong
 
 
 def widen(rule: ScheduledRule, window: Window) -> Window:
@@ -102,17 +109,13 @@ def _entities(group: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def correlation_drafts(
-    store: Store, rule: ScheduledRule, events: Iterable[CorrelationEvent], detected_at: float
-) -> list[Draft]:
-    """The alerts the matches over ``events`` make, less those overlapping an alert already raised."""
+def correlation_drafts(rule: ScheduledRule, events: Iterable[CorrelationEvent], detected_at: float) -> list[Draft]:
+    """The alerts the matches over ``events`` would make; ``raise_once`` decides which are new."""
     spec = rule.correlation
     drafts: list[Draft] = []
     for match in evaluate_correlation(spec, events):
         key_id = fingerprint(rule.id, "group", match.group)
         start, end = match.start.timestamp(), match.end.timestamp()
-        if already_raised(store, rule.id, key_id, start, end):
-            continue
         ref = RuleRef(id=rule.id, title=rule.title, level=rule.level, tags=list(rule.tags))  # type: ignore[arg-type]
         alert = alert_from_events(
             ref,
@@ -135,11 +138,67 @@ def correlation_drafts(
     return drafts
 
 
-def already_raised(store: Store, rule_id: str, key_id: str, start: float, end: float) -> bool:
-    """An alert of this rule and group whose events overlap ``[start, end]`` exists."""
-    for rec in store.find(KIND, {"rule.id": rule_id, "group.key_id": key_id}, limit=10_000):
-        first = parse_time(rec.doc.get("first_event_time"))
-        last = parse_time(rec.doc.get("last_event_time"))
+def raise_once(store: Store, draft: Draft, dispatch: Dispatch) -> Committed:
+    """Write a match's alert unless an overlapping burst of its group was claimed first.
+
+    A claimed burst whose alert is missing (its writer died between claim and create, or is
+    just about to create) is written from this match under the claimed id: create-only keeps
+    it one alert, and a crash never loses it.
+    """
+    claimed = claim(store, draft)
+    if claimed == draft.id:
+        return commit(store, draft, dispatch)
+    if store.get(KIND, claimed) is not None:
+        return Committed(claimed, False)
+    return commit(store, replace(draft, doc={**draft.doc, "id": claimed}), dispatch)
+
+
+def claim(store: Store, draft: Draft) -> str:
+    """The id of the alert for this match's burst: its own when its span is added, else the overlapping one's."""
+    key_id = str(draft.doc["group"]["key_id"])
+    span = {
+        "alert_id": draft.id,
+        "first_event_time": draft.doc["first_event_time"],
+        "last_event_time": draft.doc["last_event_time"],
+    }
+    for _ in range(CLAIM_TRIES):
+        rec = store.get(BURSTS, key_id)
+        spans = list(rec.doc["spans"]) if rec is not None else raised_spans(store, draft.doc["rule"]["id"], key_id)
+        taken = overlapping(spans, span)
+        if taken is not None:
+            return str(taken["alert_id"])
+        doc = {"rule_id": draft.doc["rule"]["id"], "key_id": key_id, "spans": [*spans, span]}
+        if rec is None:
+            if store.create(BURSTS, key_id, doc):
+                return draft.id
+            continue
+        try:
+            store.update(BURSTS, key_id, doc, version=rec.version)
+            return draft.id
+        except Conflict:
+            continue
+    raise Conflict(f"{BURSTS}/{key_id}: lost {CLAIM_TRIES} races in a row")
+
+
+def overlapping(spans: Iterable[Mapping[str, Any]], span: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The first of ``spans`` whose events overlap ``span``'s (times inclusive), if any."""
+    start, end = parse_time(span["first_event_time"]), parse_time(span["last_event_time"])
+    if start is None or end is None:
+        return None
+    for other in spans:
+        first, last = parse_time(other.get("first_event_time")), parse_time(other.get("last_event_time"))
         if first is not None and last is not None and start <= last and end >= first:
-            return True
-    return False
+            return other
+    return None
+
+
+def raised_spans(store: Store, rule_id: str, key_id: str) -> list[dict[str, Any]]:
+    """The spans of the group's alerts written before its ``BURSTS`` document existed (an upgrade)."""
+    return [
+        {
+            "alert_id": rec.id,
+            "first_event_time": rec.doc.get("first_event_time"),
+            "last_event_time": rec.doc.get("last_event_time"),
+        }
+        for rec in store.find(KIND, {"rule.id": rule_id, "group.key_id": key_id}, limit=10_000)
+    ]

@@ -19,7 +19,15 @@ from elasticsearch import Elasticsearch
 from soar import metrics_prom as metrics
 from soar.config import Settings
 from soar.scheduler.alerting import Dispatch, Draft, commit, drafts_for_hits
-from soar.scheduler.correlate import assemble, batchable, correlation_drafts, fetch_direct, narrow, part_jobs
+from soar.scheduler.correlate import (
+    assemble,
+    batchable,
+    correlation_drafts,
+    fetch_direct,
+    narrow,
+    part_jobs,
+    raise_once,
+)
 from soar.scheduler.planning import Window, chunks, iso, parse_time, plan_run
 from soar.scheduler.rules import ScheduledRule
 from soar.scheduler.search import Job, JobResult, RequestCounter, SearchError
@@ -168,13 +176,15 @@ class Detector:
         detected_at = self.clock()
         created = 0
         room = max(0, rule.max_alerts - run.alerts)  # the cap is per run, gap chunks included
+        write = raise_once if rule.correlation is not None else commit  # a burst's id depends on the cut
         for n, draft in enumerate(drafts):
             if created >= room:
                 run.capped += len(drafts) - n
                 break
-            if commit(self.store, draft, self.dispatch).created:
+            written = write(self.store, draft, self.dispatch)
+            if written.created:
                 created += 1
-                report.created.append(draft.id)
+                report.created.append(written.alert_id)  # a burst's claimed id, not always the draft's
                 for ts in draft.event_times[:1]:
                     report.latencies.append(detected_at - ts)
                     metrics.EVENT_TO_ALERT.observe(max(0.0, detected_at - ts))
@@ -205,8 +215,8 @@ class Detector:
         run.hits += hits
         run.capped += res.capped
         metrics.RULE_HITS.labels(rule.id).inc(hits)
-        if rule.correlation is not None:  # evaluated after earlier results' alerts exist, so overlaps are seen
-            drafts = correlation_drafts(self.store, rule, res.events, self.clock())
+        if rule.correlation is not None:
+            drafts = correlation_drafts(rule, res.events, self.clock())
         else:
             drafts = drafts_for_hits(rule, res.hits, iso(self.clock()))
         self._commit(rule, drafts, run, report)

@@ -58,8 +58,10 @@ class ElasticsearchStore:
         name = self.index_name(kind)
         if name not in self._ready:
             self.client.options(ignore_status=400).indices.create(index=name)
-            # another process may have created it a moment ago: wait until its primary shard serves reads
-            self.client.cluster.health(index=name, wait_for_status="yellow", timeout="30s")
+            # another process may have created it a moment ago: wait until its primary shard serves reads.
+            # Yellow alone is not that: a new index reports yellow before its primary is even assigned
+            # (a get then fails with 503). The template gives every store index one shard.
+            self.client.cluster.health(index=name, wait_for_status="yellow", wait_for_active_shards="1", timeout="30s")
             self._ready.add(name)
         return name
 

@@ -6,7 +6,7 @@ from dataclasses import replace
 from typing import Any
 
 from soar.detection import CompiledRule, CorrelationSpec
-from soar.scheduler.correlate import assemble, batchable, part_jobs
+from soar.scheduler.correlate import assemble, batchable, overlapping, part_jobs
 from soar.scheduler.planning import Window, iso
 from soar.scheduler.rules import ScheduledRule
 from soar.scheduler.search import JobResult, SearchError
@@ -66,3 +66,14 @@ def test_a_failed_part_fails_the_correlation_with_no_events() -> None:
     failed = JobResult(two, error=SearchError("missing_index", "no such index"))
     res = assemble([JobResult(one, [hit(1, T, "web")], total=1), failed], Window(T, T + 60))
     assert res.error == failed.error and res.events == [] and res.hits == []
+
+
+def test_a_span_overlaps_a_claimed_burst_when_any_event_time_is_shared_edges_included() -> None:
+    def span(alert_id: str, first: float, last: float) -> dict[str, str]:
+        return {"alert_id": alert_id, "first_event_time": iso(first), "last_event_time": iso(last)}
+
+    claimed = [span("a", T, T + 60), span("b", T + 70, T + 110)]
+    assert overlapping(claimed, span("x", T + 30, T + 90)) == claimed[0]  # the first it overlaps
+    assert overlapping(claimed, span("x", T + 110, T + 150)) == claimed[1]  # an edge is shared
+    assert overlapping(claimed, span("x", T + 61, T + 69)) is None  # between two bursts: a burst of its own
+    assert overlapping([{"alert_id": "old"}], span("x", T, T + 1)) is None  # an alert without times claims nothing
