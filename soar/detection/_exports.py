@@ -74,6 +74,60 @@ class NotExportable(ContentError):
     """A valid rule the export format cannot express (the rule is fine; the target tool is not)."""
 
 
+KIBANA_MAX_GROUP_BY = 3  # a Kibana threshold rule groups by at most three fields
+THRESHOLD_NOTE = (
+    "Exported by soar from a Sigma {type} correlation over {minutes:g} min. Kibana counts over each run's "
+    "look-back (fixed windows), not a sliding window: a burst split across two runs can be missed, which "
+    "soar's own evaluation does not."
+)
+
+
+def kibana_threshold(backend: Any, rule: Rule, rules: Sequence[Rule], pipelines: Sequence[str]) -> dict[str, Any]:
+    """An ``event_count`` / ``value_count`` correlation as a Kibana threshold rule (``>=`` only, no aliases).
+
+    The base rules' queries are OR-ed; the group-by becomes ``threshold.field`` and a
+    ``value_count`` field its ``cardinality``; the rule runs every timespan over the last timespan.
+    """
+    from soar.detection._compile import Compiler
+
+    def refuse(why: str, *key: str) -> NotExportable:
+        where = rule.error("", "correlation", *key).source
+        return NotExportable(f"not exported as kibana-ndjson: {why}", where)
+
+    kind = (rule.data.get("correlation") or {}).get("type")
+    if kind not in ("event_count", "value_count"):
+        raise refuse(f"a {kind} correlation has no Kibana threshold equivalent (soar runs it)", "type")
+    try:
+        spec = Compiler("elasticsearch", pipelines).compile(rule, RuleSet(rules=list(rules))).correlation
+    except ContentError as exc:  # a base rule at fault: this correlation is not exported either
+        raise ContentError(f"not exported: {exc}", rule.error("", "correlation", "rules").source) from exc
+    assert spec is not None
+    if spec.rule_fields or any(r.correlation is not None for r in spec.rules):
+        raise refuse("Kibana threshold rules have no aliases and no chained correlations (soar runs it)")
+    if spec.op not in ("gte", "gt"):
+        raise refuse(
+            f"Kibana threshold rules only count 'at least'; the condition is {spec.op} (soar runs it)", "condition"
+        )
+    if len(spec.group_by) > KIBANA_MAX_GROUP_BY:
+        raise refuse(
+            f"Kibana groups by at most {KIBANA_MAX_GROUP_BY} fields, the rule by {len(spec.group_by)}", "group-by"
+        )
+    least = int(spec.count) + 1 if spec.op == "gt" else int(-(-spec.count // 1))
+    query = " OR ".join(f"({r.query})" for r in spec.rules) if len(spec.rules) > 1 else str(spec.rules[0].query)
+    item: dict[str, Any] = backend.finalize_query_siem_rule_ndjson(rule.sigma, query, 0, None)
+    threshold: dict[str, Any] = {"field": list(spec.group_by), "value": least}
+    if spec.type == "value_count":
+        threshold.update(value=1, cardinality=[{"field": spec.field, "value": least}])
+    item.update(
+        type="threshold",
+        threshold=threshold,
+        interval=f"{spec.timespan}s",
+        **{"from": f"now-{spec.timespan}s"},
+        note=THRESHOLD_NOTE.format(type=spec.type, minutes=spec.timespan / 60),
+    )
+    return item
+
+
 def export_rules(
     rules: Sequence[Rule], fmt: str, pipelines: Sequence[str] = ("ecs_linux",)
 ) -> tuple[str, list[ContentError]]:
@@ -99,10 +153,16 @@ def export_rules(
                 produced = backend.convert_rule(fresh, output)
             elif fmt == "elastalert":
                 produced = _correlation(backend, output, rule, rules)
+            elif fmt == "kibana-ndjson":
+                produced = [kibana_threshold(backend, rule, rules, pipelines)]
             else:
                 where = rule.error("", "correlation").source
                 errors.append(NotExportable(f"correlation rules are not exported as {fmt} (soar runs them)", where))
                 continue
+        except ContentError as exc:  # ours: what the format cannot express, or the rule at fault
+            if str(exc) not in map(str, errors):  # a broken base rule fails each correlation using it: say it once
+                errors.append(exc)
+            continue
         except (SigmaError, NotImplementedError) as exc:
             error = sigma_error(exc, rule.path, rule.positions)
             unsupported = isinstance(exc, SigmaFeatureNotSupportedByBackendError | NotImplementedError)

@@ -162,12 +162,24 @@ def test_exports_keep_stdout_clean_and_treat_building_blocks_as_sigma_generate_f
     corr = write(pack / "brute.yml", CORRELATED)
     temporal_line = CORRELATED.splitlines().index("  type: temporal_ordered") + 1
     out = soar("rules", "convert", str(pack), "--format", "kibana-ndjson")
-    assert out.returncode == 1  # the correlations cannot be Kibana rules: said on stderr, not in the file
+    assert out.returncode == 1  # the temporal correlation cannot be a Kibana rule: said on stderr, not in the file
     rules = {r["rule_id"]: r for r in map(json.loads, out.stdout.splitlines())}
-    assert set(rules) == {RULE_ID, "6e0c6a2e-9f1b-4c3e-a8a8-2b0e3f0e0101"}
+    assert set(rules) == {RULE_ID, "6e0c6a2e-9f1b-4c3e-a8a8-2b0e3f0e0101", "6e0c6a2e-9f1b-4c3e-a8a8-2b0e3f0e0102"}
     assert rules["6e0c6a2e-9f1b-4c3e-a8a8-2b0e3f0e0101"]["building_block_type"] == "default"
     assert "building_block_type" not in rules[RULE_ID]
-    assert out.stderr.count(f"{corr}:") == 2 and "correlation rules are not exported as kibana-ndjson" in out.stderr
+    # the event_count correlation is a Kibana threshold rule over its block's query, grouped by the mapped field
+    brute = rules["6e0c6a2e-9f1b-4c3e-a8a8-2b0e3f0e0102"]
+    assert (brute["type"], brute["threshold"], brute["from"]) == (
+        "threshold",
+        {"field": ["source.ip"], "value": 10},
+        "now-300s",
+    )
+    assert brute["query"] == rules["6e0c6a2e-9f1b-4c3e-a8a8-2b0e3f0e0101"]["query"]
+    assert "not a sliding window" in brute["note"]
+    assert out.stderr.strip() == (
+        f"{corr}:{temporal_line}:3: not exported as kibana-ndjson: "
+        "a temporal_ordered correlation has no Kibana threshold equivalent (soar runs it)"
+    )
     out = soar("rules", "convert", str(pack), "--format", "elastalert")
     assert out.returncode == 1
     docs = list(yaml.safe_load_all(out.stdout))
@@ -190,7 +202,8 @@ def test_exports_keep_stdout_clean_and_treat_building_blocks_as_sigma_generate_f
     write(pack / "broken.yml", CORRELATED.split("---")[0].replace("event.outcome", "NoSuchField"))
     out = soar("rules", "convert", str(pack), "--format", "kibana-ndjson", "--skip-unsupported")
     assert out.returncode == 1
-    assert "NoSuchField" in out.stderr and out.stderr.count("skipped: ") == 2
+    assert "NoSuchField" in out.stderr and out.stderr.count("skipped: ") == 1  # the temporal one
+    assert f"{corr}:" in out.stderr.split("not exported: ")[0].splitlines()[-1]  # the count one, at its rules
 
 
 @pytest.mark.parametrize(("fmt", "expected"), [("esql", "process.command_line"), ("eql", "process.command_line")])
