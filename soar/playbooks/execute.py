@@ -18,10 +18,9 @@ from soar.playbooks import guards
 from soar.playbooks.locks import Locks
 from soar.playbooks.model import Step
 from soar.playbooks.records import audit, redacted
-from soar.playbooks.state import HeldRun, Next
+from soar.playbooks.state import LEASE_MARGIN, HeldRun, Next
 from soar.policy import GATED_IMPACTS
 
-LEASE_MARGIN = 5.0
 MAX_OUTPUT = 64 * 1024
 
 

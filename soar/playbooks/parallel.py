@@ -5,6 +5,9 @@ hands the allowed ones here. Each thread owns its instance; the run document is 
 published only under ``run.lock`` (see ``execute``), so no update is lost. Two instances that lock
 the same target are never in one batch. The step then goes on like after one attempt: the earliest
 retry if any instance must retry (a busy target lock, a failed attempt with retries left), else on.
+The run's lease stays ahead of the batch (see ``HeldRun``): each attempt extends it, none shortens it,
+every save renews it. If it ran out anyway and another worker took the run, this holder's next save
+fails and ``advance`` stands down instead of failing a run that is no longer its own.
 """
 
 from __future__ import annotations

@@ -62,11 +62,23 @@ def advance(rt: Runtime, run_id: str, owner: str | None = None) -> Next:
     locks = open_locks(rt.settings, rt.store)
     try:
         nxt = _advance(run, locks)
-    except Exception as exc:  # a bug or a lost store must still leave a record, never a silent half-run
-        log.exception("run %s: engine error", run_id)
+    except Exception as exc:
+        if _lease_lost(run):  # our lease ran out mid-attempt and another worker holds the run: it is theirs
+            log.warning("run %s: lease lost to another worker (%s); standing down", run_id, exc)
+            return Next("busy")
+        log.exception("run %s: engine error", run_id)  # a bug or a lost store must still leave a record
         nxt = _fail_run(run, f"engine error: {type(exc).__name__}: {exc}")
     _release_lease(run)
     return nxt
+
+
+def _lease_lost(run: HeldRun) -> bool:
+    """Whether the stored run is no longer ours (taken over, or finished and given back by its new holder)."""
+    try:
+        rec = run.rt.store.get(RUNS, run.id)
+    except Exception:  # the store is gone: nobody else can have it either
+        return False
+    return rec is not None and (rec.doc.get("lease") or {}).get("owner") != run.owner
 
 
 def _release_lease(run: HeldRun) -> None:
@@ -78,8 +90,8 @@ def _release_lease(run: HeldRun) -> None:
             return
         except Conflict:
             rec = run.rt.store.get(RUNS, run.id)
-            if rec is None:
-                return
+            if rec is None or (rec.doc.get("lease") or {}).get("owner") != run.owner:
+                return  # not ours any more: a write here could break its new holder's next save
             run.doc, run.version = rec.doc, rec.version
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import threading
 import time
 from datetime import datetime
 from typing import Any
@@ -13,6 +14,7 @@ from soar.playbooks.approvals import decide
 from soar.playbooks.locks import open_locks
 from soar.playbooks.records import mutate
 from soar.playbooks.runner import advance
+from soar.playbooks.state import LEASE_MARGIN, HeldRun, Next
 from tests.integration.playbooks.conftest import Content, alert
 from tests.integration.playbooks.test_engine import _run, _start
 from tests.integration.playbooks.testkit_integrations.testkit import calls
@@ -194,3 +196,84 @@ def test_a_retry_in_a_batch_keeps_its_backoff(content: Content, pb_settings: Set
         for n, (before, after) in enumerate(itertools.pairwise(inst["attempts"])):
             gap = datetime.fromisoformat(after["started_at"]) - datetime.fromisoformat(before["finished_at"])
             assert gap.total_seconds() >= 0.3 * 2**n, (inst["key"], n, gap)
+
+
+def test_a_holder_whose_lease_ran_out_mid_batch_leaves_the_run_to_its_new_holder(
+    content: Content, pb_settings: Settings
+) -> None:
+    """The lease of a batch runs out (a slow host, records queued behind a slow store) and another worker takes
+    the run over. The old holder, its attempt then ending, must not write over the new holder's run: before,
+    its save's Conflict made it fail the run as an engine error, after the new holder had finished it."""
+    from tests.integration.playbooks.testkit_integrations.testkit import open_gate
+
+    content.policy(ROOMY_POLICY)
+    content.playbook(
+        "lock",
+        "name: lock\ntrigger: {rules: [rule-contain]}\nsteps:\n"
+        "  - {id: lock, uses: testkit.gated_lock, for_each: [{u: fast, gate: ''}, {u: slow, gate: g}],\n"
+        '     max_parallel: 2, with: {user: "{{ item.u }}", gate: "{{ item.gate }}"}, on_failure: continue}\n',
+    )
+    rt = dispatch.runtime_for(pb_settings)
+    doc = alert()
+    rt.store.create(engine.ALERTS, doc["id"], doc)
+    [run_id] = engine.handle_alert(rt, doc["id"])
+    old_holder: list[Next] = []
+    thread = threading.Thread(target=lambda: old_holder.append(advance(rt, run_id, owner="old")))
+    thread.start()
+
+    def slow_one_in_flight() -> bool:
+        insts = _run(rt, run_id)["steps"].get("lock", {}).get("instances", [])
+        begun = [c["user"] for c in calls(content.state) if c["action"] == "testkit.gated_lock"]
+        return [i["status"] for i in insts] == ["succeeded", "running"] and "slow" in begun
+
+    deadline = time.monotonic() + 30
+    while not slow_one_in_flight():
+        assert time.monotonic() < deadline, "the batch never got the slow instance in flight"
+        time.sleep(0.05)
+
+    def lease_ran_out(run: dict[str, Any]) -> None:  # time passes: the old holder's lease is over
+        assert run["lease"]["owner"] == "old"
+        run["lease"]["until"] = time.time() - 1
+
+    mutate(rt.store, run_id, lease_ran_out)
+    assert dispatch.drive(rt, run_id).kind == "done"  # the new holder: the slow attempt was lost, never repeated
+    taken_over = _run(rt, run_id)
+    assert taken_over["status"] == "failed" and taken_over["error"] == "steps failed: lock"
+    open_gate(content.state, "g")  # the old holder's attempt ends
+    thread.join(30)
+    assert not thread.is_alive()
+    assert old_holder == [Next("busy")]  # it stood down
+    run = _run(rt, run_id)
+    assert run == taken_over  # not one write after the new holder's
+    insts = run["steps"]["lock"]["instances"]
+    assert [[a["status"] for a in i["attempts"]] for i in insts] == [["succeeded"], ["interrupted"]]
+    finished = [r.doc for r in rt.store.find("audit", {"action": "playbook.run_finished"}, limit=10)]
+    assert len(finished) == 1
+
+
+def test_a_batch_keeps_its_lease_while_it_writes(content: Content, pb_settings: Settings) -> None:
+    """The lease of a batch is not the estimate of its last attempt only: a shorter extension (a later attempt
+    with a shorter timeout) keeps the longer one, and every save pushes it past the holder's latest write, so
+    records queued behind one another cannot outlast it."""
+    content.playbook("wide", WIDE.replace("{width}", "2"))
+    rt = dispatch.runtime_for(pb_settings)
+    doc = alert()
+    rt.store.create(engine.ALERTS, doc["id"], doc)
+    [run_id] = engine.handle_alert(rt, doc["id"])
+
+    def held_for_a_second(run: dict[str, Any]) -> None:
+        run["lease"] = {"owner": "holder", "until": time.time() + 1}
+
+    rec, _ = mutate(rt.store, run_id, held_for_a_second)
+    run = HeldRun(rt, rec, "holder")
+    before = time.time()
+    run.save()
+    assert _run(rt, run_id)["lease"]["until"] >= before + LEASE_MARGIN
+    run.extend_lease(600)  # an attempt with a 10-minute timeout is in flight
+    promised = run.doc["lease"]["until"]
+    run.extend_lease(1)  # then one with a 1-second timeout starts
+    run.save()
+    assert _run(rt, run_id)["lease"] == {"owner": "holder", "until": promised}
+    run.doc["lease"] = None  # given back: a save does not take it again
+    run.save()
+    assert _run(rt, run_id)["lease"] is None

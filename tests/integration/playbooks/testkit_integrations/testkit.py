@@ -135,3 +135,35 @@ def slow_contain(ctx: ActionContext, host: str, seconds: float = 0.4) -> ActionR
     (_dir(ctx) / f"contained-{host}").write_text(ctx.run_id or "", encoding="utf-8")
     _log(ctx, "testkit.slow_contain", host=host, began=began, ended=time.time())
     return ActionResult(ok=True, output={"host": host}, verified=True, changed=True)
+
+
+def _gated(ctx: ActionContext, name: str, gate: str, seconds: float, **target: str) -> ActionResult:
+    """Log the call as it begins, then hold until the test opens ``gate`` (a file; at most ``seconds``),
+    so an attempt is surely in flight when a worker is killed."""
+    if ctx.dry_run:
+        return ActionResult(ok=True)
+    _log(ctx, name, gate=gate, **target)
+    opened = _dir(ctx) / f"gate-{gate}"
+    deadline = time.monotonic() + seconds
+    while gate and not opened.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return ActionResult(ok=True, output=target, changed=True)
+
+
+@action("testkit.gated_contain", impact="contain", idempotent=True, targets={"host": "host"})
+def gated_contain(ctx: ActionContext, host: str, gate: str = "", seconds: float = 60.0) -> ActionResult:
+    """An idempotent containment that holds until its gate opens."""
+    return _gated(ctx, "testkit.gated_contain", gate, seconds, host=host)
+
+
+@action("testkit.gated_lock", impact="contain", idempotent=False, targets={"user": "account"})
+def gated_lock(ctx: ActionContext, user: str, gate: str = "", seconds: float = 60.0) -> ActionResult:
+    """A non-idempotent containment that holds until its gate opens: it must never run twice."""
+    return _gated(ctx, "testkit.gated_lock", gate, seconds, user=user)
+
+
+def open_gate(state_dir: Path, gate: str) -> None:
+    """Let every attempt waiting on ``gate`` (and every later one) through."""
+    path = Path(state_dir) / "testkit"
+    path.mkdir(parents=True, exist_ok=True)
+    (path / f"gate-{gate}").touch()
