@@ -171,3 +171,129 @@ def test_a_for_each_batch_on_a_real_worker_runs_at_once_under_redis_locks(
     assert run["contained_targets"] == [f"host:{h}" for h in hosts]
     r = redis_lib.Redis.from_url(redis_url_for_db(DB))
     assert r.keys(PREFIX + "*") == []  # every target lock released
+
+
+GATED = """\
+name: {name}
+trigger: {{rules: [{rule}]}}
+steps:
+  - id: {step}
+    uses: testkit.{action}
+    for_each: {items}
+    max_parallel: 4
+    timeout: 20
+    with: {{{target}: "{{{{ item.name }}}}", gate: "{{{{ item.gate }}}}"}}
+    on_failure: continue
+"""
+# a batch of four: two finish at once, two hold on the gate until the worker is killed; the fifth waits its turn
+GATED_ITEMS = (
+    "[{name: f0, gate: ''}, {name: f1, gate: ''}, {name: s0, gate: g}, {name: s1, gate: g}, {name: p0, gate: ''}]"
+)
+IN_FLIGHT = ("s0", "s1")
+
+
+def _by_name(run: dict[str, Any], step: str) -> dict[str, dict[str, Any]]:
+    return {inst["params"].get("host") or inst["params"]["user"]: inst for inst in run["steps"][step]["instances"]}
+
+
+def _batch_in_flight(store: Store, state: Path, alert_id: str, step: str, action: str) -> bool:
+    """The two fast instances are recorded and the two gated ones have begun: the batch is mid-flight."""
+    run = _run_for(store, alert_id)
+    begun = {c.get("host") or c.get("user") for c in calls(state) if c["action"] == action}
+    if run is None or step not in run["steps"] or not set(IN_FLIGHT) <= begun:
+        return False
+    insts = _by_name(run, step)
+    return all(insts[n]["status"] == "succeeded" for n in ("f0", "f1")) and all(
+        insts[n]["status"] == "running" for n in IN_FLIGHT
+    )
+
+
+def test_worker_killed_mid_batch_applies_the_crash_marker_rule_to_each_instance(
+    content: Content, worker_store: Store, client: Celery, tmp_path: Path
+) -> None:
+    from tests.integration.playbooks.test_parallel import ROOMY_POLICY
+    from tests.integration.playbooks.testkit_integrations.testkit import open_gate
+
+    content.policy(ROOMY_POLICY)
+    content.playbook(
+        "contain",
+        GATED.format(
+            name="contain",
+            rule="rule-contain",
+            step="contain",
+            action="gated_contain",
+            items=GATED_ITEMS,
+            target="host",
+        ),
+    )
+    content.playbook(
+        "lock",
+        GATED.format(name="lock", rule="rule-lock", step="lock", action="gated_lock", items=GATED_ITEMS, target="user"),
+    )
+    for doc in (alert("b-contain"), alert("b-lock", rule_id="rule-lock")):
+        worker_store.create(ALERTS, doc["id"], doc)
+    env = content_env(content, eager=False, redis_db=DB)
+    with running_worker(DB, env, concurrency=2, log_path=tmp_path / "worker1.log") as first:
+        for alert_id in ("b-contain", "b-lock"):
+            client.send_task("soar.playbooks.handle_alert", args=[alert_id], queue="response")
+        _wait(
+            lambda: (
+                _batch_in_flight(worker_store, content.state, "b-contain", "contain", "testkit.gated_contain")
+                and _batch_in_flight(worker_store, content.state, "b-lock", "lock", "testkit.gated_lock")
+            ),
+            60,
+            "both batches in flight",
+        )
+        kill_group(first)  # SIGKILL the worker and its pool children while s0 and s1 are inside their action
+    for alert_id, step in (("b-contain", "contain"), ("b-lock", "lock")):
+        left = _run_for(worker_store, alert_id)
+        assert left is not None and left["status"] == "running"
+        insts = _by_name(left, step)  # every thread's update made it: the fast ones recorded, the gated ones marked
+        assert [insts[n]["status"] for n in ("f0", "f1", "s0", "s1", "p0")] == [
+            *["succeeded"] * 2,
+            *["running"] * 2,
+            "pending",
+        ]
+    open_gate(content.state, "g")
+    with running_worker(DB, env, concurrency=2, log_path=tmp_path / "worker2.log"):
+        contain = _wait(lambda: _status(worker_store, "b-contain", "succeeded", "failed"), 120, "the contain run")
+        lock = _wait(lambda: _status(worker_store, "b-lock", "succeeded", "failed"), 120, "the lock run")
+
+    made = calls(content.state)
+    # an idempotent containment in flight is attempted again (the lost attempt kept); nothing else is repeated
+    assert contain["status"] == "succeeded", contain.get("error")
+    insts = _by_name(contain, "contain")
+    for name in ("f0", "f1", "p0"):
+        assert [a["status"] for a in insts[name]["attempts"]] == ["succeeded"], name
+    for name in IN_FLIGHT:
+        assert insts[name]["status"] == "succeeded" and insts[name]["interruptions"] == 1
+        assert [a["status"] for a in insts[name]["attempts"]] == ["interrupted", "succeeded"]
+        assert insts[name]["attempts"][0]["error"] == "worker lost during the attempt"
+    hosts = [c["host"] for c in made if c["action"] == "testkit.gated_contain"]
+    assert sorted(hosts) == ["f0", "f1", "p0", "s0", "s0", "s1", "s1"]
+    for name in IN_FLIGHT:  # the two attempts ran in two different worker processes
+        assert len({c["pid"] for c in made if c.get("host") == name}) == 2
+    assert contain["contained_targets"] == sorted(f"host:{n}" for n in ("f0", "f1", "p0", "s0", "s1"))
+
+    # a non-idempotent one in flight is never repeated: it ends 'interrupted', the step failed, the run says so
+    assert lock["status"] == "failed" and lock["error"] == "steps failed: lock"
+    insts = _by_name(lock, "lock")
+    for name in ("f0", "f1", "p0"):
+        assert insts[name]["status"] == "succeeded"
+        assert [a["status"] for a in insts[name]["attempts"]] == ["succeeded"], name
+    for name in IN_FLIGHT:
+        assert insts[name]["status"] == "interrupted" and insts[name]["interruptions"] == 1
+        assert insts[name]["error"] == "worker lost mid-step; not idempotent, so it is not repeated"
+        assert [a["status"] for a in insts[name]["attempts"]] == ["interrupted"]
+    users = [c["user"] for c in made if c["action"] == "testkit.gated_lock"]
+    assert sorted(users) == ["f0", "f1", "p0", "s0", "s1"]  # each exactly once
+    interrupted = worker_store.find("audit", {"action": "playbook.step_interrupted"}, limit=10)
+    assert sorted(r.doc["details"]["step"] for r in interrupted) == ["lock[2]", "lock[3]"]
+
+    for run in (contain, lock):  # one record per attempt made, every attempt closed, the lease given back
+        step = next(iter(run["steps"].values()))
+        made_by_step = [c["step"] for c in made if c["run"] == run["id"]]
+        for inst in step["instances"]:
+            assert len(inst["attempts"]) == made_by_step.count(inst["key"]), inst["key"]
+            assert all(a["status"] != "running" and a.get("finished_at") for a in inst["attempts"])
+        assert run["lease"] is None and run["finished_at"]
