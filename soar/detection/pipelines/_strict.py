@@ -119,21 +119,37 @@ def _logsource_key(rule: SigmaRule) -> str | None:
     return None
 
 
-def known_fields_from_yaml(data: dict[str, Any]) -> dict[str, set[str]]:
-    """Log source key -> fields the YAML pipeline produces for it (mapping targets, condition fields)."""
-    out: dict[str, set[str]] = {key: set(fields) for key, fields in ACCEPTED.items()}
+def known_fields_from_yaml(data: dict[str, Any], sigma_names: bool = False) -> dict[str, set[str]]:
+    """Log source key -> fields the YAML pipeline produces for it (mapping targets, condition fields);
+    with ``sigma_names``, the Sigma names it maps instead (for suggestions)."""
+    out: dict[str, set[str]] = {} if sigma_names else {key: set(fields) for key, fields in ACCEPTED.items()}
     for item in data.get("transformations", []):
         fields: set[str] = set()
         if item.get("type") == "field_name_mapping":
-            for target in item.get("mapping", {}).values():
-                fields.update([target] if isinstance(target, str) else target)
-        elif item.get("type") == "add_condition":
+            if sigma_names:
+                fields.update(item.get("mapping", {}))
+            else:
+                for target in item.get("mapping", {}).values():
+                    fields.update([target] if isinstance(target, str) else target)
+        elif item.get("type") == "add_condition" and not sigma_names:
             fields.update(item.get("conditions", {}))
         for cond in item.get("rule_conditions", []):
             for kind in ("category", "service"):
                 if kind in cond:
                     out.setdefault(f"{kind}:{cond[kind]}", set()).update(fields)
     return out
+
+
+def suggestion(name: str, candidates: set[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest known field, case and separators aside; else nothing."""
+    import difflib
+
+    def norm(field_name: str) -> str:
+        return field_name.lower().replace("_", "").replace(".", "")
+
+    by_norm = {norm(c): c for c in sorted(candidates)}
+    close = difflib.get_close_matches(norm(name), list(by_norm), n=1, cutoff=0.85)
+    return f" (did you mean '{by_norm[close[0]]}'?)" if close else ""
 
 
 def _fields(detection: SigmaDetection) -> list[str]:
@@ -151,13 +167,14 @@ class StrictEcsLinuxFields(PreprocessingTransformation):
     """Fail a ``product: linux`` rule on an unsupported log source or a field the pipeline does not know."""
 
     known: dict[str, set[str]] = field(default_factory=dict)
+    sigma_names: dict[str, set[str]] = field(default_factory=dict)
 
     @classmethod
     def from_pipeline(cls, base: ProcessingPipeline) -> StrictEcsLinuxFields:
         from soar.detection.pipelines import ecs_linux_yaml_path
 
         data = yaml.safe_load(ecs_linux_yaml_path().read_text(encoding="utf-8"))
-        return cls(known=known_fields_from_yaml(data))
+        return cls(known=known_fields_from_yaml(data), sigma_names=known_fields_from_yaml(data, sigma_names=True))
 
     def apply(self, rule: SigmaRule | SigmaCorrelationRule) -> None:
         super().apply(rule)
@@ -176,8 +193,9 @@ class StrictEcsLinuxFields(PreprocessingTransformation):
         for detection in rule.detection.detections.values():
             for name in _fields(detection):
                 if name not in known:
+                    hint = suggestion(name, known | self.sigma_names.get(key, set()))
                     raise SigmaTransformationError(
-                        f"field '{name}' is not mapped by ecs_linux for {key.replace(':', ': ')} "
-                        "(see docs/ecs-linux-pipeline.md for the mapped and accepted fields)",
+                        f"field '{name}' is not mapped by ecs_linux for {key.replace(':', ': ')}{hint} "
+                        "(soar's docs/ecs-linux-pipeline.md lists the mapped and accepted fields)",
                         source=rule.source,
                     )

@@ -86,6 +86,19 @@ def test_unmapped_field_fails_the_rule_naming_the_field_and_its_line(tmp_path: P
     message = str(info.value)
     assert message.startswith(f"{tmp_path / 'r.yml'}:{line}:5: field 'TargetImage' is not mapped by ecs_linux")
     assert "category: process_creation" in message
+    assert "did you mean" not in message  # nothing close: no guess
+
+
+@pytest.mark.parametrize(
+    ("written", "meant"),
+    [("Commandline", "CommandLine"), ("Parent_Image", "ParentImage"), ("process.comand_line", "process.command_line")],
+)
+def test_a_misspelt_field_gets_the_closest_known_one_suggested(tmp_path: Path, written: str, meant: str) -> None:
+    with pytest.raises(ContentError) as info:
+        _compile(tmp_path, rule_yaml({"sel": {written: "x"}, "condition": "sel"}))
+    assert f"field '{written}' is not mapped by ecs_linux for category: process_creation (did you mean '{meant}'?)" in (
+        str(info.value)
+    )
 
 
 def test_unsupported_linux_log_source_fails(tmp_path: Path) -> None:
