@@ -69,7 +69,20 @@ def advance(rt: Runtime, run_id: str, owner: str | None = None) -> Next:
         log.exception("run %s: engine error", run_id)  # a bug or a lost store must still leave a record
         nxt = _fail_run(run, f"engine error: {type(exc).__name__}: {exc}")
     _release_lease(run)
+    if nxt.kind == "paused" and _decided_meanwhile(run):
+        return Next("continue")  # its kick found the run still held (busy) and was dropped
     return nxt
+
+
+def _decided_meanwhile(run: HeldRun) -> bool:
+    """Whether an approval the run pauses for was decided while we held it (looked at after letting go)."""
+    waiting = [
+        inst["approval_id"]
+        for step in run.doc["steps"].values()
+        for inst in step.get("instances", [])
+        if inst["status"] == "waiting_approval" and inst.get("approval_id")
+    ]
+    return any((rec := run.rt.store.get(APPROVALS, a)) is not None and rec.doc["status"] != "pending" for a in waiting)
 
 
 def _lease_lost(run: HeldRun) -> bool:

@@ -8,8 +8,10 @@ import time
 from datetime import datetime
 from typing import Any
 
+import pytest
+
 from soar.config import Settings
-from soar.playbooks import dispatch, engine
+from soar.playbooks import dispatch, engine, runner
 from soar.playbooks.approvals import decide
 from soar.playbooks.locks import open_locks
 from soar.playbooks.records import mutate
@@ -277,3 +279,42 @@ def test_a_batch_keeps_its_lease_while_it_writes(content: Content, pb_settings: 
     run.doc["lease"] = None  # given back: a save does not take it again
     run.save()
     assert _run(rt, run_id)["lease"] is None
+
+
+def test_an_approval_decided_while_the_run_is_still_held_is_not_lost(
+    content: Content, pb_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A decision resumes the run with a kick; a kick that finds the run still held (the holder has just
+    seen the request pending and is about to pause) is ``busy`` and dropped. The holder must notice the
+    decision once it has let go, or the run sleeps until the approval's expiry wake-up."""
+    content.policy(ROOMY_POLICY)
+    content.playbook("wide", WIDE.replace("{width}", "2"))
+    rt = dispatch.runtime_for(pb_settings)
+    doc = alert(related={"hosts": ["dev1", "web1"]})
+    rt.store.create(engine.ALERTS, doc["id"], doc)
+    [run_id] = engine.handle_alert(rt, doc["id"])
+    assert advance(rt, run_id).kind == "continue"  # dev1 ran; web1 asked for an approval
+    release = runner._release_lease
+
+    def decided_just_before_release(run: HeldRun) -> None:
+        decide(
+            pb_settings,
+            rt.store,
+            run_id,
+            "contain[1]",
+            approver="alice",
+            role="approver",
+            decision="approve",
+            via="cli",
+        )
+        release(run)
+
+    monkeypatch.setattr(runner, "_release_lease", decided_just_before_release)
+    nxt = advance(rt, run_id)
+    monkeypatch.undo()
+    held = _run(rt, run_id)
+    assert held["steps"]["contain"]["instances"][1]["status"] == "waiting_approval"  # the kick found it busy
+    assert nxt == Next("continue")  # so the holder goes on itself, not in 600 s
+    assert dispatch.drive(rt, run_id).kind == "done"
+    assert _run(rt, run_id)["status"] == "succeeded"
+    assert sorted(c["host"] for c in _slow_calls(content)) == ["dev1", "web1"]
