@@ -37,12 +37,45 @@ def _run_inline(settings: Settings, data: dict[str, Any]) -> None:
         store.close()
 
 
+# Slack waits 3 s for the answer: a broker that is down must be told quickly, not retried for long.
+HANDOFF_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.25, "interval_max": 0.5}
+UNAVAILABLE = "soar cannot take the click right now (a service it needs is down); click again shortly"
+
+
 def _accept(settings: Settings, click: interactions.Interaction) -> bool:
     store = open_store(settings)
     try:
         return interactions.accept(store, click)
     finally:
         store.close()
+
+
+def _forget(settings: Settings, click: interactions.Interaction) -> None:
+    """Undo :func:`_accept` for a click nobody will handle, so the same request sent again is taken."""
+    store = open_store(settings)
+    try:
+        store.delete(interactions.INTERACTIONS_KIND, click.id)
+    finally:
+        store.close()
+
+
+def _hand_off(settings: Settings, click: interactions.Interaction) -> None:
+    from soar.celery_app import app
+
+    app.send_task(
+        TASK,
+        args=[click.to_dict()],
+        queue=settings.response_queue,
+        retry=True,
+        retry_policy=HANDOFF_RETRY,
+        ignore_result=True,  # nobody waits for it; subscribing to its result would retry a lost Redis for 20 s
+    )
+
+
+def _unavailable(click: interactions.Interaction, what: str, exc: Exception) -> JSONResponse:
+    """A 503 Slack shows the clicker as a failure: nothing was decided, and the click can be repeated."""
+    log.error("Slack click %s not taken: %s is unreachable (%s)", click.id, what, type(exc).__name__)
+    return JSONResponse({"error": UNAVAILABLE}, status_code=503)
 
 
 @router.post("/slack/interactivity", status_code=200)
@@ -55,13 +88,21 @@ async def interactivity(request: Request, background: BackgroundTasks) -> Respon
     except interactions.Rejected as exc:
         log.warning("Slack interactivity request refused (%s): %s", exc.status, exc.reason)
         return JSONResponse({"error": exc.reason}, status_code=exc.status)
-    fresh = await run_in_threadpool(_accept, settings, click)
+    try:
+        fresh = await run_in_threadpool(_accept, settings, click)
+    except Exception as exc:  # the store is down: nothing was recorded or decided
+        return _unavailable(click, "the state store", exc)
     if not fresh:
         return Response(status_code=200)  # the same request again: already being handled
     if settings.celery_eager:
         background.add_task(_run_inline, settings, click.to_dict())
-    else:
-        from soar.celery_app import app
-
-        app.send_task(TASK, args=[click.to_dict()], queue=settings.response_queue)
+        return Response(status_code=200)
+    try:
+        await run_in_threadpool(_hand_off, settings, click)
+    except Exception as exc:  # the broker is down: no worker will see this click, so it must not count as seen
+        try:
+            await run_in_threadpool(_forget, settings, click)
+        except Exception:
+            log.error("Slack click %s: could not be forgotten either; a repeat of it is ignored", click.id)
+        return _unavailable(click, "the task broker", exc)
     return Response(status_code=200)

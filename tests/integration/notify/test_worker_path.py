@@ -9,10 +9,13 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
+import httpx
 import pytest
 from celery import Celery
 
+from soar.notify.interactions import INTERACTIONS_KIND
 from soar.store import Store
 from tests.integration.notify.apiserver import (
     Api,
@@ -26,6 +29,7 @@ from tests.integration.notify.apiserver import (
     post,
     put_alert,
     serve_api,
+    signed,
     waiting_step,
 )
 from tests.integration.notify.content import write_content
@@ -56,7 +60,8 @@ def store(api: Api) -> Iterator[Store]:
     s.close()
 
 
-def test_an_alert_reaches_slack_and_a_click_on_approve_resumes_the_run_on_a_worker(api: Api, store: Store) -> None:
+def alert_run_on_the_worker(store: Store) -> tuple[str, str]:
+    """An alert handed to the worker as the scheduler would; (alert id, the run it started)."""
     alert_id = put_alert(store)
     client = Celery("client", broker=redis_url_for_db(DB))
     try:
@@ -64,6 +69,12 @@ def test_an_alert_reaches_slack_and_a_click_on_approve_resumes_the_run_on_a_work
     finally:
         client.close()
     run_id = eventually(lambda: next((r.id for r in store.find("runs", {"alert_id": alert_id})), None), 30)
+    assert run_id, "the worker started a run for the alert"
+    return alert_id, str(run_id)
+
+
+def test_an_alert_reaches_slack_and_a_click_on_approve_resumes_the_run_on_a_worker(api: Api, store: Store) -> None:
+    alert_id, run_id = alert_run_on_the_worker(store)
     assert run_id, "the worker started a run for the alert"
     step = waiting_step(store, run_id)
     message = eventually(lambda: approval_message_or_none(api, run_id), 30)
@@ -136,3 +147,33 @@ def test_two_worker_processes_never_show_an_older_card_after_a_newer_one(api: Ap
     assert eventually(lambda: versions()[-1:] == [12], 30), versions()  # Slack ends on the newest card
     shown = versions()
     assert shown == sorted(set(shown)), f"an older card was shown after a newer one: {shown}"
+
+
+def test_a_click_the_broker_cannot_take_gets_503_and_the_same_click_repeated_decides(api: Api, store: Store) -> None:
+    """Redis unreachable from the API at the click: Slack gets a 503 (the clicker sees it failed), nothing is
+    recorded as seen, and the very same request sent again once Redis is back is taken and decided."""
+    from tests.integration.scheduler.proxy import CuttableProxy
+
+    _, run_id = alert_run_on_the_worker(store)
+    step = waiting_step(store, run_id)
+    proxy = CuttableProxy("127.0.0.1", 6379).start()
+    root = Path(api.env["SOAR_CONTENT_ROOT"])
+    env = {**api.env, "SOAR_REDIS_URL": f"redis://127.0.0.1:{proxy.port}/{DB}"}
+    try:
+        with serve_api(root, api.workspace, env) as via_proxy:
+            click = payload(run_id, step, "UALICE", channel=channel_id(api))
+            proxy.cut()
+            refused, body = post(via_proxy, click)
+            assert refused.status_code == 503, refused.text
+            assert "click again" in refused.json()["error"]
+            assert store.count(INTERACTIONS_KIND, {"run_id": run_id}) == 0, "a click nobody will handle is not 'seen'"
+            assert approval(store, run_id)["approvers"] == []
+            proxy.restore()
+            again = httpx.post(f"{via_proxy.url}/slack/interactivity", content=body, headers=signed(body), timeout=10)
+            assert again.status_code == 200, again.text
+            voters = eventually(lambda: approval(store, run_id)["approvers"], 30)
+            assert [(v["approver"], v["via"]) for v in voters] == [("alice", "slack")]
+            log = (root / "api.log").read_text()
+            assert "not taken: the task broker is unreachable" in log and "Traceback" not in log
+    finally:
+        proxy.close()
