@@ -38,6 +38,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_prefetch_multiplier": 1,
         "broker_transport_options": {"visibility_timeout": 3600},
         "broker_connection_retry_on_startup": True,
+        # Nobody reads a task's return value (the store holds every outcome): storing it costs a Redis
+        # write per task, and a sender subscribing to it retries a lost Redis for 20 s before failing.
+        "task_ignore_result": True,
         "result_expires": 24 * 3600,
         "task_default_queue": "default",
         "task_routes": {

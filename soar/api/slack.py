@@ -68,7 +68,7 @@ def _hand_off(settings: Settings, click: interactions.Interaction) -> None:
         queue=settings.response_queue,
         retry=True,
         retry_policy=HANDOFF_RETRY,
-        ignore_result=True,  # nobody waits for it; subscribing to its result would retry a lost Redis for 20 s
+        ignore_result=True,  # as configured (celery_app); said here because the 3 s answer depends on it
     )
 
 

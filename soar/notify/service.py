@@ -46,7 +46,9 @@ def kick(settings: Settings, store: Store, channels: Iterable[str], *, countdown
             continue
         from soar.celery_app import app
 
-        app.send_task(DELIVER_TASK, args=[channel], countdown=countdown, queue=settings.notify_queue)
+        app.send_task(
+            DELIVER_TASK, args=[channel], countdown=countdown, queue=settings.notify_queue, ignore_result=True
+        )
 
 
 # A retry lives in a Celery ETA task (worker) or a timer (embedded): a worker restarted at the wrong

@@ -50,7 +50,7 @@ def schedule(settings: Settings, run_id: str, delay: float = 0.0) -> None:
     options: dict[str, Any] = {"queue": settings.response_queue}
     if delay > 0:
         options["countdown"] = delay
-    app.send_task(ADVANCE_TASK, args=[run_id], **options)
+    app.send_task(ADVANCE_TASK, args=[run_id], ignore_result=True, **options)
 
 
 def kick(settings: Settings, run_id: str, *, store: Store | None = None, runtime: Runtime | None = None) -> None:

@@ -84,6 +84,6 @@ def publish(settings: Settings, run_id: str, event: dict[str, Any]) -> None:
                 return
             task.apply(args=[run_id, event])
         else:
-            app.send_task(TASK_NAME, args=[run_id, event], queue=settings.notify_queue)
+            app.send_task(TASK_NAME, args=[run_id, event], queue=settings.notify_queue, ignore_result=True)
     except Exception as exc:  # a notifier problem must never stop a containment
         log.warning("run %s: could not publish %s event: %s", run_id, event.get("type"), exc)

@@ -38,7 +38,7 @@ def celery_dispatch(settings: Settings) -> Dispatch:
             except Exception as exc:  # the playbook engine's failure must not stop detection
                 log.error("playbook hand-off of alert %s failed: %s", alert_id, exc)
             return
-        app.send_task(HANDLE_ALERT, args=[alert_id], queue=settings.response_queue)
+        app.send_task(HANDLE_ALERT, args=[alert_id], queue=settings.response_queue, ignore_result=True)
 
     return send
 

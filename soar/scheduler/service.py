@@ -125,7 +125,7 @@ def run_scheduler(
             finally:
                 leases.release(rule_ids)
         else:
-            app.send_task(RUN_RULES, args=[rule_ids], queue=settings.detection_queue)
+            app.send_task(RUN_RULES, args=[rule_ids], queue=settings.detection_queue, ignore_result=True)
 
     ttl = (lambda _rule: lease_seconds) if lease_seconds else lease_ttl
     store = store_for(settings)

@@ -8,7 +8,7 @@ from soar.celery_app import app
 from soar.config import get_settings
 
 
-@app.task(name="soar.detection.run_rules", acks_late=True)
+@app.task(name="soar.detection.run_rules", acks_late=True, ignore_result=False)  # the cycle report, kept 24 h
 def run_rules(rule_ids: list[str]) -> dict[str, Any]:
     """Run one cycle for these rules (sent together by the scheduler), then release their leases."""
     from soar.scheduler.runtime import detector_for, leases_for

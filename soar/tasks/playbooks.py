@@ -69,6 +69,6 @@ def _recover_on_start(sender: Any = None, **_: Any) -> None:
     if settings.celery_eager:
         return
     try:
-        app.send_task("soar.playbooks.recover", queue=settings.response_queue)
+        app.send_task("soar.playbooks.recover", queue=settings.response_queue, ignore_result=True)
     except Exception as exc:
         log.warning("could not schedule run recovery: %s", exc)

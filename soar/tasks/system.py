@@ -10,7 +10,7 @@ from soar import __version__
 from soar.celery_app import app
 
 
-@app.task(name="soar.system.ping")
+@app.task(name="soar.system.ping", ignore_result=False)  # its answer is the point
 def ping(token: str) -> dict[str, Any]:
     """Echo a token with the worker's identity, so a test knows a real worker answered."""
     return {"token": token, "pid": os.getpid(), "host": socket.gethostname(), "version": __version__}
