@@ -28,6 +28,11 @@ def width(step: Step | None, default: int) -> int:
     return step.max_parallel or default
 
 
+def canary_width(width: int, breaker_threshold: int) -> int:
+    """The first batch of a containment step: at most as wide as the breaker's failures-in-a-row."""
+    return max(1, min(width, breaker_threshold))
+
+
 def run_batch(
     run: HeldRun, step: Step | None, step_rec: dict[str, Any], batch: list[dict[str, Any]], locks: Locks
 ) -> Next:

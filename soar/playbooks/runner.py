@@ -216,7 +216,7 @@ def _work_on_step(
 ) -> Next | None:
     step = _step_of(pb, entry)
     todo = [i for i in step_rec["instances"] if i["status"] not in INSTANCE_DONE]
-    if len(todo) > 1 and (wide := parallel.width(step, run.rt.settings.playbook_max_parallel)) > 1:
+    if len(todo) > 1 and (wide := _width(run, step, step_rec)) > 1:
         return _work_on_batch(run, step, step_rec, todo, locks, wide)
     for inst in todo:
         return _work_on_instance(run, step, step_rec, inst, locks)
@@ -241,6 +241,18 @@ def _work_on_step(
     step_rec["finished_at"] = utcnow_iso()
     run.save()
     return None
+
+
+def _width(run: HeldRun, step: Step | None, step_rec: dict[str, Any]) -> int:
+    """How many instances go at once. A containment step starts with a canary batch no wider than the
+    circuit breaker's threshold: an action broken everywhere opens the breaker having touched that many
+    hosts, not max_parallel; once one instance has succeeded, the step goes full width."""
+    wide = parallel.width(step, run.rt.settings.playbook_max_parallel)
+    gated = run.rt.registry.get(step_rec["uses"]).spec.impact in GATED_IMPACTS
+    proven = any(i["status"] == "succeeded" for i in step_rec["instances"])
+    if gated and step_rec["phase"] == "steps" and not proven:
+        return parallel.canary_width(wide, run.rt.policy.circuit_breaker.failures_in_a_row)
+    return wide
 
 
 def _admitted(step_rec: dict[str, Any], inst: dict[str, Any]) -> set[str]:

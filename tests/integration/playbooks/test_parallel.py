@@ -115,6 +115,42 @@ def test_allowed_instances_run_while_others_wait_for_approval(content: Content, 
     assert sorted(c["host"] for c in _slow_calls(content)) == ["dev1", "dev2", "web1"]
 
 
+def test_a_containment_step_starts_with_a_canary_batch_then_goes_full_width(
+    content: Content, pb_settings: Settings
+) -> None:
+    """The first batch is as wide as the breaker's failures-in-a-row (3); once one succeeded, max_parallel."""
+    content.policy(ROOMY_POLICY)
+    content.playbook("wide", WIDE.replace("{width}", "10"))
+    hosts = [f"h{i}" for i in range(10)]
+    rt, [run_id] = _start(pb_settings, alert(related={"hosts": hosts}))
+    assert _run(rt, run_id)["status"] == "succeeded"
+    made = sorted(_slow_calls(content), key=lambda c: c["began"])
+    canary, rest = made[:3], made[3:]
+    assert sorted(c["host"] for c in canary) == hosts[:3]
+    assert max(c["ended"] for c in canary) <= min(c["began"] for c in rest), "the rest waited for the canary"
+    assert 3 < most_at_once([(c["began"], c["ended"]) for c in rest]) <= 7
+
+
+def test_a_containment_broken_everywhere_stops_at_the_breaker_having_touched_only_the_canary(
+    content: Content, pb_settings: Settings
+) -> None:
+    """An action failing on every host opens the breaker after the canary's three: the others are never
+    tried but held for a human (the breaker asks for approval), where a batch of max_parallel hit eight."""
+    content.policy(ROOMY_POLICY)
+    content.playbook(
+        "wide",
+        WIDE.replace("testkit.slow_contain", "testkit.fail").replace(", seconds: 0.4", "").replace("{width}", "8"),
+    )
+    hosts = [f"h{i}" for i in range(8)]
+    rt, [run_id] = _start(pb_settings, alert(related={"hosts": hosts}))
+    run = _run(rt, run_id)
+    assert sorted(c["host"] for c in calls(content.state) if c["action"] == "testkit.fail") == hosts[:3]
+    insts = run["steps"]["contain"]["instances"]
+    assert [i["status"] for i in insts] == ["failed"] * 3 + ["waiting_approval"] * 5
+    assert all(any("circuit breaker open" in r for r in i["decision"]["reasons"]) for i in insts[3:])
+    assert rt.store.count("audit", {"action": "policy.circuit_open"}) == 1
+
+
 def test_a_busy_target_makes_the_step_retry_after_the_others_finish(content: Content, pb_settings: Settings) -> None:
     content.policy(ROOMY_POLICY)
     content.playbook("wide", WIDE.replace("{width}", "10"))

@@ -214,7 +214,8 @@ def test_worker_killed_mid_batch_applies_the_crash_marker_rule_to_each_instance(
     from tests.integration.playbooks.test_parallel import ROOMY_POLICY
     from tests.integration.playbooks.testkit_integrations.testkit import open_gate
 
-    content.policy(ROOMY_POLICY)
+    # a canary batch is as wide as the breaker's threshold: 4, so the first batch is the four above
+    content.policy(ROOMY_POLICY + "circuit_breaker: {failures_in_a_row: 4, pause_minutes: 30}\n")
     content.playbook(
         "contain",
         GATED.format(
