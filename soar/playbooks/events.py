@@ -48,7 +48,13 @@ def next_seq() -> int:
 
 
 def make_event(event_type: EventType, run: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    """The event dict of the agreed shape: type, run_id, playbook, alert, at, plus step/approval."""
+    """The event dict of the agreed shape: type, run_id, playbook, alert, at, seq, plus step/approval.
+
+    ``seq`` also goes into ``run["event_seq"]``: saved with the run, it keeps a run's events in order
+    when the run moves to a worker on a machine whose clock is behind.
+    """
+    seq = max(next_seq(), int(run.get("event_seq") or 0) + 1)
+    run["event_seq"] = seq
     alert = run.get("alert") or {}
     rule = alert.get("rule") or {}
     event: dict[str, Any] = {
@@ -64,7 +70,7 @@ def make_event(event_type: EventType, run: dict[str, Any], **extra: Any) -> dict
             "source": alert.get("source") or {},
         },
         "at": utcnow_iso(),
-        "seq": next_seq(),
+        "seq": seq,
     }
     event.update(extra)
     return event

@@ -66,3 +66,19 @@ def test_events_handled_out_of_order_leave_the_state_of_the_newest() -> None:
         apply_event(thread, e)
     assert thread["status"] == "succeeded"
     assert thread["runs"]["run-1"]["status"] == "succeeded"  # type: ignore[index]
+
+
+def test_a_run_moved_to_a_worker_whose_clock_is_behind_keeps_its_events_in_order() -> None:
+    """The run record carries its last event's seq: the next event is later even if this clock says otherwise."""
+    from soar.playbooks.events import make_event
+
+    ahead = 10**9 * 3600  # the previous worker's clock was an hour ahead
+    run = {"id": "run-1", "playbook": {"name": "contain"}, "alert": {"id": "a1"}}
+    waiting = make_event("approval_requested", run, approval={"step": "isolate", "required": 1})
+    run["event_seq"] = waiting["seq"] = waiting["seq"] + ahead  # as that worker saved it
+    finished = make_event("run_finished", {**run, "status": "succeeded"})
+    assert finished["seq"] > waiting["seq"]
+    thread: dict[str, object] = {}
+    for e in (finished, waiting):  # handled in the wrong order
+        apply_event(thread, e)
+    assert thread["status"] == "succeeded"
