@@ -18,7 +18,7 @@ from elasticsearch import Elasticsearch
 
 from soar import metrics_prom as metrics
 from soar.config import Settings
-from soar.scheduler.alerting import Dispatch, Draft, commit, drafts_for_hits
+from soar.scheduler.alerting import KIND, Dispatch, Draft, commit, drafts_for_hits
 from soar.scheduler.correlate import (
     assemble,
     batchable,
@@ -179,7 +179,7 @@ class Detector:
         write = raise_once if rule.correlation is not None else commit  # a burst's id depends on the cut
         for n, draft in enumerate(drafts):
             if created >= room:
-                run.capped += len(drafts) - n
+                run.capped += self._not_alerted(drafts[n:])
                 break
             written = write(self.store, draft, self.dispatch)
             if written.created:
@@ -190,6 +190,15 @@ class Detector:
                     metrics.EVENT_TO_ALERT.observe(max(0.0, detected_at - ts))
         run.alerts += created
         metrics.RULE_ALERTS.labels(rule.id).inc(created)
+
+    def _not_alerted(self, drafts: Sequence[Draft]) -> int:
+        """How many of the matches the cap left out have no alert yet (the rest were alerted before)."""
+        ids = [d.id for d in drafts]
+        known = 0
+        for at in range(0, len(ids), 1000):
+            chunk = ids[at : at + 1000]
+            known += len(self.store.find(KIND, {"id": chunk}, limit=len(chunk)))
+        return len(ids) - known
 
     def backfill(self, rule: ScheduledRule, window: Window) -> CycleReport:
         """Search a window by hand (``soar detect backfill``); checkpoints are left alone."""

@@ -304,6 +304,11 @@ def test_events_alerted_earlier_never_take_the_room_of_new_ones_under_the_cap(
     run = detector.run(rules_of(det_settings), now + 2).runs[rule_id]
     assert run.alerts == 2 and run.capped == 0  # the cap counts new alerts, not matches alerted before
     assert store.count("alerts") == 5
+    # Five late events, older than all five alerted (so searched before them): three alerted, two capped;
+    # the alerted ones found after the cap are not counted as capped.
+    index_events(es, events_index, [(f"late{i}", event(i, now - 20 + i)) for i in range(5)])
+    run = detector.run(rules_of(det_settings), now + 4).runs[rule_id]
+    assert run.alerts == 3 and run.capped == 2, run
 
 
 def test_an_alert_written_just_before_a_crash_is_handed_off_by_the_next_run_once(
