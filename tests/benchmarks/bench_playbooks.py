@@ -10,6 +10,7 @@ Run: ``python -m tests.benchmarks.bench_playbooks`` (needs Redis: ``scripts/serv
 
 from __future__ import annotations
 
+import os
 import shutil
 import statistics
 import sys
@@ -22,7 +23,7 @@ from typing import Any
 from celery import Celery
 
 from soar.actions import ActionContext
-from soar.config import load_settings
+from soar.config import get_settings, load_settings
 from soar.playbooks import dispatch, engine
 from soar.playbooks.records import RUNS
 from soar.playbooks.runtime import Runtime
@@ -144,7 +145,11 @@ def with_worker(tmp: Path) -> dict[str, float]:
 
 def embedded(tmp: Path) -> dict[str, float]:
     root = _content(tmp)
-    settings = load_settings(content_root=root, state_dir=tmp / "state-eager", celery_eager=True)
+    # The notify task reads the process settings (as `soar` does): make them this runtime's, or the
+    # eager run's notifications would go out as Celery tasks to whatever Redis the environment names.
+    os.environ.update(SOAR_CONTENT_ROOT=str(root), SOAR_STATE_DIR=str(tmp / "state-eager"), SOAR_CELERY_EAGER="true")
+    get_settings.cache_clear()
+    settings = get_settings()
     rt = Runtime.build(settings)
     action = rt.registry.get("testkit.note")
     ctx = ActionContext(settings=settings, run_id="direct", step_id="s")
@@ -183,7 +188,13 @@ def embedded(tmp: Path) -> dict[str, float]:
 def main() -> int:
     with tempfile.TemporaryDirectory(prefix="soar-bench-pb-") as tmp_name:
         tmp = Path(tmp_name)
-        e = embedded(tmp / uuid.uuid4().hex)
+        saved = dict(os.environ)
+        try:
+            e = embedded(tmp / uuid.uuid4().hex)
+        finally:  # the worker part must not inherit the embedded settings
+            os.environ.clear()
+            os.environ.update(saved)
+            get_settings.cache_clear()
         w = with_worker(tmp / uuid.uuid4().hex)
     ms = 1000.0
     rows = [
