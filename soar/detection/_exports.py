@@ -16,7 +16,7 @@ from sigma.exceptions import SigmaError, SigmaFeatureNotSupportedByBackendError
 from sigma.rule import SigmaRule
 
 from soar.detection._attack import use_shipped_attack_data
-from soar.detection._compile import _fresh
+from soar.detection._compile import Compiler, _fresh
 from soar.detection._loading import Rule, RuleSet, sigma_error
 from soar.detection.pipelines import resolve_pipelines
 from soar.errors import ContentError
@@ -82,13 +82,12 @@ THRESHOLD_NOTE = (
 )
 
 
-def kibana_threshold(backend: Any, rule: Rule, rules: Sequence[Rule], pipelines: Sequence[str]) -> dict[str, Any]:
+def kibana_threshold(backend: Any, rule: Rule, rules: Sequence[Rule], compiler: Compiler) -> dict[str, Any]:
     """An ``event_count`` / ``value_count`` correlation as a Kibana threshold rule (``>=`` only, no aliases).
 
     The base rules' queries are OR-ed; the group-by becomes ``threshold.field`` and a
     ``value_count`` field its ``cardinality``; the rule runs every timespan over the last timespan.
     """
-    from soar.detection._compile import Compiler
 
     def refuse(why: str, *key: str) -> NotExportable:
         where = rule.error("", "correlation", *key).source
@@ -98,7 +97,7 @@ def kibana_threshold(backend: Any, rule: Rule, rules: Sequence[Rule], pipelines:
     if kind not in ("event_count", "value_count"):
         raise refuse(f"a {kind} correlation has no Kibana threshold equivalent (soar runs it)", "type")
     try:
-        spec = Compiler("elasticsearch", pipelines).compile(rule, RuleSet(rules=list(rules))).correlation
+        spec = compiler.compile(rule, RuleSet(rules=list(rules))).correlation
     except ContentError as exc:  # a base rule at fault: this correlation is not exported either
         raise ContentError(f"not exported: {exc}", rule.error("", "correlation", "rules").source) from exc
     assert spec is not None
@@ -141,6 +140,7 @@ def export_rules(
     use_shipped_attack_data()  # the Kibana export maps ATT&CK tags to names
     backend, output = EXPORTS[fmt](resolve_pipelines(pipelines))
     blocks = building_blocks(rules)
+    compiler: Compiler | None = None
     chunks: list[str] = []
     errors: list[ContentError] = []
     for rule in rules:
@@ -154,7 +154,8 @@ def export_rules(
             elif fmt == "elastalert":
                 produced = _correlation(backend, output, rule, rules)
             elif fmt == "kibana-ndjson":
-                produced = [kibana_threshold(backend, rule, rules, pipelines)]
+                compiler = compiler or Compiler("elasticsearch", pipelines)  # built once, for the correlations
+                produced = [kibana_threshold(backend, rule, rules, compiler)]
             else:
                 where = rule.error("", "correlation").source
                 errors.append(NotExportable(f"correlation rules are not exported as {fmt} (soar runs them)", where))

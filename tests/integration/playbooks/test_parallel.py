@@ -19,6 +19,7 @@ from soar.playbooks.runner import advance
 from soar.playbooks.state import LEASE_MARGIN, HeldRun, Next
 from tests.integration.playbooks.conftest import Content, alert
 from tests.integration.playbooks.test_engine import _run, _start
+from tests.integration.playbooks.test_worker import _wait
 from tests.integration.playbooks.testkit_integrations.testkit import calls
 
 WIDE = """\
@@ -264,10 +265,7 @@ def test_a_holder_whose_lease_ran_out_mid_batch_leaves_the_run_to_its_new_holder
         begun = [c["user"] for c in calls(content.state) if c["action"] == "testkit.gated_lock"]
         return [i["status"] for i in insts] == ["succeeded", "running"] and "slow" in begun
 
-    deadline = time.monotonic() + 30
-    while not slow_one_in_flight():
-        assert time.monotonic() < deadline, "the batch never got the slow instance in flight"
-        time.sleep(0.05)
+    _wait(slow_one_in_flight, 30, "the batch to get the slow instance in flight")
 
     def lease_ran_out(run: dict[str, Any]) -> None:  # time passes: the old holder's lease is over
         assert run["lease"]["owner"] == "old"
