@@ -79,7 +79,9 @@ def check(
 @app.command("convert")
 def convert(
     paths: list[Path] | None = PATHS,
-    target: str = typer.Option("elasticsearch", "--target", "-t", help="elasticsearch or embedded."),
+    target: str = typer.Option(
+        "elasticsearch", "--target", "-t", help="elasticsearch (query DSL), embedded (SQL) or lucene (a query_string)."
+    ),
     pipeline: list[str] | None = PIPELINE,
     fmt: str | None = typer.Option(
         None, "--format", "-f", help="Export instead: kibana-ndjson, elastalert, esql or eql (elasticsearch only)."
@@ -126,6 +128,8 @@ def convert(
                 )
             elif target == "elasticsearch":
                 typer.echo(json.dumps(c.dsl, sort_keys=True))
+            elif target == "lucene":
+                typer.echo(c.query)
             else:
                 typer.echo(c.sql)
     for error in result.errors:
@@ -268,19 +272,20 @@ def _precision_cell(row: dict[str, Any] | None) -> str:
 
 @app.command("install-template")
 def install_template(
-    pattern: list[str] | None = typer.Option(None, "--pattern", help="Index patterns (default: events_index)."),
+    pattern: list[str] = typer.Option(..., "--pattern", help="Index patterns of soar's own event indices."),
     name: str | None = typer.Option(None, "--name", help="Template name (default: soar-events)."),
+    data_stream: bool = typer.Option(False, "--data-stream", help="Make new indices of the patterns data streams."),
 ) -> int:
-    """Install the events index template that makes Sigma's case-insensitive matching hold."""
+    """Map soar's own event indices (demo, tests) with the official ECS mappings. Never a user's logs-* data."""
     from soar.connections import check_elasticsearch, elasticsearch_client
     from soar.detection.elastic import TEMPLATE_NAME, install_index_template
 
     settings = _settings()
-    patterns = pattern or [settings.events_index]
+    patterns = list(pattern)
     check_elasticsearch(settings)
     es = elasticsearch_client(settings)
     try:
-        install_index_template(es, patterns, name=name or TEMPLATE_NAME)
+        install_index_template(es, patterns, name=name or TEMPLATE_NAME, data_stream=data_stream)
     finally:
         es.close()
     typer.echo(f"index template {name or TEMPLATE_NAME} installed for {', '.join(patterns)}")

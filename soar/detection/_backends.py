@@ -1,12 +1,9 @@
-"""The two pySigma backends soar compiles to, extended where Sigma's semantics need it.
+"""The pySigma text backends soar compiles to, extended where Sigma's semantics need it.
 
-Elasticsearch: pySigma's ``LuceneBackend`` unchanged for everything the index template
-(``integrations/elasticsearch/``) already makes right — keyword fields with a lowercase
-normaliser give case-insensitive terms and wildcards. Only two things differ: ``|cased`` and
-``|re`` target the case-preserving ``<field>.cased`` sub-field (the lowercase normaliser
-would otherwise fold the indexed terms), and a regular expression keeps Sigma's *search*
-meaning (Lucene anchors a regexp at both ends, so it is wrapped in ``.*`` unless it has
-``^``/``$``).
+Elasticsearch searches use query DSL (:mod:`soar.detection._dsl`). The Lucene backend here is
+for exports: pySigma's ``LuceneBackend`` with soar's refusals, and a regular expression keeping
+Sigma's *search* meaning (Lucene anchors a regexp at both ends, so it is wrapped in ``.*``
+unless it has ``^``/``$``).
 
 Embedded: pySigma's SQLite backend over soar's event store (:mod:`soar.detection.embedded`),
 where an event is one row and its fields a JSON object ``flat`` of dotted names. Every field
@@ -27,17 +24,15 @@ from sigma.conditions import ConditionFieldEqualsValueExpression, ConditionValue
 from sigma.conversion.state import ConversionState
 from sigma.exceptions import SigmaFeatureNotSupportedByBackendError
 from sigma.types import (
-    SigmaCasedString,
     SigmaCIDRExpression,
     SigmaExists,
     SigmaNull,
     SigmaRegularExpression,
     SigmaString,
-    SpecialChars,
 )
 
-CASED_SUFFIX = ".cased"
 _INTEGER = re.compile(r"-?[0-9]+")
+KEYWORD_SEARCH_FIELD = "message"  # where Sigma keywords (values without a field) are searched, on both engines
 VALUE = "value"  # the json_each column a field condition is evaluated on
 TEXT = "type = 'text'"  # the json_each value is a string (not a number, boolean or null)
 
@@ -92,13 +87,21 @@ def check_portable_regex(pattern: str) -> None:
             )
 
 
+def is_full_text(field: str) -> bool:
+    """Is ``field`` full text (``message``: ``match_only_text``) in ECS mappings, searched by its words?"""
+    from soar.detection._ecs import TEXT_TYPES, field_type
+
+    return field_type(field) in TEXT_TYPES
+
+
 def check_cidr_field(field: str) -> None:
-    """|cidr needs an ``ip`` field: the events template types every field named ``ip`` as one. On a keyword,
-    Elasticsearch would look for the literal text ``10.0.0.0/8`` while the embedded store matched addresses."""
-    if field.rsplit(".", 1)[-1] != "ip":
+    """|cidr needs an ``ip`` field of the ECS mappings. On a keyword, Elasticsearch would look for the
+    literal text ``10.0.0.0/8`` while the embedded store matched addresses."""
+    from soar.detection._ecs import field_type
+
+    if field_type(field) != "ip":
         raise SigmaFeatureNotSupportedByBackendError(
-            f"|cidr on '{field}': only fields named ip (source.ip, destination.ip, …) are typed ip "
-            "by the events template, so only they match address ranges"
+            f"|cidr on '{field}': only ip fields of ECS (source.ip, destination.ip, host.ip, …) match address ranges"
         )
 
 
@@ -121,25 +124,20 @@ def search_regex(pattern: str) -> str:
 
 
 class SoarLuceneBackend(LuceneBackend):
-    """LuceneBackend plus ``|cased`` and search-semantics ``|re`` on the ``.cased`` sub-field."""
+    """LuceneBackend for exports (Kibana, ``--target lucene``), with soar's refusals and search-semantics ``|re``.
+
+    A ``query_string`` has no case-insensitive term: on ECS keyword fields its values match with the
+    case written, as with sigma-cli. soar itself searches with query DSL (:mod:`soar.detection._dsl`).
+    """
 
     name: ClassVar[str] = "soar Elasticsearch Lucene"
-    case_sensitive_match_expression: ClassVar[str] = "{field}" + CASED_SUFFIX.replace(".", r"\.") + ":{value}"
-    re_expression: ClassVar[str] = "{field}" + CASED_SUFFIX + ":/{regex}/"
     re_flags: dict[Any, str] = {}  # noqa: RUF012 - overrides the base's table: no flags in Lucene regexps
-
-    def decide_convert_condition_as_in_expression(self, cond: Any, state: ConversionState) -> bool:
-        # `field:(a OR b)` would search the lowercase-normalised field: a |cased list must stay one
-        # `.cased` term per value.
-        if any(isinstance(getattr(arg, "value", None), SigmaCasedString) for arg in cond.args):
-            return False
-        return bool(super().decide_convert_condition_as_in_expression(cond, state))
 
     def convert_condition_field_eq_val_str_case_sensitive(
         self, cond: ConditionFieldEqualsValueExpression, state: ConversionState
     ) -> Any:
-        value: Any = cond.value
-        return f"{self.escape_and_quote_field(cond.field)}{CASED_SUFFIX}:{self.convert_value_str(value, state)}"
+        # A query_string term on an ECS keyword matches the case written: exactly what |cased means.
+        return self.convert_condition_field_eq_val_str(cond, state)
 
     def convert_condition_field_eq_field(self, cond: Any, state: ConversionState) -> Any:
         raise no_field_references()
@@ -173,9 +171,8 @@ class SoarSQLiteBackend(sqliteBackend):
 
     name: ClassVar[str] = "soar embedded SQLite"
     collate_nocase: bool = True
-    # SQLite's NOCASE folds ASCII only; Elasticsearch's lowercase normaliser folds every letter.
-    # soar_nocase (registered by the event store) lowercases like Python does, and the store
-    # also replaces like() so LIKE folds non-ASCII letters too.
+    # Elasticsearch's case_insensitive term/prefix/wildcard queries fold ASCII letters only (É never
+    # matches é there); soar_nocase and the store's like() fold exactly those too.
     collation_expression: ClassVar[str] = "{expr} COLLATE soar_nocase"
     table = "events"
 
@@ -195,9 +192,19 @@ class SoarSQLiteBackend(sqliteBackend):
         if isinstance(cond.value, SigmaExists):
             exists = self._inside(field, f"{VALUE} IS NOT NULL")
             return exists if cond.value.exists else f"NOT {exists}"
+        if isinstance(cond.value, SigmaString) and is_full_text(field):
+            return self._words(field, cond.value, cond, state)
         inner = copy.copy(cond)
         inner.field = VALUE
         return self._inside(field, str(super().convert_condition_field_eq_val(inner, state)))
+
+    def _words(self, field: str, value: SigmaString, cond: Any, state: ConversionState) -> str:
+        """A full-text field as Elasticsearch searches it (``match_phrase`` per literal run): each run occurs."""
+        runs = [p.strip() for p in value.s if isinstance(p, str) and p.strip()]
+        if not runs:
+            return self._inside(field, f"{VALUE} IS NOT NULL")
+        parts = [self._inside(field, f"soar_phrase({VALUE}, {_sql_str(run)})") for run in runs]
+        return parts[0] if len(parts) == 1 else "(" + " AND ".join(parts) + ")"
 
     def escape_and_quote_field(self, field: str) -> str:
         if field == VALUE:
@@ -233,13 +240,13 @@ class SoarSQLiteBackend(sqliteBackend):
     def convert_condition_field_compare_op_val(
         self, cond: ConditionFieldEqualsValueExpression, state: ConversionState
     ) -> Any:
-        # |lt |lte |gt |gte: numbers compare as numbers; text compares as text (lower-cased), as a
-        # range query on a keyword does in Elasticsearch. SQLite alone would rank any text above any number.
+        # |lt |lte |gt |gte: numbers compare as numbers; text compares as text (byte order, case kept), as a
+        # range query on an ECS keyword does in Elasticsearch. SQLite alone would rank any text above any number.
         compare: Any = cond.value
         op, number = self.compare_operators[compare.op], compare.number
         return (
             f"(CASE WHEN type IN ('integer', 'real') THEN {VALUE} {op} {number} "
-            f"ELSE lower({VALUE}) {op} {_sql_str(str(number).lower())} END)"
+            f"ELSE {VALUE} COLLATE BINARY {op} {_sql_str(str(number))} END)"
         )
 
     def convert_condition_field_eq_field(self, cond: Any, state: ConversionState) -> Any:
@@ -257,23 +264,9 @@ class SoarSQLiteBackend(sqliteBackend):
         return f"({TEXT} AND soar_regexp({_sql_str(portable_regexp(cond.value))}, {VALUE}))"  # .cased: strings only
 
     def convert_condition_val_str(self, cond: ConditionValueExpression, state: ConversionState) -> Any:
-        """Keyword search: any string value of the event (not its timestamp) contains the keyword."""
+        """Keyword search: the words of the keyword occur in the event's ``message`` (as on Elasticsearch)."""
         value: Any = cond.value
-        if not value.startswith(SpecialChars.WILDCARD_MULTI):
-            value = SigmaString("*") + value
-        if not value.endswith(SpecialChars.WILDCARD_MULTI):
-            value = value + SigmaString("*")
-        inner = ConditionFieldEqualsValueExpression(VALUE, value)
-        inner.parent = cond.parent
-        like = self.convert_condition_field_eq_val_str(inner, state)
-        return (
-            "EXISTS (SELECT 1 FROM json_tree(flat) WHERE type = 'text' "  # noqa: S608 - SQL compiled by pySigma, values quoted
-            f"AND fullkey NOT LIKE '$.\"@timestamp\"%' AND {like})"
-        )
+        return self._words(KEYWORD_SEARCH_FIELD, value, cond, state)
 
     def convert_condition_val_num(self, cond: ConditionValueExpression, state: ConversionState) -> Any:
-        number = cond.value
-        return (
-            "EXISTS (SELECT 1 FROM json_tree(flat) WHERE type IN ('integer', 'real', 'text') "  # noqa: S608 - SQL compiled by pySigma, values quoted
-            f"AND fullkey NOT LIKE '$.\"@timestamp\"%' AND ({VALUE} = {number} OR {VALUE} = '{number}'))"
-        )
+        return self._words(KEYWORD_SEARCH_FIELD, SigmaString(str(cond.value)), cond, state)

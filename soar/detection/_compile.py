@@ -17,13 +17,20 @@ from sigma.rule import SigmaRule
 
 from soar.detection._backends import SoarLuceneBackend, SoarSQLiteBackend
 from soar.detection._compiled import CompileCache, CompiledRule, CorrelationSpec, backend_versions
+from soar.detection._dsl import SoarElasticsearchDSLBackend
 from soar.detection._loading import Rule, RuleSet, sigma_error
 from soar.detection._typed import typed_value_problems
 from soar.detection.pipelines import DEFAULT_PIPELINES, pipeline_identity, resolve_pipelines
 from soar.errors import ContentError, InputError, SourceLocation
 
-Target = Literal["elasticsearch", "embedded"]
-TARGETS: tuple[str, ...] = ("elasticsearch", "embedded")
+Target = Literal["elasticsearch", "embedded", "lucene"]
+# elasticsearch: query DSL (what soar searches with); embedded: SQL; lucene: a query_string, for exports only.
+TARGETS: tuple[str, ...] = ("elasticsearch", "embedded", "lucene")
+_BACKENDS: dict[str, type[Any]] = {
+    "elasticsearch": SoarElasticsearchDSLBackend,
+    "embedded": SoarSQLiteBackend,
+    "lucene": SoarLuceneBackend,
+}
 STRICT_ITEM = "ecs_linux_strict_fields"
 
 
@@ -44,9 +51,9 @@ class Compiler:
         self.pipelines = tuple(pipelines)
         self.identity = pipeline_identity(self.pipelines)
         pipeline = resolve_pipelines(self.pipelines)
-        self.backend: Any = (SoarLuceneBackend if target == "elasticsearch" else SoarSQLiteBackend)(pipeline)
+        self.backend: Any = _BACKENDS[target](pipeline)
 
-    def _convert(self, rule: Rule, sigma: SigmaRule) -> str:
+    def _convert(self, rule: Rule, sigma: SigmaRule) -> Any:
         try:
             queries = self.backend.convert_rule(sigma)
         except SigmaError as exc:
@@ -60,6 +67,8 @@ class Compiler:
             raise ContentError(problem, SourceLocation(rule.path, mark.line, mark.column))
         if not queries:
             raise rule.error("the rule produced no query")
+        if self.target == "elasticsearch":
+            return queries[0] if len(queries) == 1 else {"bool": {"should": queries, "minimum_should_match": 1}}
         if len(queries) == 1:
             return str(queries[0])
         return " OR ".join(f"({q})" for q in queries)
@@ -90,8 +99,9 @@ class Compiler:
         assert isinstance(fresh, SigmaRule)
         query = self._convert(rule, fresh)
         if self.target == "elasticsearch":
-            dsl = {"query": {"bool": {"must": [{"query_string": {"query": query, "analyze_wildcard": True}}]}}}
-            return CompiledRule(**base, query=query, dsl=dsl)
+            return CompiledRule(**base, dsl={"query": query})
+        if self.target == "lucene":
+            return CompiledRule(**base, query=query)
         return CompiledRule(**base, query=query, sql=f"SELECT id FROM events WHERE {query}")  # noqa: S608 - SQL compiled by pySigma, values quoted
 
     def map_field(self, name: str) -> str:

@@ -154,7 +154,7 @@ def export_rules(
             elif fmt == "elastalert":
                 produced = _correlation(backend, output, rule, rules)
             elif fmt == "kibana-ndjson":
-                compiler = compiler or Compiler("elasticsearch", pipelines)  # built once, for the correlations
+                compiler = compiler or Compiler("lucene", pipelines)  # built once, for the correlations
                 produced = [kibana_threshold(backend, rule, rules, compiler)]
             else:
                 where = rule.error("", "correlation").source

@@ -1,28 +1,27 @@
-"""Values a typed field of the events template can never match: refuse the rule instead of a silent miss.
+"""Values a typed field of an ECS index can never match: refuse the rule instead of a silent miss.
 
-soar's events template (``integrations/elasticsearch/index_templates/soar-events.json``) maps
-IP fields as ``ip`` and ports and pids as ``long``. Elasticsearch matches an ``ip`` field only by
+The official ECS mappings (``integrations/elasticsearch/ecs/``) type IP fields as ``ip``, ports
+and pids as ``long`` and ``message`` as full text (``match_only_text``). Elasticsearch matches an ``ip`` field only by
 an exact address or a CIDR range: ``DestinationIp|startswith: '10.'`` compiles to
 ``destination.ip:10.*``, which Elasticsearch answers with no hits and no error — a rule that
 looks fine and never fires. A word for a number (``ProcessId: abc``) never matches either, and a
 regular expression on either type is rejected at search time. The embedded engine would match
 some of these as text, so the two engines would disagree: the rule fails on both, at its line,
-saying what to write instead.
+saying what to write instead. A full-text field is searched by its words (``match_phrase``): only
+``|contains`` (and keywords) mean the same there as in Sigma; an exact value, ``startswith``,
+``endswith``, ``|cased`` or ``|re`` cannot be decided on it.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from functools import cache
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
 from sigma.rule import SigmaDetection, SigmaDetectionItem, SigmaRule
 from sigma.types import (
+    SigmaCasedString,
     SigmaCIDRExpression,
     SigmaCompareExpression,
     SigmaExists,
@@ -34,52 +33,17 @@ from sigma.types import (
     SpecialChars,
 )
 
-NUMERIC_TYPES = {"long", "integer", "short", "byte", "unsigned_long", "double", "float", "half_float", "scaled_float"}
-
-
-def events_template_path() -> Path:
-    """integrations/elasticsearch/index_templates/soar-events.json (shipped as package data or in the repo)."""
-    relative = Path("elasticsearch") / "index_templates" / "soar-events.json"
-    in_repo = Path(__file__).resolve().parents[2] / "integrations" / relative
-    if in_repo.is_file():
-        return in_repo
-    return Path(str(resources.files("integrations"))) / relative
-
-
-def events_template() -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(events_template_path().read_text(encoding="utf-8"))
-    return data
-
-
-@cache
-def _typing() -> tuple[dict[str, str], dict[str, str]]:
-    """(explicit field -> type, last name segment -> type from the dynamic templates) of the events template."""
-    mappings = events_template()["template"]["mappings"]
-    explicit: dict[str, str] = {}
-
-    def walk(props: dict[str, Any], prefix: str) -> None:
-        for name, spec in props.items():
-            if "properties" in spec:
-                walk(spec["properties"], f"{prefix}{name}.")
-            elif "type" in spec:
-                explicit[f"{prefix}{name}"] = str(spec["type"])
-
-    walk(mappings.get("properties", {}), "")
-    by_leaf: dict[str, str] = {}
-    for entry in mappings.get("dynamic_templates", []):
-        for spec in entry.values():
-            leaf, kind = spec.get("match"), spec.get("mapping", {}).get("type")
-            if isinstance(leaf, str) and "*" not in leaf and kind in ("ip", *NUMERIC_TYPES):
-                by_leaf[leaf] = str(kind)
-    return explicit, by_leaf
+from soar.detection._ecs import NUMERIC_TYPES, TEXT_TYPES
+from soar.detection._ecs import field_type as ecs_field_type
 
 
 def field_type(name: str) -> str | None:
-    """``ip``, ``number`` or None (a keyword: any Sigma value works) for an ECS field of the events template."""
-    explicit, by_leaf = _typing()
-    kind = explicit.get(name) or by_leaf.get(name.rsplit(".", 1)[-1])
+    """``ip``, ``number``, ``text`` or None (keyword-like: any Sigma value works) for a field of an ECS index."""
+    kind = ecs_field_type(name)
     if kind == "ip":
         return "ip"
+    if kind in TEXT_TYPES:
+        return "text"
     return "number" if kind in NUMERIC_TYPES else None
 
 
@@ -132,9 +96,11 @@ class FieldKind:
     instead: str  # the hint for a regular expression or a wildcard
 
     def problem(self, name: str, value: Any) -> str | None:
-        head = f"{name} is {self.label} in the events template:"
+        head = f"{name} is {self.label} in ECS mappings:"
         if isinstance(value, (*self.accepts, SigmaNull, SigmaExists, SigmaFieldReference)):
             return None
+        if isinstance(value, SigmaCasedString):
+            return f"{head} |cased applies to text; '{_written(value)}' is matched by its value there, drop |cased"
         if isinstance(value, SigmaRegularExpression):
             return f"{head} the regular expression '{value.regexp}' cannot be searched there; {self.instead}"
         if isinstance(value, SigmaNumber) and self.fits(str(value)):
@@ -160,7 +126,34 @@ IP = FieldKind(
 NUMBER = FieldKind(
     "a number", (SigmaCompareExpression,), _is_number, "a number", "use exact numbers or |lt/|lte/|gt/|gte"
 )
-KINDS = {"ip": IP, "number": NUMBER}
+
+
+@dataclass(frozen=True)
+class FullText:
+    """A full-text field (``message``): searched by its words, so only ``|contains`` keeps Sigma's meaning."""
+
+    label: str = "full text (match_only_text)"
+
+    def problem(self, name: str, value: Any) -> str | None:
+        head = f"{name} is {self.label} in ECS mappings:"
+        if isinstance(value, SigmaNull | SigmaExists | SigmaFieldReference):
+            return None
+        if isinstance(value, SigmaRegularExpression):
+            return f"{head} the regular expression '{value.regexp}' cannot be searched there; use |contains"
+        if isinstance(value, SigmaCasedString):
+            return f"{head} its words are searched whatever their case, so |cased cannot hold there"
+        if isinstance(value, SigmaString):
+            if value.startswith(SpecialChars.WILDCARD_MULTI) and value.endswith(SpecialChars.WILDCARD_MULTI):
+                return None
+            return (
+                f"{head} '{_written(value)}' as an exact value, startswith or endswith cannot be decided on its "
+                "words; use |contains (or a parsed keyword field of the same line)"
+            )
+        return None
+
+
+TEXT = FullText()
+KINDS: dict[str, Any] = {"ip": IP, "number": NUMBER, "text": TEXT}
 
 
 def typed_value_problems(rule: SigmaRule) -> list[str]:

@@ -1,4 +1,4 @@
-"""Compiled rules on Elasticsearch: the events index template, batched searches, correlation events.
+"""Compiled rules on Elasticsearch: soar's own event indices, batched searches, correlation events.
 
 All rules of a cycle go out as one ``_msearch``; correlation base rules fetch only the fields
 the evaluation needs (timestamp, group-by, aggregated field), paged with a point in time. A
@@ -16,7 +16,7 @@ from elasticsearch import ApiError, Elasticsearch
 
 from soar.detection._compile import CompiledRule, CorrelationSpec
 from soar.detection._correlate import CorrelationEvent, chained_events, evaluate_correlation, group_key
-from soar.detection._typed import events_template
+from soar.detection._ecs import events_index_mappings, events_index_settings
 from soar.detection.embedded import flatten, parse_timestamp
 from soar.errors import InputError, SourceLocation
 
@@ -24,32 +24,93 @@ TEMPLATE_NAME = "soar-events"
 PAGE = 5000
 MAX_HITS = 10_000  # Elasticsearch's default index.max_result_window
 BULK = 5000  # events per bulk request: a large events file stays under http.max_content_length
+# Where Fleet's integrations write their data streams: never soar's to re-map.
+SHIPPER_NAMESPACES = ("logs-", "metrics-", "traces-", "synthetics-", "profiling-")
+MANAGED_BY = "soar"
+
+
+def _reaches_shipper_data(pattern: str) -> bool:
+    """Does ``pattern`` match names in the data-stream namespaces shippers write to (logs-*, metrics-*, …)?"""
+    literal = pattern.split("*", 1)[0]
+    return any(ns.startswith(literal) or literal.startswith(ns) for ns in SHIPPER_NAMESPACES) or literal == ""
+
+
+def template_conflicts(es: Elasticsearch, index_patterns: Sequence[str]) -> list[str]:
+    """Why each pattern may not get soar's template: shippers' namespaces, or data soar does not own."""
+    problems: list[str] = []
+    for pattern in index_patterns:
+        if _reaches_shipper_data(pattern):
+            problems.append(
+                f"{pattern}: matches the data streams shippers write (logs-*, metrics-*, …); "
+                "their integrations map them, soar installs no template there"
+            )
+            continue
+        # Backing indices name their data stream; the data stream API itself is x-pack, so ask the index API.
+        found = es.options(ignore_status=404).indices.get(index=pattern, expand_wildcards="all")
+        seen: set[str] = set()
+        for name, index in found.body.items() if found.meta.status == 200 else ():
+            owner = ((index.get("mappings") or {}).get("_meta") or {}).get("managed_by")
+            if owner == MANAGED_BY:
+                continue
+            stream = index.get("data_stream")
+            what = f"data stream {stream}" if stream else f"index {name}"
+            if what not in seen:
+                seen.add(what)
+                problems.append(f"{pattern}: matches {what}, which soar does not own")
+    return problems
+
+
+def events_template(index_patterns: Sequence[str], data_stream: bool = False) -> dict[str, Any]:
+    """An index template mapping ECS events as real clusters do (official ECS mappings, strings as keywords)."""
+    mappings = events_index_mappings()
+    mappings["_meta"] = {"managed_by": MANAGED_BY, "source": "official ECS mappings (integrations/elasticsearch/ecs)"}
+    body: dict[str, Any] = {
+        "index_patterns": list(index_patterns),
+        "priority": 100,
+        "template": {"settings": events_index_settings(), "mappings": mappings},
+        "_meta": {"managed_by": MANAGED_BY, "description": "ECS events for soar's own indices (demo, tests)"},
+    }
+    if data_stream:
+        body["data_stream"] = {}
+    return body
 
 
 def install_index_template(
-    es: Elasticsearch, index_patterns: Sequence[str] = ("logs-*",), name: str = TEMPLATE_NAME
+    es: Elasticsearch, index_patterns: Sequence[str], name: str = TEMPLATE_NAME, data_stream: bool = False
 ) -> None:
-    """Install the template that makes Sigma's case-insensitive semantics hold on ``index_patterns``."""
-    body = events_template()
+    """Install the ECS events template on ``index_patterns``: soar's own indices only.
+
+    Refused (InputError naming the pattern) for the shippers' namespaces (``logs-*``, …) and for any
+    pattern matching a data stream or index soar did not create: a user's data is mapped by its
+    integrations, and soar's queries keep Sigma's meaning on those mappings without a template.
+    """
+    if not index_patterns:
+        raise InputError("install-template: name at least one --pattern (soar's own indices, e.g. soar-events-*)")
+    problems = template_conflicts(es, index_patterns)
+    if problems:
+        raise InputError("refused: " + "; ".join(problems))
+    body = events_template(index_patterns, data_stream)
     es.indices.put_index_template(
         name=name,
-        index_patterns=list(index_patterns),
+        index_patterns=body["index_patterns"],
         template=body["template"],
-        priority=body.get("priority", 150),
-        meta=body.get("_meta"),
+        priority=body["priority"],
+        meta=body["_meta"],
+        data_stream=body.get("data_stream"),
     )
 
 
 def create_events_index(es: Elasticsearch, index: str, max_hits: int = MAX_HITS) -> None:
-    """A concrete index with the events template's settings and mappings (for throwaway fixture indices).
+    """A concrete index mapped with the official ECS mappings (for soar's throwaway fixture and test indices).
 
     ``max_hits`` above 10,000 raises the index's result window, so one search can return every event.
     """
-    template = events_template()["template"]
-    settings = dict(template["settings"])
+    settings = events_index_settings()
     if max_hits > MAX_HITS:
-        settings["index.max_result_window"] = max_hits
-    es.indices.create(index=index, settings=settings, mappings=template["mappings"])
+        settings["index"]["max_result_window"] = max_hits
+    mappings = events_index_mappings()
+    mappings["_meta"] = {"managed_by": MANAGED_BY}
+    es.indices.create(index=index, settings=settings, mappings=mappings)
 
 
 def bulk_index(

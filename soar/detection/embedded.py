@@ -95,6 +95,28 @@ def _sql_regexp(pattern: str, value: Any) -> int:
         return 0
 
 
+# Words as Elasticsearch's standard tokenizer cuts them (Unicode UAX #29, approximated): letters and
+# digits, joined by '.' or an apostrophe inside a word, ':' between letters, ',' or ';' between digits.
+_WORD = re.compile(r"\w+(?:(?:[.'\u2019]|(?<=[^\W\d_]):(?=[^\W\d_])|(?<=\d)[,;](?=\d))\w+)*")
+
+
+@lru_cache(maxsize=4096)
+def words(text: str) -> tuple[str, ...]:
+    """The lower-cased tokens Elasticsearch indexes for ``text`` on a full-text (standard analyser) field."""
+    return tuple(w.lower() for w in _WORD.findall(text))
+
+
+def _sql_phrase(value: Any, phrase: str) -> int:
+    """1 when the words of ``phrase`` occur in ``value`` in that order, next to each other (``match_phrase``)."""
+    if not isinstance(value, str):
+        return 0
+    want, have = words(phrase), words(value)
+    if not want:
+        return 0
+    n = len(want)
+    return 1 if any(have[i : i + n] == want for i in range(len(have) - n + 1)) else 0
+
+
 @lru_cache(maxsize=512)
 def _network(cidr: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
     return ipaddress.ip_network(cidr, strict=False)
@@ -109,8 +131,16 @@ def _sql_cidr(value: Any, cidr: str) -> int:
         return 0
 
 
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def ascii_lower(text: str) -> str:
+    """Fold ASCII letters only: Elasticsearch's ``case_insensitive`` queries fold exactly these (É stays É)."""
+    return text.translate(_ASCII_LOWER)
+
+
 def _nocase(a: str, b: str) -> int:
-    la, lb = a.lower(), b.lower()
+    la, lb = ascii_lower(a), ascii_lower(b)
     return (la > lb) - (la < lb)
 
 
@@ -127,14 +157,14 @@ def _like_regex(pattern: str, escape: str | None) -> re.Pattern[str]:
             out.append(".")
         else:
             out.append(re.escape(char))
-    return re.compile("".join(out), re.IGNORECASE | re.DOTALL)
+    return re.compile("".join(out), re.DOTALL)
 
 
 def _sql_like(pattern: Any, value: Any, escape: Any = None) -> int | None:
-    """SQL ``value LIKE pattern [ESCAPE e]`` folding every letter's case, not only ASCII."""
+    """SQL ``value LIKE pattern [ESCAPE e]`` folding ASCII letters, as Elasticsearch's ``case_insensitive`` does."""
     if pattern is None or value is None:
         return None
-    return 1 if _like_regex(str(pattern), escape).fullmatch(str(value)) else 0
+    return 1 if _like_regex(ascii_lower(str(pattern)), escape).fullmatch(ascii_lower(str(value))) else 0
 
 
 class EventStore:
@@ -145,6 +175,7 @@ class EventStore:
         self.db = sqlite3.connect(self.path, check_same_thread=False)
         self.db.create_function("soar_regexp", 2, _sql_regexp, deterministic=True)
         self.db.create_function("soar_cidr", 2, _sql_cidr, deterministic=True)
+        self.db.create_function("soar_phrase", 2, _sql_phrase, deterministic=True)
         self.db.create_function("like", 3, _sql_like, deterministic=True)
         self.db.create_function("like", 2, _sql_like, deterministic=True)
         self.db.create_collation("soar_nocase", _nocase)

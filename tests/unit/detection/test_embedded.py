@@ -51,7 +51,7 @@ UNPORTABLE = [
         ("CommandLine|re", pattern, r"which Elasticsearch \(Lucene RegExp\) does not support")
         for pattern in ("(?:curl|wget)", "\\bnc\\b", "a.*?b", "(a)\\1")
     ),
-    ("process.args|cidr", "10.0.0.0/8", r"\|cidr on 'process\.args': only fields named ip"),
+    ("process.args|cidr", "10.0.0.0/8", r"\|cidr on 'process\.args': only ip fields of ECS"),
     ("User|fieldref", "user.effective.name", r"'\|fieldref' \(comparing two fields\) is not supported"),
 ]
 

@@ -15,6 +15,7 @@ def _compile(tmp_path: Path, text: str, **kwargs: object) -> str:
     path = write(tmp_path / "r.yml", text)
     ruleset = load_rules([path])
     ruleset.raise_first()
+    kwargs.setdefault("target", "lucene")  # the mapping, read as a query_string
     compiled = compile_rule(ruleset.rules[0], **kwargs)  # type: ignore[arg-type]
     assert compiled.query is not None
     return compiled.query

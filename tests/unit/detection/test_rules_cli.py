@@ -92,8 +92,24 @@ def test_convert_elasticsearch_json_and_embedded(soar: Any, pack: Path, tmp_path
     assert out.returncode == 0, out.stderr
     (compiled,) = json.loads(out.stdout)
     assert compiled["rule_id"] == RULE_ID
-    query = compiled["dsl"]["query"]["bool"]["must"][0]["query_string"]["query"]
-    assert query == (
+    query = compiled["dsl"]["query"]
+
+    def ci(kind: str, field: str, value: str) -> dict[str, Any]:
+        return {kind: {field: {"value": value, "case_insensitive": True}}}
+
+    assert query == {  # case is decided per value, on any mapping: no template of soar's over the events
+        "bool": {
+            "filter": [
+                ci("term", "event.category", "process"),
+                ci("term", "event.type", "start"),
+                ci("wildcard", "process.command_line", "*curl *"),
+                ci("wildcard", "process.command_line", "*| sh*"),
+            ]
+        }
+    }
+    out = soar("rules", "convert", str(pack), "--target", "lucene")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[1] == (
         "(event.category:process AND event.type:start) AND "
         "(process.command_line:*curl\\ * AND process.command_line:*\\|\\ sh*)"
     )
