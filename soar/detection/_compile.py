@@ -21,6 +21,14 @@ from soar.detection._dsl import SoarElasticsearchDSLBackend
 from soar.detection._loading import Rule, RuleSet, sigma_error
 from soar.detection._typed import typed_value_problems
 from soar.detection.pipelines import DEFAULT_PIPELINES, pipeline_identity, resolve_pipelines
+from soar.detection.pipelines._sources import (
+    SourceCoverage,
+    SourceLacksField,
+    rule_logsource_key,
+    source_pipeline,
+    sources_for,
+    sources_identity,
+)
 from soar.errors import ContentError, InputError, SourceLocation
 
 Target = Literal["elasticsearch", "embedded", "lucene"]
@@ -34,6 +42,14 @@ _BACKENDS: dict[str, type[Any]] = {
 STRICT_ITEM = "ecs_linux_strict_fields"
 
 
+class _LeftOut(Exception):
+    """A source cannot serve the rule (it lacks a field the rule uses)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 def _fresh(rule: Rule) -> SigmaRule | SigmaCorrelationRule:
     source = SigmaRuleLocation(rule.path)
     if rule.kind == "correlation":
@@ -42,20 +58,62 @@ def _fresh(rule: Rule) -> SigmaRule | SigmaCorrelationRule:
 
 
 class Compiler:
-    """A backend per target for one list of pipelines, reused across rules (as sigma-cli does)."""
+    """A backend per target for one list of pipelines, reused across rules (as sigma-cli does).
+
+    With the default ``ecs_linux`` and a searching target (Elasticsearch, embedded), a Linux rule is
+    compiled once per real source that carries its log source (``pipelines/sources.yml``) and the
+    queries are OR-ed; exports (``lucene``) keep the one ``ecs_linux.yml`` pipeline sigma-cli reads.
+    """
 
     def __init__(self, target: str = "elasticsearch", pipelines: Sequence[str] = DEFAULT_PIPELINES) -> None:
         if target not in TARGETS:
             raise InputError(f"--target {target}: unknown target (known: {', '.join(TARGETS)})")
         self.target = target
         self.pipelines = tuple(pipelines)
-        self.identity = pipeline_identity(self.pipelines)
+        self.per_source = self.pipelines == ("ecs_linux",) and target != "lucene"
+        self.identity = pipeline_identity(self.pipelines) + (
+            f"+sources:{sources_identity()}" if self.per_source else ""
+        )
         pipeline = resolve_pipelines(self.pipelines)
         self.backend: Any = _BACKENDS[target](pipeline)
+        self._source_backends: dict[tuple[str, str], Any] = {}
 
-    def _convert(self, rule: Rule, sigma: SigmaRule) -> Any:
+    def _source_backend(self, source: str, logsource: str) -> Any:
+        key = (source, logsource)
+        if key not in self._source_backends:
+            self._source_backends[key] = _BACKENDS[self.target](source_pipeline(source, logsource))
+        return self._source_backends[key]
+
+    def _convert_per_source(self, rule: Rule, logsource: str) -> tuple[Any, SourceCoverage]:
+        """One query per source carrying the rule's log source, OR-ed; sources lacking a field are left out."""
+        coverage = SourceCoverage()
+        queries: list[Any] = []
+        for mapping in sources_for(logsource):
+            fresh = _fresh(rule)
+            assert isinstance(fresh, SigmaRule)
+            try:
+                query = self._convert(rule, fresh, self._source_backend(mapping.source, logsource))
+            except _LeftOut as out:
+                coverage.left_out[mapping.source] = out.reason
+                continue
+            coverage.searched.append(mapping.source)
+            queries.append(query)
+        if not queries:
+            reasons = "; ".join(f"{s}: {why}" for s, why in coverage.left_out.items())
+            raise rule.error(
+                f"no source carrying {logsource.replace(':', ': ')} has every field the rule uses ({reasons})"
+            )
+        if len(queries) == 1:
+            return queries[0], coverage
+        if self.target == "elasticsearch":
+            return {"bool": {"should": queries, "minimum_should_match": 1}}, coverage
+        return " OR ".join(f"({q})" for q in queries), coverage
+
+    def _convert(self, rule: Rule, sigma: SigmaRule, backend: Any = None) -> Any:
         try:
-            queries = self.backend.convert_rule(sigma)
+            queries = (backend or self.backend).convert_rule(sigma)
+        except SourceLacksField as exc:
+            raise _LeftOut(str(exc.args[0] if exc.args else exc)) from exc
         except SigmaError as exc:
             raise sigma_error(exc, rule.path, rule.positions) from exc
         applied = sigma.applied_processing_items - {STRICT_ITEM}
@@ -94,10 +152,16 @@ class Compiler:
             from soar.detection._compile_correlation import compile_correlation
 
             return CompiledRule(**base, correlation=compile_correlation(self, rule, ruleset, chain))
-        # pySigma silences a rule a correlation refers to (disable_output): such a rule is re-parsed.
-        fresh = rule.sigma if consume and getattr(rule.sigma, "_output", True) else _fresh(rule)
-        assert isinstance(fresh, SigmaRule)
-        query = self._convert(rule, fresh)
+        logsource = rule_logsource_key(rule.sigma) if self.per_source else None
+        if logsource is not None:
+            query, coverage = self._convert_per_source(rule, logsource)
+            base["sources"] = tuple(coverage.searched)
+            base["left_out"] = dict(coverage.left_out)
+        else:
+            # pySigma silences a rule a correlation refers to (disable_output): such a rule is re-parsed.
+            fresh = rule.sigma if consume and getattr(rule.sigma, "_output", True) else _fresh(rule)
+            assert isinstance(fresh, SigmaRule)
+            query = self._convert(rule, fresh)
         if self.target == "elasticsearch":
             return CompiledRule(**base, dsl={"query": query})
         if self.target == "lucene":

@@ -53,12 +53,16 @@ class CompiledRule:
     sql: str | None = None
     correlation: CorrelationSpec | None = None
     name: str | None = None
+    # The real sources the query searches (pipelines/sources.yml), and those left out with the reason.
+    sources: tuple[str, ...] = ()
+    left_out: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able data (shares the ``dsl`` dict: no deep copy, this runs per rule on every convert)."""
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out["tags"] = list(self.tags)
         out["pipelines"] = list(self.pipelines)
+        out["sources"] = list(self.sources)
         spec = self.correlation
         if spec is not None:
             out["correlation"] = {f.name: getattr(spec, f.name) for f in fields(spec)}
@@ -80,6 +84,7 @@ class CompiledRule:
             spec = CorrelationSpec(**corr)
         data["tags"] = tuple(data["tags"])
         data["pipelines"] = tuple(data["pipelines"])
+        data["sources"] = tuple(data.get("sources", ()))
         return cls(**data, correlation=spec)
 
 
@@ -98,7 +103,7 @@ def backend_versions() -> str:
     return ",".join([*(f"{d}={installed_version(d) or '?'}" for d in dists), f"soar={__version__}"])
 
 
-CACHE_FORMAT = "10"  # bump when what is stored, or how it is compiled, changes without a version change
+CACHE_FORMAT = "11"  # bump when what is stored, or how it is compiled, changes without a version change
 
 
 class CompileCache:

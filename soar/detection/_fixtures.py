@@ -99,17 +99,38 @@ def load_fixtures(rule: Rule) -> list[Fixture]:
     return out
 
 
+PROVENANCE_KEYS = ("source", "integration", "integration_version", "file")
+
+
+def is_documented(item: Any) -> bool:
+    """A fixture entry of the documented form ``{provenance: {...}, event: {...}}``."""
+    return isinstance(item, Mapping) and set(item) == {"provenance", "event"}
+
+
+def unwrap(item: Any, where: SourceLocation, label: str) -> dict[str, Any]:
+    """The event of a fixture entry: a bare event, or ``{provenance, event}`` (provenance checked, then dropped)."""
+    if not is_documented(item):
+        return dict(item)
+    provenance = item["provenance"]
+    missing = [k for k in PROVENANCE_KEYS if not isinstance(provenance, Mapping) or not provenance.get(k)]
+    if missing:
+        raise ContentError(f"{label}: provenance lacks {', '.join(missing)}", where)
+    if not isinstance(item["event"], Mapping):
+        raise ContentError(f"{label}: event must be a mapping", where)
+    return dict(item["event"])
+
+
 def _fixture_events(rule: Rule, item: Any, where: SourceLocation, label: str) -> list[dict[str, Any]]:
     if rule.kind == "correlation":
         if isinstance(item, Mapping) and "events" in item:
             item = item["events"]
         if not isinstance(item, list) or not all(isinstance(e, Mapping) for e in item):
             raise ContentError(f"{label}: a correlation fixture is a list of events (a scenario)", where)
-        events = [dict(e) for e in item]
+        events = [unwrap(e, where, f"{label}[{i}]") for i, e in enumerate(item)]
     elif not isinstance(item, Mapping):
         raise ContentError(f"{label}: a fixture event must be a mapping", where)
     else:
-        events = [dict(item)]
+        events = [unwrap(item, where, label)]
     for event in events:  # Elasticsearch would reject it, the embedded store would ignore it: an error for both
         stamp = event.get("@timestamp")
         if stamp is not None and parse_timestamp(stamp) is None:

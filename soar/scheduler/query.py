@@ -24,8 +24,14 @@ SORT_PIT: list[Any] = [*SORT_PLAIN, {"_shard_doc": "asc"}]
 
 
 def value_clause(field: str, value: Any) -> dict[str, Any]:
-    if isinstance(value, str) and ("*" in value or "?" in value):
+    """An exception value as a query: case-insensitive on text fields (as Sigma values), typed elsewhere."""
+    from soar.detection._ecs import STRING_TYPES, field_type
+
+    textual = isinstance(value, str) and field_type(field) in STRING_TYPES
+    if textual and ("*" in value or "?" in value):
         return {"wildcard": {field: {"value": value, "case_insensitive": True}}}
+    if textual:
+        return {"term": {field: {"value": value, "case_insensitive": True}}}
     return {"term": {field: value}}  # on an ip field a term query with a CIDR matches the network
 
 

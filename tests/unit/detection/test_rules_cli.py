@@ -97,7 +97,12 @@ def test_convert_elasticsearch_json_and_embedded(soar: Any, pack: Path, tmp_path
     def ci(kind: str, field: str, value: str) -> dict[str, Any]:
         return {kind: {field: {"value": value, "case_insensitive": True}}}
 
-    assert query == {  # case is decided per value, on any mapping: no template of soar's over the events
+    # One query per real source carrying process_creation (pipelines/sources.yml), OR-ed; case decided per
+    # value on any mapping, no template of soar's over the events.
+    assert compiled["sources"] == ["endpoint", "sysmon_linux", "auditd_manager"]
+    assert compiled["left_out"] == {"auditd_log": "auditd_log does not write CommandLine"}
+    endpoint, sysmon, auditd = query["bool"]["should"]
+    assert endpoint == {
         "bool": {
             "filter": [
                 ci("term", "event.category", "process"),
@@ -107,6 +112,8 @@ def test_convert_elasticsearch_json_and_embedded(soar: Any, pack: Path, tmp_path
             ]
         }
     }
+    assert ci("term", "event.code", "1") in sysmon["bool"]["filter"]
+    assert ci("wildcard", "process.title", "*curl *") in auditd["bool"]["filter"]  # the command line of auditd
     out = soar("rules", "convert", str(pack), "--target", "lucene")
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines()[1] == (

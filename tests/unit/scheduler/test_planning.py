@@ -114,7 +114,9 @@ def test_exceptions_become_must_not_clauses_for_their_rules_only() -> None:
         {"term": {"source.ip": "10.0.0.0/8"}},
         {"term": {"source.ip": "192.0.2.1"}},
         {"wildcard": {"user.name": {"value": "svc-*", "case_insensitive": True}}},
-        {"term": {"process.name": "cron"}},
+        {
+            "term": {"process.name": {"value": "cron", "case_insensitive": True}}
+        },  # a keyword: case-insensitive, as Sigma
     ]
     body = search_body(RULE, Window(T - 10, T), exceptions, size=100)
     assert body["query"]["bool"]["filter"][0] == RULE.query
