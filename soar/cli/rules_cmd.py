@@ -201,12 +201,16 @@ def coverage_cmd(
     paths: list[Path] | None = PATHS,
     pipeline: list[str] | None = PIPELINE,
     as_json: bool = typer.Option(False, "--json", help="Print the coverage as JSON."),
+    sources: bool = typer.Option(False, "--sources", help="Print the rule x real source matrix instead."),
 ) -> int:
     """Rules per log source, the ECS fields they read, ATT&CK techniques, and what cannot compile and why."""
     from soar.detection import coverage, load_rules
 
     ruleset = load_rules(_paths(paths))
     data = coverage(ruleset, _pipelines(pipeline))
+    if sources and not as_json:
+        _sources_matrix(data)
+        return 0
     precision = _precision([str(r["id"]) for r in data["rules"]])
     for r in data["rules"]:
         r["precision"] = precision.get(str(r["id"]))
@@ -243,6 +247,31 @@ def coverage_cmd(
     for error in data["load_errors"]:
         typer.echo(f"cannot load: {error}")
     return 0
+
+
+def _sources_matrix(data: dict[str, Any]) -> None:
+    """yes: the rule searches the source; no: the source carries the log source but lacks a field (why below)."""
+    names: list[str] = data["sources"]
+    rows = []
+    notes = []
+    for r in data["rules"]:
+        cells = []
+        for name in names:
+            if name in r["sources"]:
+                cells.append("yes")
+            elif name in r["left_out"]:
+                cells.append("no")
+                notes.append(f"{r['title'][:50]}: {name}: {r['left_out'][name]}")
+            else:
+                cells.append("-")
+        rows.append([r["title"][:50], r["logsource"], *cells])
+    typer.echo(table(["rule", "log source", *names], rows))
+    typer.echo("")
+    typer.echo(
+        "yes: searched  no: the source carries the log source but lacks a field the rule uses  -: not its log source"
+    )
+    for note in notes:
+        typer.echo(f"left out: {note}")
 
 
 def _precision(rule_ids: list[str]) -> dict[str, dict[str, Any]]:

@@ -13,6 +13,7 @@ from soar.detection._attack import techniques
 from soar.detection._compile import Compiler, _fresh
 from soar.detection._loading import RuleSet
 from soar.detection._validate import TECHNIQUE
+from soar.detection.pipelines._sources import load_sources
 from soar.errors import ContentError
 
 
@@ -27,7 +28,8 @@ def _fields(detection: SigmaDetection) -> set[str]:
 
 
 def coverage(ruleset: RuleSet, pipelines: Sequence[str] = ("ecs_linux",)) -> dict[str, Any]:
-    """Per rule: log source, mapped fields, techniques, and whether (and why not) it compiles."""
+    """Per rule: log source, mapped fields, techniques, whether (and why not) it compiles, and per real source
+    whether its query searches that source's documents (``sources``) or why not (``left_out``)."""
     names = techniques()
     compiler = Compiler("elasticsearch", pipelines)
     rows: list[dict[str, Any]] = []
@@ -36,8 +38,13 @@ def coverage(ruleset: RuleSet, pipelines: Sequence[str] = ("ecs_linux",)) -> dic
     for rule in ruleset.rules:
         error: str | None = None
         fields: set[str] = set()
+        searched: list[str] = []
+        left_out: dict[str, str] = {}
         try:
             compiled = compiler.compile(rule, ruleset)
+            for part in [compiled, *(compiled.correlation.rules if compiled.correlation else ())]:
+                searched += [s for s in part.sources if s not in searched]
+                left_out.update({k: v for k, v in part.left_out.items() if k not in searched})
             if compiled.correlation is not None:  # what a correlation reads: its group-by and value fields
                 spec = compiled.correlation
                 read = [spec.fields_of(base.rule_id) for base in spec.rules if base.correlation is None]
@@ -68,6 +75,8 @@ def coverage(ruleset: RuleSet, pipelines: Sequence[str] = ("ecs_linux",)) -> dic
                 "techniques": techs,
                 "compiles": error is None,
                 "error": error,
+                "sources": searched,
+                "left_out": {k: v for k, v in left_out.items() if k not in searched},
             }
         )
     return {
@@ -76,6 +85,7 @@ def coverage(ruleset: RuleSet, pipelines: Sequence[str] = ("ecs_linux",)) -> dic
         "techniques": {
             k: {"name": names.get(k, "unknown technique"), "rules": len(v)} for k, v in sorted(by_technique.items())
         },
+        "sources": list(load_sources()),
         "failed": [r for r in rows if not r["compiles"]],
         "load_errors": [str(e) for e in ruleset.errors],
     }

@@ -97,3 +97,45 @@ def test_cli_rules_test_over_the_pack(
     assert out.returncode == 0, out.stdout + out.stderr
     assert f"{len(pack.rules)} passed, 0 failed ({engine})" in out.stderr
     assert out.stdout.count("PASS  ") == len(pack.rules)
+
+
+def _recase(value: Any, flip: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: (v if k == "@timestamp" else _recase(v, flip)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_recase(v, flip) for v in value]
+    return flip(value) if isinstance(value, str) else value
+
+
+@pytest.mark.parametrize("flip", [str.upper, str.swapcase], ids=["upper", "swapcase"])
+def test_should_match_events_with_their_case_changed_still_match_on_ecs_mappings(
+    pack: Any, es: Elasticsearch, flip: Any
+) -> None:
+    """Real logs change case (/USR/BIN/CURL, ROOT, EXEC:): on an index mapped with the official ECS mappings
+    (case-sensitive keywords, no template of soar's) a case-insensitive rule still fires, on both engines.
+    Rules with |cased or |re are left out: their values keep their case on purpose."""
+    through = building_blocks(pack)
+    rules = [
+        r
+        for r in pack.rules
+        if r.kind == "rule" and r.id not in through and not any(m in r.path.read_text() for m in ("|cased", "|re"))
+    ]
+    assert len(rules) > 30
+    events: list[dict[str, Any]] = []
+    expected: dict[str, list[int]] = {}
+    for rule in rules:
+        for fixture in load_fixtures(rule):
+            if fixture.kind == "should_match":
+                for event in fixture.events:
+                    expected.setdefault(rule.id, []).append(len(events))
+                    events.append(_recase(event, flip))
+    subset = type(pack)(rules=rules)
+    for engine in ("embedded", "elasticsearch"):
+        results, errors = match_events(subset, events, engine=engine, es=es, index_prefix="soar-test-recase")
+        assert errors == []
+        missed = [
+            f"{r['title']}: missed {sorted(set(expected[r['id']]) - set(r['matched_events']))}"
+            for r in results
+            if not set(expected[r["id"]]) <= set(r["matched_events"])
+        ]
+        assert missed == [], engine
