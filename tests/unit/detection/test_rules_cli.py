@@ -407,3 +407,21 @@ def test_a_fixture_timestamp_that_is_not_a_date_fails_the_rule_at_its_line(soar:
     (failure,) = result["failures"]
     assert failure.startswith(f"{pack / 'curl_sh.tests.yml'}:")
     assert failure.endswith(": should_not_match[1]: @timestamp 'yesterday' is not an ISO 8601 date")
+
+
+def test_coverage_sources_prints_the_rule_by_source_matrix(soar: Any, pack: Path) -> None:
+    out = soar("rules", "coverage", str(pack), "--sources")
+    assert out.returncode == 0, out.stderr
+    header, _, row = out.stdout.splitlines()[:3]
+    assert header.split()[-6:] == [
+        "endpoint",
+        "sysmon_linux",
+        "auditd_manager",
+        "auditd_log",
+        "file_integrity",
+        "system",
+    ]
+    assert row.split()[-6:] == ["yes", "yes", "yes", "no", "-", "-"]
+    assert "left out: " in out.stdout and "auditd_log: auditd_log does not write CommandLine" in out.stdout
+    data = json.loads(soar("rules", "coverage", str(pack), "--json").stdout)
+    assert data["rules"][0]["left_out"] == {"auditd_log": "auditd_log does not write CommandLine"}
