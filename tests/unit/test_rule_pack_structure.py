@@ -94,6 +94,21 @@ def scenario_distance(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> int:
     return len(paths) + abs(len(a) - len(b))
 
 
+PROVENANCE_KEYS = ("source", "integration", "integration_version", "file")
+
+
+def documented(entry: Any) -> bool:
+    """A fixture entry ``{provenance, event}``: a real shipper document with where it comes from (issue #13)."""
+    return isinstance(entry, dict) and set(entry) == {"provenance", "event"}
+
+
+def unwrap(entry: Any) -> Any:
+    """The event of a fixture entry (bare or documented); a correlation scenario, event by event."""
+    if isinstance(entry, list):
+        return [unwrap(e) for e in entry]
+    return entry["event"] if documented(entry) else entry
+
+
 def timestamp(event: dict[str, Any]) -> dt.datetime:
     return dt.datetime.fromisoformat(event["@timestamp"].replace("Z", "+00:00"))
 
@@ -263,12 +278,17 @@ def test_every_rule_has_fixtures_of_both_kinds(path: Path) -> None:
             events = case if corrs else [case]
             if corrs:
                 assert isinstance(case, list) and len(case) >= 2, f"{path}: a correlation case is a list of events"
-            for event in events:
-                assert isinstance(event, dict), f"{path}: {kind} entry is not an event"
+            for entry in events:
+                assert isinstance(entry, dict), f"{path}: {kind} entry is not an event"
+                event = unwrap(entry)
                 timestamp(event)  # ISO 8601
                 assert event["@timestamp"].endswith("Z")
-                assert event["ecs"]["version"] == "8.11.0"
-                assert event["host"]["name"]
+                if documented(entry):  # a real document keeps its own ecs.version and host fields
+                    assert all(entry["provenance"].get(k) for k in PROVENANCE_KEYS), f"{path}: provenance incomplete"
+                    assert event["host"].get("name") or event["host"].get("hostname")
+                else:
+                    assert event["ecs"]["version"] == "8.11.0"
+                    assert event["host"]["name"]
                 assert event["event"]["kind"] == "event"
                 assert event["event"].get("dataset") or event["event"].get("module") == "auditd"
 
@@ -277,11 +297,12 @@ def test_every_rule_has_fixtures_of_both_kinds(path: Path) -> None:
 def test_each_should_not_match_is_a_near_miss_of_a_should_match(path: Path) -> None:
     fixtures = yaml.safe_load(fixtures_file(path).read_text(encoding="utf-8"))
     is_corr = bool(correlations(load(path)))
-    for i, miss in enumerate(fixtures["should_not_match"]):
+    hits = [unwrap(hit) for hit in fixtures["should_match"]]
+    for i, miss in enumerate(unwrap(m) for m in fixtures["should_not_match"]):
         if is_corr:
-            distances = [scenario_distance(miss, hit) for hit in fixtures["should_match"]]
+            distances = [scenario_distance(miss, hit) for hit in hits]
         else:
-            distances = [changed_fields(miss, hit) for hit in fixtures["should_match"]]
+            distances = [changed_fields(miss, hit) for hit in hits]
         nearest = min(distances)
         assert 1 <= nearest <= MAX_CHANGED_FIELDS, f"{path}: should_not_match[{i}] differs in {nearest} fields"
 
@@ -290,7 +311,7 @@ def test_each_should_not_match_is_a_near_miss_of_a_should_match(path: Path) -> N
 def test_correlation_fixtures_fit_the_window_and_carry_the_group(path: Path) -> None:
     (corr,) = correlations(load(path))
     fixtures = yaml.safe_load(fixtures_file(path).read_text(encoding="utf-8"))
-    for scenario in fixtures["should_match"]:
+    for scenario in unwrap(fixtures["should_match"]):
         times = sorted(timestamp(e) for e in scenario)
         assert times[-1] - times[0] <= dt.timedelta(seconds=corr.timespan.seconds), path
         for event in scenario:

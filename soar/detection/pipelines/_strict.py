@@ -30,6 +30,7 @@ _SYSTEM = [
     "process.name",
     "message",
     "host.name",
+    "host.hostname",
     "system.auth.ssh.event",
     "system.auth.ssh.method",
     "system.auth.sudo.command",
