@@ -117,6 +117,20 @@ def unwrap(item: Any, where: SourceLocation, label: str) -> dict[str, Any]:
         raise ContentError(f"{label}: provenance lacks {', '.join(missing)}", where)
     if not isinstance(item["event"], Mapping):
         raise ContentError(f"{label}: event must be a mapping", where)
+    from soar.detection._provenance import SOURCE_FIELD_LISTS, invented_fields
+
+    source = str(provenance["source"])
+    if source not in SOURCE_FIELD_LISTS:
+        raise ContentError(
+            f"{label}: provenance source '{source}' is not a known source ({', '.join(SOURCE_FIELD_LISTS)})", where
+        )
+    invented = invented_fields(item["event"], source)
+    if invented:
+        raise ContentError(
+            f"{label}: field {', '.join(invented[:5])} is neither an ECS field nor declared by {source}'s "
+            "integrations: a real document never has it",
+            where,
+        )
     return dict(item["event"])
 
 
