@@ -9,10 +9,15 @@
 #       web1 10.77.0.11   db1 10.77.0.12   app1 10.77.0.13   (targets)   + t01..tNN 10.77.0.101.. when SOARDEV_LAB_EXTRA=N
 # Tests that change a host hold .cache/lab/locks/<host>.lock (flock) while they do: the lab is shared.
 #
+# Each host's sshd runs in its own mount namespace where /run/soar-lab/log/self is the host's own folder
+# /run/soar-lab/log/<host>, and /dev/log (a link this script makes when the machine has none) points into it:
+# sshd, and sudo/useradd/... run in its sessions, log to the host's own socket there, which the lab's rsyslog
+# (scripts/lab_telemetry.sh) reads with the host's name and ships to Elasticsearch as system.auth documents.
+#
 # `up` writes .cache/lab/{inventory.yml,known_hosts,id_ed25519,lab.env}; it is idempotent.
 # `down` removes namespaces, veths, processes, the controller user and its sudoers entry.
 # Root only. Installs openssh-server, nftables, iptables, iproute2 and sudo when missing.
-# Usage: scripts/lab.sh up|down|status
+# Usage: scripts/lab.sh up|down|status|hosts
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -23,6 +28,8 @@ CTL_USER=soar-ctl
 SUDOERS=/etc/sudoers.d/soar-lab
 EXTRA=${SOARDEV_LAB_EXTRA:-0}
 PY=/usr/bin/python3
+LOGDIR=/run/soar-lab/log  # <host>/log: each host's syslog socket (made by rsyslog); self: the mount point
+DEVLOG_TARGET=$LOGDIR/self/log
 
 log() { printf '[lab] %s\n' "$*" >&2; }
 die() { printf '[lab] error: %s\n' "$*" >&2; exit 1; }
@@ -52,6 +59,8 @@ ensure_packages() {
   command -v ssh-keygen >/dev/null || missing+=(openssh-client)
   [ -x "$PY" ] || missing+=(python3)  # http.server listeners for the log endpoint and the peer
   command -v ps >/dev/null || missing+=(procps)
+  command -v unshare >/dev/null || missing+=(util-linux)  # each sshd's own mount namespace
+  command -v useradd >/dev/null || missing+=(passwd)
   if [ ${#missing[@]} -gt 0 ]; then
     log "installing ${missing[*]}"
     apt-get update -qq >/dev/null
@@ -115,21 +124,52 @@ PrintMotd no
 UseDNS no
 MaxStartups 100:30:200
 MaxSessions 64
-LogLevel ERROR
+SyslogFacility AUTH
+LogLevel INFO
 EOF
   if cmp -s "$dir/sshd_config.tmp" "$dir/sshd_config"; then rm -f "$dir/sshd_config.tmp"; return 1; fi
   mv "$dir/sshd_config.tmp" "$dir/sshd_config"
 }
 
-start_sshd() {
-  local name=$1 reload=$2 ns=$PREFIX-$1 dir=$LAB/hosts/$1
-  if [ -f "$dir/sshd.pid" ] && kill -0 "$(cat "$dir/sshd.pid")" 2>/dev/null; then
-    # SIGHUP: sshd re-executes itself with the new configuration; open sessions are left alone
-    if [ "$reload" = yes ]; then kill -HUP "$(cat "$dir/sshd.pid")"; fi
+# /dev/log: a link into the mount point of each host's log folder (dangling outside the lab's sshd: the machine
+# itself has no syslog socket then, as before). A machine with its own /dev/log keeps it: the lab's lines go there.
+devlog_link() {
+  mkdir -p "$LOGDIR/self"
+  if [ -L /dev/log ] && [ "$(readlink /dev/log)" = "$DEVLOG_TARGET" ]; then return 0; fi
+  if [ -e /dev/log ] || [ -L /dev/log ]; then
+    log "warning: /dev/log belongs to this machine's logger; lab hosts log there, not to their own sockets"
     return 0
   fi
+  ln -s "$DEVLOG_TARGET" /dev/log
+}
+
+# does the running sshd see its own log folder (started by this version of the script, in its own mount namespace)?
+sshd_logs_own() {
+  local pid=$1 name=$2
+  [ "$(stat -L -c %i "/proc/$pid/root$LOGDIR/self" 2>/dev/null)" = "$(stat -c %i "$LOGDIR/$name")" ]
+}
+
+start_sshd() {
+  local name=$1 reload=$2 ns=$PREFIX-$1 dir=$LAB/hosts/$1 pid
+  mkdir -p "$LOGDIR/$name"
+  if [ -f "$dir/sshd.pid" ] && kill -0 "$(cat "$dir/sshd.pid")" 2>/dev/null; then
+    pid=$(cat "$dir/sshd.pid")
+    if sshd_logs_own "$pid" "$name"; then
+      # SIGHUP: sshd re-executes itself with the new configuration; open sessions are left alone
+      if [ "$reload" = yes ]; then kill -HUP "$pid"; fi
+      return 0
+    fi
+    # an sshd from before the per-host log folders: the listener restarts (open sessions are left alone)
+    kill "$pid"
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  fi
   mkdir -p /run/sshd
-  nsx "$ns" /usr/sbin/sshd -f "$dir/sshd_config" -E "$dir/sshd.log"
+  local out
+  out=$(nsx "$ns" /usr/sbin/sshd -t -f "$dir/sshd_config" 2>&1) || die "sshd of $name: bad configuration: $out"
+  # a private mount namespace: the host's log folder on the mount point /dev/log leads to; children inherit it
+  nsx "$ns" unshare --mount --propagation private /bin/sh -c \
+    'mount --bind "$1" "$2" && exec /usr/sbin/sshd -f "$3"' sh "$LOGDIR/$name" "$LOGDIR/self" "$dir/sshd_config" \
+    >>"$dir/sshd.log" 2>&1
 }
 
 start_listener() {
@@ -220,6 +260,7 @@ up() {
   nsx "$PREFIX-bastion" ip addr replace 10.77.1.2/24 dev front
   nsx "$PREFIX-bastion" ip link set front up
 
+  devlog_link
   local listen reload
   while IFS=: read -r name addr _; do
     listen="$addr:22"
@@ -239,6 +280,8 @@ SOAR_INVENTORY_FILE=$LAB/inventory.yml
 SOAR_SSH_KNOWN_HOSTS=$LAB/known_hosts
 EOF
   wait_ready
+  # the lab's telemetry, when running, follows the host list (SOARDEV_LAB_EXTRA may have changed it)
+  if "$ROOT/scripts/lab_telemetry.sh" status >/dev/null 2>&1; then "$ROOT/scripts/lab_telemetry.sh" up; fi
   log "lab up: $(base_hosts | cut -d: -f1 | tr '\n' ' ')(inventory $LAB/inventory.yml)"
 }
 
@@ -261,12 +304,13 @@ wait_ready() {
       nsx "$PREFIX-$name" timeout 1 bash -c "exec 3<>/dev/tcp/$addr/22" 2>/dev/null && continue 2
       sleep 0.1
     done
-    die "sshd of $name did not come up (see $LAB/hosts/$name/sshd.log)"
+    die "sshd of $name did not come up (see $LAB/hosts/$name/sshd.log and auth.log)"
   done < <(base_hosts)
 }
 
 down() {
   local ns pidf
+  "$ROOT/scripts/lab_telemetry.sh" down || true
   for pidf in "$LAB"/hosts/*/sshd.pid "$LAB"/hosts/*/listener.pid; do
     [ -f "$pidf" ] || continue
     kill "$(cat "$pidf")" 2>/dev/null || true
@@ -284,6 +328,8 @@ down() {
     userdel -r "$CTL_USER" 2>/dev/null || true
   fi
   rm -f "$SUDOERS" "$LAB/inventory.yml" "$LAB/known_hosts" "$LAB/lab.env"
+  if [ -L /dev/log ] && [ "$(readlink /dev/log)" = "$DEVLOG_TARGET" ]; then rm -f /dev/log; fi
+  rm -rf "$LOGDIR"
   log "lab down"
 }
 
@@ -301,8 +347,9 @@ status() {
 }
 
 case "${1:-status}" in
+  hosts) base_hosts | cut -d: -f1 ;;  # the host names, one a line (scripts/lab_telemetry.sh reads them)
   up) up ;;
   down) down ;;
   status) status ;;
-  *) die "usage: $0 up|down|status" ;;
+  *) die "usage: $0 up|down|status|hosts" ;;
 esac

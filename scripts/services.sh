@@ -4,6 +4,7 @@
 #   redis   Debian's redis-server on 127.0.0.1:6379
 #   worker  a Celery worker of soar's own app (needs the project's virtualenv)
 #   lab     SSH test hosts in network namespaces (scripts/lab.sh), root only
+#   telemetry  the lab hosts' own auth logs -> rsyslog -> Elasticsearch as system.auth (scripts/lab_telemetry.sh), root only
 #   slack   the Slack Web API stand-in on loopback (scripts/slack_standin.py)
 # Usage: scripts/services.sh up|down|status|restart [component...]   (default: all)
 set -euo pipefail
@@ -19,7 +20,7 @@ ES_USER=soar-es
 ES_HOME=$SERVICES_DIR/elasticsearch-$ES_VERSION
 ES_DATA=$SERVICES_DIR/es-data
 VENV=${SOARDEV_VENV:-$ROOT/.venv}
-ALL=(redis es worker lab slack)
+ALL=(redis es worker lab telemetry slack)
 
 log() { printf '[services] %s\n' "$*" >&2; }
 die() { printf '[services] error: %s\n' "$*" >&2; exit 1; }
@@ -173,6 +174,10 @@ worker_status() { if pid_alive "$RUN_DIR/worker.pid"; then echo "worker: up pid 
 lab_up() { [ -x "$ROOT/scripts/lab.sh" ] || return 0; is_root || { log "lab needs root; skipped"; return 0; }; "$ROOT/scripts/lab.sh" up; }
 lab_down() { [ -x "$ROOT/scripts/lab.sh" ] && is_root && "$ROOT/scripts/lab.sh" down || true; }
 lab_status() { [ -x "$ROOT/scripts/lab.sh" ] || { echo "lab: not part of this checkout"; return 0; }; "$ROOT/scripts/lab.sh" status; }
+
+telemetry_up() { is_root || { log "telemetry needs root; skipped"; return 0; }; "$ROOT/scripts/lab_telemetry.sh" up; }
+telemetry_down() { is_root && "$ROOT/scripts/lab_telemetry.sh" down || true; }
+telemetry_status() { is_root || { echo "telemetry: needs root"; return 0; }; "$ROOT/scripts/lab_telemetry.sh" status; }
 
 slack_port() { echo "${SOARDEV_SLACK_STANDIN_PORT:-8765}"; }
 slack_healthy() { curl -fsS "http://127.0.0.1:$(slack_port)/_standin/health" >/dev/null 2>&1; }
