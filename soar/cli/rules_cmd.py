@@ -172,6 +172,8 @@ def test(
                 for row in report:
                     shown = ", ".join(map(str, row["matched_events"])) or "-"
                     typer.echo(f"{row['id']}  {row['title']}: {shown}")
+                    if not row["matched_events"] and row["absent_fields"]:
+                        typer.echo(f"    no event has {', '.join(row['absent_fields'])}")
                 _report([*ruleset.errors, *errors])
             return 1 if ruleset.errors or errors else 0
         results = run_fixture_tests(ruleset, engine, pipelines, es, f"{settings.index_prefix}-fixtures")

@@ -10,19 +10,20 @@ alone and must (or must not) produce a correlation match.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import yaml
 from elasticsearch import Elasticsearch
 
-from soar.detection._compile import CompiledRule, Compiler
+from soar.detection._compile import CompiledRule, Compiler, compile_rules
 from soar.detection._correlate import evaluate_correlation
 from soar.detection._loading import _LOADER, Rule, RuleSet, yaml_error
 from soar.detection._yamlpos import positions
-from soar.detection.embedded import EventStore, parse_timestamp
+from soar.detection.embedded import EventStore, flatten, parse_timestamp
 from soar.detection.embedded import correlation_events as db_correlation_events
 from soar.errors import ContentError, InputError, SourceLocation
 
@@ -303,6 +304,54 @@ def _run_elasticsearch(
         es.options(ignore_status=404).indices.delete(index=index)
 
 
+_SQL_FIELD = re.compile(r"""json_each\(flat, '\$\."((?:[^"\\]|\\.)*)"'\)""")
+_DSL_LEAVES = ("term", "prefix", "wildcard", "regexp", "match_phrase", "range")
+
+
+def query_fields(compiled: CompiledRule) -> list[str]:
+    """The event fields a compiled rule's query reads (both engines; a correlation: its base rules')."""
+    found: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in _DSL_LEAVES and isinstance(value, dict):
+                    found.extend(value)
+                elif key == "exists" and isinstance(value, dict):
+                    found.append(str(value.get("field")))
+                else:
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(compiled.dsl)
+    found.extend(re.sub(r"\\(.)", r"\1", m.group(1)) for m in _SQL_FIELD.finditer(compiled.sql or ""))
+    for base in compiled.correlation.rules if compiled.correlation else ():
+        found.extend(query_fields(base))
+    return list(dict.fromkeys(found))
+
+
+def absent_fields(compiled: CompiledRule, events: Sequence[Mapping[str, Any]]) -> list[str]:
+    """What stops the rule from matching ``events`` whatever their values: the fields its query reads that no
+    event has. A rule searching several sources reads each source's fields: when every source's part lacks
+    some, the part lacking fewest is named; when one part has all it reads, nothing is."""
+    present: set[str] = set()
+    for event in events:
+        present.update(flatten(dict(event)))
+
+    def lacking(part: CompiledRule) -> list[str]:
+        return [f for f in query_fields(part) if f not in present and not any(p.startswith(f + ".") for p in present)]
+
+    parts = [compiled]
+    query = (compiled.dsl or {}).get("query", {})
+    branches = query.get("bool", {}).get("should", []) if len(compiled.sources) > 1 else []
+    if len(branches) == len(compiled.sources) > 1:
+        parts = [replace(compiled, dsl={"query": branch}, sql=None) for branch in branches]
+    missing = [lacking(part) for part in parts]
+    return [] if any(not m for m in missing) else min(missing, key=len)
+
+
 def match_events(
     ruleset: RuleSet,
     events: Sequence[Mapping[str, Any]],
@@ -325,6 +374,9 @@ def match_events(
             compiled.append(compiler.compile(rule, ruleset))
         except ContentError as exc:
             errors.append(exc)
+    # What each rule reads, told per source from its query DSL (the same fields on both engines).
+    shape = compiled if target == "elasticsearch" else compile_rules(ruleset, "elasticsearch", pipelines)[0]
+    absent = {c.rule_id: absent_fields(c, events) for c in shape}
     report: list[dict[str, Any]] = []
     if engine == "embedded":
         with EventStore() as store:
@@ -337,7 +389,14 @@ def match_events(
                     idx = sorted(
                         {r for m in evaluate_correlation(spec, db_correlation_events(store, spec)) for r in m.refs}
                     )
-                report.append({"id": c.rule_id, "title": c.title, "matched_events": idx})
+                report.append(
+                    {
+                        "id": c.rule_id,
+                        "title": c.title,
+                        "matched_events": idx,
+                        "absent_fields": absent.get(c.rule_id, []),
+                    }
+                )
         return report, errors
     if es is None:
         raise InputError("--engine elasticsearch needs an Elasticsearch client")
@@ -357,7 +416,9 @@ def match_events(
                 spec = c.correlation
                 matches = evaluate_correlation(spec, correlation_events(es, index, spec))
                 idx = sorted({int(r) for m in matches for r in m.refs})
-            report.append({"id": c.rule_id, "title": c.title, "matched_events": idx})
+            report.append(
+                {"id": c.rule_id, "title": c.title, "matched_events": idx, "absent_fields": absent.get(c.rule_id, [])}
+            )
     finally:
         es.options(ignore_status=404).indices.delete(index=index)
     return report, errors

@@ -265,7 +265,21 @@ def test_test_with_events_file_json_and_jsonl(soar: Any, pack: Path, tmp_path: P
         out = soar("rules", "test", str(pack), "--events", str(path), "--json")
         assert out.returncode == 0, out.stderr
         assert json.loads(out.stdout)["rules"] == [
-            {"id": RULE_ID, "title": "Download piped to a shell", "matched_events": [1, 2]}
+            {"id": RULE_ID, "title": "Download piped to a shell", "matched_events": [1, 2], "absent_fields": []}
+        ]
+
+
+def test_events_lacking_the_fields_a_rule_reads_are_named(soar: Any, pack: Path, tmp_path: Path) -> None:
+    """Not an error (the rule simply does not match), but the user learns why: no event has what the rule reads."""
+    event = process_event("curl a | sh")
+    del event["process"]["command_line"]  # as Auditbeat writes an exec: args and title, never command_line
+    path = write(tmp_path / "events.json", json.dumps([event]))
+    for engine_args in ((), ("-e", "embedded")):
+        out = soar("rules", "test", str(pack), "--events", str(path), *engine_args)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.splitlines() == [
+            f"{RULE_ID}  Download piped to a shell: -",
+            "    no event has process.command_line",  # the closest source (Elastic Defend's shape) lacks only it
         ]
 
 
