@@ -10,6 +10,7 @@ import pytest
 from elasticsearch import Elasticsearch
 
 from soar.detection import load_fixtures, load_rules, match_events, run_fixture_tests
+from soar.detection._ecs import field_type
 from soar.detection._fixtures import building_blocks
 from tests.conftest import REPO_ROOT
 from tests.unit.detection.helpers import run_cli
@@ -99,12 +100,15 @@ def test_cli_rules_test_over_the_pack(
     assert out.stdout.count("PASS  ") == len(pack.rules)
 
 
-def _recase(value: Any, flip: Any) -> Any:
+def _recase(value: Any, flip: Any, path: str = "") -> Any:
+    """Every string with its case changed, except dates (their case is part of their syntax)."""
     if isinstance(value, dict):
-        return {k: (v if k == "@timestamp" else _recase(v, flip)) for k, v in value.items()}
+        return {k: _recase(v, flip, f"{path}{k}.") for k, v in value.items()}
     if isinstance(value, list):
-        return [_recase(v, flip) for v in value]
-    return flip(value) if isinstance(value, str) else value
+        return [_recase(v, flip, path) for v in value]
+    if isinstance(value, str) and field_type(path.rstrip(".")) != "date":
+        return flip(value)
+    return value
 
 
 @pytest.mark.parametrize("flip", [str.upper, str.swapcase], ids=["upper", "swapcase"])
