@@ -233,8 +233,13 @@ def run_fixture_tests(
     pipelines: Sequence[str] = ("ecs_linux",),
     es: Elasticsearch | None = None,
     index_prefix: str = "soar-fixtures",
+    into: str | None = None,
 ) -> list[RuleTestResult]:
-    """Each rule against its own fixtures; one result per rule."""
+    """Each rule against its own fixtures; one result per rule.
+
+    ``into``: an existing index or data stream (mapped by someone else, e.g. a Fleet template) to write the
+    fixtures into and search, instead of a throwaway ECS index; the fixtures are deleted from it afterwards.
+    """
     target = "elasticsearch" if engine == "elasticsearch" else "embedded"
     if engine not in ("elasticsearch", "embedded"):
         raise InputError(f"--engine {engine}: unknown engine (known: elasticsearch, embedded)")
@@ -244,6 +249,8 @@ def run_fixture_tests(
         return _run_embedded(plans, docs)
     if es is None:
         raise InputError("--engine elasticsearch needs an Elasticsearch client")
+    if into is not None:
+        return _run_elasticsearch(es, plans, docs, into, existing=True)
     return _run_elasticsearch(es, plans, docs, f"{index_prefix}-{uuid.uuid4().hex[:12]}")
 
 
@@ -271,13 +278,21 @@ def _run_embedded(plans: list[_Plan], docs: list[tuple[str, dict[str, Any]]]) ->
 
 
 def _run_elasticsearch(
-    es: Elasticsearch, plans: list[_Plan], docs: list[tuple[str, dict[str, Any]]], index: str
+    es: Elasticsearch, plans: list[_Plan], docs: list[tuple[str, dict[str, Any]]], index: str, existing: bool = False
 ) -> list[RuleTestResult]:
-    from soar.detection.elastic import bulk_index, correlation_events, create_events_index, search_rules
+    from soar.detection.elastic import (
+        bulk_index,
+        correlation_events,
+        create_events_index,
+        delete_documents,
+        search_rules,
+    )
 
-    create_events_index(es, index)
+    if not existing:
+        create_events_index(es, index)
     try:
-        bulk_index(es, index, docs, {i: f.location for p in plans for f in p.fixtures for i in f.ids})
+        where = {i: f.location for p in plans for f in p.fixtures for i in f.ids}
+        bulk_index(es, index, docs, where, op="create" if existing else "index")
         plain = [p for p in plans if p.compiled is not None and p.compiled.correlation is None]
         filters = {
             p.rule.id: [{"ids": {"values": [i for f in p.fixtures for i in f.ids]}}] for p in plain if p.compiled
@@ -301,7 +316,10 @@ def _run_elasticsearch(
             results.append(_judge(plan, matched))
         return results
     finally:
-        es.options(ignore_status=404).indices.delete(index=index)
+        if existing:
+            delete_documents(es, index, {"ids": {"values": [doc_id for doc_id, _ in docs]}})
+        else:
+            es.options(ignore_status=404).indices.delete(index=index)
 
 
 _SQL_FIELD = re.compile(r"""json_each\(flat, '\$\."((?:[^"\\]|\\.)*)"'\)""")

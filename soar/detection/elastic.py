@@ -118,23 +118,41 @@ def bulk_index(
     index: str,
     docs: Sequence[tuple[str, Mapping[str, Any]]],
     locations: Mapping[str, SourceLocation] | None = None,
+    op: str = "index",
 ) -> None:
-    """Index (id, event) pairs and refresh; raise InputError naming the first rejected document (and where it is)."""
+    """Index (id, event) pairs and refresh; raise InputError naming the first rejected document (and where it is).
+
+    ``op="create"`` for a data stream (which takes nothing else).
+    """
     for start in range(0, len(docs), BULK):
         ops: list[dict[str, Any]] = []
         for doc_id, event in docs[start : start + BULK]:
-            ops.append({"index": {"_index": index, "_id": doc_id}})
+            ops.append({op: {"_index": index, "_id": doc_id}})
             ops.append(dict(event))
         last = start + BULK >= len(docs)  # one refresh, after the last request, makes them all searchable
         result = es.bulk(operations=ops, refresh="wait_for" if last else False)
         if result.get("errors"):
             for item in result["items"]:
-                info = item.get("index", {})
+                info = item.get(op, {})
                 if info.get("error"):
                     reason = info["error"].get("reason", info["error"])
                     doc_id = str(info.get("_id"))
                     where = (locations or {}).get(doc_id)
                     raise InputError(f"event {doc_id}: Elasticsearch rejected it: {reason}", where)
+
+
+def delete_documents(es: Elasticsearch, index: str, query: Mapping[str, Any]) -> int:
+    """Delete the documents ``query`` finds in ``index`` (a data stream too) by id, in their backing indices.
+
+    ``_delete_by_query`` belongs to the reindex module, which the open-modules server lacks.
+    """
+    deleted = 0
+    while True:
+        hits = es.search(index=index, query=dict(query), size=BULK, source=False)["hits"]["hits"]
+        if not hits:
+            return deleted
+        es.bulk(operations=[{"delete": {"_index": h["_index"], "_id": h["_id"]}} for h in hits], refresh="wait_for")
+        deleted += len(hits)
 
 
 def _body(compiled: CompiledRule, filters: Sequence[Mapping[str, Any]], size: int, source: Any) -> dict[str, Any]:

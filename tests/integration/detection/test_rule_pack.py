@@ -13,6 +13,7 @@ from soar.detection import load_fixtures, load_rules, match_events, run_fixture_
 from soar.detection._ecs import field_type
 from soar.detection._fixtures import building_blocks
 from tests.conftest import REPO_ROOT
+from tests.fleet import fleet_data_stream
 from tests.unit.detection.helpers import run_cli
 
 RULES = REPO_ROOT / "rules"
@@ -143,3 +144,15 @@ def test_should_match_events_with_their_case_changed_still_match_on_ecs_mappings
             if not set(expected[r["id"]]) <= set(r["matched_events"])
         ]
         assert missed == [], engine
+
+
+def test_pack_passes_on_a_data_stream_mapped_as_fleet_maps_it(pack: Any, es: Elasticsearch) -> None:
+    """The shipped rules on a logs-* data stream whose template is Fleet's, not soar's (priority 200, ECS)."""
+    stream = fleet_data_stream(es, "soartest.pack")
+    mapping = next(iter(es.indices.get_mapping(index=stream).body.values()))["mappings"]
+    assert mapping["properties"]["process"]["properties"]["command_line"]["type"] == "keyword"  # wildcard here
+    assert "normalizer" not in mapping["properties"]["process"]["properties"]["command_line"]
+    results = run_fixture_tests(pack, engine="elasticsearch", es=es, into=stream)
+    assert _failures(results) == []
+    assert len(results) == len(pack.rules)
+    assert es.count(index=stream)["count"] == 0  # the fixtures are gone again
