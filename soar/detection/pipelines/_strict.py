@@ -104,6 +104,13 @@ ACCEPTED: dict[str, tuple[str, ...]] = {
             "auditd.summary.actor.primary",
             "auditd.summary.object.primary",
             "auditd.summary.how",
+            # CONFIG_CHANGE record fields: auditd_manager/Auditbeat keep them under auditd.data, the
+            # Filebeat-style integration under auditd.log (each absent from the other's documents)
+            "auditd.data.op",
+            "auditd.data.audit_enabled",
+            "auditd.log.op",
+            "auditd.log.audit_enabled",
+            "user.effective.id",
             "host.name",
             "tags",
         ]
