@@ -200,3 +200,27 @@ def test_the_shaping_gives_the_reference_documents_fields(shaped: dict[str, dict
 def _older(reference: dict[str, Any]) -> bool:
     """A reference from an auth pipeline before the current one (ECS 8.0.0 or none: before ecs.version 8.11.0)."""
     return bool(reference["document"].get("ecs", {}).get("version") != "8.11.0")
+
+
+def test_the_production_example_is_a_valid_rsyslog_configuration(tmp_path: Path) -> None:
+    """docs/production.md's shipping file, its include and CA pointed at real files, passes rsyslogd -N1."""
+    rsyslogd = require("rsyslogd (scripts/lab_telemetry.sh installs it)", lambda: _which("rsyslogd"))
+    example = (SHAPING.parent / "soar-ship-auth.conf.example").read_text(encoding="utf-8")
+    assert 'include(file="/etc/rsyslog.d/soar/soar-system-auth.conf")' in example
+    ca = tmp_path / "ca.pem"
+    ca.write_text("not checked by -N1\n", encoding="utf-8")
+    shipping = tmp_path / "60-soar-ship-auth.conf"
+    shipping.write_text(
+        example.replace("/etc/rsyslog.d/soar/soar-system-auth.conf", str(SHAPING)).replace(
+            "/etc/soar/es-ca.pem", str(ca)
+        ),
+        encoding="utf-8",
+    )
+    main = tmp_path / "rsyslog.conf"
+    main.write_text(
+        f'global(workDirectory="{tmp_path}")\nmodule(load="imuxsock" sysSock.use="off")\ninclude(file="{shipping}")\n',
+        encoding="utf-8",
+    )
+    checked = subprocess.run([rsyslogd, "-N1", "-f", str(main)], capture_output=True, text=True, check=False)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "error" not in (checked.stdout + checked.stderr).lower(), checked.stdout + checked.stderr
