@@ -281,7 +281,9 @@ SOAR_SSH_KNOWN_HOSTS=$LAB/known_hosts
 EOF
   wait_ready
   # the lab's telemetry, when running, follows the host list (SOARDEV_LAB_EXTRA may have changed it)
-  if "$ROOT/scripts/lab_telemetry.sh" status >/dev/null 2>&1; then "$ROOT/scripts/lab_telemetry.sh" up; fi
+  if "$ROOT/scripts/lab_telemetry.sh" status >/dev/null 2>&1; then
+    "$ROOT/scripts/lab_telemetry.sh" up || log "warning: the lab's telemetry could not follow the host list"
+  fi
   log "lab up: $(base_hosts | cut -d: -f1 | tr '\n' ' ')(inventory $LAB/inventory.yml)"
 }
 

@@ -29,6 +29,9 @@ die() { printf '[telemetry] error: %s\n' "$*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || die "the lab's telemetry needs root (the lab hosts' log sockets)"
 
 pid_alive() { [ -f "$RUN/rsyslogd.pid" ] && kill -0 "$(cat "$RUN/rsyslogd.pid")" 2>/dev/null; }
+# the lab hosts reach their own sockets through /dev/log -> $LOGDIR/self/log (scripts/lab.sh); a machine whose
+# own syslog daemon owns /dev/log gets their lines instead, and there is no per-host telemetry to speak of
+devlog_ours() { [ -L /dev/log ] && [ "$(readlink /dev/log)" = "$LOGDIR/self/log" ]; }
 hosts() { "$ROOT/scripts/lab.sh" hosts; }
 
 write_config() {
@@ -44,6 +47,9 @@ include(file="$SHAPING")
 
 template(name="soar_lab_file" type="string" string="%timereported:::date-rfc3339% %hostname% %syslogtag%%msg:::sp-if-no-1st-sp%%msg:::drop-last-lf%\n")
 template(name="soar_lab_file_path" type="string" string="$LAB/hosts/%hostname%/auth.log")
+
+# the default ruleset gets only rsyslogd's own messages here (no system socket): kept for diagnostics
+action(type="omfile" file="$RUN/rsyslogd.log")
 
 ruleset(name="soar_lab_auth") {
   # what /var/log/auth.log holds on Debian: the auth and authpriv facilities
@@ -98,6 +104,8 @@ up() {
   mv "$RUN/rsyslog.conf.new" "$RUN/rsyslog.conf"
   rsyslogd -f "$RUN/rsyslog.conf" -i "$RUN/rsyslogd.pid" >>"$RUN/rsyslogd.log" 2>&1 ||
     die "rsyslogd did not start (see $RUN/rsyslogd.log)"
+  devlog_ours || log "warning: /dev/log is not the lab's link (a syslog daemon of this machine owns it?):" \
+    "the lab hosts' lines go there, not to their own sockets"
   for _ in $(seq 1 50); do
     if pid_alive && sockets_ready; then
       log "rsyslogd up (pid $(cat "$RUN/rsyslogd.pid")): lab hosts' auth lines -> $STREAM"
@@ -129,7 +137,10 @@ down() {
 }
 
 status() {
-  if pid_alive && sockets_ready; then
+  if pid_alive && sockets_ready && ! devlog_ours; then
+    echo "telemetry: broken: rsyslogd up, but /dev/log is not the lab's link to each host's socket"
+    return 1
+  elif pid_alive && sockets_ready; then
     echo "telemetry: up pid $(cat "$RUN/rsyslogd.pid") -> $STREAM"
   else
     echo "telemetry: down"
