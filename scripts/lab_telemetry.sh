@@ -80,9 +80,30 @@ ensure_template() {
     die "could not install the $TEMPLATE index template (is Elasticsearch up on $ES_PORT?)"
 }
 
+# the stream is the lab's log: about two weeks of it are kept. This server has no delete_by_query (no reindex
+# module) and a data stream is never deleted here, so: a weekly rollover, and backing indices past 14 days dropped.
+prune_old() {
+  "$VENV/bin/python" - "http://127.0.0.1:$ES_PORT" "$STREAM" <<'PY' || log "warning: could not prune $STREAM"
+import sys, time
+from elasticsearch import Elasticsearch
+
+es, stream = Elasticsearch(sys.argv[1], request_timeout=30), sys.argv[2]
+found = es.options(ignore_status=404).indices.get_settings(index=stream)
+if found.meta.status == 200:
+    es.indices.rollover(alias=stream, conditions={"max_age": "7d"})
+    backing = es.indices.get_settings(index=stream).body
+    write = max(backing, key=lambda name: int(name.rsplit("-", 1)[1]))
+    for name, body in backing.items():
+        age_days = (time.time() * 1000 - int(body["settings"]["index"]["creation_date"])) / 86_400_000
+        if name != write and age_days > 14:
+            es.indices.delete(index=name)
+PY
+}
+
 up() {
   "$ROOT/scripts/ensure_packages.sh" rsyslog rsyslog-elasticsearch || die "could not install rsyslog"
   ensure_template
+  prune_old
   mkdir -p "$RUN/spool"
   local name
   for name in $(hosts); do
