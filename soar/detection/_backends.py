@@ -24,6 +24,7 @@ from sigma.conditions import ConditionFieldEqualsValueExpression, ConditionValue
 from sigma.conversion.state import ConversionState
 from sigma.exceptions import SigmaFeatureNotSupportedByBackendError
 from sigma.types import (
+    SigmaCasedString,
     SigmaCIDRExpression,
     SigmaExists,
     SigmaNull,
@@ -85,6 +86,12 @@ def check_portable_regex(pattern: str) -> None:
             raise SigmaFeatureNotSupportedByBackendError(
                 f"regular expression '{pattern}' uses {what}, which Elasticsearch (Lucene RegExp) does not support"
             )
+
+
+def _lower_case_value(field: str, value: SigmaString) -> bool:
+    from soar.detection._ecs import written_in_lower_case
+
+    return written_in_lower_case(field, "".join(p for p in value.s if isinstance(p, str)))
 
 
 def is_full_text(field: str) -> bool:
@@ -196,6 +203,8 @@ class SoarSQLiteBackend(sqliteBackend):
             return self._words(field, cond.value, cond, state)
         inner = copy.copy(cond)
         inner.field = VALUE
+        if type(cond.value) is SigmaString and _lower_case_value(field, cond.value):
+            inner.value = SigmaCasedString.from_sigma_string(cond.value)  # as on Elasticsearch: exact
         return self._inside(field, str(super().convert_condition_field_eq_val(inner, state)))
 
     def _words(self, field: str, value: SigmaString, cond: Any, state: ConversionState) -> str:

@@ -8,6 +8,7 @@ rules compiled for the same target plus the window, group-by and condition that
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -24,6 +25,7 @@ from soar.detection.pipelines import DEFAULT_PIPELINES, pipeline_identity, resol
 from soar.detection.pipelines._sources import (
     SourceCoverage,
     SourceLacksField,
+    condition_count,
     rule_logsource_key,
     source_pipeline,
     sources_for,
@@ -40,6 +42,50 @@ _BACKENDS: dict[str, type[Any]] = {
     "lucene": SoarLuceneBackend,
 }
 STRICT_ITEM = "ecs_linux_strict_fields"
+
+
+def _split(query: Any, conditions: int) -> tuple[list[Any], list[Any]] | None:
+    """(the source's condition clauses, the rule's clauses) of a per-source query, or None if not that shape.
+
+    pySigma's add_condition puts the source's conditions first in the rule's AND, one clause per field.
+    """
+    clauses = query.get("bool", {}).get("filter") if isinstance(query, dict) and set(query) == {"bool"} else None
+    if not isinstance(clauses, list) or set(query["bool"]) != {"filter"} or len(clauses) <= conditions:
+        return None
+    return clauses[:conditions], clauses[conditions:]
+
+
+def _merge_same_bodies(queries: list[Any], conditions: list[int]) -> Any:
+    """OR of per-source queries, sources whose rule part is the same sharing it: ``(c1 OR c2) AND body``.
+
+    Elasticsearch rewrites each wildcard or case-insensitive clause per segment however few documents the
+    source conditions leave, so searching the same body once for several sources saves most of the cost.
+    """
+    groups: dict[str, tuple[list[list[Any]], list[Any]]] = {}
+    order: list[Any] = []
+    for query, count in zip(queries, conditions, strict=True):
+        parts = _split(query, count)
+        if parts is None:
+            order.append(query)
+            continue
+        conds, body = parts
+        key = json.dumps(body, sort_keys=True)
+        if key not in groups:
+            groups[key] = ([], body)
+            order.append(key)
+        groups[key][0].append(conds)
+    branches: list[Any] = []
+    for item in order:
+        if not isinstance(item, str):
+            branches.append(item)
+            continue
+        conds_list, body = groups[item]
+        if len(conds_list) == 1:
+            branches.append({"bool": {"filter": [*conds_list[0], *body]}})
+            continue
+        either = [c[0] if len(c) == 1 else {"bool": {"filter": c}} for c in conds_list]
+        branches.append({"bool": {"filter": [{"bool": {"should": either, "minimum_should_match": 1}}, *body]}})
+    return branches[0] if len(branches) == 1 else {"bool": {"should": branches, "minimum_should_match": 1}}
 
 
 class _LeftOut(Exception):
@@ -106,8 +152,23 @@ class Compiler:
         if len(queries) == 1:
             return queries[0], coverage
         if self.target == "elasticsearch":
-            return {"bool": {"should": queries, "minimum_should_match": 1}}, coverage
+            return _merge_same_bodies(queries, [condition_count(s, logsource) for s in coverage.searched]), coverage
         return " OR ".join(f"({q})" for q in queries), coverage
+
+    def source_queries(self, rule: Rule) -> dict[str, Any]:
+        """Each searched source's own query for ``rule`` (not merged): what each source's documents must hold."""
+        logsource = rule_logsource_key(rule.sigma) if self.per_source and rule.kind == "rule" else None
+        out: dict[str, Any] = {}
+        if logsource is None:
+            return out
+        for mapping in sources_for(logsource):
+            fresh = _fresh(rule)
+            assert isinstance(fresh, SigmaRule)
+            try:
+                out[mapping.source] = self._convert(rule, fresh, self._source_backend(mapping.source, logsource))
+            except (_LeftOut, ContentError):
+                continue
+        return out
 
     def _convert(self, rule: Rule, sigma: SigmaRule, backend: Any = None) -> Any:
         try:

@@ -32,6 +32,30 @@ OPEN_MODULES_SUBSTITUTES: dict[str, str] = {
 _DROPPED_WITH_TYPE = {"scaled_float": ("scaling_factor",), "constant_keyword": ("value",)}
 
 
+# ECS fields whose values are defined in lower case (ECS "allowed values", and the dataset/module names
+# shippers set from their own constants). A value written in lower case is matched exactly there, on both
+# engines: real shippers never write another case, and Elasticsearch answers a plain term lookup instead
+# of a case-insensitive automaton.
+LOWER_CASE_FIELDS = frozenset(
+    {
+        "event.kind",
+        "event.category",
+        "event.type",
+        "event.outcome",
+        "event.dataset",
+        "event.module",
+        "data_stream.type",
+        "data_stream.dataset",
+        "data_stream.namespace",
+    }
+)
+
+
+def written_in_lower_case(field: str, literal: str) -> bool:
+    """Is ``literal`` a lower-case value of a field ECS defines in lower case (matched exactly)?"""
+    return field in LOWER_CASE_FIELDS and literal == literal.lower()
+
+
 def ecs_dir() -> Path:
     """integrations/elasticsearch/ecs (in the repository, or shipped with the package)."""
     in_repo = Path(__file__).resolve().parents[2] / "integrations" / "elasticsearch" / "ecs"

@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 from elasticsearch import Elasticsearch
 
-from soar.detection._compile import CompiledRule, Compiler, compile_rules
+from soar.detection._compile import CompiledRule, Compiler
 from soar.detection._correlate import evaluate_correlation
 from soar.detection._loading import _LOADER, Rule, RuleSet, yaml_error
 from soar.detection._yamlpos import positions
@@ -39,6 +39,8 @@ class Fixture:
     location: SourceLocation
     events: list[dict[str, Any]]
     ids: list[str] = field(default_factory=list)
+    # Per event: the real source its provenance names (pipelines/sources.yml), None for a hand-written event.
+    sources: list[str | None] = field(default_factory=list)
 
 
 @dataclass
@@ -96,7 +98,7 @@ def load_fixtures(rule: Rule) -> list[Fixture]:
             m = pos.of(kind, i)
             where = SourceLocation(path, m.line, m.column)
             events = _fixture_events(rule, item, where, f"{kind}[{i}]")
-            out.append(Fixture(kind, i, where, events))
+            out.append(Fixture(kind, i, where, events, sources=_sources_of(rule, item)))
     return out
 
 
@@ -133,6 +135,14 @@ def unwrap(item: Any, where: SourceLocation, label: str) -> dict[str, Any]:
             where,
         )
     return dict(item["event"])
+
+
+def _sources_of(rule: Rule, item: Any) -> list[str | None]:
+    if rule.kind == "correlation":
+        entries = item["events"] if isinstance(item, Mapping) and "events" in item else item
+    else:
+        entries = [item]
+    return [str(e["provenance"]["source"]) if is_documented(e) else None for e in entries]
 
 
 def _fixture_events(rule: Rule, item: Any, where: SourceLocation, label: str) -> list[dict[str, Any]]:
@@ -350,10 +360,12 @@ def query_fields(compiled: CompiledRule) -> list[str]:
     return list(dict.fromkeys(found))
 
 
-def absent_fields(compiled: CompiledRule, events: Sequence[Mapping[str, Any]]) -> list[str]:
+def absent_fields(
+    compiled: CompiledRule, events: Sequence[Mapping[str, Any]], per_source: Mapping[str, Any] | None = None
+) -> list[str]:
     """What stops the rule from matching ``events`` whatever their values: the fields its query reads that no
-    event has. A rule searching several sources reads each source's fields: when every source's part lacks
-    some, the part lacking fewest is named; when one part has all it reads, nothing is."""
+    event has. With ``per_source`` (each searched source's own query DSL), a source whose query finds all it
+    reads means nothing is missing; otherwise the source lacking fewest fields is named."""
     present: set[str] = set()
     for event in events:
         present.update(flatten(dict(event)))
@@ -361,11 +373,7 @@ def absent_fields(compiled: CompiledRule, events: Sequence[Mapping[str, Any]]) -
     def lacking(part: CompiledRule) -> list[str]:
         return [f for f in query_fields(part) if f not in present and not any(p.startswith(f + ".") for p in present)]
 
-    parts = [compiled]
-    query = (compiled.dsl or {}).get("query", {})
-    branches = query.get("bool", {}).get("should", []) if len(compiled.sources) > 1 else []
-    if len(branches) == len(compiled.sources) > 1:
-        parts = [replace(compiled, dsl={"query": branch}, sql=None) for branch in branches]
+    parts = [replace(compiled, dsl={"query": q}, sql=None) for q in (per_source or {}).values()] or [compiled]
     missing = [lacking(part) for part in parts]
     return [] if any(not m for m in missing) else min(missing, key=len)
 
@@ -393,8 +401,12 @@ def match_events(
         except ContentError as exc:
             errors.append(exc)
     # What each rule reads, told per source from its query DSL (the same fields on both engines).
-    shape = compiled if target == "elasticsearch" else compile_rules(ruleset, "elasticsearch", pipelines)[0]
-    absent = {c.rule_id: absent_fields(c, events) for c in shape}
+    dsl = compiler if target == "elasticsearch" else Compiler("elasticsearch", pipelines)
+    by_id = ruleset.by_id
+    absent = {
+        c.rule_id: absent_fields(c, events, dsl.source_queries(by_id[c.rule_id]) if c.rule_id in by_id else None)
+        for c in compiled
+    }
     report: list[dict[str, Any]] = []
     if engine == "embedded":
         with EventStore() as store:

@@ -80,6 +80,11 @@ def sources_for(logsource_key: str) -> list[SourceMapping]:
     return [s.logsources[logsource_key] for s in load_sources().values() if logsource_key in s.logsources]
 
 
+def condition_count(source: str, logsource: str) -> int:
+    """How many fields a source's conditions add to a rule for a log source (the first clauses of its AND)."""
+    return len(load_sources()[source].logsources[logsource].conditions)
+
+
 def rule_logsource_key(rule: SigmaRule | SigmaCorrelationRule) -> str | None:
     """``category:x``/``service:x`` of a Linux rule whose log source some source carries, else None."""
     if not isinstance(rule, SigmaRule) or rule.logsource.product != "linux":

@@ -10,7 +10,7 @@ import pytest
 from elasticsearch import Elasticsearch
 
 from soar.detection import load_fixtures, load_rules, match_events, run_fixture_tests
-from soar.detection._ecs import field_type
+from soar.detection._ecs import LOWER_CASE_FIELDS, field_type
 from soar.detection._fixtures import building_blocks
 from tests.conftest import REPO_ROOT
 from tests.fleet import fleet_data_stream
@@ -102,12 +102,14 @@ def test_cli_rules_test_over_the_pack(
 
 
 def _recase(value: Any, flip: Any, path: str = "") -> Any:
-    """Every string with its case changed, except dates (their case is part of their syntax)."""
+    """Every string with its case changed, except dates (their case is part of their syntax) and the fields ECS
+    defines in lower case (event.category, event.dataset, …: shippers never write another case; matched exactly)."""
     if isinstance(value, dict):
         return {k: _recase(v, flip, f"{path}{k}.") for k, v in value.items()}
     if isinstance(value, list):
         return [_recase(v, flip, path) for v in value]
-    if isinstance(value, str) and field_type(path.rstrip(".")) != "date":
+    name = path.rstrip(".")
+    if isinstance(value, str) and field_type(name) != "date" and name not in LOWER_CASE_FIELDS:
         return flip(value)
     return value
 

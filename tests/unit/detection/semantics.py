@@ -195,6 +195,15 @@ CASES: list[Case] = [
         [0, 1],
     ),
     Case(
+        # ECS defines event.outcome (and category, type, kind, dataset, module) in lower case: a lower-case
+        # value is matched exactly there, on both engines; any other case written is matched case-insensitively.
+        # Here the log source's own condition (event.type: start) shows it.
+        "fields ECS defines in lower case match a lower-case value exactly",
+        {"sel": {"Image|endswith": "/bash"}, "condition": "sel"},
+        [process_event("a"), process_event("b", event__type=["START"]), process_event("c", event__type=["start"])],
+        [0, 2],
+    ),
+    Case(
         # Elasticsearch's case_insensitive folds ASCII letters only, on any mapping; so does the embedded engine.
         "case folding is ASCII only",
         {"sel": {"User": "éLODIE", "CommandLine|contains": "üBER"}, "condition": "sel"},

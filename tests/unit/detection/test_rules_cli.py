@@ -101,18 +101,33 @@ def test_convert_elasticsearch_json_and_embedded(soar: Any, pack: Path, tmp_path
     # value on any mapping, no template of soar's over the events.
     assert compiled["sources"] == ["endpoint", "sysmon_linux", "auditd_manager"]
     assert compiled["left_out"] == {"auditd_log": "auditd_log does not write CommandLine"}
-    endpoint, sysmon, auditd = query["bool"]["should"]
-    assert endpoint == {
+    # Sources whose rule part is the same share it: (Defend's or Sysmon's conditions) AND the command line.
+    shared, auditd = query["bool"]["should"]
+    either, *body = shared["bool"]["filter"]
+    assert either == {
         "bool": {
-            "filter": [
-                ci("term", "event.category", "process"),
-                ci("term", "event.type", "start"),
-                ci("wildcard", "process.command_line", "*curl *"),
-                ci("wildcard", "process.command_line", "*| sh*"),
-            ]
+            "should": [
+                {
+                    "bool": {
+                        "filter": [
+                            {"term": {"event.category": {"value": "process"}}},
+                            {"term": {"event.type": {"value": "start"}}},
+                        ]
+                    }
+                },
+                {
+                    "bool": {
+                        "filter": [
+                            {"term": {"event.dataset": {"value": "sysmon_linux.log"}}},
+                            {"term": {"event.code": {"value": "1"}}},
+                        ]
+                    }
+                },
+            ],
+            "minimum_should_match": 1,
         }
     }
-    assert ci("term", "event.code", "1") in sysmon["bool"]["filter"]
+    assert body == [ci("wildcard", "process.command_line", "*curl *"), ci("wildcard", "process.command_line", "*| sh*")]
     assert ci("wildcard", "process.title", "*curl *") in auditd["bool"]["filter"]  # the command line of auditd
     out = soar("rules", "convert", str(pack), "--target", "lucene")
     assert out.returncode == 0, out.stderr

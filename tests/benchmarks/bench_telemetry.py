@@ -1,0 +1,257 @@
+"""Detection on real telemetry (issue #13), measured — not a test.
+
+Table 1, per real source (soar/detection/pipelines/sources.yml): the shipped rules whose query
+searches that source, the rules proven on that source's real documents (a ``should_match`` fixture
+with that source's provenance matches, on the embedded engine and on Elasticsearch), and the
+fixtures that carry provenance. Goal: 100 % in every row; a row short of it says "missed".
+
+Table 2, the cost of deciding case per value: the shipped pack's plain rules (replicated to 500
+rule evaluations per cycle) over the same events in two indices of the same Elasticsearch:
+
+- **ours**: query DSL with ``case_insensitive`` term/prefix/wildcard queries on an index mapped
+  with the official ECS mappings (what soar does now, on a user's own mappings);
+- **anchor**: the Lucene ``query_string`` soar compiled before, on its old events template
+  (every string a keyword with a lowercase normaliser; ``tests/benchmarks/data/soar-events-template-before-13.json``).
+
+Both run one ``_msearch`` per cycle (one search per rule, as ``search_rules`` sends them), in
+alternation, for the same number of cycles. Counted on both sides: requests, Elasticsearch's CPU
+(the node's process CPU delta from ``_nodes/stats``; the node serves nothing else during the
+run) and the client's CPU (``time.process_time``), per 1,000 rule evaluations.
+
+Run: ``python -m tests.benchmarks.bench_telemetry [cycles]`` (default 30).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from tests.benchmarks.bench_detection import fmt, print_table
+
+REPO = Path(__file__).resolve().parents[2]
+OLD_TEMPLATE = Path(__file__).resolve().parent / "data" / "soar-events-template-before-13.json"
+EVALUATIONS_PER_CYCLE = 500
+COPIES_PER_EVENT = 60
+
+
+def _pack() -> Any:
+    from soar.detection import load_rules
+
+    ruleset = load_rules([REPO / "rules"])
+    ruleset.raise_first()
+    return ruleset
+
+
+def source_table(es: Any) -> list[list[str]]:
+    """Per source: rules searching it, rules proven on its real documents, fixtures with provenance."""
+    from soar.detection import compile_rules, load_fixtures, match_events
+    from soar.detection._fixtures import building_blocks
+    from soar.detection.pipelines._sources import load_sources
+
+    pack = _pack()
+    through = building_blocks(pack)
+    compiled = {c.rule_id: c for c in compile_rules(pack, "elasticsearch")[0]}
+    claims: dict[str, set[str]] = {name: set() for name in load_sources()}
+    proven: dict[str, set[str]] = {name: set() for name in load_sources()}
+    fixtures_total: dict[str, int] = {name: 0 for name in load_sources()}
+    with_provenance = total = 0
+    pooled: list[tuple[str, str, dict[str, Any]]] = []  # (rule id, source, event) of plain rules' real should_match
+    scenarios: list[tuple[Any, str, list[dict[str, Any]]]] = []  # a correlation's real should_match scenarios
+    for rule in pack.rules:
+        if rule.id in through:
+            continue
+        c = compiled.get(rule.id)
+        searched = set(c.sources) if c else set()
+        for base in c.correlation.rules if c and c.correlation else ():
+            searched |= set(base.sources)
+        for name in searched:
+            claims[name].add(rule.id)
+        for fixture in load_fixtures(rule):
+            for source in fixture.sources:
+                total += 1
+                with_provenance += source is not None
+                if source is not None:
+                    fixtures_total[source] += 1
+            if fixture.kind != "should_match" or not fixture.sources or None in fixture.sources:
+                continue
+            if rule.kind == "correlation":
+                scenarios.append((rule, str(fixture.sources[0]), fixture.events))
+            else:
+                pooled.extend((rule.id, str(src), e) for src, e in zip(fixture.sources, fixture.events, strict=True))
+    plain = type(pack)(rules=[r for r in pack.rules if r.kind == "rule"])
+    found: dict[str, list[set[int]]] = {}
+    for engine in ("embedded", "elasticsearch"):
+        report, _ = match_events(plain, [e for _, _, e in pooled], engine=engine, es=es, index_prefix="soar-bench")
+        for row in report:
+            found.setdefault(row["id"], []).append(set(row["matched_events"]))
+    for i, (rule_id, source, _) in enumerate(pooled):
+        if all(i in hits for hits in found.get(rule_id, [set()])):
+            proven[source].add(rule_id)
+    for rule, source, events in scenarios:
+        subset = type(pack)(rules=[rule, *pack.reached(rule)])
+        results = [
+            match_events(subset, events, engine=engine, es=es, index_prefix="soar-bench")[0]
+            for engine in ("embedded", "elasticsearch")
+        ]
+        if all(any(r["id"] == rule.id and r["matched_events"] for r in report) for report in results):
+            proven[source].add(rule.id)
+    rows = []
+    for name in load_sources():
+        n, p = len(claims[name]), len(claims[name] & proven[name])
+        share = p / n if n else float("nan")
+        verdict = "met" if n and p == n else ("no rules" if not n else "missed")
+        rows.append([name, str(n), str(p), f"{share:.0%}" if n else "-", str(fixtures_total[name]), verdict])
+    share = with_provenance / total if total else 0.0
+    verdict = "met" if with_provenance == total else "missed"
+    rows.append(["(all fixtures)", "", "", "", f"{with_provenance}/{total} = {share:.0%} with provenance", verdict])
+    return rows
+
+
+def _events(pack: Any) -> list[dict[str, Any]]:
+    from soar.detection import load_fixtures
+    from soar.detection._fixtures import building_blocks
+
+    rng = random.Random(13)
+    through = building_blocks(pack)
+    base = [e for r in pack.rules if r.id not in through for f in load_fixtures(r) for e in f.events]
+    out = []
+    for event in base:
+        for _ in range(COPIES_PER_EVENT):
+            copy = json.loads(json.dumps(event))
+            host = copy.setdefault("host", {})
+            if isinstance(host, dict):
+                host["name"] = f"h{rng.randrange(500)}"
+            out.append(copy)
+    return out
+
+
+def _node_cpu_ms(es: Any) -> float:
+    stats = es.nodes.stats(metric="process")["nodes"]
+    return float(sum(n["process"]["cpu"]["total_in_millis"] for n in stats.values()))
+
+
+def _cycle(es: Any, index: str, bodies: list[dict[str, Any]]) -> tuple[float, float, float]:
+    """One _msearch of every body; (server CPU ms, client CPU s, wall s)."""
+    searches: list[dict[str, Any]] = []
+    for body in bodies:
+        searches.append({"index": index})
+        searches.append(body)
+    server0, client0, wall0 = _node_cpu_ms(es), time.process_time(), time.perf_counter()
+    answer = es.msearch(searches=searches)
+    wall = time.perf_counter() - wall0
+    client = time.process_time() - client0
+    server = _node_cpu_ms(es) - server0
+    errors = [r["error"] for r in answer["responses"] if "error" in r]
+    if errors:
+        raise RuntimeError(f"a search failed: {str(errors[0])[:300]}")
+    return server, client, wall
+
+
+def cost_table(es: Any, cycles: int) -> list[list[str]]:
+    from soar.detection import compile_rules
+    from soar.detection.elastic import bulk_index, create_events_index
+
+    pack = _pack()
+    plain = [r for r in pack.rules if r.kind == "rule"]
+    subset = type(pack)(rules=plain)
+    dsl = [c.dsl["query"] for c in compile_rules(subset, "elasticsearch")[0] if c.dsl]
+    lucene = [c.query for c in compile_rules(subset, "lucene")[0] if c.query]
+    reps = max(1, EVALUATIONS_PER_CYCLE // max(len(dsl), 1))
+    ours_bodies = [{"query": q, "size": 100, "_source": False} for q in dsl] * reps
+    anchor_bodies = [
+        {"query": {"query_string": {"query": q, "analyze_wildcard": True}}, "size": 100, "_source": False}
+        for q in lucene
+    ] * reps
+    events = _events(pack)
+    suffix = uuid.uuid4().hex[:8]
+    ecs_index, old_index = f"soar-bench-ecs-{suffix}", f"soar-bench-oldtemplate-{suffix}"
+    template = json.loads(OLD_TEMPLATE.read_text())["template"]
+    try:
+        create_events_index(es, ecs_index)
+        es.indices.create(index=old_index, settings=template["settings"], mappings=template["mappings"])
+        docs = [(str(i), e) for i, e in enumerate(events)]
+        bulk_index(es, ecs_index, docs)
+        bulk_index(es, old_index, docs)
+        es.indices.forcemerge(index=f"{ecs_index},{old_index}", max_num_segments=1)
+        for _ in range(2):  # warm both (caches, JIT) before measuring
+            _cycle(es, ecs_index, ours_bodies)
+            _cycle(es, old_index, anchor_bodies)
+        totals = {"ours": [0.0, 0.0, 0.0], "anchor": [0.0, 0.0, 0.0]}
+        for _ in range(cycles):
+            for name, index, bodies in (("ours", ecs_index, ours_bodies), ("anchor", old_index, anchor_bodies)):
+                for i, value in enumerate(_cycle(es, index, bodies)):
+                    totals[name][i] += value
+    finally:
+        es.options(ignore_status=404).indices.delete(index=f"{ecs_index},{old_index}")
+    evaluations = cycles * len(ours_bodies)
+    per_k = 1000 / evaluations
+
+    def row(name: str, label: str) -> list[str]:
+        server, client, wall = totals[name]
+        return [
+            label,
+            "1",
+            fmt(server * per_k / 1000),
+            fmt(client * per_k),
+            fmt(wall / cycles * 1000),
+        ]
+
+    ours, anchor = totals["ours"], totals["anchor"]
+    ratio = (ours[0] / 1000 + ours[1]) / (anchor[0] / 1000 + anchor[1]) if anchor[0] or anchor[1] else float("nan")
+    return [
+        row("ours", f"ours: query DSL, case_insensitive, ECS mappings ({len(events)} events)"),
+        row("anchor", "anchor: query_string on the old lowercase-normaliser template (same events)"),
+        [
+            "ours / anchor (total CPU)",
+            "1.0",
+            fmt(ratio),
+            "",
+            fmt(ours[2] / anchor[2] if anchor[2] else float("nan")),
+        ],
+        [
+            f"goal: ours <= 1.5x anchor's CPU, {len(ours_bodies)} rule evaluations per cycle, {cycles} cycles",
+            "",
+            "met" if ratio <= 1.5 else "missed",
+            "",
+            "",
+        ],
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    cycles = int(argv[0]) if argv else 30
+    from soar.config import get_settings
+    from soar.connections import check_elasticsearch, elasticsearch_client
+
+    settings = get_settings()
+    try:
+        check_elasticsearch(settings)
+    except Exception as exc:  # a benchmark that cannot run says why
+        print(f"bench_telemetry: Elasticsearch unavailable: {exc}")
+        return 1
+    es = elasticsearch_client(settings, request_timeout=300)
+    try:
+        print_table(
+            "Rules proven on each source's real documents (embedded and Elasticsearch)",
+            ["source", "rules searching it", "proven on its documents", "share", "its fixtures", "goal 100 %"],
+            source_table(es),
+        )
+        print()
+        print_table(
+            "Case per value vs a lowercase-normaliser template: cost of one detection cycle",
+            ["run", "requests/cycle", "ES CPU s / 1k evals", "client CPU s / 1k evals", "wall ms / cycle"],
+            cost_table(es, cycles),
+        )
+    finally:
+        es.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
