@@ -20,6 +20,7 @@ from sigma.rule import SigmaDetection, SigmaDetectionItem, SigmaRule
 
 _SYSTEM = [
     "user.name",
+    "user.id",
     "user.effective.name",
     "source.ip",
     "source.port",
