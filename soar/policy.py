@@ -7,7 +7,7 @@ gathers the facts, reserves rate-cap slots in the store and records every refusa
 
     protected:            never contained automatically
       hosts: [bastion*, dc-*]            names, aliases or globs
-      networks: [10.0.0.0/24]            CIDRs: hosts inside, and IPs never blocked
+      networks: [10.0.0.0/24]            CIDRs: hosts inside, and no block overlapping them
       labels: {role: [bastion, domain-controller]}
       accounts: [root, breakglass*]      globs
     approvals:            attribute-based: the first rules that match decide (the strictest wins)
@@ -15,6 +15,13 @@ gathers the facts, reserves rate-cap slots in the store and records every refusa
     rate_caps: {contain_per_hour: 20, contain_per_rule_per_hour: 5}
     blast_radius: {max_targets_per_run: 5}
     circuit_breaker: {failures_in_a_row: 3, pause_minutes: 30}
+    ip_blocks: {approve_wider_than: {ipv4: 24, ipv6: 64}}   wider blocks need an approval
+
+An address a containment step targets (an ``ip`` target: an address, CIDR or ``first-last``
+range, from alert data) is judged by what it covers (``soar.breadth``): refused when it overlaps a
+protected network, when it is not an address at all, or when it covers every address (``0.0.0.0/0``,
+``::/0``: never, whatever the policy says); wider than ``ip_blocks.approve_wider_than`` it needs an
+approval.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from soar.breadth import Network, addresses, covers_everything, parse_spec
 from soar.errors import ContentError, SourceLocation
 
 Outcome = Literal["allow", "approve", "refuse"]
@@ -81,12 +89,23 @@ class CircuitBreaker(_Strict):
     pause_minutes: float = Field(30, gt=0)
 
 
+class WidePrefixes(_Strict):
+    ipv4: int = Field(24, ge=1, le=32)
+    ipv6: int = Field(64, ge=1, le=128)
+
+
+class IpBlocks(_Strict):
+    # a block covering more addresses than one network of this prefix needs an approval
+    approve_wider_than: WidePrefixes = Field(default_factory=lambda: WidePrefixes.model_validate({}))
+
+
 class Policy(_Strict):
     protected: Protected = Field(default_factory=Protected)
     approvals: tuple[ApprovalRule, ...] = ()
     rate_caps: RateCaps = Field(default_factory=lambda: RateCaps.model_validate({}))
     blast_radius: BlastRadius = Field(default_factory=lambda: BlastRadius.model_validate({}))
     circuit_breaker: CircuitBreaker = Field(default_factory=lambda: CircuitBreaker.model_validate({}))
+    ip_blocks: IpBlocks = Field(default_factory=lambda: IpBlocks.model_validate({}))
     path: str | None = None
 
 
@@ -136,16 +155,54 @@ class Decision:
         }
 
 
+def _overlapping(nets: Sequence[Network], networks: Sequence[str]) -> str | None:
+    """The first protected network any of ``nets`` overlaps (IPv4-mapped IPv6 read as IPv4)."""
+    for text in networks:
+        for protected in parse_spec(text):
+            if any(n.version == protected.version and n.overlaps(protected) for n in nets):
+                return text
+    return None
+
+
 def _in_networks(value: str | None, networks: Sequence[str]) -> str | None:
     if not value:
         return None
     try:
-        addr = ipaddress.ip_address(value)
+        nets = parse_spec(value)
     except ValueError:
         return None
-    for net in networks:
-        if addr in ipaddress.ip_network(net, strict=False):
-            return net
+    return _overlapping(nets, networks)
+
+
+def _ip_reason(policy: Policy, value: str) -> str | None:
+    """Why an address, CIDR or range must never be blocked automatically, or None."""
+    try:
+        nets = parse_spec(value)
+    except ValueError as exc:
+        return f"ip {exc}; refused"
+    wide = next((n for n in nets if covers_everything(n)), None)
+    if wide is not None:
+        what = f"every address ({wide})" if wide.prefixlen == 0 else f"every IPv4 address ({wide} holds ::ffff:0:0/96)"
+        return f"address {value} covers {what}: never blocked, whatever the policy says"
+    net = _overlapping(nets, policy.protected.networks)
+    if net is None:
+        return None
+    if len(nets) == 1 and nets[0].num_addresses == 1:
+        return f"address {value} is protected (in {net})"
+    return f"address {value} is protected (overlaps {net})"
+
+
+def wide_block_reason(policy: Policy, value: str) -> str | None:
+    """Why blocking an address spec needs an approval (wider than ``ip_blocks.approve_wider_than``), or None."""
+    try:
+        nets = parse_spec(value)
+    except ValueError:
+        return None  # refused by protected_reason
+    limits = policy.ip_blocks.approve_wider_than
+    for version, bits, prefix in ((4, 32, limits.ipv4), (6, 128, limits.ipv6)):
+        count = addresses(nets, version)
+        if count > 2 ** (bits - prefix):
+            return f"address {value} is wider than a /{prefix} ({count} addresses): blocks that wide need approval"
     return None
 
 
@@ -169,9 +226,7 @@ def protected_reason(policy: Policy, target: Target) -> str | None:
             if fnmatch.fnmatchcase(target.value, glob):
                 return f"account {target.value} is protected (matches {glob!r})"
     elif target.kind == "ip":
-        net = _in_networks(target.value, p.networks)
-        if net:
-            return f"address {target.value} is protected (in {net})"
+        return _ip_reason(policy, target.value)
     return None
 
 
@@ -211,6 +266,11 @@ def decide(policy: Policy, facts: StepFacts) -> Decision:
         approvals = max(approvals, rule.approvals)
         roles |= set(rule.roles)
         timeout = min(timeout, rule.timeout)
+    if gated:
+        for t in facts.targets:
+            if t.kind == "ip" and (wide := wide_block_reason(policy, t.value)):
+                reasons.append(wide)
+                approvals = max(approvals, 1)
     if gated and facts.breaker_open:
         reasons.append(f"circuit breaker open for {facts.action}")
         approvals = max(approvals, 1)

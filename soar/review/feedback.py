@@ -4,6 +4,10 @@ A verdict is one ``verdicts`` document per alert (id = alert id; a changed mind 
 kept in ``history``) and is copied onto the alert. A false positive may propose an
 exception (kind ``exceptions``, status ``proposed``) that the scheduler applies only
 once an admin approves it. Everything is validated before anything is written.
+
+A value that would except (almost) every event (``*``, ``?*``, ``[!~]*``, ``0.0.0.0/0``, a network
+wider than /8 or /16 for IPv6: ``soar.breadth.exception_value_problem``) is refused when it is
+proposed, and again when it is approved (a document proposed earlier or written by hand).
 """
 
 from __future__ import annotations
@@ -15,14 +19,20 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from soar.alerts import fingerprint, utcnow_iso
 from soar.audit import record
+from soar.breadth import exception_value_problem
 from soar.config import Settings
-from soar.errors import InputError
+from soar.errors import InputError, SoarError
 from soar.store import Conflict, Store
 
 ALERTS = "alerts"
 VERDICTS = "verdicts"
 EXCEPTIONS = "exceptions"
 FIELD = re.compile(r"^[A-Za-z_@][A-Za-z0-9_.@-]{0,120}$")
+
+
+class TooBroad(SoarError):
+    """A stored exception that would except (almost) every event cannot be approved (HTTP 409)."""
+
 
 Verdict = Literal["true_positive", "false_positive"]
 ALIASES = {"tp": "true_positive", "fp": "false_positive", "true": "true_positive", "false": "false_positive"}
@@ -51,8 +61,9 @@ class ExceptionProposal(BaseModel):
         for v in values:
             if not v.strip() or len(v) > 500:
                 raise ValueError("values must be non-empty strings of at most 500 characters")
-            if v.strip("*?") == "":
-                raise ValueError(f"the value {v!r} would except every event")
+            problem = exception_value_problem(v)
+            if problem:
+                raise ValueError(problem)
         return values
 
 
@@ -173,6 +184,12 @@ def decide_exception(
             raise InputError(f"unknown exception id {exception_id!r}")
         if rec.doc.get("status") != "proposed":
             return rec.doc  # idempotent: a second decision changes nothing
+        if approve:  # proposed before the guard, or written by hand: never approve a value that excepts everything
+            values = rec.doc.get("values")
+            for v in values if isinstance(values, list) else [values]:
+                problem = exception_value_problem(str(v))
+                if problem:
+                    raise TooBroad(f"exception {exception_id}: {problem}; reject it instead")
         doc = {**rec.doc, "status": "approved" if approve else "rejected", "approved_by": approver}
         doc["approved_at"] = utcnow_iso()
         try:

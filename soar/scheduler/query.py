@@ -7,7 +7,9 @@ fetched. An exception is a store document of kind ``exceptions``::
      "field": "source.ip", "values": ["10.0.0.0/8", "192.0.2.7", "backup-*"]}
 
 Each value is a CIDR (contains ``/`` and parses as a network), a glob (``*`` or ``?``)
-or an exact value. ``rule_ids: [...]`` scopes one exception to several rules.
+or an exact value. ``rule_ids: [...]`` scopes one exception to several rules. A value that would
+except (almost) every event (``*``, ``[!~]*``, ``0.0.0.0/0``: ``soar.breadth.exception_value_problem``)
+is refused when proposed and approved, and skipped here should one be stored anyway.
 """
 
 from __future__ import annotations
@@ -35,6 +37,13 @@ def value_clause(field: str, value: Any) -> dict[str, Any]:
     return {"term": {field: value}}  # on an ip field a term query with a CIDR matches the network
 
 
+def too_broad(value: Any) -> bool:
+    """An exception value that would except (almost) every event: never applied."""
+    from soar.breadth import exception_value_problem
+
+    return isinstance(value, str) and exception_value_problem(value) is not None
+
+
 def applies_to(exception: Mapping[str, Any], rule_id: str) -> bool:
     if exception.get("status") != "approved":
         return False
@@ -54,7 +63,7 @@ def exception_clauses(exceptions: Iterable[Mapping[str, Any]], rule_id: str) -> 
             continue
         if not isinstance(values, list):
             values = [values] if values is not None else []
-        clauses.extend(value_clause(field, v) for v in values)
+        clauses.extend(value_clause(field, v) for v in values if not too_broad(v))
     return clauses
 
 

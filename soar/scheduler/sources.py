@@ -20,7 +20,7 @@ from soar.detection.elastic import correlation_events as es_correlation_events
 from soar.detection.embedded import EventStore
 from soar.detection.embedded import correlation_events as embedded_correlation_events
 from soar.scheduler.planning import Window, iso
-from soar.scheduler.query import applies_to, exception_clauses
+from soar.scheduler.query import applies_to, exception_clauses, too_broad
 from soar.scheduler.rules import ScheduledRule
 from soar.scheduler.search import Job, JobResult, RequestCounter, Searcher
 
@@ -93,7 +93,8 @@ def _excepted_value(actual: Any, pattern: Any) -> bool:
         except ValueError:
             pass
     if isinstance(pattern, str) and ("*" in pattern or "?" in pattern):
-        return fnmatch.fnmatchcase(str(actual).lower(), pattern.lower())
+        # like Elasticsearch's wildcard query: only * and ? are special ([ is a literal character)
+        return fnmatch.fnmatchcase(str(actual).lower(), pattern.lower().replace("[", "[[]"))
     if isinstance(pattern, str) and isinstance(actual, str):
         return actual.lower() == pattern.lower()  # keyword fields carry a lowercase normalizer
     return bool(actual == pattern)
@@ -106,7 +107,8 @@ def excepted(flat: Mapping[str, Any], exceptions: Sequence[Mapping[str, Any]], r
             continue
         values = exc.get("values")
         patterns = values if isinstance(values, list) else [values]
-        if any(_excepted_value(a, p) for a in _get(flat, field) for p in patterns if p is not None):
+        patterns = [p for p in patterns if p is not None and not too_broad(p)]
+        if any(_excepted_value(a, p) for a in _get(flat, field) for p in patterns):
             return True
     return False
 
