@@ -47,6 +47,16 @@ def contain(ctx: ActionContext, host: str, note: str = "") -> ActionResult:
     return ActionResult(ok=True, output={"host": host}, verified=True, commands=[cmd], changed=True)
 
 
+@action("testkit.block", impact="contain", idempotent=True, targets={"ip": "ip"})
+def block(ctx: ActionContext, ip: str) -> ActionResult:
+    """Record a block of an address, CIDR or range exactly as the policy let it through."""
+    cmd = PlannedCommand(host="testkit", argv=("testkit-block", ip))
+    if ctx.dry_run:
+        return ActionResult(ok=True, commands=[cmd])
+    _log(ctx, "testkit.block", ip=ip)
+    return ActionResult(ok=True, output={"ip": ip}, verified=True, commands=[cmd], changed=True)
+
+
 @action("testkit.release", impact="contain", idempotent=True, targets={"host": "host"})
 def release(ctx: ActionContext, host: str) -> ActionResult:
     """Undo testkit.contain."""
