@@ -97,7 +97,19 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = Field(8080, ge=1, le=65535)
     api_tokens_file: Path | None = Field(None, description="YAML of API tokens with roles and attributes")
-    audit_hmac_key: SecretStr | None = None
+    audit_hmac_key: SecretStr | None = Field(
+        None,
+        description="Key of the audit chain's HMAC (default: generated once into <state_dir>/audit/hmac.key)",
+    )
+    audit_checkpoint_file: Path | None = Field(
+        None,
+        description="Append-only file of the audit chain's keyed head, outside the store"
+        " (default: <state_dir>/audit/checkpoint.log)",
+    )
+    audit_checkpoint_every: int = Field(32, ge=1, description="Audit appends between two checkpoints")
+    audit_checkpoint_interval: float = Field(
+        5.0, gt=0, description="Seconds after an audit append before its checkpoint is written at the latest"
+    )
 
     @field_validator("elasticsearch_url", "slack_api_url")
     @classmethod

@@ -1,13 +1,16 @@
 """The hash-chained audit log: append-only entries, each sealing the one before it.
 
 An entry is stored under kind ``audit`` with id = its zero-padded sequence number.
-Its ``hash`` is SHA-256 (or HMAC-SHA-256 when ``audit_hmac_key`` is set) over the
-canonical JSON of the entry's fields and the previous entry's hash, so changing,
+Its ``hash`` is HMAC-SHA-256 (keyed by ``audit_hmac_key``, else by a key generated into the
+state directory: see ``soar.audit.keys``) over the canonical JSON of the entry's fields and
+the previous entry's hash (a chain written before keys were the default holds plain SHA-256
+entries first), so changing,
 removing or swapping any entry breaks the chain at that point. Appending is
 create-only on the next sequence id: two writers racing for the same id get one
 winner; the loser re-reads the winner and chains after it. A ``head`` anchor
-(kind ``audit_head``) remembers the last sequence number so a cut-off tail is
-noticed too.
+(kind ``audit_head``, sealed by the key) remembers the last sequence number so a cut-off tail
+is noticed too, and a checkpoint of that head outside the store (``soar.audit.keys``) notices
+a tail cut together with the head, a rewound head, and a wiped log.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import weakref
 from collections.abc import Iterator, Mapping
 from contextlib import suppress
@@ -22,6 +26,16 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from soar.alerts import utcnow_iso
+from soar.audit.keys import (
+    chain_key,
+    checkpoint_path,
+    head_mac,
+    key_path,
+    note_append,
+    read_checkpoints,
+    sealing_key,
+    store_id,
+)
 from soar.audit.redact import configured_secrets, redact
 from soar.config import Settings, get_settings
 from soar.errors import ConfigError
@@ -36,18 +50,24 @@ MAX_RETRIES = 1000
 PAGE = 1000
 SEALED_FIELDS = ("seq", "at", "actor", "action", "target", "details", "prev_hash", "alg")
 
-Problem = Literal["modified", "removed", "reordered", "unkeyed", "truncated"]
+Problem = Literal[
+    "modified",
+    "removed",
+    "reordered",
+    "unkeyed",
+    "truncated",
+    "wiped",
+    "rewound",
+    "rechained",
+    "junk",
+    "head",
+    "checkpoint",
+]
+ENTRY_ID = re.compile(rf"\d{{{SEQ_WIDTH}}}")
 
 
 def seq_id(seq: int) -> str:
     return str(seq).zfill(SEQ_WIDTH)
-
-
-def _key(settings: Settings | None) -> bytes | None:
-    if settings is None or settings.audit_hmac_key is None:
-        return None
-    value = settings.audit_hmac_key.get_secret_value()
-    return value.encode() if value else None
 
 
 def canonical(entry: Mapping[str, Any]) -> bytes:
@@ -57,6 +77,7 @@ def canonical(entry: Mapping[str, Any]) -> bytes:
 
 
 def entry_hash(entry: Mapping[str, Any], key: bytes | None) -> str:
+    """HMAC-SHA-256 with ``key``; plain SHA-256 without (a chain written before keys were the default)."""
     data = canonical(entry)
     if key is not None:
         return hmac.new(key, data, hashlib.sha256).hexdigest()
@@ -79,7 +100,7 @@ def record(
 ) -> dict[str, Any]:
     """Append one entry (secrets redacted) and return it as stored. Safe under concurrent writers."""
     settings = settings if settings is not None else get_settings()
-    key = _key(settings)
+    key = sealing_key(settings)
     secrets = configured_secrets(settings)
     body = {
         "at": utcnow_iso(),
@@ -87,7 +108,7 @@ def record(
         "action": str(action),
         "target": None if target is None else redact(str(target), secrets),
         "details": _plain(redact(details or {}, secrets)),
-        "alg": "hmac-sha256" if key is not None else "sha256",
+        "alg": "hmac-sha256",
     }
     tail = _cached_tail(store)
     prev: dict[str, Any] | None = {"seq": tail[0], "hash": tail[1]} if tail else last_entry(store)
@@ -96,8 +117,9 @@ def record(
         entry = {**body, "seq": seq, "key": seq_id(seq), "prev_hash": prev["hash"] if prev else GENESIS}
         entry["hash"] = entry_hash(entry, key)
         if store.create(KIND, seq_id(seq), entry):
-            version = _advance_head(store, seq, entry["hash"], tail[2] if tail else None)
+            version = _advance_head(store, seq, entry["hash"], key, tail[2] if tail else None)
             _remember_tail(store, (seq, entry["hash"], version))
+            note_append(settings, store, key, seq, entry["hash"])
             return entry
         winner = store.get(KIND, seq_id(seq))  # realtime read of whoever took this id
         if winner is not None:
@@ -145,9 +167,9 @@ def last_entry(store: Store) -> dict[str, Any] | None:
         current, seq = nxt.doc, seq + 1
 
 
-def _advance_head(store: Store, seq: int, digest: str, version: str | None) -> str | None:
+def _advance_head(store: Store, seq: int, digest: str, key: bytes, version: str | None) -> str | None:
     """Move the head anchor forward (never back); the head's new version, when this writer moved it."""
-    doc = {"seq": seq, "hash": digest}
+    doc = {"seq": seq, "hash": digest, "mac": head_mac(key, seq, digest)}
     if version is not None:
         with suppress(Conflict):
             return store.update(HEAD_KIND, HEAD_ID, doc, version=version).version
@@ -202,6 +224,8 @@ class Verification:
     head_hash: str
     keyed: bool
     findings: list[Finding] = field(default_factory=list)
+    checkpoint_seq: int | None = None  # the last checkpoint outside the store: what the log had then
+    checkpoint_at: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -209,6 +233,8 @@ class Verification:
             "entries": self.entries,
             "head_hash": self.head_hash,
             "keyed": self.keyed,
+            "checkpoint_seq": self.checkpoint_seq,
+            "checkpoint_at": self.checkpoint_at,
             "findings": [f.to_dict() for f in self.findings],
         }
 
@@ -220,50 +246,201 @@ def _int(value: Any) -> int:
         return -1
 
 
+def _span(first: int, last: int) -> str:
+    return f"{first}" if first == last else f"{first}-{last}"
+
+
+def _is_entry(doc: Mapping[str, Any]) -> bool:
+    return (
+        ENTRY_ID.fullmatch(str(doc.get("_id"))) is not None
+        and all(name in doc for name in ("seq", "prev_hash", "alg"))
+        and isinstance(doc.get("hash"), str)
+    )
+
+
 def verify(store: Store, settings: Settings | None = None) -> Verification:
-    """Walk the whole chain; name every modified, removed or reordered entry."""
+    """Walk the whole chain and compare it with the last checkpoint; name every kind of tampering.
+
+    Never generates a key: without one (``audit_hmac_key`` unset and the state directory's key
+    missing) keyed entries can only be checked for their links, which is itself a finding.
+    """
     settings = settings if settings is not None else get_settings()
-    key = _key(settings)
-    # by storage id, not by the (editable) content: a swapped entry shows where it sits
-    entries = sorted(iter_entries(store), key=lambda e: str(e["_id"]))
+    key = chain_key(settings, create=False)
     findings: list[Finding] = []
+    rows = list(iter_entries(store))
+    for doc in rows:
+        if not _is_entry(doc):
+            ident = str(doc["_id"])
+            where = _int(ident) if ENTRY_ID.fullmatch(ident) else 0
+            findings.append(Finding(where, "junk", f"junk row {ident!r} in the audit log: not a chain entry"))
+    unreachable = store.count(KIND) - len(rows)
+    if unreachable > 0:
+        findings.append(Finding(0, "junk", f"{unreachable} junk rows in the audit log: not in sequence order"))
+    # by storage id, not by the (editable) content: a swapped entry shows where it sits
+    entries = sorted((e for e in rows if _is_entry(e)), key=lambda e: str(e["_id"]))
+    by_id = {_int(e["_id"]): e for e in entries}
+    if key is None and any(e.get("alg") == "hmac-sha256" for e in entries):
+        findings.append(
+            Finding(
+                0,
+                "unkeyed",
+                f"no HMAC key (audit_hmac_key is unset and {key_path(settings)} is missing):"
+                " entry contents cannot be checked, only their links",
+            )
+        )
     # the stored hash of each entry by the sequence number its content claims
     hash_by_seq = {_int(e.get("seq")): str(e.get("hash")) for e in entries}
     hash_by_seq[0] = GENESIS
     expected = 1
+    keyed_seen = False
     for entry in entries:
         seq = _int(entry.get("seq"))
         id_seq = _int(entry["_id"])
+        stored = str(entry.get("hash"))
+        keyed_entry = entry.get("alg") == "hmac-sha256"
         if id_seq > expected:
-            gap = f"{expected}" if id_seq == expected + 1 else f"{expected}-{id_seq - 1}"
-            findings.append(Finding(expected, "removed", f"entry {gap} removed: the sequence jumps to {id_seq}"))
+            findings.append(
+                Finding(
+                    expected, "removed", f"entry {_span(expected, id_seq - 1)} removed: the sequence jumps to {id_seq}"
+                )
+            )
         if seq != id_seq:
             findings.append(Finding(id_seq, "reordered", f"entry {id_seq} reordered: it holds entry {seq}'s content"))
-        elif entry.get("alg") == "hmac-sha256" and key is None:
-            raise ConfigError("audit_hmac_key: the audit chain is HMAC-keyed; set the key to verify it")
-        elif key is not None and entry.get("alg") != "hmac-sha256":
-            findings.append(Finding(seq, "unkeyed", f"entry {seq} is not HMAC-keyed: it may have been rewritten"))
-        elif not hmac.compare_digest(entry_hash(entry, key), str(entry.get("hash"))):
-            findings.append(Finding(seq, "modified", f"entry {seq} modified: its content does not match its hash"))
-        elif seq - 1 in hash_by_seq and entry.get("prev_hash") != hash_by_seq[seq - 1]:
-            findings.append(Finding(seq, "modified", f"entry {seq}: the entry before it was modified or replaced"))
+        else:
+            plain = hmac.compare_digest(entry_hash(entry, None), stored)
+            sealed = key is not None and hmac.compare_digest(entry_hash(entry, key), stored)
+            if sealed or (key is None and keyed_entry):
+                problem = None  # sealed by the key (or no key to tell)
+            elif plain and (keyed_seen or keyed_entry):
+                problem = "rechained"
+            elif plain:
+                problem = None  # the unkeyed start of a chain from before keys were the default
+            else:
+                problem = "modified"
+            if problem == "rechained":
+                findings.append(Finding(seq, "rechained", ""))
+            elif problem == "modified":
+                findings.append(Finding(seq, "modified", f"entry {seq} modified: its content does not match its hash"))
+            elif seq - 1 in hash_by_seq and entry.get("prev_hash") != hash_by_seq[seq - 1]:
+                findings.append(Finding(seq, "modified", f"entry {seq}: the entry before it was modified or replaced"))
+        keyed_seen = keyed_seen or keyed_entry
         expected = max(expected, id_seq) + 1
-    last = entries[-1] if entries else None
-    prev_hash = str(last.get("hash")) if last else GENESIS
-    head = store.get(HEAD_KIND, HEAD_ID)
+    findings = _merge_rechained(findings)
     last_seq = expected - 1
-    head_seq = int(head.doc.get("seq", 0)) if head is not None else 0
-    at_head = next((e for e in entries if _int(e["_id"]) == head_seq), None)
+    last = entries[-1] if entries else None
     named = {f.seq for f in findings}
-    if (
-        head is not None
-        and at_head is not None
-        and head_seq not in named
-        and at_head.get("hash") != head.doc.get("hash")
-    ):
-        findings.append(Finding(head_seq, "modified", f"entry {head_seq} replaced: it differs from the head anchor"))
-    if head is not None and int(head.doc.get("seq", 0)) > last_seq:
-        head_seq = int(head.doc["seq"])
-        gap = f"{last_seq + 1}" if head_seq == last_seq + 1 else f"{last_seq + 1}-{head_seq}"
-        findings.append(Finding(last_seq + 1, "truncated", f"entry {gap} removed: the log ends before its head"))
-    return Verification(not findings, len(entries), prev_hash, key is not None, findings)
+    for f in findings:
+        if f.problem == "rechained":
+            named.update(range(f.seq, last_seq + 1))
+
+    # -- the head anchor in the store
+    head = store.get(HEAD_KIND, HEAD_ID)
+    head_seq = _int(head.doc.get("seq", 0)) if head is not None else 0
+    if head is not None:
+        at_head = by_id.get(head_seq)
+        if at_head is not None and head_seq not in named and at_head.get("hash") != head.doc.get("hash"):
+            findings.append(
+                Finding(head_seq, "modified", f"entry {head_seq} replaced: it differs from the head anchor")
+            )
+        seal = head.doc.get("mac")
+        must_seal = seal is not None or keyed_seen
+        if (
+            key is not None
+            and must_seal
+            and not hmac.compare_digest(str(seal), head_mac(key, head_seq, str(head.doc.get("hash"))))
+        ):
+            findings.append(
+                Finding(head_seq, "head", f"head anchor (entry {head_seq}) not sealed by the key: it was rewritten")
+            )
+
+    # -- the checkpoint outside the store
+    path = checkpoint_path(settings)
+    points, bad = read_checkpoints(path, key, store_id(store))
+    for number in bad:
+        findings.append(Finding(0, "checkpoint", f"{path}:{number}: not a checkpoint line"))
+    for point in points:
+        if key is not None and not point.sealed:
+            findings.append(
+                Finding(0, "checkpoint", f"{path}:{point.line}: checkpoint of entry {point.seq} not sealed by the key")
+            )
+    trusted = [p for p in points if p.sealed or key is None]
+    newest = max(trusted, key=lambda p: p.seq, default=None)
+    cp_seq = newest.seq if newest is not None else 0
+    for point in sorted(trusted, key=lambda p: p.seq):
+        at_point = by_id.get(point.seq)
+        if at_point is not None and point.seq not in named and at_point.get("hash") != point.hash:
+            findings.append(
+                Finding(
+                    point.seq,
+                    "rechained",
+                    f"entry {point.seq} differs from the checkpoint of {point.at}: the chain was rewritten up to it",
+                )
+            )
+            break
+    claims = []
+    if head_seq > last_seq:
+        claims.append(f"the head anchor says {head_seq}")
+    if newest is not None and cp_seq > last_seq:
+        claims.append(f"the checkpoint of {newest.at} says {cp_seq}")
+    if claims and not entries:
+        findings.append(Finding(1, "wiped", f"audit log wiped: the store holds no entries, but {' and '.join(claims)}"))
+    elif claims:
+        gap = _span(last_seq + 1, max(head_seq, cp_seq))
+        findings.append(
+            Finding(
+                last_seq + 1,
+                "truncated",
+                f"entry {gap} removed: the log ends at {last_seq}, but {' and '.join(claims)}",
+            )
+        )
+    if head is not None and entries and head_seq < last_seq:
+        findings.append(
+            Finding(head_seq, "rewound", f"head anchor rewound to entry {head_seq}: the entries run to {last_seq}")
+        )
+    elif head is not None and newest is not None and head_seq < cp_seq <= last_seq:
+        findings.append(
+            Finding(
+                head_seq,
+                "rewound",
+                f"head anchor rewound to entry {head_seq}: the checkpoint of {newest.at} says {cp_seq}",
+            )
+        )
+    prev_hash = str(last.get("hash")) if last else GENESIS
+    return Verification(
+        not findings,
+        len(entries),
+        prev_hash,
+        key is not None,
+        findings,
+        checkpoint_seq=newest.seq if newest is not None else None,
+        checkpoint_at=newest.at if newest is not None else None,
+    )
+
+
+def _merge_rechained(findings: list[Finding]) -> list[Finding]:
+    """Entries re-hashed without the key, one finding per run of consecutive entries."""
+    merged: list[Finding] = []
+    run: list[int] = []
+
+    def close() -> None:
+        if run:
+            merged.append(
+                Finding(
+                    run[0],
+                    "rechained",
+                    f"entry {_span(run[0], run[-1])} re-chained without the key: plain SHA-256, not the chain's HMAC",
+                )
+            )
+            run.clear()
+
+    for f in findings:
+        if f.problem == "rechained" and not f.message and (not run or run[-1] + 1 == f.seq):
+            run.append(f.seq)
+            continue
+        close()
+        if f.problem == "rechained" and not f.message:
+            run.append(f.seq)
+            continue
+        merged.append(f)
+    close()
+    return merged

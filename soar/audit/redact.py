@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from soar.audit.keys import generated_keys
 from soar.config import MASK, Settings
 
 SECRET_KEY = re.compile(r"(passw|secret|token|api[_-]?key|private[_-]?key|hmac|credential|authorization)", re.I)
@@ -29,6 +30,7 @@ def configured_secrets(settings: Settings | None, extra: Iterable[str] = ()) -> 
         from soar.access import token_values
 
         values.extend(token_values(settings))
+    values.extend(generated_keys())  # the audit key generated into the state directory, once loaded
     # longest first, so a secret containing another is cut whole
     return sorted({v for v in values if len(v) >= MIN_SECRET_LEN}, key=len, reverse=True)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 from pathlib import Path
 
 import typer
@@ -17,7 +18,7 @@ TAMPERED_EXIT = 3
 
 @app.command("verify")
 def verify_cmd(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> int:
-    """Recompute every hash; name each modified, removed or reordered entry (exit 3 if any)."""
+    """Recompute every hash, compare with the checkpoint outside the store; one line per finding (exit 3 if any)."""
     from soar.audit import verify
     from soar.store import open_store
 
@@ -30,8 +31,13 @@ def verify_cmd(as_json: bool = typer.Option(False, "--json", help="Print JSON.")
     if as_json:
         echo_json(result.to_dict())
     elif result.ok:
-        keyed = " (HMAC-keyed)" if result.keyed else ""
-        typer.echo(f"audit log intact{keyed}: {result.entries} entries, head {result.head_hash}")
+        keyed = " (HMAC-keyed)" if result.keyed else " (unkeyed)"
+        checkpoint = (
+            f"; checkpoint at entry {result.checkpoint_seq} ({result.checkpoint_at})"
+            if result.checkpoint_seq is not None
+            else "; no checkpoint yet"
+        )
+        typer.echo(f"audit log intact{keyed}: {result.entries} entries, head {result.head_hash}{checkpoint}")
     else:
         for finding in result.findings:
             typer.echo(f"TAMPERED: {finding.message}")
@@ -45,8 +51,11 @@ def export_cmd(
     end: str = typer.Option(None, "--to", help="End: ISO time or a duration ago (default: now)."),
     out: Path = typer.Option(Path("audit-evidence.json"), "--out", "-o", help="Bundle file (.json; .html beside it)."),
 ) -> int:
-    """Write an evidence bundle (JSON + HTML summary) of the audit entries between --from and --to."""
-    from soar.audit import export_bundle
+    """Write a signed evidence bundle (JSON + HTML summary) of the audit entries between --from and --to.
+
+    The export itself is audited (action audit.exported, actor cli:<login>).
+    """
+    from soar.audit import export_bundle, record
     from soar.store import open_store
 
     settings = get_settings()
@@ -55,9 +64,50 @@ def export_cmd(
     store = open_store(settings)
     try:
         bundle = export_bundle(store, settings, out, start=t1, end=t2)
+        user = getpass.getuser()
+        record(
+            store,
+            actor=f"cli:{user}",
+            action="audit.exported",
+            target=str(out.absolute()),
+            details={
+                "via": "cli",
+                "os_user": user,
+                "from": bundle["from"],
+                "to": bundle["to"],
+                "count": bundle["count"],
+                "first_seq": bundle["first_seq"],
+                "last_seq": bundle["last_seq"],
+                "sha256": bundle["sha256"],
+                "chain_ok": bundle["verification"]["ok"],
+            },
+            settings=settings,
+        )
     finally:
         store.close()
     state = "intact" if bundle["verification"]["ok"] else "NOT intact"
     typer.echo(f"wrote {bundle['json']} and {bundle['html']}: {bundle['count']} entries, chain {state}")
-    typer.echo(f"sha256 {bundle['sha256']}")
+    typer.echo(f"sha256 {bundle['sha256']}; signed (hmac-sha256, key id {bundle['signature']['key_id']})")
     return 0 if bundle["verification"]["ok"] else TAMPERED_EXIT
+
+
+@app.command("verify-bundle")
+def verify_bundle_cmd(
+    path: Path = typer.Argument(..., help="An evidence bundle written by soar audit export (.json)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> int:
+    """Check an evidence bundle's signature (the chain's key), its entries' hashes and links (exit 3 if bad)."""
+    from soar.audit.export import verify_bundle
+
+    bundle, problems = verify_bundle(path, get_settings())
+    if as_json:
+        echo_json({"ok": not problems, "count": bundle.get("count"), "problems": problems})
+    elif problems:
+        for problem in problems:
+            typer.echo(f"BAD: {problem}")
+        typer.echo(f"bundle NOT verified: {len(problems)} problems")
+    else:
+        span = f"entries {bundle.get('first_seq')}-{bundle.get('last_seq')}" if bundle.get("count") else "no entries"
+        state = "intact" if bundle.get("verification", {}).get("ok") else "NOT intact"
+        typer.echo(f"bundle signature valid: {bundle.get('count')} {span}; the chain was {state} at export")
+    return TAMPERED_EXIT if problems else 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from soar.cli._output import echo_json, table
-from soar.config import config_file_path, get_settings
+from soar.config import MASK, config_file_path, get_settings
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -17,6 +17,12 @@ def show(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> N
 
     settings = get_settings()
     values = settings.masked()
+    from soar.audit.keys import checkpoint_path, key_path
+
+    if settings.audit_hmac_key is None:  # the generated key: where it is, never what it is
+        generated = key_path(settings)
+        values["audit_hmac_key"] = f"{MASK} (generated: {generated})" if generated.exists() else None
+    values["audit_checkpoint_file"] = str(checkpoint_path(settings))
     transport = transport_name(settings)
     if transport == "webhook":  # what soar api, the scheduler and workers log once when they start
         typer.echo(f"warning: {WEBHOOK_LIMITS}", err=True)
