@@ -307,14 +307,14 @@ def verify(store: Store, settings: Settings | None = None) -> Verification:
         if seq != id_seq:
             findings.append(Finding(id_seq, "reordered", f"entry {id_seq} reordered: it holds entry {seq}'s content"))
         else:
-            plain = hmac.compare_digest(entry_hash(entry, None), stored)
-            sealed = key is not None and hmac.compare_digest(entry_hash(entry, key), stored)
-            if sealed or (key is None and keyed_entry):
-                problem = None  # sealed by the key (or no key to tell)
-            elif plain and (keyed_seen or keyed_entry):
-                problem = "rechained"
-            elif plain:
-                problem = None  # the unkeyed start of a chain from before keys were the default
+            problem: str | None = None
+            if key is not None and hmac.compare_digest(entry_hash(entry, key), stored):
+                pass  # sealed by the key
+            elif key is None and keyed_entry:
+                pass  # no key to tell (one "unkeyed" finding says so)
+            elif hmac.compare_digest(entry_hash(entry, None), stored):
+                # plain SHA-256: the unkeyed start of a chain from before keys were the default, or a forgery
+                problem = "rechained" if keyed_seen or keyed_entry else None
             else:
                 problem = "modified"
             if problem == "rechained":
