@@ -72,7 +72,16 @@ def export(
             store_of(request),
             actor=principal.name,
             action="audit.exported",
-            details={"from": bundle["from"], "to": bundle["to"], "count": bundle["count"]},
+            details={
+                "via": "api",
+                "from": bundle["from"],
+                "to": bundle["to"],
+                "count": bundle["count"],
+                "first_seq": bundle["first_seq"],
+                "last_seq": bundle["last_seq"],
+                "key_id": bundle["signature"]["key_id"],
+                "chain_ok": bundle["verification"]["ok"],
+            },
             settings=settings_of(request),
         )
         return bundle

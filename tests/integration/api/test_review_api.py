@@ -215,7 +215,10 @@ def test_tenant_scopes_on_metrics_and_audit(api: Api) -> None:
     bundle = c.get("/audit/export", params={"from": "1d"}, headers=auth("admin"))
     assert bundle.status_code == 200
     assert bundle.json()["verification"]["ok"] is True and bundle.json()["count"] >= 1
-    assert [e["action"] for e in c.get("/audit/entries", headers=auth("admin")).json()][-1] == "audit.exported"
+    assert bundle.json()["signature"]["alg"] == "hmac-sha256"  # HMAC over the canonical bundle: verify-bundle
+    exported = c.get("/audit/entries", headers=auth("admin")).json()[-1]
+    assert exported["action"] == "audit.exported" and exported["actor"] == "root"  # the admin token's principal
+    assert exported["details"]["via"] == "api" and exported["details"]["key_id"] == bundle.json()["signature"]["key_id"]
 
 
 def test_rollback_appears_in_the_timeline(api: Api) -> None:
