@@ -250,3 +250,28 @@ def test_export_is_audited_signed_and_verifiable(tmp_path: Path, capsys: Any, mo
     )
     assert other.returncode == 3 and "no HMAC key" in other.stdout
     store.close()
+
+
+def test_verify_while_appending_reports_nothing(tmp_path: Path) -> None:
+    """Appends racing the walk (entry created, then head advanced, then checkpointed) are no tampering."""
+    import threading
+
+    settings = load_settings(state_dir=tmp_path / "state", audit_checkpoint_every=1)
+    store = SQLiteStore(tmp_path / "state" / "state.sqlite3")
+    record(store, actor="setup", action="start", settings=settings)
+    done = threading.Event()
+
+    def writer() -> None:
+        for i in range(150):
+            record(store, actor="w", action="step", details={"i": i}, settings=settings)
+        done.set()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    results = []
+    while not done.is_set():
+        results.append(verify(store, settings))
+    thread.join()
+    assert results and all(r.ok for r in results), [r.findings for r in results if not r.ok][:1]
+    assert verify(store, settings).entries == 151
+    store.close()
