@@ -892,13 +892,14 @@ def intrusion() -> None:
             t(sec + 0.05),
             "bastion-01",
             "config_change",
-            "removed-audit-rule",
+            "changed-audit-configuration",  # Auditbeat's one label for every audit configuration change
             "/usr/sbin/auditctl",
             ["auditctl", "-D"],
             user="root",
             auid="deploy",
             tags=["audit_config"],
             category="configuration",
+            a={"op": "remove_rule", "list": "4"},  # the kernel's CONFIG_CHANGE record: what changed
         ),
     )
     run(sec + 10, "bastion-01", "root", ["systemctl", "stop", "auditd"], parent=ROOT_SHELL, cwd="/root")
