@@ -116,13 +116,15 @@ YML
   if is_root; then su -s /bin/sh "$ES_USER" -c "$cmd"; else sh -c "$cmd"; fi
   local i
   for i in $(seq 1 180); do
-    if curl -fsS "$(es_url)/_cluster/health?wait_for_status=green&timeout=1s" 2>/dev/null | grep -q '"status":"green"'; then
-      log "elasticsearch green at $(es_url)"; return 0
+    # yellow: every primary shard is active. A single node never assigns replicas, so an index or data
+    # stream made with the default of one replica (an integration's template does that) stays yellow for good.
+    if curl -fsS "$(es_url)/_cluster/health?wait_for_status=yellow&timeout=1s" 2>/dev/null | grep -qE '"status":"(green|yellow)"'; then
+      log "elasticsearch up at $(es_url)"; return 0
     fi
     sleep 1
   done
   tail -n 40 "$ES_DATA/logs/soar-test.log" >&2 2>/dev/null || true
-  die "elasticsearch did not become green within 180 s"
+  die "elasticsearch did not become ready (all primary shards active) within 180 s"
 }
 
 es_down() {

@@ -74,7 +74,10 @@ def _data_stream(es: Elasticsearch, stream: str, template: str, meta: dict[str, 
         index_patterns=[stream],
         data_stream={},
         priority=200,
-        template={"mappings": {"properties": {"@timestamp": {"type": "date"}}}},
+        template={
+            "settings": {"number_of_replicas": 0},  # one node: a replica would leave the cluster yellow for good
+            "mappings": {"properties": {"@timestamp": {"type": "date"}}},
+        },
         meta=meta or {"managed_by": "fleet"},
     )
     es.index(index=stream, document={"@timestamp": "2000-01-01T00:00:00Z"}, op_type="create", refresh=True)
