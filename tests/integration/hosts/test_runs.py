@@ -246,7 +246,8 @@ ACT_ON_ALERT = playbook(
             {"host": "db1", "user": "$(reboot)", "ip": "10.77.0.4; reboot", "pid": 1},
             {
                 "lock": "refused: parameter user: '$(reboot)' is not a valid user name",
-                "block": "refused: parameter ip: '10.77.0.4; reboot' is not an IP address or CIDR",
+                # the policy judges addresses from alert data first (overlap, width) and refuses what is none
+                "block": "ip '10.77.0.4; reboot' is not an IP address, CIDR or range; refused",
                 "kill": "refused: parameter pid: 1 is not a process id that may be killed",
             },
         ),
