@@ -14,9 +14,10 @@ rule evaluations per cycle) over the same events in two indices of the same Elas
   (every string a keyword with a lowercase normaliser; ``tests/benchmarks/data/soar-events-template-before-13.json``).
 
 Both run one ``_msearch`` per cycle (one search per rule, as ``search_rules`` sends them), in
-alternation, for the same number of cycles. Counted on both sides: requests, Elasticsearch's CPU
-(the node's process CPU delta from ``_nodes/stats``; the node serves nothing else during the
-run) and the client's CPU (``time.process_time``), per 1,000 rule evaluations.
+alternating blocks of the same number of cycles. Counted on both sides: requests, Elasticsearch's
+CPU (the node's process CPU delta from ``_nodes/stats`` over each block, read after waiting out its
+one-second refresh; the node serves nothing else during the run) and the client's CPU
+(``time.process_time``), per 1,000 rule evaluations.
 
 Run: ``python -m tests.benchmarks.bench_telemetry [cycles]`` (default 30).
 """
@@ -131,25 +132,29 @@ def _events(pack: Any) -> list[dict[str, Any]]:
 
 
 def _node_cpu_ms(es: Any) -> float:
+    """The node's process CPU. Elasticsearch refreshes it at most once a second (monitor.process.refresh_interval),
+    so a reading is taken only after waiting that long: the wait's idle CPU is the same for both sides."""
+    time.sleep(1.1)
     stats = es.nodes.stats(metric="process")["nodes"]
     return float(sum(n["process"]["cpu"]["total_in_millis"] for n in stats.values()))
 
 
-def _cycle(es: Any, index: str, bodies: list[dict[str, Any]]) -> tuple[float, float, float]:
-    """One _msearch of every body; (server CPU ms, client CPU s, wall s)."""
+def _block(es: Any, index: str, bodies: list[dict[str, Any]], cycles: int) -> tuple[float, float, float]:
+    """``cycles`` _msearch cycles of every body; (server CPU ms, client CPU s, wall s) over the block."""
     searches: list[dict[str, Any]] = []
     for body in bodies:
         searches.append({"index": index})
         searches.append(body)
-    server0, client0, wall0 = _node_cpu_ms(es), time.process_time(), time.perf_counter()
-    answer = es.msearch(searches=searches)
+    server0 = _node_cpu_ms(es)
+    client0, wall0 = time.process_time(), time.perf_counter()
+    for _ in range(cycles):
+        answer = es.msearch(searches=searches)
+        errors = [r["error"] for r in answer["responses"] if "error" in r]
+        if errors:
+            raise RuntimeError(f"a search failed: {str(errors[0])[:300]}")
     wall = time.perf_counter() - wall0
     client = time.process_time() - client0
-    server = _node_cpu_ms(es) - server0
-    errors = [r["error"] for r in answer["responses"] if "error" in r]
-    if errors:
-        raise RuntimeError(f"a search failed: {str(errors[0])[:300]}")
-    return server, client, wall
+    return _node_cpu_ms(es) - server0, client, wall
 
 
 def cost_table(es: Any, cycles: int) -> list[list[str]]:
@@ -178,14 +183,15 @@ def cost_table(es: Any, cycles: int) -> list[list[str]]:
         bulk_index(es, ecs_index, docs)
         bulk_index(es, old_index, docs)
         es.indices.forcemerge(index=f"{ecs_index},{old_index}", max_num_segments=1)
-        for _ in range(2):  # warm both (caches, JIT) before measuring
-            _cycle(es, ecs_index, ours_bodies)
-            _cycle(es, old_index, anchor_bodies)
+        _block(es, ecs_index, ours_bodies, 2)  # warm both (caches, JIT) before measuring
+        _block(es, old_index, anchor_bodies, 2)
         totals = {"ours": [0.0, 0.0, 0.0], "anchor": [0.0, 0.0, 0.0]}
-        for _ in range(cycles):
+        rounds = 3  # alternate blocks, so drift on the machine hits both sides alike
+        for _ in range(rounds):
             for name, index, bodies in (("ours", ecs_index, ours_bodies), ("anchor", old_index, anchor_bodies)):
-                for i, value in enumerate(_cycle(es, index, bodies)):
+                for i, value in enumerate(_block(es, index, bodies, max(1, cycles // rounds))):
                     totals[name][i] += value
+        cycles = rounds * max(1, cycles // rounds)
     finally:
         es.options(ignore_status=404).indices.delete(index=f"{ecs_index},{old_index}")
     evaluations = cycles * len(ours_bodies)
