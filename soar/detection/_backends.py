@@ -32,6 +32,8 @@ from sigma.types import (
     SigmaString,
 )
 
+from soar.detection._ecs import TEXT_TYPES, field_type, written_in_lower_case
+
 _INTEGER = re.compile(r"-?[0-9]+")
 KEYWORD_SEARCH_FIELD = "message"  # where Sigma keywords (values without a field) are searched, on both engines
 VALUE = "value"  # the json_each column a field condition is evaluated on
@@ -89,23 +91,17 @@ def check_portable_regex(pattern: str) -> None:
 
 
 def _lower_case_value(field: str, value: SigmaString) -> bool:
-    from soar.detection._ecs import written_in_lower_case
-
     return written_in_lower_case(field, "".join(p for p in value.s if isinstance(p, str)))
 
 
 def is_full_text(field: str) -> bool:
     """Is ``field`` full text (``message``: ``match_only_text``) in ECS mappings, searched by its words?"""
-    from soar.detection._ecs import TEXT_TYPES, field_type
-
     return field_type(field) in TEXT_TYPES
 
 
 def check_cidr_field(field: str) -> None:
     """|cidr needs an ``ip`` field of the ECS mappings. On a keyword, Elasticsearch would look for the
     literal text ``10.0.0.0/8`` while the embedded store matched addresses."""
-    from soar.detection._ecs import field_type
-
     if field_type(field) != "ip":
         raise SigmaFeatureNotSupportedByBackendError(
             f"|cidr on '{field}': only ip fields of ECS (source.ip, destination.ip, host.ip, …) match address ranges"

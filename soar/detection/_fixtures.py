@@ -97,8 +97,9 @@ def load_fixtures(rule: Rule) -> list[Fixture]:
         for i, item in enumerate(items):
             m = pos.of(kind, i)
             where = SourceLocation(path, m.line, m.column)
-            events = _fixture_events(rule, item, where, f"{kind}[{i}]")
-            out.append(Fixture(kind, i, where, events, sources=_sources_of(rule, item)))
+            entries = _fixture_entries(rule, item, where, f"{kind}[{i}]")
+            events = [event for event, _ in entries]
+            out.append(Fixture(kind, i, where, events, sources=[source for _, source in entries]))
     return out
 
 
@@ -137,30 +138,26 @@ def unwrap(item: Any, where: SourceLocation, label: str) -> dict[str, Any]:
     return dict(item["event"])
 
 
-def _sources_of(rule: Rule, item: Any) -> list[str | None]:
-    if rule.kind == "correlation":
-        entries = item["events"] if isinstance(item, Mapping) and "events" in item else item
-    else:
-        entries = [item]
-    return [str(e["provenance"]["source"]) if is_documented(e) else None for e in entries]
-
-
-def _fixture_events(rule: Rule, item: Any, where: SourceLocation, label: str) -> list[dict[str, Any]]:
+def _fixture_entries(
+    rule: Rule, item: Any, where: SourceLocation, label: str
+) -> list[tuple[dict[str, Any], str | None]]:
+    """The (event, the real source its provenance names or None) pairs of one fixture item."""
     if rule.kind == "correlation":
         if isinstance(item, Mapping) and "events" in item:
             item = item["events"]
         if not isinstance(item, list) or not all(isinstance(e, Mapping) for e in item):
             raise ContentError(f"{label}: a correlation fixture is a list of events (a scenario)", where)
-        events = [unwrap(e, where, f"{label}[{i}]") for i, e in enumerate(item)]
+        raw = [(e, f"{label}[{i}]") for i, e in enumerate(item)]
     elif not isinstance(item, Mapping):
         raise ContentError(f"{label}: a fixture event must be a mapping", where)
     else:
-        events = [unwrap(item, where, label)]
-    for event in events:  # Elasticsearch would reject it, the embedded store would ignore it: an error for both
+        raw = [(item, label)]
+    entries = [(unwrap(e, where, at), str(e["provenance"]["source"]) if is_documented(e) else None) for e, at in raw]
+    for event, _ in entries:  # Elasticsearch would reject it, the embedded store would ignore it: an error for both
         stamp = event.get("@timestamp")
         if stamp is not None and parse_timestamp(stamp) is None:
             raise ContentError(f"{label}: @timestamp {stamp!r} is not an ISO 8601 date", where)
-    return events
+    return entries
 
 
 @dataclass
