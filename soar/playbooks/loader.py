@@ -120,15 +120,15 @@ def _check_semantics(pb: Playbook) -> None:
                     i,
                     "max_parallel",
                 )
-            checks: list[tuple[str, Any]] = [("with", step.with_)]
+            checks: list[tuple[tuple[str, ...], Any]] = [(("with", name), v) for name, v in step.with_.items()]
             if step.for_each is not None:
-                checks.append(("for_each", step.for_each))
+                checks.append((("for_each",), step.for_each))
             for key, value in checks:
                 for text in templating.template_strings(value):
                     try:
                         templating.check(text)
                     except templating.TemplateProblem as exc:
-                        raise fail(f"step {step.id}: {key}: {exc}", section, i, key) from None
+                        raise fail(f"step {step.id}: {'.'.join(key)}: {exc}", section, i, *key) from None
             if step.when is not None:
                 try:
                     templating.check_expression(step.when)

@@ -3,7 +3,9 @@
 Only the playbook author's strings are ever compiled. A value that comes from an
 alert is inserted as data: the result of a render is never rendered again, so
 ``{{ ''.__class__ }}`` in a user name stays those characters. Missing fields are
-errors (StrictUndefined), never empty strings that would widen an action.
+errors (StrictUndefined), never empty strings that would widen an action. Tags that reach
+other templates (``include``, ``import``, ``from``, ``extends``) are refused when a template is
+compiled: there is nothing else to load, and a step using one fails with that reason.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError, Undefined
+from jinja2 import StrictUndefined, TemplateError, Undefined, nodes
 from jinja2.sandbox import SandboxedEnvironment
 
 # A value that is exactly one expression keeps its type (a list for for_each, an int for a duration).
@@ -38,9 +40,24 @@ def _compiled_expression(expr: str) -> Any:
     return ENV.compile_expression(expr, undefined_to_none=False)
 
 
+# tags that load another template: the environment has no loader, so they could only fail at render time
+_REFUSED_TAGS: dict[type[nodes.Node], str] = {
+    nodes.Include: "include",
+    nodes.Import: "import",
+    nodes.FromImport: "from",
+    nodes.Extends: "extends",
+}
+
+
 @lru_cache(maxsize=4096)
 def _compiled_template(text: str) -> Any:
-    return ENV.from_string(text)
+    tree = ENV.parse(text)
+    for node_type, tag in _REFUSED_TAGS.items():
+        found = next(tree.find_all(node_type), None)
+        if found is not None:
+            where = f" (line {found.lineno} of the template)" if "\n" in text.strip() else ""
+            raise TemplateProblem(f"template tag {tag!r} is not allowed{where}: templates only read their context")
+    return ENV.from_string(tree)
 
 
 def check(text: str) -> None:

@@ -69,7 +69,7 @@ def test_good_playbook_loads_with_lines(tmp_path: Path) -> None:
         (
             "name: x\ntrigger: {rules: [r]}\nsteps:\n  - id: a\n    uses: core.log\n"
             "    with: {message: '{{ alert.x '}\n",
-            "pb.yml:6: step a: with: template error",
+            "pb.yml:6: step a: with.message: template error",
         ),
         (
             "name: x\ntrigger: {rules: [r]}\nsteps:\n  - id: a\n    uses: core.log\n    when: 'alert.x ==='\n",
@@ -95,6 +95,27 @@ def test_good_playbook_loads_with_lines(tmp_path: Path) -> None:
 )
 def test_schema_errors_name_file_and_line(tmp_path: Path, text: str, expected: str) -> None:
     assert _error(tmp_path, text).startswith(expected)
+
+
+@pytest.mark.parametrize(
+    ("tag", "template"),
+    [
+        ("include", "{% include 'secrets.txt' %}"),
+        ("import", "{% import 'macros.j2' as m %}{{ m.x() }}"),
+        ("from", "{% from 'macros.j2' import x %}{{ x() }}"),
+        ("extends", "{% extends 'base.j2' %}"),
+    ],
+)
+def test_a_tag_loading_another_template_is_refused_at_its_parameter_line(
+    tmp_path: Path, tag: str, template: str
+) -> None:
+    text = (
+        "name: x\ntrigger: {rules: [r]}\nsteps:\n  - id: a\n    uses: core.log\n    with:\n"
+        f'      level: info\n      message: "{template}"\n'
+    )
+    assert _error(tmp_path, text) == (
+        f"pb.yml:8: step a: with.message: template tag '{tag}' is not allowed: templates only read their context"
+    )
 
 
 def test_unknown_action_and_parameter_at_their_line(tmp_path: Path) -> None:

@@ -49,3 +49,35 @@ def test_when_expressions() -> None:
     ctx = {"steps": {"a": {"status": "succeeded"}}}
     assert templating.evaluate("steps.a.status == 'succeeded'", ctx) is True
     assert templating.evaluate("{{ steps.a.status == 'failed' }}", ctx) is False
+
+
+@pytest.mark.parametrize(
+    ("tag", "template"),
+    [
+        ("include", "x {% include 'other' %}"),
+        ("import", "{% import 'other' as o %}{{ o }}"),
+        ("from", "{% from 'other' import o %}{{ o }}"),
+        ("extends", "{% extends 'other' %}"),
+        ("include", "{% if alert.x %}\n{% include alert.x %}\n{% endif %}"),
+    ],
+)
+def test_tags_loading_another_template_fail_with_the_reason_not_an_internal_error(tag: str, template: str) -> None:
+    reason = f"template tag '{tag}' is not allowed"
+    with pytest.raises(templating.TemplateProblem, match=reason):
+        templating.check(template)
+    with pytest.raises(templating.TemplateProblem, match=reason) as info:
+        templating.render_value({"message": template}, {"alert": {"x": "/etc/passwd"}})
+    assert ("line 2 of the template" in str(info.value)) == ("\n" in template)
+
+
+def test_a_step_whose_template_includes_another_fails_with_the_reason() -> None:
+    from soar.actions import load_registry
+    from soar.config import load_settings
+    from soar.playbooks import planner
+    from soar.playbooks.model import Step
+    from tests.unit.playbooks.test_loader import REPO
+
+    step = Step.model_validate({"id": "say", "uses": "core.log", "with": {"message": "{% include 'x' %}"}})
+    expansion = planner.expand(step, {"alert": {}}, load_registry(load_settings(content_root=REPO)))
+    assert not expansion.instances
+    assert expansion.error == "step say: template tag 'include' is not allowed: templates only read their context"
