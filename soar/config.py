@@ -22,6 +22,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from soar._config_file import ENV_PREFIX
 from soar._config_file import config_file_path as config_file_path  # re-exported: soar config show
 from soar.errors import ConfigError
+from soar.urls import mask_url, mask_values
 
 MASK = "********"
 
@@ -116,7 +117,7 @@ class Settings(BaseSettings):
     def _http_url(cls, value: str) -> str:
         parsed = urlparse(value)
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
-            raise ValueError(f"must be an http(s):// URL with a host, got {value!r}")
+            raise ValueError(f"must be an http(s):// URL with a host, got {mask_url(value)!r}")
         return value
 
     @field_validator("detection_search_timeout")
@@ -140,7 +141,7 @@ class Settings(BaseSettings):
     def _redis_url(cls, value: str) -> str:
         parsed = urlparse(value)
         if parsed.scheme not in ("redis", "rediss", "unix"):
-            raise ValueError(f"must be a redis://, rediss:// or unix:// URL, got {value!r}")
+            raise ValueError(f"must be a redis://, rediss:// or unix:// URL, got {mask_url(value)!r}")
         return value
 
     @classmethod
@@ -167,7 +168,7 @@ class Settings(BaseSettings):
         return self.content_path(self.policy_file)
 
     def masked(self) -> dict[str, Any]:
-        """The effective settings as plain values, every secret replaced by a mask."""
+        """The effective settings as plain values, every secret replaced by a mask, every URL's password too."""
         out: dict[str, Any] = {}
         for name in type(self).model_fields:
             value = getattr(self, name)
@@ -177,7 +178,7 @@ class Settings(BaseSettings):
                 out[name] = str(value)
             else:
                 out[name] = value
-        return out
+        return mask_values(out)
 
 
 def _read_config_file(path: Path) -> dict[str, Any]:
@@ -230,8 +231,9 @@ def load_settings(**overrides: Any) -> Settings:
         name = ".".join(str(part) for part in err["loc"]) or "settings"
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
-            raise ConfigError(f"{name}: unknown setting in the config file") from exc
-        raise ConfigError(f"{name} ({ENV_PREFIX}{name.upper()}): {msg}") from exc
+            raise ConfigError(f"{name}: unknown setting in the config file") from None
+        # not chained: pydantic's error repeats the input, a URL's password with it (shown by --debug)
+        raise ConfigError(f"{name} ({ENV_PREFIX}{name.upper()}): {mask_url(msg)}") from None
 
 
 @lru_cache(maxsize=1)

@@ -13,6 +13,7 @@ from elasticsearch import ApiError, Elasticsearch
 
 from soar.config import Settings
 from soar.errors import ServiceUnavailable
+from soar.urls import mask_url
 
 
 def elasticsearch_client(settings: Settings, **kwargs: Any) -> Elasticsearch:
@@ -70,7 +71,7 @@ def _reason(exc: BaseException) -> str:
         if needle in text:
             return reason
     first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return first[:200]
+    return mask_url(first)[:200]
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,7 @@ def check_elasticsearch(settings: Settings) -> ServiceStatus:
     ``GET /`` is not served by every distribution (the integ-test zip lacks it),
     so the version comes from the local node's info.
     """
-    url = settings.elasticsearch_url
+    url = mask_url(settings.elasticsearch_url)
     client = elasticsearch_client(settings, request_timeout=min(settings.elasticsearch_timeout, 5.0))
     try:
         info = client.nodes.info(node_id="_local", metric="_none")
@@ -106,20 +107,7 @@ def check_redis(settings: Settings) -> ServiceStatus:
     try:
         info: dict[str, Any] = client.info("server")  # type: ignore[assignment]
     except redis.RedisError as exc:
-        raise ServiceUnavailable(f"Redis at {_safe_url(settings.redis_url)} is not reachable: {_reason(exc)}") from exc
+        raise ServiceUnavailable(f"Redis at {mask_url(settings.redis_url)} is not reachable: {_reason(exc)}") from exc
     finally:
         client.close()
-    return ServiceStatus("Redis", _safe_url(settings.redis_url), str(info.get("redis_version", "unknown")))
-
-
-def _safe_url(url: str) -> str:
-    """The URL without a password, for messages."""
-    from urllib.parse import urlparse
-
-    parsed = urlparse(url)
-    if parsed.password:
-        netloc = f"{parsed.username or ''}:{'********'}@{parsed.hostname}"
-        if parsed.port:
-            netloc += f":{parsed.port}"
-        return parsed._replace(netloc=netloc).geturl()
-    return url
+    return ServiceStatus("Redis", mask_url(settings.redis_url), str(info.get("redis_version", "unknown")))

@@ -17,6 +17,7 @@ from soar.cli import _groups
 from soar.cli._app import app
 from soar.cli._params import plain_params
 from soar.errors import ServiceUnavailable, SoarError
+from soar.urls import mask_url
 
 __all__ = ["app", "main"]
 
@@ -47,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except SoarError as exc:
         if debug:
             raise
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(f"error: {mask_url(str(exc))}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
@@ -56,10 +57,11 @@ def main(argv: Sequence[str] | None = None) -> None:
             raise
         unreachable = _unreachable(exc)
         if unreachable is not None:
-            typer.echo(f"error: {unreachable}", err=True)
+            typer.echo(f"error: {mask_url(unreachable)}", err=True)
             sys.exit(ServiceUnavailable.exit_code)
         logging.getLogger("soar").debug("internal error", exc_info=True)
-        typer.echo(f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", err=True)
+        message = mask_url(f"{type(exc).__name__}: {exc}")
+        typer.echo(f"internal error: {message} (run with --debug for the traceback)", err=True)
         sys.exit(INTERNAL_ERROR_EXIT)
     sys.exit(result if isinstance(result, int) else 0)
 

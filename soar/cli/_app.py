@@ -7,6 +7,7 @@ import logging
 import typer
 
 from soar.cli._settings import check_settings
+from soar.urls import mask_log_records
 
 app = typer.Typer(
     name="soar",
@@ -21,6 +22,7 @@ app = typer.Typer(
 def _root(
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks and debug logs."),
 ) -> None:
+    mask_log_records()  # a URL's password never reaches a log line, whoever logs it
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

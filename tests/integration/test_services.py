@@ -18,6 +18,19 @@ def test_services_check_reports_real_versions(es: Elasticsearch, redis: redis_li
     assert re.search(r"^Redis \d+\.\d+\.\d+ at redis://", out.stdout, re.M), out.stdout
 
 
+def test_services_check_shows_urls_with_credentials_masked(es: Elasticsearch, redis: redis_lib.Redis) -> None:
+    # the test Elasticsearch has no security (the header is ignored) and Redis's default user takes any password
+    env = {
+        "SOAR_ELASTICSEARCH_URL": "http://elastic:es-pw-51@127.0.0.1:9200",
+        "SOAR_REDIS_URL": "redis://default:redis-pw-52@127.0.0.1:6379/0",
+    }
+    out = run_soar("services", "check", env=env)
+    assert out.returncode == 0, out.stderr
+    assert "es-pw-51" not in out.stdout + out.stderr and "redis-pw-52" not in out.stdout + out.stderr
+    assert re.search(r"^Elasticsearch 9\.\d+\.\d+ at http://elastic:\*\*\*@127\.0\.0\.1:9200$", out.stdout, re.M)
+    assert re.search(r"^Redis \d+\.\d+\.\d+ at redis://default:\*\*\*@127\.0\.0\.1:6379/0$", out.stdout, re.M)
+
+
 def test_services_check_names_the_unreachable_service(es: Elasticsearch) -> None:
     out = run_soar("services", "check", env={"SOAR_ELASTICSEARCH_URL": "http://127.0.0.1:1"})
     assert out.returncode == 2

@@ -40,6 +40,37 @@ def test_config_show_masks_secrets() -> None:
     assert '"slack_bot_token": "********"' in out.stdout
 
 
+URL_SECRETS = {
+    "SOAR_REDIS_URL": "redis://:redis-pw-41@127.0.0.1:1/0",
+    "SOAR_ELASTICSEARCH_URL": "https://elastic:es-pw-42@127.0.0.1:1",
+}
+
+
+def test_config_show_masks_the_password_in_every_url() -> None:
+    for args in (("config", "show"), ("config", "show", "--json")):
+        out = run_soar(*args, env=URL_SECRETS)
+        assert out.returncode == 0, out.stderr
+        assert "redis-pw-41" not in out.stdout + out.stderr and "es-pw-42" not in out.stdout + out.stderr
+        assert "redis://:***@127.0.0.1:1/0" in out.stdout
+        assert "https://elastic:***@127.0.0.1:1" in out.stdout
+
+
+def test_unreachable_services_are_named_without_the_password_in_their_url() -> None:
+    out = run_soar("services", "check", env=URL_SECRETS)
+    assert out.returncode == 2
+    assert "redis-pw-41" not in out.stdout + out.stderr and "es-pw-42" not in out.stdout + out.stderr
+    assert "Elasticsearch at https://elastic:***@127.0.0.1:1 is not reachable: connection refused" in out.stderr
+    assert "Redis at redis://:***@127.0.0.1:1/0 is not reachable: connection refused" in out.stderr
+
+
+def test_an_invalid_url_setting_is_reported_without_its_password_even_with_debug() -> None:
+    for debug in ((), ("--debug",)):
+        out = run_soar(*debug, "config", "show", env={"SOAR_REDIS_URL": "http://u:bad-pw-43@wrong"})
+        assert out.returncode != 0
+        assert "bad-pw-43" not in out.stdout + out.stderr
+        assert "got 'http://u:***@wrong'" in out.stderr
+
+
 def test_config_show_warns_what_an_incoming_webhook_cannot_do() -> None:
     hook = "https://hooks.slack.com/services/T0/B0/hook-secret-42"
     for args in (("config", "show"), ("config", "show", "--json")):
