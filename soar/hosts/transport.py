@@ -1,7 +1,8 @@
 """SSH to inventory hosts with paramiko: pinned host keys, scoped keys, bastions, timeouts.
 
 Every connection is scoped to the action: host keys come only from the pinned
-known_hosts file or the inventory (``RejectPolicy``, nothing is ever added or
+known_hosts file or the inventory, whose pin replaces known_hosts for its host (see
+:mod:`soar.hosts.known_hosts`; an unpinned key is refused, nothing is ever added or
 saved), the key comes only from the inventory (no agent, no ``~/.ssh``). Hosts
 behind a bastion are reached through a ``direct-tcpip`` channel of the bastion's
 own connection. :class:`ConnectionPool` keeps one connection per host for a run
@@ -10,8 +11,6 @@ and is safe to share between threads.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
 import select
 import shlex
@@ -24,9 +23,11 @@ from pathlib import Path
 from typing import Any
 
 import paramiko
+from paramiko.pkey import UnknownKeyType
 
 from soar.hosts.errors import AuthenticationFailed, ConnectionLost, HostKeyRejected, HostUnreachable, SSHError
 from soar.hosts.inventory import Host, Inventory
+from soar.hosts.known_hosts import KnownHostsProblem, KnownKey, Trust, parse_pin, read_known_hosts, trust_for
 
 READ_CHUNK = 65536
 MAX_OUTPUT = 16 * 1024 * 1024
@@ -89,21 +90,67 @@ def _host_key_name(host: Host) -> str:
     return host.address if host.port == 22 else f"[{host.address}]:{host.port}"
 
 
-def pinned_keys(host: Host, known_hosts: Path | None) -> paramiko.HostKeys:
-    keys = paramiko.HostKeys()
-    if known_hosts is not None:
-        try:
-            keys.load(str(known_hosts))
-        except OSError as exc:
-            raise HostKeyRejected(host.name, f"cannot read known_hosts {known_hosts}: {exc.strerror}") from None
+def _pkey(known: KnownKey) -> paramiko.PKey | None:
+    try:
+        return paramiko.PKey.from_type_string(known.key_type, known.blob)
+    except (ValueError, TypeError, paramiko.SSHException, UnknownKeyType):
+        return None
+
+
+def host_trust(host: Host, known_hosts: Path | None) -> Trust:
+    """The keys accepted for ``host``: its inventory pin (which replaces known_hosts), else known_hosts'."""
+    pin: KnownKey | None = None
     if host.host_key:
-        parts = host.host_key.split()
         try:
-            key = paramiko.PKey.from_type_string(parts[0], base64.b64decode(parts[1]))
-        except (IndexError, binascii.Error, paramiko.SSHException, ValueError):
-            raise HostKeyRejected(host.name, "the inventory's host_key is not '<type> <base64>'") from None
-        keys.add(_host_key_name(host), parts[0], key)
+            pin = parse_pin(host.host_key)
+        except ValueError:
+            pin = None
+        if pin is None or _pkey(pin) is None:
+            raise HostKeyRejected(host.name, "the inventory's host_key is not '<type> <base64>'")
+    try:
+        text = read_known_hosts(known_hosts) if known_hosts is not None else ""
+        trust = trust_for(_host_key_name(host), known_hosts, text, pin)
+    except KnownHostsProblem as exc:
+        raise HostKeyRejected(host.name, str(exc)) from None
+    revoked = trust.revoked_entry(pin.blob) if pin is not None else None
+    if revoked is not None:
+        raise HostKeyRejected(host.name, f"the inventory's host_key is marked @revoked in {revoked.where}; refusing")
+    return trust
+
+
+def pinned_keys(host: Host, trust: Trust) -> paramiko.HostKeys:
+    """paramiko's view of the accepted keys, revoked ones left out."""
+    keys = paramiko.HostKeys()
+    for known in trust.accepted:
+        if trust.revoked_entry(known.blob) is not None:
+            continue
+        key = _pkey(known)
+        if key is not None:  # else a key type paramiko cannot check (OpenSSH skips those too)
+            keys.add(_host_key_name(host), known.key_type, key)
     return keys
+
+
+class _RefuseUnpinned(paramiko.MissingHostKeyPolicy):
+    """No key of the presented type is pinned: refuse, saying whether the key is revoked."""
+
+    def __init__(self, host: Host, trust: Trust) -> None:
+        self.host = host
+        self.trust = trust
+
+    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
+        raise _refusal(self.host, self.trust, key) or HostKeyRejected(
+            self.host.name, f"no pinned host key for {_host_key_name(self.host)}; refusing"
+        )
+
+
+def _refusal(host: Host, trust: Trust, key: paramiko.PKey) -> HostKeyRejected | None:
+    """The refusal of a revoked presented key, naming where it is revoked; None if it is not revoked."""
+    revoked = trust.revoked_entry(key.asbytes())
+    if revoked is None:
+        return None
+    return HostKeyRejected(
+        host.name, f"presented host key {key.fingerprint} which is marked @revoked in {revoked.where}; refusing"
+    )
 
 
 class Session:
@@ -226,10 +273,10 @@ def _connect_once(host: Host, creds: Credentials, options: SSHOptions, via: Sess
             raise HostUnreachable(host.name, f"cannot connect to {host.address}:{host.port}: {what}") from None
         # small request/response packets: without this, Nagle + delayed ACK add ~40 ms to every command
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    trust = host_trust(host, options.known_hosts)
     client = paramiko.SSHClient()
-    client.set_missing_host_key_policy(paramiko.RejectPolicy())
-    keys = pinned_keys(host, options.known_hosts)
-    for hostname, entry in keys.items():
+    client.set_missing_host_key_policy(_RefuseUnpinned(host, trust))  # never AutoAddPolicy: nothing is learnt
+    for hostname, entry in pinned_keys(host, trust).items():
         for keytype, key in entry.items():
             client.get_host_keys().add(hostname, keytype, key)
     pkey = _private_key(creds.key, host.name) if creds.key is not None else None
@@ -248,8 +295,14 @@ def _connect_once(host: Host, creds: Credentials, options: SSHOptions, via: Sess
             allow_agent=False,
             look_for_keys=False,
         )
+    except HostKeyRejected:  # from _RefuseUnpinned
+        client.close()
+        raise
     except paramiko.BadHostKeyException as exc:
         client.close()
+        revoked = _refusal(host, trust, exc.key)
+        if revoked is not None:
+            raise revoked from None
         fingerprint = exc.key.fingerprint
         raise HostKeyRejected(
             host.name,
@@ -265,8 +318,6 @@ def _connect_once(host: Host, creds: Credentials, options: SSHOptions, via: Sess
         raise AuthenticationFailed(host.name, f"authentication as {creds.user} was refused") from None
     except paramiko.SSHException as exc:
         client.close()
-        if "not found in known_hosts" in str(exc):
-            raise HostKeyRejected(host.name, f"no pinned host key for {_host_key_name(host)}; refusing") from None
         if str(exc) in _HANDSHAKE_TIMEOUTS:
             # which of paramiko's timers fires first decides the wording; the cause is one
             raise HostUnreachable(

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import fcntl
+import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+
+import paramiko
 
 from soar.hosts.inventory import Inventory
 from soar.hosts.transport import Credentials, Session, SSHOptions, connect
@@ -130,3 +134,28 @@ def login(inventory: Inventory, host: str, creds: Credentials, options: SSHOptio
 def new_key(path: Path) -> Path:
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "soar-test", "-f", str(path)], check=True)
     return path
+
+
+@contextmanager
+def ssh_server(host_key: paramiko.PKey, interface: paramiko.ServerInterface) -> Iterator[int]:
+    """An in-process SSH server on 127.0.0.1 presenting ``host_key``; yields its port."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(4)
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            transport = paramiko.Transport(conn)
+            transport.add_server_key(host_key)
+            with suppress(paramiko.SSHException, EOFError, OSError):  # a client that hung up (a refused key)
+                transport.start_server(server=interface)
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield server.getsockname()[1]
+    finally:
+        server.close()

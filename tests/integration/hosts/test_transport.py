@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-import socket
 import subprocess
-import threading
 import time
 from pathlib import Path
 
@@ -20,7 +18,16 @@ from soar.hosts.inventory import Host, Inventory, load_inventory
 from soar.hosts.runner import HostRunner, in_parallel
 from soar.hosts.transport import ConnectionPool, Credentials, SSHOptions, connect
 from tests.integration.hosts.conftest import close_context, lab_settings
-from tests.integration.hosts.lab import LAB, LabUser, login, new_key, nft_ruleset, silent_listener, wait_for
+from tests.integration.hosts.lab import (
+    LAB,
+    LabUser,
+    login,
+    new_key,
+    nft_ruleset,
+    silent_listener,
+    ssh_server,
+    wait_for,
+)
 
 pytestmark = pytest.mark.lab
 
@@ -318,36 +325,19 @@ class StalledAuth(paramiko.ServerInterface):
 
 def test_an_authentication_that_never_answers_times_out_and_is_not_called_a_refusal(tmp_path: Path) -> None:
     host_key = paramiko.Ed25519Key.from_private_key_file(str(new_key(tmp_path / "host_key")))
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(4)
     attempts: list[str] = []
-
-    def serve() -> None:
-        while True:
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                return
-            transport = paramiko.Transport(conn)
-            transport.add_server_key(host_key)
-            transport.start_server(server=StalledAuth(attempts))
-
-    threading.Thread(target=serve, daemon=True).start()
-    host = Host(
-        name="stalled",
-        address="127.0.0.1",
-        port=server.getsockname()[1],
-        user="soar-ctl",
-        key=LAB / "id_ed25519",
-        host_key=f"{host_key.get_name()} {host_key.get_base64()}",
-    )
-    started = time.monotonic()
-    try:
+    with ssh_server(host_key, StalledAuth(attempts)) as port:
+        host = Host(
+            name="stalled",
+            address="127.0.0.1",
+            port=port,
+            user="soar-ctl",
+            key=LAB / "id_ed25519",
+            host_key=f"{host_key.get_name()} {host_key.get_base64()}",
+        )
+        started = time.monotonic()
         with pytest.raises(HostUnreachable) as info:
             connect(host, Credentials(host.user, host.key), SSHOptions(connect_timeout=1.0, backoff=0.1))
-    finally:
-        server.close()
     assert str(info.value) == "host stalled: no answer to authentication as soar-ctl within 1 s (after 3 attempts)"
     assert attempts == ["soar-ctl"] * 3  # each attempt reached authentication, and waited no longer than the timeout
     assert 3 * 1.0 <= time.monotonic() - started < 3 * 4
