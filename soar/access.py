@@ -8,17 +8,21 @@ Principals come from ``settings.api_tokens_file`` (YAML)::
         roles: [approver]
         attributes: {env: [prod]}      # alice acts only on resources with env=prod
         slack_user_id: U024BE7LH
+        os_user: alice                 # the command line run by this login acts as alice
 
 Roles are cumulative: viewer < responder < approver < admin. Attributes are
 scopes: a principal constrained on ``env`` may act only on resources whose
 ``env`` is one of its values; a resource without that attribute is refused
-(fail closed). A principal without attributes is unconstrained.
+(fail closed). A principal without attributes is unconstrained. A resource's
+attributes are the inventory's labels of the hosts it concerns (``soar.scope``),
+never what the alert says about itself.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -29,6 +33,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from soar.config import Settings
 from soar.errors import ConfigError, SourceLocation
+from soar.scope import UNSCOPED, Scope
 
 Role = Literal["viewer", "responder", "approver", "admin"]
 ROLES: tuple[Role, ...] = ("viewer", "responder", "approver", "admin")
@@ -46,6 +51,7 @@ PERMISSIONS: dict[str, Role] = {
     "verdicts:write": "responder",
     "runs:start": "responder",
     "approvals:decide": "approver",
+    "runs:rollback": "approver",
     "exceptions:approve": "admin",
     "audit:export": "admin",
     "config:write": "admin",
@@ -61,6 +67,7 @@ class Principal:
     attributes: dict[str, tuple[str, ...]] = field(default_factory=dict)
     slack_user_id: str | None = None
     token_sha256: str | None = field(default=None, repr=False)
+    os_user: str | None = None
 
     @property
     def role(self) -> str:
@@ -101,24 +108,15 @@ def authorize(principal: Principal | None, permission: str, resource_attrs: dict
     return Decision(True, f"{principal.name} ({principal.role}) may {permission}")
 
 
-def resource_attributes(doc: dict[str, Any] | None) -> dict[str, Any]:
-    """The attributes a stored document (alert, run, approval) is scoped by.
-
-    An explicit ``attributes`` mapping wins; else the alert's host labels (``host.labels``, as the
-    inventory and ECS carry them); a run or approval inherits from its ``alert``.
-    """
-    if not isinstance(doc, dict):
-        return {}
-    attrs = doc.get("attributes")
-    if isinstance(attrs, dict) and attrs:
-        return dict(attrs)
-    host = doc.get("host")
-    if isinstance(host, dict) and isinstance(host.get("labels"), dict):
-        return dict(host["labels"])
-    alert = doc.get("alert")
-    if isinstance(alert, dict):
-        return resource_attributes(alert)
-    return {}
+def authorize_in(principal: Principal | None, permission: str, scopes: Sequence[Scope]) -> Decision:
+    """``authorize`` in every scope of a resource (each inventory host it concerns); the first refusal."""
+    decision = Decision(False, "no scope")
+    for scope in scopes or UNSCOPED:
+        decision = authorize(principal, permission, dict(scope.labels))
+        if not decision.allowed:
+            where = f" (host {scope.host})" if scope.host else " (no inventory host)"
+            return Decision(False, decision.reason + where)
+    return decision
 
 
 # -- loading principals
@@ -144,26 +142,38 @@ class Principals:
     def by_slack_user(self, user_id: str) -> Principal | None:
         return next((p for p in self.items if p.slack_user_id and p.slack_user_id == user_id), None)
 
+    def by_os_user(self, login: str) -> Principal | None:
+        return next((p for p in self.items if p.os_user and p.os_user == login), None)
 
-_cache: dict[str, tuple[float, Principals]] = {}
+
+_cache: dict[str, tuple[str, Principals]] = {}
 
 
 def load_principals(settings: Settings) -> Principals:
-    """The principals file, re-read when it changes; no file means no principals (every request refused)."""
+    """The principals file, re-read when its content changes; no file means no principals (every request refused).
+
+    Keyed by the content's digest, not the mtime: a file replaced with the same mtime (``cp -p``, ``touch -r``,
+    the same second) must not keep a revoked token valid.
+    """
     path = settings.api_tokens_file
     if path is None:
         return Principals([], [])
     if not path.is_absolute():
         path = settings.content_path(path) if not path.exists() else path
     try:
-        mtime = path.stat().st_mtime
+        data = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"api_tokens_file (SOAR_API_TOKENS_FILE): cannot read {path}: {exc.strerror}") from exc
+    digest = hashlib.sha256(data).hexdigest()
     cached = _cache.get(str(path))
-    if cached and cached[0] == mtime:
+    if cached and cached[0] == digest:
         return cached[1]
-    principals = parse_principals(path.read_text(encoding="utf-8"), path)
-    _cache[str(path)] = (mtime, principals)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError("not UTF-8 text", SourceLocation(path)) from exc
+    principals = parse_principals(text, path)
+    _cache[str(path)] = (digest, principals)
     return principals
 
 
@@ -183,12 +193,13 @@ def parse_principals(text: str, path: Path | str = "<tokens>") -> Principals:
     plain: list[str] = []
     seen_names: set[str] = set()
     seen_tokens: set[str] = set()
+    seen_logins: set[str] = set()
     for i, entry in enumerate(data["principals"]):
         line = nodes[i] if i < len(nodes) else None
         loc = SourceLocation(path, line)
         if not isinstance(entry, dict):
             raise ConfigError("each principal is a mapping", loc)
-        unknown = set(entry) - {"name", "token", "token_sha256", "roles", "attributes", "slack_user_id"}
+        unknown = set(entry) - {"name", "token", "token_sha256", "roles", "attributes", "slack_user_id", "os_user"}
         if unknown:
             raise ConfigError(f"unknown key {sorted(unknown)[0]!r} in a principal", loc)
         name = entry.get("name")
@@ -221,7 +232,14 @@ def parse_principals(text: str, path: Path | str = "<tokens>") -> Principals:
             raise ConfigError(f"principal {name}: attributes must be a mapping", loc)
         attrs = {str(k): tuple(str(x) for x in (v if isinstance(v, list) else [v])) for k, v in attrs_raw.items()}
         slack = entry.get("slack_user_id")
-        items.append(Principal(name, frozenset(roles), attrs, str(slack) if slack else None, digest))
+        login = entry.get("os_user")
+        if login is not None:
+            if not isinstance(login, str) or not login.strip():
+                raise ConfigError(f"principal {name}: os_user must be a login name", loc)
+            if login in seen_logins:
+                raise ConfigError(f"principal {name}: os_user {login!r} is given to two principals", loc)
+            seen_logins.add(login)
+        items.append(Principal(name, frozenset(roles), attrs, str(slack) if slack else None, digest, login))
     return Principals(items, plain)
 
 
@@ -289,8 +307,10 @@ def _role_only(principal: Principal, permission: str) -> Decision:
     return authorize(Principal(principal.name, principal.roles), permission, None)
 
 
-def forbid_unless(principal: Principal, permission: str, doc: dict[str, Any] | None) -> None:
-    """Raise 403 with the reason unless ``principal`` may use ``permission`` on this stored document."""
-    decision = authorize(principal, permission, resource_attributes(doc))
-    if not decision.allowed:
-        raise HTTPException(403, decision.reason)
+def require_in_scope(principal: Principal, permission: str, scopes: Sequence[Scope], not_found: str) -> None:
+    """404 (the same answer as an unknown id) unless ``principal`` may use ``permission`` in every scope.
+
+    An out-of-scope id must not be told apart from one that does not exist: a 403 would confirm it exists.
+    """
+    if not authorize_in(principal, permission, scopes).allowed:
+        raise HTTPException(404, not_found)

@@ -98,6 +98,11 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = Field(8080, ge=1, le=65535)
     api_tokens_file: Path | None = Field(None, description="YAML of API tokens with roles and attributes")
+    token: SecretStr | None = Field(
+        None,
+        description="The command line's own API token (SOAR_TOKEN): the principal `soar runs approve` and other "
+        "decisions act as; without it, the principal whose os_user is your login",
+    )
     audit_hmac_key: SecretStr | None = Field(
         None,
         description="Key of the audit chain's HMAC (default: generated once into <state_dir>/audit/hmac.key)",

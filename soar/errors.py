@@ -5,6 +5,8 @@
     ├── ContentError          a rule, playbook, inventory or policy file is invalid (file:line:col)
     ├── ServiceUnavailable    Elasticsearch, Redis, an SSH host or Slack cannot be reached
     └── InputError            bad input on the command line or API (an events file, an alert, an id)
+        ├── NotFound          no such id, or one outside the principal's scope (API 404)
+        └── Forbidden         the authenticated principal may not do this (API 403)
 
 The CLI prints ``str(error)`` and exits with ``error.exit_code``; a traceback is
 shown only with ``--debug``.
@@ -67,3 +69,13 @@ class ServiceUnavailable(SoarError):
 
 class InputError(SoarError):
     """Input given on the command line or to the API is invalid."""
+
+
+class NotFound(InputError):
+    """No such id, or one the principal may not see: the two answers are the same, so scope leaks nothing."""
+
+
+class Forbidden(InputError):
+    """The authenticated principal may not do this (its role, its scope, or separation of duties)."""
+
+    exit_code = 3

@@ -16,6 +16,7 @@ gathers the facts, reserves rate-cap slots in the store and records every refusa
     blast_radius: {max_targets_per_run: 5}
     circuit_breaker: {failures_in_a_row: 3, pause_minutes: 30}
     ip_blocks: {approve_wider_than: {ipv4: 24, ipv6: 64}}   wider blocks need an approval
+    separation_of_duties: {runs: true, exceptions: true}   who asked may not approve (default on)
 
 An address a containment step targets (an ``ip`` target: an address, CIDR or ``first-last``
 range, from alert data) is judged by what it covers (``soar.breadth``): refused when it overlaps a
@@ -99,6 +100,14 @@ class IpBlocks(_Strict):
     approve_wider_than: WidePrefixes = Field(default_factory=lambda: WidePrefixes.model_validate({}))
 
 
+class SeparationOfDuties(_Strict):
+    """The principal who started a run (or ingested its alert) may not approve its steps; an exception's
+    proposer may not approve it. On by default: turning it off is a written, reviewable policy change."""
+
+    runs: bool = True
+    exceptions: bool = True
+
+
 class Policy(_Strict):
     protected: Protected = Field(default_factory=Protected)
     approvals: tuple[ApprovalRule, ...] = ()
@@ -106,6 +115,7 @@ class Policy(_Strict):
     blast_radius: BlastRadius = Field(default_factory=lambda: BlastRadius.model_validate({}))
     circuit_breaker: CircuitBreaker = Field(default_factory=lambda: CircuitBreaker.model_validate({}))
     ip_blocks: IpBlocks = Field(default_factory=lambda: IpBlocks.model_validate({}))
+    separation_of_duties: SeparationOfDuties = Field(default_factory=SeparationOfDuties)
     path: str | None = None
 
 

@@ -57,6 +57,17 @@ store: sqlite
 events_index: "logs-*"
 inventory_file: inventory.yml
 policy_file: policy.yml
+api_tokens_file: principals.yml
+"""
+
+PRINCIPALS = """\
+# Who may see and decide what (docs/access-api.md). The command line acts as the principal whose
+# os_user is your login (or whose token is in SOAR_TOKEN); the API as the bearer token's principal.
+# Tokens belong here only as token_sha256 (sha256 of the token), never in plain text in git.
+principals:
+  - name: {login}
+    roles: [admin]
+    os_user: {login}
 """
 
 CI_WORKFLOW = """\
@@ -81,12 +92,20 @@ README = """\
 
 Rules (`rules/`, each with `<rule>.tests.yml` fixtures), playbooks (`playbooks/`),
 responder scripts (`responders/`), the safety policy (`policy.yml`) and the inventory
-(`inventory.yml`) of this team, run by soar.
+(`inventory.yml`) of this team, and who may decide what (`principals.yml`), run by soar.
 
     soar rules check rules/          # validate every rule, file:line:col for each problem
     soar rules test rules/           # run every rule against its own fixture events
     soar playbooks plan playbooks/ssh_bruteforce.yml --alert alert.json   # dry run
 """
+
+
+def _login() -> str:
+    """Who runs ``soar init`` becomes the first admin (mapped by login, like initdb's first superuser)."""
+    from soar.cli._identity import os_login
+
+    login = os_login()
+    return login if login.replace("-", "").replace("_", "").replace(".", "").isalnum() else "admin"
 
 
 def scaffold(target: Path, source: Path = SHIPPED_ROOT) -> list[Path]:
@@ -107,6 +126,7 @@ def scaffold(target: Path, source: Path = SHIPPED_ROOT) -> list[Path]:
                 shutil.copy2(source / name, staging / name)
         (staging / "inventory.yml").write_text(INVENTORY, encoding="utf-8")
         (staging / "soar.yml").write_text(CONFIG, encoding="utf-8")
+        (staging / "principals.yml").write_text(PRINCIPALS.format(login=_login()), encoding="utf-8")
         (staging / "README.md").write_text(README, encoding="utf-8")
         (staging / ".gitignore").write_text(".soar/\n", encoding="utf-8")
         workflow = staging / ".github" / "workflows" / "detections.yml"

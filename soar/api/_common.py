@@ -12,7 +12,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from soar.access import PERMISSIONS, require
 from soar.config import Settings
-from soar.errors import ConfigError, InputError, ServiceUnavailable, SoarError
+from soar.errors import ConfigError, Forbidden, InputError, NotFound, ServiceUnavailable, SoarError
+from soar.scope import Scopes, scopes_for
 from soar.store import Store, open_store
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:\-\[\]]{0,199}$"
@@ -40,6 +41,11 @@ def store_of(request: Request) -> Store:
         store = open_store(settings_of(request))
         state.review_store = store
     return store
+
+
+def scopes_of(request: Request) -> Scopes:
+    """The inventory's scopes (re-read when the inventory's content changes)."""
+    return scopes_for(settings_of(request))
 
 
 def impacts(request: Request) -> Any:
@@ -74,8 +80,10 @@ def http_errors(not_found: type[SoarError] | None = None) -> Iterator[None]:
     except ConfigError as exc:
         raise HTTPException(503, f"server misconfigured: {exc}") from exc
     except SoarError as exc:
-        if not_found is not None and isinstance(exc, not_found):
+        if isinstance(exc, NotFound) or (not_found is not None and isinstance(exc, not_found)):
             raise HTTPException(404, str(exc)) from exc
+        if isinstance(exc, Forbidden):
+            raise HTTPException(403, str(exc)) from exc
         raise HTTPException(400 if isinstance(exc, InputError) else 409, str(exc)) from exc
 
 

@@ -1,4 +1,7 @@
-"""Alerts: list and read (scoped by the principal's attributes), and record an analyst's verdict."""
+"""Alerts: list and read (scoped by the inventory labels of the alert's host), and record an analyst's verdict.
+
+An alert outside the principal's scope answers 404 exactly like an unknown id.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +10,8 @@ from typing import Any, Literal
 from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from soar.access import Principal, authorize, forbid_unless, resource_attributes
-from soar.api._common import AUTH, ERRORS, NOT_FOUND, http_errors, id_path, settings_of, store_of
+from soar.access import Principal, authorize_in, require_in_scope
+from soar.api._common import AUTH, ERRORS, NOT_FOUND, http_errors, id_path, scopes_of, settings_of, store_of
 from soar.review.feedback import ALERTS, VerdictInput, parse_verdict, record_verdict
 
 router = APIRouter(tags=["alerts"], responses=ERRORS)
@@ -29,15 +32,17 @@ def list_alerts(
         where["rule.id"] = rule_id
     with http_errors():
         records = store_of(request).find(ALERTS, where, order_by="@timestamp", descending=True, limit=limit)
-    return [r.doc for r in records if authorize(principal, "alerts:read", resource_attributes(r.doc)).allowed]
+        scopes = scopes_of(request)
+    return [r.doc for r in records if authorize_in(principal, "alerts:read", scopes.of_alert(r.doc)).allowed]
 
 
-def _alert(store: Any, alert_id: str, principal: Principal, permission: str) -> dict[str, Any]:
-    """The alert, or 404 when it does not exist and 403 when the principal may not touch it."""
-    rec = store.get(ALERTS, alert_id)
+def _alert(request: Request, alert_id: str, principal: Principal, permission: str) -> dict[str, Any]:
+    """The alert, or 404 when it does not exist or is outside the principal's scope (the same answer)."""
+    rec = store_of(request).get(ALERTS, alert_id)
+    unknown = f"unknown alert id {alert_id!r}"
     if rec is None:
-        raise HTTPException(404, f"unknown alert id {alert_id!r}")
-    forbid_unless(principal, permission, rec.doc)
+        raise HTTPException(404, unknown)
+    require_in_scope(principal, permission, scopes_of(request).of_alert(rec.doc), unknown)
     return dict(rec.doc)
 
 
@@ -46,7 +51,7 @@ def get_alert(
     request: Request, alert_id: str = id_path("alert"), principal: Principal = AUTH["alerts:read"]
 ) -> dict[str, Any]:
     with http_errors():
-        return _alert(store_of(request), alert_id, principal, "alerts:read")
+        return _alert(request, alert_id, principal, "alerts:read")
 
 
 @router.post("/alerts/{alert_id}/verdict", summary="Mark an alert a true or false positive", responses=NOT_FOUND)
@@ -57,11 +62,16 @@ def post_verdict(
     principal: Principal = AUTH["verdicts:write"],
 ) -> dict[str, Any]:
     with http_errors():
-        store = store_of(request)
-        _alert(store, alert_id, principal, "verdicts:write")
+        _alert(request, alert_id, principal, "verdicts:write")
         verdict = parse_verdict(body.model_dump())
         return record_verdict(
-            store, settings_of(request), alert_id, verdict, analyst=principal.name, role=principal.role, via="api"
+            store_of(request),
+            settings_of(request),
+            alert_id,
+            verdict,
+            analyst=principal.name,
+            role=principal.role,
+            via="api",
         )
 
 
@@ -82,10 +92,9 @@ def post_status(
     from soar.review.triage import set_alert_status
 
     with http_errors():
-        store = store_of(request)
-        _alert(store, alert_id, principal, "alerts:triage")
+        _alert(request, alert_id, principal, "alerts:triage")
         return set_alert_status(
-            store,
+            store_of(request),
             settings_of(request),
             alert_id,
             body.status,

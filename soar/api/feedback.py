@@ -1,4 +1,8 @@
-"""Rule exceptions proposed from false positives: list them, and approve or reject them (admins)."""
+"""Rule exceptions proposed from false positives: list them, and approve or reject them (admins).
+
+Both are scoped by the exception's own scope (the alert it came from); an exception outside the principal's
+scope answers 404, like an unknown id, and is never listed.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from fastapi import APIRouter, Request
 
 from soar.access import Principal
 from soar.api._common import AUTH, ERRORS, NOT_FOUND, http_errors, id_path, settings_of, store_of
-from soar.review.feedback import EXCEPTIONS, decide_exception
+from soar.review.feedback import decide_exception, visible_exceptions
 
 router = APIRouter(tags=["feedback"], responses=ERRORS)
 
@@ -20,8 +24,7 @@ def list_exceptions(
     principal: Principal = AUTH["alerts:read"],
 ) -> list[dict[str, Any]]:
     with http_errors():
-        where = {"status": status} if status else None
-        return [r.doc for r in store_of(request).find(EXCEPTIONS, where, order_by="proposed_at")]
+        return visible_exceptions(store_of(request), principal, status)
 
 
 @router.post(
@@ -33,13 +36,7 @@ def decide(
     exception_id: str = id_path("exception"),
     principal: Principal = AUTH["exceptions:approve"],
 ) -> dict[str, Any]:
-    from soar.errors import InputError
-
-    with http_errors(InputError):
+    with http_errors():
         return decide_exception(
-            store_of(request),
-            settings_of(request),
-            exception_id,
-            approver=principal.name,
-            approve=decision == "approve",
+            store_of(request), settings_of(request), exception_id, principal=principal, approve=decision == "approve"
         )

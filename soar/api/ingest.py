@@ -14,9 +14,9 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from soar.access import Principal, authorize, resource_attributes
+from soar.access import Principal, authorize_in
 from soar.alerts import RISK_SCORE, Alert, Level, RuleRef, fingerprint, utcnow_iso
-from soar.api._common import AUTH, ERRORS, http_errors, settings_of, store_of
+from soar.api._common import AUTH, ERRORS, http_errors, scopes_of, settings_of, store_of
 from soar.review.feedback import ALERTS
 
 router = APIRouter(tags=["ingest"], responses=ERRORS)
@@ -41,7 +41,11 @@ class ExternalAlert(BaseModel):
     process: dict[str, Any] = Field(default_factory=dict)
     events: list[dict[str, Any]] = Field(default_factory=list, max_length=MAX_EVENTS)
     event_ids: list[str] = Field(default_factory=list, max_length=1000)
-    attributes: dict[str, str] = Field(default_factory=dict, description="Scoping attributes (env, team)")
+    attributes: dict[str, str] = Field(
+        default_factory=dict,
+        description="The sender's own labels, kept for reading only: who may see or act on the alert is decided by "
+        "the inventory's labels of the host it names, never by these",
+    )
 
 
 def _iso_or_now(value: str | None, what: str) -> str | None:
@@ -92,7 +96,9 @@ def ingest(
                 "external_id": body.id,
             }
         ).to_doc()
-        decision = authorize(principal, "alerts:ingest", resource_attributes(doc))
+        scopes = scopes_of(request)
+        doc = scopes.enrich(doc)
+        decision = authorize_in(principal, "alerts:ingest", scopes.of_alert(doc))
         if not decision.allowed:
             from fastapi import HTTPException
 

@@ -8,8 +8,8 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from soar.access import Principal, authorize, resource_attributes
-from soar.api._common import AUTH, ERRORS, http_errors, impacts, store_of
+from soar.access import Principal, authorize_in
+from soar.api._common import AUTH, ERRORS, http_errors, impacts, scopes_of, store_of
 
 router = APIRouter(tags=["metrics"], responses=ERRORS)
 
@@ -27,7 +27,8 @@ def _compute(request: Request, since: str, until: str | None, principal: Princip
     start = parse_time(since, what="since", now=now)
     end = parse_time(until, what="until", now=now) if until else now
     data = load_period(store_of(request), start, end)
-    alerts = [a for a in data["alerts"] if authorize(principal, "metrics:read", resource_attributes(a)).allowed]
+    scopes = scopes_of(request)
+    alerts = [a for a in data["alerts"] if authorize_in(principal, "metrics:read", scopes.of_alert(a)).allowed]
     visible = {str(a.get("id")) for a in alerts}
     runs = [r for r in data["runs"] if str(r.get("alert_id")) in visible]
     run_ids = {str(r.get("id")) for r in runs}

@@ -8,8 +8,8 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict
 
-from soar.access import Principal, authorize, forbid_unless, resource_attributes
-from soar.api._common import AUTH, ERRORS, NOT_FOUND, http_errors, id_path, impacts, settings_of, store_of
+from soar.access import Principal, authorize_in, require_in_scope
+from soar.api._common import AUTH, ERRORS, NOT_FOUND, http_errors, id_path, impacts, scopes_of, settings_of, store_of
 from soar.review.data import APPROVALS, RUNS, UnknownRun
 
 router = APIRouter(tags=["runs"], responses=ERRORS)
@@ -32,11 +32,13 @@ def _public(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def _run(request: Request, run_id: str, principal: Principal, permission: str) -> dict[str, Any]:
+    """The run, or 404 when it does not exist or its alert's hosts are outside the principal's scope."""
+    unknown = f"unknown run id {run_id!r}"
     with http_errors():
         rec = store_of(request).get(RUNS, run_id)
-    if rec is None:
-        raise HTTPException(404, f"unknown run id {run_id!r}")
-    forbid_unless(principal, permission, rec.doc)
+        if rec is None:
+            raise HTTPException(404, unknown)
+        require_in_scope(principal, permission, scopes_of(request).of_run(rec.doc), unknown)
     return rec.doc
 
 
@@ -55,10 +57,11 @@ def list_runs(
         where["status"] = status
     with http_errors():
         records = store_of(request).find(RUNS, where, order_by="created_at", descending=True, limit=limit)
+        scopes = scopes_of(request)
     return [
         _public({"id": r.id, **r.doc})
         for r in records
-        if authorize(principal, "runs:read", resource_attributes(r.doc)).allowed
+        if authorize_in(principal, "runs:read", scopes.of_run(r.doc)).allowed
     ]
 
 
@@ -127,25 +130,17 @@ def decide_step(
     step_id: str = id_path("step"),
     principal: Principal = AUTH["approvals:decide"],
 ) -> dict[str, Any]:
-    from soar.errors import InputError
-    from soar.playbooks.approvals import NotAllowed, decide
+    from soar.playbooks.approvals import decide_as
 
-    run = _run(request, run_id, principal, "approvals:decide")
+    _run(request, run_id, principal, "runs:read")
     with http_errors():
-        try:
-            outcome = decide(
-                settings_of(request),
-                store_of(request),
-                run_id,
-                step_id,
-                approver=principal.name,
-                role=principal.role,
-                decision=body.decision,
-                via="api",
-                attributes=resource_attributes(run),
-            )
-        except NotAllowed as exc:
-            raise HTTPException(403, str(exc)) from exc
-        except InputError as exc:
-            raise HTTPException(404 if "has no approval request" in str(exc) else 400, str(exc)) from exc
+        outcome = decide_as(
+            settings_of(request),
+            store_of(request),
+            run_id,
+            step_id,
+            principal=principal,
+            decision=body.decision,
+            via="api",
+        )
     return outcome.to_dict()

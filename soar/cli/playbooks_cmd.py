@@ -116,19 +116,28 @@ def run(
     inputs: list[str] = INPUT_OPTION,
 ) -> int:
     """Run a playbook for real against an alert (one run per playbook and alert)."""
+    from soar.access import authorize_in
+    from soar.cli._identity import cli_principal_with
+    from soar.errors import Forbidden
     from soar.playbooks import dispatch
     from soar.playbooks.engine import ALERTS, check_inputs, start_run
     from soar.playbooks.records import RUNS
     from soar.playbooks.runtime import Runtime
+    from soar.scope import scopes_for
 
     settings = get_settings()
-    alert_doc = read_alert(alert)
+    principal = cli_principal_with(settings, "runs:start")
+    scopes = scopes_for(settings)
+    alert_doc = scopes.enrich(read_alert(alert))
+    allowed = authorize_in(principal, "runs:start", scopes.of_alert(alert_doc))
+    if not allowed.allowed:
+        raise Forbidden(allowed.reason)
     rt = Runtime.build(settings, log_errors=False)
     pb = rt.playbook(playbook)
     overrides = parse_inputs(inputs)
     check_inputs(pb, overrides)  # refuse before anything is written
     rt.store.create(ALERTS, str(alert_doc["id"]), alert_doc)
-    run_id, created = start_run(rt, pb, alert_doc, origin="cli", inputs=overrides)
+    run_id, created = start_run(rt, pb, alert_doc, origin="cli", inputs=overrides, requested_by=principal.name)
     if not created:
         typer.echo(f"run {run_id} already exists for this playbook and alert (see: soar runs show {run_id})")
     if queue:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 from typing import Any
 
 import typer
@@ -95,17 +94,19 @@ def show(
     return 0
 
 
-def _decide(run_id: str, step: str, approver: str | None, role: str, decision: str) -> int:
-    from soar.playbooks.approvals import decide
+def _decide(run_id: str, step: str, decision: str) -> int:
+    """A person's decision, as the principal this command line authenticates as (never a name from a flag)."""
+    from soar.cli._identity import cli_principal_with
+    from soar.playbooks.approvals import decide_as
 
     settings = get_settings()
-    outcome = decide(
+    principal = cli_principal_with(settings, "approvals:decide")
+    outcome = decide_as(
         settings,
         _store(),
         run_id,
         step,
-        approver=approver or getpass.getuser(),
-        role=role,
+        principal=principal,
         decision=decision,  # type: ignore[arg-type]
         via="cli",
     )
@@ -117,38 +118,41 @@ def _decide(run_id: str, step: str, approver: str | None, role: str, decision: s
 def approve(
     run_id: str = typer.Argument(..., help="Run id."),
     step: str = typer.Option(..., "--step", help="Step id or instance key waiting for approval."),
-    approver: str | None = typer.Option(None, "--as", help="Who approves (default: the login name)."),
-    role: str = typer.Option("approver", "--role", help="The approver's role."),
 ) -> int:
-    """Approve a paused step; the run resumes when enough approvers agreed."""
-    return _decide(run_id, step, approver, role, "approve")
+    """Approve a paused step as yourself (SOAR_TOKEN, or your login's os_user); the run resumes when enough agreed."""
+    return _decide(run_id, step, "approve")
 
 
 @app.command("deny")
 def deny(
     run_id: str = typer.Argument(..., help="Run id."),
     step: str = typer.Option(..., "--step", help="Step id or instance key waiting for approval."),
-    approver: str | None = typer.Option(None, "--as", help="Who denies (default: the login name)."),
-    role: str = typer.Option("approver", "--role", help="The approver's role."),
 ) -> int:
-    """Deny a paused step; its on_failure decides what the run does next."""
-    return _decide(run_id, step, approver, role, "deny")
+    """Deny a paused step as yourself; its on_failure decides what the run does next."""
+    return _decide(run_id, step, "deny")
 
 
 @app.command("rollback")
 def rollback(
     run_id: str = typer.Argument(..., help="Run id of a finished run."),
     reason: str = typer.Option("", "--reason", help="Why (recorded)."),
-    actor: str | None = typer.Option(None, "--as", help="Who asks (default: the login name)."),
 ) -> int:
-    """Undo a finished run: its rollback steps, else the revert of every completed containment, newest first."""
+    """Undo a finished run as yourself: its rollback steps, else the revert of every completed containment."""
+    from soar.access import authorize_in
+    from soar.cli._identity import cli_principal_with
+    from soar.errors import NotFound
     from soar.playbooks import dispatch
     from soar.playbooks.records import RUNS
     from soar.playbooks.rollback import request_rollback
+    from soar.scope import scopes_for
 
     settings = get_settings()
+    principal = cli_principal_with(settings, "runs:rollback")
     rt = dispatch.runtime_for(settings)
-    doc = request_rollback(rt, run_id, actor=actor or getpass.getuser(), reason=reason)
+    found = rt.store.get(RUNS, run_id)
+    if found is None or not authorize_in(principal, "runs:rollback", scopes_for(settings).of_run(found.doc)).allowed:
+        raise NotFound(f"no run {run_id!r}")
+    doc = request_rollback(rt, run_id, actor=principal.name, reason=reason)
     steps = ", ".join(e["id"] for e in doc["rollback"]["steps"]) or "nothing to revert"
     typer.echo(f"{run_id}: rolling back ({steps})")
     dispatch.kick(settings, run_id, runtime=rt)

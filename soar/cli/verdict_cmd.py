@@ -1,8 +1,10 @@
-"""``soar verdict ALERT tp|fp``: analyst feedback; ``soar exceptions``: review proposed rule exceptions."""
+"""``soar verdict ALERT tp|fp``: analyst feedback; ``soar exceptions``: review proposed rule exceptions.
+
+Every command acts as the principal the command line authenticates as (``soar.cli._identity``), scoped
+like the API: an alert or exception outside its scope is "unknown", as in the API's 404.
+"""
 
 from __future__ import annotations
-
-import getpass
 
 import typer
 
@@ -10,10 +12,6 @@ from soar.cli._output import echo_json, table
 from soar.config import get_settings
 
 exceptions_app = typer.Typer(no_args_is_help=True, help="Review rule exceptions proposed from false positives.")
-
-
-def _analyst(name: str | None) -> str:
-    return name or f"cli:{getpass.getuser()}"
 
 
 def register(root: typer.Typer) -> None:
@@ -25,10 +23,13 @@ def register(root: typer.Typer) -> None:
         except_field: str = typer.Option(None, "--except-field", help="Propose an exception on this field (fp)."),
         except_values: list[str] = typer.Option(None, "--except-value", help="Value, CIDR or glob; repeatable."),
         shared: bool = typer.Option(False, "--shared", help="The exception applies to every rule."),
-        analyst: str = typer.Option(None, "--analyst", help="Who (default: cli:<login>)."),
     ) -> int:
         """Mark an alert a true or false positive; a false positive may propose an exception for its rule."""
-        from soar.review.feedback import parse_verdict, record_verdict
+        from soar.access import authorize_in
+        from soar.cli._identity import cli_principal_with
+        from soar.errors import NotFound
+        from soar.review.feedback import ALERTS, parse_verdict, record_verdict
+        from soar.scope import scopes_for
         from soar.store import open_store
 
         data: dict[str, object] = {"verdict": value, "note": note}
@@ -36,9 +37,16 @@ def register(root: typer.Typer) -> None:
             data["exception"] = {"field": except_field or "", "values": list(except_values or []), "shared": shared}
         parsed = parse_verdict(data)  # validated before the store is even opened
         settings = get_settings()
+        principal = cli_principal_with(settings, "verdicts:write")
         store = open_store(settings)
         try:
-            doc = record_verdict(store, settings, alert_id, parsed, analyst=_analyst(analyst), role="cli", via="cli")
+            alert = store.get(ALERTS, alert_id)
+            scopes = scopes_for(settings).of_alert(alert.doc if alert else None)
+            if alert is None or not authorize_in(principal, "verdicts:write", scopes).allowed:
+                raise NotFound(f"unknown alert id {alert_id!r}")
+            doc = record_verdict(
+                store, settings, alert_id, parsed, analyst=principal.name, role=principal.role, via="cli"
+            )
         finally:
             store.close()
         typer.echo(f"alert {alert_id}: {doc['verdict']} (rule {doc['rule_id']})")
@@ -54,14 +62,16 @@ def list_exceptions(
     status: str = typer.Option(None, "--status", help="proposed | approved | rejected"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> int:
-    """Rule exceptions and their review status."""
-    from soar.review.feedback import EXCEPTIONS
+    """Rule exceptions in your scope and their review status."""
+    from soar.cli._identity import cli_principal_with
+    from soar.review.feedback import visible_exceptions
     from soar.store import open_store
 
     settings = get_settings()
+    principal = cli_principal_with(settings, "alerts:read")
     store = open_store(settings)
     try:
-        docs = [r.doc for r in store.find(EXCEPTIONS, {"status": status} if status else None, order_by="proposed_at")]
+        docs = visible_exceptions(store, principal, status)
     finally:
         store.close()
     if as_json:
@@ -72,14 +82,16 @@ def list_exceptions(
     return 0
 
 
-def _decide(exception_id: str, approver: str | None, approve: bool) -> int:
+def _decide(exception_id: str, approve: bool) -> int:
+    from soar.cli._identity import cli_principal_with
     from soar.review.feedback import decide_exception
     from soar.store import open_store
 
     settings = get_settings()
+    principal = cli_principal_with(settings, "exceptions:approve")
     store = open_store(settings)
     try:
-        doc = decide_exception(store, settings, exception_id, approver=_analyst(approver), approve=approve)
+        doc = decide_exception(store, settings, exception_id, principal=principal, approve=approve)
     finally:
         store.close()
     typer.echo(f"exception {exception_id}: {doc['status']}")
@@ -87,12 +99,12 @@ def _decide(exception_id: str, approver: str | None, approve: bool) -> int:
 
 
 @exceptions_app.command("approve")
-def approve(exception_id: str, approver: str = typer.Option(None, "--approver")) -> int:
-    """Approve: the scheduler applies it in the rule's query from its next cycle."""
-    return _decide(exception_id, approver, True)
+def approve(exception_id: str) -> int:
+    """Approve as yourself: the scheduler applies it in the rule's query from its next cycle."""
+    return _decide(exception_id, True)
 
 
 @exceptions_app.command("reject")
-def reject(exception_id: str, approver: str = typer.Option(None, "--approver")) -> int:
-    """Reject a proposed exception."""
-    return _decide(exception_id, approver, False)
+def reject(exception_id: str) -> int:
+    """Reject a proposed exception as yourself."""
+    return _decide(exception_id, False)

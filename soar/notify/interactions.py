@@ -154,6 +154,7 @@ def handle(settings: Settings, store: Store, interaction: Interaction) -> dict[s
     """The work after the ack: who clicked, may they, and the decision itself. Returns what happened."""
     from soar import access, audit
     from soar.notify.service import ephemeral
+    from soar.scope import scopes_for
 
     def refuse(reason: str, *, audited: bool = False) -> dict[str, Any]:
         ephemeral(
@@ -182,11 +183,6 @@ def handle(settings: Settings, store: Store, interaction: Interaction) -> dict[s
         return refuse("You are not a known soar user, so you cannot approve or deny. Ask an admin to add you.")
     if interaction.alert_id is not None:
         return _verdict(settings, store, interaction, principal, refuse)
-    run = store.get("runs", interaction.run_id)
-    attrs = access.resource_attributes(dict(run.doc) if run else None)
-    allowed = access.authorize(principal, "approvals:decide", attrs)
-    if not allowed.allowed:
-        return refuse(f"Not allowed: {allowed.reason}")
     try:
         from soar.playbooks import approvals
     except ImportError:
@@ -194,24 +190,29 @@ def handle(settings: Settings, store: Store, interaction: Interaction) -> dict[s
             "approval %s/%s: the playbook engine's approvals are not available", interaction.run_id, interaction.step_id
         )
         return refuse("Approvals are not available on this soar installation yet; nothing was decided.")
-    try:
-        outcome = approvals.decide(
+    run = store.get("runs", interaction.run_id)
+    # the card is already in the channel, so a scope refusal may say why (the API answers 404 instead)
+    allowed = access.authorize_in(principal, "approvals:decide", scopes_for(settings).of_run(run.doc if run else None))
+    if not allowed.allowed:
+        return refuse(f"Not allowed: {allowed.reason}")
+    try:  # scope (from the inventory), separation of duties and roles are checked by decide_as
+        outcome = approvals.decide_as(
             settings,
             store,
             interaction.run_id,
             interaction.step_id,
-            approver=principal.name,
-            role=principal.role,
+            principal=principal,
             decision="deny" if interaction.decision == "deny" else "approve",
             via="slack",
-            attributes=dict(principal.attributes),
             slack_user=interaction.user_id,
         )
     except Exception as exc:  # a SoarError (unknown run, expired, not allowed) becomes the clicker's answer
         message = str(exc) if _is_soar_error(exc) else f"could not record the decision ({type(exc).__name__})"
         if not _is_soar_error(exc):
             log.exception("approval %s/%s failed", interaction.run_id, interaction.step_id)
-        return refuse(message, audited=isinstance(exc, approvals.NotAllowed))
+        if isinstance(exc, approvals.NotAllowed):
+            return refuse(f"Not allowed: {message}", audited=True)
+        return refuse(message)
     result = _outcome_dict(outcome)
     if not result.get("changed", True):
         ephemeral(
@@ -233,10 +234,13 @@ def _verdict(
     from soar import access
     from soar.notify.service import ephemeral
     from soar.review.feedback import parse_verdict, record_verdict
+    from soar.scope import scopes_for
 
     alert_id = str(interaction.alert_id)
     alert = store.get("alerts", alert_id)
-    allowed = access.authorize(principal, "verdicts:write", access.resource_attributes(alert.doc if alert else None))
+    allowed = access.authorize_in(
+        principal, "verdicts:write", scopes_for(settings).of_alert(alert.doc if alert else None)
+    )
     if not allowed.allowed:
         return refuse(f"Not allowed: {allowed.reason}")
     try:

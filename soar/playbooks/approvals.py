@@ -1,30 +1,37 @@
 """Approvals: a paused step waits for N distinct approvers with an allowed role, until it expires.
 
-``decide`` is the one entry point for the CLI, the API and Slack. It is idempotent
-(a second click by the same person changes nothing), records who decided with which
-role and through which channel, and resumes the run once the step is approved,
-denied or expired. Who may approve is checked by the caller (``soar.access``) and
-again here against the roles the policy asked for.
+``decide_as`` is the one entry point for the CLI, the API and Slack: it takes an
+authenticated principal and checks, before anything is written, that the run is in its
+scope (an out-of-scope run is "no run", like an unknown one), that it may decide in the
+scope of every inventory host the step concerns (``soar.scope``: labels from the inventory,
+never from alert data), and separation of duties (whoever asked for the run may not approve
+it). ``decide`` then checks the roles the policy asked for, is idempotent (a second click by
+the same person changes nothing), records who decided with which role and through which
+channel — the audit entry's actor is the person — and resumes the run once the step is
+approved, denied or expired.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from soar.alerts import utcnow_iso
 from soar.config import Settings
-from soar.errors import InputError
+from soar.errors import Forbidden, InputError, NotFound
 from soar.playbooks import events
 from soar.playbooks.records import APPROVALS, RUNS, audit
 from soar.store import Conflict, Store
 
+if TYPE_CHECKING:
+    from soar.access import Principal
+
 Status = Literal["pending", "approved", "denied", "expired"]
 
 
-class NotAllowed(InputError):
-    """The approver's role may not decide this step."""
+class NotAllowed(Forbidden):
+    """The approver's role, scope, or part in the run may not decide this step."""
 
 
 @dataclass(frozen=True)
@@ -143,7 +150,7 @@ def decide(
         raise InputError(f"no run {run_id!r}")
     docs = pending_for(store, run_id, step_id)
     if not docs:
-        raise InputError(f"run {run_id} has no approval request for step {step_id!r}")
+        raise NotFound(f"run {run_id} has no approval request for step {step_id!r}")
     target = next((d for d in docs if d["status"] == "pending"), docs[-1])
     if role not in target["roles"]:
         audit(
@@ -152,6 +159,7 @@ def decide(
             "approval.refused",
             run_id,
             {"step": target["step"], "approver": approver, "role": role, "allowed_roles": target["roles"]},
+            actor=approver,
         )
         raise NotAllowed(
             f"{approver} (role {role}) may not decide step {target['step']}: needs one of {', '.join(target['roles'])}"
@@ -188,6 +196,7 @@ def decide(
             "status": doc["status"],
             **({"slack_user": slack_user} if slack_user else {}),
         },
+        actor=approver,
     )
     _publish(settings, store, run_id, doc)
     if resume and doc["status"] != "pending":
@@ -195,3 +204,70 @@ def decide(
 
         kick(settings, run_id, store=store)
     return ApprovalOutcome(run_id, doc["step"], doc["status"], True, message, doc["required"], doc["approvers"])
+
+
+def decide_as(
+    settings: Settings,
+    store: Store,
+    run_id: str,
+    step_id: str,
+    *,
+    principal: Principal,
+    decision: Literal["approve", "deny"],
+    via: Literal["cli", "api", "slack"],
+    slack_user: str | None = None,
+    resume: bool = True,
+) -> ApprovalOutcome:
+    """A person's decision: scope, separation of duties and role checked, then ``decide`` as that person.
+
+    Raises ``NotFound`` for a run that does not exist or is outside the principal's scope (the same
+    answer), ``NotAllowed`` (audited) when the principal may see the run but not decide this step.
+    """
+    from soar.access import RANK, authorize_in
+    from soar.policy import load_policy
+    from soar.scope import scope_names, scopes_for
+
+    run = store.get(RUNS, run_id)
+    scopes = scopes_for(settings)
+    if run is None or not authorize_in(principal, "runs:read", scopes.of_run(run.doc)).allowed:
+        raise NotFound(f"no run {run_id!r}")
+    docs = pending_for(store, run_id, step_id)
+    if not docs:
+        raise NotFound(f"run {run_id} has no approval request for step {step_id!r}")
+    target = next((d for d in docs if d["status"] == "pending"), docs[-1])
+
+    def refuse(reason: str) -> NotAllowed:
+        audit(
+            store,
+            settings,
+            "approval.refused",
+            run_id,
+            {"step": target["step"], "approver": principal.name, "role": principal.role, "via": via, "reason": reason},
+            actor=principal.name,
+        )
+        return NotAllowed(reason)
+
+    where = scopes.of_approval(run.doc, target)
+    allowed = authorize_in(principal, "approvals:decide", where)
+    if not allowed.allowed:
+        raise refuse(f"{allowed.reason}: may not decide step {target['step']} on {scope_names(where)}")
+    if load_policy(settings.policy_path).separation_of_duties.runs and run.doc.get("requested_by") == principal.name:
+        raise refuse(
+            f"{principal.name} asked for this run, so someone else must decide step {target['step']} "
+            "(policy: separation_of_duties.runs)"
+        )
+    held = [r for r in target["roles"] if r in principal.roles]
+    role = max(held, key=lambda r: RANK.get(r, -1)) if held else principal.role
+    return decide(
+        settings,
+        store,
+        run_id,
+        step_id,
+        approver=principal.name,
+        role=role,
+        decision=decision,
+        via=via,
+        attributes={k: list(v) for k, v in principal.attributes.items()},
+        resume=resume,
+        slack_user=slack_user,
+    )

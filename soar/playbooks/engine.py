@@ -39,9 +39,14 @@ def start_run(
     *,
     origin: str = "alert",
     inputs: dict[str, Any] | None = None,
+    requested_by: str | None = None,
 ) -> tuple[str, bool]:
-    """Create the run for (playbook, alert) unless it exists; (run id, created)."""
-    doc = new_run(playbook, alert, origin=origin, inputs=check_inputs(playbook, inputs))
+    """Create the run for (playbook, alert) unless it exists; (run id, created).
+
+    ``requested_by`` is the authenticated principal that asked for it (separation of duties keeps them from
+    approving it); by default the webhook sender of the alert, else soar's own detection.
+    """
+    doc = new_run(playbook, alert, origin=origin, inputs=check_inputs(playbook, inputs), requested_by=requested_by)
     created = rt.store.create(RUNS, doc["id"], doc)
     if created:
         audit(
@@ -50,6 +55,7 @@ def start_run(
             "playbook.run_started",
             doc["id"],
             {"playbook": playbook.name, "version": playbook.version_hash, "alert": alert.get("id"), "origin": origin},
+            actor=doc["requested_by"] if requested_by else "automation:playbooks",
         )
         events.publish(rt.settings, doc["id"], events.make_event("run_started", doc))
     return doc["id"], created

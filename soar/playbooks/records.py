@@ -45,8 +45,21 @@ def alert_summary(alert: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def requester_of(alert: dict[str, Any], origin: str) -> str:
+    """Who asked for a run: the principal that sent its alert through the webhook, else soar's own detection."""
+    sent = str(alert.get("origin") or "")
+    if sent.startswith("webhook:"):
+        return sent.removeprefix("webhook:")
+    return "automation:scheduler" if origin == "alert" else f"automation:{origin}"
+
+
 def new_run(
-    playbook: Playbook, alert: dict[str, Any], *, origin: str, inputs: dict[str, Any] | None = None
+    playbook: Playbook,
+    alert: dict[str, Any],
+    *,
+    origin: str,
+    inputs: dict[str, Any] | None = None,
+    requested_by: str | None = None,
 ) -> dict[str, Any]:
     now = utcnow_iso()
     return {
@@ -61,6 +74,7 @@ def new_run(
         "rule_id": (alert.get("rule") or {}).get("id"),
         "alert": alert,
         "origin": origin,
+        "requested_by": requested_by or requester_of(alert, origin),
         "inputs": {**playbook.spec.inputs, **(inputs or {})},
         "status": "running",
         "phase": "steps",
@@ -109,11 +123,22 @@ def redacted(value: Any, settings: Settings) -> Any:
     return redact(value, secret_values(settings))
 
 
-def audit(store: Store, settings: Settings, action: str, target: str | None, details: dict[str, Any]) -> None:
-    """Append to the audit chain; an audit failure is logged loudly but never half-runs a containment."""
+def audit(
+    store: Store,
+    settings: Settings,
+    action: str,
+    target: str | None,
+    details: dict[str, Any],
+    *,
+    actor: str = "automation:playbooks",
+) -> None:
+    """Append to the audit chain; an audit failure is logged loudly but never half-runs a containment.
+
+    ``actor`` is who did it: the engine by default, the human principal for a person's decision.
+    """
     try:
         from soar.audit import record
 
-        record(store, actor="automation:playbooks", action=action, target=target, details=details, settings=settings)
+        record(store, actor=actor, action=action, target=target, details=details, settings=settings)
     except Exception as exc:
         log.error("audit record %s for %s failed: %s", action, target, exc)

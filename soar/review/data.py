@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from soar.audit.chain import KIND as AUDIT
-from soar.errors import InputError
+from soar.errors import NotFound
 from soar.review.feedback import ALERTS, VERDICTS
 from soar.review.times import check_range, to_iso
 from soar.store import Range, Store
@@ -16,7 +16,7 @@ APPROVALS = "approvals"
 LIMIT = 10_000
 
 
-class UnknownRun(InputError):
+class UnknownRun(NotFound):
     """No run has this id."""
 
 

@@ -5,6 +5,10 @@ kept in ``history``) and is copied onto the alert. A false positive may propose 
 exception (kind ``exceptions``, status ``proposed``) that the scheduler applies only
 once an admin approves it. Everything is validated before anything is written.
 
+An exception carries the scope of the alert it came from (the inventory's labels of the alert's hosts, never
+the alert's own claims): only a principal allowed in that scope may see, approve or reject it, and — unless the
+policy turns ``separation_of_duties.exceptions`` off — never the person who proposed it.
+
 A value that would except (almost) every event (``*``, ``?*``, ``[!~]*``, ``0.0.0.0/0``, a network
 wider than /8 or /16 for IPv6: ``soar.breadth.exception_value_problem``) is refused when it is
 proposed, and again when it is approved (a document proposed earlier or written by hand).
@@ -13,7 +17,7 @@ proposed, and again when it is approved (a document proposed earlier or written 
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -21,8 +25,12 @@ from soar.alerts import fingerprint, utcnow_iso
 from soar.audit import record
 from soar.breadth import exception_value_problem
 from soar.config import Settings
-from soar.errors import InputError, SoarError
+from soar.errors import Forbidden, InputError, NotFound, SoarError
+from soar.scope import Scopes, scopes_for
 from soar.store import Conflict, Store
+
+if TYPE_CHECKING:
+    from soar.access import Principal
 
 ALERTS = "alerts"
 VERDICTS = "verdicts"
@@ -120,6 +128,7 @@ def record_verdict(
             "values": list(proposal.values),
             "reason": proposal.reason,
             "from_alert": alert_id,
+            "scope": [sc.to_doc() for sc in scopes_for(settings).of_alert(alert)],
             "proposed_by": analyst,
             "proposed_at": now,
             "approved_by": None,
@@ -174,23 +183,54 @@ def _set_alert_verdict(store: Store, alert_id: str, verdict: str) -> None:
             continue
 
 
+def visible_exceptions(
+    store: Store, principal: Principal, status: str | None = None, limit: int = 10_000
+) -> list[dict[str, Any]]:
+    """The exceptions whose scope the principal may read, oldest proposal first."""
+    from soar.access import authorize_in
+
+    where = {"status": status} if status else None
+    docs = [r.doc for r in store.find(EXCEPTIONS, where, order_by="proposed_at", limit=limit)]
+    return [d for d in docs if authorize_in(principal, "alerts:read", Scopes.of_exception(d)).allowed]
+
+
 def decide_exception(
-    store: Store, settings: Settings, exception_id: str, *, approver: str, approve: bool
+    store: Store, settings: Settings, exception_id: str, *, principal: Principal, approve: bool
 ) -> dict[str, Any]:
-    """Approve (the scheduler starts applying it) or reject a proposed exception."""
+    """Approve (the scheduler starts applying it) or reject a proposed exception, as ``principal``.
+
+    An exception outside the principal's scope is ``NotFound`` (like an unknown id); its proposer may not
+    decide it (separation of duties, on by default).
+    """
+    from soar.access import authorize_in
+    from soar.policy import load_policy
+
+    unknown = f"unknown exception id {exception_id!r}"
     for _ in range(20):
         rec = store.get(EXCEPTIONS, exception_id)
         if rec is None:
-            raise InputError(f"unknown exception id {exception_id!r}")
+            raise NotFound(unknown)
+        scopes = Scopes.of_exception(rec.doc)
+        if not authorize_in(principal, "alerts:read", scopes).allowed:
+            raise NotFound(unknown)
+        allowed = authorize_in(principal, "exceptions:approve", scopes)
+        if not allowed.allowed:
+            raise Forbidden(f"exception {exception_id}: {allowed.reason}")
         if rec.doc.get("status") != "proposed":
             return rec.doc  # idempotent: a second decision changes nothing
+        sod = load_policy(settings.policy_path).separation_of_duties.exceptions
+        if sod and rec.doc.get("proposed_by") == principal.name:
+            raise Forbidden(
+                f"exception {exception_id}: {principal.name} proposed it, so someone else must approve or reject it "
+                "(policy: separation_of_duties.exceptions)"
+            )
         if approve:  # proposed before the guard, or written by hand: never approve a value that excepts everything
             values = rec.doc.get("values")
             for v in values if isinstance(values, list) else [values]:
                 problem = exception_value_problem(str(v))
                 if problem:
                     raise TooBroad(f"exception {exception_id}: {problem}; reject it instead")
-        doc = {**rec.doc, "status": "approved" if approve else "rejected", "approved_by": approver}
+        doc = {**rec.doc, "status": "approved" if approve else "rejected", "approved_by": principal.name}
         doc["approved_at"] = utcnow_iso()
         try:
             store.update(EXCEPTIONS, exception_id, doc, version=rec.version)
@@ -198,10 +238,15 @@ def decide_exception(
             continue
         record(
             store,
-            actor=approver,
+            actor=principal.name,
             action="exception.approved" if approve else "exception.rejected",
             target=exception_id,
-            details={"rule_id": doc.get("rule_id"), "field": doc.get("field"), "values": doc.get("values")},
+            details={
+                "rule_id": doc.get("rule_id"),
+                "field": doc.get("field"),
+                "values": doc.get("values"),
+                "role": principal.role,
+            },
             settings=settings,
         )
         return doc

@@ -11,13 +11,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from elasticsearch import Elasticsearch
 
 from soar import metrics_prom as metrics
 from soar.config import Settings
+from soar.errors import SoarError
 from soar.scheduler.alerting import KIND, Dispatch, Draft, commit, drafts_for_hits
 from soar.scheduler.correlate import (
     assemble,
@@ -33,6 +34,7 @@ from soar.scheduler.rules import ScheduledRule
 from soar.scheduler.search import Job, JobResult, RequestCounter, SearchError
 from soar.scheduler.sources import ElasticsearchSource, EventSource
 from soar.scheduler.state import CHECKPOINTS, advance_gap, checkpoint_end, load_checkpoints, open_gaps, record_gap
+from soar.scope import Scopes, scopes_for
 from soar.store import Store
 
 log = logging.getLogger(__name__)
@@ -177,7 +179,10 @@ class Detector:
         created = 0
         room = max(0, rule.max_alerts - run.alerts)  # the cap is per run, gap chunks included
         write = raise_once if rule.correlation is not None else commit  # a burst's id depends on the cut
+        scopes = self._scopes() if drafts else None
         for n, draft in enumerate(drafts):
+            if scopes is not None:
+                draft = replace(draft, doc=scopes.enrich(draft.doc))
             if created >= room:
                 run.capped += self._not_alerted(drafts[n:])
                 break
@@ -190,6 +195,18 @@ class Detector:
                     metrics.EVENT_TO_ALERT.observe(max(0.0, detected_at - ts))
         run.alerts += created
         metrics.RULE_ALERTS.labels(rule.id).inc(created)
+
+    def _scopes(self) -> Scopes | None:
+        """The inventory's labels for new alerts (what scoped principals filter on); None if it cannot be read.
+
+        Enrichment is for reading: access decisions read the inventory again when they are made, so a broken
+        inventory must not stop detection; it is logged once per cycle instead.
+        """
+        try:
+            return scopes_for(self.settings)
+        except SoarError as exc:
+            log.warning("alerts of this cycle carry no inventory labels: %s", exc)
+            return None
 
     def _not_alerted(self, drafts: Sequence[Draft]) -> int:
         """How many of the matches the cap left out have no alert yet (the rest were alerted before)."""

@@ -353,7 +353,8 @@ def assert_thread_after_decision(workspace: Workspace, inc: Incident, decision: 
 
 def release(store: Store, env: dict[str, str], run_id: str) -> tuple[dict[str, Any], str]:
     """`soar runs rollback` (the CLI a responder uses) reverts the isolation on the worker; the peer gets in again."""
-    rolled = soar_cli(env, "runs", "rollback", run_id, "--reason", "e2e drill: release", "--as", APPROVER["name"])
+    as_approver = {**env, "SOAR_TOKEN": APPROVER["token"]}  # the CLI acts as the token's principal
+    rolled = soar_cli(as_approver, "runs", "rollback", run_id, "--reason", "e2e drill: release")
     assert rolled.returncode == 0, rolled.stdout + rolled.stderr
     released = run_in(store, run_id, ("rolled_back", "failed"), 90)
     assert released["status"] == "rolled_back", released.get("error")

@@ -76,6 +76,8 @@ TOKENS = {
     "approver": "approver-token-cccccccccc",
     "staging_approver": "staging-approver-dddddddd",
     "admin": "admin-token-eeeeeeeeeeeeee",
+    "prod_admin": "prod-admin-token-ffffffffff",
+    "staging_admin": "staging-admin-token-gggggggg",
 }
 
 PRINCIPALS = f"""
@@ -85,6 +87,17 @@ principals:
   - {{name: alice, token: {TOKENS["approver"]}, roles: [approver], attributes: {{env: [prod]}}, slack_user_id: U1}}
   - {{name: sam, token: {TOKENS["staging_approver"]}, roles: [approver], attributes: {{env: [staging]}}}}
   - {{name: root, token: {TOKENS["admin"]}, roles: [admin]}}
+  - {{name: paula, token: {TOKENS["prod_admin"]}, roles: [admin], attributes: {{env: [prod]}}}}
+  - {{name: stella, token: {TOKENS["staging_admin"]}, roles: [admin], attributes: {{env: [staging]}}}}
+"""
+
+
+# who may see and decide what is read from here (the hosts' labels), never from the alert
+INVENTORY = """
+hosts:
+  web1: {address: 192.0.2.11, labels: {env: prod, criticality: high}}
+  web2: {address: 192.0.2.12, labels: {env: prod}}
+  stage1: {address: 192.0.2.21, labels: {env: staging}}
 """
 
 
@@ -94,6 +107,7 @@ def write_content(root: Path) -> Path:
     (root / "playbooks").mkdir()
     (root / "playbooks" / "lab-contain.yml").write_text(PLAYBOOK)
     (root / "playbooks" / "lab-rollback.yml").write_text(ROLLBACK_PLAYBOOK)
+    (root / "inventory.yml").write_text(INVENTORY)
     tokens = root / "tokens.yml"
     tokens.write_text(PRINCIPALS)
     return tokens

@@ -43,7 +43,7 @@ def test_incident_end_to_end(store: str, request: pytest.FixtureRequest, caplog:
     assert c.post("/ingest/alerts", json=_alert(), headers={"Authorization": "Bearer nope"}).status_code == 401
     refused = c.post("/ingest/alerts", json=_alert(), headers=auth("viewer"))
     assert refused.status_code == 403 and "needs role responder" in refused.json()["detail"]
-    other_tenant = c.post("/ingest/alerts", json=_alert(attributes={"env": "staging"}), headers=auth("responder"))
+    other_tenant = c.post("/ingest/alerts", json=_alert(host={"name": "stage1"}), headers=auth("responder"))
     assert other_tenant.status_code == 403 and "env=staging" in other_tenant.json()["detail"]
     created = c.post("/ingest/alerts", json=_alert(), headers=auth("responder"))
     assert created.status_code == 201, created.text
@@ -64,8 +64,11 @@ def test_incident_end_to_end(store: str, request: pytest.FixtureRequest, caplog:
         c.post(f"/runs/{run_id}/approvals/isolate", json={"decision": "approve"}, headers=auth("viewer")).status_code
         == 403
     )
+    # a run outside the principal's scope is not told apart from an unknown one
     scoped = c.post(f"/runs/{run_id}/approvals/isolate", json={"decision": "approve"}, headers=auth("staging_approver"))
-    assert scoped.status_code == 403 and "env=prod" in scoped.json()["detail"]
+    unknown = c.post("/runs/run-nope/approvals/isolate", json={"decision": "approve"}, headers=auth("staging_approver"))
+    assert scoped.status_code == unknown.status_code == 404
+    assert c.get(f"/runs/{run_id}", headers=auth("staging_approver")).status_code == 404
     ok = c.post(f"/runs/{run_id}/approvals/isolate", json={"decision": "approve"}, headers=auth("approver"))
     assert ok.status_code == 200, ok.text
     assert ok.json()["status"] == "approved"
@@ -169,7 +172,11 @@ def test_bad_input_is_4xx_with_a_message(api: Api) -> None:
 
 def test_acknowledge_and_close_stop_the_clocks(api: Api) -> None:
     c = api.client
-    alert = {"id": "manual-1", "rule": {"id": "no-playbook", "title": "Manual", "level": "low"}}
+    alert = {
+        "id": "manual-1",
+        "rule": {"id": "no-playbook", "title": "Manual", "level": "low"},
+        "host": {"name": "web1"},
+    }
     alert_id = c.post(
         "/ingest/alerts", json={**alert, "attributes": {"env": "prod"}}, headers=auth("responder")
     ).json()["id"]
@@ -195,7 +202,7 @@ def test_tenant_scopes_on_metrics_and_audit(api: Api) -> None:
     alert = {
         "id": "prod-1",
         "rule": {"id": "no-playbook", "title": "Manual", "level": "low"},
-        "attributes": {"env": "prod"},
+        "host": {"name": "web1"},
     }
     assert c.post("/ingest/alerts", json=alert, headers=auth("responder")).status_code == 201
     # another tenant's approver sees none of prod's alerts in the metrics; prod's own sees it
@@ -206,7 +213,7 @@ def test_tenant_scopes_on_metrics_and_audit(api: Api) -> None:
         c.get(
             "/alerts/" + c.get("/alerts", headers=auth("viewer")).json()[0]["id"], headers=auth("staging_approver")
         ).status_code
-        == 403
+        == 404  # out of scope answers like an unknown id
     )
     # the audit log spans tenants: scoped principals may not read it; export needs an admin
     scoped = c.get("/audit/verify", headers=auth("responder"))

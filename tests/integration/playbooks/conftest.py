@@ -44,6 +44,22 @@ circuit_breaker: {failures_in_a_row: 3, pause_minutes: 30}
 """
 
 
+# who the command line may act as (SOAR_TOKEN): tests/integration/playbooks/test_cli.py
+CLI_TOKENS = {
+    "rita": "rita-responder-token-0001",
+    "bob": "bob-approver-token-00002",
+    "eve": "eve-viewer-token-0000003",
+    "dana": "dana-dev-approver-token-4",
+}
+PRINCIPALS = f"""\
+principals:
+  - {{name: rita, token: {CLI_TOKENS["rita"]}, roles: [responder]}}
+  - {{name: bob, token: {CLI_TOKENS["bob"]}, roles: [approver]}}
+  - {{name: eve, token: {CLI_TOKENS["eve"]}, roles: [viewer]}}
+  - {{name: dana, token: {CLI_TOKENS["dana"]}, roles: [approver], attributes: {{env: [dev]}}}}
+"""
+
+
 @dataclass
 class Content:
     root: Path
@@ -66,6 +82,7 @@ def content(tmp_path: Path) -> Content:
     shutil.copy(TESTKIT, root / "integrations" / "testkit.py")
     (root / "inventory.yml").write_text(INVENTORY, encoding="utf-8")
     (root / "policy.yml").write_text(POLICY, encoding="utf-8")
+    (root / "principals.yml").write_text(PRINCIPALS, encoding="utf-8")
     return Content(root, tmp_path / "state")
 
 
@@ -75,6 +92,7 @@ def content_env(content: Content, *, eager: bool = True, redis_db: int = LOCK_DB
         "SOAR_STATE_DIR": str(content.state),
         "SOAR_CELERY_EAGER": "true" if eager else "false",
         "SOAR_REDIS_URL": redis_url_for_db(redis_db),
+        "SOAR_API_TOKENS_FILE": str(content.root / "principals.yml"),
     }
 
 

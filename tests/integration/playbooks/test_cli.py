@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import REPO_ROOT, env_without_soar
-from tests.integration.playbooks.conftest import Content, alert, content_env
+from tests.integration.playbooks.conftest import CLI_TOKENS, Content, alert, content_env
 from tests.integration.playbooks.testkit_integrations.testkit import calls
 
 PLAYBOOK = """\
@@ -25,8 +25,13 @@ steps:
 """
 
 
-def soar(content: Content, *args: str) -> subprocess.CompletedProcess[str]:
+def soar(
+    content: Content, *args: str, who: str | None = "rita", token: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The command as principal ``who`` (its token in SOAR_TOKEN), or with ``token``; None for neither."""
     env = {**env_without_soar(), **content_env(content)}
+    if token or who is not None:
+        env["SOAR_TOKEN"] = token or CLI_TOKENS[str(who)]
     return subprocess.run(
         [sys.executable, "-m", "soar", *args],
         cwd=REPO_ROOT,
@@ -90,9 +95,12 @@ def test_run_then_list_show_approve(content: Content, tmp_path: Path) -> None:
     assert [r["id"] for r in listed] == [run["id"]] and listed[0]["status"] == "waiting_approval"
     shown = soar(content, "runs", "show", run["id"])
     assert f"approve: soar runs approve {run['id']} --step contain" in shown.stdout
-    denied = soar(content, "runs", "approve", run["id"], "--step", "contain", "--as", "eve", "--role", "viewer")
-    assert denied.returncode == 1 and "may not decide step contain" in denied.stderr
-    ok = soar(content, "runs", "approve", run["id"], "--step", "contain", "--as", "bob")
+    denied = soar(content, "runs", "approve", run["id"], "--step", "contain", who="eve")
+    assert denied.returncode == 3 and "eve (viewer) lacks approvals:decide" in denied.stderr
+    # out of scope (web1 is env=prod; dana is dev-only) reads like an unknown run
+    scoped = soar(content, "runs", "approve", run["id"], "--step", "contain", who="dana")
+    assert scoped.returncode == 1 and scoped.stderr.strip() == f"error: no run {run['id']!r}"
+    ok = soar(content, "runs", "approve", run["id"], "--step", "contain", who="bob")
     assert ok.returncode == 0 and "approved" in ok.stdout, ok.stderr
     final = json.loads(soar(content, "runs", "show", run["id"], "--json").stdout)
     assert final["status"] == "succeeded"
@@ -113,7 +121,7 @@ def test_deny_through_the_cli(content: Content, tmp_path: Path) -> None:
             content, "playbooks", "run", "contain", "--alert", str(_alert_file(tmp_path, host="web1")), "--json"
         ).stdout
     )
-    out = soar(content, "runs", "deny", run["id"], "--step", "contain", "--as", "bob")
+    out = soar(content, "runs", "deny", run["id"], "--step", "contain", who="bob")
     assert out.returncode == 0 and "denied" in out.stdout
     final = json.loads(soar(content, "runs", "show", run["id"], "--json").stdout)
     assert final["status"] == "failed" and final["steps"]["contain"]["instances"][0]["status"] == "denied"
@@ -151,13 +159,49 @@ def test_rollback_a_finished_run(content: Content, tmp_path: Path) -> None:
         soar(content, "playbooks", "run", "contain", "--alert", str(_alert_file(tmp_path)), "--json").stdout
     )
     assert run["status"] == "succeeded" and (content.state / "testkit" / "contained-dev1").exists()
-    out = soar(content, "runs", "rollback", run["id"], "--reason", "false positive", "--as", "bob")
+    out = soar(content, "runs", "rollback", run["id"], "--reason", "false positive", who="bob")
     assert out.returncode == 0, out.stderr
     assert f"{run['id']}: rolling back (revert_contain)" in out.stdout and f"{run['id']}: rolled_back" in out.stdout
     assert not (content.state / "testkit" / "contained-dev1").exists()
     assert [c["action"] for c in calls(content.state)] == ["testkit.contain", "testkit.note", "testkit.release"]
     final = json.loads(soar(content, "runs", "show", run["id"], "--json").stdout)
     assert final["rollback"]["reason"] == "requested by bob: false positive"
-    again = soar(content, "runs", "rollback", run["id"])
+    again = soar(content, "runs", "rollback", run["id"], who="bob")
     assert again.returncode == 1 and "only a finished run that was not rolled back" in again.stderr
     assert len(calls(content.state)) == 3
+
+
+def test_the_command_line_acts_only_as_an_authenticated_principal(content: Content, tmp_path: Path) -> None:
+    """No name or role from a flag: --as/--role are gone; no token and no mapped login is refused; a requester
+    cannot approve their own run; rollback needs an approver in scope."""
+    content.playbook("contain", PLAYBOOK)
+    run = json.loads(
+        soar(
+            content,
+            "playbooks",
+            "run",
+            "contain",
+            "--alert",
+            str(_alert_file(tmp_path, host="web1")),
+            "--json",
+            who="bob",
+        ).stdout
+    )
+    assert run["requested_by"] == "bob" and run["status"] == "waiting_approval"
+    forged = soar(content, "runs", "approve", run["id"], "--step", "contain", "--as", "admin", "--role", "admin")
+    assert forged.returncode == 2 and "No such option" in forged.stderr
+    anonymous = soar(content, "runs", "approve", run["id"], "--step", "contain", who=None)
+    assert (
+        anonymous.returncode == 1
+        and "is not mapped to a principal" in anonymous.stderr
+        and "SOAR_TOKEN" in anonymous.stderr
+    )
+    unknown = soar(content, "runs", "approve", run["id"], "--step", "contain", token="not-a-token-of-anyone-123")
+    assert unknown.returncode == 1 and "SOAR_TOKEN is not a token of any principal" in unknown.stderr
+    own = soar(content, "runs", "approve", run["id"], "--step", "contain", who="bob")
+    assert own.returncode == 3 and "bob asked for this run" in own.stderr and "Traceback" not in own.stderr
+    pending = json.loads(soar(content, "runs", "show", run["id"], "--json").stdout)
+    assert pending["status"] == "waiting_approval"
+    assert calls(content.state) == []
+    rollback = soar(content, "runs", "rollback", run["id"], who="rita")
+    assert rollback.returncode == 3 and "rita (responder) lacks runs:rollback" in rollback.stderr

@@ -6,6 +6,8 @@ written; a narrow one is proposed.
 
 from __future__ import annotations
 
+import os
+import pwd
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +20,8 @@ from tests.conftest import env_without_soar
 
 
 def _soar(state: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**env_without_soar(), "SOAR_STATE_DIR": str(state)}
+    """As the OS login running the tests, which the principals file maps to a responder (os_user)."""
+    env = {**env_without_soar(), "SOAR_STATE_DIR": str(state), "SOAR_API_TOKENS_FILE": str(state / "tokens.yml")}
     return subprocess.run(
         [sys.executable, "-m", "soar", *args], cwd=state, env=env, capture_output=True, text=True, timeout=120
     )
@@ -29,6 +32,8 @@ def state(tmp_path: Path) -> Path:
     store = SQLiteStore(tmp_path / "state.sqlite3")
     store.create("alerts", "a1", {"id": "a1", "rule": {"id": "r1", "title": "t"}, "@timestamp": "2026-12-01T00:00:00Z"})
     store.close()
+    login = pwd.getpwuid(os.geteuid()).pw_name
+    (tmp_path / "tokens.yml").write_text(f"principals:\n  - {{name: ana, roles: [responder], os_user: {login}}}\n")
     return tmp_path
 
 
@@ -48,3 +53,4 @@ def test_cli_refuses_exceptions_that_except_everything(state: Path) -> None:
     ok = _soar(state, "verdict", "a1", "fp", "--except-field", "source.ip", "--except-value", "203.0.113.0/24")
     assert ok.returncode == 0, ok.stderr
     assert store.count(EXCEPTIONS) == 1
+    assert store.get(VERDICTS, "a1").doc["analyst"] == "ana"  # type: ignore[union-attr]  # the mapped login

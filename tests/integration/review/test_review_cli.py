@@ -15,10 +15,12 @@ from soar.audit.chain import KIND, seq_id
 from soar.review.feedback import EXCEPTIONS, VERDICTS, precision_from_store
 from soar.store.sqlite import SQLiteStore
 from tests.integration.api.conftest import Api, contained_incident
+from tests.integration.api.lab_content import TOKENS
 
 
-def soar(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items()}  # the api fixture's SOAR_* settings
+def soar(cwd: Path, *args: str, who: str = "viewer") -> subprocess.CompletedProcess[str]:
+    """The command as principal ``who`` authenticates (its token in SOAR_TOKEN), with the api fixture's settings."""
+    env = {**os.environ, "SOAR_TOKEN": TOKENS[who]}
     return subprocess.run(
         [sys.executable, "-m", "soar", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
     )
@@ -49,11 +51,25 @@ def test_review_commands(api: Api, tmp_path: Path) -> None:
     assert not missing.exists()
 
     # -- soar verdict: malformed input writes nothing; a false positive proposes an exception
-    one_line_error(soar(tmp_path, "verdict", alert_id, "maybe"), "verdict: Input should be")
-    one_line_error(soar(tmp_path, "verdict", "no-such-alert", "tp"), "unknown alert id")
+    one_line_error(soar(tmp_path, "verdict", alert_id, "maybe", who="responder"), "verdict: Input should be")
+    one_line_error(soar(tmp_path, "verdict", "no-such-alert", "tp", who="responder"), "unknown alert id")
+    one_line_error(soar(tmp_path, "verdict", alert_id, "tp"), "vera (viewer) lacks verdicts:write")
+    # out of scope reads as unknown: web1 is a prod host and sam is scoped to staging
+    one_line_error(soar(tmp_path, "verdict", alert_id, "tp", who="staging_approver"), "unknown alert id")
     assert store.count(VERDICTS) == 0
-    fp = soar(tmp_path, "verdict", alert_id, "fp", "--except-field", "source.ip", "--except-value", "203.0.113.0/24")
+    fp = soar(
+        tmp_path,
+        "verdict",
+        alert_id,
+        "fp",
+        "--except-field",
+        "source.ip",
+        "--except-value",
+        "203.0.113.0/24",
+        who="responder",
+    )
     assert fp.returncode == 0, fp.stderr
+    assert store.get(VERDICTS, alert_id).doc["analyst"] == "rory"  # type: ignore[union-attr]
     proposed = json.loads(soar(tmp_path, "exceptions", "list", "--json").stdout)
     assert [(e["status"], e["field"], e["values"]) for e in proposed] == [("proposed", "source.ip", ["203.0.113.0/24"])]
     assert precision_from_store(store)["lab-rule-1"] == {
@@ -63,8 +79,11 @@ def test_review_commands(api: Api, tmp_path: Path) -> None:
         "fp": 1,
         "precision": 0.0,
     }
-    assert soar(tmp_path, "exceptions", "approve", proposed[0]["id"]).returncode == 0
-    assert store.get(EXCEPTIONS, proposed[0]["id"]).doc["status"] == "approved"  # type: ignore[union-attr]
+    assert json.loads(soar(tmp_path, "exceptions", "list", "--json", who="staging_approver").stdout) == []
+    one_line_error(soar(tmp_path, "exceptions", "approve", proposed[0]["id"], who="approver"), "needs role admin")
+    assert soar(tmp_path, "exceptions", "approve", proposed[0]["id"], who="admin").returncode == 0
+    approved = store.get(EXCEPTIONS, proposed[0]["id"]).doc  # type: ignore[union-attr]
+    assert approved["status"] == "approved" and approved["approved_by"] == "root"
 
     # -- soar metrics
     chart = tmp_path / "curve.svg"

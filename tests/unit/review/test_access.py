@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from soar.access import Principal, authorize, parse_principals, resource_attributes, token_digest
+from soar.access import Principal, authorize, load_principals, parse_principals, token_digest
 from soar.errors import ConfigError
 
 TOKENS = """\
@@ -57,11 +57,32 @@ def test_attribute_scopes_refuse_other_tenants_and_unlabelled_resources() -> Non
     assert not authorize(alice, "approvals:decide", {}).allowed
 
 
-def test_resource_attributes_come_from_host_labels_or_the_runs_alert() -> None:
-    alert = {"host": {"name": "web1", "labels": {"env": "prod"}}}
-    assert resource_attributes(alert) == {"env": "prod"}
-    assert resource_attributes({"alert": alert}) == {"env": "prod"}
-    assert resource_attributes({"attributes": {"team": "x"}, "host": {"labels": {"env": "prod"}}}) == {"team": "x"}
+def test_os_user_maps_a_login_to_one_principal() -> None:
+    text = "principals:\n  - {name: a, roles: [viewer], os_user: ann}\n  - {name: b, roles: [admin]}\n"
+    p = parse_principals(text, "tokens.yml")
+    assert p.by_os_user("ann") is p.items[0] and p.by_os_user("b") is None
+    twice = "principals:\n  - {name: a, roles: [viewer], os_user: ann}\n  - {name: b, roles: [admin], os_user: ann}\n"
+    with pytest.raises(ConfigError, match=r"tokens\.yml:3: principal b: os_user 'ann' is given to two principals"):
+        parse_principals(twice, "tokens.yml")
+
+
+def test_a_principals_file_replaced_with_the_same_mtime_is_read_again(tmp_path: Path) -> None:
+    """A revoked token must stop working even when the new file keeps the old file's mtime (cp -p, touch -r)."""
+    import os
+
+    from soar.config import Settings
+
+    path = tmp_path / "tokens.yml"
+    path.write_text("principals:\n  - {name: a, roles: [admin], token: first-token-0123456789}\n")
+    settings = Settings(api_tokens_file=path, state_dir=tmp_path / "state")
+    assert load_principals(settings).by_token("first-token-0123456789") is not None
+    stat = path.stat()
+    path.write_text("principals:\n  - {name: a, roles: [admin], token: other-token-0123456789}\n")
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert path.stat().st_mtime_ns == stat.st_mtime_ns
+    reloaded = load_principals(settings)
+    assert reloaded.by_token("first-token-0123456789") is None
+    assert reloaded.by_token("other-token-0123456789") is not None
 
 
 @pytest.mark.parametrize(

@@ -99,13 +99,15 @@ def test_embedded_matcher_reads_brackets_like_elasticsearch() -> None:
 
 
 def test_approving_a_stored_over_broad_exception_is_refused(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from soar.access import Principal
     from soar.config import Settings
 
+    admin = Principal("admin", frozenset({"admin"}))
     store = SQLiteStore(tmp_path / "state.sqlite3")
     store.create("exceptions", "exc-1", _exc(["svc_backup", "[!~]*"], status="proposed"))
     settings = Settings(state_dir=tmp_path)  # type: ignore[call-arg]
     with pytest.raises(TooBroad, match=r"exception exc-1: the value '\[!~\]\*' would except every event"):
-        decide_exception(store, settings, "exc-1", approver="admin", approve=True)
+        decide_exception(store, settings, "exc-1", principal=admin, approve=True)
     assert store.get("exceptions", "exc-1").doc["status"] == "proposed"  # type: ignore[union-attr]
-    rejected = decide_exception(store, settings, "exc-1", approver="admin", approve=False)
+    rejected = decide_exception(store, settings, "exc-1", principal=admin, approve=False)
     assert rejected["status"] == "rejected"
