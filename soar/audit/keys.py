@@ -29,6 +29,7 @@ from typing import Any
 from soar.alerts import utcnow_iso
 from soar.config import Settings
 from soar.errors import ConfigError
+from soar.private import private_dir
 
 KEY_FILE = "hmac.key"
 CHECKPOINT_FILE = "checkpoint.log"
@@ -47,13 +48,6 @@ def key_path(settings: Settings) -> Path:
 
 def checkpoint_path(settings: Settings) -> Path:
     return settings.audit_checkpoint_file or audit_dir(settings) / CHECKPOINT_FILE
-
-
-def _private_dir(folder: Path) -> None:
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    with contextlib.suppress(OSError):  # not ours to change (a shared folder): the files stay 0600
-        if folder.stat().st_mode & 0o077:
-            folder.chmod(0o700)
 
 
 def configured_key(settings: Settings) -> bytes | None:
@@ -109,7 +103,7 @@ def _read_key(path: Path) -> bytes | None:
 def _create_key(path: Path) -> bytes:
     """Write a fresh key to a private temporary file, then link it into place: all or nothing, one winner."""
     try:
-        _private_dir(path.parent)
+        private_dir(path.parent)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
@@ -170,7 +164,7 @@ def write_checkpoint(path: Path, key: bytes, store: str, seq: int, digest: str) 
         "mac": mac(key, "soar-audit-checkpoint", store, seq, digest, at),
     }
     data = (json.dumps(line, separators=(",", ":"), sort_keys=True) + "\n").encode()
-    _private_dir(path.parent)
+    private_dir(path.parent)
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     try:
         os.write(fd, data)  # one write under PIPE_BUF on an O_APPEND file: lines of processes never interleave

@@ -32,6 +32,10 @@ def register(root: typer.Typer) -> None:
         from soar.demo import notification_digest, run_demo
 
         settings = get_settings()
+        if workdir is None:
+            from soar.private import private_dir
+
+            private_dir(settings.state_dir)  # the demo's folder is made inside it: the state directory stays 0700
         target = workdir or settings.state_dir / "demo"
         console = Console(file=sys.stderr)  # bound now: the demo captures stderr for the notifications
         with Progress(

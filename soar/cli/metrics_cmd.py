@@ -43,7 +43,11 @@ def register(root: typer.Typer) -> None:
         result = period_metrics(
             data["alerts"], data["runs"], data["approvals"], data["verdicts"], start=start, end=end, impact_of=impacts
         )
-        path = chart or settings.state_dir / "reports" / f"mitigation-{now:%Y%m%dT%H%M%S}.svg"
+        if chart is None:
+            from soar.private import private_dir
+
+            chart = private_dir(settings.state_dir / "reports") / f"mitigation-{now:%Y%m%dT%H%M%S}.svg"
+        path = chart
         if path.suffix.lower() != ".svg":
             from soar.errors import InputError
 

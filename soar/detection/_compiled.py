@@ -15,6 +15,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from soar.private import private_sqlite
+
 
 @dataclass(frozen=True)
 class CorrelationSpec:
@@ -111,8 +113,7 @@ class CompileCache:
 
     def __init__(self, directory: Path | str) -> None:
         self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.directory / "compiled.sqlite", check_same_thread=False)
+        self._db = sqlite3.connect(private_sqlite(self.directory / "compiled.sqlite"), check_same_thread=False)
         # A cache, not a record: a lost write only costs a recompilation, so no fsync per rule.
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=OFF")

@@ -26,6 +26,7 @@ from soar.hosts.inventory import Host
 from soar.hosts.responders import EXIT_NOT_IN_STATE, Outcome
 from soar.hosts.runner import HostRunner
 from soar.hosts.verification import fresh_verify, probe, probe_args, probe_from_blocked, verify_and_probe
+from soar.private import private_dir, write_private
 
 P = ParamSpec("P")
 
@@ -402,12 +403,10 @@ def kill_process(ctx: ActionContext, host: str, pid: int, executable: str) -> Ac
 
 def store_evidence(state_dir: Path, run_id: str | None, host: str, kind: str, data: bytes) -> dict[str, Any]:
     """Write an evidence file once (never overwritten) and describe it with its sha256."""
-    folder = state_dir / "evidence" / (run_id or "adhoc")
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = private_dir(state_dir / "evidence" / (run_id or "adhoc"))
     digest = hashlib.sha256(data).hexdigest()
     path = folder / f"{host}-{kind}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{digest[:12]}.txt"
-    with path.open("xb") as fh:
-        fh.write(data)
+    write_private(path, data)  # 0600, never overwritten
     return {"name": path.name, "sha256": digest, "path": str(path), "size": len(data), "host": host, "kind": kind}
 
 

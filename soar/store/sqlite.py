@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from soar.private import private_sqlite
 from soar.store.base import Conflict, Range, Record, Where, check_field, check_kind, normalise_where
 
 SCHEMA = """
@@ -47,7 +48,7 @@ class SQLiteStore:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         if str(path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            private_sqlite(self.path)  # 0600 in a 0700 folder before SQLite opens it: never world-readable
         self._local = threading.local()
         self._conn().executescript(SCHEMA)
 
