@@ -98,6 +98,12 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = Field(8080, ge=1, le=65535)
     api_tokens_file: Path | None = Field(None, description="YAML of API tokens with roles and attributes")
+    ingest_max_request_bytes: int = Field(
+        10 * 1024 * 1024, ge=1024, description="Largest body POST /ingest/alerts accepts (413 above it)"
+    )
+    ingest_max_field_bytes: int = Field(
+        64 * 1024, ge=64, description="Largest string (value or key) in an ingested alert, UTF-8 bytes (413 above it)"
+    )
     token: SecretStr | None = Field(
         None,
         description="The command line's own API token (SOAR_TOKEN): the principal `soar runs approve` and other "

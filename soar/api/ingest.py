@@ -17,9 +17,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from soar.access import Principal, authorize_in
 from soar.alerts import RISK_SCORE, Alert, Level, RuleRef, fingerprint, utcnow_iso
 from soar.api._common import AUTH, ERRORS, http_errors, scopes_of, settings_of, store_of
+from soar.api.limits import TOO_LARGE, SizeLimitedRoute
 from soar.review.feedback import ALERTS
 
-router = APIRouter(tags=["ingest"], responses=ERRORS)
+router = APIRouter(tags=["ingest"], responses={**ERRORS, **TOO_LARGE}, route_class=SizeLimitedRoute)
 
 MAX_EVENTS = 10
 
