@@ -4,7 +4,10 @@ Alert data is attacker-controlled, so a value is judged by what it covers, never
 
 - an address spec (``10.0.0.7``, ``10.0.0.0/8``, ``10.0.0.1-10.0.0.9``, ``::ffff:10.0.0.7``) is a
   list of networks; IPv4-mapped IPv6 (``::ffff:0:0/96``) is read as the IPv4 networks it maps, so
-  ``::ffff:10.0.0.7`` is inside ``10.0.0.0/8`` and ``::ffff:0:0/96`` is every IPv4 address;
+  ``::ffff:10.0.0.7`` is inside ``10.0.0.0/8`` and ``::ffff:0:0/96`` is every IPv4 address. IPv6 forms
+  that carry an IPv4 address — 6to4 (``2002:AABB:CCDD::/48`` is ``A.B.C.D``, RFC 3056) and the NAT64
+  well-known prefix (``64:ff9b::A.B.C.D``, RFC 6052) — also cover the IPv4 networks they embed, so
+  ``2002:0a00::/24`` overlaps ``10.0.0.0/8`` and ``64:ff9b::/96`` reaches every IPv4 address;
 - an exception value is judged by what the matchers do with it (``soar.scheduler.query.value_clause``
   and its embedded twin ``soar.scheduler.sources``): a CIDR matches its network on an ``ip`` field, a
   value with ``*`` or ``?`` is a wildcard. A wildcard-only value (``*``, ``?*``, ``**``) matches every
@@ -21,6 +24,9 @@ import unicodedata
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
+SIX_TO_FOUR = ipaddress.IPv6Network("2002::/16")  # RFC 3056: bits 16-47 are the IPv4 address
+NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # RFC 6052 well-known prefix: the last 32 bits
+EVERY_V4 = ipaddress.IPv4Network("0.0.0.0/0")
 MAX_SPEC = 200  # characters: longer is never an address spec
 
 # Exceptions on networks wider than these prefixes would except (almost) every address.
@@ -34,6 +40,21 @@ def _unmap(net: Network) -> Network:
     if isinstance(net, ipaddress.IPv6Network) and net.prefixlen >= 96 and net.subnet_of(MAPPED):
         return ipaddress.IPv4Network((int(net.network_address) & 0xFFFFFFFF, net.prefixlen - 96))
     return net
+
+
+def _embedded_v4(net: Network) -> list[Network]:
+    """The IPv4 networks an IPv6 network reaches through 6to4 or NAT64 (kept beside the IPv6 network)."""
+    if not isinstance(net, ipaddress.IPv6Network):
+        return []
+    if net.subnet_of(NAT64):
+        return [ipaddress.IPv4Network((int(net.network_address) & 0xFFFFFFFF, net.prefixlen - 96))]
+    if net.subnet_of(SIX_TO_FOUR):
+        bits = min(net.prefixlen, 48) - 16
+        v4 = (int(net.network_address) >> 80) & 0xFFFFFFFF
+        return [ipaddress.IPv4Network((v4 >> (32 - bits) << (32 - bits) if bits else 0, bits))]
+    if NAT64.subnet_of(net) or SIX_TO_FOUR.subnet_of(net):
+        return [EVERY_V4]  # a network holding a whole translation prefix reaches every IPv4 address
+    return []
 
 
 def parse_spec(value: str) -> list[Network]:
@@ -53,7 +74,8 @@ def parse_spec(value: str) -> list[Network]:
             nets = [ipaddress.ip_network(text, strict=False)]
     except (ValueError, TypeError):
         raise bad from None
-    return [_unmap(n) for n in nets]
+    out = [_unmap(n) for n in nets]
+    return [*out, *(v4 for n in out for v4 in _embedded_v4(n))]
 
 
 def covers_everything(net: Network) -> bool:

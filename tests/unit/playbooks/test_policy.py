@@ -127,6 +127,13 @@ def block(value: str, policy: Policy = WIDE) -> tuple[str, str]:
         ("::/0", "covers every address (::/0): never blocked"),
         ("::ffff:0:0/96", "covers every address (0.0.0.0/0): never blocked"),
         ("::/80", "covers every IPv4 address"),
+        # IPv6 forms that carry an IPv4 address reach it: 6to4 (2002:0a00:0007::/48 is 10.0.0.7) and NAT64
+        ("2002:0a00:0007::1", "is protected (overlaps 10.0.0.0/8)"),
+        ("2002:0a00::/24", "is protected (overlaps 10.0.0.0/8)"),
+        ("64:ff9b::10.0.0.7", "is protected (overlaps 10.0.0.0/8)"),
+        ("64:ff9b::/96", "covers every address (0.0.0.0/0): never blocked"),
+        ("2002::/16", "covers every address (0.0.0.0/0): never blocked"),
+        ("2000::/3", "covers every address (0.0.0.0/0): never blocked"),  # holds the whole 6to4 prefix
         ("0.0.0.0-255.255.255.255", "covers every address (0.0.0.0/0)"),
         ("not-an-ip", "ip 'not-an-ip' is not an IP address, CIDR or range"),
         ("10.0.0.300", "ip '10.0.0.300' is not an IP address, CIDR or range"),
@@ -160,6 +167,10 @@ def test_every_address_is_refused_whatever_the_policy_says() -> None:
         ("2001:db8::7", "allow"),
         ("2001:db8:0:1::/64", "allow"),
         ("::ffff:203.0.113.7", "allow"),
+        ("2002:cb00:7107::1", "allow"),  # 6to4 of 203.0.113.7: one address either way
+        ("64:ff9b::203.0.113.7", "allow"),
+        ("64:ff9b::cb00:7100/120", "allow"),  # NAT64 of 203.0.113.0/24
+        ("64:ff9b::cb00:7000/119", "approve"),  # NAT64 of a /23: wider than a /24
         ("11.0.0.1", "allow"),  # next to the protected network, not in it
         ("203.0.112.0/23", "approve"),
         ("203.0.112.0-203.0.113.0", "approve"),  # 257 addresses: more than a /24
