@@ -27,6 +27,14 @@ def mask_url(text: str) -> str:
     return _USERINFO.sub(lambda m: f"{m['head']}:{MASK}@" if m["password"] else m[0], text)
 
 
+def url_passwords(text: str) -> list[str]:
+    """The passwords written into the URLs of ``text`` (as written, and percent-decoded), for redaction."""
+    from urllib.parse import unquote
+
+    found = [m["password"] for m in _USERINFO.finditer(text) if m["password"]] if "://" in text else []
+    return [*found, *(unquote(p) for p in found if unquote(p) != p)]
+
+
 def mask_values(values: dict[str, Any]) -> dict[str, Any]:
     """Settings as printed: every string value with its URL passwords masked."""
     return {name: mask_url(value) if isinstance(value, str) else value for name, value in values.items()}

@@ -1,7 +1,8 @@
 """Keep secrets out of everything soar writes: audit entries, run reports, evidence bundles.
 
 Two nets: a value stored under a secret-looking key is masked whatever it is, and any
-configured secret (every ``SecretStr`` setting, every API token) is cut out of any string.
+configured secret (every ``SecretStr`` setting, the password of every URL setting, every API
+token) is cut out of any string.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pydantic import SecretStr
 
 from soar.audit.keys import generated_keys
 from soar.config import MASK, Settings
+from soar.urls import url_passwords
 
 SECRET_KEY = re.compile(r"(passw|secret|token|api[_-]?key|private[_-]?key|hmac|credential|authorization)", re.I)
 MIN_SECRET_LEN = 4  # shorter "secrets" would mask ordinary words
@@ -27,6 +29,8 @@ def configured_secrets(settings: Settings | None, extra: Iterable[str] = ()) -> 
             value = getattr(settings, name)
             if isinstance(value, SecretStr) and value.get_secret_value():
                 values.append(value.get_secret_value())
+            elif isinstance(value, str):  # redis://:pw@host, https://user:pw@es:9200
+                values.extend(url_passwords(value))
         from soar.access import token_values
 
         values.extend(token_values(settings))

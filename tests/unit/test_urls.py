@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from soar.config import load_settings
-from soar.urls import mask_log_records, mask_url
+from soar.urls import mask_log_records, mask_url, url_passwords
 
 
 @pytest.mark.parametrize(
@@ -93,3 +93,15 @@ def test_log_records_mask_urls_in_messages_arguments_and_tracebacks(log_output: 
     assert "WARNING broker redis://default:***@r:6379/1 is slow" in text
     assert "ConnectionError: cannot reach https://elastic:***@es:9200" in text
     assert "INFO plain unchanged line" in text
+
+
+def test_url_passwords_are_secrets_the_record_redaction_cuts_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    from soar.audit.redact import configured_secrets, redact
+
+    assert url_passwords("redis://:p%40ss-61@r:6379/0 and https://u:pw-62@es") == ["p%40ss-61", "pw-62", "p@ss-61"]
+    monkeypatch.setenv("SOAR_REDIS_URL", "redis://:redis-pw-63@10.0.0.5:6379/0")
+    monkeypatch.setenv("SOAR_ELASTICSEARCH_URL", "https://elastic:es-pw-64@es:9200")
+    secrets = configured_secrets(load_settings())
+    assert {"redis-pw-63", "es-pw-64"} <= set(secrets)
+    record = {"error": "Redis at redis://:redis-pw-63@10.0.0.5:6379/0 is down", "note": ["es-pw-64"]}
+    assert "pw-6" not in str(redact(record, secrets))
