@@ -118,10 +118,27 @@ class Settings(BaseSettings):
         description="Append-only file of the audit chain's keyed head, outside the store"
         " (default: <state_dir>/audit/checkpoint.log)",
     )
+    audit_checkpoint_syslog: str | None = Field(
+        None,
+        description="Also send every audit checkpoint to syslog (a copy a collector keeps off this host): "
+        "a Unix datagram socket such as /dev/log, or host:port for UDP",
+    )
     audit_checkpoint_every: int = Field(32, ge=1, description="Audit appends between two checkpoints")
     audit_checkpoint_interval: float = Field(
         5.0, gt=0, description="Seconds after an audit append before its checkpoint is written at the latest"
     )
+
+    @field_validator("audit_checkpoint_syslog")
+    @classmethod
+    def _syslog_address(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if value.startswith("/"):
+            return value
+        host, sep, port = value.rpartition(":")
+        if not sep or not host.strip("[]") or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("expected a Unix socket path such as /dev/log, or host:port")
+        return value
 
     @field_validator("elasticsearch_url", "slack_api_url")
     @classmethod

@@ -21,9 +21,10 @@ import json
 import re
 import time
 import weakref
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from soar.alerts import utcnow_iso
@@ -259,8 +260,11 @@ def _is_entry(doc: Mapping[str, Any]) -> bool:
     )
 
 
-def verify(store: Store, settings: Settings | None = None) -> Verification:
+def verify(store: Store, settings: Settings | None = None, collected: Sequence[Path] = ()) -> Verification:
     """Walk the whole chain and compare it with the last checkpoint; name every kind of tampering.
+
+    ``collected``: files a syslog collector kept of the checkpoints (``audit_checkpoint_syslog``), read
+    beside the local checkpoint file, so removing that file hides no truncation.
 
     Never generates a key: without one (``audit_hmac_key`` unset and the state directory's key
     missing) keyed entries can only be checked for their links, which is itself a finding.
@@ -272,6 +276,9 @@ def verify(store: Store, settings: Settings | None = None) -> Verification:
     # this walk (created, then head advanced, then checkpointed) never reads as a cut tail
     path = checkpoint_path(settings)
     points, bad = read_checkpoints(path, key, store_id(store))
+    for copy in collected:
+        more, _skipped = read_checkpoints(copy, key, store_id(store), collected=True)
+        points += more
     head_before = store.get(HEAD_KIND, HEAD_ID)
     claimed_seq = _int(head_before.doc.get("seq", 0)) if head_before is not None else 0
     stored_rows = store.count(KIND)
@@ -372,7 +379,11 @@ def verify(store: Store, settings: Settings | None = None) -> Verification:
     for point in points:
         if key is not None and not point.sealed:
             findings.append(
-                Finding(0, "checkpoint", f"{path}:{point.line}: checkpoint of entry {point.seq} not sealed by the key")
+                Finding(
+                    0,
+                    "checkpoint",
+                    f"{point.path or path}:{point.line}: checkpoint of entry {point.seq} not sealed by the key",
+                )
             )
     trusted = [p for p in points if p.sealed or key is None]
     newest = max(trusted, key=lambda p: p.seq, default=None)

@@ -9,6 +9,11 @@
   store's identity, the entry count and the last hash. A process writes one after every
   ``audit_checkpoint_every`` appends, ``audit_checkpoint_interval`` seconds after an append not yet
   checkpointed (a timer), and at exit — never a store round trip.
+- **A copy elsewhere.** With ``audit_checkpoint_syslog`` (a Unix datagram socket such as ``/dev/log``, or
+  ``host:port`` for UDP) every checkpoint line is also sent to syslog as ``soar-audit-checkpoint: {json}``
+  (facility authpriv), so a log collector keeps a copy an attacker on this host cannot rewrite.
+  ``soar audit verify --checkpoints FILE`` reads such a collected file (other lines are skipped) beside
+  the local one: deleting the local file then hides nothing.
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ from soar.private import private_dir
 
 KEY_FILE = "hmac.key"
 CHECKPOINT_FILE = "checkpoint.log"
+SYSLOG_TAG = "soar-audit-checkpoint"
+SYSLOG_PRI = 10 * 8 + 5  # facility authpriv, severity notice (RFC 3164)
 
 _lock = threading.Lock()
 _keys: dict[str, bytes] = {}
@@ -152,9 +159,25 @@ class Checkpoint:
     seq: int
     hash: str
     sealed: bool  # the mac checks out with the key (False: forged, or no key to check it)
+    path: str = ""  # the file it was read from
 
 
-def write_checkpoint(path: Path, key: bytes, store: str, seq: int, digest: str) -> None:
+def send_syslog(address: str, line: str) -> None:
+    """One RFC 3164 datagram ``<pri>soar-audit-checkpoint: line`` to a Unix socket path or ``host:port``."""
+    import socket
+
+    data = f"<{SYSLOG_PRI}>{SYSLOG_TAG}: {line}".encode()
+    if address.startswith("/"):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            sock.connect(address)
+            sock.send(data)
+        return
+    host, _, port = address.rpartition(":")
+    with socket.socket(socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.sendto(data, (host.strip("[]"), int(port)))
+
+
+def write_checkpoint(path: Path, key: bytes, store: str, seq: int, digest: str, syslog: str | None = None) -> None:
     at = utcnow_iso()
     line = {
         "at": at,
@@ -170,10 +193,18 @@ def write_checkpoint(path: Path, key: bytes, store: str, seq: int, digest: str) 
         os.write(fd, data)  # one write under PIPE_BUF on an O_APPEND file: lines of processes never interleave
     finally:
         os.close(fd)
+    if syslog:
+        send_syslog(syslog, data.decode().rstrip("\n"))
 
 
-def read_checkpoints(path: Path, key: bytes | None, store: str) -> tuple[list[Checkpoint], list[int]]:
-    """This store's checkpoint lines, and the numbers of lines that are not checkpoints at all."""
+def read_checkpoints(
+    path: Path, key: bytes | None, store: str, *, collected: bool = False
+) -> tuple[list[Checkpoint], list[int]]:
+    """This store's checkpoint lines, and the numbers of lines that are not checkpoints at all.
+
+    ``collected``: a file a syslog collector wrote, where checkpoints are the lines tagged
+    ``soar-audit-checkpoint:`` among everything else (the others are skipped, not junk).
+    """
     out: list[Checkpoint] = []
     bad: list[int] = []
     try:
@@ -182,7 +213,13 @@ def read_checkpoints(path: Path, key: bytes | None, store: str) -> tuple[list[Ch
         return out, bad
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read the audit checkpoint: {type(exc).__name__}") from None
-    for number, raw in enumerate(text.splitlines(), 1):
+    for number, line in enumerate(text.splitlines(), 1):
+        raw = line
+        if collected:
+            tag = line.find(SYSLOG_TAG + ": ")
+            if tag < 0:
+                continue
+            raw = line[tag + len(SYSLOG_TAG) + 2 :]
         if not raw.strip():
             continue
         try:
@@ -200,7 +237,7 @@ def read_checkpoints(path: Path, key: bytes | None, store: str) -> tuple[list[Ch
         if sid != store:
             continue
         sealed = key is not None and hmac.compare_digest(seal, mac(key, "soar-audit-checkpoint", sid, seq, digest, at))
-        out.append(Checkpoint(number, at, sid, seq, digest, sealed))
+        out.append(Checkpoint(number, at, sid, seq, digest, sealed, str(path)))
     return out, bad
 
 
@@ -213,6 +250,7 @@ class _Pending:
     every: int
     interval: float
     written: float
+    syslog: str | None = None
 
 
 _pending: dict[tuple[Path, str], _Pending] = {}
@@ -228,7 +266,7 @@ def note_append(settings: Settings, store: Any, key: bytes, seq: int, digest: st
         p = _pending.get(target)
         if p is None:
             every, interval = settings.audit_checkpoint_every, settings.audit_checkpoint_interval
-            p = _pending[target] = _Pending(key, 0, "", 0, every, interval, now)
+            p = _pending[target] = _Pending(key, 0, "", 0, every, interval, now, settings.audit_checkpoint_syslog)
         if seq > p.seq:
             p.seq, p.hash, p.key = seq, digest, key
         p.count += 1
@@ -236,22 +274,23 @@ def note_append(settings: Settings, store: Any, key: bytes, seq: int, digest: st
         if due:
             p.count, p.written = 0, now
             seq, digest = p.seq, p.hash
-        elif _timer is None:
+        syslog = p.syslog
+        if not due and _timer is None:
             _timer = threading.Timer(p.interval, _on_timer)
             _timer.daemon = True
             _timer.start()
     if due:
-        _write_quietly(target, key, seq, digest)
+        _write_quietly(target, key, seq, digest, syslog)
 
 
 def flush_checkpoints() -> None:
     """Write a checkpoint for every store with appends not yet checkpointed (the timer and exit call this)."""
     with _lock:
-        due = [(t, p.key, p.seq, p.hash) for t, p in _pending.items() if p.count]
+        due = [(t, p.key, p.seq, p.hash, p.syslog) for t, p in _pending.items() if p.count]
         for _t, p in _pending.items():
             p.count, p.written = 0, time.monotonic()
-    for target, key, seq, digest in due:
-        _write_quietly(target, key, seq, digest)
+    for target, key, seq, digest, syslog in due:
+        _write_quietly(target, key, seq, digest, syslog)
 
 
 def _on_timer() -> None:
@@ -261,13 +300,14 @@ def _on_timer() -> None:
     flush_checkpoints()
 
 
-def _write_quietly(target: tuple[Path, str], key: bytes, seq: int, digest: str) -> None:
+def _write_quietly(target: tuple[Path, str], key: bytes, seq: int, digest: str, syslog: str | None = None) -> None:
     import logging
 
     try:
-        write_checkpoint(target[0], key, target[1], seq, digest)
+        write_checkpoint(target[0], key, target[1], seq, digest, syslog)
     except OSError as exc:  # the entry is stored: a missing checkpoint only weakens later verification
-        logging.getLogger(__name__).warning("audit checkpoint %s not written: %s", target[0], exc.strerror or exc)
+        where = f"{target[0]} (syslog {syslog})" if syslog else str(target[0])
+        logging.getLogger(__name__).warning("audit checkpoint %s not written: %s", where, exc.strerror or exc)
 
 
 def _after_fork() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 from pathlib import Path
 
 import typer
@@ -17,15 +16,26 @@ TAMPERED_EXIT = 3
 
 
 @app.command("verify")
-def verify_cmd(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> int:
-    """Recompute every hash, compare with the checkpoint outside the store; one line per finding (exit 3 if any)."""
+def verify_cmd(
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    checkpoints: list[Path] = typer.Option(
+        [],
+        "--checkpoints",
+        help="A file a syslog collector kept of the checkpoints (audit_checkpoint_syslog); repeatable.",
+    ),
+) -> int:
+    """Recompute every hash, compare with the checkpoints outside the store; one line per finding (exit 3 if any)."""
     from soar.audit import verify
+    from soar.errors import InputError
     from soar.store import open_store
 
+    for copy in checkpoints:
+        if not copy.is_file():
+            raise InputError(f"--checkpoints {copy}: no such file")
     settings = get_settings()
     store = open_store(settings)
     try:
-        result = verify(store, settings)
+        result = verify(store, settings, checkpoints)
     finally:
         store.close()
     if as_json:
@@ -53,9 +63,12 @@ def export_cmd(
 ) -> int:
     """Write a signed evidence bundle (JSON + HTML summary) of the audit entries between --from and --to.
 
-    The export itself is audited (action audit.exported, actor cli:<login>).
+    The export itself is audited (action audit.exported): its actor is the principal the command line
+    authenticates as (SOAR_TOKEN or the login's os_user), else cli:<login of the effective uid>.
     """
     from soar.audit import export_bundle, record
+    from soar.cli._identity import cli_principal, os_login
+    from soar.errors import InputError
     from soar.store import open_store
 
     settings = get_settings()
@@ -64,10 +77,14 @@ def export_cmd(
     store = open_store(settings)
     try:
         bundle = export_bundle(store, settings, out, start=t1, end=t2)
-        user = getpass.getuser()
+        user = os_login()  # the effective uid's account: $USER and $LOGNAME are the caller's to set
+        try:
+            actor = cli_principal(settings).name
+        except InputError:
+            actor = f"cli:{user}"
         record(
             store,
-            actor=f"cli:{user}",
+            actor=actor,
             action="audit.exported",
             target=str(out.absolute()),
             details={

@@ -275,3 +275,65 @@ def test_verify_while_appending_reports_nothing(tmp_path: Path) -> None:
     assert results and all(r.ok for r in results), [r.findings for r in results if not r.ok][:1]
     assert verify(store, settings).entries == 151
     store.close()
+
+
+# -- a copy of the checkpoints off the host: syslog
+
+
+def _collector(kind: str, tmp_path: Path) -> tuple[Any, str]:
+    """A datagram socket standing in for a syslog daemon: a Unix socket path or a UDP host:port."""
+    import socket
+
+    if kind == "unix":
+        path = str(tmp_path / "log.sock")
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sock.bind(path)
+        return sock, path
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    return sock, f"127.0.0.1:{sock.getsockname()[1]}"
+
+
+@pytest.mark.parametrize("kind", ["unix", "udp"])
+def test_checkpoints_sent_to_syslog_catch_a_truncation_after_the_local_file_is_deleted(
+    tmp_path: Path, kind: str, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sock, address = _collector(kind, tmp_path)
+    sock.settimeout(5)
+    state = tmp_path / "state"
+    env = {"SOAR_STATE_DIR": str(state), "SOAR_CONTENT_ROOT": str(REPO_ROOT), "SOAR_AUDIT_CHECKPOINT_EVERY": "1"}
+    settings = load_settings(state_dir=state, audit_checkpoint_every=1, audit_checkpoint_syslog=address)
+    store = SQLiteStore(state / "state.sqlite3")
+    head_at_4: dict[str, Any] = {}
+    for i in range(6):
+        record(store, actor="alice", action="step", target=f"run-{i}", details={"i": i}, settings=settings)
+        if i == 3:
+            head_at_4 = dict(store.get(HEAD_KIND, HEAD_ID).doc)  # type: ignore[union-attr]
+    received = [sock.recv(65536).decode() for _ in range(6)]
+    sock.close()
+    assert all(r.startswith("<85>soar-audit-checkpoint: {") for r in received), received
+    # what a collector writes: its own timestamp and host before the message, among other programs' lines
+    collected = tmp_path / "collector-auth.log"
+    lines = [f"2026-12-06T14:0{n}:00+00:00 web1 {r.removeprefix('<85>')}" for n, r in enumerate(received)]
+    collected.write_text("2026-12-06T14:00:00+00:00 web1 sshd[1]: Accepted publickey for alice\n" + "\n".join(lines))
+
+    # the attacker cuts the tail, puts back the head of when the log ended at 4, and deletes the local checkpoints
+    store.delete(KIND, seq_id(5))
+    store.delete(KIND, seq_id(6))
+    store.put(HEAD_KIND, HEAD_ID, head_at_4)
+    checkpoint_path(settings).unlink()
+    assert verify(store, settings).ok  # locally nothing is left that says the log was longer
+    result = verify(store, settings, [collected])
+    assert [f.problem for f in result.findings] == ["truncated"] and result.checkpoint_seq == 6
+    cli = run_cli(capsys, monkeypatch, "audit", "verify", "--checkpoints", str(collected), env=env)
+    assert cli.returncode == 3 and "TAMPERED: entry 5-6 removed: the log ends at 4" in cli.stdout, cli.stdout
+    missing = run_cli(capsys, monkeypatch, "audit", "verify", "--checkpoints", str(tmp_path / "nope.log"), env=env)
+    assert missing.returncode != 0 and "--checkpoints" in missing.stderr and "no such file" in missing.stderr
+    store.close()
+
+
+def test_a_bad_syslog_address_is_one_message_naming_the_setting() -> None:
+    from soar.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="audit_checkpoint_syslog"):
+        load_settings(audit_checkpoint_syslog="loghost")
