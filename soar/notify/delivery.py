@@ -103,15 +103,11 @@ class Deliverer:
         return doc
 
     def _set_channel(self, channel: str, **changes: Any) -> dict[str, Any]:
-        for _ in range(20):
-            doc, version = self._channel_state(channel)
-            doc.update(changes)
-            try:
-                self.store.update(CHANNELS_KIND, channel, doc, version=version)
-                return doc
-            except Conflict:
-                continue
-        raise Conflict(f"channel state {channel} keeps changing")
+        self._channel_state(channel)  # created on first use
+        rec = self.store.mutate(CHANNELS_KIND, channel, lambda doc: {**doc, **changes}, retries=20)
+        if rec is None:
+            raise Conflict(f"channel state {channel} disappeared")
+        return dict(rec.doc)
 
     def claim_wake(self, channel: str, delay: float) -> bool:
         """True if the caller should schedule a wake-up in ``delay`` s: at most one is pending per channel.
@@ -255,19 +251,14 @@ class Deliverer:
             )
         if not self._can_edit:
             target.shown_followup = message.followup
-        for _ in range(20):
-            rec = self.store.get(KIND, target.key)
-            if rec is None:
-                return
-            stored = rec.doc.get("shown_revision")
+
+        def change(doc: dict[str, Any]) -> dict[str, Any]:
+            stored = doc.get("shown_revision")
             if stored is not None and target.shown_revision is not None:
                 target.shown_revision = max(int(stored), target.shown_revision)
-            doc = {**rec.doc, "shown_revision": target.shown_revision, "shown_followup": target.shown_followup}
-            try:
-                self.store.update(KIND, target.key, doc, version=rec.version)
-                return
-            except Conflict:
-                continue
+            return {**doc, "shown_revision": target.shown_revision, "shown_followup": target.shown_followup}
+
+        self.store.mutate(KIND, target.key, change, retries=20)
 
     def _pace(self) -> None:
         """Stay under Slack's per-channel limit; the console has none, so it is never slowed down."""

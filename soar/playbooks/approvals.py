@@ -22,7 +22,7 @@ from soar.config import Settings
 from soar.errors import Forbidden, InputError, NotFound
 from soar.playbooks import events
 from soar.playbooks.records import APPROVALS, RUNS, audit
-from soar.store import Conflict, Store
+from soar.store import Store
 
 if TYPE_CHECKING:
     from soar.access import Principal
@@ -83,19 +83,18 @@ def _publish(settings: Settings, store: Store, run_id: str, doc: dict[str, Any])
 
 def expire(settings: Settings, store: Store, approval_id: str) -> dict[str, Any] | None:
     """Mark a pending approval past its deadline as expired (once); the updated document."""
-    for _ in range(20):
-        rec = store.get(APPROVALS, approval_id)
-        if rec is None or rec.doc["status"] != "pending" or float(rec.doc["expires_at"]) > time.time():
-            return rec.doc if rec else None
-        doc = {**rec.doc, "status": "expired", "decided_at": utcnow_iso()}
-        try:
-            store.update(APPROVALS, approval_id, doc, version=rec.version)
-        except Conflict:
-            continue
-        audit(store, settings, "approval.expired", doc["run_id"], {"step": doc["step"]})
-        _publish(settings, store, doc["run_id"], doc)
-        return doc
-    return None
+    expired = False
+
+    def change(doc: dict[str, Any]) -> dict[str, Any] | None:
+        nonlocal expired
+        expired = doc["status"] == "pending" and float(doc["expires_at"]) <= time.time()
+        return {**doc, "status": "expired", "decided_at": utcnow_iso()} if expired else None
+
+    rec = store.mutate(APPROVALS, approval_id, change)
+    if rec is not None and expired:
+        audit(store, settings, "approval.expired", rec.doc["run_id"], {"step": rec.doc["step"]})
+        _publish(settings, store, rec.doc["run_id"], rec.doc)
+    return rec.doc if rec else None
 
 
 def who(vote: dict[str, Any]) -> str:
@@ -167,22 +166,18 @@ def decide(
     vote = {"approver": approver, "role": role, "via": via, "at": utcnow_iso(), "attributes": attributes or {}}
     if slack_user:
         vote["slack_user"] = slack_user
-    for _ in range(20):
-        rec = store.get(APPROVALS, target["id"])
-        if rec is None:
-            raise InputError(f"approval {target['id']} disappeared")
-        doc, changed, message = _apply(rec.doc, vote, decision)
-        if not changed:
-            return ApprovalOutcome(
-                run_id, doc["step"], doc["status"], False, message, doc["required"], doc["approvers"]
-            )
-        try:
-            store.update(APPROVALS, target["id"], doc, version=rec.version)
-        except Conflict:
-            continue
-        break
-    else:
-        raise Conflict(f"approval {target['id']}: too many concurrent decisions")
+    result: tuple[dict[str, Any], bool, str] = (target, False, "")
+
+    def change(current: dict[str, Any]) -> dict[str, Any] | None:
+        nonlocal result
+        result = _apply(current, vote, decision)
+        return result[0] if result[1] else None
+
+    if store.mutate(APPROVALS, target["id"], change) is None:
+        raise InputError(f"approval {target['id']} disappeared")
+    doc, changed, message = result
+    if not changed:
+        return ApprovalOutcome(run_id, doc["step"], doc["status"], False, message, doc["required"], doc["approvers"])
     audit(
         store,
         settings,

@@ -19,7 +19,7 @@ from pydantic import SecretStr
 from soar.alerts import utcnow_iso
 from soar.config import Settings
 from soar.playbooks.model import Playbook
-from soar.store import Conflict, Record, Store
+from soar.store import Record, Store
 
 RUNS = "runs"
 APPROVALS = "approvals"
@@ -92,19 +92,18 @@ def new_run(
 
 
 def mutate(store: Store, run_id: str, change: Callable[[dict[str, Any]], Any]) -> tuple[Record, Any]:
-    """Apply ``change`` to the run document under optimistic concurrency, retrying on Conflict."""
-    for _ in range(MAX_UPDATE_RETRIES):
-        rec = store.get(RUNS, run_id)
-        if rec is None:
-            raise KeyError(run_id)
-        doc = rec.doc
-        out = change(doc)
+    """Apply ``change`` to the run document under optimistic concurrency (``Store.mutate``); its result too."""
+    out: list[Any] = [None]
+
+    def apply(doc: dict[str, Any]) -> dict[str, Any]:
+        out[0] = change(doc)
         doc["updated_at"] = utcnow_iso()
-        try:
-            return store.update(RUNS, run_id, doc, version=rec.version), out
-        except Conflict:
-            continue
-    raise Conflict(f"run {run_id}: too many concurrent updates")
+        return doc
+
+    rec = store.mutate(RUNS, run_id, apply, retries=MAX_UPDATE_RETRIES)
+    if rec is None:
+        raise KeyError(run_id)
+    return rec, out[0]
 
 
 def secret_values(settings: Settings) -> list[str]:

@@ -27,7 +27,7 @@ from soar.breadth import exception_value_problem
 from soar.config import Settings
 from soar.errors import Forbidden, InputError, NotFound, SoarError
 from soar.scope import Scopes, scopes_for
-from soar.store import Conflict, Store
+from soar.store import Store
 
 if TYPE_CHECKING:
     from soar.access import Principal
@@ -172,15 +172,7 @@ def record_verdict(
 
 
 def _set_alert_verdict(store: Store, alert_id: str, verdict: str) -> None:
-    for _ in range(20):
-        rec = store.get(ALERTS, alert_id)
-        if rec is None:
-            return
-        try:
-            store.update(ALERTS, alert_id, {**rec.doc, "verdict": verdict}, version=rec.version)
-            return
-        except Conflict:
-            continue
+    store.mutate(ALERTS, alert_id, lambda doc: {**doc, "verdict": verdict})
 
 
 def visible_exceptions(
@@ -206,36 +198,44 @@ def decide_exception(
     from soar.policy import load_policy
 
     unknown = f"unknown exception id {exception_id!r}"
-    for _ in range(20):
-        rec = store.get(EXCEPTIONS, exception_id)
-        if rec is None:
-            raise NotFound(unknown)
-        scopes = Scopes.of_exception(rec.doc)
+    sod = load_policy(settings.policy_path).separation_of_duties.exceptions
+    wrote = False  # as of the last (the deciding) call of change
+
+    def change(doc: dict[str, Any]) -> dict[str, Any] | None:
+        nonlocal wrote
+        wrote = False
+        scopes = Scopes.of_exception(doc)
         if not authorize_in(principal, "alerts:read", scopes).allowed:
             raise NotFound(unknown)
         allowed = authorize_in(principal, "exceptions:approve", scopes)
         if not allowed.allowed:
             raise Forbidden(f"exception {exception_id}: {allowed.reason}")
-        if rec.doc.get("status") != "proposed":
-            return rec.doc  # idempotent: a second decision changes nothing
-        sod = load_policy(settings.policy_path).separation_of_duties.exceptions
-        if sod and rec.doc.get("proposed_by") == principal.name:
+        if doc.get("status") != "proposed":
+            return None  # idempotent: a second decision changes nothing
+        if sod and doc.get("proposed_by") == principal.name:
             raise Forbidden(
                 f"exception {exception_id}: {principal.name} proposed it, so someone else must approve or reject it "
                 "(policy: separation_of_duties.exceptions)"
             )
         if approve:  # proposed before the guard, or written by hand: never approve a value that excepts everything
-            values = rec.doc.get("values")
+            values = doc.get("values")
             for v in values if isinstance(values, list) else [values]:
                 problem = exception_value_problem(str(v))
                 if problem:
                     raise TooBroad(f"exception {exception_id}: {problem}; reject it instead")
-        doc = {**rec.doc, "status": "approved" if approve else "rejected", "approved_by": principal.name}
-        doc["approved_at"] = utcnow_iso()
-        try:
-            store.update(EXCEPTIONS, exception_id, doc, version=rec.version)
-        except Conflict:
-            continue
+        wrote = True
+        return {
+            **doc,
+            "status": "approved" if approve else "rejected",
+            "approved_by": principal.name,
+            "approved_at": utcnow_iso(),
+        }
+
+    rec = store.mutate(EXCEPTIONS, exception_id, change)
+    if rec is None:
+        raise NotFound(unknown)
+    doc = rec.doc
+    if wrote:
         record(
             store,
             actor=principal.name,
@@ -249,8 +249,7 @@ def decide_exception(
             },
             settings=settings,
         )
-        return doc
-    raise Conflict(f"exception {exception_id}: too many concurrent updates")
+    return doc
 
 
 def rule_precision(verdicts: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:

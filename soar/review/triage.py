@@ -7,9 +7,9 @@ from typing import Any, Literal
 from soar.alerts import utcnow_iso
 from soar.audit import record
 from soar.config import Settings
-from soar.errors import InputError
+from soar.errors import InputError, NotFound
 from soar.review.feedback import ALERTS
-from soar.store import Conflict, Store
+from soar.store import Store
 
 Status = Literal["acknowledged", "closed"]
 STAMP = {"acknowledged": "acknowledged_at", "closed": "closed_at"}
@@ -21,23 +21,26 @@ def set_alert_status(
     """Move an alert to ``status``; the first time of each stays (a repeat changes nothing)."""
     if status not in STAMP:
         raise InputError(f"status: must be acknowledged or closed, got {status!r}")
-    for _ in range(20):
-        rec = store.get(ALERTS, alert_id)
-        if rec is None:
-            raise InputError(f"unknown alert id {alert_id!r}")
-        doc = dict(rec.doc)
+    changed = False
+
+    def change(doc: dict[str, Any]) -> dict[str, Any] | None:
+        nonlocal changed
+        changed = False
         if doc.get(STAMP[status]) and (doc.get("status") == status or status == "acknowledged"):
-            return doc  # idempotent
+            return None  # idempotent
         now = utcnow_iso()
         doc[STAMP[status]] = doc.get(STAMP[status]) or now
         if status == "closed":
             doc.setdefault("acknowledged_at", now)
         doc["status"] = "closed" if status == "closed" or doc.get("status") == "closed" else status
         doc[f"{status}_by"] = actor
-        try:
-            store.update(ALERTS, alert_id, doc, version=rec.version)
-        except Conflict:
-            continue
+        changed = True
+        return doc
+
+    rec = store.mutate(ALERTS, alert_id, change)
+    if rec is None:
+        raise NotFound(f"unknown alert id {alert_id!r}")
+    if changed:
         record(
             store,
             actor=actor,
@@ -46,5 +49,4 @@ def set_alert_status(
             details={"role": role, "note": note},
             settings=settings,
         )
-        return doc
-    raise Conflict(f"alert {alert_id}: too many concurrent updates")
+    return rec.doc

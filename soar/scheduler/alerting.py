@@ -11,6 +11,7 @@ handed off again by the next run, so the hand-off is at-least-once and the alert
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -123,15 +124,10 @@ def commit(store: Store, draft: Draft, dispatch: Dispatch) -> Committed:
 
 def _hand_off(store: Store, alert_id: str, dispatch: Dispatch) -> None:
     dispatch(alert_id)
-    for _ in range(5):
-        rec = store.get(KIND, alert_id)
-        if rec is None or rec.doc.get("dispatched"):
-            return
-        try:
-            store.update(KIND, alert_id, {**rec.doc, "dispatched": True}, version=rec.version)
-            return
-        except Conflict:
-            continue
+    with suppress(Conflict):  # a writer that keeps racing us marks it (or the next cycle hands it off again)
+        store.mutate(
+            KIND, alert_id, lambda doc: None if doc.get("dispatched") else {**doc, "dispatched": True}, retries=5
+        )
 
 
 def _see(store: Store, alert_id: str, event_ids: Sequence[str]) -> int:

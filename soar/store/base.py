@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -30,6 +30,10 @@ class Range:
 
 Condition = Any  # a value (equality), a list/tuple of values (any of), or a Range
 Where = Mapping[str, Condition]
+
+# what Store.mutate calls: the stored document (a copy) -> the document to write, or None to leave it
+Change = Callable[[dict[str, Any]], "dict[str, Any] | None"]
+MUTATE_RETRIES = 50
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,15 @@ class Store(Protocol):
 
     def delete(self, kind: str, id: str) -> bool: ...
 
+    def mutate(self, kind: str, id: str, change: Change, *, retries: int = MUTATE_RETRIES) -> Record | None:
+        """Read, change and write one document under optimistic concurrency, retrying on Conflict.
+
+        ``change`` gets the stored document (freshly read, its own to edit) and returns the document to
+        write, or None to leave it as it is (then the record as read is returned). It may run several times, so it must
+        only compute. None when no document has this id; Conflict after ``retries`` lost races.
+        """
+        ...
+
     def find(
         self,
         kind: str,
@@ -81,6 +94,26 @@ class Store(Protocol):
     def count(self, kind: str, where: Where | None = None) -> int: ...
 
     def close(self) -> None: ...
+
+
+class Mutates:
+    """``Store.mutate`` written once over ``get`` and ``update``, for every backend to inherit."""
+
+    def mutate(self, kind: str, id: str, change: Change, *, retries: int = MUTATE_RETRIES) -> Record | None:
+        store: Any = self
+        for _ in range(retries):
+            rec: Record | None = store.get(kind, id)
+            if rec is None:
+                return None
+            doc = change(rec.doc)  # every get() decodes a fresh document: no copy needed
+            if doc is None:
+                return rec
+            try:
+                written: Record = store.update(kind, id, doc, version=rec.version)
+                return written
+            except Conflict:
+                continue
+        raise Conflict(f"{kind} {id}: too many concurrent updates ({retries} attempts)")
 
 
 def check_kind(kind: str) -> str:

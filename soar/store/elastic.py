@@ -21,7 +21,7 @@ from soar.actions.registry import BUILTIN_INTEGRATIONS
 from soar.config import Settings
 from soar.connections import elasticsearch_client
 from soar.errors import SoarError
-from soar.store.base import Conflict, Range, Record, Where, check_field, check_kind, normalise_where
+from soar.store.base import Conflict, Mutates, Range, Record, Where, check_field, check_kind, normalise_where
 
 TEMPLATE_FILE = BUILTIN_INTEGRATIONS / "elasticsearch" / "index_templates" / "soar-state.json"
 
@@ -36,7 +36,7 @@ def _version(meta: Mapping[str, Any]) -> str:
     return f"{meta['_seq_no']}:{meta['_primary_term']}"
 
 
-class ElasticsearchStore:
+class ElasticsearchStore(Mutates):
     """A Store on Elasticsearch indices."""
 
     def __init__(self, client: Elasticsearch, prefix: str = "soar", template_file: Path = TEMPLATE_FILE) -> None:

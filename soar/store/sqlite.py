@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from soar.private import private_sqlite
-from soar.store.base import Conflict, Range, Record, Where, check_field, check_kind, normalise_where
+from soar.store.base import Conflict, Mutates, Range, Record, Where, check_field, check_kind, normalise_where
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS docs (
@@ -42,7 +42,7 @@ def _dumps(doc: Mapping[str, Any]) -> str:
     return json.dumps(doc, sort_keys=True, default=str, ensure_ascii=False)
 
 
-class SQLiteStore:
+class SQLiteStore(Mutates):
     """A Store on SQLite; safe to share between threads (a connection per thread) and processes (WAL)."""
 
     def __init__(self, path: Path | str) -> None:

@@ -63,6 +63,41 @@ def test_optimistic_update_detects_lost_races(store: Store) -> None:
     assert current.version == second.version
 
 
+def test_mutate_loses_no_update_under_concurrency(store: Store) -> None:
+    """Eight writers each add 10 to a counter through Store.mutate: every increment lands exactly once."""
+    store.put("runs", "counter", {"n": 0, "by": []})
+
+    def add(i: int) -> None:
+        for _ in range(10):
+            store.mutate("runs", "counter", lambda doc: {**doc, "n": doc["n"] + 1, "by": [*doc["by"], i]}, retries=500)
+
+    threads = [threading.Thread(target=add, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    final = store.get("runs", "counter")
+    assert final is not None and final.doc["n"] == 80 and sorted(final.doc["by"]) == sorted(list(range(8)) * 10)
+
+
+def test_mutate_leaves_a_document_when_told_and_answers_none_for_a_missing_one(store: Store) -> None:
+    first = store.put("runs", "run-1", {"state": "running"})
+    same = store.mutate("runs", "run-1", lambda doc: None)
+    assert same is not None and same.version == first.version and same.doc == {"state": "running"}
+    assert store.mutate("runs", "nope", lambda doc: {"state": "x"}) is None
+    assert store.get("runs", "nope") is None
+    calls: list[int] = []
+
+    def always_loses(doc: dict[str, object]) -> dict[str, object]:
+        calls.append(1)
+        store.put("runs", "run-1", {"state": f"raced-{len(calls)}"})  # another writer gets in first every time
+        return {**doc, "state": "mine"}
+
+    with pytest.raises(Conflict, match="runs run-1: too many concurrent updates \\(3 attempts\\)"):
+        store.mutate("runs", "run-1", always_loses, retries=3)
+    assert len(calls) == 3 and store.get("runs", "run-1").doc["state"] == "raced-3"  # type: ignore[union-attr]
+
+
 def test_get_missing_and_delete(store: Store) -> None:
     assert store.get("runs", "nope") is None
     store.put("runs", "r", {"a": 1})
