@@ -14,8 +14,6 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from pydantic import SecretStr
-
 from soar.alerts import utcnow_iso
 from soar.config import Settings
 from soar.playbooks.model import Playbook
@@ -106,20 +104,16 @@ def mutate(store: Store, run_id: str, change: Callable[[dict[str, Any]], Any]) -
     return rec, out[0]
 
 
-def secret_values(settings: Settings) -> list[str]:
-    values = []
-    for name in type(settings).model_fields:
-        value = getattr(settings, name)
-        if isinstance(value, SecretStr) and len(value.get_secret_value()) >= 4:
-            values.append(value.get_secret_value())
-    return sorted(values, key=len, reverse=True)
-
-
 def redacted(value: Any, settings: Settings) -> Any:
-    """Secret-looking keys masked, configured secret values cut out of strings."""
-    from soar.audit.redact import redact
+    """Secret-looking keys masked, every configured secret cut out of strings.
 
-    return redact(value, secret_values(settings))
+    The one collector (``soar.audit.redact.configured_secrets``: SecretStr settings, URL passwords, the
+    principals' tokens, the generated audit key) serves run records, step outputs, audit entries and
+    reports alike, so what one of them hides none of the others shows.
+    """
+    from soar.audit.redact import configured_secrets, redact
+
+    return redact(value, configured_secrets(settings))
 
 
 def audit(
