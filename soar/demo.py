@@ -320,6 +320,7 @@ def _approve_pending(settings: Settings, store: Any) -> list[str]:
 def _summarise(
     settings: Settings, store: Any, workdir: Path, n_events: int, n_cycles: int, approved: list[str]
 ) -> DemoResult:
+    from soar.playbooks.outcomes import run_is_dry, shown_status
     from soar.review.metrics import incident_metrics
     from soar.review.render import write_atomic
     from soar.review.report import build_report, report_html
@@ -344,8 +345,16 @@ def _summarise(
     reports_dir = workdir / "reports"
     reports_dir.mkdir()
     for run in sorted(runs, key=lambda r: str(r.get("created_at"))):
+        dry = run_is_dry(run)
         result.runs.append(
-            {"id": run["id"], "playbook": run["playbook"]["name"], "status": run["status"], "host": _host(run)}
+            {
+                "id": run["id"],
+                "playbook": run["playbook"]["name"],
+                "status": run["status"],
+                "dry_run": dry,
+                "shown": shown_status(run["status"], dry),
+                "host": _host(run),
+            }
         )
         result.actions.extend(_actions(run))
         path = reports_dir / f"{run['id']}.html"
@@ -378,6 +387,8 @@ def _command(cmd: dict[str, Any]) -> str:
 
 def _actions(run: dict[str, Any]) -> list[dict[str, Any]]:
     """Each host action of a run: what it did (or would do), where, and the policy's word."""
+    from soar.playbooks.outcomes import planned_only, shown_status
+
     out = []
     for step_id, step in (run.get("steps") or {}).items():
         uses = str(step.get("uses", ""))
@@ -393,6 +404,8 @@ def _actions(run: dict[str, Any]) -> list[dict[str, Any]]:
                     "step": step_id,
                     "uses": uses,
                     "status": inst.get("status"),
+                    "dry_run": planned_only(inst),
+                    "shown": shown_status(str(inst.get("status")), planned_only(inst)),
                     "policy": decision.get("outcome"),
                     "reasons": decision.get("reasons") or [],
                     "commands": [_command(c) for c in result.get("commands") or []],

@@ -12,6 +12,7 @@ import os
 from collections import Counter as Counter_
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -63,6 +64,34 @@ RULE_DISABLED = Gauge(
     multiprocess_mode="livemax",
 )
 _shown: dict[str, set[str]] = {"state": set(), "rule": set()}  # label values set so far, to zero the gone
+
+# Response: dry runs and runs whose containment the policy refused are counted under ``excluded`` and kept
+# out of the automation and time-to-contain figures (soar.review.metrics says why).
+RUNS_FINISHED = Counter(
+    "soar_playbook_runs_finished_total",
+    "Playbook runs finished, by status; excluded=dry_run|refused are left out of the figures below",
+    ["status", "excluded"],
+)
+RUNS_AUTOMATED = Counter(
+    "soar_playbook_runs_automated_total", "Counted runs (not dry, not refused) that finished with no human decision"
+)
+TIME_TO_CONTAIN = Histogram(
+    "soar_playbook_time_to_contain_seconds",
+    "Alert → first verified containment, counted runs that contained something",
+    buckets=(1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 4 * 3600),
+)
+
+
+def observe_run(run: dict[str, Any]) -> None:
+    """Count a run as it finishes (the first time: a later rollback is not a second run)."""
+    from soar.review.metrics import run_figures
+
+    figures = run_figures(run)
+    RUNS_FINISHED.labels(status=figures["status"], excluded=figures["excluded"] or "no").inc()
+    if figures["automated"]:
+        RUNS_AUTOMATED.inc()
+    if figures["mttc"] is not None:
+        TIME_TO_CONTAIN.observe(max(0.0, figures["mttc"]))
 
 
 def set_rule_states(states: Mapping[str, str], invalid: int) -> None:

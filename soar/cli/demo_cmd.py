@@ -63,11 +63,11 @@ def register(root: typer.Typer) -> None:
             echo(f"  {count:3d}  {title}")
         echo(f"\nPlaybook runs ({len(result.runs)}):")
         for run in result.runs:
-            echo(f"  {run['playbook']:<22} {run['host']:<11} {run['status']:<17} {run['id']}")
+            echo(f"  {run['playbook']:<22} {run['host']:<11} {run['shown']:<17} {run['id']}")
         echo("\nHost actions and policy decisions:")
         for act in result.actions:
             reasons = f" ({'; '.join(act['reasons'])})" if act["reasons"] else ""
-            echo(f"  {act['uses']:<22} {act['host']:<11} {act['status']:<10} policy: {act['policy']}{reasons}")
+            echo(f"  {act['uses']:<22} {act['host']:<11} {act['shown']:<17} policy: {act['policy']}{reasons}")
             for cmd in act["commands"]:
                 echo(f"      $ {cmd}")
         if result.approvals:

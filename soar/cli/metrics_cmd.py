@@ -68,6 +68,14 @@ def _pct(value: float | None) -> str:
 
 def print_table(m: dict[str, Any]) -> str:
     lines = [f"period {m['from']} → {m['to']}: {m['alerts']} alerts, {m['responded']} with a playbook run", ""]
+    excluded = m.get("excluded_runs") or {}
+    if any(excluded.values()):  # what the containment and automation figures leave out, and why
+        lines.insert(
+            1,
+            f"excluded from MTTA, MTTC, MTTR and the automation rate: {excluded.get('dry_run', 0)} dry runs, "
+            f"{excluded.get('refused', 0)} runs the policy refused ({m.get('excluded_incidents', 0)} alerts left"
+            " with no counted run)",
+        )
     rows = []
     for key, label in (
         ("mttd", "MTTD  event → alert"),

@@ -25,7 +25,8 @@ def list_runs(
     limit: int = typer.Option(50, "--limit", min=1, max=10000),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> int:
-    """Recent runs, newest first."""
+    """Recent runs, newest first; a dry run shows as "planned (dry run)", never "succeeded"."""
+    from soar.playbooks.outcomes import run_is_dry, shown_status
     from soar.playbooks.records import RUNS
 
     where = {"status": status} if status else None
@@ -36,6 +37,8 @@ def list_runs(
             "playbook": r.doc["playbook"]["name"],
             "alert": r.doc["alert_id"],
             "status": r.doc["status"],
+            "dry_run": run_is_dry(r.doc),
+            "shown_status": shown_status(r.doc["status"], run_is_dry(r.doc)),
             "created_at": r.doc["created_at"],
             "finished_at": r.doc.get("finished_at"),
         }
@@ -47,29 +50,41 @@ def list_runs(
         typer.echo(
             table(
                 ["run", "playbook", "status", "alert", "created"],
-                [(r["id"], r["playbook"], r["status"], str(r["alert"])[:16], r["created_at"]) for r in rows],
+                [(r["id"], r["playbook"], r["shown_status"], str(r["alert"])[:16], r["created_at"]) for r in rows],
             )
         )
     return 0
 
 
 def show_run(doc: dict[str, Any]) -> None:
+    """The run as it happened: steps in the run's own order, a dry run as planned, a skip with its reason."""
+    from soar.playbooks.outcomes import in_order, planned_only, run_is_dry, shown_status, step_status
+
+    dry = run_is_dry(doc)
     typer.echo(
-        f"run {doc['id']}: {doc['status']}  playbook {doc['playbook']['name']} "
+        f"run {doc['id']}: {shown_status(doc['status'], dry)}  playbook {doc['playbook']['name']} "
         f"({doc['playbook']['version_hash'][:12]})  alert {doc['alert_id']}"
     )
+    if dry:
+        typer.echo("dry run: host actions were planned, nothing was touched")
     if doc.get("error"):
         typer.echo(f"error: {doc['error']}")
-    for sid, step in doc["steps"].items():
-        typer.echo(f"- {sid} ({step['uses']}): {step['status']}" + (f": {step['error']}" if step.get("error") else ""))
+    rollback = doc.get("rollback") or {}
+    for step in in_order(doc["steps"]):
+        if step.get("phase") == "rollback" and rollback.get("reason"):
+            typer.echo(f"rollback: {rollback['reason']}")
+            rollback = {}
+        error = f": {step['error']}" if step.get("error") else ""
+        typer.echo(f"- {step['id']} ({step['uses']}): {step_status(step)}{error}")
         for inst in step.get("instances", []):
             attempts = len(inst.get("attempts", []))
             decision = (inst.get("decision") or {}).get("outcome", "-")
-            typer.echo(f"    {inst['key']}: {inst['status']} (policy {decision}, attempts {attempts})")
+            status = shown_status(inst["status"], planned_only(inst))
+            typer.echo(f"    {inst['key']}: {status} (policy {decision}, attempts {attempts})")
             if inst["status"] == "waiting_approval":
                 typer.echo(f"      approve: soar runs approve {doc['id']} --step {inst['key']}")
-    if doc.get("rollback", {}).get("reason"):
-        typer.echo(f"rollback: {doc['rollback']['reason']}")
+    if rollback.get("reason"):
+        typer.echo(f"rollback: {rollback['reason']}")
 
 
 @app.command("show")

@@ -13,6 +13,8 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from soar.playbooks.outcomes import DRY_RUN, shown_status
+
 APPROVE_ACTION = "soar.approve"
 DENY_ACTION = "soar.deny"
 VERDICT_TP_ACTION = "soar.verdict_tp"
@@ -48,6 +50,14 @@ STATUS_EMOJI = {
 }
 
 Block = dict[str, Any]
+
+
+def status_shown(status: str, dry_run: Any = False, default: str = "") -> tuple[str, str]:
+    """(emoji, text) of a run's or step's status: a dry run's "succeeded" reads ``planned (dry run)``."""
+    text = shown_status(status, dry_run is True)
+    return STATUS_EMOJI["planned"] if text == DRY_RUN else STATUS_EMOJI.get(status, default), text
+
+
 SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,20}$")  # only a well-formed id becomes a mention
 
 
@@ -167,7 +177,8 @@ def card_followup(status: str, runs: Mapping[str, Mapping[str, Any]]) -> str:
     """
     line = f":arrows_counterclockwise: status *{escape(status, 40)}*"
     for run in list(runs.values())[:3]:
-        line += f" · playbook *{escape(run.get('playbook', '?'), 100)}* {escape(run.get('status', 'running'), 30)}"
+        _, shown = status_shown(str(run.get("status", "running")), run.get("dry_run"))
+        line += f" · playbook *{escape(run.get('playbook', '?'), 100)}* {escape(shown, 30)}"
     return line
 
 
@@ -208,12 +219,12 @@ def verdict_buttons(alert_id: str) -> Block:
 def automation_lines(runs: Mapping[str, Mapping[str, Any]]) -> list[str]:
     lines: list[str] = []
     for run_id, run in list(runs.items())[:5]:
-        status = str(run.get("status", "running"))
-        lines.append(f"{STATUS_EMOJI.get(status, '')} playbook *{escape(run.get('playbook', '?'), 100)}* — {status}")
+        emoji, status = status_shown(str(run.get("status", "running")), run.get("dry_run"))
+        lines.append(f"{emoji} playbook *{escape(run.get('playbook', '?'), 100)}* — {escape(status, 40)}")
         for step_id, step in list((run.get("steps") or {}).items())[:15]:
-            st = str(step.get("status", "planned"))
+            mark, st = status_shown(str(step.get("status", "planned")), step.get("dry_run"), "•")
             uses = escape(step.get("uses", ""), 80)
-            line = f"    {STATUS_EMOJI.get(st, '•')} `{escape(step_id, 60)}` {uses} — {escape(st, 30)}"
+            line = f"    {mark} `{escape(step_id, 60)}` {uses} — {escape(st, 30)}"
             if step.get("summary"):
                 line += f": {escape(step['summary'], 200)}"
             lines.append(line)
@@ -223,8 +234,7 @@ def automation_lines(runs: Mapping[str, Mapping[str, Any]]) -> list[str]:
 
 def step_reply(event: Mapping[str, Any]) -> tuple[str, list[Block]]:
     step = event.get("step") or {}
-    status = str(step.get("status", "finished"))
-    emoji = STATUS_EMOJI.get(status, ":small_blue_diamond:")
+    emoji, status = status_shown(str(step.get("status", "finished")), step.get("dry_run"), ":small_blue_diamond:")
     text = f"{emoji} step `{escape(step.get('id', '?'), 60)}` ({escape(step.get('uses', ''), 80)}) {escape(status, 30)}"
     if step.get("summary"):
         text += f": {escape(step['summary'], 1500)}"
@@ -351,6 +361,8 @@ def generic_reply(event: Mapping[str, Any]) -> tuple[str, list[Block]]:
     if step.get("id"):
         parts.append(f"step `{escape(step['id'], 60)}`")
     status = event.get("status") or step.get("status")
+    if kind == "run_finished" and status:
+        status = status_shown(str(status), event.get("dry_run"))[1]
     if kind == "verification" and isinstance(step.get("verified"), bool):
         # what the on-call must see is the check's outcome, not the run's status (still "running")
         status = "verified" if step["verified"] else "NOT verified"

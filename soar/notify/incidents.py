@@ -19,6 +19,7 @@ from soar.notify import cards
 from soar.notify.outbox import Message, enqueue, key_for
 from soar.notify.routing import load_routes
 from soar.playbooks.events import EVENT_TYPES  # the emitter owns the event contract
+from soar.playbooks.outcomes import shown_status
 from soar.store import Conflict, Store
 
 log = logging.getLogger("soar.notify")
@@ -122,6 +123,8 @@ def apply_event(thread: dict[str, Any], event: Mapping[str, Any]) -> dict[str, A
     run = runs.setdefault(run_id, {"playbook": event.get("playbook"), "status": "running", "steps": {}})
     if event.get("playbook"):
         run["playbook"] = event["playbook"]
+    if isinstance(event.get("dry_run"), bool):  # a dry run's card says planned, never succeeded
+        run["dry_run"] = event["dry_run"]
     raw_seq = event.get("seq")
     seq = int(raw_seq) if isinstance(raw_seq, int) else None
     kind = event.get("type")
@@ -133,6 +136,8 @@ def apply_event(thread: dict[str, Any], event: Mapping[str, Any]) -> dict[str, A
         newest = step.get("status") is not None and _newer(entry, seq)
         if newest:
             entry["status"] = step["status"]
+            if isinstance(step.get("dry_run"), bool):
+                entry["dry_run"] = step["dry_run"]
         if step.get("summary") is not None and (newest or "summary" not in entry):
             entry["summary"] = step["summary"]
     approval = event.get("approval") or {}
@@ -157,7 +162,7 @@ def apply_event(thread: dict[str, Any], event: Mapping[str, Any]) -> dict[str, A
     if kind == "run_finished":
         done = all(r.get("status") not in ("running", "awaiting_approval") for r in runs.values())
         if done:
-            thread["status"] = run["status"]
+            thread["status"] = shown_status(str(run["status"]), run.get("dry_run") is True)
             thread["status_seq"] = max(seq or 0, int(thread.get("status_seq") or 0))
     elif status is not None and status[1] and (seq is None or seq >= int(thread.get("status_seq") or 0)):
         thread["status"] = status[1]

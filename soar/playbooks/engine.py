@@ -47,6 +47,7 @@ def start_run(
     approving it); by default the webhook sender of the alert, else soar's own detection.
     """
     doc = new_run(playbook, alert, origin=origin, inputs=check_inputs(playbook, inputs), requested_by=requested_by)
+    doc.update(dry_run=rt.settings.response_dry_run, seq=0)  # its mode for good: a planned run never acts
     created = rt.store.create(RUNS, doc["id"], doc)
     if created:
         audit(
@@ -54,7 +55,14 @@ def start_run(
             rt.settings,
             "playbook.run_started",
             doc["id"],
-            {"playbook": playbook.name, "version": playbook.version_hash, "alert": alert.get("id"), "origin": origin},
+            {
+                "playbook": playbook.name,
+                "version": playbook.version_hash,
+                "alert": alert.get("id"),
+                "origin": origin,
+                "dry_run": doc["dry_run"],
+                "run_seq": 0,
+            },
             actor=doc["requested_by"] if requested_by else "automation:playbooks",
         )
         events.publish(rt.settings, doc["id"], events.make_event("run_started", doc))

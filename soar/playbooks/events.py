@@ -48,7 +48,7 @@ def next_seq() -> int:
 
 
 def make_event(event_type: EventType, run: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    """The event dict of the agreed shape: type, run_id, playbook, alert, at, seq, plus step/approval.
+    """The event dict of the agreed shape: type, run_id, playbook, alert, at, seq, dry_run, plus step/approval.
 
     ``seq`` also goes into ``run["event_seq"]``: saved with the run, it keeps a run's events in order
     when the run moves to a worker on a machine whose clock is behind.
@@ -62,6 +62,7 @@ def make_event(event_type: EventType, run: dict[str, Any], **extra: Any) -> dict
         "run_id": run["id"],
         "playbook": (run.get("playbook") or {}).get("name"),
         "status": run.get("status"),
+        "dry_run": bool(run.get("dry_run")),
         "alert": {
             "id": alert.get("id"),
             "rule": {"id": rule.get("id"), "title": rule.get("title"), "level": rule.get("level")},

@@ -17,6 +17,7 @@ from soar.alerts import utcnow_iso
 from soar.playbooks import guards
 from soar.playbooks.locks import Locks
 from soar.playbooks.model import Step
+from soar.playbooks.outcomes import DRY_RUN
 from soar.playbooks.records import audit, redacted
 from soar.playbooks.state import LEASE_MARGIN, HeldRun, Next
 from soar.policy import GATED_IMPACTS
@@ -72,21 +73,26 @@ def execute(run: HeldRun, step: Step | None, step_rec: dict[str, Any], inst: dic
     try:
         with run.lock:
             n = len(inst["attempts"]) + 1
-            attempt: dict[str, Any] = {"n": n, "status": "running", "started_at": utcnow_iso(), "worker": run.owner}
+            dry_run = run.dry_run
+            attempt: dict[str, Any] = {
+                "n": n,
+                "status": "running",
+                "dry_run": dry_run,
+                "started_at": utcnow_iso(),
+                "started_seq": run.tick(),
+                "worker": run.owner,
+            }
             inst["attempts"].append(attempt)
+            inst["dry_run"] = dry_run  # the instance's outcome is its latest attempt's
             inst["status"] = "running"
             run.doc["status"] = "running"
             run.extend_lease(timeout + LEASE_MARGIN)
             run.save()  # the crash marker: from here a lost worker is noticed by the next lease holder
-        summary = {"id": inst["key"], "uses": action.spec.name}
+        summary = {"id": inst["key"], "uses": action.spec.name, "dry_run": dry_run}
         run.publish("step_started", step={**summary, "status": "running", "attempt": n})
-        dry_run = rt.settings.response_dry_run
         ctx = ActionContext(
             settings=rt.settings, dry_run=dry_run, run_id=run.id, step_id=inst["key"], resources=rt.resources
         )
-        if dry_run:
-            with run.lock:
-                attempt["dry_run"] = True
         t0 = time.monotonic()
         result = call_with_timeout(lambda: action.call(ctx, inst["_params"]), timeout)
         elapsed = time.monotonic() - t0
@@ -108,7 +114,8 @@ def _record(
 ) -> Next:
     rt = run.rt
     n = int(attempt["n"])
-    summary = {"id": inst["key"], "uses": action.spec.name}
+    dry_run = bool(attempt.get("dry_run"))
+    summary = {"id": inst["key"], "uses": action.spec.name, "dry_run": dry_run}
     secrets_safe = redacted(
         {"stdout": _truncate(result.stdout), "stderr": _truncate(result.stderr), "error": result.error}, rt.settings
     )
@@ -117,6 +124,7 @@ def _record(
         finished_at=utcnow_iso(),
         duration_ms=round(elapsed * 1000, 2),
         exit_status=result.exit_status,
+        finished_seq=run.tick(),
         **secrets_safe,
     )
     rdict = result.to_dict()
@@ -124,7 +132,13 @@ def _record(
     inst["result"] = redacted(rdict, rt.settings)
     gated = action.spec.impact in GATED_IMPACTS
     if gated and guards.record_outcome(rt.store, rt.policy, action.spec.name, result.ok):
-        audit(rt.store, rt.settings, "policy.circuit_open", action.spec.name, {"run": run.id, "step": inst["key"]})
+        audit(
+            rt.store,
+            rt.settings,
+            "policy.circuit_open",
+            action.spec.name,
+            {"run": run.id, "step": inst["key"], "dry_run": dry_run, "run_seq": run.doc.get("seq")},
+        )
         run.publish(
             "step_finished",
             step={**summary, "status": "failed", "summary": f"circuit breaker opened: {action.spec.name} paused"},
@@ -132,7 +146,7 @@ def _record(
     if result.ok:
         inst["status"] = "succeeded"
         inst["error"] = None
-        if gated and not rt.settings.response_dry_run:  # a planned containment contains nothing
+        if gated and not dry_run:  # a planned containment contains nothing
             run.doc["contained_targets"] = sorted(
                 set(run.doc["contained_targets"]) | {t["key"] for t in inst["targets"]}
             )
@@ -147,23 +161,21 @@ def _record(
         inst["error"] = secrets_safe["error"] or "failed"
     run.save()
     if gated or action.spec.impact == "destructive":
-        audit(
-            rt.store,
-            rt.settings,
-            "playbook.step_finished",
-            run.id,
-            {"step": inst["key"], "action": action.spec.name, "ok": result.ok, "params": inst["params"]},
-        )
+        details = {"step": inst["key"], "action": action.spec.name, "ok": result.ok, "params": inst["params"]}
+        run.audit("playbook.step_finished", details, dry_run=dry_run)
     run.publish(
         "step_finished",
-        step={**summary, "status": inst["status"], "summary": inst["error"] or _summary(result)},
+        step={**summary, "status": inst["status"], "summary": inst["error"] or _summary(result, dry_run)},
     )
     if result.verified is not None:
         run.publish("verification", step={**summary, "status": inst["status"], "verified": result.verified})
     return Next("continue")
 
 
-def _summary(result: ActionResult) -> str:
+def _summary(result: ActionResult, dry_run: bool = False) -> str:
+    if dry_run:  # nothing was touched: say what would have run, never "done"
+        n = len(result.commands)
+        return f"{DRY_RUN}: {n} command{'s' if n != 1 else ''} would run, nothing touched"
     if result.verified is True:
         return "done, verified"
     return "done" if result.changed is not False else "done (no change needed)"

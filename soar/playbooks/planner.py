@@ -13,7 +13,7 @@ from typing import Any
 
 from soar.actions import ActionRegistry
 from soar.errors import SoarError
-from soar.playbooks import templating
+from soar.playbooks import outcomes, templating
 from soar.playbooks.model import Step
 from soar.policy import Target
 
@@ -114,7 +114,7 @@ def expand(
     """Render one step for the context; a template or parameter problem is returned, not raised."""
     try:
         if step.when is not None and not templating.evaluate(step.when, ctx):
-            return Expansion(skipped=True, reason=f"when: {step.when} is false")
+            return Expansion(skipped=True, reason=outcomes.skip_reason("condition", step.when))
         items: list[Any] = [None]
         if step.for_each is not None:
             rendered = templating.render_value(step.for_each, ctx)
@@ -124,7 +124,7 @@ def expand(
             if len(items) > MAX_FOR_EACH:
                 return Expansion(error=f"for_each: {len(items)} items exceeds the limit of {MAX_FOR_EACH}")
             if not items:
-                return Expansion(skipped=True, reason="for_each: no items")
+                return Expansion(skipped=True, reason=outcomes.skip_reason("no_items", str(step.for_each)))
         action = registry.get(step.uses)
         instances: list[Instance] = []
         for i, item in enumerate(items):

@@ -6,7 +6,9 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from soar.alerts import utcnow_iso
 from soar.errors import InputError
+from soar.playbooks import outcomes
 from soar.playbooks.model import Playbook
 from soar.playbooks.records import RUNS, audit
 from soar.playbooks.runtime import Runtime
@@ -22,8 +24,39 @@ def _to_undo(inst: dict[str, Any]) -> bool:
     return inst["status"] == "failed" and (inst.get("result") or {}).get("verified") is False
 
 
+def skip_unreached(run: HeldRun, cause: str, detail: str) -> None:
+    """Record the playbook's steps the run never reached as skipped, saying why (the run stopped, rolled back)."""
+    try:
+        steps = run.rt.run_playbook(run.doc).spec.steps
+    except Exception:  # an unreadable playbook: the run is still finished, with what it recorded
+        return
+    reason = outcomes.skip_reason(cause, detail)
+    for step in steps:
+        if step.id not in run.doc["steps"]:
+            now = utcnow_iso()
+            seq = run.tick()
+            run.doc["steps"][step.id] = {
+                "id": step.id,
+                "uses": step.uses,
+                "phase": "steps",
+                "for_each": step.for_each is not None,
+                "on_failure": step.on_failure,
+                "status": "skipped",
+                "skip_reason": reason,
+                "instances": [],
+                "error": None,
+                "dry_run": run.dry_run,
+                "started_at": now,
+                "started_seq": seq,
+                "finished_at": now,
+                "finished_seq": seq,
+            }
+
+
 def start_rollback(run: HeldRun, pb: Playbook, reason: str) -> None:
     rt = run.rt
+    if run.doc["phase"] == "steps":
+        skip_unreached(run, "rolled_back", reason)
     entries: list[dict[str, Any]]
     if pb.spec.rollback:
         entries = [{"id": s.id, "explicit": True} for s in pb.spec.rollback]
@@ -39,9 +72,9 @@ def start_rollback(run: HeldRun, pb: Playbook, reason: str) -> None:
                     key = "revert_" + inst["key"].replace("[", "_").replace("]", "")
                     entries.append({"id": key, "explicit": False, "uses": revert, "params": inst["_params"]})
     run.doc.update(phase="rollback", cursor=0, status="running", finished_at=None)
-    run.doc["rollback"] = {"reason": reason, "steps": entries}
+    run.doc["rollback"] = {"reason": reason, "steps": entries, "seq": run.tick()}
     run.save()
-    audit(rt.store, rt.settings, "playbook.rollback", run.id, {"reason": reason, "steps": [e["id"] for e in entries]})
+    run.audit("playbook.rollback", {"reason": reason, "steps": [e["id"] for e in entries]})
     run.publish("rollback", step={"id": None, "uses": None, "status": "rollback", "summary": reason})
 
 

@@ -19,12 +19,12 @@ from datetime import datetime
 from typing import Any
 
 from soar.alerts import utcnow_iso
-from soar.playbooks import guards, parallel, planner, templating
+from soar.playbooks import guards, outcomes, parallel, planner, templating
 from soar.playbooks.execute import execute, lock_keys
 from soar.playbooks.locks import Locks, open_locks
 from soar.playbooks.model import Playbook, Step
-from soar.playbooks.records import APPROVALS, RUNS, TERMINAL, audit, redacted
-from soar.playbooks.rollback import start_rollback
+from soar.playbooks.records import APPROVALS, RUNS, TERMINAL, redacted
+from soar.playbooks.rollback import skip_unreached, start_rollback
 from soar.playbooks.runtime import Runtime
 from soar.playbooks.state import HeldRun, Next
 from soar.policy import GATED_IMPACTS, Decision, StepFacts, decide
@@ -172,7 +172,9 @@ def _expand(run: HeldRun, pb: Playbook, entry: dict[str, Any]) -> dict[str, Any]
         "status": "pending",
         "instances": [],
         "error": None,
+        "dry_run": run.dry_run,
         "started_at": utcnow_iso(),
+        "started_seq": run.tick(),
         "finished_at": None,
     }
     run.doc["steps"][entry["id"]] = rec
@@ -185,12 +187,15 @@ def _expand(run: HeldRun, pb: Playbook, entry: dict[str, Any]) -> dict[str, Any]
             exp = planner.Expansion(instances=[inst])
         except Exception as exc:
             exp = planner.Expansion(error=f"step {entry['id']}: {exc}")
+    summary = {"id": entry["id"], "uses": uses, "dry_run": rec["dry_run"]}
     if exp.error:
-        rec.update(status="failed", error=exp.error, finished_at=utcnow_iso())
-        audit(rt.store, rt.settings, "playbook.step_failed", run.id, {"step": entry["id"], "error": exp.error})
-        run.publish("step_finished", step={"id": entry["id"], "uses": uses, "status": "failed", "summary": exp.error})
+        rec.update(status="failed", error=exp.error, finished_at=utcnow_iso(), finished_seq=run.tick())
+        run.audit("playbook.step_failed", {"step": entry["id"], "error": exp.error})
+        run.publish("step_finished", step={**summary, "status": "failed", "summary": exp.error})
     elif exp.skipped:
         rec.update(status="skipped", error=None, skip_reason=exp.reason, finished_at=utcnow_iso())
+        rec["finished_seq"] = run.tick()
+        run.publish("step_finished", step={**summary, "status": "skipped", "summary": exp.reason})
     else:
         rec["status"] = "in_progress"
         rec["instances"] = [
@@ -198,6 +203,7 @@ def _expand(run: HeldRun, pb: Playbook, entry: dict[str, Any]) -> dict[str, Any]
                 **i.to_dict(),
                 "params": redacted(i.params, rt.settings),
                 "_params": i.params,
+                "dry_run": rec["dry_run"],
                 "status": "pending",
                 "decision": None,
                 "approval_id": None,
@@ -238,7 +244,11 @@ def _work_on_step(
             for i in step_rec["instances"]
             if i["status"] not in ("succeeded", "skipped")
         )
+    attempted = [i for i in step_rec["instances"] if i.get("attempts")]
+    if attempted:  # what the step did is what its attempts did (the setting can force a dry run mid-run)
+        step_rec["dry_run"] = all(outcomes.planned_only(i) for i in attempted)
     step_rec["finished_at"] = utcnow_iso()
+    step_rec["finished_seq"] = run.tick()
     run.save()
     return None
 
@@ -277,7 +287,7 @@ def _decide(run: HeldRun, step: Step | None, step_rec: dict[str, Any], inst: dic
         return d if d.outcome == "refuse" else Decision("allow", ("rollback of an allowed step",))
     gated = impact in GATED_IMPACTS
     contained = set(run.doc["contained_targets"])
-    if gated and not rt.settings.response_dry_run:  # like contained_targets: a planned containment contains nothing
+    if gated and not run.dry_run:  # like contained_targets: a planned containment contains nothing
         contained |= _admitted(step_rec, inst)
     new_keys = {t.key for t in targets} if gated else set()
     rate_capped = None
@@ -361,13 +371,14 @@ def _backoff_left(step: Step | None, inst: dict[str, Any]) -> float:
 def _prepare(run: HeldRun, step: Step | None, step_rec: dict[str, Any], inst: dict[str, Any]) -> Next | None:
     """Bring an instance to ``ready`` (None: execute it) or say why not (refused, waiting, interrupted, ...)."""
     rt = run.rt
-    summary = {"id": inst["key"], "uses": step_rec["uses"]}
+    summary = {"id": inst["key"], "uses": step_rec["uses"], "dry_run": bool(inst.get("dry_run"))}
     if inst["status"] == "pending":
         d = _decide(run, step, step_rec, inst)
         inst["decision"] = d.to_dict()
         if d.outcome == "refuse":
             inst.update(status="refused", error="refused by policy: " + "; ".join(d.reasons))
-            audit(rt.store, rt.settings, "policy.refused", run.id, {"step": inst["key"], "reasons": list(d.reasons)})
+            run.tick()
+            run.audit("policy.refused", {"step": inst["key"], "reasons": list(d.reasons)})
             run.save()
             run.publish("step_finished", step={**summary, "status": "refused", "summary": inst["error"]})
             return Next("continue")
@@ -391,7 +402,8 @@ def _prepare(run: HeldRun, step: Step | None, step_rec: dict[str, Any], inst: di
         if not action.spec.idempotent or inst["interruptions"] > MAX_INTERRUPTIONS:
             why = "not idempotent" if not action.spec.idempotent else "interrupted too often"
             inst.update(status="interrupted", error=f"worker lost mid-step; {why}, so it is not repeated")
-            audit(rt.store, rt.settings, "playbook.step_interrupted", run.id, {"step": inst["key"]})
+            run.tick()
+            run.audit("playbook.step_interrupted", {"step": inst["key"]})
             run.save()
             return Next("continue")
         inst["status"] = "ready"
@@ -418,12 +430,14 @@ def _request_approval(run: HeldRun, inst: dict[str, Any], d: Decision, summary: 
         "expires_at_iso": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(expires)),
         "params": inst["params"],
         "playbook": run.doc["playbook"]["name"],
+        "dry_run": bool(inst.get("dry_run")),
+        "run_seq": run.tick(),
     }
     rt.store.create(APPROVALS, approval_id, doc)
     inst.update(status="waiting_approval", approval_id=approval_id)
     run.doc["status"] = "waiting_approval"
     run.save()
-    audit(rt.store, rt.settings, "approval.requested", run.id, {"step": inst["key"], "reasons": list(d.reasons)})
+    run.audit("approval.requested", {"step": inst["key"], "reasons": list(d.reasons)})
     run.publish(
         "approval_requested",
         step={**summary, "status": "waiting_approval", "summary": "; ".join(d.reasons)},
@@ -522,8 +536,24 @@ def _finish(run: HeldRun, status: str) -> Next:
         run.doc["outputs"] = redacted(outputs, rt.settings)
     except Exception as exc:
         run.doc["outputs"] = {"error": str(exc)}
-    run.doc.update(status=status, finished_at=utcnow_iso())
+    if run.doc["phase"] == "steps":
+        skip_unreached(run, "aborted", str(run.doc.get("error") or status))
+    first = run.doc.get("finished_seq") is None  # a finished run rolled back later finishes again
+    run.doc.update(status=status, finished_at=utcnow_iso(), finished_seq=run.tick())
     run.save()
-    audit(rt.store, rt.settings, "playbook.run_finished", run.id, {"status": status, "error": run.doc.get("error")})
+    details = {"status": status, "error": run.doc.get("error")}
+    run.audit("playbook.run_finished", details, dry_run=bool(run.doc.get("dry_run")))
     run.publish("run_finished")
+    if first:
+        _observe(run.doc)
     return Next("done")
+
+
+def _observe(doc: dict[str, Any]) -> None:
+    """Count the finished run in the Prometheus metrics; never fails the run."""
+    try:
+        from soar import metrics_prom
+
+        metrics_prom.observe_run(doc)
+    except Exception as exc:  # a metrics problem must never stop a containment
+        log.warning("run %s: metrics not recorded: %s", doc.get("id"), exc)

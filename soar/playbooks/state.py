@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from soar.alerts import utcnow_iso
-from soar.playbooks import events
-from soar.playbooks.records import RUNS
+from soar.playbooks import events, outcomes
+from soar.playbooks.records import RUNS, audit
 from soar.playbooks.runtime import Runtime
 from soar.store import Record
 
@@ -43,6 +43,23 @@ class HeldRun:
     @property
     def id(self) -> str:
         return str(self.doc["id"])
+
+    @property
+    def dry_run(self) -> bool:
+        """Whether what runs now only plans: a run started dry stays a plan; the setting can still force one."""
+        return bool(self.doc.get("dry_run")) or self.rt.settings.response_dry_run
+
+    def tick(self) -> int:
+        """The run's next event number (saved with the run's next write)."""
+        with self.lock:
+            return outcomes.tick(self.doc)
+
+    def audit(self, action: str, details: dict[str, Any], *, dry_run: bool | None = None) -> None:
+        """An audit entry of this run, saying whether it was a dry run and after which of the run's events."""
+        with self.lock:
+            dry = self.dry_run if dry_run is None else dry_run
+            stamped = {**details, "dry_run": dry, "run_seq": int(self.doc.get("seq") or 0)}
+        audit(self.rt.store, self.rt.settings, action, self.id, stamped)
 
     def save(self) -> None:
         with self.lock:

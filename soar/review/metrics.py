@@ -8,6 +8,10 @@
     approval wait     request → decision, summed per incident
     false-positive rate   false positives / alerts with a verdict; precision per rule
 
+Dry runs and runs whose containment the policy refused are left out of MTTA, MTTC, MTTR and the
+automation rate (a plan contains nothing; a refusal ends a run at once, unaided) and counted in
+``excluded_runs`` so the figures say what they leave out.
+
 Pure: takes the stored documents, returns plain dicts.
 """
 
@@ -18,6 +22,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+from soar.playbooks.outcomes import EXCLUDED, excluded_as, human_decisions
 from soar.review.feedback import rule_precision
 from soar.review.timeline import ImpactOf, build_timeline, default_impact_of
 from soar.review.times import from_iso, to_iso
@@ -46,10 +51,15 @@ def incident_metrics(
     waits: list[float] = []
     humans = 0
     runs = list(runs)
+    excluded = dict.fromkeys(EXCLUDED, 0)
     for run in runs:
         mine = [a for a in approvals if a.get("run_id") == run.get("id")]
         tl = build_timeline(run, alert=alert, approvals=mine, impact_of=impact_of)
         m = tl.milestones
+        why = excluded_as(run, contained=m["contained"] is not None or bool(run.get("contained_targets")))
+        if why is not None:
+            excluded[why] += 1
+            continue
         if m["first_action"]:
             firsts.append(m["first_action"])
         if m["contained"]:
@@ -59,7 +69,7 @@ def incident_metrics(
             ends.append(end)
         if tl.approval_wait is not None:
             waits.append(tl.approval_wait)
-        humans += tl.human_decisions
+        humans += max(tl.human_decisions, human_decisions(run))
     acked = from_iso(alert.get("acknowledged_at"))
     if acked:
         firsts.append(acked)
@@ -72,12 +82,14 @@ def incident_metrics(
         "detected_at": alert.get("@timestamp"),
         "verdict": alert.get("verdict"),
         "runs": len(runs),
+        "counted_runs": len(runs) - sum(excluded.values()),
+        "excluded_runs": excluded,
         "mttd": _seconds(first_event, detected),
         "mtta": _seconds(detected, min(firsts)) if firsts else None,
         "mttc": _seconds(detected, min(contained)) if contained else None,
         "mttr": _seconds(detected, min(ends)) if ends else None,
         "approval_wait": sum(waits) if waits else None,
-        "automated": bool(runs) and humans == 0,
+        "automated": len(runs) > sum(excluded.values()) and humans == 0,
         "human_decisions": humans,
     }
 
@@ -106,7 +118,7 @@ def period_metrics(
     incidents = [
         incident_metrics(a, runs_by_alert.get(str(a.get("id")), []), approvals, impact_of=impact_of) for a in alerts
     ]
-    responded = [i for i in incidents if i["runs"]]
+    responded = [i for i in incidents if i["counted_runs"]]
     judged = [v for v in verdicts if v.get("verdict") in ("true_positive", "false_positive")]
     fps = sum(1 for v in judged if v["verdict"] == "false_positive")
     return {
@@ -114,6 +126,8 @@ def period_metrics(
         "to": to_iso(end),
         "alerts": len(alerts),
         "responded": len(responded),
+        "excluded_runs": {why: sum(i["excluded_runs"][why] for i in incidents) for why in EXCLUDED},
+        "excluded_incidents": sum(1 for i in incidents if i["runs"] and not i["counted_runs"]),
         **{name: summary(i[name] for i in incidents) for name in MEASURES},
         "automation_rate": (sum(1 for i in responded if i["automated"]) / len(responded)) if responded else None,
         "verdicts": len(judged),
@@ -136,3 +150,17 @@ def daily_series(incidents: list[dict[str, Any]]) -> list[dict[str, Any]]:
         mttc = [i["mttc"] for i in days[day] if i["mttc"] is not None]
         out.append({"day": day, "alerts": len(days[day]), "mttc_median": statistics.median(mttc) if mttc else None})
     return out
+
+
+def run_figures(run: dict[str, Any], *, impact_of: ImpactOf = default_impact_of) -> dict[str, Any]:
+    """One finished run as the live metrics count it: why it is excluded, automated, time to contain."""
+    tl = build_timeline(run, impact_of=impact_of)
+    m = tl.milestones
+    why = excluded_as(run, contained=m["contained"] is not None or bool(run.get("contained_targets")))
+    counted = why is None
+    return {
+        "status": str(run.get("status") or "?"),
+        "excluded": why,
+        "automated": counted and human_decisions(run) == 0,
+        "mttc": _seconds(m["detected"], m["contained"]) if counted else None,
+    }

@@ -3,6 +3,12 @@
 Pure: built from the documents the engine stored (alert, run with its steps, approvals,
 audit entries), so it can be rebuilt at any time and tested without services.
 Stored documents are read defensively: a missing or malformed time leaves a gap, never a crash.
+
+Order: the run's own events (step started, skipped, finished, approval requested, rollback, run finished,
+the audit entries it wrote) keep the order of the run's event sequence (``seq`` in the run document), so
+a step never shows "skipped" before "started" nor the run "finished" before its last step, whatever the
+clocks; events from outside the run (the first event, detection, people's decisions) are placed among
+them by time. Older records without a sequence are ordered by time, ties in the order things happen.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from soar.playbooks import outcomes
 from soar.review.times import from_iso, to_iso
 
 CONTAIN_IMPACTS = ("contain", "destructive")
@@ -67,6 +74,7 @@ class Event:
     detail: str = ""
     actor: str = ""
     ok: bool | None = None
+    seq: tuple[int, int] | None = None  # (the run's event number, then within it), for the run's own events
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -76,7 +84,55 @@ class Event:
             "detail": self.detail,
             "actor": self.actor,
             "ok": self.ok,
+            "seq": self.seq[0] if self.seq else None,
         }
+
+
+# Ties in time (older records, events from outside the run) go in the order things happen.
+RANK = {
+    kind: n
+    for n, kind in enumerate(
+        (
+            "first_event",
+            "detected",
+            "run_started",
+            "approval_requested",
+            "approval_decided",
+            "step_started",
+            "step_finished",
+            "verification",
+            "contained",
+            "released",
+            "audit",
+            "run_finished",
+        )
+    )
+}
+
+
+def _seq(value: Any, within: int = 0) -> tuple[int, int] | None:
+    return (value, within) if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _by_time(e: Event) -> tuple[bool, datetime, int]:
+    return (e.at is None, e.at or NEVER, RANK.get(e.kind, len(RANK)))
+
+
+def in_order(events: Iterable[Event]) -> list[Event]:
+    """The run's events in its sequence, the others merged in by time (see the module's docstring)."""
+    events = list(events)
+    outside = sorted((e for e in events if e.seq is None), key=_by_time)
+    run = sorted((e for e in events if e.seq is not None), key=lambda e: (e.seq, RANK.get(e.kind, len(RANK))))
+    out: list[Event] = []
+    i = j = 0
+    while i < len(outside) and j < len(run):
+        if outside[i].at is not None and (run[j].at is None or _by_time(outside[i]) < _by_time(run[j])):
+            out.append(outside[i])
+            i += 1
+        else:
+            out.append(run[j])
+            j += 1
+    return out + outside[i:] + run[j:]
 
 
 MILESTONES = ("first_event", "detected", "run_started", "first_action", "contained", "released", "closed")
@@ -103,6 +159,7 @@ class Timeline:
     evidence: list[dict[str, Any]]
     approval_wait: float | None = None
     human_decisions: int = 0
+    dry_run: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     def segments(self) -> list[dict[str, Any]]:
@@ -119,6 +176,7 @@ class Timeline:
             "run_id": self.run_id,
             "playbook": self.playbook,
             "status": self.status,
+            "dry_run": self.dry_run,
             "alert": self.alert,
             "milestones": {k: (to_iso(v) if v else None) for k, v in self.milestones.items()},
             "segments": self.segments(),
@@ -164,35 +222,31 @@ def _first_attempt(step: dict[str, Any]) -> datetime | None:
     return _min(times)
 
 
-def planned_only(step: dict[str, Any]) -> bool:
-    """A step whose every attempt ran in dry run: it planned commands and touched nothing."""
-    attempts = [
-        a
-        for i in step.get("instances") or []
-        if isinstance(i, dict)
-        for a in i.get("attempts") or []
-        if isinstance(a, dict)
-    ]
-    return bool(attempts) and all(a.get("dry_run") for a in attempts)
+planned_only = outcomes.planned_only  # a step that touched nothing (dry run)
 
 
 def ordered_steps(run: dict[str, Any]) -> list[dict[str, Any]]:
-    """The run's step records (a dict by id or a list) in time order; rollback-phase steps are marked.
+    """The run's step records (a dict by id or a list) in the order they began; rollback-phase steps are marked.
 
     ``run.rollback.steps`` is the rollback *plan*; what ran is in ``steps`` with ``phase: rollback``.
     """
-    raw = run.get("steps") or {}
-    items = [{"id": k, **v} for k, v in raw.items() if isinstance(v, dict)] if isinstance(raw, dict) else list(raw)
-    items = [{**s, "rollback": True} if isinstance(s, dict) and s.get("phase") == "rollback" else s for s in items]
-    return sorted(
-        [s for s in items if isinstance(s, dict)],
-        key=lambda s: str(s.get("started_at") or s.get("finished_at") or "9999"),
-    )
+    return [
+        {**s, "rollback": True} if s.get("phase") == "rollback" else s
+        for s in outcomes.in_order(run.get("steps") or {})
+    ]
 
 
 def _min(values: Iterable[datetime | None]) -> datetime | None:
     present = [v for v in values if v is not None]
     return min(present) if present else None
+
+
+def _first(
+    marks: list[tuple[datetime | None, tuple[int, int] | None]],
+) -> tuple[datetime, tuple[int, int] | None] | None:
+    """The earliest (time, run sequence) of a milestone reached by several steps."""
+    present = [(at, seq) for at, seq in marks if at is not None]
+    return min(present, key=lambda m: m[0]) if present else None
 
 
 def build_timeline(
@@ -215,13 +269,16 @@ def build_timeline(
             Event(detected, "detected", f"Alert: {rule.get('title', '?')}", f"level {rule.get('level', '?')}", "soar")
         )
     run_started = from_iso(run.get("created_at"))
+    dry = outcomes.run_is_dry(run)
     if run_started:
-        events.append(Event(run_started, "run_started", f"Playbook {_pb(run)} started", "", "automation"))
+        title = f"Playbook {_pb(run)} started" + (" (dry run: host actions planned, nothing touched)" if dry else "")
+        seq0 = _seq(0) if _seq(run.get("seq")) else None
+        events.append(Event(run_started, "run_started", title, "", "automation", seq=seq0))
 
     steps_out: list[dict[str, Any]] = []
     evidence: list[dict[str, Any]] = []
-    contained: list[datetime | None] = []
-    released: list[datetime | None] = []
+    contained: list[tuple[datetime | None, tuple[int, int] | None]] = []
+    released: list[tuple[datetime | None, tuple[int, int] | None]] = []
     started: list[datetime | None] = []
     for step in ordered_steps(run):
         uses = str(step.get("uses") or "")
@@ -230,17 +287,21 @@ def build_timeline(
         t0, t1 = from_iso(step.get("started_at")), from_iso(step.get("finished_at"))
         ok = result.get("ok") if isinstance(result.get("ok"), bool) else None
         verified = result.get("verified") if isinstance(result.get("verified"), bool) else None
-        status = str(step.get("status") or ("succeeded" if ok else "failed" if ok is False else "?"))
         planned = planned_only(step)
+        status = outcomes.shown_status(
+            str(step.get("status") or ("succeeded" if ok else "failed" if ok is False else "?")), planned
+        )
+        skipped = step.get("skip_reason") if status == "skipped" else None
         label = f"{'Rollback ' if step.get('rollback') else ''}{step.get('id', '?')} ({uses})"
-        if planned:
-            label += " [dry run]"
-            status = "planned"
-        if t0:
+        began, ended = _seq(step.get("started_seq")), _seq(step.get("finished_seq"))
+        if t0 and status != "skipped":  # a skipped step never started: it shows once, skipped, with why
             started.append(_first_attempt(step) or t0)
-            events.append(Event(t0, "step_started", f"Step {label} started", impact, "automation"))
-        if t1:
-            events.append(Event(t1, "step_finished", f"Step {label} {status}", str(result.get("error") or ""), "", ok))
+            events.append(Event(t0, "step_started", f"Step {label} started", impact, "automation", seq=began))
+        if t1 or (skipped and t0):
+            detail = str(skipped or result.get("error") or "")
+            events.append(
+                Event(t1 or t0, "step_finished", f"Step {label} {status}", detail, "", ok, seq=ended or began)
+            )
         if verified is not None:
             events.append(
                 Event(
@@ -250,12 +311,14 @@ def build_timeline(
                     _short(result.get("verification")),
                     "",
                     verified,
+                    seq=_seq(step.get("finished_seq"), 1),
                 )
             )
+        after = _seq(step.get("finished_seq"), 2)
         if ok and not planned and verified is not False and impact in CONTAIN_IMPACTS and not step.get("rollback"):
-            contained.append(t1)
-        if ok and (impact == "release" or step.get("rollback")):
-            released.append(t1)
+            contained.append((t1, after))
+        if ok and not planned and (impact == "release" or step.get("rollback")):
+            released.append((t1, after))
         for item in result.get("evidence") or []:
             if isinstance(item, dict):
                 evidence.append(
@@ -267,6 +330,8 @@ def build_timeline(
                 "uses": uses,
                 "impact": impact or None,
                 "status": status,
+                "dry_run": planned,
+                "skip_reason": skipped,
                 "ok": ok,
                 "verified": verified,
                 "rollback": bool(step.get("rollback")),
@@ -286,11 +351,8 @@ def build_timeline(
         decisions += [{"decision": "deny", **d} for d in appr.get("denials") or [] if isinstance(d, dict)]
         decided = from_iso(appr.get("decided_at")) or _min(from_iso(d.get("at")) for d in decisions)
         if requested:
-            events.append(
-                Event(
-                    requested, "approval_requested", f"Approval requested for {appr.get('step') or appr.get('step_id')}"
-                )
-            )
+            what = f"Approval requested for {appr.get('step') or appr.get('step_id')}"
+            events.append(Event(requested, "approval_requested", what, seq=_seq(appr.get("run_seq"))))
         for d in decisions:
             humans += 1
             events.append(
@@ -319,36 +381,43 @@ def build_timeline(
         )
     for entry in audit:
         if str(entry.get("action", "")).startswith(AUDIT_EVENTS):
+            raw = entry.get("details")
+            details: dict[str, Any] = raw if isinstance(raw, dict) else {}
             events.append(
                 Event(
                     from_iso(entry.get("at")),
                     "audit",
-                    str(entry.get("action")),
+                    str(entry.get("action")) + (" (dry run)" if details.get("dry_run") else ""),
                     str(entry.get("target") or ""),
                     str(entry.get("actor") or ""),
+                    seq=_seq(details.get("run_seq"), 1),
                 )
             )
     closed = from_iso(run.get("finished_at"))
     if closed:
-        events.append(Event(closed, "run_finished", f"Run {run.get('status', '?')}", str(run.get("error") or "")))
-    if contained and _min(contained):
-        events.append(Event(_min(contained), "contained", "Containment verified"))
-    if released and _min(released):
-        events.append(Event(_min(released), "released", "Containment released"))
-    events.sort(key=lambda e: (e.at is None, e.at or NEVER, e.kind))
+        shown = outcomes.shown_status(str(run.get("status", "?")), dry)
+        finished = _seq(run.get("finished_seq"))
+        events.append(Event(closed, "run_finished", f"Run {shown}", str(run.get("error") or ""), seq=finished))
+    first_contained, first_released = _first(contained), _first(released)
+    if first_contained:
+        events.append(Event(first_contained[0], "contained", "Containment verified", seq=first_contained[1]))
+    if first_released:
+        events.append(Event(first_released[0], "released", "Containment released", seq=first_released[1]))
+    events = in_order(events)
     milestones = {
         "first_event": first_event,
         "detected": detected,
         "run_started": run_started,
         "first_action": _min(started),
-        "contained": _min(contained),
-        "released": _min(released),
+        "contained": first_contained[0] if first_contained else None,
+        "released": first_released[0] if first_released else None,
         "closed": closed,
     }
     return Timeline(
         run_id=str(run.get("id")),
         playbook=_pb(run),
-        status=str(run.get("status") or "?"),
+        status=outcomes.shown_status(str(run.get("status") or "?"), dry),
+        dry_run=dry,
         alert=alert,
         events=events,
         milestones=milestones,

@@ -28,8 +28,11 @@ def test_demo_runs_the_whole_loop(tmp_path: Path) -> None:
         assert alert["title"] in alerts_block, f"{alert['title']} did not fire in the demo"
 
     # response: the reverse shell on web-01 needed approval in prod, was approved, isolation planned per host
-    assert re.search(r"reverse-shell\s+web-01\s+succeeded", text)
-    assert re.search(r"hosts\.isolate_host\s+web-01\s+succeeded\s+policy: approve", text)
+    # a dry run planned: it never reads "succeeded"
+    assert re.search(r"reverse-shell\s+web-01\s+planned \(dry run\)", text)
+    assert re.search(r"hosts\.isolate_host\s+web-01\s+planned \(dry run\)\s+policy: approve", text)
+    runs_block = text.split("Playbook runs", 1)[1].split("Approvals given", 1)[0]
+    assert "succeeded" not in runs_block
     assert "web-01: sudo -n -- sh -s -- apply --mgmt" in text
     assert "isolate: oncall-alice approved (approved)" in text
     # the policy refuses containment of the protected bastion, and says so
@@ -70,7 +73,7 @@ def test_demo_runs_the_whole_loop(tmp_path: Path) -> None:
         check=False,
     )
     assert again.returncode == 0, again.stderr[-2000:]
-    assert re.search(r"hosts\.isolate_host\s+web-01\s+succeeded", again.stdout), again.stdout[-3000:]
+    assert re.search(r"hosts\.isolate_host\s+web-01\s+planned \(dry run\)", again.stdout), again.stdout[-3000:]
     assert not re.search(r"^\s+hosts\.\S+\s+\S+\s+failed", again.stdout, re.M), again.stdout[-3000:]
     foreign = tmp_path / "mine"
     foreign.mkdir()

@@ -111,7 +111,10 @@ def test_retries_exhausted_abort_records_failure(content: Content, pb_settings: 
     assert run["status"] == "failed"
     assert "step try failed" in run["error"]
     assert len(run["steps"]["try"]["instances"][0]["attempts"]) == 2
-    assert "after" not in run["steps"]
+    # the step never reached is recorded as skipped, saying why (it was never attempted)
+    after = run["steps"]["after"]
+    assert after["status"] == "skipped" and after["instances"] == []
+    assert after["skip_reason"].startswith("not run: the run stopped after step try failed")
     assert not [c for c in calls(content.state) if c["action"] == "testkit.note"]
 
 
@@ -274,9 +277,16 @@ def test_a_denial_under_abort_or_rollback_follows_it(
     decide(pb_settings, rt.store, started[0], "contain", approver="bob", role="approver", decision="deny", via="cli")
     run = _run(rt, started[0])
     assert run["status"] == status and run["steps"]["contain"]["status"] == "denied"
-    assert "note" not in run["steps"] or run["phase"] == "rollback"  # nothing after the denied step ran
     why = run["error"] if on_failure == "abort" else run["rollback"]["reason"]
     assert why == "step contain denied by bob"
+    # nothing after the denied step ran: it is recorded skipped, saying why
+    note = run["steps"]["note"]
+    assert note["status"] == "skipped" and note["instances"] == []
+    reasons = {
+        "abort": "not run: the run stopped after step contain denied by bob",
+        "rollback": "not run: the run was rolled back (step contain denied by bob)",
+    }
+    assert note["skip_reason"] == reasons[on_failure]
     assert calls(content.state) == []  # nothing was contained, so nothing to revert
 
 

@@ -81,7 +81,8 @@ def test_every_run_event_is_sent_to_the_notifier(content: Content, broker_settin
         "run_finished",
     ]
     for e in events:
-        assert {"type", "run_id", "playbook", "alert", "at", "status"} <= set(e)
+        assert {"type", "run_id", "playbook", "alert", "at", "status", "dry_run"} <= set(e)
+        assert e["dry_run"] is False  # a live run: the card may say succeeded
         assert e["alert"]["host"] == {"name": "web1"} and e["alert"]["rule"]["id"] == "rule-contain"
     requested = events[1]["approval"]
     assert requested["required"] == 1 and requested["step"] == "contain" and requested["expires_at"]
@@ -91,6 +92,7 @@ def test_every_run_event_is_sent_to_the_notifier(content: Content, broker_settin
         "uses": "testkit.contain",
         "status": "succeeded",
         "summary": "done, verified",
+        "dry_run": False,
     }
     assert events[-1]["status"] == "succeeded"
     assert ("soar.playbooks.advance", [run_id]) in tasks  # decide() resumed the run on the response queue

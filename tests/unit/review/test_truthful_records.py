@@ -1,0 +1,183 @@
+"""Truthful records, the pure part: dry runs read as planned, the run's own order, skip reasons, metric exclusions."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from soar.cli.metrics_cmd import print_table
+from soar.notify import cards
+from soar.notify.incidents import apply_event
+from soar.playbooks import outcomes
+from soar.review.metrics import incident_metrics, period_metrics, run_figures
+from soar.review.render import render
+from soar.review.timeline import build_timeline
+
+ALERT = {
+    "id": "a1",
+    "@timestamp": "2026-11-28T10:00:00.000Z",
+    "rule": {"id": "r1", "title": "SSH brute force", "level": "high"},
+    "host": {"name": "web1"},
+}
+T = "2026-11-28T10:00:05.000Z"  # one millisecond for everything: only the run's sequence can order it
+
+
+def _inst(status: str, *, dry: bool, seq: int) -> dict[str, Any]:
+    return {
+        "key": "block",
+        "status": status,
+        "dry_run": dry,
+        "attempts": [{"n": 1, "status": status, "dry_run": dry, "started_at": T, "finished_at": T, "started_seq": seq}],
+        "result": {"ok": status == "succeeded", "verified": True if status == "succeeded" else None},
+    }
+
+
+def _run(*, dry: bool = False, block: str = "succeeded", **extra: Any) -> dict[str, Any]:
+    """A run whose events all share one timestamp, as a fast run's do: block, then a skipped note, then the end."""
+    return {
+        "id": "run-1",
+        "playbook": {"name": "pb"},
+        "alert_id": "a1",
+        "alert": ALERT,
+        "status": "succeeded",
+        "dry_run": dry,
+        "seq": 6,
+        "created_at": T,
+        "finished_at": T,
+        "finished_seq": 6,
+        "steps": {
+            "note": {  # alphabetically first, ran last
+                "uses": "hosts.note",
+                "status": "skipped",
+                "skip_reason": outcomes.skip_reason("condition", "alert.user.name is defined"),
+                "dry_run": dry,
+                "instances": [],
+                "started_at": T,
+                "finished_at": T,
+                "started_seq": 4,
+                "finished_seq": 5,
+            },
+            "block": {
+                "uses": "hosts.block_ip",
+                "status": block,
+                "dry_run": dry,
+                "instances": [_inst(block, dry=dry, seq=2)],
+                "started_at": T,
+                "finished_at": T,
+                "started_seq": 1,
+                "finished_seq": 3,
+            },
+        },
+        **extra,
+    }
+
+
+def test_shown_status_says_planned_for_a_dry_run_only() -> None:
+    assert outcomes.shown_status("succeeded", True) == outcomes.DRY_RUN == "planned (dry run)"
+    assert outcomes.shown_status("succeeded", False) == "succeeded"
+    assert outcomes.shown_status("failed", True) == "failed (dry run)"
+    assert outcomes.shown_status("skipped", True) == "skipped"
+    assert outcomes.step_status(_run()["steps"]["note"]) == (
+        "skipped: condition `when: alert.user.name is defined` was false"
+    )
+    # older records: no dry_run field, every attempt a dry one
+    legacy = {"status": "succeeded", "instances": [{"attempts": [{"dry_run": True}]}]}
+    assert outcomes.planned_only(legacy) and outcomes.step_status(legacy) == "planned (dry run)"
+    assert outcomes.run_is_dry({"steps": {"s": legacy}}) and not outcomes.run_is_dry({"steps": {}})
+
+
+def test_steps_in_the_runs_order_not_alphabetical() -> None:
+    assert [s["id"] for s in outcomes.in_order(_run()["steps"])] == ["block", "note"]
+    run = {"seq": 0}
+    assert [outcomes.tick(run), outcomes.tick(run)] == [1, 2] and run["seq"] == 2
+
+
+def test_timeline_follows_the_run_sequence_when_times_tie_or_clocks_disagree() -> None:
+    events = build_timeline(_run()).events
+    kinds = [(e.kind, e.title) for e in events]
+    titles = [t for _, t in kinds]
+    assert titles.index("Step block (hosts.block_ip) started") < titles.index("Step block (hosts.block_ip) succeeded")
+    assert titles.index("Step block (hosts.block_ip) succeeded") < titles.index("Step note (hosts.note) skipped")
+    assert "Step note (hosts.note) started" not in titles  # a skipped step never started: shown once, with why
+    skipped = events[titles.index("Step note (hosts.note) skipped")]
+    assert skipped.detail == "condition `when: alert.user.name is defined` was false"
+    assert kinds[-1] == ("run_finished", "Run succeeded")
+    # a worker whose clock is behind finished the run: still after its last step
+    late = _run(finished_at="2026-11-28T10:00:01.000Z")
+    assert build_timeline(late).events[-1].kind == "run_finished"
+    # older records without a sequence: at equal times, started before finished, the run's end last
+    legacy = _run()
+    for step in legacy["steps"].values():
+        step.pop("started_seq"), step.pop("finished_seq")
+    legacy.pop("finished_seq"), legacy.pop("seq")
+    events = build_timeline(legacy).events
+    legacy_kinds = [e.kind for e in events]
+    assert legacy_kinds.index("step_started") < legacy_kinds.index("step_finished")
+    assert legacy_kinds[-1] == "run_finished"
+
+
+def test_a_dry_run_timeline_plans_and_contains_nothing() -> None:
+    tl = build_timeline(_run(dry=True))
+    assert tl.status == "planned (dry run)" and tl.dry_run is True
+    assert tl.milestones["contained"] is None
+    steps = {s["id"]: s for s in tl.steps}
+    assert steps["block"]["status"] == "planned (dry run)" and steps["block"]["dry_run"] is True
+    assert steps["note"]["skip_reason"] == "condition `when: alert.user.name is defined` was false"
+    assert not any("succeeded" in e.title for e in tl.events)
+    html = render("run_report.html.j2", r={**tl.to_dict(), "audit": [], "verdict": None}, soar_version="x")
+    assert 'id="dry-run"' in html and "planned (dry run)" in html and "was false" in html
+
+
+def test_metrics_exclude_refused_and_dry_runs_and_count_them() -> None:
+    refused = _run(block="refused", status="failed", finished_at="2026-11-28T10:00:00.500Z")
+    refused["steps"]["block"]["instances"][0]["status"] = "refused"
+    inc = incident_metrics(ALERT, [refused])
+    assert inc["mttr"] is None and inc["mttc"] is None and inc["automated"] is False  # not resolved in 0 s, unaided
+    assert inc["excluded_runs"] == {"dry_run": 0, "refused": 1} and inc["counted_runs"] == 0
+    assert run_figures(refused)["excluded"] == "refused" and run_figures(_run(dry=True))["excluded"] == "dry_run"
+    assert run_figures(_run()) == {"status": "succeeded", "excluded": None, "automated": True, "mttc": 5.0}
+
+    second = {**ALERT, "id": "a2"}
+    third = {**ALERT, "id": "a3"}
+    runs = [
+        {**refused, "alert_id": "a1"},
+        {**_run(dry=True), "id": "run-2", "alert_id": "a2"},
+        {**_run(), "id": "run-3", "alert_id": "a3"},
+    ]
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    m = period_metrics([ALERT, second, third], runs, [], [], start=start, end=start + timedelta(30))
+    assert m["responded"] == 1 and m["automation_rate"] == 1.0 and m["mttc"]["n"] == 1 and m["mttr"]["n"] == 1
+    assert m["excluded_runs"] == {"dry_run": 1, "refused": 1} and m["excluded_incidents"] == 2
+    assert "excluded from MTTA, MTTC, MTTR and the automation rate: 1 dry runs, 1 runs the policy refused" in (
+        print_table(m)
+    )
+
+
+def test_a_partly_refused_run_that_contained_counts() -> None:
+    run = _run()
+    run["steps"]["other"] = {**run["steps"]["block"], "instances": [_inst("refused", dry=False, seq=7)]}
+    assert outcomes.excluded_as(run, contained=True) is None
+    assert outcomes.excluded_as(run, contained=False) == "refused"
+
+
+@pytest.mark.parametrize(("dry", "shown"), [(True, "planned (dry run)"), (False, "succeeded")])
+def test_cards_say_planned_for_a_dry_run(dry: bool, shown: str) -> None:
+    base = {"run_id": "run-1", "playbook": "pb", "alert": {"id": "a1"}, "dry_run": dry}
+    thread: dict[str, Any] = {"status": "open"}
+    step = {"id": "block", "uses": "hosts.block_ip", "status": "succeeded", "dry_run": dry, "summary": "x"}
+    apply_event(thread, {**base, "type": "step_finished", "seq": 1, "step": step})
+    apply_event(thread, {**base, "type": "run_finished", "seq": 2, "status": "succeeded"})
+    assert thread["status"] == shown
+    text = "\n".join(cards.automation_lines(thread["runs"]))
+    assert f"playbook *pb* — {shown}" in text and f"`block` hosts.block_ip — {shown}" in text
+    assert ("succeeded" in text) is not dry
+    _, blocks = cards.step_reply({**base, "type": "step_finished", "step": step})
+    assert shown in cards.blocks_as_text(blocks)
+    _, blocks = cards.generic_reply({**base, "type": "run_finished", "status": "succeeded"})
+    assert f"— {shown}" in cards.blocks_as_text(blocks)
+    assert shown in cards.card_followup(thread["status"], thread["runs"])
+    skipped = {**step, "status": "skipped", "summary": "condition `when: x` was false"}
+    _, blocks = cards.step_reply({**base, "type": "step_finished", "step": skipped})
+    assert "skipped: condition `when: x` was false" in cards.blocks_as_text(blocks)
