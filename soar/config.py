@@ -95,6 +95,9 @@ class Settings(BaseSettings):
     slack_storm_threshold: int = Field(20, ge=1, description="Pending alert cards in a channel that become a summary")
 
     # -- API and audit
+    rules_check_exclude: list[str] = Field(
+        default_factory=list, description="Validators `soar rules check` leaves out (names as for --exclude)"
+    )
     api_host: str = "127.0.0.1"
     api_port: int = Field(8080, ge=1, le=65535)
     api_tokens_file: Path | None = Field(None, description="YAML of API tokens with roles and attributes")

@@ -82,7 +82,7 @@ jobs:
       - uses: actions/setup-python@v5
         with: {python-version: "3.11"}
       - run: pip install soar
-      - run: soar rules check rules/
+      - run: soar rules check --strict rules/
       - run: soar rules test rules/ --engine embedded
       - run: soar playbooks validate playbooks/
 """

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -55,25 +56,107 @@ def _report(errors: list[SoarError], err: bool = False) -> None:
         typer.echo(str(error), err=err)
 
 
+@app.callback()
+def _rules() -> None:
+    """Sigma rules: validate, compile, prove on fixtures, measure coverage."""
+    from soar.detection._attack import use_attack_data_dir
+
+    use_attack_data_dir(path_setting("state_dir") / "attack")  # a bundle loaded with update-attack, if any
+
+
+def _refusals(compile_errors: Sequence[SoarError], target: str) -> list[Any]:
+    from soar.detection._validate import Problem
+
+    return [Problem(e, "error", f"compile:{target}") for e in compile_errors]
+
+
+def _summary(problems: list[Any]) -> list[str]:
+    """Problems grouped by validator and message shape (quoted names and numbers folded), biggest first."""
+    import re
+    from collections import Counter
+
+    shapes: Counter[tuple[str, str, str]] = Counter()
+    for p in problems:
+        shape = re.sub(r"'[^']*'|\([^)]*\)|\b\d+\b", "…", p.message)
+        shapes[(p.severity, p.validator, shape)] += 1
+    return [f"{n:5d}  {sev:7}  {validator}: {shape}" for (sev, validator, shape), n in shapes.most_common()]
+
+
 @app.command("check")
 def check(
     paths: list[Path] | None = PATHS,
     pipeline: list[str] | None = PIPELINE,
-    as_json: bool = typer.Option(False, "--json", help="Print the problems as JSON."),
+    as_json: bool = typer.Option(False, "--json", help="Print the problems as JSON objects."),
+    exclude: list[str] = typer.Option(
+        [], "--exclude", "-x", help="Leave a validator out (repeatable; also the rules_check_exclude setting)."
+    ),
+    strict: bool = typer.Option(False, "--strict", help="Exit 1 on warnings too (SigmaHQ conventions)."),
+    summary: bool = typer.Option(False, "--summary", help="Also print the problems grouped by validator and reason."),
 ) -> int:
-    """Load, validate and compile rules offline; print every problem as file:line:col: message. Exit 1 on any."""
-    from soar.detection import check_rules, compile_rules, load_rules
+    """Load, validate and compile rules offline (Elasticsearch and embedded); every problem as file:line:col.
 
+    Errors (a rule that cannot mean what it says, or that an engine refuses) exit 1; warnings (SigmaHQ's
+    conventions, ATT&CK ids unknown to the bundled data) print as ``warning:`` and exit 0 unless --strict.
+    """
+    from soar.detection import compile_rules, load_rules
+    from soar.detection._validate import Problem, check_excluded, check_rules
+
+    skip = check_excluded([*_settings().rules_check_exclude, *exclude])
     ruleset = load_rules(_paths(paths))
-    _, compile_errors = compile_rules(ruleset, "elasticsearch", _pipelines(pipeline))
-    errors: list[SoarError] = [*ruleset.errors, *check_rules(ruleset), *compile_errors, *_orphans(paths)]
-    errors.sort(key=lambda e: (str(e.source.path) if e.source else "", e.source.line or 0 if e.source else 0))
+    problems: list[Problem] = [Problem(e, "error", "load") for e in ruleset.errors]
+    problems += check_rules(ruleset, skip)
+    seen: set[tuple[str, str]] = set()
+    for target in ("elasticsearch", "embedded"):
+        _, compile_errors = compile_rules(ruleset, target, _pipelines(pipeline))
+        for p in _refusals(compile_errors, target):
+            key = (str(p.error.source), p.message)
+            if key not in seen:  # refused by both engines for the same reason: once
+                seen.add(key)
+                problems.append(p)
+    problems += [Problem(e, "error", "orphan_fixtures") for e in _orphans(paths)]
+    problems.sort(key=lambda p: (p.file, p.line or 0))
+    errors = sum(p.severity == "error" for p in problems)
+    warnings = len(problems) - errors
+    failed = errors > 0 or (strict and warnings > 0)
     if as_json:
-        echo_json({"rules": len(ruleset.rules), "problems": [str(e) for e in errors]})
+        echo_json(
+            {
+                "rules": len(ruleset.rules),
+                "errors": errors,
+                "warnings": warnings,
+                "problems": [p.to_dict() for p in problems],
+                **({"summary": _summary(problems)} if summary else {}),
+            }
+        )
     else:
-        _report(errors)
-        typer.echo(f"{len(ruleset.rules)} rules checked, {len(errors)} problems", err=True)
-    return 1 if errors else 0
+        for p in problems:
+            typer.echo(str(p))
+        if summary and problems:
+            typer.echo("\nsummary (count, severity, validator: reason):")
+            for line in _summary(problems):
+                typer.echo(line)
+        typer.echo(
+            f"{len(ruleset.rules)} rules checked, {len(problems)} problems ({errors} errors, {warnings} warnings)",
+            err=True,
+        )
+    return 1 if failed else 0
+
+
+@app.command("update-attack")
+def update_attack(
+    file: Path = typer.Argument(..., help="MITRE's enterprise-attack.json (from attack-stix-data), downloaded."),
+) -> int:
+    """Use a newer MITRE ATT&CK offline: reduce FILE to what validation reads and keep it in the state folder."""
+    from soar.detection._attack import install_bundle, use_shipped_attack_data
+
+    directory = path_setting("state_dir") / "attack"
+    before = use_shipped_attack_data()
+    try:
+        version, count = install_bundle(file, directory)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    typer.echo(f"ATT&CK v{version} ({count} objects) now used for rule checks and exports (was v{before}): {directory}")
+    return 0
 
 
 @app.command("convert")

