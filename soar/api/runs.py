@@ -18,13 +18,19 @@ HIDDEN = ("playbook.text",)  # large and already in the repository
 
 
 def _public(doc: dict[str, Any]) -> dict[str, Any]:
+    """The run as a client reads it; ``shown_status``: "planned (dry run)" where a dry run's status says succeeded."""
+    from soar.playbooks.outcomes import run_is_dry, shown_status, step_status
+
     out = dict(doc)
+    out["shown_status"] = shown_status(str(doc.get("status")), run_is_dry(doc))
     if isinstance(out.get("playbook"), dict):
         out["playbook"] = {k: v for k, v in out["playbook"].items() if k != "text"}
     if isinstance(out.get("rollback"), dict):  # the rollback plan carries executed parameters
         plan = out["rollback"].get("steps") or []
         out["rollback"] = {**out["rollback"], "steps": [{k: v for k, v in e.items() if k != "params"} for e in plan]}
     for step in (out.get("steps") or {}).values() if isinstance(out.get("steps"), dict) else []:
+        if isinstance(step, dict):
+            step["shown_status"] = step_status(step)
         for inst in step.get("instances") or [] if isinstance(step, dict) else []:
             if isinstance(inst, dict):
                 inst.pop("_params", None)  # unredacted parameters stay inside the engine

@@ -96,5 +96,6 @@ def request_rollback(rt: Runtime, run_id: str, *, actor: str, reason: str = "") 
         start_rollback(run, rt.run_playbook(doc), why)
     except Conflict:
         raise InputError(f"run {run_id} changed while the rollback was requested; try again") from None
-    audit(rt.store, rt.settings, "playbook.rollback_requested", run_id, {"actor": actor, "reason": reason}, actor=actor)
+    details = {"actor": actor, "reason": reason, "dry_run": bool(doc.get("dry_run")), "run_seq": run.doc["seq"]}
+    audit(rt.store, rt.settings, "playbook.rollback_requested", run_id, details, actor=actor)
     return run.doc

@@ -222,3 +222,39 @@ def test_metrics_leave_out_refused_and_dry_runs_and_say_so(
     assert by_alert["refused-1"]["mttr"] is None and by_alert["refused-1"]["automated"] is False  # not "0 s, unaided"
     assert by_alert["dry-1"]["mttc"] is None and by_alert["dry-1"]["excluded_runs"] == {"dry_run": 1, "refused": 0}
     assert "1 dry runs, 1 runs the policy refused (2 alerts left with no counted run)" in print_table(m)
+
+
+def test_a_run_rolled_back_later_is_counted_once_and_its_rollback_follows_in_order(
+    content: Content, pb_settings: Settings
+) -> None:
+    from prometheus_client import REGISTRY
+
+    from soar.playbooks.rollback import request_rollback
+
+    def finished(status: str) -> float:
+        return REGISTRY.get_sample_value("soar_playbook_runs_finished_total", {"status": status, "excluded": "no"}) or 0
+
+    before = finished("succeeded"), finished("rolled_back")
+    content.playbook("truthful", PLAYBOOK)
+    rt, run_id = _start(pb_settings, alert(host="dev1"))
+    request_rollback(rt, run_id, actor="rita", reason="false positive")
+    dispatch.kick(pb_settings, run_id, runtime=rt)
+    run = _doc(rt, run_id)
+    assert run["status"] == "rolled_back" and run["rollback"]["seq"] > run["steps"]["alpha_note"]["finished_seq"]
+    assert (finished("succeeded") - before[0], finished("rolled_back") - before[1]) == (1, 0)
+    shown = _cli("show", run_id)
+    lines = [line for line in shown.splitlines() if line.startswith(("- ", "rollback:"))]
+    assert lines[-2:] == [
+        "rollback: requested by rita: false positive",
+        "- revert_zeta_contain (testkit.release): succeeded",
+    ]
+    titles = [e["title"] for e in build_report(rt.store, pb_settings, run_id)["events"]]
+    assert titles[titles.index("Step alpha_note (testkit.note) succeeded") :] == [
+        "Step alpha_note (testkit.note) succeeded",
+        "playbook.rollback",
+        "playbook.rollback_requested",
+        "Step Rollback revert_zeta_contain (testkit.release) started",
+        "Step Rollback revert_zeta_contain (testkit.release) succeeded",
+        "Containment released",
+        "Run rolled_back",
+    ]

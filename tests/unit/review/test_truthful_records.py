@@ -181,3 +181,30 @@ def test_cards_say_planned_for_a_dry_run(dry: bool, shown: str) -> None:
     skipped = {**step, "status": "skipped", "summary": "condition `when: x` was false"}
     _, blocks = cards.step_reply({**base, "type": "step_finished", "step": skipped})
     assert "skipped: condition `when: x` was false" in cards.blocks_as_text(blocks)
+
+
+def test_prometheus_leaves_out_dry_and_refused_runs_and_counts_them() -> None:
+    from prometheus_client import REGISTRY
+
+    from soar import metrics_prom
+
+    def value(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    before = {
+        why: value("soar_playbook_runs_finished_total", status=status, excluded=why)
+        for why, status in (("no", "succeeded"), ("dry_run", "succeeded"), ("refused", "failed"))
+    }
+    automated = value("soar_playbook_runs_automated_total")
+    contained = value("soar_playbook_time_to_contain_seconds_count")
+    refused = _run(block="refused", status="failed")
+    refused["steps"]["block"]["instances"][0]["status"] = "refused"
+    for run in (_run(), _run(dry=True), refused):
+        metrics_prom.observe_run(run)
+    after = {
+        why: value("soar_playbook_runs_finished_total", status=status, excluded=why)
+        for why, status in (("no", "succeeded"), ("dry_run", "succeeded"), ("refused", "failed"))
+    }
+    assert {k: after[k] - before[k] for k in after} == {"no": 1, "dry_run": 1, "refused": 1}
+    assert value("soar_playbook_runs_automated_total") - automated == 1  # the live run only
+    assert value("soar_playbook_time_to_contain_seconds_count") - contained == 1
