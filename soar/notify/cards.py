@@ -259,6 +259,8 @@ def approval_request(event: Mapping[str, Any]) -> tuple[str, list[Block]]:
         text += ": " + ", ".join(escape(a, 60) for a in approvers)
     if approval.get("expires_at"):
         text += f"\nexpires {escape(approval['expires_at'], 40)}"
+    if event.get("dry_run") is True:  # the on-call must know a yes here touches nothing
+        text += "\n:white_circle: dry run: approving plans the step, nothing is touched"
     value = json.dumps({"run_id": run_id, "step_id": step_id}, separators=(",", ":"))
     approve: Block = {
         "type": "button",

@@ -208,3 +208,11 @@ def test_prometheus_leaves_out_dry_and_refused_runs_and_counts_them() -> None:
     assert {k: after[k] - before[k] for k in after} == {"no": 1, "dry_run": 1, "refused": 1}
     assert value("soar_playbook_runs_automated_total") - automated == 1  # the live run only
     assert value("soar_playbook_time_to_contain_seconds_count") - contained == 1
+
+
+def test_an_approval_request_in_a_dry_run_says_nothing_is_touched() -> None:
+    event = {"run_id": "r", "step": {"id": "isolate", "uses": "hosts.isolate_host"}, "approval": {"required": 1}}
+    _, live = cards.approval_request({**event, "dry_run": False})
+    _, dry = cards.approval_request({**event, "dry_run": True})
+    assert "dry run" not in cards.blocks_as_text(live)
+    assert "dry run: approving plans the step, nothing is touched" in cards.blocks_as_text(dry)
