@@ -31,6 +31,7 @@ import yaml
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from soar import _yaml
 from soar.config import Settings
 from soar.errors import ConfigError, SourceLocation
 from soar.scope import UNSCOPED, Scope
@@ -164,6 +165,8 @@ def load_principals(settings: Settings) -> Principals:
         data = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"api_tokens_file (SOAR_API_TOKENS_FILE): cannot read {path}: {exc.strerror}") from exc
+    if len(data) > _yaml.MAX_FILE_BYTES:
+        raise ConfigError(f"{_yaml.TooLarge(path, len(data), _yaml.MAX_FILE_BYTES)}", SourceLocation(path))
     digest = hashlib.sha256(data).hexdigest()
     cached = _cache.get(str(path))
     if cached and cached[0] == digest:
@@ -180,8 +183,7 @@ def load_principals(settings: Settings) -> Principals:
 def parse_principals(text: str, path: Path | str = "<tokens>") -> Principals:
     """Parse and validate the principals YAML; ConfigError at file:line for the first problem."""
     try:
-        root = yaml.compose(text)
-        data = yaml.safe_load(text)
+        root, data = _yaml.load_with_node(text)  # an alias is refused at its line, before it expands
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         loc = SourceLocation(path, mark.line + 1, mark.column + 1) if mark else SourceLocation(path)

@@ -37,6 +37,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from soar import _yaml
 from soar.breadth import Network, addresses, covers_everything, parse_spec
 from soar.errors import ContentError, SourceLocation
 
@@ -297,9 +298,9 @@ def load_policy(path: Path) -> Policy:
     if not path.exists():
         return Policy(path=None)
     try:
-        text = path.read_text(encoding="utf-8")
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text) or {}
+        text = _yaml.read_text(path)  # over 1 MiB: refused before reading
+        root, data = _yaml.load_with_node(text)  # an alias is refused at its line, before it expands
+        data = data or {}
     except (OSError, UnicodeDecodeError) as exc:
         raise ContentError(f"cannot read the policy: {exc}", SourceLocation(path)) from None
     except yaml.YAMLError as exc:

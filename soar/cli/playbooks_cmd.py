@@ -34,13 +34,15 @@ def parse_inputs(pairs: list[str] | None) -> dict[str, Any]:
     """``--input name=value`` pairs; values are YAML scalars (numbers, booleans, strings)."""
     import yaml
 
+    from soar import _yaml
+
     out: dict[str, Any] = {}
     for pair in pairs or []:
         name, sep, raw = pair.partition("=")
         if not sep or not name:
             raise InputError(f"--input {pair!r}: expected name=value")
         try:
-            out[name] = yaml.safe_load(raw) if raw else ""
+            out[name] = _yaml.load(raw) if raw else ""
         except yaml.YAMLError:
             out[name] = raw
     return out

@@ -19,9 +19,10 @@ from typing import Any
 import yaml
 from elasticsearch import Elasticsearch
 
+from soar import _yaml
 from soar.detection._compile import CompiledRule, Compiler
 from soar.detection._correlate import evaluate_correlation
-from soar.detection._loading import _LOADER, Rule, RuleSet, yaml_error
+from soar.detection._loading import Rule, RuleSet, yaml_error
 from soar.detection._yamlpos import positions
 from soar.detection.embedded import EventStore, flatten, parse_timestamp
 from soar.detection.embedded import correlation_events as db_correlation_events
@@ -71,9 +72,8 @@ def load_fixtures(rule: Rule) -> list[Fixture]:
     if path is None:
         raise rule.error(f"no fixtures: expected {rule.path.with_suffix('').name}.tests.yml beside the rule")
     try:
-        text = path.read_text(encoding="utf-8")
-        node = yaml.compose(text, Loader=_LOADER)
-        data = _LOADER("").construct_document(node) if node is not None else None
+        text = _yaml.read_text(path, _yaml.MAX_FIXTURES_BYTES)  # over 8 MiB: refused before reading
+        node, data = _yaml.load_with_node(text)  # an alias is refused at its line
     except yaml.YAMLError as exc:
         raise yaml_error(path, exc, "fixtures YAML") from exc
     except (OSError, UnicodeDecodeError) as exc:

@@ -19,13 +19,10 @@ from sigma.correlations import SigmaCorrelationRule
 from sigma.exceptions import SigmaError
 from sigma.rule import SigmaRule
 
+from soar import _yaml
 from soar.detection._files import fixtures_path_for, rule_files
 from soar.detection._yamlpos import Positions, duplicate_keys, positions
 from soar.errors import ContentError, SourceLocation
-
-# libyaml when available (as pySigma itself uses): the pure-Python parser costs more than the conversion.
-_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
 
 # pySigma error class name -> the top-level key it is about, when the message names nothing.
 _ERROR_KEYS = {
@@ -147,7 +144,7 @@ def yaml_error(path: Path, exc: yaml.YAMLError, what: str = "YAML") -> ContentEr
 def _documents(path: Path, text: str, errors: list[ContentError]) -> list[tuple[yaml.Node, str]]:
     """Each YAML document of a file as (node, its own text)."""
     try:
-        nodes = [n for n in yaml.compose_all(text, Loader=_LOADER) if n is not None]
+        nodes = _yaml.compose_all(text)  # an alias is refused at its line, before anything expands
     except yaml.YAMLError as exc:
         errors.append(yaml_error(path, exc))
         return []
@@ -176,7 +173,7 @@ def _parse_document(
     for key, mark in duplicate_keys(node):
         errors.append(ContentError(f"duplicate key '{key}'", SourceLocation(path, mark.line, mark.column)))
     try:
-        data = _LOADER("").construct_document(node)
+        data = _yaml.construct(node)
     except yaml.YAMLError as exc:
         errors.append(yaml_error(path, exc))
         return None
@@ -257,7 +254,7 @@ def load_rules(paths: Sequence[Path | str] | Path | str, parse_conditions: bool 
     ruleset = RuleSet()
     for path in rule_files(paths):
         try:
-            text = path.read_text(encoding="utf-8")
+            text = _yaml.read_text(path)  # over 1 MiB: refused before reading
         except (OSError, UnicodeDecodeError) as exc:
             ruleset.errors.append(ContentError(f"cannot read rule file: {exc}", SourceLocation(path)))
             continue

@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from soar import _yaml
 from soar.errors import ContentError, InputError, SourceLocation
 from soar.hosts import validate
 
@@ -213,11 +214,11 @@ def _entry(raw: dict[str, Any], name: str, where: SourceLocation, base: Path) ->
 def load_inventory(path: Path) -> Inventory:
     """Parse and check an inventory file; every problem is a ContentError at file:line."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = _yaml.read_text(path)  # over 1 MiB: refused before reading
     except OSError as exc:
         raise ContentError(f"cannot read inventory: {exc.strerror}", SourceLocation(path)) from None
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = _yaml.compose(text)  # an alias is refused at its line, before it expands
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None

@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from soar import _yaml
 from soar.alerts import LEVEL_ORDER
 from soar.config import Settings
 from soar.errors import ContentError, SourceLocation
@@ -116,8 +117,8 @@ def _line_of(node: yaml.Node | None, loc: Sequence[int | str]) -> int | None:
 def parse_routes(text: str, path: Path | str, default_channel: str) -> Routes:
     """Routes from YAML text; a ContentError naming file:line for anything invalid."""
     try:
-        node = yaml.compose(text)
-        data = yaml.safe_load(text) or {}
+        node, data = _yaml.load_with_node(text)  # an alias is refused at its line, before it expands
+        data = data or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
@@ -142,7 +143,7 @@ def load_routes(settings: Settings) -> Routes:
     if not path.is_file():
         return Routes(default=settings.slack_default_channel)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = _yaml.read_text(path)
     except (OSError, UnicodeDecodeError) as exc:
         raise ContentError(f"cannot read: {exc}", SourceLocation(path)) from exc
     return parse_routes(text, path, settings.slack_default_channel)

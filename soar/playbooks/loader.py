@@ -15,13 +15,13 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from soar import _yaml
 from soar.actions import ActionRegistry
 from soar.errors import ContentError, SourceLocation
 from soar.playbooks import templating
 from soar.playbooks.model import Playbook, PlaybookSpec
 
 YAML_SUFFIXES = (".yml", ".yaml")
-LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 SECRET_KEY = re.compile(r"(passw|secret|token|api[_-]?key|private[_-]?key|credential)", re.I)
 
 
@@ -64,12 +64,11 @@ def _loc_path(loc: tuple[Any, ...]) -> tuple[str | int, ...]:
 def parse_playbook(path: Path, text: str | None = None) -> Playbook:
     """Parse and validate one playbook file (schema and template syntax)."""
     try:
-        text = path.read_text(encoding="utf-8") if text is None else text
+        text = _yaml.read_text(path) if text is None else text  # over 1 MiB: refused before reading
     except (OSError, UnicodeDecodeError) as exc:
         raise ContentError(f"cannot read playbook: {exc}", SourceLocation(path)) from None
     try:
-        root = yaml.compose(text, Loader=LOADER)
-        data = yaml.load(text, Loader=LOADER)  # noqa: S506 - a SafeLoader (the C one when available)
+        root, data = _yaml.load_with_node(text)  # an alias is refused at its line, before it expands
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = SourceLocation(path, mark.line + 1, mark.column + 1) if mark is not None else SourceLocation(path)

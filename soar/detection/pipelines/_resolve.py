@@ -11,7 +11,8 @@ import yaml
 from sigma.exceptions import SigmaConfigurationError, SigmaError
 from sigma.processing.pipeline import ProcessingItem, ProcessingPipeline
 
-from soar.detection._loading import _LOADER, yaml_error
+from soar import _yaml
+from soar.detection._loading import yaml_error
 from soar.detection._yamlpos import Mark, Positions, positions
 from soar.detection.pipelines import ecs_linux_yaml_path, is_path
 from soar.detection.pipelines._strict import StrictEcsLinuxFields
@@ -70,11 +71,11 @@ def _load_one(spec: str) -> ProcessingPipeline:
 def _from_file(path: Path) -> ProcessingPipeline:
     """A pipeline YAML file; an error names its file:line:col (pySigma names the item at best)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = _yaml.read_text(path)
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: cannot read pipeline file: {getattr(exc, 'strerror', None) or exc}") from exc
     try:
-        node = yaml.compose(text, Loader=_LOADER)
+        node = _yaml.compose(text)  # an alias is refused before pySigma expands it
     except yaml.YAMLError as exc:
         error = yaml_error(path, exc, "pipeline YAML")
         raise InputError(error.message, error.source) from exc
