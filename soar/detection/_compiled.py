@@ -105,7 +105,7 @@ def backend_versions() -> str:
     return ",".join([*(f"{d}={installed_version(d) or '?'}" for d in dists), f"soar={__version__}"])
 
 
-CACHE_FORMAT = "11"  # bump when what is stored, or how it is compiled, changes without a version change
+CACHE_FORMAT = "12"  # bump when what is stored, or how it is compiled, changes without a version change
 
 
 class CompileCache:

@@ -6,6 +6,10 @@ A user's ``logs-*`` data streams are mapped by their integrations (ECS: case-sen
 
 - a Sigma string (case-insensitive) is a ``term``, ``prefix`` or ``wildcard`` query with
   ``case_insensitive: true`` on a keyword-like field; ``|cased`` is the same query without it;
+- alternatives of one ``OR`` on one ``keyword`` field are searched together (:func:`merge_alternatives`):
+  exact values as one ``terms``, case-insensitive exact/prefix/suffix/contains values of one shape as one
+  ``regexp`` whose letters are ``[aA]`` classes (the ASCII folding ``case_insensitive`` does: a regexp's own
+  ``case_insensitive`` folds Unicode, ``k`` matching the Kelvin sign), one automaton instead of one per value;
 - ``|re`` is a ``regexp`` query (case-sensitive, Sigma's search meaning: unanchored);
 - a full-text field (``message``) and Sigma keywords (values without a field) are searched with
   ``match_phrase``: the words of the value, in order, whatever their case;
@@ -45,7 +49,10 @@ Clause = dict[str, Any]
 
 
 def _bool(kind: str, clauses: list[Clause]) -> Clause:
-    """``bool`` of ``kind`` over ``clauses``, flattening nested ones of the same kind."""
+    """``bool`` of ``kind`` over ``clauses``, flattening nested ones of the same kind.
+
+    A ``should``-only bool needs no ``minimum_should_match``: Elasticsearch requires one clause by default.
+    """
     flat: list[Clause] = []
     for clause in clauses:
         inner = clause.get("bool")
@@ -55,10 +62,11 @@ def _bool(kind: str, clauses: list[Clause]) -> Clause:
             flat.append(clause)
     if len(flat) == 1 and kind != "must_not":
         return flat[0]
-    body: Clause = {kind: flat}
     if kind == "should":
-        body["minimum_should_match"] = 1
-    return {"bool": body}
+        flat = merge_alternatives(flat)
+        if len(flat) == 1:
+            return flat[0]
+    return {"bool": {kind: flat}}
 
 
 def _escape_wildcard(text: str) -> str:
@@ -93,7 +101,8 @@ def string_clause(field: str, value: SigmaString, case_insensitive: bool) -> Cla
         case_insensitive = False
     flag = {"case_insensitive": True} if case_insensitive else {}
     if not any(isinstance(p, SpecialChars) for p in parts):
-        return {"term": {field: {"value": "".join(p for p in parts if isinstance(p, str)), **flag}}}
+        text = "".join(p for p in parts if isinstance(p, str))
+        return {"term": {field: {"value": text, **flag}}} if flag else {"term": {field: text}}
     head, last = parts[:-1], parts[-1]
     if last is SpecialChars.WILDCARD_MULTI and not any(isinstance(p, SpecialChars) for p in head):
         return {"prefix": {field: {"value": "".join(p for p in head if isinstance(p, str)), **flag}}}
@@ -101,6 +110,138 @@ def string_clause(field: str, value: SigmaString, case_insensitive: bool) -> Cla
         _escape_wildcard(p) if isinstance(p, str) else ("*" if p is SpecialChars.WILDCARD_MULTI else "?") for p in parts
     )
     return {"wildcard": {field: {"value": pattern, **flag}}}
+
+
+# index.max_regex_length is 1,000 characters by default: a merged regexp is cut into chunks below it. A chunk
+# this long of exact, prefix, suffix or contains alternatives stays within Lucene's default determinization
+# effort (measured on Elasticsearch 9.5 with 2- to 40-character values).
+MAX_REGEXP_LENGTH = 900
+_SHAPES = {"exact": "({})", "prefix": "({}).*", "suffix": ".*({})", "contains": ".*({}).*"}
+
+
+def regexp_literal(text: str) -> str:
+    """A Lucene regexp matching ``text`` with its ASCII letters in either case and nothing else folded.
+
+    ASCII letters become ``[aA]``; other ASCII characters that are not digits are escaped (a backslash makes
+    any character literal: reserved ones ``. ? + * | { } [ ] ( ) " \\ # @ & < > ~`` and the rest alike);
+    digits and non-ASCII characters stand for themselves (``\\d``, ``\\w``… would be classes).
+    """
+    out: list[str] = []
+    for char in text:
+        if not char.isascii() or char.isdigit():
+            out.append(char)
+        elif char.isalpha():
+            out.append(f"[{char.lower()}{char.upper()}]")
+        else:
+            out.append("\\" + char)
+    return "".join(out)
+
+
+def _unescape_wildcard(pattern: str) -> list[str | None]:
+    """A ``wildcard`` value as literal runs and ``None`` for ``*`` (``?`` left in as a run marker ``"?"``)."""
+    out: list[str | None] = []
+    run: list[str] = []
+    chars = iter(pattern)
+    for char in chars:
+        if char == "\\":
+            run.append(next(chars, ""))
+        elif char in "*?":
+            out.append("".join(run))
+            out.append(None if char == "*" else "?")
+            run = []
+        else:
+            run.append(char)
+    out.append("".join(run))
+    return out
+
+
+def _alternative(clause: Clause) -> tuple[str, str, str] | None:
+    """(field, shape, literal) of a case-insensitive term/prefix/wildcard a merged regexp can stand for."""
+    if len(clause) != 1:
+        return None
+    kind, body = next(iter(clause.items()))
+    if kind not in ("term", "prefix", "wildcard") or not isinstance(body, dict) or len(body) != 1:
+        return None
+    field, spec = next(iter(body.items()))
+    if not isinstance(spec, dict) or set(spec) != {"value", "case_insensitive"} or spec["case_insensitive"] is not True:
+        return None
+    # A `wildcard`-typed field (ECS command lines) approximates a regexp by its ngrams, which [aA] classes defeat.
+    if field_type(field) != "keyword" or not isinstance(spec["value"], str) or not spec["value"]:
+        return None
+    value: str = spec["value"]
+    if kind != "wildcard":
+        return field, "exact" if kind == "term" else "prefix", value
+    parts = _unescape_wildcard(value)
+    # Only *literal, *literal* (and literal*, literal): values with inner wildcards or ? keep their own clause.
+    if len(parts) == 3 and parts[0] == "" and parts[1] is None and parts[2]:
+        return field, "suffix", parts[2]
+    if len(parts) == 5 and parts[0] == "" and parts[1] is None and parts[2] and parts[3] is None and parts[4] == "":
+        return field, "contains", parts[2]
+    return None
+
+
+def _exact_term(clause: Clause) -> tuple[str, str] | None:
+    """(field, value) of a plain (case-sensitive) term on a keyword field, which ``terms`` can stand for."""
+    if len(clause) != 1 or "term" not in clause or len(clause["term"]) != 1:
+        return None
+    field, value = next(iter(clause["term"].items()))
+    if isinstance(value, dict):
+        if set(value) != {"value"}:
+            return None
+        value = value["value"]
+    if not isinstance(value, str) or field_type(field) != "keyword":
+        return None
+    return field, value
+
+
+def merge_alternatives(clauses: list[Clause]) -> list[Clause]:
+    """The clauses of one ``should``, alternatives on the same keyword field searched together.
+
+    Exact values (no letter to fold, or a lower-case value of a lower-case ECS field) of a field become one
+    ``terms``; case-insensitive values of one shape (exact, prefix, suffix, contains) on a field one ``regexp``
+    (cut below :data:`MAX_REGEXP_LENGTH`). Each merged clause takes the place of its first value; the others
+    keep their order. Same documents as one clause per value, one term-dictionary walk instead of one per value.
+    """
+    regexps: dict[tuple[str, str], list[tuple[int, str]]] = {}
+    terms: dict[str, list[tuple[int, str]]] = {}
+    for i, clause in enumerate(clauses):
+        alternative = _alternative(clause)
+        if alternative is not None:
+            field, shape, literal = alternative
+            regexps.setdefault((field, shape), []).append((i, regexp_literal(literal)))
+            continue
+        exact = _exact_term(clause)
+        if exact is not None:
+            terms.setdefault(exact[0], []).append((i, exact[1]))
+    placed: dict[int, list[Clause]] = {}
+    merged: set[int] = set()
+    for field, values in terms.items():
+        if len(values) > 1:
+            placed.setdefault(values[0][0], []).append({"terms": {field: [v for _, v in values]}})
+            merged.update(i for i, _ in values)
+    for (field, shape), patterns in regexps.items():
+        if len(patterns) < 2:
+            continue
+        chunk: list[tuple[int, str]] = []
+        chunks: list[list[tuple[int, str]]] = []
+        for item in patterns:
+            if chunk and len(_SHAPES[shape].format("|".join(p for _, p in [*chunk, item]))) > MAX_REGEXP_LENGTH:
+                chunks.append(chunk)
+                chunk = []
+            chunk.append(item)
+        chunks.append(chunk)
+        for chunk in chunks:
+            if len(chunk) == 1:
+                continue  # a value alone keeps its own clause
+            value = _SHAPES[shape].format("|".join(p for _, p in chunk))
+            placed.setdefault(chunk[0][0], []).append({"regexp": {field: {"value": value, "flags": "NONE"}}})
+            merged.update(i for i, _ in chunk)
+    out: list[Clause] = []
+    for i, clause in enumerate(clauses):
+        out.extend(placed.get(i, []))
+        if i not in merged:
+            out.append(clause)
+    return out
 
 
 def phrase_clause(field: str, value: SigmaString) -> Clause:
