@@ -82,12 +82,34 @@ def portable_regexp(value: Any) -> str:
 
 
 def check_portable_regex(pattern: str) -> None:
-    """Raise when ``pattern`` uses a construct Elasticsearch's Lucene RegExp does not have."""
+    """Raise when ``pattern`` uses a construct Elasticsearch's Lucene RegExp does not have, when RE2 (the
+    embedded engine's regex engine) cannot run it, or when it is over Elasticsearch's own limits."""
     for construct, what in _UNPORTABLE_REGEX:
         if construct.search(pattern):
             raise SigmaFeatureNotSupportedByBackendError(
                 f"regular expression '{pattern}' uses {what}, which Elasticsearch (Lucene RegExp) does not support"
             )
+    from soar.detection import _regex
+
+    sent = len(search_regex(pattern))
+    if sent > _regex.MAX_REGEX_LENGTH:
+        raise SigmaFeatureNotSupportedByBackendError(
+            f"regular expression '{_shown(pattern)}' is {sent} characters as searched, over Elasticsearch's "
+            f"index.max_regex_length of {_regex.MAX_REGEX_LENGTH}"
+        )
+    reason = _regex.refusal(pattern)
+    if reason is not None:
+        raise SigmaFeatureNotSupportedByBackendError(
+            f"regular expression '{pattern}' cannot be compiled by RE2, which runs |re in linear time: {reason}"
+        )
+    reason = _regex.determinization_refusal(search_regex(pattern))
+    if reason is not None:
+        raise SigmaFeatureNotSupportedByBackendError(f"regular expression '{_shown(pattern)}': {reason}")
+
+
+def _shown(pattern: str) -> str:
+    """The start of a long pattern: enough for the message to find the rule's line."""
+    return pattern if len(pattern) <= 120 else pattern[:120]
 
 
 def _lower_case_value(field: str, value: SigmaString) -> bool:

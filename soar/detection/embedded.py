@@ -18,7 +18,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import re2
+
 from soar.detection._correlate import CorrelationEvent, chained_events, evaluate_correlation, group_key
+from soar.detection._regex import search as regex_search
 from soar.errors import InputError
 
 _SCHEMA = """
@@ -81,17 +84,13 @@ def parse_timestamp(value: Any) -> float | None:
     return parsed.timestamp()
 
 
-@lru_cache(maxsize=512)
-def _regex(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)
-
-
 def _sql_regexp(pattern: str, value: Any) -> int:
+    """``|re``: RE2, linear in the value (an attacker-written command line cannot make it backtrack)."""
     if value is None:
         return 0
     try:
-        return 1 if _regex(pattern).search(str(value)) else 0
-    except re.error:
+        return 1 if regex_search(pattern, str(value)) else 0
+    except re2.error:  # refused when the rule compiled (see soar.detection._regex); never raised here
         return 0
 
 
