@@ -17,7 +17,14 @@ from sigma.exceptions import SigmaError, SigmaRuleLocation
 from sigma.rule import SigmaRule
 
 from soar.detection._backends import SoarLuceneBackend, SoarSQLiteBackend
-from soar.detection._compiled import CompileCache, CompiledRule, CorrelationSpec, backend_versions
+from soar.detection._compiled import (
+    CompileCache,
+    CompiledRule,
+    CorrelationSpec,
+    backend_versions,
+    error_from_cache,
+    error_to_cache,
+)
 from soar.detection._dsl import SoarElasticsearchDSLBackend
 from soar.detection._loading import Rule, RuleSet, sigma_error
 from soar.detection._typed import typed_value_problems
@@ -283,6 +290,9 @@ def compile_rules(
         key = _cache_key(cache, compiler, rule, ruleset) if cache is not None else None
         if cache is not None and key is not None:
             hit = cache.get(key)
+            if hit is not None and "refused" in hit:  # a refusal is kept as a compilation is
+                errors.append(error_from_cache(rule.path, hit["refused"]))
+                continue
             if hit is not None:
                 out.append(CompiledRule.from_dict(hit))
                 continue
@@ -290,6 +300,8 @@ def compile_rules(
             compiled = compiler.compile(rule, ruleset)
         except ContentError as exc:
             errors.append(exc)
+            if cache is not None and key is not None:
+                cache.put(key, {"refused": error_to_cache(rule.path, exc)})
             continue
         out.append(compiled)
         if cache is not None and key is not None:

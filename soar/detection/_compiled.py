@@ -15,6 +15,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from soar.errors import ContentError, SourceLocation
 from soar.private import private_sqlite
 
 
@@ -105,7 +106,24 @@ def backend_versions() -> str:
     return ",".join([*(f"{d}={installed_version(d) or '?'}" for d in dists), f"soar={__version__}"])
 
 
-CACHE_FORMAT = "12"  # bump when what is stored, or how it is compiled, changes without a version change
+def error_to_cache(path: Path, error: ContentError) -> list[Any]:
+    """A refusal as cached: [message, file (None: the rule's own file, wherever it is now), line, column].
+
+    The cache is keyed by content, not by path: the same rule elsewhere is refused at its new place.
+    """
+    where = error.source
+    if where is None:
+        return [error.message, None, None, None]
+    other = None if Path(where.path) == path else str(where.path)
+    return [error.message, other, where.line, where.column]
+
+
+def error_from_cache(path: Path, cached: list[Any]) -> ContentError:
+    message, other, line, column = cached
+    return ContentError(message, SourceLocation(Path(other) if other is not None else path, line, column))
+
+
+CACHE_FORMAT = "13"  # bump when what is stored, or how it is compiled, changes without a version change
 
 
 class CompileCache:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from soar.detection._compiled import CompileCache, CompiledRule
+from soar.detection._compiled import CompileCache, CompiledRule, error_from_cache, error_to_cache
 from soar.detection._files import rule_files
 from soar.detection.pipelines import pipeline_identity
 from soar.errors import ContentError, SourceLocation
@@ -65,6 +65,8 @@ def convert_paths(
     memo: dict[Path, str] = {}
     result = ConvertResult()
     cached: dict[Path, str] = {}
+    # Per file, in file order: its errors (a refused rule is cached with its refusal, as a compiled one is).
+    file_errors: dict[Path, list[ContentError]] = {}
     if cache is not None:
         keys = {path: cache.key("file", _digest(path, memo), identity, target) for path in files}
         entries = cache.get_many(list(keys.values()))
@@ -74,6 +76,7 @@ def convert_paths(
                 continue
             if all(_digest(Path(dep), memo) == digest for dep, digest in entry["deps"].items()):
                 cached[path] = entry["compiled"]
+                file_errors[path] = [error_from_cache(path, e) for e in entry.get("errors", [])]
     missing = [p for p in files if p not in cached]
     ids: dict[Path, list[list[Any]]] = {path: entries[keys[path]]["ids"] for path in cached} if cached else {}
     fresh: dict[Path, list[dict[str, Any]]] = {}
@@ -85,18 +88,25 @@ def convert_paths(
         compiler = Compiler(target, pipelines)  # only now: building backends and pipelines costs a warm run most
         # Conditions are parsed by the conversion itself; a bad one is reported from there.
         ruleset = load_rules(files if len(missing) < len(files) else missing, parse_conditions=False)
-        result.errors.extend(e for e in ruleset.errors if e.source is None or Path(e.source.path) in set(missing))
-        by_id = ruleset.by_id
-        failed: set[Path] = {Path(e.source.path) for e in ruleset.errors if e.source is not None}
         wanted = set(missing)
+        # Not cached: a file with an error that depends on other files too (a duplicate id, a reference).
+        uncacheable: set[Path] = set()
+        for error in ruleset.errors:
+            owner = Path(error.source.path) if error.source is not None else None
+            if owner is None:
+                result.errors.append(error)
+            elif owner in wanted:
+                file_errors.setdefault(owner, []).append(error)
+                if id(error) in ruleset.cross_file:
+                    uncacheable.add(owner)
+        by_id = ruleset.by_id
         for rule in ruleset.rules:
             if rule.path not in wanted:
                 continue
             try:
                 fresh.setdefault(rule.path, []).append(compiler.compile(rule, ruleset, consume=True).to_dict())
             except ContentError as exc:
-                result.errors.append(exc)
-                failed.add(rule.path)
+                file_errors.setdefault(rule.path, []).append(exc)
         texts = {path: json.dumps(fresh.get(path, []), sort_keys=True) for path in missing}
         for rule in ruleset.rules:
             if rule.path in wanted:
@@ -107,16 +117,18 @@ def convert_paths(
             for rule in ruleset.rules:
                 by_path.setdefault(rule.path, []).extend(r.id for r in ruleset.reached(rule))
             for path in missing:
-                if path in failed:
+                if path in uncacheable:
                     continue
                 deps = {
                     str(by_id[ref].path): _digest(by_id[ref].path, memo)
                     for ref in by_path.get(path, [])
                     if ref in by_id
                 }
-                entry = {"compiled": texts[path], "deps": deps, "ids": ids.get(path, [])}
+                errors = [error_to_cache(path, e) for e in file_errors.get(path, [])]
+                entry = {"compiled": texts[path], "deps": deps, "ids": ids.get(path, []), "errors": errors}
                 cache.put(cache.key("file", _digest(path, memo), identity, target), entry)
             cache.flush()
+    result.errors.extend(error for path in files for error in file_errors.get(path, []))
     if cached:
         _drop_duplicate_ids(files, ids, cached, result)
     for path in files:

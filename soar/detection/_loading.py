@@ -93,6 +93,9 @@ class RuleSet:
 
     rules: list[Rule] = field(default_factory=list)
     errors: list[ContentError] = field(default_factory=list)
+    # ids of the errors that depend on other files too (a duplicate id, an unresolved reference):
+    # a file's other errors are its own, and can be kept with it (the compile cache does).
+    cross_file: set[int] = field(default_factory=set)
 
     @property
     def by_id(self) -> dict[str, Rule]:
@@ -276,9 +279,9 @@ def _check_duplicate_ids(ruleset: RuleSet) -> None:
     for rule in ruleset.rules:
         other = first.get(rule.id)
         if other is not None:
-            ruleset.errors.append(
-                rule.error(f"duplicate rule id {rule.id} (first defined at {other.location('id')})", "id")
-            )
+            error = rule.error(f"duplicate rule id {rule.id} (first defined at {other.location('id')})", "id")
+            ruleset.errors.append(error)
+            ruleset.cross_file.add(id(error))
             continue
         first[rule.id] = rule
         keep.append(rule)
@@ -297,6 +300,8 @@ def _resolve_references(ruleset: RuleSet) -> None:
         try:
             rule.sigma.resolve_rule_references(collection)
         except SigmaError as exc:
-            ruleset.errors.append(sigma_error(exc, rule.path, rule.positions))
+            error = sigma_error(exc, rule.path, rule.positions)
+            ruleset.errors.append(error)
+            ruleset.cross_file.add(id(error))
             bad.add(id(rule))
     ruleset.rules = [r for r in ruleset.rules if id(r) not in bad]

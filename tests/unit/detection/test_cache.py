@@ -126,3 +126,49 @@ def test_library_versions_are_part_of_the_key(tmp_path: Path, monkeypatch: pytes
     assert convert_paths([rules], cache=CompileCache(tmp_path / "cache")).cache_hits == 3
     monkeypatch.setattr(_compiled, "backend_versions", lambda: "pysigma-backend-elasticsearch=99.0")
     assert convert_paths([rules], cache=CompileCache(tmp_path / "cache")).cache_hits == 0
+
+
+def test_a_refused_rule_is_cached_with_its_refusal(tmp_path: Path) -> None:
+    rules = _pack(tmp_path)
+    refused = write(rules / "refused.yml", rule_yaml({"sel": {"CommandLine|re": r"(a)\1"}, "condition": "sel"}))
+    broken = write(rules / "broken.yml", "title: [unclosed\n")
+    cache = CompileCache(tmp_path / "cache")
+    cold = convert_paths([rules], cache=cache)
+    warm = convert_paths([rules], cache=cache)
+    assert (cold.cache_hits, warm.cache_hits) == (0, 5)  # the refused and the broken file too: nothing is parsed
+    assert [str(e) for e in warm.errors] == [str(e) for e in cold.errors]
+    assert [e.source.path for e in warm.errors if e.source] == [broken, refused]  # in file order, at their lines
+    assert "back-references" in warm.errors[1].message
+    assert warm.compiled == cold.compiled
+    moved = tmp_path / "moved"
+    rules.rename(moved)  # the key is the content: the refusal is told at the file's new place
+    again = convert_paths([moved], cache=cache)
+    assert again.cache_hits == 4  # all but the correlation, whose base rule is named by its old path
+    assert [e.source.path for e in again.errors if e.source] == [moved / "broken.yml", moved / "refused.yml"]
+
+
+def test_a_file_whose_error_depends_on_another_file_is_not_cached(tmp_path: Path) -> None:
+    rules = _pack(tmp_path)
+    (rules / "base.yml").unlink()  # the correlation's base rule is gone: its error is about another file
+    cache = CompileCache(tmp_path / "cache")
+    cold = convert_paths([rules], cache=cache)
+    assert cold.errors and str(cold.errors[0]).startswith(str(rules / "corr.yml"))
+    warm = convert_paths([rules], cache=cache)
+    assert warm.cache_hits == 1  # other.yml; corr.yml is compiled again
+    assert [str(e) for e in warm.errors] == [str(e) for e in cold.errors]
+
+
+def test_compile_rules_caches_a_refusal_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rules = tmp_path / "rules"
+    path = write(rules / "refused.yml", rule_yaml({"sel": {"CommandLine|re": r"(a)\1"}, "condition": "sel"}))
+    cache = CompileCache(tmp_path / "cache")
+    _, cold = compile_rules(load_rules([rules]), "embedded", cache=cache)
+    from soar.detection._compile import Compiler
+
+    def never(*args: object, **kwargs: object) -> None:
+        raise AssertionError("compiled again")
+
+    monkeypatch.setattr(Compiler, "compile", never)
+    _, warm = compile_rules(load_rules([rules]), "embedded", cache=cache)
+    assert [str(e) for e in warm] == [str(e) for e in cold]
+    assert str(warm[0]).startswith(f"{path}:") and "back-references" in str(warm[0])
