@@ -19,6 +19,7 @@ import yaml
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from soar import _yaml
 from soar._config_file import ENV_PREFIX
 from soar._config_file import config_file_path as config_file_path  # re-exported: soar config show
 from soar.errors import ConfigError
@@ -214,8 +215,8 @@ class Settings(BaseSettings):
 
 def _read_config_file(path: Path) -> dict[str, Any]:
     try:
-        text = path.read_text(encoding="utf-8")
-        data: Any = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
+        text = _yaml.read_text(path)  # over 1 MiB: refused before reading
+        data: Any = tomllib.loads(text) if path.suffix == ".toml" else _yaml.load(text)  # an alias is refused
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read config file: {exc}") from exc
     except tomllib.TOMLDecodeError as exc:

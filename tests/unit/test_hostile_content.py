@@ -130,6 +130,12 @@ def _principals(path: Path) -> Any:
     return parse_principals(path.read_text(encoding="utf-8"), path)
 
 
+def _config(path: Path) -> Any:
+    from soar.config import _read_config_file
+
+    return _read_config_file(path)
+
+
 def _routes(path: Path) -> Any:
     return parse_routes(path.read_text(encoding="utf-8"), path, "#alerts")
 
@@ -142,8 +148,9 @@ def _routes(path: Path) -> Any:
         (_inventory, "hosts:\n  web-01: {address: 10.0.0.1}\n"),
         (_principals, "principals: []\n"),
         (_routes, "default: '#alerts'\n"),
+        (_config, "log_level: INFO\n"),
     ],
-    ids=["playbook", "policy", "inventory", "principals", "routes"],
+    ids=["playbook", "policy", "inventory", "principals", "routes", "config"],
 )
 def test_a_billion_laughs_is_refused_at_the_alias_line(
     tmp_path: Path, load: Callable[[Path], Any], prefix: str
