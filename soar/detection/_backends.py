@@ -27,6 +27,7 @@ from sigma.types import (
     SigmaCasedString,
     SigmaCIDRExpression,
     SigmaExists,
+    SigmaExpansion,
     SigmaNull,
     SigmaRegularExpression,
     SigmaString,
@@ -210,6 +211,10 @@ class SoarSQLiteBackend(sqliteBackend):
 
     def convert_condition_field_eq_val(self, cond: ConditionFieldEqualsValueExpression, state: ConversionState) -> Any:
         field = cond.field
+        if isinstance(cond.value, SigmaExpansion):
+            # windash, base64offset, expand: an OR of values on *this* field (each one looked up in the event);
+            # converted below the json_each, pySigma's expansion would name the json_each column as the field.
+            return self.convert_condition_field_eq_expansion(cond, state)
         if isinstance(cond.value, SigmaNull):
             return f"NOT {self._inside(field, f'{VALUE} IS NOT NULL')}"
         if isinstance(cond.value, SigmaCIDRExpression):

@@ -156,11 +156,42 @@ TEXT = FullText()
 KINDS: dict[str, Any] = {"ip": IP, "number": NUMBER, "text": TEXT}
 
 
+def base64offset_problem(item: SigmaDetectionItem) -> str | None:
+    """A ``|base64offset`` value pySigma cannot encode faithfully (it would match other text, or anything).
+
+    pySigma cuts the three shifted encodings by the value's length in characters, not in bytes: a value
+    with a non-ASCII character is cut at the wrong places; a one-byte value has an empty shifted encoding,
+    which ``|contains`` turns into ``*`` (every value).
+    """
+    names = {getattr(m, "__name__", "") for m in item.modifiers}
+    if "SigmaBase64OffsetModifier" not in names:
+        return None
+    wide = 2 if names & {"SigmaWideModifier", "SigmaUTF16LEModifier", "SigmaUTF16BEModifier"} else 1
+    for value in item.original_value or ():
+        if not isinstance(value, SigmaString):
+            continue
+        text = str(value)
+        if not text.isascii():
+            return (
+                f"|base64offset on '{text}': pySigma cuts the shifted encodings by characters, not bytes, so a value "
+                "with a non-ASCII character would match other text (use an ASCII value)"
+            )
+        if len(text.encode()) * wide < 2:
+            return (
+                f"|base64offset on '{text}': a one-character value has an empty shifted encoding, which would "
+                "match every value (use at least two characters)"
+            )
+    return None
+
+
 def typed_value_problems(rule: SigmaRule) -> list[str]:
     """What in a processed rule (fields already mapped to ECS) can never match its field's type."""
     problems: list[str] = []
     for detection in rule.detection.detections.values():
         for item in _items(detection):
+            encoding = base64offset_problem(item)
+            if encoding is not None and encoding not in problems:
+                problems.append(encoding)
             kind = field_type(str(item.field))
             if kind is None:
                 continue

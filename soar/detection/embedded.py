@@ -102,7 +102,8 @@ _WORD = re.compile(r"\w+(?:(?:[.'\u2019]|(?<=[^\W\d_]):(?=[^\W\d_])|(?<=\d)[,;](
 @lru_cache(maxsize=4096)
 def words(text: str) -> tuple[str, ...]:
     """The lower-cased tokens Elasticsearch indexes for ``text`` on a full-text (standard analyser) field."""
-    return tuple(w.lower() for w in _WORD.findall(text))
+    # A run of underscores alone is no word there (UAX #29 emits no token without a letter or digit).
+    return tuple(w.lower() for w in _WORD.findall(text) if any(c.isalnum() for c in w))
 
 
 def _sql_phrase(value: Any, phrase: str) -> int:
