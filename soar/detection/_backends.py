@@ -68,6 +68,19 @@ _UNPORTABLE_REGEX = (
     (re.compile(r"(?<!\\)\\[bBAZzG]"), "anchors \\b \\B \\A \\Z"),
     (re.compile(r"(?<!\\)\\[1-9]"), "back-references"),
     (re.compile(r"[*+?}]\?"), "lazy quantifiers"),
+    # Found by the oracle property test (tests/unit/detection/test_oracle.py): Elasticsearch rejects these at
+    # search time, or reads them otherwise than Python and RE2 do.
+    (
+        re.compile(r"(?<!\\)\\(?![dDsSwW])[a-zA-Z0]"),
+        "escapes other than \\d \\D \\s \\S \\w \\W (\\t, \\n, \\x41, …: write the character itself)",
+    ),
+    (re.compile(r"(?<!\\)\|(?=\||\)|$)|(?:^|(?<!\\)\()\|"), "empty alternatives (a|, |a, a||b, (|a))"),
+    (re.compile(r"(?<!\\)\{,"), "quantifiers {,n} (write {0,n})"),
+    (re.compile(r"\[:\^?[a-z]+:\]"), "POSIX classes such as [:digit:] (write [0-9])"),
+    (
+        re.compile(r"(?<!\\)(?<!\[)(?<!\[\^)-\]"),
+        "a '-' last in a character class such as [a-] (write it first, [-a], or escaped, \\-)",
+    ),
 )
 
 

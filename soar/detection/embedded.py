@@ -95,8 +95,9 @@ def _sql_regexp(pattern: str, value: Any) -> int:
 
 
 # Words as Elasticsearch's standard tokenizer cuts them (Unicode UAX #29, approximated): letters and
-# digits, joined by '.' or an apostrophe inside a word, ':' between letters, ',' or ';' between digits.
-_WORD = re.compile(r"\w+(?:(?:[.'\u2019]|(?<=[^\W\d_]):(?=[^\W\d_])|(?<=\d)[,;](?=\d))\w+)*")
+# digits, joined by '.', ':' or an apostrophe between two letters, by '.', an apostrophe, ',' or ';' between
+# two digits (c9'é is two words there: a digit, an apostrophe, a letter).
+_WORD = re.compile(r"\w+(?:(?:(?<=[^\W\d_])[.'\u2019:](?=[^\W\d_])|(?<=\d)[.'\u2019,;](?=\d))\w+)*")
 
 
 @lru_cache(maxsize=4096)

@@ -203,7 +203,14 @@ def regex(d: Draw, events: Sequence[dict[str, Any]], name: str) -> str:
             start = d.integer(0, len(source) - 1)
             parts.append(re.escape(source[start : start + d.integer(1, 4)]))
         else:
-            parts.append(d.choice([".", ".*", "[a-z]+", "[^ ]", "\\d", "\\w", "(a|B)", "x?", "[é-ë]", "\\s", "[A-Z]"]))
+            parts.append(
+                d.choice(
+                    [
+                        *(".", ".*", "[a-z]+", "[^ ]", "\\d", "\\w", "(a|B)", "x?", "[é-ë]", "\\s", "[A-Z]"),
+                        *("[[:digit:]]", "a{1,2}", ".{0,3}", "\\.", "[^a-z]", "\\p{L}", "\\x41", "(c|)", "\\W"),
+                    ]
+                )
+            )
     body = "".join(parts)
     if d.chance(0.2):
         body = "^" + body

@@ -172,11 +172,38 @@ REGRESSIONS: list[tuple[str, dict[str, Any], list[dict[str, Any]], list[int] | s
         [1],
     ),
     (
+        # UAX #29 joins letters across an apostrophe, digits across it too, never a digit and a letter.
+        "an apostrophe between a digit and a letter splits words",
+        {"k": ["é"], "condition": "k"},
+        [ev(message="naïve alpha gamma c9'é"), ev(message="don'é"), ev(message="1'é2")],
+        [0],
+    ),
+    (
         # \w is ASCII in Lucene, RE2 and PCRE; Python's re matched 'ı' (the oracle follows PCRE).
         "re \\w is ASCII",
         {"sel": {"custom.tag|re": "x?\\w$"}, "condition": "sel"},
         [ev(custom__tag="ßı"), ev(custom__tag="ab")],
         [1],
+    ),
+    # |re constructs Elasticsearch rejects at search time or reads otherwise than RE2 (and the oracle): refused
+    # at the rule's line on both engines (soar.detection._backends._UNPORTABLE_REGEX).
+    *(
+        (
+            f"re {pattern} is refused",
+            {"sel": {"custom.tag|re": pattern}, "condition": "sel"},
+            [ev(custom__tag="a")],
+            why,
+        )
+        for pattern, why in (
+            ("\\x41", "escapes other than"),  # Elasticsearch: invalid character class
+            ("\\t", "escapes other than"),
+            ("(c|)", "empty alternatives"),  # Elasticsearch: expected ')'
+            ("|a", "empty alternatives"),  # Elasticsearch matched nothing, RE2 everything
+            ("a||b", "empty alternatives"),  # Elasticsearch read a|b, RE2 matched everything
+            ("a{,2}", "quantifiers {,n}"),  # RE2: a literal '{,2}'; Elasticsearch: integer expected
+            ("[[:digit:]]", "POSIX classes"),  # RE2: a digit; Lucene and PCRE without POSIX: other text
+            ("[a-]", "a '-' last in a character class"),  # Elasticsearch: invalid range
+        )
     ),
 ]
 
