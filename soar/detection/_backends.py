@@ -33,12 +33,19 @@ from sigma.types import (
     SigmaString,
 )
 
-from soar.detection._ecs import TEXT_TYPES, field_type, written_in_lower_case
+from soar.detection._ecs import STRING_TYPES, TEXT_TYPES, field_type, written_in_lower_case
 
 _INTEGER = re.compile(r"-?[0-9]+")
 KEYWORD_SEARCH_FIELD = "message"  # where Sigma keywords (values without a field) are searched, on both engines
 VALUE = "value"  # the json_each column a field condition is evaluated on
 TEXT = "type = 'text'"  # the json_each value is a string (not a number, boolean or null)
+# A keyword field of Elasticsearch indexes a JSON number or boolean as its text (42 as "42", true as "true"):
+# on such a field the embedded engine reads every element as text too, so wildcards, |re and ranges see it.
+_AS_KEYWORD = (
+    "CASE type WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' "
+    "WHEN 'integer' THEN CAST(value AS TEXT) WHEN 'real' THEN CAST(value AS TEXT) ELSE value END AS value, "
+    "CASE WHEN type IN ('integer', 'real', 'true', 'false') THEN 'text' ELSE type END AS type"
+)
 
 
 # Characters that are literals in a Python/PCRE regex but operators in Lucene's RegExp (ALL flags).
@@ -220,7 +227,10 @@ class SoarSQLiteBackend(sqliteBackend):
 
     def _inside(self, field: str, inner: str) -> str:
         # The field is quoted by json_path; inner was produced by pySigma with quoted values.
-        return f"EXISTS (SELECT 1 FROM json_each(flat, {json_path(field)}) WHERE {inner})"  # noqa: S608 - SQL compiled by pySigma, values quoted
+        elements = f"json_each(flat, {json_path(field)})"
+        if field_type(field) in STRING_TYPES:
+            elements = f"(SELECT {_AS_KEYWORD} FROM {elements})"  # noqa: S608 - constant SQL around a quoted path
+        return f"EXISTS (SELECT 1 FROM {elements} WHERE {inner})"  # noqa: S608 - SQL compiled by pySigma, values quoted
 
     def convert_condition_field_eq_val(self, cond: ConditionFieldEqualsValueExpression, state: ConversionState) -> Any:
         field = cond.field

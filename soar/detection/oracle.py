@@ -28,7 +28,9 @@ Where Sigma leaves the meaning to the backend, the oracle states soar's:
   embedded engine mirrors; ``|cased`` compares exactly;
 - a multi-valued field (a list) matches when any element does; ``|all`` needs each value to match
   some element (not necessarily the same one), as separate clauses on Elasticsearch do;
-- a string without wildcards that is an integer matches that integer; a number matches the same
+- on a keyword field (ECS ``keyword``/``wildcard``, or a field outside ECS), a number or boolean in the
+  event is matched as its text (``42`` as ``"42"``, ``true`` as ``"true"``), as Elasticsearch indexes it;
+- elsewhere, a string without wildcards that is an integer matches that integer; a number matches the same
   number or its decimal text; wildcards and ``|re`` only ever match text; ``|lt`` and friends
   compare numbers as numbers and text as text (code point order);
 - full-text fields (``message`` in ECS, ``match_only_text``) are searched by their words: each
@@ -46,6 +48,7 @@ from dataclasses import dataclass, field
 from itertools import product
 from typing import Any
 
+from soar.detection._ecs import STRING_TYPES, field_type
 from soar.detection.embedded import ascii_lower, words
 
 MULTI = "\x00*"  # a ``*`` wildcard in a parsed value (a string no event text holds)
@@ -267,6 +270,13 @@ def _collect(value: Any, into: list[Any]) -> None:
         into.append(value)
 
 
+def _as_keyword(value: Any) -> Any:
+    """A scalar as a keyword field indexes it: its JSON text."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value) if isinstance(value, int | float) else value
+
+
 def _phrase(text: str, phrase: str) -> bool:
     want, have = words(phrase), words(text)
     n = len(want)
@@ -280,6 +290,7 @@ class Oracle:
     placeholders: Mapping[str, Sequence[str]] = field(default_factory=dict)
     full_text_fields: frozenset[str] = frozenset({"message"})
     keyword_field: str = "message"
+    field_types: Callable[[str], str] = field_type  # ECS type of a field ("keyword" outside ECS)
 
     # -- values ------------------------------------------------------------------------------------------------
     def value_matches(self, value: Value, event: Mapping[str, Any], name: str) -> bool:
@@ -294,6 +305,8 @@ class Oracle:
             return any(a == b and type(a) is type(b) for a in found for b in other)
         if value.kind == "string" and name in self.full_text_fields:
             return any(self._full_text(value, v) for v in found)
+        if self.field_types(name) in STRING_TYPES:
+            found = [_as_keyword(v) for v in found]
         return any(self._one(value, v) for v in found)
 
     def _full_text(self, value: Value, text: Any) -> bool:
@@ -308,7 +321,8 @@ class Oracle:
     def _one(self, value: Value, have: Any) -> bool:
         kind = value.kind
         if kind == "bool":
-            return isinstance(have, bool) and have == value.scalar
+            text = "true" if value.scalar else "false"
+            return (isinstance(have, bool) and have == value.scalar) or (isinstance(have, str) and have == text)
         if isinstance(have, bool):
             return False
         if kind == "number":

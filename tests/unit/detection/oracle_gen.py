@@ -140,8 +140,12 @@ def event(d: Draw) -> dict[str, Any]:
             flat[name] = string_value(d)
         elif roll == 1:
             flat[name] = None
+    if d.chance(0.1):  # a number, a boolean in an ECS keyword field (outside ECS, the first value would type it)
+        flat["process.name"] = d.choice([42, 7, True, False, 4.5])
     if d.chance(0.8):
-        flat[LIST_FIELD] = [string_value(d) for _ in range(d.integer(0, 3))]
+        flat[LIST_FIELD] = [
+            string_value(d) if d.chance(0.9) else d.choice([None, 42, 7]) for _ in range(d.integer(0, 3))
+        ]
     if d.chance(0.8):
         flat[NUMBER_FIELD] = d.integer(0, 60)
     if d.chance(0.7):
@@ -242,6 +246,10 @@ def item(d: Draw, events: Sequence[dict[str, Any]], used: set[str]) -> tuple[str
                 ["contains", "all"],
                 ["cased"],
                 ["contains", "cased"],
+                ["startswith", "cased"],
+                ["endswith", "cased"],
+                ["contains", "all", "windash"],
+                ["contains", "all", "cased"],
                 ["contains", "windash"],
                 ["windash"],
                 ["startswith", "windash"],
@@ -274,6 +282,8 @@ def item(d: Draw, events: Sequence[dict[str, Any]], used: set[str]) -> tuple[str
                     value = "".join(c for c in value if c.isascii())
                 value = value or "ab"
         count = d.integer(1, 3) if d.chance(0.35) or "all" in mods else 1
+        if not mods and d.chance(0.1):
+            value = d.choice([42, 7, True])
         if count > 1 and mods and mods[0] != "re":
             value = [value, *(piece(d, events, name) for _ in range(count - 1))]
             if any(m.startswith(("base64", "wide", "utf16")) for m in mods):
@@ -291,7 +301,7 @@ def item(d: Draw, events: Sequence[dict[str, Any]], used: set[str]) -> tuple[str
             return f"{NUMBER_FIELD}|exists", d.chance(0.5)
         number: Any = d.integer(0, 60)
         if not mods and d.chance(0.3):
-            number = str(number)
+            number = str(number) + d.choice(["", "", "*", "?"])
         if not mods and d.chance(0.3):
             number = [number, d.integer(0, 60)]
         return "|".join([NUMBER_FIELD, *mods]), number
@@ -314,7 +324,12 @@ def search(d: Draw, events: Sequence[dict[str, Any]], used: set[str]) -> Any:
     roll = d.integer(0, 9)
     if roll == 0:  # keywords: searched in message
         used.add("keywords")
-        words = [" ".join(d.choice(WORDS) for _ in range(d.integer(1, 2))) for _ in range(d.integer(1, 2))]
+        words: list[Any] = [
+            " ".join(d.choice([*WORDS, "*", "?", "x*1"]) for _ in range(d.integer(1, 2)))
+            for _ in range(d.integer(1, 2))
+        ]
+        if d.chance(0.2):
+            words.append(d.choice([42, 1]))
         return words if len(words) > 1 else words[0]
     if roll == 1:  # a list of maps: their OR
         return [dict([item(d, events, used)]) for _ in range(2)]

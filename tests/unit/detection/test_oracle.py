@@ -179,6 +179,26 @@ REGRESSIONS: list[tuple[str, dict[str, Any], list[dict[str, Any]], list[int] | s
         [0],
     ),
     (
+        # Elasticsearch indexes a number or boolean in a keyword field as its text; the embedded engine read
+        # such an element as a number, which no wildcard or |re ever matched.
+        "a number in a keyword field matches as its text",
+        {"sel": {"process.name|contains": "4"}, "condition": "sel"},
+        [ev(process__name=42), ev(process__name="142"), ev(process__name=7), ev(process__name=4.5)],
+        [0, 1, 3],
+    ),
+    (
+        "a boolean in a keyword field matches as its text",
+        {"sel": {"process.name|re": "^tr"}, "condition": "sel"},
+        [ev(process__name=True), ev(process__name=False), ev(process__name="tr")],
+        [0, 2],
+    ),
+    (
+        "a number among the elements of a keyword field matches as its text",
+        {"sel": {"process.args|startswith": "4"}, "condition": "sel"},
+        [ev(process__args=["kill", 42]), ev(process__args=["kill", "-9"]), ev(process__args=[None, "4"])],
+        [0, 2],
+    ),
+    (
         # \w is ASCII in Lucene, RE2 and PCRE; Python's re matched 'ı' (the oracle follows PCRE).
         "re \\w is ASCII",
         {"sel": {"custom.tag|re": "x?\\w$"}, "condition": "sel"},
