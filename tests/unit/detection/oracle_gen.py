@@ -152,7 +152,10 @@ def event(d: Draw) -> dict[str, Any]:
         flat[IP_FIELD] = d.choice(IPS)
     if d.chance(0.7):
         flat[TEXT_FIELD] = " ".join(d.choice([*WORDS, text(d, 1, 4)]) for _ in range(d.integer(1, 5)))
-    return nest(flat)
+    out = nest(flat)
+    if "custom" in out and d.chance(0.3):  # a dotted key, as some shippers write: the same field
+        out["custom.tag"] = out.pop("custom")["tag"]
+    return out
 
 
 def nest(flat: dict[str, Any]) -> dict[str, Any]:
