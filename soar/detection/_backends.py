@@ -158,9 +158,16 @@ def no_field_references() -> SigmaFeatureNotSupportedByBackendError:
     )
 
 
+def _dot_without_newline(pattern: str) -> str:
+    """Each ``.`` as ``[^\\n]``: Lucene's ``.`` matches a newline, Sigma's (PCRE's, RE2's) does not without ``|s``."""
+    from soar.detection.oracle import replace_unescaped
+
+    return replace_unescaped(pattern, ".", "[^\n]")
+
+
 def search_regex(pattern: str) -> str:
     """A Lucene (anchored) regexp with the meaning of a search for ``pattern``."""
-    pattern = _escape_lucene_operators(pattern)
+    pattern = _dot_without_newline(_escape_lucene_operators(pattern))
     start = "" if pattern.startswith("^") else ".*"
     body = pattern[1:] if pattern.startswith("^") else pattern
     anchored_end = body.endswith("$") and not body.endswith("\\$")

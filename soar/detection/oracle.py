@@ -14,7 +14,7 @@ What it implements (Sigma specification, pySigma's reading where the text leaves
   non-word and a word character becomes any of ``- / – — ―``, per literal run, as pySigma does),
   ``base64``, ``base64offset`` (pySigma's three offsets), ``utf16le``/``wide``, ``utf16be`` (ASCII
   only), ``re`` with ``i``, ``m``, ``s`` (a search, not a full match; ``\\d``, ``\\w``, ``\\s`` are ASCII as in
-  PCRE, RE2 and Lucene), ``cidr``,
+  PCRE, RE2 and Lucene; ``.`` never matches a newline without ``s``; ``$`` is the end of the value), ``cidr``,
   ``exists``, ``cased``, ``lt``/``lte``/``gt``/``gte``, ``fieldref`` (equality with another field's
   value), ``expand`` with the placeholders given (an undefined placeholder is refused);
 - ``null``: the field is absent or null; keyword searches (values without a field); conditions with
@@ -194,7 +194,8 @@ def build_value(raw: Any, modifiers: Sequence[str], placeholders: Mapping[str, S
             if m not in FLAGS:
                 raise OracleRefusal(f"|{m} after |re is not defined")
             flags |= FLAGS[m]
-        return Value("regex", regex=re.compile(str(raw), flags | re.ASCII))
+        pattern = str(raw) if flags & re.MULTILINE else _dollar_at_end(str(raw))
+        return Value("regex", regex=re.compile(pattern, flags | re.ASCII))
     if "cidr" in mods:
         return Value("cidr", network=ipaddress.ip_network(str(raw), strict=False))
     if isinstance(raw, int | float) and not mods:
@@ -223,6 +224,32 @@ def build_value(raw: Any, modifiers: Sequence[str], placeholders: Mapping[str, S
         else:
             raise OracleRefusal(f"modifier |{mod} is not defined here")
     return Value("string", alternatives=tuple(alternatives), cased=cased)
+
+
+def replace_unescaped(pattern: str, char: str, replacement: str) -> str:
+    """``pattern`` with each ``char`` outside a character class and not escaped replaced by ``replacement``."""
+    out: list[str] = []
+    escaped = in_class = False
+    for at, c in enumerate(pattern):
+        if escaped:
+            escaped = False
+        elif c == "\\":
+            escaped = True
+        elif in_class:
+            # ']' right after '[' or '[^' is a member of the class, not its end
+            in_class = c != "]" or pattern[at - 1] == "[" or pattern[at - 2 : at] == "[^"
+        elif c == "[":
+            in_class = True
+        elif c == char:
+            out.append(replacement)
+            continue
+        out.append(c)
+    return "".join(out)
+
+
+def _dollar_at_end(pattern: str) -> str:
+    """``$`` as the end of the value only (RE2, Lucene); Python's also matches before a final newline."""
+    return replace_unescaped(pattern, "$", "\\Z")
 
 
 def _around(pattern: Pattern, start: bool, end: bool) -> Pattern:

@@ -199,6 +199,20 @@ REGRESSIONS: list[tuple[str, dict[str, Any], list[dict[str, Any]], list[int] | s
         [0, 2],
     ),
     (
+        # Lucene's '.' matches a newline; Sigma's (PCRE, RE2) only with |s: sent to Elasticsearch as [^\n].
+        "re . does not match a newline",
+        {"sel": {"custom.tag|re": "a.b"}, "condition": "sel"},
+        [ev(custom__tag="a\nb"), ev(custom__tag="axb")],
+        [1],
+    ),
+    (
+        # Python's '$' also matched before a final newline (the oracle's fault): the end of the value only.
+        "re $ is the end of the value",
+        {"sel": {"custom.tag|re": "^a$"}, "condition": "sel"},
+        [ev(custom__tag="a\n"), ev(custom__tag="a")],
+        [1],
+    ),
+    (
         # \w is ASCII in Lucene, RE2 and PCRE; Python's re matched 'ı' (the oracle follows PCRE).
         "re \\w is ASCII",
         {"sel": {"custom.tag|re": "x?\\w$"}, "condition": "sel"},
