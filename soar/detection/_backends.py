@@ -254,6 +254,9 @@ class SoarSQLiteBackend(sqliteBackend):
             return exists if cond.value.exists else f"NOT {exists}"
         if isinstance(cond.value, SigmaString) and is_full_text(field):
             return self._words(field, cond.value, cond, state)
+        if isinstance(cond.value, SigmaString) and field_type(field) == "ip":
+            # Elasticsearch compares addresses, not their text (wildcards on an ip field are refused before).
+            return self._inside(field, f"soar_same_address({VALUE}, {_sql_str(str(cond.value))})")
         inner = copy.copy(cond)
         inner.field = VALUE
         if type(cond.value) is SigmaString and _lower_case_value(field, cond.value):

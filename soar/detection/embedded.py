@@ -123,13 +123,28 @@ def _network(cidr: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
     return ipaddress.ip_network(cidr, strict=False)
 
 
-def _sql_cidr(value: Any, cidr: str) -> int:
-    if value is None:
-        return 0
+def address(value: Any) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """An IP address as an Elasticsearch ``ip`` field holds it: IPv4-mapped IPv6 (::ffff:10.0.0.1) is IPv4."""
+    if value is None or isinstance(value, bool):
+        return None
     try:
-        return 1 if ipaddress.ip_address(str(value)) in _network(cidr) else 0
+        parsed = ipaddress.ip_address(str(value))
     except ValueError:
-        return 0
+        return None
+    if isinstance(parsed, ipaddress.IPv6Address) and parsed.ipv4_mapped is not None:
+        return parsed.ipv4_mapped
+    return parsed
+
+
+def _sql_cidr(value: Any, cidr: str) -> int:
+    found = address(value)
+    return 1 if found is not None and found in _network(cidr) else 0
+
+
+def _sql_same_address(value: Any, wanted: str) -> int:
+    """An ``ip`` field equals an address however either is written (2001:DB8:0::1 is 2001:db8::1)."""
+    found = address(value)
+    return 1 if found is not None and found == address(wanted) else 0
 
 
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
@@ -176,6 +191,7 @@ class EventStore:
         self.db = sqlite3.connect(self.path, check_same_thread=False)
         self.db.create_function("soar_regexp", 2, _sql_regexp, deterministic=True)
         self.db.create_function("soar_cidr", 2, _sql_cidr, deterministic=True)
+        self.db.create_function("soar_same_address", 2, _sql_same_address, deterministic=True)
         self.db.create_function("soar_phrase", 2, _sql_phrase, deterministic=True)
         self.db.create_function("like", 3, _sql_like, deterministic=True)
         self.db.create_function("like", 2, _sql_like, deterministic=True)

@@ -30,6 +30,8 @@ Where Sigma leaves the meaning to the backend, the oracle states soar's:
   some element (not necessarily the same one), as separate clauses on Elasticsearch do;
 - on a keyword field (ECS ``keyword``/``wildcard``, or a field outside ECS), a number or boolean in the
   event is matched as its text (``42`` as ``"42"``, ``true`` as ``"true"``), as Elasticsearch indexes it;
+- on an ``ip`` field, values are addresses (``2001:DB8:0::1`` is ``2001:db8::1``; IPv4-mapped IPv6 is
+  IPv4), as Elasticsearch stores them;
 - elsewhere, a string without wildcards that is an integer matches that integer; a number matches the same
   number or its decimal text; wildcards and ``|re`` only ever match text; ``|lt`` and friends
   compare numbers as numbers and text as text (code point order);
@@ -49,7 +51,7 @@ from itertools import product
 from typing import Any
 
 from soar.detection._ecs import STRING_TYPES, field_type
-from soar.detection.embedded import ascii_lower, words
+from soar.detection.embedded import address, ascii_lower, words
 
 MULTI = "\x00*"  # a ``*`` wildcard in a parsed value (a string no event text holds)
 SINGLE = "\x00?"  # a ``?`` wildcard
@@ -334,6 +336,8 @@ class Oracle:
             return any(self._full_text(value, v) for v in found)
         if self.field_types(name) in STRING_TYPES:
             found = [_as_keyword(v) for v in found]
+        if self.field_types(name) == "ip" and value.kind in ("string", "cidr"):
+            return any(self._address(value, v) for v in found)
         return any(self._one(value, v) for v in found)
 
     def _full_text(self, value: Value, text: Any) -> bool:
@@ -344,6 +348,14 @@ class Oracle:
             if all(_phrase(text, run) for run in runs):
                 return True
         return False
+
+    def _address(self, value: Value, have: Any) -> bool:
+        found = address(have)
+        if found is None:
+            return False
+        if value.kind == "cidr":
+            return value.network is not None and found in value.network
+        return any(address("".join(p)) == found for p in value.alternatives)
 
     def _one(self, value: Value, have: Any) -> bool:
         kind = value.kind

@@ -150,8 +150,8 @@ def event(d: Draw) -> dict[str, Any]:
         ]
     if d.chance(0.8):
         flat[NUMBER_FIELD] = d.integer(0, 60)
-    if d.chance(0.7):
-        flat[IP_FIELD] = d.choice(IPS)
+    if d.chance(0.7):  # sometimes written otherwise than canonically (the same address)
+        flat[IP_FIELD] = d.choice([*IPS, "2001:0db8:0:0:0:0:0:1", "2001:DB8::1", "::ffff:10.0.0.1"])
     if d.chance(0.7):
         flat[TEXT_FIELD] = " ".join(d.choice([*WORDS, text(d, 1, 4)]) for _ in range(d.integer(1, 5)))
     out = nest(flat)
@@ -317,7 +317,7 @@ def item(d: Draw, events: Sequence[dict[str, Any]], used: set[str]) -> tuple[str
             return f"{IP_FIELD}|exists", d.chance(0.5)
         if mods == ["cidr"]:
             return f"{IP_FIELD}|cidr", d.choice(CIDRS) if d.chance(0.7) else [d.choice(CIDRS), d.choice(CIDRS)]
-        return IP_FIELD, d.choice(IPS)
+        return IP_FIELD, d.choice([*IPS, "2001:DB8:0::1", "::ffff:10.1.2.3"])
     mods = d.choice([["contains"], ["contains"], ["contains", "all"], ["startswith"]])
     used.update(mods)
     words = [d.choice(WORDS) for _ in range(d.integer(1, 2))]

@@ -213,6 +213,28 @@ REGRESSIONS: list[tuple[str, dict[str, Any], list[dict[str, Any]], list[int] | s
         [1],
     ),
     (
+        # Elasticsearch compares addresses; the embedded engine compared their text.
+        "an ip field compares addresses, not text",
+        {"sel": {"destination.ip": "2001:db8::1"}, "condition": "sel"},
+        [
+            ev(destination__ip="2001:0db8:0:0:0:0:0:1"),
+            ev(destination__ip="2001:DB8::1"),
+            ev(destination__ip="2001:db8::2"),
+        ],
+        [0, 1],
+    ),
+    (
+        # Elasticsearch stores an IPv4-mapped IPv6 address as the IPv4 address.
+        "an IPv4-mapped address is IPv4",
+        {
+            "sel": {"destination.ip|cidr": "10.0.0.0/8"},
+            "filter": {"destination.ip": "::ffff:10.0.0.2"},
+            "condition": "sel or filter",
+        },
+        [ev(destination__ip="::ffff:10.0.0.1"), ev(destination__ip="11.0.0.1"), ev(destination__ip="11.0.0.2")],
+        [0],
+    ),
+    (
         # \w is ASCII in Lucene, RE2 and PCRE; Python's re matched 'ı' (the oracle follows PCRE).
         "re \\w is ASCII",
         {"sel": {"custom.tag|re": "x?\\w$"}, "condition": "sel"},
