@@ -33,7 +33,7 @@ from sigma.types import (
     SigmaString,
 )
 
-from soar.detection._ecs import STRING_TYPES, TEXT_TYPES, field_type, written_in_lower_case
+from soar.detection._ecs import NUMERIC_TYPES, STRING_TYPES, TEXT_TYPES, field_type, written_in_lower_case
 
 _INTEGER = re.compile(r"-?[0-9]+")
 KEYWORD_SEARCH_FIELD = "message"  # where Sigma keywords (values without a field) are searched, on both engines
@@ -45,6 +45,14 @@ _AS_KEYWORD = (
     "CASE type WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' "
     "WHEN 'integer' THEN CAST(value AS TEXT) WHEN 'real' THEN CAST(value AS TEXT) ELSE value END AS value, "
     "CASE WHEN type IN ('integer', 'real', 'true', 'false') THEN 'text' ELSE type END AS type"
+)
+# A numeric field of Elasticsearch coerces an integer written as text ("42") into the number 42.
+_INTEGER_TEXT = (
+    "type = 'text' AND (value GLOB '[0-9]*' OR value GLOB '-[0-9]*') AND NOT substr(value, 2) GLOB '*[^0-9]*'"
+)
+_AS_NUMBER = (
+    f"CASE WHEN {_INTEGER_TEXT} THEN CAST(value AS INTEGER) ELSE value END AS value, "
+    f"CASE WHEN {_INTEGER_TEXT} THEN 'integer' ELSE type END AS type"
 )
 
 
@@ -235,8 +243,11 @@ class SoarSQLiteBackend(sqliteBackend):
     def _inside(self, field: str, inner: str) -> str:
         # The field is quoted by json_path; inner was produced by pySigma with quoted values.
         elements = f"json_each(flat, {json_path(field)})"
-        if field_type(field) in STRING_TYPES:
+        kind = field_type(field)
+        if kind in STRING_TYPES:
             elements = f"(SELECT {_AS_KEYWORD} FROM {elements})"  # noqa: S608 - constant SQL around a quoted path
+        elif kind in NUMERIC_TYPES:
+            elements = f"(SELECT {_AS_NUMBER} FROM {elements})"  # noqa: S608 - constant SQL around a quoted path
         return f"EXISTS (SELECT 1 FROM {elements} WHERE {inner})"  # noqa: S608 - SQL compiled by pySigma, values quoted
 
     def convert_condition_field_eq_val(self, cond: ConditionFieldEqualsValueExpression, state: ConversionState) -> Any:

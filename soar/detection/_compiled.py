@@ -123,7 +123,7 @@ def error_from_cache(path: Path, cached: list[Any]) -> ContentError:
     return ContentError(message, SourceLocation(Path(other) if other is not None else path, line, column))
 
 
-CACHE_FORMAT = "18"  # bump when what is stored, or how it is compiled, changes without a version change
+CACHE_FORMAT = "19"  # bump when what is stored, or how it is compiled, changes without a version change
 
 
 class CompileCache:

@@ -30,6 +30,8 @@ Where Sigma leaves the meaning to the backend, the oracle states soar's:
   some element (not necessarily the same one), as separate clauses on Elasticsearch do;
 - on a keyword field (ECS ``keyword``/``wildcard``, or a field outside ECS), a number or boolean in the
   event is matched as its text (``42`` as ``"42"``, ``true`` as ``"true"``), as Elasticsearch indexes it;
+- on a numeric field (``long``, …), an integer written as text in the event is that number (Elasticsearch
+  coerces it when indexing);
 - on an ``ip`` field, values are addresses (``2001:DB8:0::1`` is ``2001:db8::1``; IPv4-mapped IPv6 is
   IPv4), as Elasticsearch stores them;
 - elsewhere, a string without wildcards that is an integer matches that integer; a number matches the same
@@ -50,7 +52,7 @@ from dataclasses import dataclass, field
 from itertools import product
 from typing import Any
 
-from soar.detection._ecs import STRING_TYPES, field_type
+from soar.detection._ecs import NUMERIC_TYPES, STRING_TYPES, field_type
 from soar.detection.embedded import address, ascii_lower, words
 
 MULTI = "\x00*"  # a ``*`` wildcard in a parsed value (a string no event text holds)
@@ -336,6 +338,8 @@ class Oracle:
             return any(self._full_text(value, v) for v in found)
         if self.field_types(name) in STRING_TYPES:
             found = [_as_keyword(v) for v in found]
+        if self.field_types(name) in NUMERIC_TYPES:
+            found = [int(v) if isinstance(v, str) and _INTEGER.fullmatch(v) else v for v in found]
         if self.field_types(name) == "ip" and value.kind in ("string", "cidr"):
             return any(self._address(value, v) for v in found)
         return any(self._one(value, v) for v in found)

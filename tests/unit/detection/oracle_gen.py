@@ -148,8 +148,8 @@ def event(d: Draw) -> dict[str, Any]:
         flat[LIST_FIELD] = [
             string_value(d) if d.chance(0.9) else d.choice([None, 42, 7]) for _ in range(d.integer(0, 3))
         ]
-    if d.chance(0.8):
-        flat[NUMBER_FIELD] = d.integer(0, 60)
+    if d.chance(0.8):  # sometimes as text: Elasticsearch coerces it into the long field
+        flat[NUMBER_FIELD] = d.integer(0, 60) if d.chance(0.85) else str(d.integer(0, 60))
     if d.chance(0.7):  # sometimes written otherwise than canonically (the same address)
         flat[IP_FIELD] = d.choice([*IPS, "2001:0db8:0:0:0:0:0:1", "2001:DB8::1", "::ffff:10.0.0.1"])
     if d.chance(0.7):

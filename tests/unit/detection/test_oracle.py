@@ -235,6 +235,19 @@ REGRESSIONS: list[tuple[str, dict[str, Any], list[dict[str, Any]], list[int] | s
         [0],
     ),
     (
+        # Elasticsearch coerces "42" into a long field; the embedded engine compared it as text ('42' < '9').
+        "an integer written as text in a numeric field is a number",
+        {"sel": {"process.pid|lt": 9}, "filter": {"process.pid": 42}, "condition": "sel or filter"},
+        [
+            ev(process__pid="42"),
+            ev(process__pid="8"),
+            ev(process__pid="042"),
+            ev(process__pid=10),
+            ev(process__pid="-3"),
+        ],
+        [0, 1, 2, 4],
+    ),
+    (
         # \w is ASCII in Lucene, RE2 and PCRE; Python's re matched 'ı' (the oracle follows PCRE).
         "re \\w is ASCII",
         {"sel": {"custom.tag|re": "x?\\w$"}, "condition": "sel"},
