@@ -186,7 +186,7 @@ def convert(
         if fmt not in EXPORTS:
             raise InputError(f"--format {fmt}: unknown format (known: {', '.join(EXPORTS)})")
         ruleset = load_rules(_paths(paths))
-        text, errors = export_rules(ruleset.rules, fmt, pipelines)
+        text, errors = export_rules(ruleset.rules, fmt, pipelines, _settings().events_index)
         typer.echo(text, nl=False)
         skipped = [e for e in errors if skip_unsupported and isinstance(e, NotExportable)]
         failed: list[SoarError] = [*ruleset.errors, *(e for e in errors if e not in skipped)]

@@ -31,6 +31,7 @@ from sigma.types import (
     SigmaNull,
     SigmaRegularExpression,
     SigmaString,
+    SpecialChars,
 )
 
 from soar.detection._ecs import NUMERIC_TYPES, STRING_TYPES, TEXT_TYPES, field_type, written_in_lower_case
@@ -184,11 +185,23 @@ def search_regex(pattern: str) -> str:
     return f"{start}({body}){end}" if (start or end) else body
 
 
-class SoarLuceneBackend(LuceneBackend):
-    """LuceneBackend for exports (Kibana, ``--target lucene``), with soar's refusals and search-semantics ``|re``.
+def case_insensitive_regexp(value: SigmaString) -> str:
+    """A Lucene regexp for a Sigma string whose ASCII letters match in either case (``*`` ``.*``, ``?`` ``.``)."""
+    from soar.detection._dsl import regexp_literal
 
-    A ``query_string`` has no case-insensitive term: on ECS keyword fields its values match with the
-    case written, as with sigma-cli. soar itself searches with query DSL (:mod:`soar.detection._dsl`).
+    return "".join(
+        regexp_literal(p) if isinstance(p, str) else (".*" if p is SpecialChars.WILDCARD_MULTI else ".")
+        for p in value.s
+    )
+
+
+class SoarLuceneBackend(LuceneBackend):
+    """LuceneBackend for ``--target lucene`` (what sigma-cli writes with the same pipeline), with soar's refusals
+    and search-semantics ``|re``.
+
+    A ``query_string`` has no case-insensitive term: on ECS keyword fields its values match with the case
+    written, as with sigma-cli. The exports people load into other tools fold case
+    (:class:`CaseFoldingLuceneBackend`); soar itself searches with query DSL (:mod:`soar.detection._dsl`).
     """
 
     name: ClassVar[str] = "soar Elasticsearch Lucene"
@@ -198,7 +211,7 @@ class SoarLuceneBackend(LuceneBackend):
         self, cond: ConditionFieldEqualsValueExpression, state: ConversionState
     ) -> Any:
         # A query_string term on an ECS keyword matches the case written: exactly what |cased means.
-        return self.convert_condition_field_eq_val_str(cond, state)
+        return LuceneBackend.convert_condition_field_eq_val_str(self, cond, state)
 
     def convert_condition_field_eq_field(self, cond: Any, state: ConversionState) -> Any:
         raise no_field_references()
@@ -216,6 +229,26 @@ class SoarLuceneBackend(LuceneBackend):
         cond = copy.copy(cond)
         cond.value = wrapped
         return super().convert_condition_field_eq_val_re(cond, state)
+
+
+class CaseFoldingLuceneBackend(SoarLuceneBackend):
+    """The query_string of the Kibana and ElastAlert exports, with Sigma's case-insensitive strings.
+
+    A string with ASCII letters on a keyword field is written as a regexp whose letters are ``[aA]`` classes
+    (the ASCII folding soar's own DSL searches with). ``|cased`` keeps the plain term, as do values without
+    letters and lower-case values of lower-case ECS fields; full-text ``message`` matches by analysed words.
+    """
+
+    def convert_condition_field_eq_val_str(
+        self, cond: ConditionFieldEqualsValueExpression, state: ConversionState
+    ) -> Any:
+        value = cond.value
+        if not isinstance(value, SigmaString):
+            return super().convert_condition_field_eq_val_str(cond, state)
+        folds = any(p.isascii() and any(c.isalpha() for c in p) for p in value.s if isinstance(p, str))
+        if not folds or is_full_text(cond.field) or _lower_case_value(cond.field, value):
+            return super().convert_condition_field_eq_val_str(cond, state)
+        return f"{self.escape_and_quote_field(cond.field)}:/{case_insensitive_regexp(value)}/"
 
 
 def _sql_str(text: str) -> str:

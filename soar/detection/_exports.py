@@ -1,16 +1,24 @@
 """Exports for people moving to or from other tools: Kibana detection rules, ElastAlert, ES|QL, EQL.
 
-These are pySigma's own output formats run with soar's pipelines (so the strict field check
-still applies). ES|QL and EQL are offered as files only: the open-modules Elasticsearch soar
-tests against serves neither, and soar never runs them.
+pySigma's own output formats, run with soar's pipelines (so the strict field check still applies)
+and held to Sigma's meaning: a rule soar refuses for Elasticsearch is refused by every export with
+the same reason; ``|re`` is a search (the targets' regexps match the whole value, so the pattern is
+wrapped as soar's own queries wrap it); ES|QL string matches are case-insensitive (``to_lower`` on
+both sides: its ``==``/``like``/``starts_with`` are case-sensitive); EQL's ``:`` already is, and a
+keyword-only rule (no field) is refused by EQL (a bare string is no condition there). The index is
+the configured ``events_index``; the ElastAlert rule carries the ``alert`` ElastAlert2 requires
+(``debug``: replace it with your alerter). ES|QL and EQL are offered as files only: the open-modules
+Elasticsearch soar tests against serves neither, and soar never runs them.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
+import yaml
 from sigma.collection import SigmaCollection
 from sigma.exceptions import SigmaError, SigmaFeatureNotSupportedByBackendError
 from sigma.rule import SigmaRule
@@ -22,31 +30,104 @@ from soar.detection.pipelines import resolve_pipelines
 from soar.errors import ContentError
 
 
-def _kibana(pipeline: Any) -> tuple[Any, str]:
-    from soar.detection._backends import SoarLuceneBackend
+def _kibana(pipeline: Any, index: str) -> tuple[Any, str]:
+    from soar.detection._backends import CaseFoldingLuceneBackend
 
-    return SoarLuceneBackend(pipeline), "siem_rule_ndjson"
+    return CaseFoldingLuceneBackend(pipeline, index_names=[index]), "siem_rule_ndjson"
 
 
-def _elastalert(pipeline: Any) -> tuple[Any, str]:
+def _elastalert(pipeline: Any, index: str) -> tuple[Any, str]:
     from sigma.backends.elasticsearch import ElastalertBackend  # type: ignore[attr-defined]
 
-    return ElastalertBackend(pipeline), "default"
+    from soar.detection._backends import CaseFoldingLuceneBackend
+
+    class SoarElastalertBackend(CaseFoldingLuceneBackend, ElastalertBackend):
+        """ElastAlert's rule around soar's query_string (search-semantics |re, soar's refusals)."""
+
+        state_defaults: ClassVar[dict[str, str]] = {"index": index}
+
+        def finalize_query(self, rule: Any, query: Any, index_: int, state: Any, output_format: str) -> Any:
+            text = ElastalertBackend.finalize_query(self, rule, query, index_, state, output_format)
+            doc = yaml.safe_load(text)
+            doc.setdefault("alert", ["debug"])  # ElastAlert2 refuses a rule without one
+            return yaml.safe_dump(doc, sort_keys=False)
+
+    # pySigma looks its correlation converters up in the concrete class's own __dict__
+    for name, value in vars(ElastalertBackend).items():
+        if name.startswith("convert_correlation_") and name.endswith("_rule"):
+            setattr(SoarElastalertBackend, name, value)
+    return SoarElastalertBackend(pipeline), "default"
 
 
-def _esql(pipeline: Any) -> tuple[Any, str]:
+def _esql(pipeline: Any, index: str) -> tuple[Any, str]:
     from sigma.backends.elasticsearch import ESQLBackend  # type: ignore[attr-defined]
 
-    return ESQLBackend(pipeline), "default"
+    from soar.detection._backends import no_field_references, portable_regexp, search_regex
+
+    class SoarESQLBackend(ESQLBackend):
+        """ES|QL with Sigma's meaning: case-insensitive strings, search-semantics regexps."""
+
+        eq_expression: ClassVar[str] = "to_lower({field})=={value}"
+        startswith_expression: ClassVar[str] = "starts_with(to_lower({field}), {value})"
+        endswith_expression: ClassVar[str] = "ends_with(to_lower({field}), {value})"
+        wildcard_match_expression: ClassVar[str] = "to_lower({field}) like {value}"
+        case_sensitive_match_expression: ClassVar[str] = "{field}=={value}"
+        case_sensitive_startswith_expression: ClassVar[str] = "starts_with({field}, {value})"
+        case_sensitive_endswith_expression: ClassVar[str] = "ends_with({field}, {value})"
+        case_sensitive_contains_expression: ClassVar[str] = "{field} like {value}"
+        state_defaults: ClassVar[dict[str, str]] = {**ESQLBackend.state_defaults, "index": index}
+
+        def convert_condition_field_eq_val_str(self, cond: Any, state: Any) -> Any:
+            lowered = copy.copy(cond)
+            lowered.value = cond.value.lower()
+            return super().convert_condition_field_eq_val_str(lowered, state)
+
+        def convert_condition_field_eq_val_re(self, cond: Any, state: Any) -> Any:
+            from sigma.types import SigmaRegularExpression
+
+            searched = copy.copy(cond)
+            searched.value = SigmaRegularExpression(search_regex(portable_regexp(cond.value)))
+            return super().convert_condition_field_eq_val_re(searched, state)
+
+        def convert_condition_field_eq_field(self, cond: Any, state: Any) -> Any:
+            raise no_field_references()
+
+    return SoarESQLBackend(pipeline), "default"
 
 
-def _eql(pipeline: Any) -> tuple[Any, str]:
+def _eql(pipeline: Any, index: str) -> tuple[Any, str]:
     from sigma.backends.elasticsearch import EqlBackend  # type: ignore[attr-defined]
 
-    return EqlBackend(pipeline), "default"
+    from soar.detection._backends import no_field_references, portable_regexp, search_regex
+
+    class SoarEqlBackend(EqlBackend):
+        """EQL with Sigma's meaning: ``:`` is case-insensitive already; regexps search; keywords refused."""
+
+        re_expression: ClassVar[str] = '{field} regex "{regex}"'  # |re is case-sensitive (regex~ is not)
+
+        def convert_condition_field_eq_val_re(self, cond: Any, state: Any) -> Any:
+            from sigma.types import SigmaRegularExpression
+
+            searched = copy.copy(cond)
+            searched.value = SigmaRegularExpression(search_regex(portable_regexp(cond.value)))
+            return super().convert_condition_field_eq_val_re(searched, state)
+
+        def convert_condition_val_str(self, cond: Any, state: Any) -> Any:
+            raise SigmaFeatureNotSupportedByBackendError(
+                "EQL has no full-text search: a keyword (a value without a field) would be a bare string, "
+                "which EQL does not read as a condition"
+            )
+
+        convert_condition_val_num = convert_condition_val_str
+        convert_condition_val_re = convert_condition_val_str
+
+        def convert_condition_field_eq_field(self, cond: Any, state: Any) -> Any:
+            raise no_field_references()
+
+    return SoarEqlBackend(pipeline), "default"
 
 
-EXPORTS: dict[str, Callable[[Any], tuple[Any, str]]] = {
+EXPORTS: dict[str, Callable[[Any, str], tuple[Any, str]]] = {
     "kibana-ndjson": _kibana,
     "elastalert": _elastalert,
     "esql": _esql,
@@ -128,7 +209,7 @@ def kibana_threshold(backend: Any, rule: Rule, rules: Sequence[Rule], compiler: 
 
 
 def export_rules(
-    rules: Sequence[Rule], fmt: str, pipelines: Sequence[str] = ("ecs_linux",)
+    rules: Sequence[Rule], fmt: str, pipelines: Sequence[str] = ("ecs_linux",), index: str = "logs-*"
 ) -> tuple[str, list[ContentError]]:
     """The export text for ``rules`` (NDJSON lines, YAML documents or one query per line) and the rules that failed.
 
@@ -138,9 +219,10 @@ def export_rules(
     ``metric_aggregation``) and not exported alone.
     """
     use_shipped_attack_data()  # the Kibana export maps ATT&CK tags to names
-    backend, output = EXPORTS[fmt](resolve_pipelines(pipelines))
+    backend, output = EXPORTS[fmt](resolve_pipelines(pipelines), index)
     blocks = building_blocks(rules)
     compiler: Compiler | None = None
+    searched = Compiler("elasticsearch", pipelines)  # what soar itself refuses, every export refuses
     chunks: list[str] = []
     errors: list[ContentError] = []
     for rule in rules:
@@ -151,10 +233,16 @@ def export_rules(
                 fresh = _fresh(rule)
                 assert isinstance(fresh, SigmaRule)
                 produced = backend.convert_rule(fresh, output)
+                try:  # the target expressed it; would soar's own search mean the same?
+                    searched.compile(rule)
+                except ContentError as exc:
+                    raise NotExportable(f"not exported as {fmt}: {exc.message}", exc.source) from exc
             elif fmt == "elastalert":
                 produced = _correlation(backend, output, rule, rules)
             elif fmt == "kibana-ndjson":
-                compiler = compiler or Compiler("lucene", pipelines)  # built once, for the correlations
+                if compiler is None:  # built once, for the correlations: the export's own case-folding backend
+                    compiler = Compiler("lucene", pipelines)
+                    compiler.backend = backend
                 produced = [kibana_threshold(backend, rule, rules, compiler)]
             else:
                 where = rule.error("", "correlation").source
