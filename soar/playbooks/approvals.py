@@ -92,9 +92,17 @@ def expire(settings: Settings, store: Store, approval_id: str) -> dict[str, Any]
 
     rec = store.mutate(APPROVALS, approval_id, change)
     if rec is not None and expired:
-        audit(store, settings, "approval.expired", rec.doc["run_id"], {"step": rec.doc["step"]})
+        facts = run_facts(store, rec.doc["run_id"])
+        audit(store, settings, "approval.expired", rec.doc["run_id"], {"step": rec.doc["step"], **facts})
         _publish(settings, store, rec.doc["run_id"], rec.doc)
     return rec.doc if rec else None
+
+
+def run_facts(store: Store, run_id: str) -> dict[str, Any]:
+    """What a decision's audit entry says about its run: a dry run's decisions plan, and where in its sequence."""
+    rec = store.get(RUNS, run_id)
+    doc = rec.doc if rec is not None else {}
+    return {"dry_run": bool(doc.get("dry_run")), "run_seq": doc.get("seq")}
 
 
 def who(vote: dict[str, Any]) -> str:
@@ -157,7 +165,13 @@ def decide(
             settings,
             "approval.refused",
             run_id,
-            {"step": target["step"], "approver": approver, "role": role, "allowed_roles": target["roles"]},
+            {
+                "step": target["step"],
+                "approver": approver,
+                "role": role,
+                "allowed_roles": target["roles"],
+                **run_facts(store, run_id),
+            },
             actor=approver,
         )
         raise NotAllowed(
@@ -190,6 +204,7 @@ def decide(
             "via": via,
             "status": doc["status"],
             **({"slack_user": slack_user} if slack_user else {}),
+            **run_facts(store, run_id),
         },
         actor=approver,
     )
@@ -237,7 +252,14 @@ def decide_as(
             settings,
             "approval.refused",
             run_id,
-            {"step": target["step"], "approver": principal.name, "role": principal.role, "via": via, "reason": reason},
+            {
+                "step": target["step"],
+                "approver": principal.name,
+                "role": principal.role,
+                "via": via,
+                "reason": reason,
+                **run_facts(store, run_id),
+            },
             actor=principal.name,
         )
         return NotAllowed(reason)
