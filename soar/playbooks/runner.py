@@ -540,6 +540,8 @@ def _finish(run: HeldRun, status: str) -> Next:
         skip_unreached(run, "aborted", str(run.doc.get("error") or status))
     first = run.doc.get("finished_seq") is None  # a finished run rolled back later finishes again
     run.doc.update(status=status, finished_at=utcnow_iso(), finished_seq=run.tick())
+    if (run.doc.get("lease") or {}).get("owner") == run.owner:
+        run.doc["lease"] = None  # given back in the write that finishes it: a finished run is never seen held
     run.save()
     details = {"status": status, "error": run.doc.get("error")}
     run.audit("playbook.run_finished", details, dry_run=bool(run.doc.get("dry_run")))

@@ -72,8 +72,10 @@ def test_a_rule_elasticsearch_rejects_is_disabled_shown_and_counted_while_the_ot
     es, events_index, det_settings, store, content, write_rule = ctx
     good = write_rule("good", interval="1s")
     rejected = "5f1c7d2e-0000-4000-8000-00000000bad1"
-    # Valid Sigma and a valid Python regex, but longer than the index's max_regex_length (1000).
-    sigma_rule(content, "long_regex", rejected, "re", "a" * 1100)
+    # Valid Sigma and a regex soar accepts (under the default index.max_regex_length of 1000, which it refuses
+    # at the rule's line), on a cluster whose events index allows less: only Elasticsearch can say no.
+    es.indices.put_settings(index=events_index, settings={"index.max_regex_length": 100})
+    sigma_rule(content, "long_regex", rejected, "re", "a" * 300)
     before = errors_metric(rejected, "rejected")
     now = time.time()
     index_events(es, events_index, [("r1", event(1, now - 3))])
@@ -205,7 +207,8 @@ def test_a_scheduler_process_keeps_running_past_bad_rules(ctx: Ctx) -> None:
     good = write_rule("good", interval="1s")
     write_rule("missing", interval="1s", index=f"{events_index}-nope")
     write_rule("invalid", every="5s")
-    sigma_rule(content, "long_regex", "5f1c7d2e-0000-4000-8000-00000000bad2", "re", "b" * 1100)
+    es.indices.put_settings(index=events_index, settings={"index.max_regex_length": 100})  # stricter than soar's
+    sigma_rule(content, "long_regex", "5f1c7d2e-0000-4000-8000-00000000bad2", "re", "b" * 300)
     index_events(es, events_index, [("k1", event(1, time.time() - 1))])
     env = detection_env(content, events_index, DB_BAD) | {"SOAR_CELERY_EAGER": "true"}
     log = content / "scheduler.log"
