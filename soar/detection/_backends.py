@@ -195,7 +195,22 @@ def case_insensitive_regexp(value: SigmaString) -> str:
     )
 
 
-class SoarLuceneBackend(LuceneBackend):
+class SearchSemantics:
+    """What every text query language soar writes shares with Sigma: ``|re`` is a search (their regexps match
+    the whole value, so the pattern is wrapped as :func:`search_regex` does) and ``|fieldref`` is refused."""
+
+    def convert_condition_field_eq_val_re(
+        self, cond: ConditionFieldEqualsValueExpression, state: ConversionState
+    ) -> Any:
+        searched = copy.copy(cond)
+        searched.value = SigmaRegularExpression(search_regex(portable_regexp(cond.value)))
+        return super().convert_condition_field_eq_val_re(searched, state)  # type: ignore[misc]
+
+    def convert_condition_field_eq_field(self, cond: Any, state: ConversionState) -> Any:
+        raise no_field_references()
+
+
+class SoarLuceneBackend(SearchSemantics, LuceneBackend):
     """LuceneBackend for ``--target lucene`` (what sigma-cli writes with the same pipeline), with soar's refusals
     and search-semantics ``|re``.
 
@@ -213,22 +228,11 @@ class SoarLuceneBackend(LuceneBackend):
         # A query_string term on an ECS keyword matches the case written: exactly what |cased means.
         return LuceneBackend.convert_condition_field_eq_val_str(self, cond, state)
 
-    def convert_condition_field_eq_field(self, cond: Any, state: ConversionState) -> Any:
-        raise no_field_references()
-
     def convert_condition_field_eq_val_cidr(
         self, cond: ConditionFieldEqualsValueExpression, state: ConversionState
     ) -> Any:
         check_cidr_field(cond.field)
         return super().convert_condition_field_eq_val_cidr(cond, state)
-
-    def convert_condition_field_eq_val_re(
-        self, cond: ConditionFieldEqualsValueExpression, state: ConversionState
-    ) -> Any:
-        wrapped = SigmaRegularExpression(search_regex(portable_regexp(cond.value)))
-        cond = copy.copy(cond)
-        cond.value = wrapped
-        return super().convert_condition_field_eq_val_re(cond, state)
 
 
 class CaseFoldingLuceneBackend(SoarLuceneBackend):

@@ -62,9 +62,9 @@ def _elastalert(pipeline: Any, index: str) -> tuple[Any, str]:
 def _esql(pipeline: Any, index: str) -> tuple[Any, str]:
     from sigma.backends.elasticsearch import ESQLBackend  # type: ignore[attr-defined]
 
-    from soar.detection._backends import no_field_references, portable_regexp, search_regex
+    from soar.detection._backends import SearchSemantics
 
-    class SoarESQLBackend(ESQLBackend):
+    class SoarESQLBackend(SearchSemantics, ESQLBackend):
         """ES|QL with Sigma's meaning: case-insensitive strings, search-semantics regexps."""
 
         eq_expression: ClassVar[str] = "to_lower({field})=={value}"
@@ -82,35 +82,18 @@ def _esql(pipeline: Any, index: str) -> tuple[Any, str]:
             lowered.value = cond.value.lower()
             return super().convert_condition_field_eq_val_str(lowered, state)
 
-        def convert_condition_field_eq_val_re(self, cond: Any, state: Any) -> Any:
-            from sigma.types import SigmaRegularExpression
-
-            searched = copy.copy(cond)
-            searched.value = SigmaRegularExpression(search_regex(portable_regexp(cond.value)))
-            return super().convert_condition_field_eq_val_re(searched, state)
-
-        def convert_condition_field_eq_field(self, cond: Any, state: Any) -> Any:
-            raise no_field_references()
-
     return SoarESQLBackend(pipeline), "default"
 
 
 def _eql(pipeline: Any, index: str) -> tuple[Any, str]:
     from sigma.backends.elasticsearch import EqlBackend  # type: ignore[attr-defined]
 
-    from soar.detection._backends import no_field_references, portable_regexp, search_regex
+    from soar.detection._backends import SearchSemantics
 
-    class SoarEqlBackend(EqlBackend):
+    class SoarEqlBackend(SearchSemantics, EqlBackend):
         """EQL with Sigma's meaning: ``:`` is case-insensitive already; regexps search; keywords refused."""
 
         re_expression: ClassVar[str] = '{field} regex "{regex}"'  # |re is case-sensitive (regex~ is not)
-
-        def convert_condition_field_eq_val_re(self, cond: Any, state: Any) -> Any:
-            from sigma.types import SigmaRegularExpression
-
-            searched = copy.copy(cond)
-            searched.value = SigmaRegularExpression(search_regex(portable_regexp(cond.value)))
-            return super().convert_condition_field_eq_val_re(searched, state)
 
         def convert_condition_val_str(self, cond: Any, state: Any) -> Any:
             raise SigmaFeatureNotSupportedByBackendError(
@@ -120,9 +103,6 @@ def _eql(pipeline: Any, index: str) -> tuple[Any, str]:
 
         convert_condition_val_num = convert_condition_val_str
         convert_condition_val_re = convert_condition_val_str
-
-        def convert_condition_field_eq_field(self, cond: Any, state: Any) -> Any:
-            raise no_field_references()
 
     return SoarEqlBackend(pipeline), "default"
 
