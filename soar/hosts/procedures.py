@@ -192,13 +192,37 @@ def release(ctx: ActionContext, host: str) -> ActionResult:
 # -- block / unblock an address ------------------------------------------------------------------------------------
 
 
-def _check_block_target(runner: HostRunner, target: Host, ip: str) -> str:
-    net = ipaddress.ip_network(validate.ip_or_cidr(ip, "ip"), strict=False)
+def _block_targets(runner: HostRunner, target: Host, ip: str) -> list[str]:
+    """The addresses/CIDRs one ``ip`` parameter blocks (a range becomes its CIDRs), none covering a management or
+    log-shipping address of the host."""
+    nets = validate.ip_networks(ip, "ip")
     keep = [*runner.management_addresses(target), *(e.rsplit(":", 1)[0].strip("[]") for e in target.log_endpoints)]
-    for addr in keep:
-        if net.overlaps(ipaddress.ip_network(addr, strict=False)):
-            raise InputError(f"parameter ip: {ip} covers the management/log-shipping address {addr}; refusing")
-    return str(net) if net.num_addresses > 1 else str(net.network_address)
+    for text in nets:
+        net = ipaddress.ip_network(text, strict=False)
+        for addr in keep:
+            if net.overlaps(ipaddress.ip_network(addr, strict=False)):
+                raise InputError(f"parameter ip: {ip} covers the management/log-shipping address {addr}; refusing")
+    return nets
+
+
+def _each_network(ip: str, results: list[tuple[str, ActionResult]]) -> ActionResult:
+    """One result for a parameter that named several networks: ok and verified only when every one was."""
+    if len(results) == 1:
+        return results[0][1]
+    failed = [f"{net}: {r.error}" for net, r in results if not r.ok]
+    verified = [r.verified for _, r in results]
+    return ActionResult(
+        ok=not failed,
+        error="; ".join(failed) or None,
+        verified=None if all(v is None for v in verified) else all(v is True for v in verified),
+        verification={net: r.verification for net, r in results},
+        commands=[c for _, r in results for c in r.commands],
+        stdout="".join(r.stdout for _, r in results),
+        stderr="".join(r.stderr for _, r in results),
+        exit_status=next((r.exit_status for _, r in results if not r.ok), results[-1][1].exit_status),
+        changed=any(r.changed for _, r in results),
+        output={**results[0][1].output, "ip": ip, "networks": [net for net, _ in results]},
+    )
 
 
 @guarded
@@ -206,9 +230,21 @@ def block_ip(
     ctx: ActionContext, host: str, ip: str, expire_seconds: int = 0, backend: str | None = None
 ) -> ActionResult:
     runner, target = _start(ctx, host)
-    blocked = _check_block_target(runner, target, ip)
+    nets = _block_targets(runner, target, ip)
     expire = validate.seconds(expire_seconds, "expire_seconds", low=0)
-    args = [blocked, "--expire", str(expire), *_backend_args(backend)]
+    backend_args = _backend_args(backend)
+    results: list[tuple[str, ActionResult]] = []
+    for blocked in nets:
+        results.append((blocked, _block_one(ctx, runner, target, blocked, expire, backend_args)))
+        if not results[-1][1].ok:
+            break  # the networks blocked so far stay listed in the result; rollback unblocks the whole parameter
+    return _each_network(ip, results)
+
+
+def _block_one(
+    ctx: ActionContext, runner: HostRunner, target: Host, blocked: str, expire: int, backend_args: list[str]
+) -> ActionResult:
+    args = [blocked, "--expire", str(expire), *backend_args]
     plan = [runner.plan(target, "block_ip", "apply", args), runner.plan(target, "block_ip", "verify", [blocked])]
     if ctx.dry_run:
         return ActionResult(ok=True, commands=plan, output={"host": target.summary(), "ip": blocked})
@@ -242,8 +278,11 @@ def block_ip(
 @guarded
 def unblock_ip(ctx: ActionContext, host: str, ip: str) -> ActionResult:
     runner, target = _start(ctx, host)
-    blocked = str(ipaddress.ip_network(validate.ip_or_cidr(ip, "ip"), strict=False))
-    blocked = blocked.removesuffix("/32").removesuffix("/128")
+    results = [(net, _unblock_one(ctx, runner, target, net)) for net in validate.ip_networks(ip, "ip")]
+    return _each_network(ip, results)
+
+
+def _unblock_one(ctx: ActionContext, runner: HostRunner, target: Host, blocked: str) -> ActionResult:
     plan = [runner.plan(target, "block_ip", "revert", [blocked]), runner.plan(target, "block_ip", "verify", [blocked])]
     if ctx.dry_run:
         return ActionResult(ok=True, commands=plan, output={"host": target.summary(), "ip": blocked})

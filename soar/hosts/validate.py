@@ -55,6 +55,35 @@ def ip_or_cidr(value: str, param: str = "ip") -> str:
         raise _refuse(param, value, f"is not an IP address or CIDR ({exc})") from None
 
 
+MAX_RANGE_NETWORKS = 16
+
+
+def ip_networks(value: str, param: str = "ip", *, max_networks: int = MAX_RANGE_NETWORKS) -> list[str]:
+    """What one address parameter covers, as canonical addresses or CIDRs: an address, a CIDR, or a
+    ``first-last`` range (split into the fewest CIDRs, at most ``max_networks`` of them).
+
+    Policy judges ranges by overlap; this is what lets an approved range be blocked as approved.
+    """
+    if not isinstance(value, str) or "-" not in value:
+        net = ipaddress.ip_network(ip_or_cidr(value, param), strict=False)
+        return [str(net.network_address) if net.num_addresses == 1 else str(net)]
+    first_text, _, last_text = value.partition("-")
+    first, last = ip_address(first_text.strip(), param), ip_address(last_text.strip(), param)
+    low, high = ipaddress.ip_address(first), ipaddress.ip_address(last)
+    nets: list[ipaddress.IPv4Network] | list[ipaddress.IPv6Network]
+    if isinstance(low, ipaddress.IPv4Address) and isinstance(high, ipaddress.IPv4Address):
+        ok, nets = low <= high, list(ipaddress.summarize_address_range(low, high)) if low <= high else []
+    elif isinstance(low, ipaddress.IPv6Address) and isinstance(high, ipaddress.IPv6Address):
+        ok, nets = low <= high, list(ipaddress.summarize_address_range(low, high)) if low <= high else []
+    else:
+        raise _refuse(param, value, "mixes IPv4 and IPv6 ends")
+    if not ok:
+        raise _refuse(param, value, "is a range whose first address is after its last")
+    if len(nets) > max_networks:
+        raise _refuse(param, value, f"is a range of {len(nets)} networks; at most {max_networks} (give a CIDR)")
+    return [str(n.network_address) if n.num_addresses == 1 else str(n) for n in nets]
+
+
 def endpoint(value: str, param: str = "endpoint") -> str:
     """``ip:port`` (IPv4) or ``[ip6]:port``, as used for log-shipping endpoints."""
     if not isinstance(value, str):

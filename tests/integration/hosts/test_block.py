@@ -113,3 +113,28 @@ def test_invalid_addresses_are_refused(ctx: ActionContext, registry: ActionRegis
     result = registry.get("hosts.block_ip").call(ctx, {"host": "app1", "ip": ip})
     assert not result.ok and "parameter ip" in result.output["refused"]
     assert ctx.resources["soar.hosts.runner"].pool.connects == 0
+
+
+def test_a_range_is_blocked_and_unblocked_as_its_networks(ctx: ActionContext, registry: ActionRegistry) -> None:
+    """A ``first-last`` range (policy judges it by overlap) is blocked as approved: as the CIDRs it is made of."""
+    ruleset = nft_ruleset("app1")
+    result = registry.get("hosts.block_ip").call(ctx, {"host": "app1", "ip": "10.77.0.4-10.77.0.6"})
+    try:
+        assert result.ok, result.error
+        assert result.output["networks"] == ["10.77.0.4/31", "10.77.0.6"]
+        assert result.verified is True and result.changed is True
+        assert set(result.verification) == {"10.77.0.4/31", "10.77.0.6"}
+        assert result.verification["10.77.0.4/31"]["peer_probe"]["reachable"] == "no"
+        assert not can_connect("peer", APP1, 22, seconds=1)
+        assert can_connect("mgmt", APP1, 22)
+    finally:
+        unblocked = registry.get("hosts.unblock_ip").call(ctx, {"host": "app1", "ip": "10.77.0.4-10.77.0.6"})
+    assert unblocked.ok and unblocked.verified and unblocked.changed is True
+    assert can_connect("peer", APP1, 22)
+    assert nft_ruleset("app1") == ruleset
+
+
+def test_a_range_over_the_management_path_is_refused(ctx: ActionContext, registry: ActionRegistry) -> None:
+    result = registry.get("hosts.block_ip").call(ctx, {"host": "app1", "ip": "10.77.0.1-10.77.0.4"})
+    assert not result.ok and "management" in result.output["refused"]
+    assert ctx.resources["soar.hosts.runner"].pool.connects == 0

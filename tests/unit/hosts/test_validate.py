@@ -94,3 +94,35 @@ def test_seconds(value: int, ok: bool) -> None:
     else:
         with pytest.raises(InputError, match=r"^parameter expire_seconds: "):
             validate.seconds(value, "expire_seconds")
+
+
+@pytest.mark.parametrize(
+    ("value", "networks"),
+    [
+        ("10.0.0.5", ["10.0.0.5"]),
+        ("10.0.0.5/32", ["10.0.0.5"]),
+        ("10.0.0.0/24", ["10.0.0.0/24"]),
+        ("10.0.0.4-10.0.0.6", ["10.0.0.4/31", "10.0.0.6"]),
+        ("10.0.0.0-10.0.0.255", ["10.0.0.0/24"]),
+        ("2001:db8::-2001:db8::3", ["2001:db8::/126"]),
+        ("10.0.0.7-10.0.0.7", ["10.0.0.7"]),
+    ],
+)
+def test_a_range_is_blocked_as_its_fewest_networks(value: str, networks: list[str]) -> None:
+    assert validate.ip_networks(value) == networks
+
+
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        ("10.0.0.9-10.0.0.1", "first address is after its last"),
+        ("10.0.0.1-::1", "mixes IPv4 and IPv6"),
+        ("10.0.0.1-10.0.0.1; reboot", "is not an IP address"),
+        ("$(id)-10.0.0.1", "is not an IP address"),
+        ("10.0.0.1-10.0.255.254", "at most 16"),
+    ],
+)
+def test_bad_ranges_are_refused_with_the_parameter_named(value: str, why: str) -> None:
+    with pytest.raises(InputError) as caught:
+        validate.ip_networks(value, "ip")
+    assert caught.value.message.startswith("parameter ip: ") and why in caught.value.message
