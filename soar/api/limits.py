@@ -51,7 +51,7 @@ def oversized_field(data: Any, limit: int) -> str | None:
     return None
 
 
-async def _read_limited(request: Request, limit: int) -> bytes | None:
+async def read_limited(request: Request, limit: int) -> bytes | None:
     """The body, or None as soon as it is over ``limit`` bytes."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
@@ -73,7 +73,7 @@ class SizeLimitedRoute(APIRoute):
         async def limited(request: Request) -> Response:
             settings = settings_of(request)
             limit = settings.ingest_max_request_bytes
-            body = await _read_limited(request, limit)
+            body = await read_limited(request, limit)
             if body is None:
                 return _too_large(f"request body is over ingest_max_request_bytes ({limit} bytes)")
             request._body = body  # what FastAPI parses next: the stream cannot be read twice

@@ -16,6 +16,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 import soar.tasks.notify  # noqa: F401 (registers soar.notify.run_event for eager run events in this process)
+from soar.api.limits import read_limited
 from soar.config import Settings
 from soar.notify import interactions
 from soar.store import open_store
@@ -39,6 +40,8 @@ def _run_inline(settings: Settings, data: dict[str, Any]) -> None:
 
 # Slack waits 3 s for the answer: a broker that is down must be told quickly, not retried for long.
 HANDOFF_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.25, "interval_max": 0.5}
+# Slack sends one click as a form field holding its JSON payload (the message's blocks included): tens of KB
+SLACK_MAX_BODY_BYTES = 1024 * 1024
 UNAVAILABLE = "soar cannot take the click right now (a service it needs is down); click again shortly"
 
 
@@ -81,7 +84,10 @@ def _unavailable(click: interactions.Interaction, what: str, exc: Exception) -> 
 @router.post("/slack/interactivity", status_code=200)
 async def interactivity(request: Request, background: BackgroundTasks) -> Response:
     settings: Settings = request.app.state.settings
-    body = await request.body()
+    body = await read_limited(request, SLACK_MAX_BODY_BYTES)
+    if body is None:  # before the signature is checked: an unsigned flood is not read into memory
+        log.warning("Slack interactivity request refused (413): body over %d bytes", SLACK_MAX_BODY_BYTES)
+        return JSONResponse({"error": f"body over {SLACK_MAX_BODY_BYTES} bytes"}, status_code=413)
     try:
         interactions.verify(settings, body, request.headers)
         click = interactions.parse(body)

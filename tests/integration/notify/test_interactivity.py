@@ -70,6 +70,9 @@ def test_bad_signatures_replays_and_malformed_payloads_get_4xx_and_change_nothin
     assert post(api, {**click, "container": "1.0"})[0].status_code == 400
     body = b"payload=\xff\xfe"  # not UTF-8: refused before the signature is computed
     assert httpx.post(f"{api.url}/slack/interactivity", content=body, headers=signed(body)).status_code == 400
+    huge = b"payload=" + b"x" * (1024 * 1024)  # over the body limit: refused before it is read whole or verified
+    refused = httpx.post(f"{api.url}/slack/interactivity", content=huge, headers=signed(huge))
+    assert refused.status_code == 413 and "bytes" in refused.json()["error"]
     time.sleep(0.5)
     assert "Traceback" not in (Path(api.env["SOAR_CONTENT_ROOT"]) / "api.log").read_text()
     assert store.count(INTERACTIONS_KIND) == before
