@@ -31,6 +31,7 @@ import yaml
 
 from soar.config import Settings, get_settings
 from soar.errors import InputError
+from soar.private import private_dir
 from soar.scaffold import SHIPPED_ROOT
 
 SCENARIO = Path(__file__).resolve().parent / "data" / "scenarios" / "intrusion.jsonl"
@@ -122,7 +123,7 @@ def prepare_workdir(workdir: Path) -> None:
         if not (workdir / MARKER).is_file():
             raise InputError(f"{workdir}: exists and was not made by 'soar demo'; choose another --workdir")
         shutil.rmtree(workdir)
-    workdir.mkdir(parents=True)
+    private_dir(workdir)  # its store and reports are soar's records: 0700, wherever --workdir puts it
     (workdir / MARKER).write_text("made by soar demo; removed by the next run\n", encoding="utf-8")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +22,7 @@ def test_demo_runs_the_whole_loop(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr[-2000:]
     text = out.stdout
     assert "Traceback" not in out.stderr
+    assert stat.S_IMODE(workdir.stat().st_mode) == 0o700  # its store and reports are records: owner-only
 
     # detection: every rule the scenario's author expected fired, through the same Detector as production
     alerts_block = text.split("Alerts by rule", 1)[1].split("Playbook runs", 1)[0]
