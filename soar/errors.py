@@ -4,6 +4,7 @@
     ├── ConfigError           a setting is missing or invalid (names the setting)
     ├── ContentError          a rule, playbook, inventory or policy file is invalid (file:line:col)
     ├── ServiceUnavailable    Elasticsearch, Redis, an SSH host or Slack cannot be reached
+    ├── RecordError           a stored document is malformed or from a newer soar (names kind, id, field)
     └── InputError            bad input on the command line or API (an events file, an alert, an id)
         ├── NotFound          no such id, or one outside the principal's scope (API 404)
         └── Forbidden         the authenticated principal may not do this (API 403)
@@ -65,6 +66,20 @@ class ServiceUnavailable(SoarError):
     """A service soar depends on cannot be reached."""
 
     exit_code = 2
+
+
+class RecordError(SoarError):
+    """A stored document cannot be read: a field is missing or of the wrong type, or a newer soar wrote it.
+
+    The message names the kind, the id and the field (``runs/run-1a2b: field steps.isolate.status: ...``).
+    """
+
+    def __init__(self, kind: str, id: str, field: str | None, problem: str) -> None:
+        where = f"{kind}/{id}" + (f": field {field}" if field else "")
+        super().__init__(f"{where}: {problem}")
+        self.kind = kind
+        self.id = id
+        self.field = field
 
 
 class InputError(SoarError):
