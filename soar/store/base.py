@@ -33,6 +33,8 @@ Where = Mapping[str, Condition]
 
 # what Store.mutate calls: the stored document (a copy) -> the document to write, or None to leave it
 Change = Callable[[dict[str, Any]], "dict[str, Any] | None"]
+# what Store.mutate(create=...) calls when no document has the id: the document ``change`` then starts from
+Create = Callable[[], dict[str, Any]]
 MUTATE_RETRIES = 50
 
 
@@ -51,6 +53,10 @@ class Store(Protocol):
         """Write only if no document has this id; False if one exists (the exactly-once primitive)."""
         ...
 
+    def insert(self, kind: str, id: str, doc: Mapping[str, Any]) -> Record | None:
+        """``create`` that returns the written record (with its version), or None if a document has this id."""
+        ...
+
     def put(self, kind: str, id: str, doc: Mapping[str, Any]) -> Record:
         """Create or replace unconditionally."""
         ...
@@ -67,12 +73,19 @@ class Store(Protocol):
 
     def delete(self, kind: str, id: str) -> bool: ...
 
-    def mutate(self, kind: str, id: str, change: Change, *, retries: int = MUTATE_RETRIES) -> Record | None:
+    def mutate(
+        self, kind: str, id: str, change: Change, *, create: Create | None = None, retries: int = MUTATE_RETRIES
+    ) -> Record | None:
         """Read, change and write one document under optimistic concurrency, retrying on Conflict.
 
         ``change`` gets the stored document (freshly read, its own to edit) and returns the document to
         write, or None to leave it as it is (then the record as read is returned). It may run several times, so it must
         only compute. None when no document has this id; Conflict after ``retries`` lost races.
+
+        With ``create``, a missing document is no reason to stop: ``change`` gets ``create()`` instead and
+        what it returns is written create-only; if another writer created the document first, the attempt
+        counts as a lost race and ``change`` runs again on theirs. So one function says what to do with
+        the document whether or not it exists yet. None when ``change`` leaves a missing document unwritten.
         """
         ...
 
@@ -99,12 +112,22 @@ class Store(Protocol):
 class Mutates:
     """``Store.mutate`` written once over ``get`` and ``update``, for every backend to inherit."""
 
-    def mutate(self, kind: str, id: str, change: Change, *, retries: int = MUTATE_RETRIES) -> Record | None:
+    def mutate(
+        self, kind: str, id: str, change: Change, *, create: Create | None = None, retries: int = MUTATE_RETRIES
+    ) -> Record | None:
         store: Any = self
         for _ in range(retries):
             rec: Record | None = store.get(kind, id)
             if rec is None:
-                return None
+                if create is None:
+                    return None
+                doc = change(create())
+                if doc is None:
+                    return None
+                inserted: Record | None = store.insert(kind, id, doc)
+                if inserted is not None:
+                    return inserted
+                continue  # created meanwhile by someone else: change theirs
             doc = change(rec.doc)  # every get() decodes a fresh document: no copy needed
             if doc is None:
                 return rec

@@ -66,11 +66,14 @@ class ElasticsearchStore(Mutates):
         return name
 
     def create(self, kind: str, id: str, doc: Mapping[str, Any]) -> bool:
+        return self.insert(kind, id, doc) is not None
+
+    def insert(self, kind: str, id: str, doc: Mapping[str, Any]) -> Record | None:
         try:
-            self.client.create(index=self._index(kind), id=id, document={"doc": dict(doc), "id": id})
+            resp = self.client.create(index=self._index(kind), id=id, document={"doc": dict(doc), "id": id})
         except ConflictError:
-            return False
-        return True
+            return None
+        return Record(id, dict(doc), _version(resp.body))
 
     def put(self, kind: str, id: str, doc: Mapping[str, Any]) -> Record:
         resp = self.client.index(index=self._index(kind), id=id, document={"doc": dict(doc), "id": id})

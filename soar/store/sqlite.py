@@ -63,11 +63,18 @@ class SQLiteStore(Mutates):
         return conn
 
     def create(self, kind: str, id: str, doc: Mapping[str, Any]) -> bool:
-        cur = self._conn().execute(
-            "INSERT OR IGNORE INTO docs (kind, id, version, doc) VALUES (?, ?, 1, ?)",
-            (check_kind(kind), id, _dumps(doc)),
+        return self.insert(kind, id, doc) is not None
+
+    def insert(self, kind: str, id: str, doc: Mapping[str, Any]) -> Record | None:
+        row = (
+            self._conn()
+            .execute(
+                "INSERT OR IGNORE INTO docs (kind, id, version, doc) VALUES (?, ?, 1, ?) RETURNING version",
+                (check_kind(kind), id, _dumps(doc)),
+            )
+            .fetchone()
         )
-        return cur.rowcount == 1
+        return Record(id, dict(doc), str(row[0])) if row else None
 
     def put(self, kind: str, id: str, doc: Mapping[str, Any]) -> Record:
         row = (

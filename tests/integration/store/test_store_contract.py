@@ -6,6 +6,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from elasticsearch import Elasticsearch
@@ -96,6 +97,58 @@ def test_mutate_leaves_a_document_when_told_and_answers_none_for_a_missing_one(s
     with pytest.raises(Conflict, match="runs run-1: too many concurrent updates \\(3 attempts\\)"):
         store.mutate("runs", "run-1", always_loses, retries=3)
     assert len(calls) == 3 and store.get("runs", "run-1").doc["state"] == "raced-3"  # type: ignore[union-attr]
+
+
+def _add(i: int) -> Any:
+    return lambda doc: {**doc, "by": [*doc["by"], i]}
+
+
+def test_mutate_with_create_makes_a_missing_document_then_changes_it(store: Store) -> None:
+    add = _add
+    first = store.mutate("breakers", "a", add(1), create=lambda: {"by": []})
+    assert first is not None and first.doc == {"by": [1]}
+    second = store.mutate("breakers", "a", add(2), create=lambda: {"by": []})
+    assert second is not None and second.doc == {"by": [1, 2]}
+    current = store.get("breakers", "a")
+    assert current is not None and current.version == second.version  # the version returned is the stored one
+    assert store.mutate("breakers", "b", lambda doc: None, create=lambda: {"by": []}) is None
+    assert store.get("breakers", "b") is None
+    inserted = store.insert("breakers", "c", {"by": []})
+    assert inserted is not None and store.insert("breakers", "c", {"by": [9]}) is None
+    assert store.update("breakers", "c", {"by": [3]}, version=inserted.version).doc == {"by": [3]}
+
+
+def test_mutate_with_create_racing_writers_create_once_and_lose_nothing(store: Store) -> None:
+    """Two writers both find the document missing (a barrier holds them in create): one insert wins,
+    the other's change is applied to the winner's document; then eight writers create-or-update at once."""
+    both_saw_missing = threading.Barrier(2, timeout=30)
+    creates: list[int] = []
+    errors: list[BaseException] = []
+
+    def create() -> dict[str, Any]:
+        creates.append(1)
+        if len(creates) <= 2:
+            both_saw_missing.wait()
+        return {"by": []}
+
+    def writer(doc_id: str, i: int, times: int, make: Any) -> None:
+        try:
+            for _ in range(times):
+                store.mutate("bursts", doc_id, lambda doc: {**doc, "by": [*doc["by"], i]}, create=make, retries=500)
+        except BaseException as exc:  # a thread's failure must fail the test
+            errors.append(exc)
+
+    pair = [threading.Thread(target=writer, args=("pair", i, 1, create)) for i in range(2)]
+    many = [threading.Thread(target=writer, args=("many", i, 5, lambda: {"by": []})) for i in range(8)]
+    for group in (pair, many):
+        for t in group:
+            t.start()
+        for t in group:
+            t.join()
+    assert not errors and len(creates) == 2
+    pair_doc, many_doc = store.get("bursts", "pair"), store.get("bursts", "many")
+    assert pair_doc is not None and sorted(pair_doc.doc["by"]) == [0, 1]
+    assert many_doc is not None and sorted(many_doc.doc["by"]) == sorted(list(range(8)) * 5)
 
 
 def test_get_missing_and_delete(store: Store) -> None:
