@@ -175,19 +175,18 @@ def _advance_head(store: Store, seq: int, digest: str, key: bytes, version: str 
     if version is not None:
         with suppress(Conflict):
             return store.update(HEAD_KIND, HEAD_ID, doc, version=version).version
-    for _ in range(MAX_RETRIES):
-        head = store.get(HEAD_KIND, HEAD_ID)
-        if head is None:
-            if store.create(HEAD_KIND, HEAD_ID, doc):
-                return None
-            continue
-        if int(head.doc.get("seq", 0)) >= seq:
-            return None
-        try:
-            return store.update(HEAD_KIND, HEAD_ID, doc, version=head.version).version
-        except Conflict:
-            continue
-    return None
+    moved = False
+
+    def forward(head: dict[str, Any]) -> dict[str, Any] | None:
+        nonlocal moved
+        moved = int(head.get("seq", 0)) < seq
+        return doc if moved else None
+
+    try:
+        rec = store.mutate(HEAD_KIND, HEAD_ID, forward, create=lambda: {"seq": 0}, retries=MAX_RETRIES)
+    except Conflict:
+        return None
+    return rec.version if rec is not None and moved else None
 
 
 def iter_entries(store: Store, *, start: str | None = None, end: str | None = None) -> Iterator[dict[str, Any]]:

@@ -100,27 +100,25 @@ def breaker_open(store: Store, action: str, now: float | None = None) -> bool:
 
 def record_outcome(store: Store, policy: Policy, action: str, ok: bool) -> bool:
     """Count a result; True when this failure just opened the breaker."""
-    for _ in range(20):
-        rec = store.get(BREAKERS, action)
-        doc: dict[str, Any] = dict(rec.doc) if rec else {"action": action, "failures": 0, "open_until": 0}
+    opened = False
+
+    def change(doc: dict[str, Any]) -> dict[str, Any] | None:
+        nonlocal opened
         opened = False
         if ok:
-            if rec is None or (doc["failures"] == 0 and not doc.get("open_until")):
-                return False
-            doc.update(failures=0, open_until=0)
-        else:
-            doc["failures"] = int(doc["failures"]) + 1
-            if doc["failures"] >= policy.circuit_breaker.failures_in_a_row:
-                doc["open_until"] = time.time() + policy.circuit_breaker.pause_minutes * 60
-                doc["failures"] = 0
-                opened = True
-        try:
-            if rec is None:
-                if not store.create(BREAKERS, action, doc):
-                    continue
-            else:
-                store.update(BREAKERS, action, doc, version=rec.version)
-            return opened
-        except Conflict:
-            continue
-    return False
+            if int(doc["failures"]) == 0 and not doc.get("open_until"):
+                return None  # nothing to reset (and no document made for an action that never failed)
+            return {**doc, "failures": 0, "open_until": 0}
+        failures = int(doc["failures"]) + 1
+        if failures < policy.circuit_breaker.failures_in_a_row:
+            return {**doc, "failures": failures}
+        opened = True
+        return {**doc, "failures": 0, "open_until": time.time() + policy.circuit_breaker.pause_minutes * 60}
+
+    try:
+        store.mutate(
+            BREAKERS, action, change, create=lambda: {"action": action, "failures": 0, "open_until": 0}, retries=20
+        )
+    except Conflict:
+        return False
+    return opened

@@ -161,23 +161,23 @@ def claim(store: Store, draft: Draft) -> str:
         "first_event_time": draft.doc["first_event_time"],
         "last_event_time": draft.doc["last_event_time"],
     }
-    for _ in range(CLAIM_TRIES):
-        rec = store.get(BURSTS, key_id)
-        spans = list(rec.doc["spans"]) if rec is not None else raised_spans(store, draft.doc["rule"]["id"], key_id)
-        taken = overlapping(spans, span)
-        if taken is not None:
-            return str(taken["alert_id"])
-        doc = {"rule_id": draft.doc["rule"]["id"], "key_id": key_id, "spans": [*spans, span]}
-        if rec is None:
-            if store.create(BURSTS, key_id, doc):
-                return draft.id
-            continue
-        try:
-            store.update(BURSTS, key_id, doc, version=rec.version)
-            return draft.id
-        except Conflict:
-            continue
-    raise Conflict(f"{BURSTS}/{key_id}: lost {CLAIM_TRIES} races in a row")
+    rule_id = draft.doc["rule"]["id"]
+    claimed = draft.id
+
+    def add_span(doc: dict[str, Any]) -> dict[str, Any] | None:
+        nonlocal claimed
+        taken = overlapping(doc["spans"], span)
+        claimed = draft.id if taken is None else str(taken["alert_id"])
+        return None if taken is not None else {**doc, "spans": [*doc["spans"], span]}
+
+    def first_spans() -> dict[str, Any]:  # no bursts document yet: start from the alerts raised already
+        return {"rule_id": rule_id, "key_id": key_id, "spans": raised_spans(store, rule_id, key_id)}
+
+    try:
+        store.mutate(BURSTS, key_id, add_span, create=first_spans, retries=CLAIM_TRIES)
+    except Conflict:
+        raise Conflict(f"{BURSTS}/{key_id}: lost {CLAIM_TRIES} races in a row") from None
+    return claimed
 
 
 def overlapping(spans: Iterable[Mapping[str, Any]], span: Mapping[str, Any]) -> Mapping[str, Any] | None:

@@ -9,6 +9,7 @@ noticing the same gap record it once — with status ``open`` or ``filled``.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from contextlib import suppress
 from typing import Any
 
 from soar.alerts import fingerprint
@@ -45,35 +46,54 @@ def record_gap(store: Store, rule_id: str, window: Window, reason: str, now: flo
     for _ in range(10):
         if window.end <= start:
             return 0.0
-        gap_id = fingerprint(rule_id, "gap", iso(start))
+        added, filled_until = _extend_gap(store, rule_id, start, window.end, reason, now)
+        if filled_until is None:
+            return added
+        start = filled_until  # that gap is filled already: the rest of the window is a gap of its own
+    return 0.0
+
+
+def _extend_gap(
+    store: Store, rule_id: str, start: float, end: float, reason: str, now: float
+) -> tuple[float, float | None]:
+    """Record the gap [start, end] or extend the open one starting at ``start``: (seconds added, None), or
+    (0, where it ends) when the gap starting there is filled already."""
+    added, filled_until = 0.0, None
+    fresh: list[dict[str, Any]] = []
+
+    def new_gap() -> dict[str, Any]:
         doc = {
             "rule_id": rule_id,
             "start": iso(start),
-            "end": iso(window.end),
-            "seconds": round(window.end - start, 3),
+            "end": iso(end),
+            "seconds": round(end - start, 3),
             "status": "open",
             "reason": reason,
             "recorded_at": iso(now),
         }
-        if store.create(GAPS, gap_id, doc):
-            return window.end - start
-        rec = store.get(GAPS, gap_id)
-        if rec is None:
-            continue
-        recorded_end = parse_time(rec.doc.get("end")) or start
-        if recorded_end >= window.end:
-            return 0.0
-        if rec.doc.get("status") != "open":
-            start = recorded_end
-            continue
-        added = window.end - recorded_end
-        extended = {**rec.doc, "end": iso(window.end), "seconds": round(float(rec.doc.get("seconds", 0)) + added, 3)}
-        try:
-            store.update(GAPS, gap_id, extended, version=rec.version)
-            return added
-        except Conflict:
-            continue
-    return 0.0
+        fresh.append(doc)
+        return doc
+
+    def extend(doc: dict[str, Any]) -> dict[str, Any] | None:
+        nonlocal added, filled_until
+        added, filled_until = 0.0, None
+        if fresh and doc is fresh[-1]:  # no gap started here yet: this one is written as it is
+            added = end - start
+            return doc
+        recorded_end = parse_time(doc.get("end")) or start
+        if recorded_end >= end:
+            return None
+        if doc.get("status") != "open":
+            filled_until = recorded_end
+            return None
+        added = end - recorded_end
+        return {**doc, "end": iso(end), "seconds": round(float(doc.get("seconds", 0)) + added, 3)}
+
+    try:
+        store.mutate(GAPS, fingerprint(rule_id, "gap", iso(start)), extend, create=new_gap, retries=10)
+    except Conflict:
+        return 0.0, None
+    return added, filled_until
 
 
 def open_gaps(store: Store, rule_ids: Iterable[str]) -> dict[str, list[tuple[str, Window]]]:
@@ -90,21 +110,16 @@ def open_gaps(store: Store, rule_ids: Iterable[str]) -> dict[str, list[tuple[str
 
 def advance_gap(store: Store, gap_id: str, filled_until: float, now: float) -> None:
     """Mark the gap filled up to ``filled_until`` (closed when that reaches its end)."""
-    for _ in range(5):
-        rec = store.get(GAPS, gap_id)
-        if rec is None or rec.doc.get("status") != "open":
-            return
-        end = parse_time(rec.doc.get("end")) or 0.0
-        doc = dict(rec.doc)
-        if filled_until >= end:
-            doc.update(status="filled", filled_at=iso(now))
-        else:
-            doc["start"] = iso(filled_until)
-        try:
-            store.update(GAPS, gap_id, doc, version=rec.version)
-            return
-        except Conflict:
-            continue
+
+    def fill(doc: dict[str, Any]) -> dict[str, Any] | None:
+        if doc.get("status") != "open":
+            return None
+        if filled_until >= (parse_time(doc.get("end")) or 0.0):
+            return {**doc, "status": "filled", "filled_at": iso(now)}
+        return {**doc, "start": iso(filled_until)}
+
+    with suppress(Conflict):  # a writer that keeps racing us: the next cycle fills it again
+        store.mutate(GAPS, gap_id, fill, retries=5)
 
 
 def count_open_gaps(store: Store) -> dict[str, tuple[int, float]]:
