@@ -38,7 +38,7 @@ services-down:
 	scripts/services.sh down
 
 unit: install
-	$(BIN)/pytest -q tests/unit
+	$(BIN)/pytest -q -m "not integration"
 
 # The test command: everything a fresh machine needs, then every check.
 test: install lint typecheck compose-check services-up

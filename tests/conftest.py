@@ -81,3 +81,21 @@ def celery_app(redis: redis_lib.Redis, service_settings: Settings):  # type: ign
 def env_without_soar() -> dict[str, str]:
     """The environment minus SOAR_* settings, for running the CLI as a subprocess."""
     return {k: v for k, v in os.environ.items() if not k.startswith("SOAR_")}
+
+
+# the fixtures that reach a real service (tests/conftest.py); a test using one belongs under tests/integration
+SERVICE_FIXTURES = frozenset({"service_settings", "es", "es_index", "redis", "celery_app"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``pytest -m "not integration"`` must be service-free: a test outside tests/integration that asks for a
+    service is a collection error naming it (tests/integration/conftest.py marks everything under it)."""
+    integration = REPO_ROOT / "tests" / "integration"
+    misplaced = [
+        f"{item.nodeid} uses {', '.join(sorted(SERVICE_FIXTURES & set(getattr(item, 'fixturenames', ()))))}"
+        for item in items
+        if integration not in Path(str(item.path)).resolve().parents
+        and SERVICE_FIXTURES & set(getattr(item, "fixturenames", ()))
+    ]
+    if misplaced:
+        raise pytest.UsageError("tests needing a service must live under tests/integration: " + "; ".join(misplaced))
