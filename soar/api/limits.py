@@ -10,7 +10,7 @@ The refusal is one line naming the setting, its value and, for a field, where it
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, MutableMapping
 from typing import Any
 
 from fastapi import Request, Response
@@ -64,6 +64,20 @@ async def read_limited(request: Request, limit: int) -> bytes | None:
     return bytes(body)
 
 
+def _replaying(request: Request, body: bytes) -> Request:
+    """A Request over the same scope whose body is ``body`` (already read), through Starlette's public API."""
+    sent = False
+
+    async def receive() -> MutableMapping[str, Any]:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await request.receive()  # after the body: the client's disconnect, as the server reports it
+
+    return Request(request.scope, receive)
+
+
 class SizeLimitedRoute(APIRoute):
     """An APIRoute whose body is refused with 413 over the ingest size limits (see the module doc)."""
 
@@ -76,7 +90,7 @@ class SizeLimitedRoute(APIRoute):
             body = await read_limited(request, limit)
             if body is None:
                 return _too_large(f"request body is over ingest_max_request_bytes ({limit} bytes)")
-            request._body = body  # what FastAPI parses next: the stream cannot be read twice
+            request = _replaying(request, body)  # the stream cannot be read twice: FastAPI reads it from here
             try:
                 data = json.loads(body) if body else None
             except (ValueError, RecursionError):
