@@ -357,6 +357,6 @@ def test_demo_scenario_expectations_name_rules_of_the_pack() -> None:
 def test_demo_scenario_is_what_its_builder_writes(tmp_path: Path) -> None:
     """The JSONL is generated; editing it by hand would be lost at the next rebuild."""
     out = tmp_path / "intrusion.jsonl"
-    builder = SCENARIO.with_name("build_intrusion.py")
+    builder = REPO / "scripts" / "build_intrusion_scenario.py"  # the package ships data only
     subprocess.run([sys.executable, str(builder), str(out)], check=True, capture_output=True, timeout=60)
     assert out.read_bytes() == SCENARIO.read_bytes()

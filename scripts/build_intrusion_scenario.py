@@ -1,6 +1,6 @@
-"""Builds intrusion.jsonl, the attack scenario `soar demo` replays (see README.md beside it).
+"""Builds soar/data/scenarios/intrusion.jsonl, the attack scenario `soar demo` replays (see the README beside it).
 
-Run ``python soar/data/scenarios/build_intrusion.py [OUT]`` after changing the story; the
+Run ``python scripts/build_intrusion_scenario.py [OUT]`` after changing the story; the
 output is deterministic (fixed seed, fixed clock), so the committed file only changes when
 the story does. Events take the shapes Elastic Defend, Filebeat's ``system`` module and
 Auditbeat's ``auditd`` module write.
@@ -18,6 +18,8 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+SCENARIOS = Path(__file__).resolve().parents[1] / "soar" / "data" / "scenarios"
 
 Event = dict[str, Any]
 Parent = tuple[str, list[str] | str]
@@ -921,7 +923,7 @@ def intrusion() -> None:
 
 
 def main(argv: list[str]) -> None:
-    out_path = Path(argv[1]) if len(argv) > 1 else Path(__file__).with_name("intrusion.jsonl")
+    out_path = Path(argv[1]) if len(argv) > 1 else SCENARIOS / "intrusion.jsonl"
     noise()
     intrusion()
     EVENTS.sort(key=lambda p: p[0])
