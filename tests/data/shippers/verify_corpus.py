@@ -47,6 +47,9 @@ REQUIRED: dict[str, tuple[tuple[type, ...], bool]] = {
     "notes": ((str,), False),
 }
 COMMIT = re.compile(r"^[0-9a-f]{40}$")
+# Optional: a document derived from a raw line by a transcription of the shipper's steps
+# (sysmon_linux/derive.py) says from which line, by which steps at which commits.
+DERIVATION_SOURCES = ("log", "processors", "pipeline", "envelope")
 
 
 def check(path: Path) -> tuple[dict[str, Any] | None, list[str]]:
@@ -69,7 +72,9 @@ def check(path: Path) -> tuple[dict[str, Any] | None, list[str]]:
             continue
         if not isinstance(value, types) or isinstance(value, bool) or value == "":
             problems.append(f"provenance.{key} has a bad value: {value!r}")
-    extra = set(prov) - set(REQUIRED)
+    extra = set(prov) - set(REQUIRED) - {"derivation"}
+    if "derivation" in prov:
+        problems.extend(check_derivation(prov["derivation"]))
     if extra:
         problems.append(f"unknown provenance keys: {sorted(extra)}")
     if isinstance(prov.get("commit"), str) and not COMMIT.match(prov["commit"]):
@@ -79,6 +84,27 @@ def check(path: Path) -> tuple[dict[str, Any] | None, list[str]]:
     if not isinstance(doc, dict) or not doc:
         problems.append("document is not a non-empty object")
     return (data if not problems else None), problems
+
+
+def check_derivation(derivation: Any) -> list[str]:
+    """A derived document names its raw line (verbatim, by number) and the commits of every step."""
+    if not isinstance(derivation, dict):
+        return ["provenance.derivation is not an object"]
+    problems = []
+    if not isinstance(derivation.get("log_line"), int) or isinstance(derivation.get("log_line"), bool):
+        problems.append("provenance.derivation.log_line is not a line number")
+    if not isinstance(derivation.get("raw_line"), str) or not derivation["raw_line"]:
+        problems.append("provenance.derivation.raw_line missing")
+    for name in DERIVATION_SOURCES:
+        source = derivation.get(name)
+        if not isinstance(source, dict) or not all(isinstance(source.get(k), str) for k in ("repository", "path")):
+            problems.append(f"provenance.derivation.{name} lacks repository/path")
+        elif not COMMIT.match(str(source.get("commit", ""))):
+            problems.append(f"provenance.derivation.{name}.commit is not 40 lower-case hex digits")
+    derived_by = derivation.get("derived_by")
+    if not isinstance(derived_by, str) or not (REPO / derived_by).is_file():
+        problems.append(f"provenance.derivation.derived_by is not a file of this repository: {derived_by!r}")
+    return problems
 
 
 def leaf_fields(value: Any, prefix: str = "") -> set[str]:
