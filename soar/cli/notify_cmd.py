@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from functools import partial
 from typing import Any
 
 import typer
@@ -33,6 +34,14 @@ def outbox(
     typer.echo(table(["created", "channel", "kind", "status", "tries", "last error", "key"], rows))
 
 
+def _unblocked(channel: str, doc: dict[str, Any]) -> dict[str, Any]:
+    from soar.records import ChannelState
+
+    state = ChannelState.from_doc(doc, channel)
+    state.blocked_until, state.error = 0.0, None
+    return state.to_doc()
+
+
 @app.command("deliver")
 def deliver(
     channel: list[str] = typer.Option([], "--channel", "-c", help="Only these channels (default: every one waiting)."),
@@ -54,8 +63,8 @@ def deliver(
                 continue
             message.status, message.next_attempt_at = "pending", 0.0
             store.put(KIND, message.key, message.to_doc())
-        for record in store.find(CHANNELS_KIND):
-            store.put(CHANNELS_KIND, record.id, {**record.doc, "blocked_until": 0, "error": None})
+        for record in store.find(CHANNELS_KIND):  # unblocked, keeping a lease a deliverer may hold
+            store.mutate(CHANNELS_KIND, record.id, partial(_unblocked, record.id))
     deadline = time.monotonic() + wait
     totals: dict[str, tuple[Any, ...]] = {}  # channel -> row: counts summed over passes, the last pass's state
     while True:

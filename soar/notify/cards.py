@@ -11,9 +11,10 @@ import json
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from soar.playbooks.outcomes import DRY_RUN, shown_status
+from soar.records.notices import ApprovalNotice, StepNotice
 
 APPROVE_ACTION = "soar.approve"
 DENY_ACTION = "soar.deny"
@@ -233,32 +234,30 @@ def automation_lines(runs: Mapping[str, Mapping[str, Any]]) -> list[str]:
 
 
 def step_reply(event: Mapping[str, Any]) -> tuple[str, list[Block]]:
-    step = event.get("step") or {}
-    emoji, status = status_shown(str(step.get("status", "finished")), step.get("dry_run"), ":small_blue_diamond:")
-    text = f"{emoji} step `{escape(step.get('id', '?'), 60)}` ({escape(step.get('uses', ''), 80)}) {escape(status, 30)}"
-    if step.get("summary"):
-        text += f": {escape(step['summary'], 1500)}"
-    return _fallback(f"step {step.get('id', '?')} {status}"), [section(text)]
+    step = StepNotice.from_payload(event.get("step"))
+    emoji, status = status_shown(step.status or "finished", step.dry_run, ":small_blue_diamond:")
+    text = f"{emoji} step `{escape(step.id or '?', 60)}` ({escape(step.uses or '', 80)}) {escape(status, 30)}"
+    if step.summary:
+        text += f": {escape(step.summary, 1500)}"
+    return _fallback(f"step {step.id or '?'} {status}"), [section(text)]
 
 
 def approval_request(event: Mapping[str, Any]) -> tuple[str, list[Block]]:
     """The approval message: what will happen, who may approve, and the two buttons."""
-    approval = event.get("approval") or {}
-    step = event.get("step") or {}
+    approval = ApprovalNotice.from_payload(event.get("approval"))
+    step = StepNotice.from_payload(event.get("step"))
     run_id = str(event.get("run_id", ""))
-    step_id = str(approval.get("step") or step.get("id") or "")
-    required = int(approval.get("required") or 1)
-    approvers = [str(a) for a in approval.get("approvers") or []]
-    impact = str(approval.get("impact") or step.get("impact") or "contain")
+    step_id = approval.step or step.id or ""
+    impact = approval.impact or step.impact or "contain"
     text = (
         f":raised_hand: *Approval needed* for step `{escape(step_id, 60)}`"
-        f" ({escape(step.get('uses', ''), 80)}, impact {escape(impact, 20)})"
-        f"\n{len(approvers)} of {required} approvals"
+        f" ({escape(step.uses or '', 80)}, impact {escape(impact, 20)})"
+        f"\n{len(approval.approvers)} of {approval.required} approvals"
     )
-    if approvers:
-        text += ": " + ", ".join(escape(a, 60) for a in approvers)
-    if approval.get("expires_at"):
-        text += f"\nexpires {escape(approval['expires_at'], 40)}"
+    if approval.approvers:
+        text += ": " + ", ".join(escape(a, 60) for a in approval.approvers)
+    if approval.expires_at:
+        text += f"\nexpires {escape(approval.expires_at, 40)}"
     if event.get("dry_run") is True:  # the on-call must know a yes here touches nothing
         text += "\n:white_circle: dry run: approving plans the step, nothing is touched"
     value = json.dumps({"run_id": run_id, "step_id": step_id}, separators=(",", ":"))
@@ -272,7 +271,7 @@ def approval_request(event: Mapping[str, Any]) -> tuple[str, list[Block]]:
     if impact in HIGH_IMPACT:
         approve["confirm"] = {
             "title": {"type": "plain_text", "text": "Approve containment?"},
-            "text": {"type": "mrkdwn", "text": _fallback(f"Run {step.get('uses') or step_id} on the target now.", 250)},
+            "text": {"type": "mrkdwn", "text": _fallback(f"Run {step.uses or step_id} on the target now.", 250)},
             "confirm": {"type": "plain_text", "text": "Approve"},
             "deny": {"type": "plain_text", "text": "Cancel"},
             "style": "danger",
@@ -291,26 +290,32 @@ def approval_request(event: Mapping[str, Any]) -> tuple[str, list[Block]]:
     return _fallback(f"Approval needed for step {step_id}"), blocks
 
 
-def people(approval: Mapping[str, Any], field: str = "approvers") -> str:
+def people(approval: ApprovalNotice, field: Literal["approvers", "denials"] = "approvers") -> str:
     """Who voted, for a message: each principal, with a mention of the Slack user who clicked."""
-    slack_users = approval.get("slack_users") or {}
     out = []
-    for name in [str(a) for a in approval.get(field) or []]:
-        sid = str(slack_users.get(name) or "")
+    for name in approval.denials if field == "denials" else approval.approvers:
+        sid = approval.slack_users.get(name, "")
         out.append(f"{escape(name, 60)} (<@{sid}>)" if SLACK_USER_ID.match(sid) else escape(name, 60))
     return ", ".join(out)
 
 
-def _denied_by(approval: Mapping[str, Any]) -> str:
+def _denied_by(approval: ApprovalNotice) -> str:
     return people(approval, "denials") or "unknown"
+
+
+def _decided(event: Mapping[str, Any]) -> tuple[ApprovalNotice, str, str]:
+    """The approval an event decides, what was decided (``approved`` when it does not say) and for which step."""
+    raw = event.get("approval")
+    approval = ApprovalNotice.from_payload(raw)
+    said = isinstance(raw, Mapping) and bool(raw.get("status") or raw.get("decision"))
+    step = approval.step or StepNotice.from_payload(event.get("step")).id or "?"
+    return approval, approval.status if said else "approved", step
 
 
 def approval_decided(event: Mapping[str, Any], *, final: bool) -> tuple[str, list[Block]]:
     """The approval message after a decision: buttons replaced by who decided, unless more approvals are needed."""
-    approval = event.get("approval") or {}
-    decision = str(approval.get("status") or approval.get("decision") or "approved")
+    approval, decision, raw_step = _decided(event)
     emoji = STATUS_EMOJI.get(decision, ":ballot_box_with_check:")
-    raw_step = str(approval.get("step") or (event.get("step") or {}).get("id") or "?")
     step_id = escape(raw_step, 60)
     if not final:
         return approval_request(event)
@@ -324,11 +329,8 @@ def approval_decided(event: Mapping[str, Any], *, final: bool) -> tuple[str, lis
 
 def decision_reply(event: Mapping[str, Any]) -> tuple[str, list[Block]]:
     """The thread reply for a decision: who has approved so far, or the final outcome and who decided it."""
-    approval = event.get("approval") or {}
-    decision = str(approval.get("status") or approval.get("decision") or "approved")
-    approvers = [str(a) for a in approval.get("approvers") or []]
-    required = int(approval.get("required") or 1)
-    raw_step = str(approval.get("step") or (event.get("step") or {}).get("id") or "?")
+    approval, decision, raw_step = _decided(event)
+    approvers, required = approval.approvers, approval.required
     step_id = escape(raw_step, 60)
     who = people(approval)
     if decision == "pending":
@@ -342,15 +344,15 @@ def decision_reply(event: Mapping[str, Any]) -> tuple[str, list[Block]]:
     return _fallback(_decision_line(raw_step, decision, approval)), [section(text)]
 
 
-def _decision_line(step: str, decision: str, approval: Mapping[str, Any]) -> str:
+def _decision_line(step: str, decision: str, approval: ApprovalNotice) -> str:
     """The notification text of a decision (unescaped; the caller escapes it)."""
-    deniers = ", ".join(str(d) for d in approval.get("denials") or [])
+    deniers = ", ".join(approval.denials)
     return f"step {step} {decision}" + (f" by {deniers}" if decision == "denied" and deniers else "")
 
 
 def generic_reply(event: Mapping[str, Any]) -> tuple[str, list[Block]]:
     kind = str(event.get("type", "event"))
-    step = event.get("step") or {}
+    step = StepNotice.from_payload(event.get("step"))
     icons = {
         "run_started": ":arrow_forward:",
         "run_finished": ":checkered_flag:",
@@ -360,19 +362,19 @@ def generic_reply(event: Mapping[str, Any]) -> tuple[str, list[Block]]:
     parts = [icons.get(kind, ":small_blue_diamond:"), f"*{escape(kind.replace('_', ' '), 40)}*"]
     if kind in ("run_started", "run_finished"):
         parts.append(f"playbook *{escape(event.get('playbook', '?'), 100)}*")
-    if step.get("id"):
-        parts.append(f"step `{escape(step['id'], 60)}`")
-    status = event.get("status") or step.get("status")
+    if step.id:
+        parts.append(f"step `{escape(step.id, 60)}`")
+    status = event.get("status") or step.status
     if kind == "run_finished" and status:
         status = status_shown(str(status), event.get("dry_run"))[1]
-    if kind == "verification" and isinstance(step.get("verified"), bool):
+    if kind == "verification" and step.verified is not None:
         # what the on-call must see is the check's outcome, not the run's status (still "running")
-        status = "verified" if step["verified"] else "NOT verified"
-        if not step["verified"]:
+        status = "verified" if step.verified else "NOT verified"
+        if not step.verified:
             parts[0] = ":warning:"
     if status:
         parts.append(f"— {escape(status, 40)}")
-    summary = event.get("summary") or step.get("summary")
+    summary = event.get("summary") or step.summary
     if summary:
         parts.append(f": {escape(summary, 1500)}")
     parts.append(f"(run `{escape(event.get('run_id', ''), 64)}`)")

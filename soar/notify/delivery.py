@@ -16,7 +16,7 @@ import random
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from soar.alerts import utcnow_iso
@@ -24,6 +24,7 @@ from soar.config import Settings
 from soar.notify import cards, storm
 from soar.notify.outbox import CHANNELS_KIND, KIND, Message, open_messages
 from soar.notify.transport import CHANNEL_LEVEL_CODES, Permanent, RateLimited, Transient, Transport
+from soar.records.outbox import ChannelState, MessageStatus
 from soar.store import Conflict, Store
 
 log = logging.getLogger("soar.notify")
@@ -77,37 +78,41 @@ class Deliverer:
         self._last_send_at: float | None = None  # the same on ``clock``, kept in the channel state
 
     # -- the channel lease and state
-    def _channel_state(self, channel: str) -> tuple[dict[str, Any], str]:
+    def _channel_state(self, channel: str) -> tuple[ChannelState, str]:
         record = self.store.get(CHANNELS_KIND, channel)
         if record is None:
-            self.store.create(CHANNELS_KIND, channel, {"channel": channel})
+            self.store.create(CHANNELS_KIND, channel, ChannelState(channel).to_doc())
             record = self.store.get(CHANNELS_KIND, channel)
             assert record is not None
-        return dict(record.doc), record.version
+        return ChannelState.from_doc(record.doc, channel), record.version
 
-    def _acquire(self, channel: str) -> dict[str, Any] | None:
-        doc, version = self._channel_state(channel)
+    def _acquire(self, channel: str) -> ChannelState | None:
+        state, version = self._channel_state(channel)
         now = self.clock()
-        if doc.get("lease_owner") not in (None, self.owner) and float(doc.get("lease_until") or 0) > now:
+        if state.held_by_other(self.owner, now):
             return None
-        doc.update(lease_owner=self.owner, lease_until=now + LEASE_SECONDS)
+        state.lease_owner, state.lease_until = self.owner, now + LEASE_SECONDS
         try:
-            self.store.update(CHANNELS_KIND, channel, doc, version=version)
+            self.store.update(CHANNELS_KIND, channel, state.to_doc(), version=version)
         except Conflict:
             return None
         # Pacing holds across passes (every task, timer or process has its own deliverer): start from
         # the channel's last send, whoever made it.
-        last = doc.get("last_sent_at")
-        self._last_send_at = float(last) if last is not None else None
+        self._last_send_at = state.last_sent_at
         self._last_send = time.monotonic() - (now - self._last_send_at) if self._last_send_at is not None else 0.0
-        return doc
+        return state
 
-    def _set_channel(self, channel: str, **changes: Any) -> dict[str, Any]:
-        self._channel_state(channel)  # created on first use
-        rec = self.store.mutate(CHANNELS_KIND, channel, lambda doc: {**doc, **changes}, retries=20)
-        if rec is None:
-            raise Conflict(f"channel state {channel} disappeared")
-        return dict(rec.doc)
+    def _set_channel(self, channel: str, **changes: Any) -> ChannelState:
+        """Change fields of the channel's state (made on first use)."""
+        rec = self.store.mutate(
+            CHANNELS_KIND,
+            channel,
+            lambda doc: replace(ChannelState.from_doc(doc, channel), **changes).to_doc(),
+            create=lambda: ChannelState(channel).to_doc(),
+            retries=20,
+        )
+        assert rec is not None  # change always writes
+        return ChannelState.from_doc(rec.doc, channel)
 
     def claim_wake(self, channel: str, delay: float) -> bool:
         """True if the caller should schedule a wake-up in ``delay`` s: at most one is pending per channel.
@@ -115,13 +120,13 @@ class Deliverer:
         A storm sends one delivery task per message; those finding the channel busy would
         otherwise each schedule another look, a task storm of their own.
         """
-        doc, version = self._channel_state(channel)
+        state, version = self._channel_state(channel)
         now = self.clock()
-        if float(doc.get("wake_at") or 0) > now:
+        if (state.wake_at or 0.0) > now:
             return False
-        doc["wake_at"] = now + delay
+        state.wake_at = now + delay
         try:
-            self.store.update(CHANNELS_KIND, channel, doc, version=version)
+            self.store.update(CHANNELS_KIND, channel, state.to_doc(), version=version)
         except Conflict:
             return False
         return True
@@ -150,18 +155,18 @@ class Deliverer:
         pending = {m.key: m for m, _ in open_messages(self.store, channel)}
         if not pending:
             return None
-        doc, _ = self._channel_state(channel)
+        state, _ = self._channel_state(channel)
         due = min(
             max(m.next_attempt_at, pending[m.target].next_attempt_at if m.target in pending else 0.0)
             for m in pending.values()
         )
-        due = max(due, float(doc.get("blocked_until") or 0))
+        due = max(due, state.blocked_until or 0.0)
         return max(due - self.clock(), MIN_RETRY)
 
     def _pass(self, channel: str, report: DeliveryReport) -> bool:
         """Send what is due; True if anything changed (so another pass may find more)."""
-        doc, _ = self._channel_state(channel)
-        blocked = float(doc.get("blocked_until") or 0) - self.clock()
+        state, _ = self._channel_state(channel)
+        blocked = state.blocked_for(self.clock())
         if blocked > 0:
             report.retry_in = blocked
             return False
@@ -186,7 +191,7 @@ class Deliverer:
             if message.target:
                 if message.target not in targets:
                     rec = self.store.get(KIND, message.target)
-                    targets[message.target] = Message.from_doc(rec.doc) if rec else None
+                    targets[message.target] = Message.from_doc(rec.doc, rec.id) if rec else None
                 target = targets[message.target]
                 if target is not None and target.status == "summarized" and message.important:
                     storm.unfold(self.store, target.key)  # an approval request needs its card: post it after all
@@ -214,7 +219,7 @@ class Deliverer:
                 targets[message.key] = message
         return changed
 
-    def _finish(self, message: Message, version: str, status: str, report: DeliveryReport) -> None:
+    def _finish(self, message: Message, version: str, status: MessageStatus, report: DeliveryReport) -> None:
         message.status = status
         try:
             self.store.update(KIND, message.key, message.to_doc(), version=version)
@@ -357,7 +362,7 @@ class Deliverer:
             message.next_attempt_at = self.clock() + CHANNEL_ERROR_RETRY
             self._save(message, version)
             state = self._channel_state(message.channel)[0]
-            if state.get("error") != exc.reason:
+            if state.error != exc.reason:
                 log.error("Slack channel %s: %s; messages are kept and retried", message.channel, exc.reason)
                 self._set_channel(message.channel, error=exc.reason, error_reported_at=utcnow_iso())
             self._set_channel(message.channel, blocked_until=self.clock() + CHANNEL_ERROR_RETRY)
@@ -373,8 +378,8 @@ class Deliverer:
 
     def _channel_ok(self, channel: str) -> None:
         state = self._channel_state(channel)[0]
-        if state.get("error") or state.get("blocked_until"):
-            if state.get("error"):
+        if state.error or state.blocked_until:
+            if state.error:
                 log.warning("Slack channel %s works again", channel)
             self._set_channel(channel, error=None, blocked_until=0)
 

@@ -20,12 +20,14 @@ from soar.notify.outbox import Message, enqueue, key_for
 from soar.notify.routing import load_routes
 from soar.playbooks.events import EVENT_TYPES  # the emitter owns the event contract
 from soar.playbooks.outcomes import shown_status
-from soar.store import Conflict, Store
+from soar.records import ApprovalNotice, StepNotice, Thread
+from soar.records import thread as thread_record
+from soar.store import Store
 
 log = logging.getLogger("soar.notify")
 
-THREADS_KIND = "notify_threads"
-RUN_INDEX_KIND = "notify_runs"  # run id -> incident id, so actions inside a run find their thread
+THREADS_KIND = thread_record.KIND
+RUN_INDEX_KIND = thread_record.RUN_INDEX_KIND
 
 # events that only move the card (no reply of their own)
 CARD_ONLY = {"step_started"}
@@ -61,26 +63,24 @@ def open_thread(
     incident: str | None = None,
     channel: str | None = None,
     planned: str | None = None,
-) -> dict[str, Any]:
+) -> Thread:
     """The incident's thread, creating it (and enqueueing its card) the first time."""
     summary = cards.alert_summary(_full_alert(store, alert))
     incident = incident or summary["id"] or "unknown"
     record = store.get(THREADS_KIND, incident)
     if record is not None:
-        return dict(record.doc)
+        return Thread.from_doc(record.doc, incident)
     chan = channel or load_routes(settings).channel_for(summary)
-    doc = {
-        "id": incident,
-        "channel": chan,
-        "card": card_key(incident),
-        "summary": summary,
-        "status": "open",
-        "planned": planned,
-        "runs": {},
-        "created_at": utcnow_iso(),
-        "revision": 0,
-    }
-    if store.create(THREADS_KIND, incident, doc):
+    thread = Thread(
+        id=incident,
+        channel=chan,
+        card=card_key(incident),
+        summary=summary,
+        status="open",
+        planned=planned,
+        created_at=utcnow_iso(),
+    )
+    if store.create(THREADS_KIND, incident, thread.to_doc()):
         blocks = cards.incident_card(summary, status="open", planned=planned)
         enqueue(
             store,
@@ -96,10 +96,10 @@ def open_thread(
                 revision=0,
             ),
         )
-        return doc
+        return thread
     existing = store.get(THREADS_KIND, incident)
     assert existing is not None
-    return dict(existing.doc)
+    return Thread.from_doc(existing.doc, incident)
 
 
 def _newer(holder: dict[str, Any], seq: int | None) -> bool:
@@ -128,24 +128,24 @@ def apply_event(thread: dict[str, Any], event: Mapping[str, Any]) -> dict[str, A
     raw_seq = event.get("seq")
     seq = int(raw_seq) if isinstance(raw_seq, int) else None
     kind = event.get("type")
-    step = event.get("step") or {}
-    if step.get("id"):
-        entry = run["steps"].setdefault(str(step["id"]), {})
-        if step.get("uses") is not None:
-            entry["uses"] = step["uses"]
-        newest = step.get("status") is not None and _newer(entry, seq)
+    step = StepNotice.from_payload(event.get("step"))
+    if step.id:
+        entry = run["steps"].setdefault(step.id, {})
+        if step.uses is not None:
+            entry["uses"] = step.uses
+        newest = step.status is not None and _newer(entry, seq)
         if newest:
-            entry["status"] = step["status"]
-            if isinstance(step.get("dry_run"), bool):
-                entry["dry_run"] = step["dry_run"]
-        if step.get("summary") is not None and (newest or "summary" not in entry):
-            entry["summary"] = step["summary"]
-    approval = event.get("approval") or {}
+            entry["status"] = step.status
+            if step.dry_run is not None:
+                entry["dry_run"] = step.dry_run
+        if step.summary is not None and (newest or "summary" not in entry):
+            entry["summary"] = step.summary
     status: tuple[str, str] | None = None  # (run status, thread status) this event sets
     if kind == "approval_requested":
         status = ("awaiting_approval", "awaiting approval")
     elif kind == "approval_decided":
-        decision, final = decision_of(approval)
+        approval = ApprovalNotice.from_payload(event.get("approval"))
+        decision, final = approval.status, approval.final
         if final:
             status = (
                 "running" if decision == "approved" else decision or "running",
@@ -172,50 +172,42 @@ def apply_event(thread: dict[str, Any], event: Mapping[str, Any]) -> dict[str, A
 
 def approval_revision(approval: Mapping[str, Any]) -> int:
     """Votes only accumulate and a final decision comes last: so later states of a request rank higher."""
-    votes = len(approval.get("approvers") or []) + len(approval.get("denials") or [])
-    return 2 * votes + (1 if decision_of(approval)[1] else 0)
+    return ApprovalNotice.from_payload(approval).revision
 
 
 def decision_of(approval: Mapping[str, Any]) -> tuple[str, bool]:
     """(decision, final): ``approved``/``denied``/``expired`` are final; ``pending`` with votes is not."""
-    status = str(approval.get("status") or approval.get("decision") or "pending")
-    if status == "approved":
-        return status, len(approval.get("approvers") or []) >= int(approval.get("required") or 1)
-    return status, status != "pending"
+    notice = ApprovalNotice.from_payload(approval)
+    return notice.status, notice.final
 
 
-def _event_messages(thread: Mapping[str, Any], event: Mapping[str, Any]) -> list[Message]:
+def _event_messages(thread: Thread, event: Mapping[str, Any]) -> list[Message]:
     kind = str(event.get("type"))
-    channel = str(thread["channel"])
-    incident = str(thread["id"])
-    card = str(thread["card"])
     run_id = str(event.get("run_id", ""))
-    step = event.get("step") or {}
-    approval = event.get("approval") or {}
+    step = StepNotice.from_payload(event.get("step"))
+    approval = ApprovalNotice.from_payload(event.get("approval"))
+    step_id = approval.step or step.id or ""
     # The key ignores the event time: the same event published twice is one message.
     ident = {k: v for k, v in event.items() if k not in ("at", "seq", "alert")}
     out: list[Message] = []
-    common: dict[str, Any] = {"channel": channel, "incident": incident, "target": card}
+    common: dict[str, Any] = {"channel": thread.channel, "incident": thread.id, "target": thread.card}
     if kind == "approval_requested":
-        step_id = str(approval.get("step") or step.get("id") or "")
         text, blocks = cards.approval_request(event)
         key = approval_key(run_id, step_id)
         out.append(Message(key=key, op="post", kind="reply", text=text, blocks=blocks, important=True, **common))
     elif kind == "approval_decided":
-        step_id = str(approval.get("step") or step.get("id") or "")
-        _, final = decision_of(approval)
-        text, blocks = cards.approval_decided(event, final=final)
+        text, blocks = cards.approval_decided(event, final=approval.final)
         out.append(
             Message(
                 key=key_for("update", approval_key(run_id, step_id), ident),
                 op="update",
                 kind="update",
-                channel=channel,
-                incident=incident,
+                channel=thread.channel,
+                incident=thread.id,
                 target=approval_key(run_id, step_id),
                 text=text,
                 blocks=blocks,
-                revision=approval_revision(approval),
+                revision=approval.revision,
             )
         )
         text, blocks = cards.decision_reply(event)
@@ -226,7 +218,7 @@ def _event_messages(thread: Mapping[str, Any], event: Mapping[str, Any]) -> list
     elif kind not in CARD_ONLY:
         text, blocks = cards.generic_reply(event)
         # a containment that did not take effect must reach the on-call even in a storm (it brings its card back)
-        unproven = kind == "verification" and step.get("verified") is False
+        unproven = kind == "verification" and step.verified is False
         out.append(
             Message(
                 key=key_for("reply", ident),
@@ -241,58 +233,55 @@ def _event_messages(thread: Mapping[str, Any], event: Mapping[str, Any]) -> list
     return out
 
 
-def handle_event(settings: Settings, store: Store, event: Mapping[str, Any]) -> dict[str, Any]:
+def handle_event(settings: Settings, store: Store, event: Mapping[str, Any]) -> Thread:
     """Apply a run event to its incident's thread and enqueue the replies and the card update."""
     if event.get("type") not in EVENT_TYPES or not event.get("run_id"):
         raise ValueError(f"not a run event: type={event.get('type')!r} run_id={event.get('run_id')!r}")
     incident = _incident_of(event)
     alert = dict(event.get("alert") or {})
     alert.setdefault("id", incident)
-    thread = open_thread(settings, store, alert, incident=incident)
+    opened = open_thread(settings, store, alert, incident=incident)
     store.put(RUN_INDEX_KIND, str(event["run_id"]), {"incident": incident})
-    for _ in range(50):
-        record = store.get(THREADS_KIND, incident)
-        assert record is not None
-        thread = apply_event(dict(record.doc), event)
-        thread["revision"] = int(thread.get("revision") or 0) + 1
-        try:
-            store.update(THREADS_KIND, incident, thread, version=record.version)
-            break
-        except Conflict:
-            continue
+
+    def change(doc: dict[str, Any]) -> dict[str, Any]:
+        doc = apply_event(doc, event)
+        doc["revision"] = int(doc.get("revision") or 0) + 1
+        return doc
+
+    record = store.mutate(THREADS_KIND, incident, change, create=opened.to_doc)
+    assert record is not None  # change always writes
+    thread = Thread.from_doc(record.doc, incident)
     for message in _event_messages(thread, event):
         enqueue(store, message)
     enqueue_card_update(store, thread)
     return thread
 
 
-def enqueue_card_update(store: Store, thread: Mapping[str, Any]) -> None:
+def enqueue_card_update(store: Store, thread: Thread) -> None:
     """The card as of this thread revision; delivery never lets it replace a newer one."""
-    summary = thread["summary"]
-    status = str(thread.get("status", "open"))
-    runs = thread.get("runs") or {}
-    blocks = cards.incident_card(summary, status=status, runs=runs, planned=thread.get("planned"))
-    revision = int(thread.get("revision") or 0)
+    runs = thread.to_doc()["runs"]
+    blocks = cards.incident_card(thread.summary, status=thread.status, runs=runs, planned=thread.planned)
     enqueue(
         store,
         Message(
-            key=f"update:{thread['card']}:{revision:08d}",
+            key=f"update:{thread.card}:{thread.revision:08d}",
             op="update",
             kind="update",
-            channel=str(thread["channel"]),
-            incident=str(thread["id"]),
-            target=str(thread["card"]),
-            text=cards.card_text(summary, status),
+            channel=thread.channel,
+            incident=thread.id,
+            target=thread.card,
+            text=cards.card_text(thread.summary, thread.status),
             blocks=blocks,
-            revision=revision,
-            followup=cards.card_followup(status, runs),
+            revision=thread.revision,
+            followup=cards.card_followup(thread.status, runs),
         ),
     )
 
 
-def thread_for_run(store: Store, run_id: str) -> dict[str, Any] | None:
+def thread_for_run(store: Store, run_id: str) -> Thread | None:
     record = store.get(RUN_INDEX_KIND, run_id)
     if record is None:
         return None
-    thread = store.get(THREADS_KIND, str(record.doc["incident"]))
-    return dict(thread.doc) if thread else None
+    incident = str(record.doc["incident"])
+    thread = store.get(THREADS_KIND, incident)
+    return Thread.from_doc(thread.doc, incident) if thread else None

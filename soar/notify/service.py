@@ -18,6 +18,7 @@ from soar.notify import incidents
 from soar.notify.delivery import Deliverer, DeliveryReport
 from soar.notify.outbox import Message, channels_with_open_messages, enqueue, key_for
 from soar.notify.transport import Transport, transport_for
+from soar.records import Thread
 from soar.store import Store, open_store
 
 log = logging.getLogger("soar.notify")
@@ -142,19 +143,17 @@ def _retry(settings: Settings, channel: str, key: tuple[str, str]) -> None:
         _retry_later(settings, channel, retry_in)
 
 
-def notify_run_event(settings: Settings, store: Store, event: Mapping[str, Any]) -> dict[str, Any]:
+def notify_run_event(settings: Settings, store: Store, event: Mapping[str, Any]) -> Thread:
     """A playbook run event → the incident's thread (reply + card update). Returns the thread."""
     thread = incidents.handle_event(settings, store, event)
-    kick(settings, store, [str(thread["channel"])])
+    kick(settings, store, [thread.channel])
     return thread
 
 
-def notify_alert(
-    settings: Settings, store: Store, alert: Mapping[str, Any], *, planned: str | None = None
-) -> dict[str, Any]:
+def notify_alert(settings: Settings, store: Store, alert: Mapping[str, Any], *, planned: str | None = None) -> Thread:
     """Post an alert's card (once per alert, however often this is called)."""
     thread = incidents.open_thread(settings, store, alert, planned=planned)
-    kick(settings, store, [str(thread["channel"])])
+    kick(settings, store, [thread.channel])
     return thread
 
 
@@ -183,8 +182,8 @@ def notify_text(
     from soar.notify.cards import escape
 
     thread = incidents.thread_for_run(store, run_id) if run_id else None
-    target = str(thread["card"]) if thread and not channel else None
-    chan = channel or (str(thread["channel"]) if thread else settings.slack_default_channel)
+    target = thread.card if thread and not channel else None
+    chan = channel or (thread.channel if thread else settings.slack_default_channel)
     blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": escape(text)}}]
     message = Message(
         key=key or key_for("text", run_id, chan, text),
@@ -194,7 +193,7 @@ def notify_text(
         text=escape(text, 3000),
         blocks=blocks,
         target=target,
-        incident=str(thread["id"]) if thread else None,
+        incident=thread.id if thread else None,
     )
     enqueue(store, message)
     kick(settings, store, [chan])

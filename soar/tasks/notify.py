@@ -21,7 +21,7 @@ def run_event(run_id: str, event: dict[str, Any]) -> dict[str, Any]:
         thread = service.notify_run_event(settings, store, {**event, "run_id": event.get("run_id") or run_id})
     finally:
         store.close()
-    return {"incident": thread["id"], "channel": thread["channel"], "revision": thread.get("revision")}
+    return {"incident": thread.id, "channel": thread.channel, "revision": thread.revision}
 
 
 @app.task(name="soar.notify.alert")
@@ -37,7 +37,7 @@ def alert(alert_id: str) -> dict[str, Any]:
         thread = service.notify_alert(settings, store, record.doc, planned=planned)
     finally:
         store.close()
-    return {"incident": thread["id"], "channel": thread["channel"]}
+    return {"incident": thread.id, "channel": thread.channel}
 
 
 @app.task(name="soar.notify.deliver")
