@@ -72,6 +72,12 @@ class Settings(BaseSettings):
     detection_max_alerts: int = Field(1000, ge=1, description="Cap on alerts one rule creates in one run")
     detection_page_size: int = Field(1000, ge=1, le=10_000, description="Hits per search page")
     detection_batch_size: int = Field(100, ge=1, description="Rule searches per _msearch request")
+    detection_path: Literal["auto", "search", "fetch"] = Field(
+        "auto",
+        description="How a cycle reads an index: search (each rule a clause of a combined search), fetch (the"
+        " cycle's events read once, every rule matched in process) or auto (fetch when many rules are due and"
+        " the measured events of the window are few enough; see docs/scaling.md)",
+    )
     detection_search_timeout: float | None = Field(
         None,
         gt=0,

@@ -29,6 +29,7 @@ from soar.scheduler.correlate import (
     part_jobs,
     raise_once,
 )
+from soar.scheduler.fetch import Fetcher, FetchStats
 from soar.scheduler.planning import Window, chunks, iso, parse_time, plan_run
 from soar.scheduler.rules import ScheduledRule
 from soar.scheduler.search import Job, JobResult, RequestCounter, SearchError
@@ -101,11 +102,14 @@ class Detector:
         )
         self.dispatch = dispatch
         self.clock = clock
+        self.fetch_stats = FetchStats()  # what the fetch path did in the last cycle
 
-    def _search(self, jobs: Sequence[Job], counter: RequestCounter) -> list[JobResult]:
+    def _search(
+        self, jobs: Sequence[Job], counter: RequestCounter, exceptions: list[dict[str, Any]] | None = None
+    ) -> list[JobResult]:
         return self.source.search(
             jobs,
-            self._exceptions(),
+            self._exceptions() if exceptions is None else exceptions,
             counter,
             page_size=self.settings.detection_page_size,
             batch_size=self.settings.detection_batch_size,
@@ -117,10 +121,25 @@ class Detector:
             return part_jobs(rule, window, FETCH_LIMIT, gap_id)
         return [Job(rule, window, FETCH_LIMIT, gap_id)]
 
-    def _fetch(self, jobs: Sequence[Job], counter: RequestCounter) -> list[JobResult]:
-        """Search every job at once; a correlation's parts come back as one result per window."""
+    def _fetch(self, jobs: Sequence[Job], counter: RequestCounter, *, path: str | None = None) -> list[JobResult]:
+        """Search every job at once; a correlation's parts come back as one result per window.
+
+        On Elasticsearch, an index whose cycle is cheaper read once (:mod:`soar.scheduler.fetch`) answers its
+        plain rules' normal windows in process; every other job goes into the cycle's ``_msearch``.
+        """
         direct = [j for j in jobs if j.rule.query is None]
-        found = self._search([j for j in jobs if j.rule.query is not None], counter) if len(direct) < len(jobs) else []
+        queried = [j for j in jobs if j.rule.query is not None]
+        found: list[JobResult] = []
+        path = path or self.settings.detection_path
+        if queried and path != "search" and isinstance(self.source, ElasticsearchSource):
+            fetcher = Fetcher(
+                self.source.es, page_size=self.settings.detection_page_size, timeout=self.source.search_timeout
+            )
+            exceptions = self._exceptions()
+            found, queried, self.fetch_stats = fetcher.run(queried, exceptions, counter, path)
+            found += self._search(queried, counter, exceptions) if queried else []
+        elif queried:
+            found = self._search(queried, counter)
         out = [res for res in found if res.job.part is None]
         parts: dict[tuple[str, str | None, float], list[JobResult]] = {}
         for res in found:
@@ -223,7 +242,7 @@ class Detector:
         t0 = time.perf_counter()
         report.runs[rule.id] = RuleRun(rule.id, window)
         jobs = [job for chunk in chunks(window) for job in self._jobs(rule, chunk)]
-        for res in sorted(self._fetch(jobs, report.requests), key=lambda r: r.job.window.start):
+        for res in sorted(self._fetch(jobs, report.requests, path="search"), key=lambda r: r.job.window.start):
             self._alerts(res, report)
         report.seconds = time.perf_counter() - t0
         return report
