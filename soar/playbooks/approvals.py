@@ -14,7 +14,7 @@ approved, denied or expired.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from soar.alerts import utcnow_iso
@@ -22,12 +22,12 @@ from soar.config import Settings
 from soar.errors import Forbidden, InputError, NotFound
 from soar.playbooks import events
 from soar.playbooks.records import APPROVALS, RUNS, audit
+from soar.records import Approval, Run, Vote
+from soar.records.approval import ApprovalStatus as Status
 from soar.store import Store
 
 if TYPE_CHECKING:
     from soar.access import Principal
-
-Status = Literal["pending", "approved", "denied", "expired"]
 
 
 class NotAllowed(Forbidden):
@@ -56,78 +56,71 @@ class ApprovalOutcome:
         }
 
 
-def pending_for(store: Store, run_id: str, step_id: str | None = None) -> list[dict[str, Any]]:
-    """Approval documents of a run (every one, or those of a step id or instance key)."""
-    docs = [r.doc for r in store.find(APPROVALS, {"run_id": run_id}, order_by="requested_at")]
-    if step_id is None:
-        return docs
-    return [d for d in docs if step_id in (d["step"], d["step_id"])]
+def pending_for(store: Store, run_id: str, step_id: str | None = None) -> list[Approval]:
+    """Approval requests of a run (every one, or those of a step id or instance key)."""
+    found = [Approval.from_doc(r.doc, r.id) for r in store.find(APPROVALS, {"run_id": run_id}, order_by="requested_at")]
+    return found if step_id is None else [a for a in found if a.names(step_id)]
 
 
-def _publish(settings: Settings, store: Store, run_id: str, doc: dict[str, Any]) -> None:
+def _publish(settings: Settings, store: Store, run_id: str, approval: Approval) -> None:
     run = store.get(RUNS, run_id)
     if run is None:
         return
-    votes = [*doc["approvers"], *doc["denials"]]
-    approval = {
-        "step": doc["step"],
-        "required": doc["required"],
-        "approvers": [a["approver"] for a in doc["approvers"]],
-        "denials": [d["approver"] for d in doc["denials"]],
-        "slack_users": {v["approver"]: v["slack_user"] for v in votes if v.get("slack_user")},
-        "status": doc["status"],
-        "expires_at": doc.get("expires_at_iso"),
+    notice = {
+        "step": approval.step,
+        "required": approval.required,
+        "approvers": [v.approver for v in approval.approvers],
+        "denials": [v.approver for v in approval.denials],
+        "slack_users": {v.approver: v.slack_user for v in approval.votes if v.slack_user},
+        "status": approval.status,
+        "expires_at": approval.expires_at_iso,
     }
-    events.publish(settings, run_id, events.make_event("approval_decided", run.doc, approval=approval))
+    events.publish(settings, run_id, events.make_event("approval_decided", run.doc, approval=notice))
 
 
-def expire(settings: Settings, store: Store, approval_id: str) -> dict[str, Any] | None:
-    """Mark a pending approval past its deadline as expired (once); the updated document."""
+def expire(settings: Settings, store: Store, approval_id: str) -> Approval | None:
+    """Mark a pending approval past its deadline as expired (once); the updated request."""
     expired = False
 
     def change(doc: dict[str, Any]) -> dict[str, Any] | None:
         nonlocal expired
-        expired = doc["status"] == "pending" and float(doc["expires_at"]) <= time.time()
-        return {**doc, "status": "expired", "decided_at": utcnow_iso()} if expired else None
+        approval = Approval.from_doc(doc, approval_id)
+        expired = approval.expired_by(time.time())
+        return replace(approval, status="expired", decided_at=utcnow_iso()).to_doc() if expired else None
 
     rec = store.mutate(APPROVALS, approval_id, change)
-    if rec is not None and expired:
-        facts = run_facts(store, rec.doc["run_id"])
-        audit(store, settings, "approval.expired", rec.doc["run_id"], {"step": rec.doc["step"], **facts})
-        _publish(settings, store, rec.doc["run_id"], rec.doc)
-    return rec.doc if rec else None
+    if rec is None:
+        return None
+    approval = Approval.from_doc(rec.doc, approval_id)
+    if expired:
+        facts = run_facts(store, approval.run_id)
+        audit(store, settings, "approval.expired", approval.run_id, {"step": approval.step, **facts})
+        _publish(settings, store, approval.run_id, approval)
+    return approval
 
 
 def run_facts(store: Store, run_id: str) -> dict[str, Any]:
     """What a decision's audit entry says about its run: a dry run's decisions plan, and where in its sequence."""
     rec = store.get(RUNS, run_id)
-    doc = rec.doc if rec is not None else {}
-    return {"dry_run": bool(doc.get("dry_run")), "run_seq": doc.get("seq")}
+    run = Run.from_doc(rec.doc, run_id) if rec is not None else None
+    return {"dry_run": bool(run and run.dry_run), "run_seq": run.seq if run else None}
 
 
-def who(vote: dict[str, Any]) -> str:
-    """A voter for messages and records: the principal, and the Slack user when the vote came from Slack."""
-    return f"{vote['approver']} (Slack {vote['slack_user']})" if vote.get("slack_user") else str(vote["approver"])
-
-
-def _apply(doc: dict[str, Any], vote: dict[str, Any], decision: str) -> tuple[dict[str, Any], bool, str]:
-    if doc["status"] != "pending":
-        return doc, False, f"already {doc['status']}"
-    if float(doc["expires_at"]) <= time.time():
-        return {**doc, "status": "expired", "decided_at": utcnow_iso()}, True, "the approval request has expired"
-    voters = {v["approver"] for v in (*doc["approvers"], *doc["denials"])}
-    if vote["approver"] in voters:
-        return doc, False, f"{vote['approver']} has already decided"
-    doc = {**doc, "approvers": list(doc["approvers"]), "denials": list(doc["denials"])}
+def _apply(approval: Approval, vote: Vote, decision: str) -> tuple[Approval, bool, str]:
+    if approval.status != "pending":
+        return approval, False, f"already {approval.status}"
+    if approval.expired_by(time.time()):
+        return replace(approval, status="expired", decided_at=utcnow_iso()), True, "the approval request has expired"
+    if vote.approver in {v.approver for v in approval.votes}:
+        return approval, False, f"{vote.approver} has already decided"
     if decision == "deny":
-        doc["denials"].append(vote)
-        doc.update(status="denied", decided_at=utcnow_iso())
-        return doc, True, f"denied by {who(vote)}"
-    doc["approvers"].append(vote)
-    if len(doc["approvers"]) >= int(doc["required"]):
-        doc.update(status="approved", decided_at=utcnow_iso())
-        return doc, True, f"approved ({len(doc['approvers'])} of {doc['required']})"
-    return doc, True, f"{len(doc['approvers'])} of {doc['required']} approvals; waiting for more"
+        denied = replace(approval, denials=[*approval.denials, vote], status="denied", decided_at=utcnow_iso())
+        return denied, True, f"denied by {vote.who}"
+    approval = replace(approval, approvers=[*approval.approvers, vote])
+    counted = f"{len(approval.approvers)} of {approval.required}"
+    if len(approval.approvers) >= approval.required:
+        return replace(approval, status="approved", decided_at=utcnow_iso()), True, f"approved ({counted})"
+    return approval, True, f"{counted} approvals; waiting for more"
 
 
 def decide(
@@ -155,65 +148,69 @@ def decide(
         raise InputError("an approver name is required")
     if store.get(RUNS, run_id) is None:
         raise InputError(f"no run {run_id!r}")
-    docs = pending_for(store, run_id, step_id)
-    if not docs:
-        raise NotFound(f"run {run_id} has no approval request for step {step_id!r}")
-    target = next((d for d in docs if d["status"] == "pending"), docs[-1])
-    if role not in target["roles"]:
+    target = _target(store, run_id, step_id)
+    if role not in target.roles:
         audit(
             store,
             settings,
             "approval.refused",
             run_id,
             {
-                "step": target["step"],
+                "step": target.step,
                 "approver": approver,
                 "role": role,
-                "allowed_roles": target["roles"],
+                "allowed_roles": target.roles,
                 **run_facts(store, run_id),
             },
             actor=approver,
         )
         raise NotAllowed(
-            f"{approver} (role {role}) may not decide step {target['step']}: needs one of {', '.join(target['roles'])}"
+            f"{approver} (role {role}) may not decide step {target.step}: needs one of {', '.join(target.roles)}"
         )
-    vote = {"approver": approver, "role": role, "via": via, "at": utcnow_iso(), "attributes": attributes or {}}
-    if slack_user:
-        vote["slack_user"] = slack_user
-    result: tuple[dict[str, Any], bool, str] = (target, False, "")
+    vote = Vote(approver, role=role, via=via, at=utcnow_iso(), attributes=attributes or {}, slack_user=slack_user)
+    result: tuple[Approval, bool, str] = (target, False, "")
 
     def change(current: dict[str, Any]) -> dict[str, Any] | None:
         nonlocal result
-        result = _apply(current, vote, decision)
-        return result[0] if result[1] else None
+        result = _apply(Approval.from_doc(current, target.id), vote, decision)
+        return result[0].to_doc() if result[1] else None
 
-    if store.mutate(APPROVALS, target["id"], change) is None:
-        raise InputError(f"approval {target['id']} disappeared")
+    if store.mutate(APPROVALS, target.id, change) is None:
+        raise InputError(f"approval {target.id} disappeared")
     doc, changed, message = result
+    approvers = [v.to_doc() for v in doc.approvers]
     if not changed:
-        return ApprovalOutcome(run_id, doc["step"], doc["status"], False, message, doc["required"], doc["approvers"])
+        return ApprovalOutcome(run_id, doc.step, doc.status, False, message, doc.required, approvers)
     audit(
         store,
         settings,
         f"approval.{decision}",
         run_id,
         {
-            "step": doc["step"],
+            "step": doc.step,
             "approver": approver,
             "role": role,
             "via": via,
-            "status": doc["status"],
+            "status": doc.status,
             **({"slack_user": slack_user} if slack_user else {}),
             **run_facts(store, run_id),
         },
         actor=approver,
     )
     _publish(settings, store, run_id, doc)
-    if resume and doc["status"] != "pending":
+    if resume and doc.status != "pending":
         from soar.playbooks.dispatch import kick
 
         kick(settings, run_id, store=store)
-    return ApprovalOutcome(run_id, doc["step"], doc["status"], True, message, doc["required"], doc["approvers"])
+    return ApprovalOutcome(run_id, doc.step, doc.status, True, message, doc.required, approvers)
+
+
+def _target(store: Store, run_id: str, step_id: str) -> Approval:
+    """The request a decision on ``step_id`` is about: the pending one, else the latest (to say it is decided)."""
+    found = pending_for(store, run_id, step_id)
+    if not found:
+        raise NotFound(f"run {run_id} has no approval request for step {step_id!r}")
+    return next((a for a in found if a.status == "pending"), found[-1])
 
 
 def decide_as(
@@ -241,10 +238,7 @@ def decide_as(
     scopes = scopes_for(settings)
     if run is None or not authorize_in(principal, "runs:read", scopes.of_run(run.doc)).allowed:
         raise NotFound(f"no run {run_id!r}")
-    docs = pending_for(store, run_id, step_id)
-    if not docs:
-        raise NotFound(f"run {run_id} has no approval request for step {step_id!r}")
-    target = next((d for d in docs if d["status"] == "pending"), docs[-1])
+    target = _target(store, run_id, step_id)
 
     def refuse(reason: str) -> NotAllowed:
         audit(
@@ -253,7 +247,7 @@ def decide_as(
             "approval.refused",
             run_id,
             {
-                "step": target["step"],
+                "step": target.step,
                 "approver": principal.name,
                 "role": principal.role,
                 "via": via,
@@ -264,16 +258,17 @@ def decide_as(
         )
         return NotAllowed(reason)
 
-    where = scopes.of_approval(run.doc, target)
+    where = scopes.of_approval(run.doc, target.to_doc())
     allowed = authorize_in(principal, "approvals:decide", where)
     if not allowed.allowed:
-        raise refuse(f"{allowed.reason}: may not decide step {target['step']} on {scope_names(where)}")
-    if load_policy(settings.policy_path).separation_of_duties.runs and run.doc.get("requested_by") == principal.name:
+        raise refuse(f"{allowed.reason}: may not decide step {target.step} on {scope_names(where)}")
+    requested_by = Run.from_doc(run.doc, run_id).requested_by
+    if load_policy(settings.policy_path).separation_of_duties.runs and requested_by == principal.name:
         raise refuse(
-            f"{principal.name} asked for this run, so someone else must decide step {target['step']} "
+            f"{principal.name} asked for this run, so someone else must decide step {target.step} "
             "(policy: separation_of_duties.runs)"
         )
-    held = [r for r in target["roles"] if r in principal.roles]
+    held = [r for r in target.roles if r in principal.roles]
     role = max(held, key=lambda r: RANK.get(r, -1)) if held else principal.role
     return decide(
         settings,

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
 from soar.actions import ActionContext
 from soar.alerts import Alert
-from soar.errors import InputError
+from soar.errors import InputError, RecordError
 from soar.playbooks import events, planner, triggers
 from soar.playbooks.model import Playbook
 from soar.playbooks.records import APPROVALS, RUNS, audit, new_run, redacted
 from soar.playbooks.runtime import Runtime
 from soar.policy import GATED_IMPACTS, Decision, StepFacts, decide
+from soar.records import Approval, Run
 
 ALERTS = "alerts"
+
+log = logging.getLogger("soar.playbooks")
 
 
 def validate_alert(doc: Any, where: str = "alert") -> dict[str, Any]:
@@ -174,9 +178,17 @@ def resumable_runs(rt: Runtime, now: float | None = None) -> list[tuple[str, flo
     now = now or time.time()
     out: dict[str, float] = {}
     for rec in rt.store.find(RUNS, {"status": ["running", "waiting_lock"]}, limit=10_000):
-        lease = rec.doc.get("lease")
-        out[rec.id] = 0.0 if lease is None else max(0.0, float(lease["until"]) - now)
+        try:
+            lease = Run.from_doc(rec.doc, rec.id).lease
+        except RecordError as exc:  # one unreadable run must not keep the others from being resumed
+            log.error("not resuming: %s", exc)
+            continue
+        out[rec.id] = 0.0 if lease is None else max(0.0, lease.until - now)
     for rec in rt.store.find(APPROVALS, {"status": "pending"}, limit=10_000):
-        run_id = rec.doc["run_id"]
-        out[run_id] = min(out.get(run_id, 1e18), max(0.0, float(rec.doc["expires_at"]) - now))
+        try:
+            approval = Approval.from_doc(rec.doc, rec.id)
+        except RecordError as exc:
+            log.error("not resuming: %s", exc)
+            continue
+        out[approval.run_id] = min(out.get(approval.run_id, 1e18), max(0.0, approval.expires_at - now))
     return sorted(out.items())

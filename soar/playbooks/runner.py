@@ -28,6 +28,7 @@ from soar.playbooks.rollback import skip_unreached, start_rollback
 from soar.playbooks.runtime import Runtime
 from soar.playbooks.state import HeldRun, Next
 from soar.policy import GATED_IMPACTS, Decision, StepFacts, decide
+from soar.records import Approval
 from soar.store import Conflict
 
 __all__ = ["Next", "advance"]
@@ -82,7 +83,10 @@ def _decided_meanwhile(run: HeldRun) -> bool:
         for inst in step.get("instances", [])
         if inst["status"] == "waiting_approval" and inst.get("approval_id")
     ]
-    return any((rec := run.rt.store.get(APPROVALS, a)) is not None and rec.doc["status"] != "pending" for a in waiting)
+    return any(
+        (rec := run.rt.store.get(APPROVALS, a)) is not None and Approval.from_doc(rec.doc, a).status != "pending"
+        for a in waiting
+    )
 
 
 def _lease_lost(run: HeldRun) -> bool:
@@ -414,26 +418,24 @@ def _request_approval(run: HeldRun, inst: dict[str, Any], d: Decision, summary: 
     rt = run.rt
     approval_id = f"{run.id}.{inst['key']}"
     expires = time.time() + d.timeout
-    doc = {
-        "id": approval_id,
-        "run_id": run.id,
-        "step": inst["key"],
-        "step_id": inst["key"].split("[")[0],
-        "required": d.approvals,
-        "roles": list(d.roles),
-        "reasons": list(d.reasons),
-        "status": "pending",
-        "approvers": [],
-        "denials": [],
-        "requested_at": utcnow_iso(),
-        "expires_at": expires,
-        "expires_at_iso": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(expires)),
-        "params": inst["params"],
-        "playbook": run.doc["playbook"]["name"],
-        "dry_run": bool(inst.get("dry_run")),
-        "run_seq": run.tick(),
-    }
-    rt.store.create(APPROVALS, approval_id, doc)
+    request = Approval(
+        id=approval_id,
+        run_id=run.id,
+        step=inst["key"],
+        step_id=inst["key"].split("[")[0],
+        status="pending",
+        expires_at=expires,
+        required=d.approvals,
+        roles=list(d.roles),
+        reasons=list(d.reasons),
+        requested_at=utcnow_iso(),
+        expires_at_iso=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(expires)),
+        params=inst["params"],
+        playbook=run.doc["playbook"]["name"],
+        dry_run=bool(inst.get("dry_run")),
+        run_seq=run.tick(),
+    )
+    rt.store.create(APPROVALS, approval_id, request.to_doc())
     inst.update(status="waiting_approval", approval_id=approval_id)
     run.doc["status"] = "waiting_approval"
     run.save()
@@ -446,7 +448,7 @@ def _request_approval(run: HeldRun, inst: dict[str, Any], d: Decision, summary: 
             "required": d.approvals,
             "roles": list(d.roles),
             "approvers": [],
-            "expires_at": doc["expires_at_iso"],
+            "expires_at": request.expires_at_iso,
         },
     )
     return Next("paused", delay=d.timeout)
@@ -457,22 +459,21 @@ def _check_approval(run: HeldRun, inst: dict[str, Any]) -> Next | None:
     if rec is None:
         inst.update(status="failed", error="approval record missing")
         return None
-    a = rec.doc
-    if a["status"] == "pending" and float(a["expires_at"]) <= time.time():
+    a = Approval.from_doc(rec.doc, rec.id)
+    if a.expired_by(time.time()):
         from soar.playbooks.approvals import expire
 
-        a = expire(run.rt.settings, run.rt.store, inst["approval_id"]) or a
-    if a["status"] == "pending":
+        a = expire(run.rt.settings, run.rt.store, a.id) or a
+    if a.status == "pending":
         run.doc["status"] = "waiting_approval"
-        return Next("paused", delay=max(0.0, float(a["expires_at"]) - time.time()))
+        return Next("paused", delay=max(0.0, a.expires_at - time.time()))
     run.doc["status"] = "running"
-    inst["approval"] = {k: a[k] for k in ("status", "approvers", "denials", "required")}
-    if a["status"] == "approved":
+    snapshot = a.to_doc()
+    inst["approval"] = {k: snapshot[k] for k in ("status", "approvers", "denials", "required")}
+    if a.status == "approved":
         inst["status"] = "ready"
-    elif a["status"] == "denied":
-        from soar.playbooks.approvals import who
-
-        inst.update(status="denied", error="denied by " + ", ".join(who(d) for d in a["denials"]))
+    elif a.status == "denied":
+        inst.update(status="denied", error="denied by " + ", ".join(v.who for v in a.denials))
     else:
         inst.update(status="expired", error="approval expired")
     if inst["status"] != "ready" and inst.get("quota"):

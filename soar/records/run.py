@@ -297,7 +297,7 @@ class Run:
     updated_at: str | None = None
     finished_at: str | None = None
     dry_run: bool | None = None  # absent in records from before it was stamped: see ``is_dry``
-    seq: int = 0
+    seq: int | None = None  # the run's event counter (absent in records from before it was kept)
     event_seq: int | None = None
     finished_seq: int | None = None
     failed_steps: list[str] | None = None
@@ -341,7 +341,7 @@ class Run:
             updated_at=r.opt_string("updated_at"),
             finished_at=r.opt_string("finished_at"),
             dry_run=r.opt_flag("dry_run"),
-            seq=r.opt_integer("seq") or 0,
+            seq=r.opt_integer("seq"),
             event_seq=r.opt_integer("event_seq"),
             finished_seq=r.opt_integer("finished_seq"),
             failed_steps=r.strings("failed_steps") if "failed_steps" in r.doc else None,
@@ -373,9 +373,8 @@ class Run:
             "created_at": self.created_at,
             "updated_at": self.updated_at,
             "finished_at": self.finished_at,
-            "seq": self.seq,
         }
-        for name in ("dry_run", "event_seq", "finished_seq", "failed_steps", "denied_steps"):
+        for name in ("dry_run", "seq", "event_seq", "finished_seq", "failed_steps", "denied_steps"):
             put(out, name, getattr(self, name))
         return {**self.extra, **out}
 
