@@ -10,6 +10,8 @@ handed off again by the next run, so the hand-off is at-least-once and the alert
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
@@ -19,7 +21,7 @@ from soar.alerts import RuleRef, alert_from_events, fingerprint
 from soar.scheduler.planning import parse_time, suppression_bucket
 from soar.scheduler.rules import ScheduledRule
 from soar.store import Conflict, Store
-from soar.store.base import get_path
+from soar.store.base import Record, get_path
 
 KIND = "alerts"
 MAX_EVENT_IDS = 1000  # event ids kept on a suppressed alert; beyond it they are counted in SEEN
@@ -104,30 +106,87 @@ class Committed:
     created: bool
 
 
+class Settled:
+    """Alert ids this process saw written *and* handed off in one store, so a window searched again (the
+    look-back overlap re-finds every match two or three times) costs that store no request for them.
+
+    Only plain alerts (one per event: nothing is ever added to them) are remembered, only after the store
+    said they exist with ``dispatched: true``, and per store object; a new process starts empty and relies on
+    create-only writes as before. Bounded: the oldest ids are forgotten first (then a re-found match is
+    looked up in the store again).
+    """
+
+    LIMIT = 200_000
+
+    def __init__(self) -> None:
+        self._ids: weakref.WeakKeyDictionary[Any, dict[str, None]] = weakref.WeakKeyDictionary()
+        self._lock = threading.Lock()
+
+    def __contains__(self, key: tuple[Store, str]) -> bool:
+        store, alert_id = key
+        with self._lock:
+            try:
+                return alert_id in self._ids.get(store, {})
+            except TypeError:
+                return False
+
+    def add(self, store: Store, alert_id: str) -> None:
+        with self._lock:
+            try:
+                ids = self._ids.setdefault(store, {})
+            except TypeError:  # a store that cannot be weakly referenced is not remembered
+                return
+            ids[alert_id] = None
+            while len(ids) > self.LIMIT:
+                del ids[next(iter(ids))]
+
+
+SETTLED = Settled()
+
+
 def commit(store: Store, draft: Draft, dispatch: Dispatch) -> Committed:
     """Write the alert once; hand it off when new (or when an earlier writer died before the hand-off)."""
+    plain = draft.doc.get("group") is None
+    if plain and (store, draft.id) in SETTLED:
+        return Committed(draft.id, False)
     doc = {**draft.doc, "dispatched": False}
     if len(draft.event_ids) > MAX_EVENT_IDS:  # before the alert exists: a crash in between leaves no undercount
         _see(store, draft.id, draft.event_ids)
-    if store.create(KIND, draft.id, doc):
-        _hand_off(store, draft.id, dispatch)
+    written = store.insert(KIND, draft.id, doc)
+    if written is not None:
+        if _hand_off(store, draft.id, dispatch, written) and plain:
+            SETTLED.add(store, draft.id)
         return Committed(draft.id, True)
     existing = store.get(KIND, draft.id)
     if existing is None:  # deleted meanwhile; nothing to merge into
         return Committed(draft.id, False)
-    if draft.doc.get("group") is not None:
+    if not plain:
         _merge_suppressed(store, draft)
-    if not existing.doc.get("dispatched"):
-        _hand_off(store, draft.id, dispatch)
+    settled = _hand_off(store, draft.id, dispatch) if not existing.doc.get("dispatched") else True
+    if settled and plain:
+        SETTLED.add(store, draft.id)
     return Committed(draft.id, False)
 
 
-def _hand_off(store: Store, alert_id: str, dispatch: Dispatch) -> None:
+def _hand_off(store: Store, alert_id: str, dispatch: Dispatch, written: Record | None = None) -> bool:
+    """Hand the alert off, then mark it dispatched; True when the mark is known written.
+
+    ``written``: the record just created, marked with its version in one write (no read); if someone
+    changed it meanwhile, the mark is read-modify-written as usual.
+    """
     dispatch(alert_id)
+    if written is not None:
+        try:
+            store.update(KIND, alert_id, {**written.doc, "dispatched": True}, version=written.version)
+            return True
+        except Conflict:
+            pass
     with suppress(Conflict):  # a writer that keeps racing us marks it (or the next cycle hands it off again)
-        store.mutate(
+        rec = store.mutate(
             KIND, alert_id, lambda doc: None if doc.get("dispatched") else {**doc, "dispatched": True}, retries=5
         )
+        return rec is not None and bool(rec.doc.get("dispatched"))
+    return False
 
 
 def _see(store: Store, alert_id: str, event_ids: Sequence[str]) -> int:

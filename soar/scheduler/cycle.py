@@ -151,12 +151,25 @@ class Detector:
         out += [fetch_direct(self.source, job, exceptions) for job in direct]
         return out
 
-    def run(self, rules: Sequence[ScheduledRule], now: float | None = None) -> CycleReport:
-        """Search every given rule over its window (and its open gaps); write alerts; move checkpoints."""
+    def run(
+        self,
+        rules: Sequence[ScheduledRule],
+        now: float | None = None,
+        *,
+        checkpoints: Mapping[str, dict[str, Any]] | None = None,
+    ) -> CycleReport:
+        """Search every given rule over its window (and its open gaps); write alerts; move checkpoints.
+
+        ``checkpoints``: the rules' checkpoints as just read by the caller that decided they are due (the
+        embedded scheduler, which runs the cycle itself under its own leases); otherwise they are read here.
+        """
         now = self.clock() if now is None else now
         report = CycleReport(started_at=now)
         t0 = time.perf_counter()
-        checkpoints = load_checkpoints(self.store, [r.id for r in rules])
+        if checkpoints is None:
+            checkpoints = load_checkpoints(self.store, [r.id for r in rules])
+        else:
+            checkpoints = {r.id: checkpoints[r.id] for r in rules if r.id in checkpoints}
         rules = [
             r
             for r in rules

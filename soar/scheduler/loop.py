@@ -17,20 +17,21 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from soar import metrics_prom as metrics
 from soar.config import Settings
 from soar.scheduler.loading import load_scheduled_rules
-from soar.scheduler.planning import is_due
+from soar.scheduler.planning import index_phase, is_due, phase
 from soar.scheduler.rules import ScheduledRule, rule_state
-from soar.scheduler.state import all_checkpoints
+from soar.scheduler.state import ALL_CHECKPOINTS_LIMIT, all_checkpoints
 from soar.store import Store
 
 log = logging.getLogger(__name__)
 
 RUN_RULES = "soar.detection.run_rules"
 LEASE_PREFIX = "soar:detect:lease:"
+CHECKPOINT_REREAD = 10.0  # seconds a tick may decide on checkpoints read earlier (see Scheduler._checkpoints)
 
 
 class Leases(Protocol):
@@ -124,6 +125,10 @@ class Scheduler:
         self._ruleset_hash: str | None = None
         self._config_hash: str | None = None
         self._invalid = 0  # rules that did not load, at the last look
+        self._cached: dict[str, dict[str, Any]] | None = None
+        self._cached_at = float("-inf")
+        self._cached_ruleset: str | None = None
+        self.due_checkpoints: dict[str, dict[str, Any]] | None = None  # of the rules sent by the last tick
 
     def rules(self) -> list[ScheduledRule]:
         rules, errors = load_scheduled_rules(self.settings)
@@ -180,14 +185,47 @@ class Scheduler:
         )
         self._ruleset_hash = digest
 
+    def _offset(self, rule: ScheduledRule) -> float:
+        """Where in its interval a rule runs: its own phase, or with ``detection_path: fetch`` its index's
+        (the rules of an index run in one cycle, which reads the index once for all of them)."""
+        return index_phase(rule) if self.settings.detection_path == "fetch" else phase(rule)
+
+    def _checkpoints(self, rules: Sequence[ScheduledRule], now: float) -> dict[str, dict[str, Any]]:
+        """The stored checkpoints, read again only when they could say something new.
+
+        Runs only postpone a rule, so checkpoints read earlier cannot hide a due rule: the store is read when
+        a rule looks due by them (and that is confirmed on fresh ones), when the rule set changed, and at
+        least every CHECKPOINT_REREAD seconds (a checkpoint reset by hand, the rule-state gauges).
+        """
+        cached, digest = self._cached, self._ruleset_hash
+        fresh = (
+            cached is None
+            or now - self._cached_at >= CHECKPOINT_REREAD
+            or digest != self._cached_ruleset
+            or any(is_due(r, cached.get(r.id), now, self._offset(r)) for r in rules)
+        )
+        if fresh or cached is None:
+            cached = all_checkpoints(self.store)
+            self._cached, self._cached_at, self._cached_ruleset = cached, now, digest
+        return cached
+
     def tick(self) -> list[str]:
         """Send every due rule whose lease this scheduler wins; returns their ids."""
         now = self.clock()
-        checkpoints = all_checkpoints(self.store)
         rules = self.rules()
+        checkpoints = self._checkpoints(rules, now)
         metrics.set_rule_states({r.id: rule_state(r, checkpoints.get(r.id)) for r in rules}, self._invalid)
-        due = [r.id for r in rules if is_due(r, checkpoints.get(r.id), now) and self.leases.claim(r.id, self.ttl(r))]
+        due = [
+            r.id
+            for r in rules
+            if is_due(r, checkpoints.get(r.id), now, self._offset(r)) and self.leases.claim(r.id, self.ttl(r))
+        ]
         if due:
+            self._cached = None  # the runs move these checkpoints: read them again next tick
+            # Due rules were found on checkpoints read in this tick (a cached read shows none due).
+            # (Past all_checkpoints' limit a missing one may exist: the cycle reads them itself then.)
+            complete = len(checkpoints) < ALL_CHECKPOINTS_LIMIT
+            self.due_checkpoints = {i: checkpoints[i] for i in due if i in checkpoints} if complete else None
             self.send(due)
         return due
 

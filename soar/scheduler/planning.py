@@ -67,12 +67,18 @@ def phase(rule: ScheduledRule) -> float:
     return int(hashlib.sha256(rule.id.encode()).hexdigest()[:8], 16) / 2**32 * rule.interval
 
 
-def is_due(rule: ScheduledRule, checkpoint: Mapping[str, Any] | None, now: float) -> bool:
+def index_phase(rule: ScheduledRule) -> float:
+    """One phase for every rule of an index (``detection_path: fetch``): they run in one cycle per interval."""
+    return int(hashlib.sha256(rule.index.encode()).hexdigest()[:8], 16) / 2**32 * rule.interval
+
+
+def is_due(rule: ScheduledRule, checkpoint: Mapping[str, Any] | None, now: float, offset: float | None = None) -> bool:
     """Enabled, not disabled for its current content, and its next slot has begun.
 
     A rule runs once per interval at its own phase, so 500 rules at 5 s become ~100 a
     second instead of 500 every fifth second: smaller cycles, smoother load, and an event
     waits for a small cycle rather than a big one. Never twice within half an interval.
+    ``offset`` replaces the rule's phase (:func:`index_phase` aligns the rules of an index).
     """
     if not rule.enabled:
         return False
@@ -83,7 +89,7 @@ def is_due(rule: ScheduledRule, checkpoint: Mapping[str, Any] | None, now: float
     last = parse_time(checkpoint.get("last_run_at"))
     if last is None:
         return True
-    offset = phase(rule)
+    offset = phase(rule) if offset is None else offset
     slot_now = (now - offset) // rule.interval
     slot_last = (last - offset) // rule.interval
     return (slot_now > slot_last and now - last > rule.interval / 2) or now - last >= 2 * rule.interval

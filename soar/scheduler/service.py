@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,11 +36,16 @@ def summary(report: CycleReport) -> dict[str, Any]:
     }
 
 
-def run_rule_ids(settings: Settings, detector: Detector, rule_ids: Sequence[str]) -> dict[str, Any]:
+def run_rule_ids(
+    settings: Settings,
+    detector: Detector,
+    rule_ids: Sequence[str],
+    checkpoints: Mapping[str, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     """One cycle for the given rules (unknown ids, e.g. a rule deleted since it was sent, are skipped)."""
     rules, _ = load_scheduled_rules(settings)
     wanted = set(rule_ids)
-    return summary(detector.run([r for r in rules if r.id in wanted]))
+    return summary(detector.run([r for r in rules if r.id in wanted], checkpoints=checkpoints))
 
 
 def backfill(settings: Settings, detector: Detector, rule_ref: str, start: str, end: str) -> CycleReport:
@@ -119,9 +124,9 @@ def run_scheduler(
     leases = leases_for(settings)
 
     def send(rule_ids: list[str]) -> None:
-        if settings.celery_eager:
+        if settings.celery_eager:  # the checkpoints this tick read fresh to find them due: not read twice
             try:
-                run_rule_ids(settings, detector_for(settings), rule_ids)
+                run_rule_ids(settings, detector_for(settings), rule_ids, scheduler.due_checkpoints)
             finally:
                 leases.release(rule_ids)
         else:
@@ -129,9 +134,8 @@ def run_scheduler(
 
     ttl = (lambda _rule: lease_seconds) if lease_seconds else lease_ttl
     store = store_for(settings)
-    Scheduler(settings, store, leases, send, ttl=ttl, chores=scheduler_chores(settings, store)).run_forever(
-        stop, tick_seconds
-    )
+    scheduler = Scheduler(settings, store, leases, send, ttl=ttl, chores=scheduler_chores(settings, store))
+    scheduler.run_forever(stop, tick_seconds)
 
 
 def scheduler_chores(settings: Settings, store: Store) -> list[Chore]:

@@ -27,8 +27,11 @@ def load_checkpoints(store: Store, rule_ids: Iterable[str]) -> dict[str, dict[st
     return {r.id: r.doc for r in store.find(CHECKPOINTS, {"rule_id": ids}, limit=len(ids) + 10)}
 
 
+ALL_CHECKPOINTS_LIMIT = 10_000
+
+
 def all_checkpoints(store: Store) -> dict[str, dict[str, Any]]:
-    return {r.id: r.doc for r in store.find(CHECKPOINTS, limit=10_000)}
+    return {r.id: r.doc for r in store.find(CHECKPOINTS, limit=ALL_CHECKPOINTS_LIMIT)}
 
 
 def checkpoint_end(doc: Mapping[str, Any] | None) -> float | None:
