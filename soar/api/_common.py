@@ -12,7 +12,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from soar.access import PERMISSIONS, require
 from soar.config import Settings
-from soar.errors import ConfigError, Forbidden, InputError, NotFound, ServiceUnavailable, SoarError
+from soar.errors import ConfigError, Forbidden, InputError, NotFound, RecordError, ServiceUnavailable, SoarError
 from soar.scope import Scopes, scopes_for
 from soar.store import Store, open_store
 
@@ -79,6 +79,8 @@ def http_errors(not_found: type[SoarError] | None = None) -> Iterator[None]:
         raise HTTPException(503, f"a service soar depends on is unreachable: {type(exc).__name__}") from exc
     except ConfigError as exc:
         raise HTTPException(503, f"server misconfigured: {exc}") from exc
+    except RecordError as exc:  # what the server stored, not what the client sent
+        raise HTTPException(500, f"a stored record cannot be read: {exc}") from exc
     except SoarError as exc:
         if isinstance(exc, NotFound) or (not_found is not None and isinstance(exc, not_found)):
             raise HTTPException(404, str(exc)) from exc

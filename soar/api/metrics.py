@@ -35,7 +35,7 @@ def _compute(request: Request, since: str, until: str | None, principal: Princip
     return period_metrics(
         alerts,
         runs,
-        [a for a in data["approvals"] if str(a.get("run_id")) in run_ids],
+        [a for a in data["approvals"] if a.run_id in run_ids],
         [v for v in data["verdicts"] if str(v.get("alert_id")) in visible],
         start=start,
         end=end,

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict
 
 from soar.access import Principal, authorize_in, require_in_scope
 from soar.api._common import AUTH, ERRORS, NOT_FOUND, http_errors, id_path, impacts, scopes_of, settings_of, store_of
+from soar.records import Approval
 from soar.review.data import APPROVALS, RUNS, UnknownRun
 
 router = APIRouter(tags=["runs"], responses=ERRORS)
@@ -19,21 +20,19 @@ HIDDEN = ("playbook.text",)  # large and already in the repository
 
 def _public(doc: dict[str, Any]) -> dict[str, Any]:
     """The run as a client reads it; ``shown_status``: "planned (dry run)" where a dry run's status says succeeded."""
-    from soar.playbooks.outcomes import run_is_dry, shown_status, step_status
+    from soar.playbooks.outcomes import shown_status, shown_step
+    from soar.records import Run, run_planned
 
+    run = Run.from_doc(doc)
     out = dict(doc)
-    out["shown_status"] = shown_status(str(doc.get("status")), run_is_dry(doc))
-    if isinstance(out.get("playbook"), dict):
-        out["playbook"] = {k: v for k, v in out["playbook"].items() if k != "text"}
-    if isinstance(out.get("rollback"), dict):  # the rollback plan carries executed parameters
-        plan = out["rollback"].get("steps") or []
-        out["rollback"] = {**out["rollback"], "steps": [{k: v for k, v in e.items() if k != "params"} for e in plan]}
-    for step in (out.get("steps") or {}).values() if isinstance(out.get("steps"), dict) else []:
-        if isinstance(step, dict):
-            step["shown_status"] = step_status(step)
-        for inst in step.get("instances") or [] if isinstance(step, dict) else []:
-            if isinstance(inst, dict):
-                inst.pop("_params", None)  # unredacted parameters stay inside the engine
+    out["shown_status"] = shown_status(run.status, run_planned(run))
+    out["playbook"] = {k: v for k, v in out["playbook"].items() if k != "text"}
+    plan = run.rollback.get("steps") or []  # the rollback plan carries executed parameters
+    out["rollback"] = {**run.rollback, "steps": [{k: v for k, v in e.items() if k != "params"} for e in plan]}
+    out["steps"] = {sid: {**step, "shown_status": shown_step(run.steps[sid])} for sid, step in doc["steps"].items()}
+    for step in out["steps"].values():
+        if "instances" in step:  # unredacted parameters stay inside the engine
+            step["instances"] = [{k: v for k, v in i.items() if k != "_params"} for i in step["instances"]]
     return out
 
 
@@ -64,16 +63,18 @@ def list_runs(
     with http_errors():
         records = store_of(request).find(RUNS, where, order_by="created_at", descending=True, limit=limit)
         scopes = scopes_of(request)
-    return [
-        _public({"id": r.id, **r.doc})
-        for r in records
-        if authorize_in(principal, "runs:read", scopes.of_run(r.doc)).allowed
-    ]
+        return [
+            _public({"id": r.id, **r.doc})
+            for r in records
+            if authorize_in(principal, "runs:read", scopes.of_run(r.doc)).allowed
+        ]
 
 
 @router.get("/runs/{run_id}", summary="One run with its steps", responses=NOT_FOUND)
 def get_run(request: Request, run_id: str = id_path("run"), principal: Principal = AUTH["runs:read"]) -> dict[str, Any]:
-    return _public(_run(request, run_id, principal, "runs:read"))
+    doc = _run(request, run_id, principal, "runs:read")
+    with http_errors():
+        return _public(doc)
 
 
 @router.get(
@@ -121,7 +122,8 @@ def list_approvals(
 ) -> list[dict[str, Any]]:
     _run(request, run_id, principal, "runs:read")
     with http_errors():
-        return [r.doc for r in store_of(request).find(APPROVALS, {"run_id": run_id}, order_by="requested_at")]
+        records = store_of(request).find(APPROVALS, {"run_id": run_id}, order_by="requested_at")
+        return [Approval.from_doc(r.doc, r.id).to_doc() for r in records]
 
 
 @router.post(

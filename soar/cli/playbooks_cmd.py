@@ -125,6 +125,7 @@ def run(
     from soar.playbooks.engine import ALERTS, check_inputs, start_run
     from soar.playbooks.records import RUNS
     from soar.playbooks.runtime import Runtime
+    from soar.records import Run
     from soar.scope import scopes_for
 
     settings = get_settings()
@@ -148,14 +149,16 @@ def run(
         return 0
     dispatch.drive(rt, run_id)
     rec = rt.store.get(RUNS, run_id)
-    doc = rec.doc if rec else {}
+    if rec is None:
+        raise InputError(f"no run {run_id!r}")
+    ran = Run.from_doc(rec.doc, run_id)
     if as_json:
-        echo_json(doc)
+        echo_json(rec.doc)
     else:
         from soar.cli.runs_cmd import show_run
 
-        show_run(doc)
-    return 0 if doc.get("status") in ("succeeded", "waiting_approval") else 1
+        show_run(ran)
+    return 0 if ran.status in ("succeeded", "waiting_approval") else 1
 
 
 class _NoStore:

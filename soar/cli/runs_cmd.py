@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from soar.cli._output import echo_json, table
 from soar.config import get_settings
 from soar.errors import InputError
+
+if TYPE_CHECKING:
+    from soar.records import Run
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -26,23 +29,25 @@ def list_runs(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> int:
     """Recent runs, newest first; a dry run shows as "planned (dry run)", never "succeeded"."""
-    from soar.playbooks.outcomes import run_is_dry, shown_status
+    from soar.playbooks.outcomes import shown_status
     from soar.playbooks.records import RUNS
+    from soar.records import Run, run_planned
 
     where = {"status": status} if status else None
     recs = _store().find(RUNS, where, order_by="created_at", descending=True, limit=limit)
+    runs = [Run.from_doc(r.doc, r.id) for r in recs]
     rows = [
         {
-            "id": r.id,
-            "playbook": r.doc["playbook"]["name"],
-            "alert": r.doc["alert_id"],
-            "status": r.doc["status"],
-            "dry_run": run_is_dry(r.doc),
-            "shown_status": shown_status(r.doc["status"], run_is_dry(r.doc)),
-            "created_at": r.doc["created_at"],
-            "finished_at": r.doc.get("finished_at"),
+            "id": run.id,
+            "playbook": run.playbook.name,
+            "alert": run.alert_id,
+            "status": run.status,
+            "dry_run": run_planned(run),
+            "shown_status": shown_status(run.status, run_planned(run)),
+            "created_at": run.created_at,
+            "finished_at": run.finished_at,
         }
-        for r in recs
+        for run in runs
     ]
     if as_json:
         echo_json(rows)
@@ -56,35 +61,35 @@ def list_runs(
     return 0
 
 
-def show_run(doc: dict[str, Any]) -> None:
+def show_run(run: Run) -> None:
     """The run as it happened: steps in the run's own order, a dry run as planned, a skip with its reason."""
-    from soar.playbooks.outcomes import in_order, planned_only, run_is_dry, shown_status, step_status
+    from soar.playbooks.outcomes import shown_status, shown_step
+    from soar.records import instance_planned, run_planned
 
-    dry = run_is_dry(doc)
+    dry = run_planned(run)
     typer.echo(
-        f"run {doc['id']}: {shown_status(doc['status'], dry)}  playbook {doc['playbook']['name']} "
-        f"({doc['playbook']['version_hash'][:12]})  alert {doc['alert_id']}"
+        f"run {run.id}: {shown_status(run.status, dry)}  playbook {run.playbook.name} "
+        f"({run.playbook.version_hash[:12]})  alert {run.alert_id}"
     )
     if dry:
         typer.echo("dry run: host actions were planned, nothing was touched")
-    if doc.get("error"):
-        typer.echo(f"error: {doc['error']}")
-    rollback = doc.get("rollback") or {}
-    for step in in_order(doc["steps"]):
-        if step.get("phase") == "rollback" and rollback.get("reason"):
-            typer.echo(f"rollback: {rollback['reason']}")
-            rollback = {}
-        error = f": {step['error']}" if step.get("error") else ""
-        typer.echo(f"- {step['id']} ({step['uses']}): {step_status(step)}{error}")
-        for inst in step.get("instances", []):
-            attempts = len(inst.get("attempts", []))
-            decision = (inst.get("decision") or {}).get("outcome", "-")
-            status = shown_status(inst["status"], planned_only(inst))
-            typer.echo(f"    {inst['key']}: {status} (policy {decision}, attempts {attempts})")
-            if inst["status"] == "waiting_approval":
-                typer.echo(f"      approve: soar runs approve {doc['id']} --step {inst['key']}")
-    if rollback.get("reason"):
-        typer.echo(f"rollback: {rollback['reason']}")
+    if run.error:
+        typer.echo(f"error: {run.error}")
+    rollback_reason = run.rollback.get("reason")
+    for step in run.steps_in_order:
+        if step.phase == "rollback" and rollback_reason:
+            typer.echo(f"rollback: {rollback_reason}")
+            rollback_reason = None
+        error = f": {step.error}" if step.error else ""
+        typer.echo(f"- {step.id} ({step.uses}): {shown_step(step)}{error}")
+        for inst in step.instances:
+            decision = (inst.decision or {}).get("outcome", "-")
+            status = shown_status(inst.status, instance_planned(inst))
+            typer.echo(f"    {inst.key}: {status} (policy {decision}, attempts {len(inst.attempts)})")
+            if inst.status == "waiting_approval":
+                typer.echo(f"      approve: soar runs approve {run.id} --step {inst.key}")
+    if rollback_reason:
+        typer.echo(f"rollback: {rollback_reason}")
 
 
 @app.command("show")
@@ -94,18 +99,20 @@ def show(
 ) -> int:
     """One run with its steps, attempts, approvals and policy decisions."""
     from soar.playbooks.records import RUNS
+    from soar.records import Run
 
     rec = _store().get(RUNS, run_id)
     if rec is None:
         raise InputError(f"no run {run_id!r}")
-    doc = {k: v for k, v in rec.doc.items() if k != "lease"}
-    for step in doc["steps"].values():
-        for inst in step.get("instances", []):
-            inst.pop("_params", None)
-    if as_json:
+    run = Run.from_doc(rec.doc, run_id)
+    if as_json:  # the record as stored, without the lease and the unredacted parameters
+        doc = {k: v for k, v in rec.doc.items() if k != "lease"}
+        for step in doc["steps"].values():
+            for inst in step.get("instances", []):
+                inst.pop("_params", None)
         echo_json(doc)
     else:
-        show_run(doc)
+        show_run(run)
     return 0
 
 
@@ -159,6 +166,7 @@ def rollback(
     from soar.playbooks import dispatch
     from soar.playbooks.records import RUNS
     from soar.playbooks.rollback import request_rollback
+    from soar.records import Run
     from soar.scope import scopes_for
 
     settings = get_settings()
@@ -172,9 +180,10 @@ def rollback(
     typer.echo(f"{run_id}: rolling back ({steps})")
     dispatch.kick(settings, run_id, runtime=rt)
     rec = rt.store.get(RUNS, run_id)
-    if rec is not None and rec.doc["status"] not in ("running",):
-        typer.echo(f"{run_id}: {rec.doc['status']}" + (f" ({rec.doc['error']})" if rec.doc.get("error") else ""))
-        return 0 if rec.doc["status"] == "rolled_back" else 1
+    run = Run.from_doc(rec.doc, run_id) if rec is not None else None
+    if run is not None and run.status != "running":
+        typer.echo(f"{run_id}: {run.status}" + (f" ({run.error})" if run.error else ""))
+        return 0 if run.status == "rolled_back" else 1
     return 0
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, MutableMapping
 from typing import Any
 
+from soar.records.run import StepResult, step_planned
+
 DRY_RUN = "planned (dry run)"
 # What a status means when nothing was touched (the status itself stays the state machine's).
 DRY_LABELS: dict[str, str] = {
@@ -77,6 +79,12 @@ def step_status(step: Mapping[str, Any]) -> str:
     status = shown_status(str(step.get("status") or "?"), planned_only(step))
     reason = step.get("skip_reason")
     return f"{status}: {reason}" if status == "skipped" and reason else status
+
+
+def shown_step(step: StepResult) -> str:
+    """``step_status`` of a typed step record."""
+    status = shown_status(step.status, step_planned(step))
+    return f"{status}: {step.skip_reason}" if status == "skipped" and step.skip_reason else status
 
 
 def step_order(step: Mapping[str, Any]) -> tuple[int, int, str]:

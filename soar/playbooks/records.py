@@ -17,6 +17,8 @@ from typing import Any
 from soar.alerts import utcnow_iso
 from soar.config import Settings
 from soar.playbooks.model import Playbook
+from soar.records import VERSION_FIELD
+from soar.records import run as run_record
 from soar.store import Record, Store
 
 RUNS = "runs"
@@ -61,6 +63,7 @@ def new_run(
 ) -> dict[str, Any]:
     now = utcnow_iso()
     return {
+        VERSION_FIELD: run_record.SCHEMA_VERSION,
         "id": run_id_for(playbook.name, str(alert["id"])),
         "playbook": {
             "name": playbook.name,

@@ -9,9 +9,9 @@ from __future__ import annotations
 import itertools
 import time
 from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime
 from typing import Any, Literal
 
-from soar.alerts import utcnow_iso
 from soar.records._read import VERSION_FIELD, Reader, check_version, modelled, put
 
 KIND = "outbox"
@@ -27,6 +27,11 @@ MessageStatus = Literal["pending", "sending", "sent", "superseded", "summarized"
 MESSAGE_STATUSES: tuple[MessageStatus, ...] = MessageStatus.__args__  # type: ignore[attr-defined]
 
 _counter = itertools.count()
+
+
+def utcnow_iso() -> str:
+    """Now as soar writes times (``soar.alerts.utcnow_iso``; repeated so records import nothing heavy)."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def seq() -> str:

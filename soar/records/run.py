@@ -204,6 +204,13 @@ class StepResult:
     denied_by: list[dict[str, Any]] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def order(self) -> tuple[int, int, str]:
+        """Sort key: the run's sequence when the step began, else (older records) its start time."""
+        if self.started_seq is not None:
+            return (0, self.started_seq, "")
+        return (1, 0, self.started_at or self.finished_at or "9999")
+
     @classmethod
     def read(cls, r: Reader, step_id: str) -> StepResult:
         denied = r.doc.get("denied_by")
@@ -377,6 +384,11 @@ class Run:
         for name in ("dry_run", "seq", "event_seq", "finished_seq", "failed_steps", "denied_steps"):
             put(out, name, getattr(self, name))
         return {**self.extra, **out}
+
+    @property
+    def steps_in_order(self) -> list[StepResult]:
+        """The steps as they happened (the run's own sequence)."""
+        return sorted(self.steps.values(), key=lambda s: s.order)
 
     @property
     def finished(self) -> bool:

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict
 
 from soar.audit.chain import KIND as AUDIT
-from soar.errors import NotFound
+from soar.errors import NotFound, RecordError
+from soar.records import Approval
 from soar.review.feedback import ALERTS, VERDICTS
 from soar.review.times import check_range, to_iso
-from soar.store import Range, Store
+from soar.store import Range, Record, Store
 
 RUNS = "runs"  # kind names of the playbook engine (soar/playbooks/records.py)
 APPROVALS = "approvals"
 LIMIT = 10_000
+
+log = logging.getLogger("soar.review")
 
 
 class UnknownRun(NotFound):
@@ -30,7 +35,7 @@ def load_run(store: Store, run_id: str) -> dict[str, Any]:
     alert_id = str(run.get("alert_id") or (run.get("alert") or {}).get("id") or "")
     alert_rec = store.get(ALERTS, alert_id) if alert_id else None
     alert = alert_rec.doc if alert_rec else (run.get("alert") or {})
-    approvals = [r.doc for r in store.find(APPROVALS, {"run_id": run_id}, limit=LIMIT)]
+    approvals = _approvals(store.find(APPROVALS, {"run_id": run_id}, limit=LIMIT))
     targets = [t for t in (run_id, alert_id) if t]
     audit = [r.doc for r in store.find(AUDIT, {"target": targets}, order_by="key", limit=LIMIT)]
     verdict = store.get(VERDICTS, alert_id) if alert_id else None
@@ -43,14 +48,32 @@ def load_run(store: Store, run_id: str) -> dict[str, Any]:
     }
 
 
-def load_period(store: Store, start: datetime, end: datetime) -> dict[str, list[dict[str, Any]]]:
+def _approvals(records: Iterable[Record]) -> list[Approval]:
+    """The approval requests of these records; one that cannot be read is left out, loudly (a report still reports)."""
+    out = []
+    for rec in records:
+        try:
+            out.append(Approval.from_doc(rec.doc, rec.id))
+        except RecordError as exc:
+            log.error("left out of the review: %s", exc)
+    return out
+
+
+class Period(TypedDict):
+    alerts: list[dict[str, Any]]
+    runs: list[dict[str, Any]]
+    approvals: list[Approval]
+    verdicts: list[dict[str, Any]]
+
+
+def load_period(store: Store, start: datetime, end: datetime) -> Period:
     """Alerts detected in [start, end], the runs and approvals of those alerts, and their verdicts."""
     check_range(start, end, what="--since/--until")
     window = Range(gte=to_iso(start), lte=to_iso(end))
     alerts = [r.doc for r in store.find(ALERTS, {"@timestamp": window}, order_by="@timestamp", limit=LIMIT)]
     ids = [str(a.get("id")) for a in alerts]
     runs: list[dict[str, Any]] = []
-    approvals: list[dict[str, Any]] = []
+    approvals: list[Approval] = []
     verdicts: list[dict[str, Any]] = []
     for i in range(0, len(ids), 500):
         chunk = ids[i : i + 500]
@@ -58,5 +81,5 @@ def load_period(store: Store, start: datetime, end: datetime) -> dict[str, list[
         verdicts += [r.doc for r in store.find(VERDICTS, {"alert_id": chunk}, limit=LIMIT)]
     run_ids = [str(r["id"]) for r in runs]
     for i in range(0, len(run_ids), 500):
-        approvals += [r.doc for r in store.find(APPROVALS, {"run_id": run_ids[i : i + 500]}, limit=LIMIT)]
+        approvals += _approvals(store.find(APPROVALS, {"run_id": run_ids[i : i + 500]}, limit=LIMIT))
     return {"alerts": alerts, "runs": runs, "approvals": approvals, "verdicts": verdicts}

@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import Any
 
 from soar.playbooks.outcomes import EXCLUDED, excluded_as, human_decisions
+from soar.records import Approval
 from soar.review.feedback import rule_precision
 from soar.review.timeline import ImpactOf, build_timeline, default_impact_of
 from soar.review.times import from_iso, to_iso
@@ -37,7 +38,7 @@ def _seconds(a: datetime | None, b: datetime | None) -> float | None:
 def incident_metrics(
     alert: dict[str, Any],
     runs: Iterable[dict[str, Any]] = (),
-    approvals: Iterable[dict[str, Any]] = (),
+    approvals: Iterable[Approval] = (),
     *,
     impact_of: ImpactOf = default_impact_of,
 ) -> dict[str, Any]:
@@ -53,7 +54,7 @@ def incident_metrics(
     runs = list(runs)
     excluded = dict.fromkeys(EXCLUDED, 0)
     for run in runs:
-        mine = [a for a in approvals if a.get("run_id") == run.get("id")]
+        mine = [a for a in approvals if a.run_id == run.get("id")]
         tl = build_timeline(run, alert=alert, approvals=mine, impact_of=impact_of)
         m = tl.milestones
         why = excluded_as(run, contained=m["contained"] is not None or bool(run.get("contained_targets")))
@@ -105,7 +106,7 @@ def summary(values: Iterable[float | None]) -> dict[str, Any]:
 def period_metrics(
     alerts: list[dict[str, Any]],
     runs: list[dict[str, Any]],
-    approvals: list[dict[str, Any]],
+    approvals: list[Approval],
     verdicts: list[dict[str, Any]],
     *,
     start: datetime,

@@ -3,6 +3,8 @@
 Pure: built from the documents the engine stored (alert, run with its steps, approvals,
 audit entries), so it can be rebuilt at any time and tested without services.
 Stored documents are read defensively: a missing or malformed time leaves a gap, never a crash.
+Approvals come typed (:class:`~soar.records.Approval`: the I/O edge, ``data.py``, read them);
+the run is read field by field, as a report of a damaged run is still a report.
 
 Order: the run's own events (step started, skipped, finished, approval requested, rollback, run finished,
 the audit entries it wrote) keep the order of the run's event sequence (``seq`` in the run document), so
@@ -19,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from soar.playbooks import outcomes
+from soar.records import Approval
 from soar.review.times import from_iso, to_iso
 
 CONTAIN_IMPACTS = ("contain", "destructive")
@@ -253,7 +256,7 @@ def build_timeline(
     run: dict[str, Any],
     *,
     alert: dict[str, Any] | None = None,
-    approvals: Iterable[dict[str, Any]] = (),
+    approvals: Iterable[Approval] = (),
     audit: Iterable[dict[str, Any]] = (),
     impact_of: ImpactOf = default_impact_of,
 ) -> Timeline:
@@ -345,14 +348,13 @@ def build_timeline(
 
     approvals_out, waits, humans = [], [], 0
     for appr in approvals:
-        requested = from_iso(appr.get("requested_at") or appr.get("created_at"))
-        decisions = [d for d in appr.get("decisions") or [] if isinstance(d, dict)]
-        decisions += [{"decision": "approve", **d} for d in appr.get("approvers") or [] if isinstance(d, dict)]
-        decisions += [{"decision": "deny", **d} for d in appr.get("denials") or [] if isinstance(d, dict)]
-        decided = from_iso(appr.get("decided_at")) or _min(from_iso(d.get("at")) for d in decisions)
+        requested = from_iso(appr.requested_at)
+        decisions = [{"decision": "approve", **v.to_doc()} for v in appr.approvers]
+        decisions += [{"decision": "deny", **v.to_doc()} for v in appr.denials]
+        decided = from_iso(appr.decided_at) or _min(from_iso(v.at) for v in appr.votes)
         if requested:
-            what = f"Approval requested for {appr.get('step') or appr.get('step_id')}"
-            events.append(Event(requested, "approval_requested", what, seq=_seq(appr.get("run_seq"))))
+            what = f"Approval requested for {appr.step}"
+            events.append(Event(requested, "approval_requested", what, seq=_seq(appr.run_seq)))
         for d in decisions:
             humans += 1
             events.append(
@@ -370,11 +372,11 @@ def build_timeline(
             waits.append(wait)
         approvals_out.append(
             {
-                "step_id": appr.get("step") or appr.get("step_id"),
-                "status": appr.get("status"),
-                "required": appr.get("required"),
-                "requested_at": appr.get("requested_at") or appr.get("created_at"),
-                "decided_at": appr.get("decided_at"),
+                "step_id": appr.step,
+                "status": appr.status,
+                "required": appr.required,
+                "requested_at": appr.requested_at,
+                "decided_at": appr.decided_at,
                 "decisions": decisions,
                 "wait_seconds": wait,
             }

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from soar.errors import InputError
+from soar.records import Approval
 from soar.review.chart import mitigation_svg
 from soar.review.feedback import parse_verdict, rule_precision
 from soar.review.metrics import incident_metrics, period_metrics, summary
@@ -72,17 +73,21 @@ def _run(**extra: Any) -> dict[str, Any]:
     }
 
 
-APPROVAL = {
-    "run_id": "run-1",
-    "step": "block",
-    "step_id": "block",
-    "status": "approved",
-    "required": 1,
-    "requested_at": "2026-11-28T10:00:03.000Z",
-    "decided_at": "2026-11-28T10:00:28.000Z",
-    "approvers": [{"approver": "alice", "role": "approver", "via": "slack", "at": "2026-11-28T10:00:28.000Z"}],
-    "denials": [],
-}
+APPROVAL = Approval.from_doc(
+    {
+        "id": "run-1.block",
+        "expires_at": 1796573820.0,
+        "run_id": "run-1",
+        "step": "block",
+        "step_id": "block",
+        "status": "approved",
+        "required": 1,
+        "requested_at": "2026-11-28T10:00:03.000Z",
+        "decided_at": "2026-11-28T10:00:28.000Z",
+        "approvers": [{"approver": "alice", "role": "approver", "via": "slack", "at": "2026-11-28T10:00:28.000Z"}],
+        "denials": [],
+    }
+)
 
 
 def test_timeline_milestones_and_segments() -> None:
