@@ -333,13 +333,20 @@ _SQL_FIELD = re.compile(r"""json_each\(flat, '\$\."((?:[^"\\]|\\.)*)"'\)""")
 _DSL_LEAVES = ("term", "prefix", "wildcard", "regexp", "match_phrase", "range")
 
 
-def query_fields(compiled: CompiledRule) -> list[str]:
-    """The event fields a compiled rule's query reads (both engines; a correlation: its base rules')."""
+def query_fields(compiled: CompiledRule, required: bool = False) -> list[str]:
+    """The event fields a compiled rule's query reads (both engines; a correlation: its base rules').
+
+    ``required``: in the query DSL, only those an event must have to match, leaving out what is read under
+    ``must_not`` only (a missing field passes a negation: the generic source's exclusion of other sources, a
+    ``not`` filter). The SQL text does not tell a negated field apart: its fields are all counted.
+    """
     found: list[str] = []
 
     def walk(node: Any) -> None:
         if isinstance(node, dict):
             for key, value in node.items():
+                if required and key == "must_not":
+                    continue
                 if key in _DSL_LEAVES and isinstance(value, dict):
                     found.extend(value)
                 elif key == "exists" and isinstance(value, dict):
@@ -353,7 +360,7 @@ def query_fields(compiled: CompiledRule) -> list[str]:
     walk(compiled.dsl)
     found.extend(re.sub(r"\\(.)", r"\1", m.group(1)) for m in _SQL_FIELD.finditer(compiled.sql or ""))
     for base in compiled.correlation.rules if compiled.correlation else ():
-        found.extend(query_fields(base))
+        found.extend(query_fields(base, required))
     return list(dict.fromkeys(found))
 
 
@@ -368,7 +375,8 @@ def absent_fields(
         present.update(flatten(dict(event)))
 
     def lacking(part: CompiledRule) -> list[str]:
-        return [f for f in query_fields(part) if f not in present and not any(p.startswith(f + ".") for p in present)]
+        read = query_fields(part, required=True)
+        return [f for f in read if f not in present and not any(p.startswith(f + ".") for p in present)]
 
     parts = [replace(compiled, dsl={"query": q}, sql=None) for q in (per_source or {}).values()] or [compiled]
     missing = [lacking(part) for part in parts]

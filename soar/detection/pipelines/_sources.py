@@ -7,6 +7,13 @@ integration neither. ``sources.yml`` says, per source and log source, which docu
 source's (conditions), where each Sigma field lives (fields) and what the source never writes
 (lacks). A rule is compiled once per source that carries its log source; a rule needing a field a
 source lacks leaves that source out (:class:`SourceLacksField`), and coverage reports it.
+
+A source recognised by ECS categorisation alone (``endpoint``: no ``event.dataset``,
+``data_stream.dataset`` or ``event.module`` among its conditions) would also pick every other
+source's documents of the same kind, where the rule's fields mean what that source's mapping says
+(or are never written, so a ``not`` filter on them always passes). Its branch of a rule therefore
+excludes the documents of every other source carrying the log source, by the identifying part of
+their own conditions (:func:`exclusions`).
 """
 
 from __future__ import annotations
@@ -52,7 +59,10 @@ def sources_yaml_path() -> Path:
 
 
 def sources_identity() -> str:
-    return hashlib.sha256(sources_yaml_path().read_bytes()).hexdigest()[:16]
+    """sources.yml and the code that turns it into pipelines (exclusions, conditions): the compile cache's key."""
+    digest = hashlib.sha256(sources_yaml_path().read_bytes())
+    digest.update(Path(__file__).read_bytes())
+    return digest.hexdigest()[:16]
 
 
 @cache
@@ -80,9 +90,41 @@ def sources_for(logsource_key: str) -> list[SourceMapping]:
     return [s.logsources[logsource_key] for s in load_sources().values() if logsource_key in s.logsources]
 
 
+# The condition fields that name a source's documents (its integration, data stream or module), rather
+# than the kind of event (event.category, event.type, event.code, event.action, process.name).
+IDENTIFYING_FIELDS = ("event.dataset", "data_stream.dataset", "event.module")
+
+
+def identifying_conditions(mapping: SourceMapping) -> dict[str, Any]:
+    """The part of a source's conditions that says whose documents they are (empty: ECS categorisation only)."""
+    return {k: v for k, v in mapping.conditions.items() if k in IDENTIFYING_FIELDS}
+
+
+@cache
+def exclusions(source: str, logsource: str) -> tuple[dict[str, Any], ...]:
+    """The documents a generic source's branch must not pick: every other source's for this log source.
+
+    Only a source recognised by categorisation alone (no identifying condition) excludes anything; each
+    other source carrying the log source contributes its identifying conditions once (AND-ed, as its own
+    conditions are), e.g. ``{event.dataset: sysmon_linux.log}``, ``{event.module: auditd}``.
+    """
+    mapping = load_sources()[source].logsources[logsource]
+    if identifying_conditions(mapping):
+        return ()
+    out: list[dict[str, Any]] = []
+    for other in sources_for(logsource):
+        ident = identifying_conditions(other)
+        if other.source != source and ident and ident not in out:
+            out.append(ident)
+    return tuple(out)
+
+
 def condition_count(source: str, logsource: str) -> int:
-    """How many fields a source's conditions add to a rule for a log source (the first clauses of its AND)."""
-    return len(load_sources()[source].logsources[logsource].conditions)
+    """How many clauses a source adds to a rule for a log source (the first clauses of its AND).
+
+    Its exclusions (one ``not`` clause per excluded source) come first, then one clause per condition field.
+    """
+    return len(exclusions(source, logsource)) + len(load_sources()[source].logsources[logsource].conditions)
 
 
 def rule_logsource_key(rule: SigmaRule | SigmaCorrelationRule) -> str | None:
@@ -138,8 +180,21 @@ def source_pipeline(source: str, logsource: str) -> ProcessingPipeline:
             "rule_conditions": [_condition(logsource)],
         }
     )
+    # Each added condition goes before the rule's: the last one added comes first, so the exclusions are
+    # added in reverse to read in sources.yml's order.
+    for n, excluded in reversed(list(enumerate(exclusions(source, logsource)))):
+        items.append(
+            {
+                "id": f"{source}_{logsource}_not_{n}",
+                "type": "add_condition",
+                "conditions": excluded,
+                "negated": True,
+                "rule_conditions": [_condition(logsource)],
+            }
+        )
     base = ProcessingPipeline.from_dict({"name": f"ecs_linux/{source}", "priority": 20, "transformations": items})
     known = set(ACCEPTED.get(logsource, ())) | set(mapping.fields.values()) | set(mapping.conditions)
+    known |= {name for excluded in exclusions(source, logsource) for name in excluded}
     others = {name for other in sources_for(logsource) for name in other.fields} - set(mapping.fields)
     strict = StrictSourceFields(
         known={logsource: known - mapping.lacks},

@@ -127,6 +127,7 @@ def test_convert_elasticsearch_json_and_embedded(soar: Any, pack: Path, tmp_path
     assert compiled["sources"] == ["endpoint", "sysmon_linux", "auditd_manager"]
     assert compiled["left_out"] == {"auditd_log": "auditd_log does not write CommandLine"}
     # Sources whose rule part is the same share it: (Defend's or Sysmon's conditions) AND the command line.
+    # Defend's branch (ECS categorisation only) first excludes the other process_creation sources' documents.
     shared, auditd = query["bool"]["should"]
     either, *body = shared["bool"]["filter"]
     assert either == {
@@ -135,6 +136,9 @@ def test_convert_elasticsearch_json_and_embedded(soar: Any, pack: Path, tmp_path
                 {
                     "bool": {
                         "filter": [
+                            {"bool": {"must_not": [{"term": {"event.dataset": "sysmon_linux.log"}}]}},
+                            {"bool": {"must_not": [{"term": {"event.module": "auditd"}}]}},
+                            {"bool": {"must_not": [{"term": {"event.dataset": "auditd.log"}}]}},
                             {"term": {"event.category": "process"}},
                             {"term": {"event.type": "start"}},
                         ]
