@@ -20,10 +20,19 @@ from soar.hosts import procedures
     targets={"host": "host"},
 )
 def isolate_host(
-    ctx: ActionContext, host: str, deadman_seconds: int = 60, release_after: int = 0, backend: str | None = None
+    ctx: ActionContext,
+    host: str,
+    deadman_seconds: int = 60,
+    release_after: int = 0,
+    backend: str | None = None,
+    persist: bool = True,
+    boot_deadman_seconds: int = 900,
 ) -> ActionResult:
-    """Cut a host off the network except management, bastion and log shipping; dead-man timer until verified."""
-    return procedures.isolate(ctx, host, deadman_seconds, release_after, backend)
+    """Cut a host off the network except management, bastion and log shipping; dead-man timer until verified.
+
+    ``persist``: re-applied at boot (with a dead-man timer of ``boot_deadman_seconds``) until released.
+    """
+    return procedures.isolate(ctx, host, deadman_seconds, release_after, backend, persist, boot_deadman_seconds)
 
 
 @action("hosts.release_host", impact="contain", idempotent=True, targets={"host": "host"})
@@ -36,10 +45,18 @@ def release_host(ctx: ActionContext, host: str) -> ActionResult:
     "hosts.block_ip", impact="contain", idempotent=True, revert="hosts.unblock_ip", targets={"host": "host", "ip": "ip"}
 )
 def block_ip(
-    ctx: ActionContext, host: str, ip: str, expire_seconds: int = 0, backend: str | None = None
+    ctx: ActionContext,
+    host: str,
+    ip: str,
+    expire_seconds: int = 0,
+    backend: str | None = None,
+    persist: bool = True,
 ) -> ActionResult:
-    """Drop traffic from and to an address or network on a host, optionally expiring (nft or iptables)."""
-    return procedures.block_ip(ctx, host, ip, expire_seconds, backend)
+    """Drop traffic from and to an address or network on a host, optionally expiring (nft or iptables).
+
+    ``persist``: re-applied at boot with what is left of its expiry, until unblocked or expired.
+    """
+    return procedures.block_ip(ctx, host, ip, expire_seconds, backend, persist)
 
 
 @action("hosts.unblock_ip", impact="contain", idempotent=True, targets={"host": "host", "ip": "ip"})

@@ -122,3 +122,109 @@ ipt_tidy() {
 IPT
   printf "ipt_tidy %s '%s'\n" "$1" "$2"
 }
+
+# -- containment that survives a reboot ----------------------------------------------------------------------------
+# An apply with --persist also keeps, on disk, the responder's own text (soar_self: the controller sends it only
+# then) and its arguments, per network namespace. The boot hook re-applies them at boot: an isolation with a fresh
+# dead-man timer (nobody confirming after the boot, e.g. the controller lost, lifts it again), a block with what is
+# left of its expiry. Every revert (by soar, the dead-man timer or an expiry) drops the persisted copy, and the
+# last one gone takes the boot hook with it.
+PERSIST_ROOT=/var/lib/soar-containment
+BOOT_HOOK=$PERSIST_ROOT/boot.sh
+BOOT_UNIT=/etc/systemd/system/soar-containment.service
+
+# the host's own namespace is "net-host" (its inode may differ after a reboot); another one keeps its inode
+persist_dir() {
+  _own=$(stat -L -c %i /proc/self/ns/net)
+  if [ "$_own" = "$(stat -L -c %i /proc/1/ns/net 2>/dev/null || echo none)" ]; then
+    echo "$PERSIST_ROOT/net-host"
+  else
+    echo "$PERSIST_ROOT/net-$_own"
+  fi
+}
+
+# NAME FILE: write the responder's own text as NAME in DIR, atomically (the caller checked soar_self exists)
+persist_self() {
+  soar_self >"$1/$2.tmp"
+  mv "$1/$2.tmp" "$1/$2"
+}
+
+install_boot_hook() {
+  mkdir -p "$PERSIST_ROOT"
+  cat >"$BOOT_HOOK.tmp" <<'HOOK'
+#!/bin/sh
+# soar's containment boot hook: written by soar's responders, removed with the last containment they persisted.
+# Re-applies what soar persisted for this network namespace (isolation with a fresh dead-man timer, blocks with
+# what is left of their expiry). Run at boot by soar-containment.service, or by another init.
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+umask 077
+if [ "${1:-}" = --tidy ]; then  # what a revert runs: once nothing is persisted anywhere, remove this hook
+  for d in /var/lib/soar-containment/net-*; do
+    [ -d "$d" ] || continue
+    for a in "$d"/*.args; do [ -f "$a" ] && exit 0; done
+    rm -f "$d"/*.sh
+    rmdir "$d" 2>/dev/null || true
+  done
+  if [ -f /etc/systemd/system/soar-containment.service ]; then
+    systemctl disable soar-containment.service >/dev/null 2>&1 || true
+    rm -f /etc/systemd/system/soar-containment.service
+    systemctl daemon-reload >/dev/null 2>&1 || true
+  fi
+  rm -f /var/lib/soar-containment/boot.sh
+  rmdir /var/lib/soar-containment 2>/dev/null || true
+  exit 0
+fi
+own=$(stat -L -c %i /proc/self/ns/net)
+if [ "$own" = "$(stat -L -c %i /proc/1/ns/net 2>/dev/null || echo none)" ]; then
+  P=/var/lib/soar-containment/net-host
+else
+  P=/var/lib/soar-containment/net-$own
+fi
+rc=0
+for a in "$P"/*.args; do
+  [ -f "$a" ] || continue
+  case ${a##*/} in isolate.args) s=isolate.sh ;; block-*.args) s=block_ip.sh ;; *) continue ;; esac
+  sh "$P/$s" boot "$a" || { echo "soar-containment: $a: re-apply failed" >&2; rc=1; }
+done
+exit $rc
+HOOK
+  mv "$BOOT_HOOK.tmp" "$BOOT_HOOK"
+  if [ -d /run/systemd/system ] && have systemctl; then
+    if [ ! -f "$BOOT_UNIT" ]; then
+      cat >"$BOOT_UNIT.tmp" <<UNIT
+[Unit]
+Description=soar: re-apply host containment persisted by soar (isolation, address blocks)
+DefaultDependencies=no
+After=local-fs.target
+Before=network-pre.target
+Wants=network-pre.target
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+KillMode=process
+ExecStart=/bin/sh $BOOT_HOOK
+
+[Install]
+WantedBy=sysinit.target
+UNIT
+      mv "$BOOT_UNIT.tmp" "$BOOT_UNIT"
+      systemctl daemon-reload >/dev/null 2>&1 || true
+    fi
+    systemctl enable soar-containment.service >/dev/null 2>&1 || true
+    say boot_hook systemd
+  else
+    say boot_hook "$BOOT_HOOK"
+  fi
+}
+
+# Remove the boot hook once no namespace has anything persisted (the hook itself does it: revert files and timers
+# run without this library).
+tidy_boot_hook() { if [ -f "$BOOT_HOOK" ]; then sh "$BOOT_HOOK" --tidy; fi; }
+boot_hook_tidy_code() { printf "if [ -f '%s' ]; then sh '%s' --tidy; fi\n" "$BOOT_HOOK" "$BOOT_HOOK"; }
+
+# FILE: a persisted arguments file; its first line is the epoch after which it no longer applies (0: never)
+read_persisted() {
+  ARGS_UNTIL=$(sed -n 1p "$1")
+  is_uint "$ARGS_UNTIL" || die 2 "boot: $1: its first line is not a time"
+}

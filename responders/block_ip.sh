@@ -1,14 +1,36 @@
 # block_ip: drop traffic from and to one address or network, optionally expiring by itself.
-#   apply ADDR|CIDR [--expire SECONDS] [--backend nft|iptables]   verify ADDR|CIDR   revert ADDR|CIDR
+#   apply ADDR|CIDR [--expire SECONDS] [--backend nft|iptables] [--persist]   verify ADDR|CIDR   revert ADDR|CIDR
+#   boot FILE (what the boot hook runs: re-apply a persisted block with what is left of its expiry; see _lib.sh)
 # nft: set block4/block6 of table inet soar_block, per-element timeouts (the kernel expires them).
 # iptables (when nft is absent, or asked for): chains SOAR-BLOCK-IN/OUT, and expiry is a detached timer
 # on the host running the address's revert file, the same mechanism as isolate's dead-man timer.
 # verify and revert look at both backends, so neither needs to be told which one apply used.
 mode=${1:-}; target=${2:-}
 [ $# -ge 2 ] && shift 2 || die 2 "usage: apply|verify|revert ADDR|CIDR [--expire SECONDS] [--backend nft|iptables]"
-EXPIRE=0; BACKEND=""
+EXPIRE=0; BACKEND=""; PERSIST=no; BOOTING=no
+PERSISTED=$(persist_dir)
+if [ "$mode" = boot ]; then
+  case $target in "$PERSISTED"/block-*.args) ;; *) die 2 "boot: not one of this namespace's block-*.args" ;; esac
+  [ -f "$target" ] || die 2 "boot: $target does not exist"
+  read_persisted "$target"
+  file=$target
+  saved=$(sed -n '2,$p' "$file")
+  set --
+  while IFS= read -r line; do [ -n "$line" ] && set -- "$@" "$line"; done <<SAVED
+$saved
+SAVED
+  target=${1:-}; [ $# -gt 0 ] && shift
+  now=$(date +%s)
+  if [ "$ARGS_UNTIL" -gt 0 ] && [ "$now" -ge "$ARGS_UNTIL" ]; then
+    mode=expired  # it expired while the host was down: its persisted copy goes, nothing is applied
+  else
+    mode=apply; BOOTING=yes
+    if [ "$ARGS_UNTIL" -gt 0 ]; then set -- "$@" --expire $((ARGS_UNTIL - now)); fi
+  fi
+fi
 while [ $# -gt 0 ]; do
   case "$1" in
+    --persist) PERSIST=yes; shift ;;
     --expire) is_uint "${2:-}" || die 2 "--expire: not whole seconds"; EXPIRE=$2; shift 2 ;;
     --backend) case "${2:-}" in nft|iptables) BACKEND=$2 ;; *) die 2 "--backend: nft or iptables" ;; esac; shift 2 ;;
     *) die 2 "unknown argument" ;;
@@ -25,6 +47,33 @@ STATE=$(state_dir)
 KEY=$(printf '%s' "$target" | tr '/:' '__')
 REVERT="$STATE/block-$KEY.revert"
 PIDF="$STATE/block-$KEY.pid"
+ARGS="$PERSISTED/block-$KEY.args"
+
+# drop this block's persisted copy (and the responder's, and the hook, once nothing is left); the _code form is
+# for the iptables revert file, which an expiry timer runs without this library
+persist_drop() {
+  rm -f "$ARGS"
+  for a in "$PERSISTED"/block-*.args; do [ -f "$a" ] && return 0; done
+  rm -f "$PERSISTED/block_ip.sh"
+  tidy_boot_hook
+}
+persist_drop_code() {
+  printf "rm -f '%s'\n" "$ARGS"
+  printf "for a in '%s'/block-*.args; do [ -f \"\$a\" ] && break; a=; done\n" "$PERSISTED"
+  printf "[ -n \"\${a:-}\" ] || rm -f '%s/block_ip.sh'\n" "$PERSISTED"
+  boot_hook_tidy_code
+}
+persist() {
+  command -v soar_self >/dev/null 2>&1 || die 2 "--persist: the responder's own text was not sent"
+  mkdir -p "$PERSISTED"
+  persist_self "$PERSISTED" block_ip.sh
+  {
+    if [ "$EXPIRE" -gt 0 ]; then echo $(( $(date +%s) + EXPIRE )); else echo 0; fi
+    printf '%s\n--backend\n%s\n' "$target" "$BACKEND"
+  } >"$ARGS.tmp"
+  mv "$ARGS.tmp" "$ARGS"
+  install_boot_hook
+}
 
 nft_present() { have nft && nft get element inet "$TABLE" "$SET" "{ $target }" >/dev/null 2>&1; }
 ipt_present() { have "$IPT" && "$IPT" -C SOAR-BLOCK-IN -s "$target" -j DROP 2>/dev/null; }
@@ -86,6 +135,7 @@ if [ -z "\$($IPT -S SOAR-BLOCK-IN 2>/dev/null | grep -v '^-N')\$($IPT -S SOAR-BL
 fi
 IPT
     ipt_tidy_code "$IPT" "$STATE/$IPT.created"
+    persist_drop_code
     printf "rm -f '%s' '%s'\n" "$PIDF" "$REVERT"
     printf "rmdir '%s' /run/soar 2>/dev/null || true\n" "$STATE"
   } >"$REVERT"
@@ -122,10 +172,22 @@ case "$mode" in
     if [ "$BACKEND" = nft ]; then nft_apply; else ipt_apply; fi
     # established connections of the address die with their next packet; drop their conntrack entries too
     if have conntrack; then conntrack -D -s "${target%/*}" >/dev/null 2>&1 || true; fi
+    if [ "$BOOTING" = yes ]; then
+      say booted yes
+    elif [ "$PERSIST" = yes ]; then
+      persist; say persisted yes
+    else
+      persist_drop; say persisted no  # this apply asked for none: an older copy goes
+    fi
     say backend "$BACKEND"; say blocked yes; say was_blocked "$was"; say expire "$EXPIRE"
+    ;;
+  expired)
+    persist_drop
+    say booted expired
     ;;
   verify)
     if nft_present; then say backend nft; elif ipt_present; then say backend iptables; fi
+    if [ -f "$ARGS" ]; then say persisted yes; else say persisted no; fi
     if present; then say blocked yes; else say blocked no; exit 3; fi
     ;;
   revert)
@@ -133,8 +195,9 @@ case "$mode" in
     if present; then changed=yes; fi
     nft_revert
     ipt_revert
+    persist_drop
     present && die 1 "still blocked after revert"
     say changed "$changed"; say blocked no
     ;;
-  *) die 2 "mode must be apply, verify or revert" ;;
+  *) die 2 "mode must be apply, verify, revert or boot" ;;
 esac

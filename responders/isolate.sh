@@ -1,11 +1,31 @@
 # isolate: cut the host off the network except loopback, management/bastion addresses and
 # log-shipping endpoints. A dead-man timer reverts unless the controller confirms in time.
 #   apply   --mgmt ADDR|CIDR... [--log IP:PORT]... [--deadman SECONDS] [--release-after SECONDS] [--backend nft|iptables]
-#   confirm (disarm the dead-man timer)   verify   revert
+#           [--persist [--boot-deadman SECONDS]]   (kept on disk and re-applied at boot, see _lib.sh)
+#   confirm (disarm the dead-man timer)   verify   revert   boot FILE (what the boot hook runs)
 mode=${1:-}; [ $# -gt 0 ] && shift
-MGMT=""; LOGS=""; DEADMAN=60; RELEASE=0; BACKEND=""
+MGMT=""; LOGS=""; DEADMAN=60; RELEASE=0; BACKEND=""; PERSIST=no; BOOT_DEADMAN=900; BOOTING=no
+PERSISTED=$(persist_dir)
+if [ "$mode" = boot ]; then
+  [ "${1:-}" = "$PERSISTED/isolate.args" ] && [ -f "$1" ] || die 2 "boot: not this namespace's isolate.args"
+  read_persisted "$1"
+  saved=$(sed -n '2,$p' "$1")
+  set --
+  while IFS= read -r line; do [ -n "$line" ] && set -- "$@" "$line"; done <<SAVED
+$saved
+SAVED
+  now=$(date +%s)
+  if [ "$ARGS_UNTIL" -gt 0 ] && [ "$now" -ge "$ARGS_UNTIL" ]; then
+    mode=revert; set --  # its release time passed while the host was down
+  else
+    mode=apply; BOOTING=yes
+    if [ "$ARGS_UNTIL" -gt 0 ]; then set -- "$@" --release-after $((ARGS_UNTIL - now)); fi
+  fi
+fi
 while [ $# -gt 0 ]; do
   case "$1" in
+    --persist) PERSIST=yes; shift ;;
+    --boot-deadman) is_uint "${2:-}" && [ "$2" -ge 1 ] || die 2 "--boot-deadman: not whole seconds"; BOOT_DEADMAN=$2; shift 2 ;;
     --mgmt) is_net "${2:-}" || die 2 "--mgmt: not an address or CIDR"; MGMT="$MGMT $2"; shift 2 ;;
     --log) is_endpoint "${2:-}" || die 2 "--log: not ip:port"; LOGS="$LOGS $2"; shift 2 ;;
     --deadman) is_uint "${2:-}" && [ "$2" -ge 1 ] || die 2 "--deadman: not whole seconds"; DEADMAN=$2; shift 2 ;;
@@ -103,6 +123,9 @@ write_revert() {
   fi
   echo "rm -f '$STATE/isolate.armed' '$STATE/isolate.backend' '$STATE/isolate.deadman.pid' '$STATE/isolate.release.pid' '$STATE/isolate.revert'" \
     >>"$STATE/isolate.revert"
+  # a host restored by its dead-man or release timer must not be isolated again by the next boot
+  echo "rm -f '$PERSISTED/isolate.args' '$PERSISTED/isolate.sh'" >>"$STATE/isolate.revert"
+  boot_hook_tidy_code >>"$STATE/isolate.revert"
   echo "rmdir '$STATE' /run/soar 2>/dev/null || true" >>"$STATE/isolate.revert"
 }
 
@@ -132,6 +155,26 @@ case "$mode" in
     fi
     stop_timer "$STATE/isolate.release.pid"
     if [ "$RELEASE" -gt 0 ]; then timer "$RELEASE" - "$STATE/isolate.revert" >"$STATE/isolate.release.pid"; fi
+    if [ "$BOOTING" = yes ]; then
+      say booted yes
+    elif [ "$PERSIST" = yes ]; then
+      command -v soar_self >/dev/null 2>&1 || die 2 "--persist: the responder's own text was not sent"
+      mkdir -p "$PERSISTED"
+      persist_self "$PERSISTED" isolate.sh
+      {
+        if [ "$RELEASE" -gt 0 ]; then echo $(( $(date +%s) + RELEASE )); else echo 0; fi
+        for a in $MGMT; do printf -- '--mgmt\n%s\n' "$a"; done
+        for e in $LOGS; do printf -- '--log\n%s\n' "$e"; done
+        printf -- '--deadman\n%s\n--backend\n%s\n' "$BOOT_DEADMAN" "$BACKEND"
+      } >"$PERSISTED/isolate.args.tmp"
+      mv "$PERSISTED/isolate.args.tmp" "$PERSISTED/isolate.args"
+      install_boot_hook
+      say persisted yes; say boot_deadman "$BOOT_DEADMAN"
+    else
+      rm -f "$PERSISTED/isolate.args" "$PERSISTED/isolate.sh"  # this apply asked for none: an older copy goes
+      tidy_boot_hook
+      say persisted no
+    fi
     say backend "$BACKEND"; say deadman "$DEADMAN"; say release_after "$RELEASE"; say was_isolated "$was"
     say isolated yes
     ;;
@@ -163,6 +206,7 @@ case "$mode" in
       done
     fi
     if [ -f "$STATE/isolate.armed" ]; then say deadman armed; else say deadman disarmed; fi
+    if [ -f "$PERSISTED/isolate.args" ]; then say persisted yes; else say persisted no; fi
     ;;
   revert)
     changed=no
@@ -170,10 +214,11 @@ case "$mode" in
     stop_timer "$STATE/isolate.deadman.pid"
     stop_timer "$STATE/isolate.release.pid"
     if [ -f "$STATE/isolate.revert" ]; then sh "$STATE/isolate.revert"; elif present; then write_revert; sh "$STATE/isolate.revert"; fi
-    rm -f "$STATE/isolate.revert"
+    rm -f "$STATE/isolate.revert" "$PERSISTED/isolate.args" "$PERSISTED/isolate.sh"
+    tidy_boot_hook
     present && die 1 "rules still present after revert"
     rmdir "$STATE" /run/soar 2>/dev/null || true
     say changed "$changed"; say isolated no
     ;;
-  *) die 2 "mode must be apply, confirm, verify or revert" ;;
+  *) die 2 "mode must be apply, confirm, verify, revert or boot" ;;
 esac

@@ -90,14 +90,30 @@ def _isolate_args(runner: HostRunner, host: Host) -> list[str]:
     return args
 
 
+def _persist_args(persist: bool, boot_deadman_seconds: int | None = None) -> list[str]:
+    """``--persist``: the responder keeps the containment on disk and a boot hook re-applies it (responders/_lib.sh)."""
+    if not persist:
+        return []
+    if boot_deadman_seconds is None:
+        return ["--persist"]
+    boot = validate.seconds(boot_deadman_seconds, "boot_deadman_seconds", low=10, high=86400)
+    return ["--persist", "--boot-deadman", str(boot)]
+
+
 @guarded
 def isolate(
-    ctx: ActionContext, host: str, deadman_seconds: int = 60, release_after: int = 0, backend: str | None = None
+    ctx: ActionContext,
+    host: str,
+    deadman_seconds: int = 60,
+    release_after: int = 0,
+    backend: str | None = None,
+    persist: bool = True,
+    boot_deadman_seconds: int = 900,
 ) -> ActionResult:
     runner, target = _start(ctx, host)
     deadman = validate.seconds(deadman_seconds, "deadman_seconds", low=3, high=3600)
     release = validate.seconds(release_after, "release_after", low=0)
-    backend_args = _backend_args(backend)
+    backend_args = [*_backend_args(backend), *_persist_args(persist, boot_deadman_seconds)]
     served = sorted(h.name for h in runner.inventory if h.bastion == target.name)
     if served:
         raise InputError(
@@ -158,7 +174,13 @@ def isolate(
         verified=True,
         verification=verification,
         changed=applied.fields.get("was_isolated") == "no",
-        output={"host": target.summary(), "keep_open": keep, "release_after": release},
+        output={
+            "host": target.summary(),
+            "keep_open": keep,
+            "release_after": release,
+            "persisted": applied.fields.get("persisted") == "yes",
+            "boot_hook": applied.fields.get("boot_hook"),
+        },
         **{**base, "commands": plan},
     )
 
@@ -227,12 +249,17 @@ def _each_network(ip: str, results: list[tuple[str, ActionResult]]) -> ActionRes
 
 @guarded
 def block_ip(
-    ctx: ActionContext, host: str, ip: str, expire_seconds: int = 0, backend: str | None = None
+    ctx: ActionContext,
+    host: str,
+    ip: str,
+    expire_seconds: int = 0,
+    backend: str | None = None,
+    persist: bool = True,
 ) -> ActionResult:
     runner, target = _start(ctx, host)
     nets = _block_targets(runner, target, ip)
     expire = validate.seconds(expire_seconds, "expire_seconds", low=0)
-    backend_args = _backend_args(backend)
+    backend_args = [*_backend_args(backend), *_persist_args(persist)]
     results: list[tuple[str, ActionResult]] = []
     for blocked in nets:
         results.append((blocked, _block_one(ctx, runner, target, blocked, expire, backend_args)))
@@ -270,6 +297,7 @@ def _block_one(
             "ip": blocked,
             "expire_seconds": expire,
             "backend": applied.fields.get("backend"),
+            "persisted": applied.fields.get("persisted") == "yes",
         },
         **base,
     )

@@ -25,11 +25,20 @@ UNPRIVILEGED = frozenset({"probe"})  # a TCP connect needs no root: no sudo
 EXIT_OK, EXIT_BAD_ARGUMENT, EXIT_NOT_IN_STATE, EXIT_REFUSED, EXIT_MISSING_TOOL = 0, 2, 3, 4, 5
 
 
+SELF_END = "SOAR_SELF_END"
+
+
 @dataclass(frozen=True)
 class Responder:
     name: str
     script: str = field(repr=False)
     origin: str  # "responders/<name>.sh", for plans and run records
+    # the script plus ``soar_self`` printing the script: sent only with --persist, which keeps it on the host
+    # for the boot hook (see responders/_lib.sh)
+    persisting: str = field(default="", repr=False)
+
+    def stdin(self, args: list[str]) -> str:
+        return self.persisting if "--persist" in args and self.persisting else self.script
 
     def command(self, host: Host, mode: str, args: list[str]) -> PlannedCommand:
         prefix = ["sudo", "-n", "--"] if host.sudo and self.name not in UNPRIVILEGED else []
@@ -50,13 +59,25 @@ def load_responder(settings: Settings, name: str) -> Responder:
         body = (folder / f"{name}.sh").read_text(encoding="utf-8")
     except OSError as exc:
         raise ContentError(f"responder {name}: cannot read {exc.filename}: {exc.strerror}") from None
-    return Responder(name=name, script=wrap(lib, body), origin=f"responders/{name}.sh")
+    script = wrap(lib, body)
+    return Responder(name=name, script=script, origin=f"responders/{name}.sh", persisting=with_self(lib, body))
 
 
 def wrap(lib: str, body: str) -> str:
     """One function around everything: sh parses it whole before running a line, so a script cut short
     in transit (the connection dropped mid-send) is a syntax error that runs nothing, never half a responder."""
     return f'soar_responder() {{\n{lib}\n{body}\n}}\nsoar_responder "$@"\n'
+
+
+def with_self(lib: str, body: str) -> str:
+    """:func:`wrap` plus ``soar_self``, which prints the wrapped script itself (a quoted here-document: nothing in
+    it expands). Defined before the call: a script cut short inside it is a syntax error that runs nothing."""
+    script = wrap(lib, body)
+    if SELF_END in script.splitlines():
+        raise ContentError(f"a responder contains the line {SELF_END}, which ends its own copy")
+    return f"soar_responder() {{\n{lib}\n{body}\n}}\nsoar_self() {{\ncat <<'{SELF_END}'\n{script}{SELF_END}\n}}\n" + (
+        'soar_responder "$@"\n'
+    )
 
 
 def parse_fields(stdout: str) -> dict[str, str]:
@@ -111,5 +132,5 @@ def run_responder(
     session: Session, responder: Responder, mode: str, args: list[str], timeout: float | None = None
 ) -> Outcome:
     planned = responder.command(session.host, mode, args)
-    result = session.run(planned.argv, stdin=responder.script.encode("utf-8"), timeout=timeout)
+    result = session.run(planned.argv, stdin=responder.stdin(args).encode("utf-8"), timeout=timeout)
     return Outcome(planned, result, parse_fields(result.stdout))

@@ -154,6 +154,7 @@ sh {tmp_path}/isolate.sh verify > {tmp_path}/verify2.out || echo "exit=$?" >> {t
         "isolated": "yes",
         "backend": "iptables",
         "deadman": "armed",
+        "persisted": "no",
     }
     rules = (tmp_path / "rules.txt").read_text()
     assert "-A INPUT -j SOAR-ISO-IN" in rules
