@@ -296,25 +296,24 @@ def _clock(ts: float) -> str:
 def _approve_pending(settings: Settings, store: Any) -> list[str]:
     """The on-call answers every pending approval request (as many approvers as it needs)."""
     from soar.playbooks.approvals import decide
+    from soar.records import Approval
 
     out = []
     for rec in store.find("approvals", {"status": "pending"}, limit=1000):
-        doc = rec.doc
-        step = str(doc.get("step") or doc.get("step_id"))
-        roles = list(doc.get("roles") or ["approver"])
-        needed = int(doc.get("required") or 1)
-        for approver in DEMO_APPROVERS[:needed]:
+        request = Approval.from_doc(rec.doc, rec.id)
+        role = request.roles[0] if request.roles else "approver"
+        for approver in DEMO_APPROVERS[: request.required]:
             outcome = decide(
                 settings,
                 store,
-                str(doc["run_id"]),
-                step,
+                request.run_id,
+                request.step,
                 approver=approver,
-                role=roles[0],
+                role=role,
                 decision="approve",
                 via="cli",
             )
-            out.append(f"{doc['run_id']} {step}: {approver} approved ({outcome.status})")
+            out.append(f"{request.run_id} {request.step}: {approver} approved ({outcome.status})")
     return out
 
 

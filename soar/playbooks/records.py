@@ -23,7 +23,7 @@ from soar.store import Record, Store
 
 RUNS = "runs"
 APPROVALS = "approvals"
-TERMINAL = ("succeeded", "failed", "rolled_back", "aborted")
+TERMINAL = run_record.TERMINAL
 MAX_UPDATE_RETRIES = 50
 
 log = logging.getLogger("soar.playbooks")

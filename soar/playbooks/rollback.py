@@ -13,6 +13,7 @@ from soar.playbooks.model import Playbook
 from soar.playbooks.records import RUNS, audit
 from soar.playbooks.runtime import Runtime
 from soar.playbooks.state import HeldRun
+from soar.records import Run
 from soar.store import Conflict
 
 
@@ -87,8 +88,9 @@ def request_rollback(rt: Runtime, run_id: str, *, actor: str, reason: str = "") 
     if rec is None:
         raise InputError(f"no run {run_id!r}")
     doc = rec.doc
-    if doc["status"] not in ("succeeded", "failed") or doc["phase"] == "rollback":
-        state = doc["status"] if doc["phase"] == "steps" else f"{doc['status']} (its rollback already ran)"
+    stored = Run.from_doc(doc, run_id)
+    if stored.status not in ("succeeded", "failed") or stored.phase == "rollback":
+        state = stored.status if stored.phase == "steps" else f"{stored.status} (its rollback already ran)"
         raise InputError(f"run {run_id} is {state}: only a finished run that was not rolled back can be rolled back")
     run = HeldRun(rt, rec, owner=uuid.uuid4().hex)
     why = f"requested by {actor}" + (f": {reason}" if reason else "")
@@ -96,6 +98,6 @@ def request_rollback(rt: Runtime, run_id: str, *, actor: str, reason: str = "") 
         start_rollback(run, rt.run_playbook(doc), why)
     except Conflict:
         raise InputError(f"run {run_id} changed while the rollback was requested; try again") from None
-    details = {"actor": actor, "reason": reason, "dry_run": bool(doc.get("dry_run")), "run_seq": run.doc["seq"]}
+    details = {"actor": actor, "reason": reason, "dry_run": bool(stored.dry_run), "run_seq": run.doc["seq"]}
     audit(rt.store, rt.settings, "playbook.rollback_requested", run_id, details, actor=actor)
     return run.doc

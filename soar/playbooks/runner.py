@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from contextlib import suppress
 from datetime import datetime
 from typing import Any
 
@@ -28,7 +29,7 @@ from soar.playbooks.rollback import skip_unreached, start_rollback
 from soar.playbooks.runtime import Runtime
 from soar.playbooks.state import HeldRun, Next
 from soar.policy import GATED_IMPACTS, Decision, StepFacts, decide
-from soar.records import Approval
+from soar.records import Approval, Run
 from soar.store import Conflict
 
 __all__ = ["Next", "advance"]
@@ -48,12 +49,12 @@ def advance(rt: Runtime, run_id: str, owner: str | None = None) -> Next:
         from soar.errors import InputError
 
         raise InputError(f"no run {run_id!r}")
-    doc = rec.doc
-    if doc["status"] in TERMINAL:
+    stored = Run.from_doc(rec.doc, run_id)  # a malformed run stops here, named, before anything is written
+    if stored.finished:
         return Next("done")
-    lease = doc.get("lease")
-    if lease and float(lease["until"]) > time.time() and lease["owner"] != owner:
+    if stored.held_by_other(owner, time.time()):
         return Next("busy")
+    doc = rec.doc
     doc["lease"] = {"owner": owner, "until": time.time() + 30}
     try:
         rec = rt.store.update(RUNS, run_id, doc, version=rec.version)
@@ -99,16 +100,23 @@ def _lease_lost(run: HeldRun) -> bool:
 
 
 def _release_lease(run: HeldRun) -> None:
-    for _ in range(10):
-        if (run.doc.get("lease") or {}).get("owner") == run.owner:
-            run.doc["lease"] = None
-        try:
-            run.save()
-            return
-        except Conflict:
-            rec = run.rt.store.get(RUNS, run.id)
-            if rec is None or (rec.doc.get("lease") or {}).get("owner") != run.owner:
-                return  # not ours any more: a write here could break its new holder's next save
+    """Save the run without our lease; if it changed meanwhile, give the lease back on the stored run."""
+    if (run.doc.get("lease") or {}).get("owner") == run.owner:
+        run.doc["lease"] = None
+    try:
+        run.save()
+        return
+    except Conflict:
+        pass
+
+    def release(doc: dict[str, Any]) -> dict[str, Any] | None:
+        if (doc.get("lease") or {}).get("owner") != run.owner:
+            return None  # not ours any more: a write here could break its new holder's next save
+        return {**doc, "lease": None, "updated_at": utcnow_iso()}
+
+    with suppress(Conflict):
+        rec = run.rt.store.mutate(RUNS, run.id, release, retries=9)
+        if rec is not None:
             run.doc, run.version = rec.doc, rec.version
 
 
