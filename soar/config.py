@@ -9,6 +9,7 @@ in the working directory), then defaults. Everything else in soar receives a
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from functools import lru_cache
 from pathlib import Path
@@ -26,6 +27,10 @@ from soar.errors import ConfigError
 from soar.urls import mask_url, mask_values
 
 MASK = "********"
+INTEGRATION_KEY = re.compile(r"[a-z][a-z0-9_]{0,62}")
+INTEGRATION_ENV = re.compile(
+    ENV_PREFIX.upper() + r"INTEGRATION__(?P<name>[A-Za-z][A-Za-z0-9_]*?)__(?P<key>[A-Za-z][A-Za-z0-9_]*)"
+)
 
 
 class Settings(BaseSettings):
@@ -133,6 +138,12 @@ class Settings(BaseSettings):
         description="Also send every audit checkpoint to syslog (a copy a collector keeps off this host): "
         "a Unix datagram socket such as /dev/log, or host:port for UDP",
     )
+    integration: dict[str, dict[str, SecretStr]] = Field(
+        default_factory=dict,
+        description="Settings and secrets of integrations, by integration then key (SOAR_INTEGRATION__<NAME>__<KEY>,"
+        " or `integration: {name: {key: value}}` in the config file); an action receives only the keys its"
+        " integration declares",
+    )
     audit_checkpoint_every: int = Field(32, ge=1, description="Audit appends between two checkpoints")
     audit_checkpoint_interval: float = Field(
         5.0, gt=0, description="Seconds after an audit append before its checkpoint is written at the latest"
@@ -182,6 +193,15 @@ class Settings(BaseSettings):
             raise ValueError(f"must be a redis://, rediss:// or unix:// URL, got {mask_url(value)!r}")
         return value
 
+    @field_validator("integration")
+    @classmethod
+    def _integration_names(cls, value: dict[str, dict[str, SecretStr]]) -> dict[str, dict[str, SecretStr]]:
+        for name, keys in value.items():
+            for part in (name, *keys):
+                if not INTEGRATION_KEY.fullmatch(part):
+                    raise ValueError(f"{part!r}: integration names and keys are [a-z][a-z0-9_]* (lower case)")
+        return value
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -191,7 +211,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, _FileSource(settings_cls))
+        return (init_settings, env_settings, _IntegrationEnvSource(settings_cls), _FileSource(settings_cls))
 
     # -- derived paths
     def content_path(self, relative: Path) -> Path:
@@ -212,6 +232,8 @@ class Settings(BaseSettings):
             value = getattr(self, name)
             if isinstance(value, SecretStr):
                 out[name] = MASK
+            elif name == "integration":
+                out[name] = {n: dict.fromkeys(keys, MASK) for n, keys in value.items()}
             elif isinstance(value, Path):
                 out[name] = str(value)
             else:
@@ -252,9 +274,39 @@ class _FileSource(PydanticBaseSettingsSource):
         return dict(self._values)
 
 
+class _IntegrationEnvSource(PydanticBaseSettingsSource):
+    """``SOAR_INTEGRATION__<NAME>__<KEY>`` variables as ``integration: {name: {key: value}}`` (names lower-cased);
+    they replace the config file's keys of the same name, the rest of its ``integration`` section stays."""
+
+    def __init__(self, settings_cls: type[BaseSettings]) -> None:
+        super().__init__(settings_cls)
+        found: dict[str, dict[str, str]] = {}
+        for key, value in os.environ.items():
+            match = INTEGRATION_ENV.fullmatch(key)
+            if match:
+                found.setdefault(match["name"].lower(), {})[match["key"].lower()] = value
+        self._values = found
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return (self._values or None) if field_name == "integration" else None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        if not self._values:
+            return {}
+        from_file = _FileSource(self.settings_cls)().get("integration")
+        merged = {k: dict(v) for k, v in from_file.items()} if isinstance(from_file, dict) else {}
+        for name, keys in self._values.items():
+            merged.setdefault(name, {}).update(keys)
+        return {"integration": merged}
+
+
 def _unknown_env_settings() -> list[str]:
     known = {f"{ENV_PREFIX}{name}".upper() for name in Settings.model_fields} | {f"{ENV_PREFIX}CONFIG"}
-    return sorted(key for key in os.environ if key.startswith(ENV_PREFIX) and key not in known)
+    return sorted(
+        key
+        for key in os.environ
+        if key.startswith(ENV_PREFIX) and key not in known and not INTEGRATION_ENV.fullmatch(key)
+    )
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -6,7 +6,7 @@ of the content root and builds a parameter model for each action from its
 signature. The engine finds actions by name only.
 """
 
-from soar.actions.model import ActionContext, ActionResult, ActionSpec, Impact, PlannedCommand, action
+from soar.actions.model import ActionContext, ActionResult, ActionSpec, Impact, PlannedCommand, Secrets, action
 from soar.actions.registry import ActionRegistry, UnknownAction, load_registry
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "ActionSpec",
     "Impact",
     "PlannedCommand",
+    "Secrets",
     "UnknownAction",
     "action",
     "load_registry",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
@@ -29,8 +29,13 @@ class ActionSpec:
     revert: str | None = None
     # parameter name -> what kind of target it names (used for locks, blast radius, protected targets)
     targets: Mapping[str, TargetKind] = field(default_factory=dict)
-    # names of settings the action needs (the runner checks they are set; values never reach templates)
+    # keys of its integration's settings the action needs (``integration.<name>.<key>``, env
+    # SOAR_INTEGRATION__<NAME>__<KEY>): checked set before the call, handed over in ctx.secrets, never templated
     secrets: tuple[str, ...] = ()
+
+    @property
+    def integration(self) -> str:
+        return self.name.split(".", 1)[0]
 
 
 def action(
@@ -79,6 +84,28 @@ class PlannedCommand:
         return {"host": self.host, "argv": list(self.argv), "stdin_script": self.stdin_script, "note": self.note}
 
 
+class Secrets(Mapping[str, str]):
+    """The settings an action declared, and only those; shown masked (a repr in a log says nothing)."""
+
+    def __init__(self, values: Mapping[str, str] | None = None) -> None:
+        self._values = dict(values or {})
+
+    def __getitem__(self, key: str) -> str:
+        try:
+            return self._values[key]
+        except KeyError:
+            raise KeyError(f"{key!r}: not a secret this action declared") from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"Secrets({', '.join(f'{k}=********' for k in self._values)})"
+
+
 @dataclass
 class ActionContext:
     """What the runner hands an action besides its parameters."""
@@ -90,6 +117,8 @@ class ActionContext:
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("soar.actions"))
     # Connections and clients an action may reuse within one run (e.g. one SSH connection per host).
     resources: dict[str, Any] = field(default_factory=dict)
+    # the keys of its integration's settings the action declared (ActionSpec.secrets), set by the registry
+    secrets: Secrets = field(default_factory=Secrets)
 
 
 @dataclass

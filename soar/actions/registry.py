@@ -6,16 +6,17 @@ import importlib.util
 import inspect
 import sys
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any, cast
 
-from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, create_model
 
-from soar.actions.model import ACTION_ATTR, ActionContext, ActionResult, ActionSpec
+from soar.actions.model import ACTION_ATTR, ActionContext, ActionResult, ActionSpec, Secrets
 from soar.config import Settings
 from soar.errors import ContentError, InputError, SoarError
+from soar.urls import mask_url, url_passwords
 
 BUILTIN_INTEGRATIONS = Path(__file__).resolve().parent.parent.parent / "integrations"
 MODULE_PREFIX = "soar_integrations"
@@ -31,6 +32,7 @@ class RegisteredAction:
     func: Callable[..., ActionResult]
     params: type[BaseModel]
     module: str
+    builtin: bool = True  # shipped with soar (integrations/ beside the package), not a content root's own
 
     def validate(self, params: dict[str, Any]) -> dict[str, Any]:
         """Check parameters against the signature; raise InputError naming the parameter."""
@@ -43,7 +45,50 @@ class RegisteredAction:
         return model.model_dump()
 
     def call(self, ctx: ActionContext, params: dict[str, Any]) -> ActionResult:
-        return self.func(ctx, **self.validate(params))
+        """Validate, then call with a context holding only what the action declared (see :func:`scoped_context`)."""
+        values = self.validate(params)
+        try:
+            scoped = scoped_context(self, ctx)
+        except InputError as exc:
+            return ActionResult.failure(exc.message, output={"refused": exc.message})
+        return self.func(scoped, **values)
+
+
+def missing_secrets(spec: ActionSpec, settings: Settings) -> list[str]:
+    """The declared keys its integration's settings lack, each as the variable that sets it."""
+    own = settings.integration.get(spec.integration, {})
+    return [
+        f"SOAR_INTEGRATION__{spec.integration.upper()}__{key.upper()}"
+        for key in spec.secrets
+        if key not in own or not own[key].get_secret_value()
+    ]
+
+
+def scoped_context(action: RegisteredAction, ctx: ActionContext) -> ActionContext:
+    """The context an action runs with: ``secrets`` = its declared keys (InputError naming a missing one).
+
+    A content root's own integration also gets settings without any secret of soar's (store, Slack, audit, API
+    tokens, other integrations): what it needs, it declares. soar's own integrations keep the full settings.
+    """
+    missing = missing_secrets(action.spec, ctx.settings)
+    if missing:
+        raise InputError(f"{action.spec.name}: needs {', '.join(missing)} (not set)")
+    own = ctx.settings.integration.get(action.spec.integration, {})
+    secrets = Secrets({key: own[key].get_secret_value() for key in action.spec.secrets})
+    settings = ctx.settings if action.builtin else without_secrets(ctx.settings)
+    return replace(ctx, settings=settings, secrets=secrets)
+
+
+def without_secrets(settings: Settings) -> Settings:
+    """``settings`` with every secret of soar's cleared, URL passwords included."""
+    cleared: dict[str, Any] = {"integration": {}}
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        if isinstance(value, SecretStr):
+            cleared[name] = None
+        elif isinstance(value, str) and url_passwords(value):
+            cleared[name] = mask_url(value)
+    return settings.model_copy(update=cleared)
 
 
 def _params_model(name: str, func: Callable[..., Any]) -> type[BaseModel]:
@@ -115,7 +160,10 @@ class ActionRegistry:
             if existing is not None and existing.func is not func:
                 raise ContentError(f"action {spec.name} is defined twice: in {existing.module} and {module.__name__}")
             typed = cast(Callable[..., ActionResult], func)
-            self._actions[spec.name] = RegisteredAction(spec, typed, _params_model(spec.name, func), module.__name__)
+            builtin = Path(str(getattr(module, "__file__", ""))).resolve().is_relative_to(BUILTIN_INTEGRATIONS)
+            self._actions[spec.name] = RegisteredAction(
+                spec, typed, _params_model(spec.name, func), module.__name__, builtin
+            )
 
     def get(self, name: str) -> RegisteredAction:
         try:

@@ -29,6 +29,8 @@ def configured_secrets(settings: Settings | None, extra: Iterable[str] = ()) -> 
             value = getattr(settings, name)
             if isinstance(value, SecretStr) and value.get_secret_value():
                 values.append(value.get_secret_value())
+            elif name == "integration":  # every integration's settings: secrets unless said otherwise
+                values.extend(v.get_secret_value() for keys in value.values() for v in keys.values())
             elif isinstance(value, str):  # redis://:pw@host, https://user:pw@es:9200
                 values.extend(url_passwords(value))
         from soar.access import token_values
