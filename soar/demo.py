@@ -321,13 +321,14 @@ def _summarise(
     settings: Settings, store: Any, workdir: Path, n_events: int, n_cycles: int, approved: list[str]
 ) -> DemoResult:
     from soar.playbooks.outcomes import run_is_dry, shown_status
+    from soar.records import Approval
     from soar.review.metrics import incident_metrics
     from soar.review.render import write_atomic
     from soar.review.report import build_report, report_html
 
     alerts = [r.doc for r in store.find("alerts", limit=10_000)]
     runs = [r.doc for r in store.find("runs", limit=10_000)]
-    approvals = [r.doc for r in store.find("approvals", limit=10_000)]
+    approvals = [Approval.from_doc(r.doc, r.id) for r in store.find("approvals", limit=10_000)]
     result = DemoResult(workdir=workdir, events=n_events, cycles=n_cycles, approvals=approved)
     result.alerts_by_rule = dict(Counter(a["rule"]["title"] for a in alerts).most_common())
     by_alert: dict[str, list[dict[str, Any]]] = {}
