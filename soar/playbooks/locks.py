@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from soar.config import Settings
-from soar.store import Store
+from soar.store import Conflict, Store
 
 PREFIX = "soar:lock:"
 LOCKS = "locks"
@@ -58,19 +58,19 @@ class StoreLocks:
         self.store = store
 
     def _take(self, key: str, owner: str, ttl: float) -> bool:
-        doc = {"owner": owner, "until": time.time() + ttl}
-        if self.store.create(LOCKS, key, doc):
-            return True
-        rec = self.store.get(LOCKS, key)
-        if rec is None:
-            return self.store.create(LOCKS, key, doc)
-        if rec.doc.get("owner") == owner or float(rec.doc.get("until", 0)) < time.time():
-            try:
-                self.store.update(LOCKS, key, doc, version=rec.version)
-            except Exception:
-                return False
-            return True
-        return False
+        """Take the lock if it is free, run out, or ours already (renewed); False if another holds it."""
+        taken = False
+
+        def take(doc: dict[str, Any]) -> dict[str, Any] | None:
+            nonlocal taken
+            taken = doc.get("owner") == owner or float(doc.get("until") or 0) < time.time()
+            return {"owner": owner, "until": time.time() + ttl} if taken else None
+
+        try:  # a missing lock reads as a free one (never written as such: ``take`` always takes it)
+            self.store.mutate(LOCKS, key, take, create=lambda: {"owner": None, "until": 0}, retries=3)
+        except Conflict:  # others keep taking and renewing it: it is not ours
+            return False
+        return taken
 
     def acquire(self, keys: Sequence[str], owner: str, ttl: float) -> bool:
         taken: list[str] = []
