@@ -144,9 +144,13 @@ class Reader:
         return [str(i) for i in items]
 
     def unknown(self, known: frozenset[str]) -> dict[str, Any]:
-        """Fields this soar does not model, and the modelled ones stored as null: kept as they are, so a round
-        trip loses nothing (``to_doc`` writes its own values over them, and an optional field only when set)."""
-        return {k: v for k, v in self.doc.items() if (k not in known or v is None) and k != VERSION_FIELD}
+        """Fields this soar does not model: kept as they are, so a round trip loses nothing."""
+        return {k: v for k, v in self.doc.items() if k not in known and k != VERSION_FIELD}
+
+    def nulls(self, known: frozenset[str]) -> frozenset[str]:
+        """Modelled fields stored as null: ``to_doc`` writes an optional field only when it has a value,
+        so these are remembered to be written back as they were (see :func:`with_nulls`)."""
+        return frozenset(k for k, v in self.doc.items() if k in known and v is None)
 
 
 _modelled: dict[tuple[type, tuple[str, ...]], frozenset[str]] = {}
@@ -156,7 +160,7 @@ def modelled(cls: type, *also: str) -> frozenset[str]:
     """The document fields a model reads (its dataclass fields but ``extra`` and ``schema_version``, plus ``also``)."""
     names = _modelled.get((cls, also))
     if names is None:
-        fields = {f.name for f in dataclasses.fields(cls)} - {"extra", VERSION_FIELD}
+        fields = {f.name for f in dataclasses.fields(cls)} - {"extra", "nulls", VERSION_FIELD}
         names = _modelled[(cls, also)] = frozenset(fields | set(also))
     return names
 
@@ -165,3 +169,10 @@ def put(out: dict[str, Any], name: str, value: Any) -> None:
     """Write ``name`` only when it has a value: an optional field absent from a document stays absent."""
     if value is not None:
         out[name] = value
+
+
+def with_nulls(out: dict[str, Any], nulls: frozenset[str]) -> dict[str, Any]:
+    """``out`` with the fields a document stored as null written as null again (when still unset)."""
+    for name in nulls:
+        out.setdefault(name, None)
+    return out

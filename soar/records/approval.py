@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from soar.records._read import VERSION_FIELD, Reader, check_version, modelled, put
+from soar.records._read import VERSION_FIELD, Reader, check_version, modelled, put, with_nulls
 
 KIND = "approvals"
 SCHEMA_VERSION = 1
@@ -83,6 +83,7 @@ class Approval:
     run_seq: int | None = None
     schema_version: int = SCHEMA_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
+    nulls: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
 
     @classmethod
     def from_doc(cls, doc: Any, id: str | None = None) -> Approval:
@@ -118,6 +119,7 @@ class Approval:
             run_seq=r.opt_integer("run_seq"),
             schema_version=version,
             extra=r.unknown(modelled(cls, "created_at", "decisions")),
+            nulls=r.nulls(modelled(cls, "created_at", "decisions")),
         )
 
     def to_doc(self) -> dict[str, Any]:
@@ -142,7 +144,7 @@ class Approval:
             "run_seq": self.run_seq,
         }
         put(out, "decided_at", self.decided_at)
-        return {**self.extra, **out}
+        return {**self.extra, **with_nulls(out, self.nulls)}
 
     def names(self, step: str) -> bool:
         """Whether a person's ``--step`` (an instance key or a step id) names this request."""

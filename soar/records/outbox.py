@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from soar.records._read import VERSION_FIELD, Reader, check_version, modelled, put
+from soar.records._read import VERSION_FIELD, Reader, check_version, modelled, put, with_nulls
 
 KIND = "outbox"
 CHANNELS_KIND = "notify_channels"
@@ -132,6 +132,7 @@ class ChannelState:
     error: str | None = None
     error_reported_at: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    nulls: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
 
     @classmethod
     def from_doc(cls, doc: Any, id: str | None = None) -> ChannelState:
@@ -148,6 +149,7 @@ class ChannelState:
             error=r.opt_string("error"),
             error_reported_at=r.opt_string("error_reported_at"),
             extra=r.unknown(modelled(cls)),
+            nulls=r.nulls(modelled(cls)),
         )
 
     def to_doc(self) -> dict[str, Any]:
@@ -155,7 +157,7 @@ class ChannelState:
         for name in ("lease_owner", "lease_until", "last_sent_at", "blocked_until", "wake_at", "error"):
             put(out, name, getattr(self, name))
         put(out, "error_reported_at", self.error_reported_at)
-        return {**self.extra, **out}
+        return {**self.extra, **with_nulls(out, self.nulls)}
 
     def held_by_other(self, owner: str, now: float) -> bool:
         """Whether another deliverer's lease on the channel is still running."""

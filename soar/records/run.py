@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from soar.records._read import VERSION_FIELD, Reader, check_version, modelled, put
+from soar.records._read import VERSION_FIELD, Reader, check_version, modelled, put, with_nulls
 
 KIND = "runs"
 SCHEMA_VERSION = 1
@@ -63,6 +63,7 @@ class Attempt:
     stderr: str | None = None
     error: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    nulls: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
 
     @classmethod
     def read(cls, r: Reader) -> Attempt:
@@ -81,6 +82,7 @@ class Attempt:
             stderr=r.opt_string("stderr"),
             error=r.opt_string("error"),
             extra=r.unknown(modelled(cls)),
+            nulls=r.nulls(modelled(cls)),
         )
 
     def to_doc(self) -> dict[str, Any]:
@@ -89,7 +91,7 @@ class Attempt:
             put(out, name, getattr(self, name))
         for name in ("exit_status", "stdout", "stderr", "error"):
             put(out, name, getattr(self, name))
-        return {**self.extra, **out}
+        return {**self.extra, **with_nulls(out, self.nulls)}
 
 
 @dataclass(slots=True)
@@ -136,6 +138,7 @@ class Instance:
     result: dict[str, Any] | None = None
     error: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    nulls: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
 
     @classmethod
     def read(cls, r: Reader) -> Instance:
@@ -156,6 +159,7 @@ class Instance:
             result=r.opt_obj("result"),
             error=r.opt_string("error"),
             extra=r.unknown(modelled(cls)),
+            nulls=r.nulls(modelled(cls)),
         )
 
     @property
@@ -180,7 +184,7 @@ class Instance:
         }
         put(out, "error", self.error)
         put(out, "approval", None if self.approval is None else self.approval.to_doc())
-        return {**self.extra, **out}
+        return {**self.extra, **with_nulls(out, self.nulls)}
 
 
 @dataclass(slots=True)
@@ -203,6 +207,7 @@ class StepResult:
     skip_reason: str | None = None
     denied_by: list[dict[str, Any]] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    nulls: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
 
     @property
     def order(self) -> tuple[int, int, str]:
@@ -231,6 +236,7 @@ class StepResult:
             skip_reason=r.opt_string("skip_reason"),
             denied_by=None if denied is None else [dict(r.child("denied_by", d).doc) for d in r.array("denied_by")],
             extra=r.unknown(modelled(cls)),
+            nulls=r.nulls(modelled(cls)),
         )
 
     def to_doc(self) -> dict[str, Any]:
@@ -250,7 +256,7 @@ class StepResult:
         }
         for name in ("finished_seq", "skip_reason", "denied_by"):
             put(out, name, getattr(self, name))
-        return {**self.extra, **out}
+        return {**self.extra, **with_nulls(out, self.nulls)}
 
 
 @dataclass(slots=True, frozen=True)
@@ -311,6 +317,7 @@ class Run:
     denied_steps: list[str] | None = None
     schema_version: int = SCHEMA_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
+    nulls: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
 
     @classmethod
     def from_doc(cls, doc: Any, id: str | None = None) -> Run:
@@ -355,6 +362,7 @@ class Run:
             denied_steps=r.strings("denied_steps") if "denied_steps" in r.doc else None,
             schema_version=version,
             extra=r.unknown(modelled(cls)),
+            nulls=r.nulls(modelled(cls)),
         )
 
     def to_doc(self) -> dict[str, Any]:
@@ -383,7 +391,7 @@ class Run:
         }
         for name in ("dry_run", "seq", "event_seq", "finished_seq", "failed_steps", "denied_steps"):
             put(out, name, getattr(self, name))
-        return {**self.extra, **out}
+        return {**self.extra, **with_nulls(out, self.nulls)}
 
     @property
     def steps_in_order(self) -> list[StepResult]:

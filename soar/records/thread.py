@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from soar.records._read import VERSION_FIELD, Reader, check_version, modelled, put
+from soar.records._read import VERSION_FIELD, Reader, check_version, modelled, put, with_nulls
 
 KIND = "notify_threads"
 RUN_INDEX_KIND = "notify_runs"  # run id -> incident id, so actions inside a run find their thread
@@ -88,6 +88,7 @@ class Thread:
     revision: int = 0
     schema_version: int = SCHEMA_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
+    nulls: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
 
     @classmethod
     def from_doc(cls, doc: Any, id: str | None = None) -> Thread:
@@ -108,6 +109,7 @@ class Thread:
             revision=r.opt_integer("revision") or 0,
             schema_version=version,
             extra=r.unknown(modelled(cls)),
+            nulls=r.nulls(modelled(cls)),
         )
 
     def to_doc(self) -> dict[str, Any]:
@@ -124,4 +126,4 @@ class Thread:
             "revision": self.revision,
         }
         put(out, "status_seq", self.status_seq)
-        return {**self.extra, **out}
+        return {**self.extra, **with_nulls(out, self.nulls)}

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from elasticsearch import Elasticsearch
 
+from soar.records import Approval, Vote
 from soar.store import Conflict, Range, Store
 from soar.store.elastic import ElasticsearchStore
 from soar.store.sqlite import SQLiteStore
@@ -149,6 +150,31 @@ def test_mutate_with_create_racing_writers_create_once_and_lose_nothing(store: S
     pair_doc, many_doc = store.get("bursts", "pair"), store.get("bursts", "many")
     assert pair_doc is not None and sorted(pair_doc.doc["by"]) == [0, 1]
     assert many_doc is not None and sorted(many_doc.doc["by"]) == sorted(list(range(8)) * 5)
+
+
+def test_typed_records_round_trip_and_are_found_by_schema_version(store: Store) -> None:
+    """What a model writes (schema_version included) comes back as written, and is searchable, on both stores."""
+    approval = Approval(
+        id="run-1.isolate[web-1]",
+        run_id="run-1",
+        step="isolate[web-1]",
+        step_id="isolate",
+        status="pending",
+        expires_at=1796573820.25,
+        required=2,
+        roles=["approver"],
+        approvers=[Vote("alice", role="approver", via="slack", at="t", slack_user="U1")],
+    )
+    store.create("approvals", approval.id, approval.to_doc())
+    rec = store.get("approvals", approval.id)
+    assert rec is not None and Approval.from_doc(rec.doc, rec.id) == approval
+    assert [r.id for r in store.find("approvals", {"schema_version": 1, "step_id": "isolate"})] == [approval.id]
+    changed = store.mutate(
+        "approvals",
+        approval.id,
+        lambda doc: Approval.from_doc(doc).to_doc() | {"status": "approved"},
+    )
+    assert changed is not None and Approval.from_doc(changed.doc).status == "approved"
 
 
 def test_get_missing_and_delete(store: Store) -> None:

@@ -344,3 +344,21 @@ def test_record_error_is_a_soar_error_with_its_parts() -> None:
         Run.from_doc(_run(status=None))
     err = caught.value
     assert isinstance(err, SoarError) and (err.kind, err.id, err.field) == ("runs", "run-1", "status")
+
+
+def test_a_null_stored_in_an_optional_field_stays_a_null_and_does_not_change_equality() -> None:
+    doc = _run(lease=None)
+    doc["steps"]["isolate"]["skip_reason"] = None  # written when unset by an older engine
+    run = Run.from_doc(doc)
+    assert run.to_doc()["steps"]["isolate"]["skip_reason"] is None
+    assert run == Run.from_doc(_run(lease=None))  # the nulls remembered are not part of the value
+
+
+def test_the_public_surface_is_declared() -> None:
+    import soar.records
+
+    for name in soar.records.__all__:
+        assert hasattr(soar.records, name)
+    assert {"Run", "Approval", "Message", "Thread", "ChannelState", "StepNotice", "ApprovalNotice"} <= set(
+        soar.records.__all__
+    )
