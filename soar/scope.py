@@ -7,6 +7,10 @@ it, so access decisions never read attributes from the record. Instead the hosts
 the inventory (name, alias or address, exactly) and each resolved host's labels are one *scope*.
 A principal must be allowed in every scope of a record. A record that names no inventory host has
 one empty scope: unscoped principals may act on it, scoped ones may not (fail closed).
+
+A rule may add attributes of its own (``soar: {attributes: {team: identity}}`` in the rule file): soar's
+detection writes them into the alert's ``inventory`` field, and every scope of the alert carries them
+under the hosts' labels (a label of the same name wins). Alerts from the webhook or a file get none.
 """
 
 from __future__ import annotations
@@ -83,9 +87,14 @@ class Scopes:
         return tuple(found.values())
 
     def of_alert(self, alert: Mapping[str, Any] | None) -> tuple[Scope, ...]:
+        """Each inventory host the alert names, with its labels over the attributes of the rule that raised it."""
         if not isinstance(alert, Mapping):
             return UNSCOPED
-        return self.hosts(_host_values(alert.get("host"))) or UNSCOPED
+        found = self.hosts(_host_values(alert.get("host"))) or UNSCOPED
+        rule = rule_attributes(alert)
+        if not rule:
+            return found
+        return tuple(Scope(s.host, {**rule, **s.labels}) for s in found)  # the inventory wins a shared name
 
     def of_run(self, run: Mapping[str, Any] | None) -> tuple[Scope, ...]:
         """A run is scoped by its alert."""
@@ -112,10 +121,24 @@ class Scopes:
                 out.append(Scope(s.get("host"), {str(k): str(v) for k, v in s["labels"].items()}))
         return tuple(out) or UNSCOPED
 
-    def enrich(self, alert: dict[str, Any]) -> dict[str, Any]:
-        """The alert with soar's own ``inventory`` field (hosts and labels), replacing anything sent as it."""
-        scopes = [s.to_doc() for s in self.of_alert(alert) if s.host is not None]
-        return {**alert, "inventory": {"hosts": scopes}}
+    def enrich(self, alert: dict[str, Any], rule_attributes: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """The alert with soar's own ``inventory`` field (hosts and labels, and the attributes of the rule that
+        raised it), replacing anything sent as it. Only soar's own detection passes ``rule_attributes`` (from the
+        rule file): an alert sent to the webhook or read from a file names its rule itself, so it gets none."""
+        inventory: dict[str, Any] = {"hosts": [s.to_doc() for s in self.hosts(_host_values(alert.get("host")))]}
+        if rule_attributes:
+            inventory["rule"] = {"attributes": {str(k): str(v) for k, v in rule_attributes.items()}}
+        return {**alert, "inventory": inventory}
+
+
+def rule_attributes(alert: Mapping[str, Any]) -> dict[str, str]:
+    """The rule's attributes soar wrote into the alert's ``inventory`` field at detection (see ``enrich``)."""
+    inventory = alert.get("inventory")
+    rule = inventory.get("rule") if isinstance(inventory, Mapping) else None
+    attrs = rule.get("attributes") if isinstance(rule, Mapping) else None
+    if not isinstance(attrs, Mapping):
+        return {}
+    return {str(k): str(v) for k, v in attrs.items() if isinstance(v, str)}
 
 
 _lock = threading.Lock()

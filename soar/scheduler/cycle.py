@@ -214,7 +214,7 @@ class Detector:
         scopes = self._scopes() if drafts else None
         for n, draft in enumerate(drafts):
             if scopes is not None:
-                draft = replace(draft, doc=scopes.enrich(draft.doc))
+                draft = replace(draft, doc=scopes.enrich(draft.doc, rule.attributes))
             if created >= room:
                 run.capped += self._not_alerted(drafts[n:])
                 break

@@ -10,6 +10,7 @@ ECS pipeline); a rule's optional ``soar:`` block sets its schedule::
       max_alerts: 100       # cap per run; default: settings.detection_max_alerts
       suppress: {by: [host.name, user.name], window: 10m}
       enabled: false
+      attributes: {team: identity}   # the rule's own access attributes (soar.scope), beside the hosts' labels
 
 An invalid block is a ContentError at the rule's file:line; the other rules still run.
 """
@@ -27,7 +28,8 @@ from soar.errors import ContentError, SourceLocation
 LEVELS = ("informational", "low", "medium", "high", "critical")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
-OPTION_KEYS = frozenset({"interval", "lookback", "index", "max_alerts", "suppress", "enabled"})
+OPTION_KEYS = frozenset({"interval", "lookback", "index", "max_alerts", "suppress", "enabled", "attributes"})
+_ATTRIBUTE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ class ScheduledRule:
     suppress_by: tuple[str, ...] = ()
     suppress_window: float = 0.0
     enabled: bool = True
+    attributes: Mapping[str, str] = field(default_factory=dict)  # access attributes the rule file gives its alerts
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
@@ -78,6 +81,7 @@ def rule_options(block: Any, settings: Settings) -> dict[str, Any]:
         "suppress_by": (),
         "suppress_window": 0.0,
         "enabled": True,
+        "attributes": {},
     }
     if block is None:
         return opts
@@ -105,6 +109,14 @@ def rule_options(block: Any, settings: Settings) -> dict[str, Any]:
         if not isinstance(block["enabled"], bool):
             raise ValueError("soar.enabled: must be true or false")
         opts["enabled"] = block["enabled"]
+    if "attributes" in block:
+        attrs = block["attributes"]
+        if not isinstance(attrs, Mapping) or not all(
+            isinstance(k, str) and _ATTRIBUTE.match(k) and isinstance(v, str) and 0 < len(v) <= 128
+            for k, v in attrs.items()
+        ):
+            raise ValueError("soar.attributes: expected {name: value} with string values (e.g. {team: identity})")
+        opts["attributes"] = dict(attrs)
     if "suppress" in block:
         sup = block["suppress"]
         if not isinstance(sup, Mapping) or set(sup) - {"by", "window"} or "by" not in sup:

@@ -354,3 +354,25 @@ def test_without_a_point_in_time_results_past_a_page_are_fetched_by_halving_the_
     assert server.refused >= 1  # a point in time was asked for first
     assert run.error is None and run.hits == n and run.capped == 0, run
     assert store.count("alerts") == n  # every event once (fingerprints: a duplicate hit would not add one)
+
+
+def test_a_rules_own_attributes_reach_its_alerts_and_scope_them(
+    es: Elasticsearch, events_index: str, det_settings: Settings, store: SQLiteStore, write_rule: Callable[..., str]
+) -> None:
+    """soar: {attributes: {team: identity}}: the alert carries them in soar's inventory field, and a principal scoped
+    to the identity team may read it while one scoped to another team may not (the rule file decides, not the event)."""
+    from soar.access import Principal, authorize_in
+    from soar.scope import scopes_for
+
+    rule_id = write_rule(interval="1s", attributes={"team": "identity"})
+    now = time.time()
+    index_events(es, events_index, [("e0", event(0, now - 5))])
+    Detector(det_settings, store, es, lambda _id: None).run(rules_of(det_settings), now)
+    alert = store.get("alerts", alert_id_for_event(rule_id, events_index, "e0"))
+    assert alert is not None
+    assert alert.doc["inventory"]["rule"] == {"attributes": {"team": "identity"}}
+    scopes = scopes_for(det_settings).of_alert(alert.doc)
+    identity = Principal("ida", frozenset({"viewer"}), {"team": ("identity",)})
+    network = Principal("nat", frozenset({"viewer"}), {"team": ("network",)})
+    assert authorize_in(identity, "alerts:read", scopes).allowed
+    assert not authorize_in(network, "alerts:read", scopes).allowed

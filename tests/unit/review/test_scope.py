@@ -112,3 +112,32 @@ def test_no_inventory_means_every_record_is_unscoped_and_a_broken_one_fails_clos
     settings.inventory_path.write_text("hosts:\n  web1: {address: not-an-ip}\n")
     with pytest.raises(ConfigError, match="the inventory cannot be read"):
         scopes_for(settings)
+
+
+TEAM = Principal("ida", frozenset({"approver"}), {"team": ("identity",)})
+PROD_TEAM = Principal("pat", frozenset({"approver"}), {"env": ("prod",), "team": ("identity",)})
+
+
+def test_a_rules_own_attributes_scope_its_alerts_under_the_hosts_labels(settings: Settings) -> None:
+    """soar: {attributes: {team: identity}} in a rule file: its alerts are the identity team's, on top of the hosts."""
+    scopes = scopes_for(settings)
+    detected = scopes.enrich({"host": {"name": "web1"}}, {"team": "identity", "env": "staging"})
+    assert detected["inventory"]["rule"] == {"attributes": {"team": "identity", "env": "staging"}}
+    found = scopes.of_alert(detected)
+    # the inventory wins a name both give: web1 stays env=prod whatever the rule says
+    assert [dict(s.labels) for s in found] == [{"team": "identity", "env": "prod", "criticality": "high"}]
+    assert authorize_in(PROD_TEAM, "approvals:decide", found).allowed
+    assert not authorize_in(TEAM, "alerts:read", scopes.of_alert(scopes.enrich({"host": {"name": "web1"}}))).allowed
+    # no inventory host: the rule's attributes are the whole scope
+    hostless = scopes.of_alert(scopes.enrich({"user": {"name": "x"}}, {"team": "identity"}))
+    assert authorize_in(TEAM, "alerts:read", hostless).allowed
+    assert not authorize_in(PROD, "alerts:read", hostless).allowed
+
+
+def test_rule_attributes_sent_with_an_alert_are_dropped_by_enrichment(settings: Settings) -> None:
+    """The webhook and `playbooks run --alert FILE` enrich without rule attributes: a sender cannot claim a team."""
+    scopes = scopes_for(settings)
+    forged = {"host": {"name": "bare1"}, "inventory": {"rule": {"attributes": {"team": "identity"}}}}
+    enriched = scopes.enrich(forged)
+    assert enriched["inventory"] == {"hosts": [{"host": "bare1", "labels": {}}]}
+    assert not authorize_in(TEAM, "alerts:read", scopes.of_alert(enriched)).allowed

@@ -86,11 +86,15 @@ def test_options_and_their_errors_name_the_key() -> None:
     opts = rule_options({"interval": "5s", "suppress": {"by": "host.name", "window": "10m"}}, settings)
     assert opts["interval"] == 5 and opts["suppress_by"] == ("host.name",) and opts["suppress_window"] == 600
     assert rule_options(None, settings)["interval"] == settings.detection_interval
+    assert rule_options({"attributes": {"team": "identity"}}, settings)["attributes"] == {"team": "identity"}
     for block, message in [
         ({"interval": "0.5s"}, "soar.interval: must be at least 1s"),
         ({"max_alerts": 0}, "soar.max_alerts"),
         ({"every": "5s"}, "soar.every: unknown option"),
         ({"suppress": {"window": "5m"}}, "soar.suppress"),
+        ({"attributes": {"team": 3}}, "soar.attributes: expected"),
+        ({"attributes": ["team"]}, "soar.attributes: expected"),
+        ({"attributes": {"bad key!": "x"}}, "soar.attributes: expected"),
     ]:
         with pytest.raises(ValueError, match=message):
             rule_options(block, settings)
