@@ -305,11 +305,9 @@ def _denied_by(approval: ApprovalNotice) -> str:
 
 def _decided(event: Mapping[str, Any]) -> tuple[ApprovalNotice, str, str]:
     """The approval an event decides, what was decided (``approved`` when it does not say) and for which step."""
-    raw = event.get("approval")
-    approval = ApprovalNotice.from_payload(raw)
-    said = isinstance(raw, Mapping) and bool(raw.get("status") or raw.get("decision"))
+    approval = ApprovalNotice.from_payload(event.get("approval"))
     step = approval.step or StepNotice.from_payload(event.get("step")).id or "?"
-    return approval, approval.status if said else "approved", step
+    return approval, approval.status or "approved", step
 
 
 def approval_decided(event: Mapping[str, Any], *, final: bool) -> tuple[str, list[Block]]:

@@ -145,7 +145,7 @@ def apply_event(thread: dict[str, Any], event: Mapping[str, Any]) -> dict[str, A
         status = ("awaiting_approval", "awaiting approval")
     elif kind == "approval_decided":
         approval = ApprovalNotice.from_payload(event.get("approval"))
-        decision, final = approval.status, approval.final
+        decision, final = approval.decision, approval.final
         if final:
             status = (
                 "running" if decision == "approved" else decision or "running",
@@ -178,7 +178,7 @@ def approval_revision(approval: Mapping[str, Any]) -> int:
 def decision_of(approval: Mapping[str, Any]) -> tuple[str, bool]:
     """(decision, final): ``approved``/``denied``/``expired`` are final; ``pending`` with votes is not."""
     notice = ApprovalNotice.from_payload(approval)
-    return notice.status, notice.final
+    return notice.decision, notice.final
 
 
 def _event_messages(thread: Thread, event: Mapping[str, Any]) -> list[Message]:

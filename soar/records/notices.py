@@ -67,7 +67,7 @@ class ApprovalNotice:
     """An approval request's state as an event reports it: voters by principal name."""
 
     step: str | None = None
-    status: str = "pending"
+    status: str | None = None  # None: the event does not say (see ``decision``)
     required: int = 1
     approvers: list[str] = field(default_factory=list)
     denials: list[str] = field(default_factory=list)
@@ -82,7 +82,7 @@ class ApprovalNotice:
         users = p.get("slack_users")
         return cls(
             step=_str(p.get("step")) or None,
-            status=str(p.get("status") or p.get("decision") or "pending"),  # ``decision``: older publishers
+            status=_str(p.get("status") or p.get("decision")) or None,  # ``decision``: older publishers
             required=_int(p.get("required"), 1) or 1,
             approvers=_names(p.get("approvers")),
             denials=_names(p.get("denials")),
@@ -93,11 +93,16 @@ class ApprovalNotice:
         )
 
     @property
+    def decision(self) -> str:
+        """The request's state: what the event says, else ``pending``."""
+        return self.status or "pending"
+
+    @property
     def final(self) -> bool:
         """``approved`` (with enough approvers), ``denied`` and ``expired`` are final; ``pending`` with votes is not."""
-        if self.status == "approved":
+        if self.decision == "approved":
             return len(self.approvers) >= self.required
-        return self.status != "pending"
+        return self.decision != "pending"
 
     @property
     def revision(self) -> int:

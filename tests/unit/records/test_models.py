@@ -329,7 +329,7 @@ def test_an_early_approval_with_one_list_of_decisions_reads_as_approvers_and_den
 def test_event_notices_never_raise_and_read_the_older_spelling() -> None:
     n = ApprovalNotice.from_payload({"decision": "denied", "approvers": "nobody", "required": "x"})
     assert (n.status, n.approvers, n.required, n.final) == ("denied", [], 1, True)
-    assert ApprovalNotice.from_payload(None).status == "pending"
+    assert ApprovalNotice.from_payload(None).status is None and ApprovalNotice.from_payload(None).decision == "pending"
     partial = ApprovalNotice.from_payload({"status": "approved", "approvers": ["a"], "required": 2})
     assert not partial.final and partial.revision == 2
     s = StepNotice.from_payload({"id": "block", "dry_run": "yes", "attempt": True, "verified": False})
