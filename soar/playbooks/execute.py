@@ -21,6 +21,7 @@ from soar.playbooks.outcomes import DRY_RUN
 from soar.playbooks.records import audit, redacted
 from soar.playbooks.state import LEASE_MARGIN, HeldRun, Next
 from soar.policy import GATED_IMPACTS
+from soar.records import Attempt
 
 MAX_OUTPUT = 64 * 1024
 
@@ -74,14 +75,8 @@ def execute(run: HeldRun, step: Step | None, step_rec: dict[str, Any], inst: dic
         with run.lock:
             n = len(inst["attempts"]) + 1
             dry_run = run.dry_run
-            attempt: dict[str, Any] = {
-                "n": n,
-                "status": "running",
-                "dry_run": dry_run,
-                "started_at": utcnow_iso(),
-                "started_seq": run.tick(),
-                "worker": run.owner,
-            }
+            started = Attempt(n, "running", dry_run, started_at=utcnow_iso(), started_seq=run.tick(), worker=run.owner)
+            attempt = started.to_doc()
             inst["attempts"].append(attempt)
             inst["dry_run"] = dry_run  # the instance's outcome is its latest attempt's
             inst["status"] = "running"

@@ -17,7 +17,7 @@ from typing import Any
 from soar.alerts import utcnow_iso
 from soar.config import Settings
 from soar.playbooks.model import Playbook
-from soar.records import VERSION_FIELD
+from soar.records import PlaybookRef, Run
 from soar.records import run as run_record
 from soar.store import Record, Store
 
@@ -62,34 +62,20 @@ def new_run(
     requested_by: str | None = None,
 ) -> dict[str, Any]:
     now = utcnow_iso()
-    return {
-        VERSION_FIELD: run_record.SCHEMA_VERSION,
-        "id": run_id_for(playbook.name, str(alert["id"])),
-        "playbook": {
-            "name": playbook.name,
-            "path": str(playbook.path),
-            "version_hash": playbook.version_hash,
-            "text": playbook.text,
-        },
-        "alert_id": alert["id"],
-        "rule_id": (alert.get("rule") or {}).get("id"),
-        "alert": alert,
-        "origin": origin,
-        "requested_by": requested_by or requester_of(alert, origin),
-        "inputs": {**playbook.spec.inputs, **(inputs or {})},
-        "status": "running",
-        "phase": "steps",
-        "cursor": 0,
-        "steps": {},
-        "rollback": {"reason": None, "steps": []},
-        "contained_targets": [],
-        "lease": None,
-        "error": None,
-        "outputs": {},
-        "created_at": now,
-        "updated_at": now,
-        "finished_at": None,
-    }
+    run = Run(
+        id=run_id_for(playbook.name, str(alert["id"])),
+        playbook=PlaybookRef(playbook.name, str(playbook.path), playbook.version_hash, playbook.text),
+        alert_id=alert["id"],
+        status="running",
+        rule_id=(alert.get("rule") or {}).get("id"),
+        alert=alert,
+        origin=origin,
+        requested_by=requested_by or requester_of(alert, origin),
+        inputs={**playbook.spec.inputs, **(inputs or {})},
+        created_at=now,
+        updated_at=now,
+    )
+    return run.to_doc()
 
 
 def mutate(store: Store, run_id: str, change: Callable[[dict[str, Any]], Any]) -> tuple[Record, Any]:

@@ -13,7 +13,7 @@ from soar.playbooks.model import Playbook
 from soar.playbooks.records import RUNS, audit
 from soar.playbooks.runtime import Runtime
 from soar.playbooks.state import HeldRun
-from soar.records import Run
+from soar.records import Run, StepResult
 from soar.store import Conflict
 
 
@@ -36,22 +36,19 @@ def skip_unreached(run: HeldRun, cause: str, detail: str) -> None:
         if step.id not in run.doc["steps"]:
             now = utcnow_iso()
             seq = run.tick()
-            run.doc["steps"][step.id] = {
-                "id": step.id,
-                "uses": step.uses,
-                "phase": "steps",
-                "for_each": step.for_each is not None,
-                "on_failure": step.on_failure,
-                "status": "skipped",
-                "skip_reason": reason,
-                "instances": [],
-                "error": None,
-                "dry_run": run.dry_run,
-                "started_at": now,
-                "started_seq": seq,
-                "finished_at": now,
-                "finished_seq": seq,
-            }
+            run.doc["steps"][step.id] = StepResult(
+                id=step.id,
+                status="skipped",
+                uses=step.uses,
+                for_each=step.for_each is not None,
+                on_failure=step.on_failure,
+                skip_reason=reason,
+                dry_run=run.dry_run,
+                started_at=now,
+                started_seq=seq,
+                finished_at=now,
+                finished_seq=seq,
+            ).to_doc()
 
 
 def start_rollback(run: HeldRun, pb: Playbook, reason: str) -> None:

@@ -29,7 +29,7 @@ from soar.playbooks.rollback import skip_unreached, start_rollback
 from soar.playbooks.runtime import Runtime
 from soar.playbooks.state import HeldRun, Next
 from soar.policy import GATED_IMPACTS, Decision, StepFacts, decide
-from soar.records import Approval, Run
+from soar.records import Approval, Instance, Run, StepResult
 from soar.store import Conflict
 
 __all__ = ["Next", "advance"]
@@ -175,20 +175,17 @@ def _expand(run: HeldRun, pb: Playbook, entry: dict[str, Any]) -> dict[str, Any]
     rt = run.rt
     step = _step_of(pb, entry)
     uses = step.uses if step else entry["uses"]
-    rec: dict[str, Any] = {
-        "id": entry["id"],
-        "uses": uses,
-        "phase": run.doc["phase"],
-        "for_each": bool(step and step.for_each is not None),
-        "on_failure": step.on_failure if step else "continue",
-        "status": "pending",
-        "instances": [],
-        "error": None,
-        "dry_run": run.dry_run,
-        "started_at": utcnow_iso(),
-        "started_seq": run.tick(),
-        "finished_at": None,
-    }
+    rec = StepResult(
+        id=entry["id"],
+        status="pending",
+        uses=uses,
+        phase=run.doc["phase"],
+        for_each=bool(step and step.for_each is not None),
+        on_failure=step.on_failure if step else "continue",
+        dry_run=run.dry_run,
+        started_at=utcnow_iso(),
+        started_seq=run.tick(),
+    ).to_doc()
     run.doc["steps"][entry["id"]] = rec
     if step is not None:
         ctx = planner.context(run.doc["alert"], run.doc.get("inputs", pb.spec.inputs), _results_context(run))
@@ -211,19 +208,15 @@ def _expand(run: HeldRun, pb: Playbook, entry: dict[str, Any]) -> dict[str, Any]
     else:
         rec["status"] = "in_progress"
         rec["instances"] = [
-            {
-                **i.to_dict(),
-                "params": redacted(i.params, rt.settings),
-                "_params": i.params,
-                "dry_run": rec["dry_run"],
-                "status": "pending",
-                "decision": None,
-                "approval_id": None,
-                "quota": [],
-                "attempts": [],
-                "interruptions": 0,
-                "result": None,
-            }
+            Instance(
+                key=i.key,
+                status="pending",
+                params=redacted(i.params, rt.settings),
+                targets=i.to_dict()["targets"],
+                item=i.item,
+                dry_run=rec["dry_run"],
+                extra={"_params": i.params},  # what the action is called with: never leaves the engine
+            ).to_doc()
             for i in exp.instances
         ]
     return rec
