@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from soar.playbooks.outcomes import DRY_RUN, shown_status
 from soar.records.notices import ApprovalNotice, StepNotice
+from soar.records.thread import ThreadRun
 
 APPROVE_ACTION = "soar.approve"
 DENY_ACTION = "soar.deny"
@@ -132,7 +133,7 @@ def incident_card(
     summary: Mapping[str, Any],
     *,
     status: str = "open",
-    runs: Mapping[str, Mapping[str, Any]] | None = None,
+    runs: Mapping[str, ThreadRun] | None = None,
     planned: str | None = None,
 ) -> list[Block]:
     """The card at the top of an incident's thread; re-rendered and ``chat.update``-d as the run moves."""
@@ -170,7 +171,7 @@ def incident_card(
     return blocks[:MAX_BLOCKS]
 
 
-def card_followup(status: str, runs: Mapping[str, Mapping[str, Any]]) -> str:
+def card_followup(status: str, runs: Mapping[str, ThreadRun]) -> str:
     """An update told in one line, for transports that cannot edit the card (incoming webhooks).
 
     Only the statuses: each step has its own reply, so the line changes — and is posted — only
@@ -178,8 +179,8 @@ def card_followup(status: str, runs: Mapping[str, Mapping[str, Any]]) -> str:
     """
     line = f":arrows_counterclockwise: status *{escape(status, 40)}*"
     for run in list(runs.values())[:3]:
-        _, shown = status_shown(str(run.get("status", "running")), run.get("dry_run"))
-        line += f" · playbook *{escape(run.get('playbook', '?'), 100)}* {escape(shown, 30)}"
+        _, shown = status_shown(run.status, run.dry_run)
+        line += f" · playbook *{escape(run.playbook, 100)}* {escape(shown, 30)}"
     return line
 
 
@@ -217,19 +218,17 @@ def verdict_buttons(alert_id: str) -> Block:
     }
 
 
-def automation_lines(runs: Mapping[str, Mapping[str, Any]]) -> list[str]:
+def automation_lines(runs: Mapping[str, ThreadRun]) -> list[str]:
     lines: list[str] = []
-    for run_id, run in list(runs.items())[:5]:
-        emoji, status = status_shown(str(run.get("status", "running")), run.get("dry_run"))
-        lines.append(f"{emoji} playbook *{escape(run.get('playbook', '?'), 100)}* — {escape(status, 40)}")
-        for step_id, step in list((run.get("steps") or {}).items())[:15]:
-            mark, st = status_shown(str(step.get("status", "planned")), step.get("dry_run"), "•")
-            uses = escape(step.get("uses", ""), 80)
-            line = f"    {mark} `{escape(step_id, 60)}` {uses} — {escape(st, 30)}"
-            if step.get("summary"):
-                line += f": {escape(step['summary'], 200)}"
+    for run in list(runs.values())[:5]:
+        emoji, status = status_shown(run.status, run.dry_run)
+        lines.append(f"{emoji} playbook *{escape(run.playbook, 100)}* — {escape(status, 40)}")
+        for step_id, step in list(run.steps.items())[:15]:
+            mark, st = status_shown(step.status or "planned", step.dry_run, "•")
+            line = f"    {mark} `{escape(step_id, 60)}` {escape(step.uses, 80)} — {escape(st, 30)}"
+            if step.summary:
+                line += f": {escape(step.summary, 200)}"
             lines.append(line)
-        del run_id
     return lines
 
 

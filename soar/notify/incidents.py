@@ -20,7 +20,7 @@ from soar.notify.outbox import Message, enqueue, key_for
 from soar.notify.routing import load_routes
 from soar.playbooks.events import EVENT_TYPES  # the emitter owns the event contract
 from soar.playbooks.outcomes import shown_status
-from soar.records import ApprovalNotice, StepNotice, Thread
+from soar.records import ApprovalNotice, StepNotice, Thread, ThreadRun, ThreadStep
 from soar.records import thread as thread_record
 from soar.store import Store
 
@@ -102,7 +102,7 @@ def open_thread(
     return Thread.from_doc(existing.doc, incident)
 
 
-def _newer(holder: dict[str, Any], seq: int | None) -> bool:
+def _newer(holder: ThreadRun | ThreadStep, seq: int | None) -> bool:
     """True (and remembered) if an event of order ``seq`` may set ``holder``'s status.
 
     Workers handle a run's events concurrently, so they arrive in any order: a status is
@@ -110,36 +110,39 @@ def _newer(holder: dict[str, Any], seq: int | None) -> bool:
     """
     if seq is None:
         return True
-    if seq < int(holder.get("seq") or 0):
+    if seq < (holder.seq or 0):
         return False
-    holder["seq"] = seq
+    holder.seq = seq
     return True
 
 
-def apply_event(thread: dict[str, Any], event: Mapping[str, Any]) -> dict[str, Any]:
-    """The thread state after ``event`` (pure; the same events in any order, or twice, give the same state)."""
-    runs: dict[str, Any] = thread.setdefault("runs", {})
+def apply_event(thread: Thread, event: Mapping[str, Any]) -> Thread:
+    """The thread state after ``event`` (the same events in any order, or twice, give the same state).
+
+    Changes ``thread`` in place and returns it; touches nothing else.
+    """
     run_id = str(event.get("run_id", ""))
-    run = runs.setdefault(run_id, {"playbook": event.get("playbook"), "status": "running", "steps": {}})
-    if event.get("playbook"):
-        run["playbook"] = event["playbook"]
+    playbook = event.get("playbook")
+    run = thread.runs.setdefault(run_id, ThreadRun(playbook=None if playbook is None else str(playbook)))
+    if playbook:
+        run.playbook = str(playbook)
     if isinstance(event.get("dry_run"), bool):  # a dry run's card says planned, never succeeded
-        run["dry_run"] = event["dry_run"]
+        run.dry_run = event["dry_run"]
     raw_seq = event.get("seq")
     seq = int(raw_seq) if isinstance(raw_seq, int) else None
     kind = event.get("type")
     step = StepNotice.from_payload(event.get("step"))
     if step.id:
-        entry = run["steps"].setdefault(step.id, {})
+        entry = run.steps.setdefault(step.id, ThreadStep())
         if step.uses is not None:
-            entry["uses"] = step.uses
+            entry.uses = step.uses
         newest = step.status is not None and _newer(entry, seq)
         if newest:
-            entry["status"] = step.status
+            entry.status = step.status
             if step.dry_run is not None:
-                entry["dry_run"] = step.dry_run
-        if step.summary is not None and (newest or "summary" not in entry):
-            entry["summary"] = step.summary
+                entry.dry_run = step.dry_run
+        if step.summary is not None and (newest or entry.summary is None):
+            entry.summary = step.summary
     status: tuple[str, str] | None = None  # (run status, thread status) this event sets
     if kind == "approval_requested":
         status = ("awaiting_approval", "awaiting approval")
@@ -158,15 +161,14 @@ def apply_event(thread: dict[str, Any], event: Mapping[str, Any]) -> dict[str, A
     elif kind == "rollback":
         status = ("rolled_back", "")
     if status is not None and _newer(run, seq):
-        run["status"] = status[0]
+        run.status = status[0]
     if kind == "run_finished":
-        done = all(r.get("status") not in ("running", "awaiting_approval") for r in runs.values())
-        if done:
-            thread["status"] = shown_status(str(run["status"]), run.get("dry_run") is True)
-            thread["status_seq"] = max(seq or 0, int(thread.get("status_seq") or 0))
-    elif status is not None and status[1] and (seq is None or seq >= int(thread.get("status_seq") or 0)):
-        thread["status"] = status[1]
-        thread["status_seq"] = seq or int(thread.get("status_seq") or 0)
+        if all(r.status not in ("running", "awaiting_approval") for r in thread.runs.values()):
+            thread.status = shown_status(run.status, run.dry_run is True)
+            thread.status_seq = max(seq or 0, thread.status_seq or 0)
+    elif status is not None and status[1] and (seq is None or seq >= (thread.status_seq or 0)):
+        thread.status = status[1]
+        thread.status_seq = seq or (thread.status_seq or 0)
     return thread
 
 
@@ -244,9 +246,9 @@ def handle_event(settings: Settings, store: Store, event: Mapping[str, Any]) -> 
     store.put(RUN_INDEX_KIND, str(event["run_id"]), {"incident": incident})
 
     def change(doc: dict[str, Any]) -> dict[str, Any]:
-        doc = apply_event(doc, event)
-        doc["revision"] = int(doc.get("revision") or 0) + 1
-        return doc
+        thread = apply_event(Thread.from_doc(doc, incident), event)
+        thread.revision += 1
+        return thread.to_doc()
 
     record = store.mutate(THREADS_KIND, incident, change, create=opened.to_doc)
     assert record is not None  # change always writes
@@ -259,8 +261,7 @@ def handle_event(settings: Settings, store: Store, event: Mapping[str, Any]) -> 
 
 def enqueue_card_update(store: Store, thread: Thread) -> None:
     """The card as of this thread revision; delivery never lets it replace a newer one."""
-    runs = thread.to_doc()["runs"]
-    blocks = cards.incident_card(thread.summary, status=thread.status, runs=runs, planned=thread.planned)
+    blocks = cards.incident_card(thread.summary, status=thread.status, runs=thread.runs, planned=thread.planned)
     enqueue(
         store,
         Message(
@@ -273,7 +274,7 @@ def enqueue_card_update(store: Store, thread: Thread) -> None:
             text=cards.card_text(thread.summary, thread.status),
             blocks=blocks,
             revision=thread.revision,
-            followup=cards.card_followup(thread.status, runs),
+            followup=cards.card_followup(thread.status, thread.runs),
         ),
     )
 

@@ -166,6 +166,7 @@ def race(tmp: Path) -> dict[str, dict[str, float]]:
 
     from soar.notify import cards
     from soar.notify.incidents import apply_event
+    from soar.records import Thread
 
     def run_of() -> dict[str, Any]:
         return {"id": f"run-{uuid.uuid4().hex[:8]}", "playbook": {"name": "p"}, "alert": _alert(0)}  # new alert id
@@ -200,13 +201,13 @@ def race(tmp: Path) -> dict[str, dict[str, float]]:
         run = run_of()
         summary = cards.alert_summary(run["alert"])
         posted = client.chat_postMessage(channel="#soc-alerts", text="card", blocks=cards.incident_card(summary))
-        state: dict[str, Any] = {"runs": {}, "status": "open"}
+        state = Thread(id=summary["id"], channel="#soc-alerts", card="anchor")
 
         def anchor(events: list[dict[str, Any]]) -> None:
             for event in events:
                 with lock:  # the state itself is written atomically, like the thread document
                     snapshot = apply_event(state, event)
-                    blocks = cards.incident_card(summary, status=snapshot["status"], runs=snapshot["runs"])
+                    blocks = cards.incident_card(summary, status=snapshot.status, runs=snapshot.runs)
                 client.chat_update(channel=str(posted["channel"]), ts=str(posted["ts"]), text="card", blocks=blocks)
 
         return in_two_threads(anchor, _race_events(run))

@@ -12,7 +12,6 @@ from soar.notify import deliver, notify_run_event
 from soar.notify.incidents import THREADS_KIND, apply_event, enqueue_card_update, open_thread
 from soar.notify.outbox import listing
 from soar.playbooks.events import make_event
-from soar.records import Thread
 from soar.store import Store, open_store
 from tests.integration.notify.standin import Workspace
 
@@ -40,27 +39,27 @@ def test_updates_enqueued_out_of_order_end_on_the_newest_and_a_late_one_is_never
     slack_settings: Settings, store: Store, workspace: Workspace
 ) -> None:
     run = _run()
-    thread = open_thread(slack_settings, store, run["alert"]).to_doc()
+    thread = open_thread(slack_settings, store, run["alert"])
     assert deliver(slack_settings, store, "#soc-alerts").sent == 1  # the card
     snapshots = []
     for n in range(1, 5):
         thread = apply_event(copy.deepcopy(thread), _step(run, n))
-        thread["revision"] = n
+        thread.revision = n
         snapshots.append(copy.deepcopy(thread))
     for n in (4, 2, 1):  # workers raced: the newest was enqueued first, the oldest last
-        enqueue_card_update(store, Thread.from_doc(snapshots[n - 1]))
+        enqueue_card_update(store, snapshots[n - 1])
     report = deliver(slack_settings, store, "#soc-alerts")
     assert report.sent == 1 and report.superseded == 2  # only the highest revision went
     assert [_steps_shown(v) for v in _versions(workspace)] == [0, 4]
 
     # a worker that was slower still: revision 3 after 4 was shown
-    enqueue_card_update(store, Thread.from_doc(snapshots[2]))
+    enqueue_card_update(store, snapshots[2])
     report = deliver(slack_settings, store, "#soc-alerts")
     assert report.sent == 0 and report.superseded == 1
     assert len(workspace.calls("chat.update")) == 1  # never sent
     newer = apply_event(copy.deepcopy(snapshots[3]), _step(run, 5))
-    newer["revision"] = 5
-    enqueue_card_update(store, Thread.from_doc(newer))
+    newer.revision = 5
+    enqueue_card_update(store, newer)
     assert deliver(slack_settings, store, "#soc-alerts").sent == 1
     assert [_steps_shown(v) for v in _versions(workspace)] == [0, 4, 5]
 

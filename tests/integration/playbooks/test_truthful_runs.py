@@ -114,8 +114,7 @@ def test_a_dry_run_is_recorded_and_shown_as_planned_everywhere(content: Content,
     # the Slack card and its replies
     thread = incidents.thread_for_run(rt.store, run_id)
     assert thread is not None and thread.status == "planned (dry run)"
-    runs = thread.to_doc()["runs"]
-    card = cards.blocks_as_text(cards.incident_card(thread.summary, status=thread.status, runs=runs))
+    card = cards.blocks_as_text(cards.incident_card(thread.summary, status=thread.status, runs=thread.runs))
     assert "playbook *truthful* — planned (dry run)" in card
     assert "`zeta_contain` testkit.contain — planned (dry run)" in card and "succeeded" not in card
     replies = [json.dumps(r.doc) for r in rt.store.find("outbox", limit=1000)]

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from soar.notify import cards
+from soar.records import ThreadRun, ThreadStep
 
 HOSTILE = "<!channel> <https://evil.example|click> ``` & <@U123>"
 
@@ -38,11 +39,11 @@ def _alert() -> dict[str, Any]:
 def test_the_card_shows_rule_level_entities_techniques_event_automation_and_run() -> None:
     summary = cards.alert_summary(_alert())
     runs = {
-        "run-1": {
-            "playbook": "contain",
-            "status": "running",
-            "steps": {"isolate": {"uses": "hosts.isolate_host", "status": "awaiting_approval"}},
-        }
+        "run-1": ThreadRun(
+            playbook="contain",
+            status="running",
+            steps={"isolate": ThreadStep(uses="hosts.isolate_host", status="awaiting_approval")},
+        )
     }
     blocks = cards.incident_card(summary, status="awaiting approval", runs=runs)
     text = json.dumps(blocks)

@@ -11,6 +11,7 @@ from soar.cli.metrics_cmd import print_table
 from soar.notify import cards
 from soar.notify.incidents import apply_event
 from soar.playbooks import outcomes
+from soar.records import Thread
 from soar.review.metrics import incident_metrics, period_metrics, run_figures
 from soar.review.render import render
 from soar.review.timeline import build_timeline
@@ -165,19 +166,19 @@ def test_a_partly_refused_run_that_contained_counts() -> None:
 @pytest.mark.parametrize(("dry", "shown"), [(True, "planned (dry run)"), (False, "succeeded")])
 def test_cards_say_planned_for_a_dry_run(dry: bool, shown: str) -> None:
     base = {"run_id": "run-1", "playbook": "pb", "alert": {"id": "a1"}, "dry_run": dry}
-    thread: dict[str, Any] = {"status": "open"}
+    thread = Thread(id="a1", channel="#soc", card="card:a1")
     step = {"id": "block", "uses": "hosts.block_ip", "status": "succeeded", "dry_run": dry, "summary": "x"}
     apply_event(thread, {**base, "type": "step_finished", "seq": 1, "step": step})
     apply_event(thread, {**base, "type": "run_finished", "seq": 2, "status": "succeeded"})
-    assert thread["status"] == shown
-    text = "\n".join(cards.automation_lines(thread["runs"]))
+    assert thread.status == shown
+    text = "\n".join(cards.automation_lines(thread.runs))
     assert f"playbook *pb* — {shown}" in text and f"`block` hosts.block_ip — {shown}" in text
     assert ("succeeded" in text) is not dry
     _, blocks = cards.step_reply({**base, "type": "step_finished", "step": step})
     assert shown in cards.blocks_as_text(blocks)
     _, blocks = cards.generic_reply({**base, "type": "run_finished", "status": "succeeded"})
     assert f"— {shown}" in cards.blocks_as_text(blocks)
-    assert shown in cards.card_followup(thread["status"], thread["runs"])
+    assert shown in cards.card_followup(thread.status, thread.runs)
     skipped = {**step, "status": "skipped", "summary": "condition `when: x` was false"}
     _, blocks = cards.step_reply({**base, "type": "step_finished", "step": skipped})
     assert "skipped: condition `when: x` was false" in cards.blocks_as_text(blocks)
