@@ -30,6 +30,8 @@ compares this evaluator with the oracle on generated rules.
 from __future__ import annotations
 
 import ipaddress
+import itertools
+import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -48,9 +50,23 @@ class Unsupported(ValueError):
     """A clause this evaluator does not define: the rule is searched by Elasticsearch instead."""
 
 
-def flat_event(event: Mapping[str, Any]) -> dict[str, list[Any]]:
+class FlatEvent(dict[str, list[Any]]):
+    """A flattened event, with the results its evaluation shares between rules (``memo``).
+
+    Rules compiled by one pipeline repeat the same clauses (a log source's conditions, the same field
+    folded to lower case): each is evaluated once per event, whichever rule asks first.
+    """
+
+    __slots__ = ("memo",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.memo: dict[Any, Any] = {}
+
+
+def flat_event(event: Mapping[str, Any]) -> FlatEvent:
     """Every leaf of a (nested, dotted or mixed) event under its dotted name, as Elasticsearch flattens it."""
-    out: dict[str, list[Any]] = {}
+    out = FlatEvent()
 
     def walk(node: Any, prefix: str) -> None:
         if isinstance(node, Mapping):
@@ -204,26 +220,37 @@ def _any(values: Callable[[Flat], list[Any]], test: Callable[[Any], bool]) -> Pr
     return lambda event: any(test(v) for v in values(event))
 
 
+def _lowered(name: str) -> Callable[[Flat], list[str]]:
+    """The field's indexed terms with ASCII letters folded, computed once per event."""
+    values = _keywords(name)
+    key = ("lower", name)
+
+    def lowered(event: Flat) -> list[str]:
+        memo = getattr(event, "memo", None)
+        if memo is None:
+            return [ascii_lower(v) for v in values(event)]
+        found: list[str] | None = memo.get(key)
+        if found is None:
+            found = memo[key] = [ascii_lower(v) for v in values(event)]
+        return found
+
+    return lowered
+
+
 def _string_test(name: str, kind: str, value: Any, fold: bool) -> Predicate:
     """``term``/``prefix``/``wildcard``/``regexp`` on a keyword field: ``kind`` names which."""
-    values = _keywords(name)
+    values = _lowered(name) if fold else _keywords(name)
     text = _keyword(value)
     if text is None:
         raise Unsupported(f"{kind} on {name}: value {value!r}")
+    if fold:
+        text = ascii_lower(text)
     if kind == "term":
-        if fold:
-            want = ascii_lower(text)
-            return _any(values, lambda v: ascii_lower(v) == want)
         return _any(values, lambda v: v == text)
     if kind == "prefix":
-        if fold:
-            want = ascii_lower(text)
-            return _any(values, lambda v: ascii_lower(v).startswith(want))
         return _any(values, lambda v: v.startswith(text))
     if kind == "wildcard":
-        regex = _python_regex(_wildcard_regex(ascii_lower(text) if fold else text), fold)
-        if fold:
-            return _any(values, lambda v: regex.fullmatch(ascii_lower(v)) is not None)
+        regex = _python_regex(_wildcard_regex(text), fold)
         return _any(values, lambda v: regex.fullmatch(v) is not None)
     run = _lucene_regexp(text)
     return _any(values, run)
@@ -361,13 +388,44 @@ def _bool(body: Any) -> Predicate:
     return test
 
 
+_SHARED: dict[str, Predicate] = {}  # a bool clause's canonical JSON -> its (memoising) predicate
+SHARED_LIMIT = 100_000
+_SLOTS = itertools.count()  # memo keys, unique in the process
+
+
+def _shared_bool(body: Any) -> Predicate:
+    """A bool clause compiled once per process, its result memoised per event (rules repeat them)."""
+    try:
+        key = json.dumps(body, sort_keys=True, default=str)
+    except (TypeError, ValueError):
+        return _bool(body)
+    found = _SHARED.get(key)
+    if found is not None:
+        return found
+    inner = _bool(body)
+    slot = next(_SLOTS)
+
+    def shared(event: Flat) -> bool:
+        memo = getattr(event, "memo", None)
+        if memo is None:
+            return inner(event)
+        result: bool | None = memo.get(slot)
+        if result is None:
+            result = memo[slot] = inner(event)
+        return result
+
+    if len(_SHARED) < SHARED_LIMIT:
+        _SHARED[key] = shared
+    return shared
+
+
 def compile_query(query: Any) -> Predicate:
     """A predicate over a flattened event (:func:`flat_event`) with the query's meaning; Unsupported otherwise."""
     if not isinstance(query, Mapping) or len(query) != 1:
         raise Unsupported(f"not one clause: {query!r}"[:200])
     kind, body = next(iter(query.items()))
     if kind == "bool":
-        return _bool(body)
+        return _shared_bool(body)
     if kind == "match_all":
         return lambda event: True
     if kind == "match_none":
@@ -408,3 +466,61 @@ def compile_query(query: Any) -> Predicate:
 def matches(query: Mapping[str, Any], event: Mapping[str, Any]) -> bool:
     """Does ``event`` (as stored in ``_source``) match ``query`` on an ECS-mapped index?"""
     return compile_query(query)(flat_event(event))
+
+
+# -- anchors: which rules an event can match at all ----------------------------------------------------------
+
+Anchor = tuple[str, str]  # (keyword field, a value folded to lower case)
+_GENERIC = ("event.", "data_stream.", "ecs.", "agent.", "host.os.")
+
+
+def _anchor_cost(anchors: frozenset[Anchor]) -> int:
+    """How many events such anchors are likely to let through: a log source's fields let most through."""
+    return sum(100 if name.startswith(_GENERIC) else 1 for name, _ in anchors)
+
+
+def anchors(query: Any) -> frozenset[Anchor] | None:
+    """A necessary condition of ``query``: the event matches only if one of its keyword fields holds (ASCII
+    case folded) one of these values; None when the query has no such condition.
+
+    Exact: an event with none of them cannot match (a ``term`` is true only on a value it equals, folded or
+    not, and ``bool`` keeps only what every match needs), so a fetch may skip evaluating the rule on it.
+    """
+    if not isinstance(query, Mapping) or len(query) != 1:
+        return None
+    kind, body = next(iter(query.items()))
+    if kind in ("term", "terms") and isinstance(body, Mapping) and len(body) == 1:
+        name, spec = next(iter(body.items()))
+        if field_type(str(name)) not in STRING_TYPES:
+            return None
+        if kind == "term":
+            values = [spec.get("value") if isinstance(spec, Mapping) else spec]
+        else:
+            values = spec if isinstance(spec, list) else []
+        texts = [_keyword(v) for v in values]
+        if not texts or any(t is None for t in texts):
+            return None
+        return frozenset((str(name), ascii_lower(t)) for t in texts if t is not None)
+    if kind != "bool" or not isinstance(body, Mapping):
+        return None
+    options: list[frozenset[Anchor]] = []
+    for key in ("filter", "must"):
+        items = body.get(key) or []
+        for clause in items if isinstance(items, list) else [items]:
+            found = anchors(clause)
+            if found is not None:
+                options.append(found)
+    should = body.get("should") or []
+    should = should if isinstance(should, list) else [should]
+    msm = body.get("minimum_should_match")
+    required = msm is None and not (body.get("filter") or body.get("must") or body.get("must_not"))
+    if should and (required or (isinstance(msm, int) and not isinstance(msm, bool) and msm >= 1)):
+        parts = [anchors(clause) for clause in should]
+        if all(p is not None for p in parts):
+            options.append(frozenset().union(*(p for p in parts if p is not None)))
+    return min(options, key=_anchor_cost) if options else None
+
+
+def anchored_values(event: Flat, name: str) -> list[str]:
+    """The event's folded terms of ``name``, as :func:`anchors` names them (memoised per event)."""
+    return _lowered(name)(event)

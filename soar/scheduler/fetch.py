@@ -36,7 +36,15 @@ from elastic_transport import ConnectionError as ESConnectionError
 from elastic_transport import ConnectionTimeout as ESConnectionTimeout
 from elasticsearch import ApiError, Elasticsearch
 
-from soar.detection.dsl_match import Predicate, Unsupported, compile_query, flat_event
+from soar.detection.dsl_match import (
+    FlatEvent,
+    Predicate,
+    Unsupported,
+    anchored_values,
+    anchors,
+    compile_query,
+    flat_event,
+)
 from soar.detection.dsl_match import _epoch_ms as epoch_ms
 from soar.scheduler.planning import Window, iso
 from soar.scheduler.query import SORT_PIT, SORT_PLAIN, TIMESTAMP, exception_clauses
@@ -52,14 +60,59 @@ RETRY_AFTER = 20  # cycles an index that overflowed MAX_EVENTS stays on the sear
 MEMO_LIMIT = 500_000  # events remembered (with their match results) per process
 
 
+RuleKey = tuple[str, str]  # rule id, content hash
+
+
 @dataclass
 class _Seen:
-    """One fetched event: its hit, its time (epoch ms) and each rule's verdict on it so far."""
+    """One fetched event: its hit, its time (epoch ms), the rules it was judged by and those it matched."""
 
     hit: dict[str, Any]
     ms: int
-    flat: dict[str, list[Any]] | None
-    verdicts: dict[tuple[str, str], bool] = field(default_factory=dict)
+    flat: FlatEvent | None
+    checked: set[RuleKey] = field(default_factory=set)
+    matched: set[RuleKey] = field(default_factory=set)
+
+
+class _AnchorIndex:
+    """Rules by their anchors (:func:`soar.detection.dsl_match.anchors`): an event is judged only by the rules
+    it could match — those whose anchor values it holds, and those without anchors."""
+
+    def __init__(self, rules: Mapping[RuleKey, Any]) -> None:
+        self.by_value: dict[tuple[str, str], set[RuleKey]] = {}
+        self.fields: set[str] = set()
+        self.always: set[RuleKey] = set()
+        for key, query in rules.items():
+            found = anchors(query)
+            if found is None:
+                self.always.add(key)
+                continue
+            for name, value in found:
+                self.by_value.setdefault((name, value), set()).add(key)
+                self.fields.add(name)
+
+    def candidates(self, event: FlatEvent) -> set[RuleKey]:
+        out = set(self.always)
+        for name in self.fields:
+            if name in event:
+                for value in anchored_values(event, name):
+                    found = self.by_value.get((name, value))
+                    if found:
+                        out |= found
+        return out
+
+
+def _anchor_index(rules: Mapping[RuleKey, Any]) -> _AnchorIndex:
+    """The index of these rules (one per rule set, kept while it does not change)."""
+    key = frozenset(rules)
+    found = MEMO.anchor_indices.get(key)
+    if found is None:
+        queries = {k: MEMO.queries.get(k) for k in rules}
+        found = _AnchorIndex(queries)
+        if len(MEMO.anchor_indices) > 64:
+            MEMO.anchor_indices.clear()
+        MEMO.anchor_indices[key] = found
+    return found
 
 
 @dataclass
@@ -85,6 +138,8 @@ class _Memo:
         self.lock = threading.Lock()
         self.events: dict[tuple[str, str, Any, Any], _Seen] = {}
         self.predicates: dict[tuple[str, str], Predicate | None] = {}
+        self.queries: dict[tuple[str, str], Any] = {}  # the query each predicate evaluates (for its anchors)
+        self.anchor_indices: dict[frozenset[tuple[str, str]], Any] = {}
         self.exceptions_digest = ""
         self.indices: dict[str, _IndexState] = {}
         self.cycle = 0
@@ -94,6 +149,8 @@ class _Memo:
         if digest != self.exceptions_digest:
             self.events.clear()
             self.predicates.clear()
+            self.queries.clear()
+            self.anchor_indices.clear()
             self.exceptions_digest = digest
 
     def prune(self, before_ms: int) -> None:
@@ -133,6 +190,7 @@ def predicate(rule: ScheduledRule, exceptions: Sequence[Mapping[str, Any]]) -> P
             pred = compile_query(query)
         except (Unsupported, ValueError) as exc:
             log.info("rule %s is searched by Elasticsearch (not evaluated in process): %s", rule.id, exc)
+        MEMO.queries[key] = query
     MEMO.predicates[key] = pred
     return pred
 
@@ -218,24 +276,37 @@ class Fetcher:
         stats.events += len(fetched)
         with MEMO.lock:
             seen = [self._remember(hit) for hit in fetched]
-            preds = [(rule_key(j.rule), predicate(j.rule, exceptions)) for j in jobs]
-            for key, pred in {k: p for k, p in preds}.items():
+            rules: dict[RuleKey, Predicate] = {}
+            for job in jobs:
+                pred = predicate(job.rule, exceptions)
                 if pred is None:
                     return None
-                for item in seen:
-                    if key not in item.verdicts:
-                        if item.flat is None:
-                            item.flat = flat_event(item.hit.get("_source") or {})
-                        item.verdicts[key] = pred(item.flat)
-                        stats.evaluated += 1
+                rules[rule_key(job.rule)] = pred
+            index_of = _anchor_index(rules)
+            wanted = frozenset(rules)
+            for item in seen:
+                todo = wanted - item.checked
+                if not todo:
+                    continue
+                if item.flat is None:
+                    item.flat = flat_event(item.hit.get("_source") or {})
+                candidates = index_of.candidates(item.flat) & todo
+                for key in candidates:
+                    if rules[key](item.flat):
+                        item.matched.add(key)
+                stats.evaluated += len(candidates)
+                item.checked |= todo
             MEMO.prune(epoch_ms(iso(span.start)) or 0)
+        by_rule: dict[RuleKey, list[_Seen]] = {}
+        for item in seen:
+            for key in item.matched & wanted:
+                by_rule.setdefault(key, []).append(item)
         results = []
         for job in jobs:
             res = JobResult(job, took=took)
             start, end = epoch_ms(iso(job.window.start)), epoch_ms(iso(job.window.end))
             assert start is not None and end is not None
-            key = rule_key(job.rule)
-            matched = [item.hit for item in seen if start <= item.ms < end and item.verdicts.get(key)]
+            matched = [item.hit for item in by_rule.get(rule_key(job.rule), ()) if start <= item.ms < end]
             res.total = len(matched)
             res.hits = matched[: job.limit]
             results.append(res)

@@ -23,7 +23,8 @@ CPU: each tool's whole process (user + system from ``/proc/<pid>/stat``) and Ela
 (``_nodes/_local/stats/process``) over the measured seconds; a stream-only run gives Elasticsearch's
 baseline (indexing the events, and whatever else shares the node). Measuring starts at each tool's first
 search of the events index (start-up, rule loading and ElastAlert2's random first-run delay not counted).
-Event→alert latency: the alert's creation time − the event's ``@timestamp``, for alerts created while measured.
+Event→alert latency: the alert's creation time − the event's ``@timestamp``, for events that happened and
+were alerted while measured (the first, longer windows after a start are not counted on either side).
 
 The anchor's schedule: ElastAlert2 2.19 schedules each rule with APScheduler ``jitter=5`` and a first run
 0–15 s after start (``elastalert.py``: ``add_job(..., jitter=5)`` and ``next_run_time = now + randint(0, 15)``),
@@ -344,7 +345,10 @@ def run_soar(
         try:
             if not wait_first_search(proxy, proc):
                 return {"error": "soar ran no search: " + log.read_text(errors="replace")[-800:]}
-            time.sleep(min(INTERVAL, 5.0))  # past the first round (every rule's first window)
+            deadline = time.monotonic() + 300  # past the first round (every rule's first, longer window)
+            while len(store.find("checkpoints", limit=100_000)) < n_rules and time.monotonic() < deadline:
+                time.sleep(0.5)
+            time.sleep(2.0)
             proxy.take()
             runs0, cpu0, es0, t0 = runs_total(), proc_cpu(proc.pid), es_cpu_seconds(es), time.time()
             time.sleep(seconds)
@@ -360,10 +364,12 @@ def run_soar(
     latencies = []
     for rec in store.find("alerts", limit=100_000):
         detected, first = parse_time(rec.doc.get("@timestamp")), parse_time(rec.doc.get("first_event_time"))
-        if detected is not None and first is not None and t0 <= detected <= t1:
+        if detected is not None and first is not None and t0 <= first and detected <= t1:
             latencies.append(detected - first)
     es.options(ignore_status=404).indices.delete(index=f"{prefix}-*")
     es.options(ignore_status=404).indices.delete_index_template(name=f"{prefix}-state")
+    if evaluations <= 0:
+        return {"error": f"soar completed no cycle in the {seconds:g} s measured ({dict(counts)} requests)"}
     return measured(counts, cpu, es_cpu, t1 - t0, evaluations, n_rules, latencies)
 
 
@@ -628,7 +634,7 @@ def run_elastalert(
         if "match_body" not in src:
             continue
         alerted, ts = parse_time(src.get("alert_time")), parse_time((src.get("match_body") or {}).get("@timestamp"))
-        if alerted is not None and ts is not None and t0 <= alerted <= t1:
+        if alerted is not None and ts is not None and t0 <= ts and alerted <= t1:
             latencies.append(alerted - ts)
     es.options(ignore_status=404).indices.delete(index=f"{writeback}*")
     out = measured(counts, cpu, es_cpu, t1 - t0, evaluations, n, latencies)
@@ -677,7 +683,7 @@ def one_size(
         with Stream(es, index, n_rules, per_second):
             time.sleep(2)
             es0, t0 = es_cpu_seconds(es), time.monotonic()
-            time.sleep(min(SECONDS, 15.0))
+            time.sleep(min(SECONDS, 10.0))
             results["baseline"] = {"es_cpu": (es_cpu_seconds(es) - es0) / (time.monotonic() - t0)}
             for path in paths:
                 proxy = CountingProxy(settings.elasticsearch_url, root_info, index)
@@ -725,7 +731,7 @@ METRICS = (
     ("event→alert p50 s", "p50"),
     ("event→alert p95 s", "p95"),
     ("event→alert p99 s", "p99"),
-    ("alerts (created while measured)", "alerts"),
+    ("alerts (events of the measured time)", "alerts"),
 )
 
 
@@ -762,6 +768,10 @@ def main(argv: list[str] | None = None) -> int:
     }
     if args[:1] == ["--correlations"]:  # only the correlation table (seconds, no ElastAlert2)
         print_correlations(es, settings.elasticsearch_url, root_info)
+        es.close()
+        return 0
+    if args[:1] == ["--scale"]:
+        scale_curve(es, settings, root_info)
         es.close()
         return 0
     with_ea = os.environ.get("BENCH_EA", "1") != "0"
@@ -873,6 +883,140 @@ def main(argv: list[str] | None = None) -> int:
         print_correlations(es2, settings.elasticsearch_url, root_info)
         es2.close()
     return 0
+
+
+# -- the scale curve (issue #19 item 2) ----------------------------------------------------------------
+
+
+def _ints(name: str, default: str) -> list[int]:
+    return [int(float(v)) for v in os.environ.get(name, default).split(",") if v]
+
+
+SCALE_METRICS = (
+    ("ES requests / s", "requests"),
+    ("tool CPU, cores", "cpu"),
+    ("ES CPU above baseline, cores", "es_above"),
+    ("event→alert p50 s", "p50"),
+    ("event→alert p95 s", "p95"),
+    ("event→alert p99 s", "p99"),
+)
+
+
+def scale_curve(es: Any, settings: Any, root_info: dict[str, Any]) -> None:
+    """Rules, events/s and interval each grown from a base point; soar (both paths) and ElastAlert2.
+
+    ``BENCH_SCALE_RULES`` (100,1000,5000), ``BENCH_SCALE_EPS`` (60,500,2000), ``BENCH_SCALE_INTERVALS`` (5,2,1),
+    ``BENCH_SCALE_EA_MAX_RULES`` (1000: ElastAlert2 is run up to this many rules; 0 leaves it out),
+    ``BENCH_SECONDS`` per run. Printed as a table and drawn to test-artifacts/bench-detection-scale.svg.
+    """
+    rules_axis = _ints("BENCH_SCALE_RULES", "100,1000,5000")
+    eps_axis = _ints("BENCH_SCALE_EPS", "60,500,2000")
+    interval_axis = _ints("BENCH_SCALE_INTERVALS", "5,2,1")
+    ea_max = int(os.environ.get("BENCH_SCALE_EA_MAX_RULES", "1000"))
+    exe = ensure_elastalert() if ea_max > 0 else None
+    base_rules, base_eps, base_interval = rules_axis[0], eps_axis[0], interval_axis[0]
+    points: list[tuple[str, int, int, int, int]] = []  # (dimension, x, rules, eps, interval)
+    points += [("rules", n, n, base_eps, base_interval) for n in rules_axis]
+    points += [("events/s", e, base_rules, e, base_interval) for e in eps_axis[1:]]
+    points += [("interval s", i, base_rules, base_eps, i) for i in interval_axis[1:]]
+    measured_at: dict[tuple[int, int, int], dict[str, dict[str, Any]]] = {}
+    notes: list[str] = []
+    for _, _, n_rules, eps, interval in points:
+        key = (n_rules, eps, interval)
+        if key in measured_at:
+            continue
+        with_ea = exe is not None and n_rules <= ea_max
+        lookback = max(2.0 * interval, 5.0)
+        measured_at[key], more = one_size(
+            es, settings, root_info, exe, n_rules, interval, lookback, eps, PATHS, with_ea
+        )
+        notes += [f"{n_rules} rules, {eps} events/s, {interval} s: {m}" for m in more]
+    tools = [f"soar {p}" for p in PATHS] + ["ElastAlert2"]
+    series: dict[str, dict[str, dict[str, list[tuple[int, float]]]]] = {}
+    rows: list[list[str]] = []
+    for dimension, x, n_rules, eps, interval in points:
+        results = measured_at[(n_rules, eps, interval)]
+        base = results.get("baseline", {}).get("es_cpu", 0.0)
+        for tool in tools:
+            res = results.get(tool)
+            if res is None or "error" in res:
+                continue
+            res = {**res, "es_above": max(0.0, res["es_cpu"] - base)}
+            rows.append([dimension, f"{n_rules} rules, {eps}/s, {interval} s", tool]
+                        + [fmt(res.get(k, float("nan"))) for _, k in SCALE_METRICS])  # fmt: skip
+            for label, k in SCALE_METRICS:
+                series.setdefault(dimension, {}).setdefault(label, {}).setdefault(tool, []).append((x, res[k]))
+    headers = ["grows", "point", "tool", *[label for label, _ in SCALE_METRICS]]
+    print_table(
+        f"\nScale curve: from {base_rules} rules, {base_eps} events/s, a {base_interval} s interval, one dimension"
+        f" grown at a time; {SECONDS:g} s measured per run; synthetic rules (bench variants)",
+        headers,
+        rows,
+    )
+    for dimension, by_metric in series.items():
+        for label, by_tool in by_metric.items():
+            if label != "ES requests / s":
+                continue
+            for tool, pts in by_tool.items():
+                if len(pts) > 1 and pts[0][1] > 0:
+                    growth = pts[-1][1] / pts[0][1]
+                    print(f"{tool}: {label} ×{growth:.2g} as {dimension} goes {pts[0][0]} → {pts[-1][0]}")
+    ea_points = {k for k, v in measured_at.items() if "ElastAlert2" in v}
+    skipped = [k for k in measured_at if k not in ea_points]
+    if skipped:
+        print(f"ElastAlert2 not run at: {', '.join(f'{r} rules/{e} eps/{i} s' for r, e, i in skipped)}"
+              f" (BENCH_SCALE_EA_MAX_RULES={ea_max})")  # fmt: skip
+    for note in notes:
+        print(note)
+    out = REPO / "test-artifacts" / "bench-detection-scale.svg"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(svg_chart(series, [label for label, _ in SCALE_METRICS if label != "event→alert p50 s"]))
+    print(f"chart: {out.relative_to(REPO)}")
+
+
+COLOURS = {"soar fetch": "#1b9e77", "soar search": "#7570b3", "ElastAlert2": "#d95f02"}
+
+
+def svg_chart(series: dict[str, dict[str, dict[str, list[tuple[int, float]]]]], metrics: list[str]) -> str:
+    """Small multiples: one column per grown dimension, one row per metric; a line per tool (plain SVG)."""
+    dims = list(series)
+    w, h, pad = 260, 150, 46
+    width, height = pad + len(dims) * (w + pad), 40 + len(metrics) * (h + pad)
+    svg = 'xmlns="http://www.w3.org/2000/svg" font-family="sans-serif" font-size="10"'
+    out = [f'<svg {svg} width="{width}" height="{height}">']
+    out.append('<rect width="100%" height="100%" fill="white"/>')
+    legend_x = pad
+    for tool, colour in COLOURS.items():
+        out.append(f'<rect x="{legend_x}" y="8" width="10" height="10" fill="{colour}"/>')
+        out.append(f'<text x="{legend_x + 14}" y="17">{tool}</text>')
+        legend_x += 110
+    for col, dim in enumerate(dims):
+        for row, metric in enumerate(metrics):
+            x0, y0 = pad + col * (w + pad), 40 + row * (h + pad)
+            lines = series[dim].get(metric, {})
+            xs = sorted({x for pts in lines.values() for x, _ in pts})
+            values = [v for pts in lines.values() for _, v in pts if v == v]
+            top = max(values, default=1.0) * 1.1 or 1.0
+            out.append(f'<rect x="{x0}" y="{y0}" width="{w}" height="{h}" fill="none" stroke="#999"/>')
+            out.append(f'<text x="{x0}" y="{y0 - 4}">{metric} — {dim}</text>')
+            out.append(f'<text x="{x0 - 4}" y="{y0 + 8}" text-anchor="end">{top:.3g}</text>')
+            out.append(f'<text x="{x0 - 4}" y="{y0 + h}" text-anchor="end">0</text>')
+
+            def px(x: int, xs: list[int] = xs, x0: int = x0) -> float:
+                return x0 + 10 + (w - 20) * (xs.index(x) / max(1, len(xs) - 1))
+
+            for x in xs:
+                out.append(f'<text x="{px(x):.1f}" y="{y0 + h + 12}" text-anchor="middle">{x}</text>')
+            for tool, pts in lines.items():
+                coords = [(px(x), y0 + h - h * (v / top)) for x, v in pts if v == v]
+                if not coords:
+                    continue
+                path = " ".join(f"{a:.1f},{b:.1f}" for a, b in coords)
+                colour = COLOURS.get(tool, "#333")
+                out.append(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2"/>')
+                out += [f'<circle cx="{a:.1f}" cy="{b:.1f}" r="3" fill="{colour}"/>' for a, b in coords]
+    out.append("</svg>")
+    return "\n".join(out)
 
 
 def print_correlations(es: Any, es_url: str, root_info: dict[str, Any]) -> None:

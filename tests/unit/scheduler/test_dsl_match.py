@@ -15,7 +15,7 @@ import pytest
 
 from soar.detection import load_rules
 from soar.detection._compile import Compiler
-from soar.detection.dsl_match import Unsupported, compile_query, flat_event, matches
+from soar.detection.dsl_match import Unsupported, anchored_values, anchors, compile_query, flat_event, matches
 from soar.errors import ContentError
 from soar.scheduler import fetch
 from soar.scheduler.planning import Window
@@ -31,7 +31,7 @@ def _batch(directory: Path, seed: int, n_events: int, n_rules: int) -> tuple[int
     compiler = Compiler("elasticsearch", [str(gen.pipeline_file(directory))])
     loaded = gen.load_generated(directory, generated)
     flats = [flat_event(e) for e in events]
-    compared = matched = 0
+    compared = matched = anchored = 0
     disagreements: list[str] = []
     for n, rule in enumerate(loaded):
         want = gen.oracle_hits(generated[n].detection, events)
@@ -48,12 +48,24 @@ def _batch(directory: Path, seed: int, n_events: int, n_rules: int) -> tuple[int
             disagreements.append(f"unsupported: {exc}\n{gen.show(generated[n].detection)}")
             continue
         have = [i for i, f in enumerate(flats) if predicate(f)]
+        # The rule's anchors are a necessary condition: every event it matches holds one of them.
+        found = anchors(query)
+        if found is not None:
+            names = {name for name, _ in found}
+            for i in have:
+                held = {(name, v) for name in names for v in anchored_values(flats[i], name)}
+                if not held & found:
+                    disagreements.append(
+                        f"anchors {sorted(found)} miss matched event {i}\n{gen.show(generated[n].detection)}"
+                    )
+            anchored += 1
         compared += 1
         matched += 0 < len(want) < n_events
         if have != want:
             disagreements.append(
                 f"dsl_match={have} oracle={want} (seed {seed}, rule {n})\n{gen.show(generated[n].detection)}"
             )
+    assert anchored >= 10, (anchored, compared)  # the anchor check is not vacuous
     return compared, matched, disagreements
 
 
@@ -134,6 +146,24 @@ def test_the_pack_compiles_to_clauses_the_evaluator_defines() -> None:
 )
 def test_elasticsearch_meaning(query: dict[str, Any], event: dict[str, Any], expected: bool) -> None:
     assert matches(query, event) is expected
+
+
+def test_anchors_name_what_every_match_needs() -> None:
+    pack = {
+        "bool": {
+            "should": [
+                {"bool": {"filter": [{"term": {"event.category": "process"}}, {"term": {"user.name": "Root"}}]}},
+                {"bool": {"filter": [{"term": {"event.dataset": "x"}}, {"terms": {"user.name": ["a", "B"]}}]}},
+            ]
+        }
+    }
+    # the rarer anchor of each branch (not a log source's event.* field), unioned, folded
+    assert anchors(pack) == {("user.name", "root"), ("user.name", "a"), ("user.name", "b")}
+    assert anchors({"wildcard": {"process.name": {"value": "*x"}}}) is None
+    assert anchors({"bool": {"must_not": [{"term": {"user.name": "x"}}]}}) is None
+    # a should beside a filter is optional: only the filter anchors
+    assert anchors({"bool": {"filter": [{"term": {"a": "1"}}], "should": [{"term": {"b": "2"}}]}}) == {("a", "1")}
+    assert anchors({"term": {"process.pid": 5}}) is None  # numbers are matched, not anchored
 
 
 def test_what_it_does_not_define_is_refused() -> None:
