@@ -7,6 +7,7 @@ written reads: one without ``schema_version`` is version 1; a malformed one rais
 refused the same way) and ``to_doc`` (the same fields, with ``schema_version``).
 
     kind              model
+    alerts            AlertState (triage status, verdict, hand-off; the alert itself is soar.alerts.Alert's)
     runs              Run → StepResult → Instance → Attempt
     approvals         Approval (votes: Vote)
     outbox            Message
@@ -16,6 +17,7 @@ refused the same way) and ``to_doc`` (the same fields, with ``schema_version``).
 """
 
 from soar.records._read import VERSION_FIELD
+from soar.records.alert import AlertState
 from soar.records.approval import Approval, ApprovalStatus, Vote
 from soar.records.notices import ApprovalNotice, StepNotice
 from soar.records.outbox import ChannelState, Message, MessageStatus
@@ -38,6 +40,7 @@ from soar.records.thread import Thread, ThreadRun, ThreadStep
 
 __all__ = [
     "VERSION_FIELD",
+    "AlertState",
     "Approval",
     "ApprovalNotice",
     "ApprovalStatus",

@@ -26,6 +26,7 @@ from soar.audit import record
 from soar.breadth import exception_value_problem
 from soar.config import Settings
 from soar.errors import Forbidden, InputError, NotFound, SoarError
+from soar.records.alert import AlertState
 from soar.scope import Scopes, scopes_for
 from soar.store import Store
 
@@ -171,8 +172,13 @@ def record_verdict(
     return doc
 
 
-def _set_alert_verdict(store: Store, alert_id: str, verdict: str) -> None:
-    store.mutate(ALERTS, alert_id, lambda doc: {**doc, "verdict": verdict})
+def _set_alert_verdict(store: Store, alert_id: str, verdict: Verdict) -> None:
+    def change(doc: dict[str, Any]) -> dict[str, Any]:
+        state = AlertState.from_doc(doc, alert_id)
+        state.verdict = verdict
+        return state.to_doc()
+
+    store.mutate(ALERTS, alert_id, change)
 
 
 def visible_exceptions(

@@ -2,40 +2,32 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from soar.alerts import utcnow_iso
 from soar.audit import record
 from soar.config import Settings
 from soar.errors import InputError, NotFound
+from soar.records.alert import AlertState, Triage
 from soar.review.feedback import ALERTS
 from soar.store import Store
 
-Status = Literal["acknowledged", "closed"]
-STAMP = {"acknowledged": "acknowledged_at", "closed": "closed_at"}
+Status = Triage
 
 
 def set_alert_status(
     store: Store, settings: Settings, alert_id: str, status: Status, *, actor: str, role: str, note: str = ""
 ) -> dict[str, Any]:
     """Move an alert to ``status``; the first time of each stays (a repeat changes nothing)."""
-    if status not in STAMP:
+    if status not in ("acknowledged", "closed"):
         raise InputError(f"status: must be acknowledged or closed, got {status!r}")
     changed = False
 
     def change(doc: dict[str, Any]) -> dict[str, Any] | None:
         nonlocal changed
-        changed = False
-        if doc.get(STAMP[status]) and (doc.get("status") == status or status == "acknowledged"):
-            return None  # idempotent
-        now = utcnow_iso()
-        doc[STAMP[status]] = doc.get(STAMP[status]) or now
-        if status == "closed":
-            doc.setdefault("acknowledged_at", now)
-        doc["status"] = "closed" if status == "closed" or doc.get("status") == "closed" else status
-        doc[f"{status}_by"] = actor
-        changed = True
-        return doc
+        state = AlertState.from_doc(doc, alert_id)
+        changed = state.triage(status, actor, utcnow_iso())
+        return state.to_doc() if changed else None  # a repeat changes nothing
 
     rec = store.mutate(ALERTS, alert_id, change)
     if rec is None:

@@ -10,6 +10,7 @@ import pytest
 from soar.errors import RecordError
 from soar.records import (
     VERSION_FIELD,
+    AlertState,
     Approval,
     ApprovalNotice,
     ChannelState,
@@ -187,7 +188,24 @@ def _channel(**kw: Any) -> dict[str, Any]:
     return {"channel": "#soc", "lease_owner": "w1", "lease_until": 12.5, "last_sent_at": 10.0, "blocked_until": 0, **kw}
 
 
+def _alert(**kw: Any) -> dict[str, Any]:
+    return {
+        "id": "a1",
+        "@timestamp": "2026-12-06T16:16:15.000Z",
+        "rule": {"id": "r1", "title": "SSH brute force", "level": "high", "tags": []},
+        "severity": "high",
+        "status": "acknowledged",
+        "acknowledged_at": "2026-12-06T16:17:00.000Z",
+        "acknowledged_by": "rory",
+        "verdict": None,
+        "dispatched": True,
+        "host": {"name": "web-1"},
+        **kw,
+    }
+
+
 MODELS: list[tuple[type[Any], str, Any]] = [
+    (AlertState, "alerts", _alert),
     (Run, "runs", _run),
     (Approval, "approvals", _approval),
     (Message, "outbox", _message),
@@ -250,6 +268,8 @@ def test_a_newer_schema_version_is_refused_naming_the_record(model: Any, kind: s
         (Thread, _thread, {"runs": {"run-1": {"steps": []}}}, r"notify_threads/a1: field runs.run-1.steps: expected"),
         (Thread, _thread, {"channel": None}, r"notify_threads/a1: field channel: expected a string, got null"),
         (ChannelState, _channel, {"lease_until": [1]}, r"notify_channels/#soc: field lease_until: expected a number"),
+        (AlertState, _alert, {"verdict": "maybe"}, r"alerts/a1: field verdict: expected one of"),
+        (AlertState, _alert, {"dispatched": "yes"}, r"alerts/a1: field dispatched: expected true, false or null"),
     ],
 )
 def test_a_malformed_document_names_kind_id_and_field(
@@ -362,3 +382,18 @@ def test_the_public_surface_is_declared() -> None:
     assert {"Run", "Approval", "Message", "Thread", "ChannelState", "StepNotice", "ApprovalNotice"} <= set(
         soar.records.__all__
     )
+
+
+def test_triage_keeps_the_first_time_of_each_status_and_a_closed_alert_closed() -> None:
+    state = AlertState.from_doc(_alert(status="open", acknowledged_at=None, acknowledged_by=None))
+    assert state.triage("acknowledged", "rory", "t1")
+    assert (state.status, state.acknowledged_by) == ("acknowledged", "rory")
+    assert not state.triage("acknowledged", "alice", "t2") and state.acknowledged_at == "t1"
+    assert state.triage("closed", "alice", "t3")
+    assert (state.status, state.closed_at, state.closed_by) == ("closed", "t3", "alice")
+    assert not state.triage("closed", "bob", "t4")
+    assert state.triage("acknowledged", "bob", "t5") is False and state.status == "closed"
+    unacked = AlertState.from_doc(_alert(status="open", acknowledged_at=None, acknowledged_by=None))
+    assert unacked.triage("closed", "alice", "t6") and unacked.acknowledged_at == "t6"  # closing acknowledges too
+    doc = unacked.to_doc()
+    assert doc["rule"]["title"] == "SSH brute force" and doc["host"] == {"name": "web-1"}  # the alert, as written
