@@ -7,7 +7,7 @@ import os
 
 import typer
 
-from soar.config import get_settings
+from soar.config import Settings, get_settings
 
 
 def register(root: typer.Typer) -> None:
@@ -27,6 +27,7 @@ def register(root: typer.Typer) -> None:
         settings = get_settings()
         _metrics(metrics_port, settings.api_host, processes=concurrency if pool == "prefork" else 1)
         celery = configure(settings)
+        _heartbeat(settings)
         for name in ("celery", "kombu"):  # the CLI quiets client libraries; a worker's own log is its output
             logging.getLogger(name).setLevel(logging.NOTSET)
         qs = queues or ",".join(all_queues(settings))
@@ -45,6 +46,39 @@ def register(root: typer.Typer) -> None:
                 "--without-mingle",
             ]
         )
+
+
+def _heartbeat(settings: Settings) -> None:
+    """The worker's heartbeat (``soar services check --process worker``; systemd's watchdog): a thread in the
+    parent process that pings the broker every 10 s; ready once Celery says the worker is, and the broker
+    answers. Redis going away is one log line, and one when it is back."""
+    import threading
+
+    from celery.signals import worker_ready, worker_shutdown
+
+    from soar.connections import redis_client
+    from soar.liveness import Dependency, Heartbeat, heartbeat_path
+
+    beat = Heartbeat("worker", heartbeat_path(settings.state_dir, "worker"))
+    broker = Dependency("Redis (the task broker)")
+    consuming, stop = threading.Event(), threading.Event()
+    worker_ready.connect(lambda **_: consuming.set(), weak=False)
+    worker_shutdown.connect(lambda **_: stop.set(), weak=False)
+
+    def loop() -> None:
+        client = redis_client(settings)
+        while True:
+            try:
+                client.ping()
+            except Exception as exc:  # down: said once, looked at again next beat
+                broker.failed(exc)
+            else:
+                broker.ok()
+            beat.beat(ready=consuming.is_set() and broker.up, dependencies=[broker])
+            if stop.wait(1.0 if not consuming.is_set() else 10.0):
+                return
+
+    threading.Thread(target=loop, name="soar-heartbeat", daemon=True).start()
 
 
 def _metrics(port: int, host: str, *, processes: int) -> None:

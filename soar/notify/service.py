@@ -105,14 +105,18 @@ def resume_in_background(settings: Settings) -> bool:
 
 
 def _resume_quietly(settings: Settings) -> None:
+    """Resume once the store answers (a process started during an outage waits with it, saying so once)."""
+    from soar.liveness import store_dependency, wait_for
+
+    store = wait_for(lambda: open_store(settings), store_dependency(settings), threading.Event())
+    if store is None:
+        return
     try:
-        store = open_store(settings)
-        try:
-            resume(settings, store)
-        finally:
-            store.close()
-    except Exception:  # a thread has no one to raise to; the next start or `soar notify deliver` tries again
-        log.exception("resuming Slack delivery failed")
+        resume(settings, store)
+    except Exception as exc:  # a thread has no one to raise to; the next start or `soar notify deliver` tries again
+        log.warning("resuming Slack delivery failed: %s", type(exc).__name__, exc_info=log.isEnabledFor(logging.DEBUG))
+    finally:
+        store.close()
 
 
 def _retry_later(settings: Settings, channel: str, delay: float) -> None:

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from soar import metrics_prom as metrics
 from soar.config import Settings
+from soar.liveness import Dependency, Heartbeat
 from soar.scheduler.loading import load_scheduled_rules
 from soar.scheduler.planning import index_phase, is_due, phase
 from soar.scheduler.rules import ScheduledRule, rule_state
@@ -113,9 +114,13 @@ class Scheduler:
         clock: Callable[[], float] = time.time,
         ttl: Callable[[ScheduledRule], float] = lease_ttl,
         chores: Sequence[Chore] = (),
+        heartbeat: Heartbeat | None = None,
     ) -> None:
         self.settings = settings
         self.chores = list(chores)
+        self.heartbeat = heartbeat
+        # what a failing tick depends on (the store, Redis): one line when it goes down, one when it is back
+        self.dependencies = Dependency("the scheduler's store and queue")
         self.store = store
         self.leases = leases
         self.send = send
@@ -234,8 +239,13 @@ class Scheduler:
             started = time.monotonic()
             try:
                 self.tick()
-            except Exception as exc:  # a failed tick (store or Redis down) is retried next tick
-                log.warning("scheduler tick failed: %s", exc)
-            for chore in self.chores:
-                chore.run_if_due(time.monotonic())
+            except Exception as exc:  # a failed tick (store or Redis down) is retried next tick, said once
+                self.dependencies.failed(exc)
+            else:
+                self.dependencies.ok()
+            if self.heartbeat is not None:
+                self.heartbeat.beat(ready=self.dependencies.up, dependencies=[self.dependencies])
+            if self.dependencies.up:  # chores need the same store: not while it is down
+                for chore in self.chores:
+                    chore.run_if_due(time.monotonic())
             stop.wait(max(0.0, tick_seconds - (time.monotonic() - started)))

@@ -9,6 +9,7 @@ from typing import Any
 
 from soar.config import Settings
 from soar.errors import InputError
+from soar.liveness import Heartbeat, heartbeat_path, store_dependency, wait_for
 from soar.scheduler.cycle import CycleReport, Detector
 from soar.scheduler.loading import load_scheduled_rules
 from soar.scheduler.loop import RUN_RULES, Chore, Scheduler, lease_ttl
@@ -133,8 +134,20 @@ def run_scheduler(
             app.send_task(RUN_RULES, args=[rule_ids], queue=settings.detection_queue, ignore_result=True)
 
     ttl = (lambda _rule: lease_seconds) if lease_seconds else lease_ttl
-    store = store_for(settings)
-    scheduler = Scheduler(settings, store, leases, send, ttl=ttl, chores=scheduler_chores(settings, store))
+    heartbeat = Heartbeat("scheduler", heartbeat_path(settings.state_dir, "scheduler"))
+    # started during an outage: wait for the store (it installs its index template when it opens) instead of exiting
+    opening = store_dependency(settings)
+    store = wait_for(
+        lambda: store_for(settings),
+        opening,
+        stop,
+        on_wait=lambda: heartbeat.beat(ready=False, dependencies=[opening]),
+    )
+    if store is None:  # stopped while waiting
+        return
+    scheduler = Scheduler(
+        settings, store, leases, send, ttl=ttl, chores=scheduler_chores(settings, store), heartbeat=heartbeat
+    )
     scheduler.run_forever(stop, tick_seconds)
 
 
