@@ -202,34 +202,31 @@ def _merge_suppressed(store: Store, draft: Draft) -> None:
     that, every event id goes to SEEN (once per pair) and the count is SEEN's, re-read on
     each versioned update, so overlapping searches and concurrent writers count each event once.
     """
-    for _ in range(10):
-        rec = store.get(KIND, draft.id)
-        if rec is None:
-            return
-        known = list(rec.doc.get("event_ids") or [])
+
+    def merge(current: dict[str, Any]) -> dict[str, Any] | None:
+        known = list(current.get("event_ids") or [])
         seen = set(known)
         new = [i for i in draft.event_ids if i not in seen]
         if not new:
-            return
-        doc = dict(rec.doc)
+            return None
+        doc = dict(current)
         room = max(0, MAX_EVENT_IDS - len(known))
         doc["event_ids"] = known + new[:room]
-        overflowing = bool(rec.doc.get("suppressed_overflow"))
-        if overflowing or len(new) > room:
+        overflowing = bool(current.get("suppressed_overflow"))
+        if overflowing or len(new) > room:  # recording pairs in SEEN is idempotent: a retried change may redo it
             total = _see(store, draft.id, new if overflowing else known + new)  # known ids are in SEEN already
         else:
             total = len(doc["event_ids"])
-        total = max(total, int(rec.doc.get("suppressed_count", 0)) + 1)
+        total = max(total, int(current.get("suppressed_count", 0)) + 1)
         doc["suppressed_count"] = total - 1
         doc["suppressed_overflow"] = total - len(doc["event_ids"])
         times = sorted(t for t in (doc.get("last_event_time"), draft.doc.get("last_event_time")) if t)
         if times:
             doc["last_event_time"] = times[-1]
-        try:
-            store.update(KIND, draft.id, doc, version=rec.version)
-            return
-        except Conflict:
-            continue
+        return doc
+
+    with suppress(Conflict):  # ten lost races in a row: give up (each lost race was another writer's merge)
+        store.mutate(KIND, draft.id, merge, retries=10)
 
 
 def alert_id_for_event(rule_id: str, index: str, event_id: str) -> str:
