@@ -13,8 +13,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import threading
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -75,6 +77,42 @@ class RedisLeases:
     def release(self, rule_ids: Sequence[str]) -> None:
         if rule_ids:
             self._r.delete(*(LEASE_PREFIX + r for r in rule_ids))  # type: ignore[attr-defined]
+
+
+LEASES_KIND = "detect_leases"
+
+
+class StoreLeases:
+    """Leases in the state store, for deployments without Redis (eager mode): schedulers sharing a store share the
+    rules as they do over Redis. A lease is a document per rule (holder, until: wall-clock seconds) changed under
+    optimistic concurrency (``Store.mutate``): of two claimers, one wins; a lease past its ``until`` is free."""
+
+    def __init__(self, store: Callable[[], Store], clock: Callable[[], float] = time.time) -> None:
+        self._store = store  # opened on first use: a scheduler may start while its store is down
+        self._clock = clock
+        self.holder = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+    def claim(self, rule_id: str, ttl: float) -> bool:
+        now = self._clock()
+        won = False
+
+        def take(doc: dict[str, Any]) -> dict[str, Any] | None:
+            nonlocal won
+            won = False
+            if float(doc.get("until", 0.0)) > now and doc.get("holder") != self.holder:
+                return None  # someone else's, still running
+            won = True
+            return {"holder": self.holder, "until": now + ttl}
+
+        self._store().mutate(LEASES_KIND, rule_id, take, create=lambda: {"holder": "", "until": 0.0})
+        return won
+
+    def release(self, rule_ids: Sequence[str]) -> None:
+        def give_back(doc: dict[str, Any]) -> dict[str, Any] | None:
+            return {**doc, "until": 0.0} if doc.get("holder") == self.holder else None
+
+        for rule_id in rule_ids:
+            self._store().mutate(LEASES_KIND, rule_id, give_back)
 
 
 def lease_ttl(rule: ScheduledRule) -> float:

@@ -12,7 +12,7 @@ from soar.config import Settings
 from soar.connections import elasticsearch_client, redis_client
 from soar.scheduler.alerting import Dispatch
 from soar.scheduler.cycle import Detector
-from soar.scheduler.loop import Leases, MemoryLeases, RedisLeases
+from soar.scheduler.loop import Leases, RedisLeases, StoreLeases
 from soar.store import Store, open_store
 
 log = logging.getLogger(__name__)
@@ -59,8 +59,11 @@ def es_for(settings: Settings) -> Elasticsearch:
 
 
 def leases_for(settings: Settings) -> Leases:
+    """One lease mechanism in every mode: Redis where the deployment has it, else the state store (eager mode),
+    so two schedulers share the rules either way."""
     if settings.celery_eager:
-        return _cached("leases:memory", MemoryLeases)  # type: ignore[no-any-return]
+        key = f"leases:store:{settings.store}:{settings.state_dir}:{settings.index_prefix}"
+        return _cached(key, lambda: StoreLeases(lambda: store_for(settings)))  # type: ignore[no-any-return]
     return _cached(f"leases:{settings.redis_url}", lambda: RedisLeases(redis_client(settings)))  # type: ignore[no-any-return]
 
 
