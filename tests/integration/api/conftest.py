@@ -20,6 +20,7 @@ SECRETS = {
     "SOAR_ELASTICSEARCH_PASSWORD": "es-pass-Zq81-very-secret",
     "SOAR_AUDIT_HMAC_KEY": "hmac-key-Xy55-very-secret",
     "SOAR_SLACK_SIGNING_SECRET": "slack-signing-Qq77-very-secret",
+    "SOAR_INTEGRATION__LABTEST__PASSWORD": "labtest-pass-Kk42-very-secret",
 }
 
 

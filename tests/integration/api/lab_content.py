@@ -12,10 +12,13 @@ INTEGRATION = '''
 from soar.actions import ActionContext, ActionResult, action
 
 
-@action("labtest.contain", impact="contain", revert="labtest.release", idempotent=True)
+@action("labtest.contain", impact="contain", revert="labtest.release", idempotent=True, secrets=("password",))
 def contain(ctx: ActionContext, host: str) -> ActionResult:
-    """Pretend to isolate a host; prints the configured ES password to prove the runner redacts it."""
-    secret = ctx.settings.elasticsearch_password.get_secret_value() if ctx.settings.elasticsearch_password else ""
+    """Pretend to isolate a host; prints its own secret to prove the runner redacts it (soar's own, such as the
+    Elasticsearch password, a content root's integration never gets)."""
+    secret = ctx.secrets["password"]
+    if ctx.settings.elasticsearch_password is not None:
+        return ActionResult.failure("the Elasticsearch password reached a content root's integration")
     return ActionResult(
         ok=True,
         verified=True,

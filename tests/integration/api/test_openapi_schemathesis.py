@@ -23,7 +23,7 @@ from schemathesis.checks import (
 from tests.integration.api.conftest import Api
 from tests.integration.api.lab_content import auth
 
-PUBLIC = {"/health", "/slack/interactivity"}  # liveness; Slack requests are signed, not token-authenticated
+PUBLIC = {"/health", "/ready", "/slack/interactivity"}  # liveness, readiness; Slack requests are signed
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 # The Slack endpoint (notify area) does not document its 401/503 answers yet: only "never a 5xx" applies there.
 LENIENT = {"/slack/interactivity": [not_a_server_error]}

@@ -486,8 +486,9 @@ def test_a_refusal_by_the_action_is_not_retried(content: Content, pb_settings: S
 def test_secrets_never_reach_run_records(
     content: Content, pb_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    secret = "s3cr3t-audit-key-value"
-    monkeypatch.setenv("SOAR_AUDIT_HMAC_KEY", secret)
+    secret = "s3cr3t-integration-key-value"
+    monkeypatch.setenv("SOAR_AUDIT_HMAC_KEY", "s3cr3t-audit-key-value")  # soar's own: never handed to testkit
+    monkeypatch.setenv("SOAR_INTEGRATION__TESTKIT__KEY", secret)
     from soar.config import get_settings
 
     get_settings.cache_clear()

@@ -77,7 +77,10 @@ def test_plan_of_each_shipped_playbook_through_the_cli(name: str, inventory: Pat
     assert notify["policy"]["outcome"] == "allow" and host in notify["params"]["text"]
     if name == "ssh-brute-force":
         block = steps["block"]["instances"][0]
-        assert block["params"] == {"host": "dev1", "ip": "203.0.113.7", "expire_seconds": 86400, "backend": None}
+        assert block["params"] == {
+            "host": "dev1", "ip": "203.0.113.7", "expire_seconds": 86400, "backend": None, "persist": True
+        }  # fmt: skip
+        assert any("--persist" in c["argv"] for c in block["commands"])
         assert block["policy"]["outcome"] == "allow"
         assert any("203.0.113.7" in c["argv"] and c["host"] == "dev1" for c in block["commands"])
     elif name == "compromised-account":

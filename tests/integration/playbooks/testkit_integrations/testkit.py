@@ -126,10 +126,13 @@ def refuse(ctx: ActionContext, host: str) -> ActionResult:
     return ActionResult.failure("refused: bad argument", output={"refused": "bad argument"})
 
 
-@action("testkit.leak", impact="read", idempotent=True)
+@action("testkit.leak", impact="read", idempotent=True, secrets=("key",))
 def leak(ctx: ActionContext, what: str) -> ActionResult:
-    """An action that leaks a configured secret into its output, to prove run records redact it."""
-    key = ctx.settings.audit_hmac_key.get_secret_value() if ctx.settings.audit_hmac_key else ""
+    """An action that leaks its own secret into its output, to prove run records redact it. (soar's own secrets
+    it cannot leak: a content root's integration gets settings without them.)"""
+    key = ctx.secrets["key"]
+    if ctx.settings.audit_hmac_key is not None:
+        return ActionResult.failure("soar's audit key reached a content root's integration")
     return ActionResult(
         ok=True, stdout=f"{what}: key={key}", stderr=f"debug {key}", output={"password": "hunter2", "note": key}
     )
