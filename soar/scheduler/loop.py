@@ -87,10 +87,19 @@ class StoreLeases:
     rules as they do over Redis. A lease is a document per rule (holder, until: wall-clock seconds) changed under
     optimistic concurrency (``Store.mutate``): of two claimers, one wins; a lease past its ``until`` is free."""
 
+    GROUP = "scheduler-tick"  # the one lease :meth:`claim_many` takes for all the rules of a tick
+
     def __init__(self, store: Callable[[], Store], clock: Callable[[], float] = time.time) -> None:
         self._store = store  # opened on first use: a scheduler may start while its store is down
         self._clock = clock
         self.holder = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._held: set[str] = set()  # leases this holder took: only these are given back (no request otherwise)
+
+    def claim_many(self, rule_ids: Sequence[str], ttl: float) -> list[str]:
+        """All of a tick's due rules under one lease, or none: a store round trip per tick, not two per rule
+        (on the Elasticsearch store, 1,000 rules' leases cost 4,000 requests a cycle). Schedulers sharing the
+        store still send each due rule once: one of them holds the tick's lease until its cycle ends."""
+        return list(rule_ids) if rule_ids and self.claim(self.GROUP, ttl) else []
 
     def claim(self, rule_id: str, ttl: float) -> bool:
         now = self._clock()
@@ -105,14 +114,20 @@ class StoreLeases:
             return {"holder": self.holder, "until": now + ttl}
 
         self._store().mutate(LEASES_KIND, rule_id, take, create=lambda: {"holder": "", "until": 0.0})
+        if won:
+            self._held.add(rule_id)
         return won
 
     def release(self, rule_ids: Sequence[str]) -> None:
+        """Give back these rules' leases, and the tick's lease they were claimed under, if this holder took them."""
+
         def give_back(doc: dict[str, Any]) -> dict[str, Any] | None:
             return {**doc, "until": 0.0} if doc.get("holder") == self.holder else None
 
-        for rule_id in rule_ids:
-            self._store().mutate(LEASES_KIND, rule_id, give_back)
+        for rule_id in [*rule_ids, self.GROUP]:
+            if rule_id in self._held:
+                self._held.discard(rule_id)
+                self._store().mutate(LEASES_KIND, rule_id, give_back)
 
 
 def lease_ttl(rule: ScheduledRule) -> float:
@@ -258,11 +273,12 @@ class Scheduler:
         rules = self.rules()
         checkpoints = self._checkpoints(rules, now)
         metrics.set_rule_states({r.id: rule_state(r, checkpoints.get(r.id)) for r in rules}, self._invalid)
-        due = [
-            r.id
-            for r in rules
-            if is_due(r, checkpoints.get(r.id), now, self._offset(r)) and self.leases.claim(r.id, self.ttl(r))
-        ]
+        candidates = [r for r in rules if is_due(r, checkpoints.get(r.id), now, self._offset(r))]
+        claim_many = getattr(self.leases, "claim_many", None)
+        if claim_many is not None and candidates:
+            due = list(claim_many([r.id for r in candidates], max(self.ttl(r) for r in candidates)))
+        else:
+            due = [r.id for r in candidates if self.leases.claim(r.id, self.ttl(r))]
         if due:
             self._cached = None  # the runs move these checkpoints: read them again next tick
             # Due rules were found on checkpoints read in this tick (a cached read shows none due).

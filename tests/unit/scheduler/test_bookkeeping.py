@@ -118,3 +118,21 @@ def test_an_alert_seen_again_costs_no_request_once_settled(tmp_path: Path) -> No
     assert (other, "g1") not in SETTLED
     store.close()
     other.close()
+
+
+def test_store_leases_take_a_tick_under_one_lease(tmp_path: Path) -> None:
+    """A tick's due rules are claimed with one lease document (not two store round trips per rule)."""
+    from soar.scheduler.loop import LEASES_KIND, StoreLeases
+
+    store = CountingStore(tmp_path / "s.sqlite3")
+    now = [1000.0]
+    a, b = StoreLeases(lambda: store, clock=lambda: now[0]), StoreLeases(lambda: store, clock=lambda: now[0])
+    ids = [f"r{n}" for n in range(500)]
+    assert a.claim_many(ids, 10) == ids and b.claim_many(ids, 10) == []
+    assert store.count(LEASES_KIND) == 1
+    store.calls.clear()
+    b.release(ids)  # holds nothing: asks nothing
+    assert store.calls == []
+    a.release(ids)
+    assert b.claim_many(ids[:3], 10) == ids[:3]
+    store.close()
