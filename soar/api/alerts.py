@@ -78,7 +78,14 @@ def post_verdict(
 class StatusChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    status: Literal["acknowledged", "closed"]
+    status: Literal["acknowledged", "closed", "open"]  # open: reopen a closed alert
+    note: str = Field("", max_length=2000)
+
+
+class Assignment(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    assignee: str | None = Field(..., max_length=200, description="A principal's name; null takes it back")
     note: str = Field("", max_length=2000)
 
 
@@ -89,10 +96,16 @@ def post_status(
     alert_id: str = id_path("alert"),
     principal: Principal = AUTH["alerts:triage"],
 ) -> dict[str, Any]:
-    from soar.review.triage import set_alert_status
+    from soar.review.triage import reopen_alert, set_alert_status
 
     with http_errors():
         _alert(request, alert_id, principal, "alerts:triage")
+        if body.status == "open":
+            doc, _changed = reopen_alert(
+                store_of(request), settings_of(request), alert_id, actor=principal.name, role=principal.role,
+                note=body.note,
+            )  # fmt: skip
+            return doc
         return set_alert_status(
             store_of(request),
             settings_of(request),
@@ -102,3 +115,25 @@ def post_status(
             role=principal.role,
             note=body.note,
         )
+
+
+@router.post("/alerts/{alert_id}/assign", summary="Give an alert to a principal (idempotent)", responses=NOT_FOUND)
+def post_assign(
+    request: Request,
+    body: Assignment,
+    alert_id: str = id_path("alert"),
+    principal: Principal = AUTH["alerts:triage"],
+) -> dict[str, Any]:
+    from soar.access import load_principals
+    from soar.review.triage import assign_alert
+
+    with http_errors():
+        _alert(request, alert_id, principal, "alerts:triage")
+        settings = settings_of(request)
+        if body.assignee is not None and body.assignee not in {p.name for p in load_principals(settings).items}:
+            raise HTTPException(422, f"assignee: {body.assignee!r} is not a principal")
+        doc, _changed = assign_alert(
+            store_of(request), settings, alert_id, body.assignee, actor=principal.name, role=principal.role,
+            note=body.note,
+        )  # fmt: skip
+        return doc

@@ -24,6 +24,7 @@ GROUPS: list[tuple[str, str | None, str]] = [
     ("soar.cli.audit_cmd", "audit", "Verify the audit chain and export evidence."),
     ("soar.cli.metrics_cmd", None, "Response metrics and the threat-mitigation chart."),
     ("soar.cli.verdict_cmd", None, "Analyst verdicts and rule exceptions."),
+    ("soar.cli.alerts_cmd", "alerts", "The alert queue: list, show, acknowledge, assign, close, reopen."),
     ("soar.cli.hosts_cmd", "hosts", "The host inventory: list, resolve a value, check SSH to every host."),
 ]
 

@@ -8,7 +8,6 @@ import typer
 
 from soar.cli._output import echo_json, table
 from soar.config import get_settings
-from soar.errors import InputError
 
 if TYPE_CHECKING:
     from soar.records import Run
@@ -98,12 +97,13 @@ def show(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> int:
     """One run with its steps, attempts, approvals and policy decisions."""
-    from soar.playbooks.records import RUNS
+    from soar.cli._identity import cli_principal_with
     from soar.records import Run
 
-    rec = _store().get(RUNS, run_id)
-    if rec is None:
-        raise InputError(f"no run {run_id!r}")
+    settings = get_settings()
+    principal = cli_principal_with(settings, "runs:read")
+    rec = _resolve_run(settings, _store(), run_id, principal, "runs:read")
+    run_id = rec.id
     run = Run.from_doc(rec.doc, run_id)
     if as_json:  # the record as stored, without the lease and the unredacted parameters
         doc = {k: v for k, v in rec.doc.items() if k != "lease"}
@@ -116,6 +116,19 @@ def show(
     return 0
 
 
+def _resolve_run(settings: Any, store: Any, text: str, principal: Any, permission: str) -> Any:
+    """The run ``text`` names (an id or a unique prefix) among those in the principal's scope, else NotFound."""
+    from soar.access import authorize_in
+    from soar.ids import resolve
+    from soar.playbooks.records import RUNS
+    from soar.scope import scopes_for
+
+    scopes = scopes_for(settings)
+    return resolve(
+        store, RUNS, text, "run", lambda r: authorize_in(principal, permission, scopes.of_run(r.doc)).allowed
+    )
+
+
 def _decide(run_id: str, step: str, decision: str) -> int:
     """A person's decision, as the principal this command line authenticates as (never a name from a flag)."""
     from soar.cli._identity import cli_principal_with
@@ -123,6 +136,7 @@ def _decide(run_id: str, step: str, decision: str) -> int:
 
     settings = get_settings()
     principal = cli_principal_with(settings, "approvals:decide")
+    run_id = _resolve_run(settings, _store(), run_id, principal, "approvals:decide").id
     outcome = decide_as(
         settings,
         _store(),
@@ -160,21 +174,16 @@ def rollback(
     reason: str = typer.Option("", "--reason", help="Why (recorded)."),
 ) -> int:
     """Undo a finished run as yourself: its rollback steps, else the revert of every completed containment."""
-    from soar.access import authorize_in
     from soar.cli._identity import cli_principal_with
-    from soar.errors import NotFound
     from soar.playbooks import dispatch
     from soar.playbooks.records import RUNS
     from soar.playbooks.rollback import request_rollback
     from soar.records import Run
-    from soar.scope import scopes_for
 
     settings = get_settings()
     principal = cli_principal_with(settings, "runs:rollback")
     rt = dispatch.runtime_for(settings)
-    found = rt.store.get(RUNS, run_id)
-    if found is None or not authorize_in(principal, "runs:rollback", scopes_for(settings).of_run(found.doc)).allowed:
-        raise NotFound(f"no run {run_id!r}")
+    run_id = _resolve_run(settings, rt.store, run_id, principal, "runs:rollback").id
     doc = request_rollback(rt, run_id, actor=principal.name, reason=reason)
     steps = ", ".join(e["id"] for e in doc["rollback"]["steps"]) or "nothing to revert"
     typer.echo(f"{run_id}: rolling back ({steps})")

@@ -27,7 +27,7 @@ def register(root: typer.Typer) -> None:
         """Mark an alert a true or false positive; a false positive may propose an exception for its rule."""
         from soar.access import authorize_in
         from soar.cli._identity import cli_principal_with
-        from soar.errors import NotFound
+        from soar.ids import resolve
         from soar.review.feedback import ALERTS, parse_verdict, record_verdict
         from soar.scope import scopes_for
         from soar.store import open_store
@@ -40,10 +40,11 @@ def register(root: typer.Typer) -> None:
         principal = cli_principal_with(settings, "verdicts:write")
         store = open_store(settings)
         try:
-            alert = store.get(ALERTS, alert_id)
-            scopes = scopes_for(settings).of_alert(alert.doc if alert else None)
-            if alert is None or not authorize_in(principal, "verdicts:write", scopes).allowed:
-                raise NotFound(f"unknown alert id {alert_id!r}")
+            scopes = scopes_for(settings)
+            alert_id = resolve(  # an id or a unique prefix (what `runs list` shows) among the alerts in scope
+                store, ALERTS, alert_id, "alert",
+                lambda r: authorize_in(principal, "verdicts:write", scopes.of_alert(r.doc)).allowed,
+            ).id  # fmt: skip
             doc = record_verdict(
                 store, settings, alert_id, parsed, analyst=principal.name, role=principal.role, via="cli"
             )
@@ -83,14 +84,21 @@ def list_exceptions(
 
 
 def _decide(exception_id: str, approve: bool) -> int:
+    from soar.access import authorize_in
     from soar.cli._identity import cli_principal_with
-    from soar.review.feedback import decide_exception
+    from soar.ids import resolve
+    from soar.review.feedback import EXCEPTIONS, decide_exception
+    from soar.scope import Scopes
     from soar.store import open_store
 
     settings = get_settings()
     principal = cli_principal_with(settings, "exceptions:approve")
     store = open_store(settings)
     try:
+        exception_id = resolve(  # an id or a unique prefix among the exceptions in the principal's scope
+            store, EXCEPTIONS, exception_id, "exception",
+            lambda r: authorize_in(principal, "alerts:read", Scopes.of_exception(r.doc)).allowed,
+        ).id  # fmt: skip
         doc = decide_exception(store, settings, exception_id, principal=principal, approve=approve)
     finally:
         store.close()

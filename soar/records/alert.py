@@ -32,6 +32,11 @@ class AlertState:
     closed_by: str | None = None
     verdict: Verdict | None = None
     dispatched: bool | None = None  # handed to automation (absent: alerts from before it was kept)
+    assignee: str | None = None  # the principal working it
+    assigned_at: str | None = None
+    assigned_by: str | None = None
+    reopened_at: str | None = None  # the last reopen (its close is cleared: MTTR counts to the next one)
+    reopened_by: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     nulls: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
 
@@ -50,13 +55,21 @@ class AlertState:
             closed_by=r.opt_string("closed_by"),
             verdict=None if verdict is None else r.choice("verdict", VERDICTS),
             dispatched=r.opt_flag("dispatched"),
+            assignee=r.opt_string("assignee"),
+            assigned_at=r.opt_string("assigned_at"),
+            assigned_by=r.opt_string("assigned_by"),
+            reopened_at=r.opt_string("reopened_at"),
+            reopened_by=r.opt_string("reopened_by"),
             extra=r.unknown(modelled(cls)),
             nulls=r.nulls(modelled(cls)),
         )
 
     def to_doc(self) -> dict[str, Any]:
         out: dict[str, Any] = {VERSION_FIELD: SCHEMA_VERSION, "id": self.id}
-        for name in ("status", "acknowledged_at", "acknowledged_by", "closed_at", "closed_by", "verdict", "dispatched"):
+        for name in (
+            *("status", "acknowledged_at", "acknowledged_by", "closed_at", "closed_by", "verdict", "dispatched"),
+            *("assignee", "assigned_at", "assigned_by", "reopened_at", "reopened_by"),
+        ):
             put(out, name, getattr(self, name))
         return {**self.extra, **with_nulls(out, self.nulls)}
 
@@ -76,4 +89,24 @@ class AlertState:
         self.closed_at, self.closed_by = self.closed_at or now, actor
         self.acknowledged_at = self.acknowledged_at or now
         self.status = "closed"
+        return True
+
+    @property
+    def shown_status(self) -> AlertStatus:
+        return self.status or "open"
+
+    def assign(self, to: str | None, actor: str, now: str) -> bool:
+        """Give the alert to ``to`` (None: nobody); False when it already is theirs."""
+        if self.assignee == to:
+            return False
+        self.assignee, self.assigned_at, self.assigned_by = to, now, actor
+        return True
+
+    def reopen(self, actor: str, now: str) -> bool:
+        """A closed alert is open again (its acknowledgement stays); False when it is not closed."""
+        if self.status != "closed":
+            return False
+        self.status = "acknowledged" if self.acknowledged_at else "open"
+        self.closed_at = self.closed_by = None
+        self.reopened_at, self.reopened_by = now, actor
         return True

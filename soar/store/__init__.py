@@ -6,6 +6,6 @@ are JSON objects grouped by ``kind``; writes are optimistic (versioned) so
 several workers can share a store without losing updates.
 """
 
-from soar.store.base import Change, Conflict, Create, Range, Record, Store, open_store
+from soar.store.base import Change, Conflict, Create, Prefix, Range, Record, Store, open_store
 
-__all__ = ["Change", "Conflict", "Create", "Range", "Record", "Store", "open_store"]
+__all__ = ["Change", "Conflict", "Create", "Prefix", "Range", "Record", "Store", "open_store"]

@@ -28,7 +28,14 @@ class Range:
     lt: Any = None
 
 
-Condition = Any  # a value (equality), a list/tuple of values (any of), or a Range
+@dataclass(frozen=True)
+class Prefix:
+    """A string condition for ``find``: the field starts with ``value`` (case-sensitive); ``id`` is the record id."""
+
+    value: str
+
+
+Condition = Any  # a value (equality), a list/tuple of values (any of), a Range or a Prefix
 Where = Mapping[str, Condition]
 
 # what Store.mutate calls: the stored document (a copy) -> the document to write, or None to leave it

@@ -21,7 +21,17 @@ from soar.actions.registry import BUILTIN_INTEGRATIONS
 from soar.config import Settings
 from soar.connections import elasticsearch_client
 from soar.errors import SoarError
-from soar.store.base import Conflict, Mutates, Range, Record, Where, check_field, check_kind, normalise_where
+from soar.store.base import (
+    Conflict,
+    Mutates,
+    Prefix,
+    Range,
+    Record,
+    Where,
+    check_field,
+    check_kind,
+    normalise_where,
+)
 
 TEMPLATE_FILE = BUILTIN_INTEGRATIONS / "elasticsearch" / "index_templates" / "soar-state.json"
 
@@ -132,6 +142,8 @@ class ElasticsearchStore(Mutates):
                     if v is not None
                 }
                 filters.append({"range": {path: bounds}})
+            elif isinstance(cond, Prefix):
+                filters.append({"prefix": {"id" if field == "id" else path: cond.value}})
             elif isinstance(cond, tuple):
                 filters.append({"terms": {path: [_term_value(v) for v in cond]}})
             elif cond is None:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from soar.private import private_sqlite
-from soar.store.base import Conflict, Mutates, Range, Record, Where, check_field, check_kind, normalise_where
+from soar.store.base import Conflict, Mutates, Prefix, Range, Record, Where, check_field, check_kind, normalise_where
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS docs (
@@ -141,6 +141,10 @@ class SQLiteStore(Mutates):
                     if value is not None:
                         clauses.append(f"{expr} {op} ?")
                         params.append(value)
+            elif isinstance(cond, Prefix):  # substr, not LIKE: LIKE folds ASCII case and reads % and _
+                column = "id" if field == "id" else expr
+                clauses.append(f"substr({column}, 1, ?) = ?")
+                params += [len(cond.value), cond.value]
             elif isinstance(cond, tuple):
                 if not cond:
                     clauses.append("0")

@@ -195,6 +195,20 @@ def test_acknowledge_and_close_stop_the_clocks(api: Api) -> None:
     assert m["mtta"]["n"] == 1 and m["mttr"]["n"] == 1 and m["mttc"]["n"] == 0
     actions = [e["action"] for e in c.get("/audit/entries", headers=auth("viewer")).json()]
     assert actions.count("alert.acknowledged") == 1 and actions.count("alert.closed") == 1
+    # reopen and assign: the same queue the command line works (soar alerts), audited with the principal
+    reopened = c.post(path, json={"status": "open"}, headers=auth("responder")).json()
+    assert reopened["status"] == "acknowledged" and reopened.get("closed_at") is None
+    assert reopened["reopened_by"] == "rory"
+    assign = f"/alerts/{alert_id}/assign"
+    assert c.post(assign, json={"assignee": "mallory"}, headers=auth("responder")).status_code == 422
+    assert c.post(assign, json={"assignee": "alice"}, headers=auth("viewer")).status_code == 403
+    given = c.post(assign, json={"assignee": "alice"}, headers=auth("responder")).json()
+    assert given["assignee"] == "alice" and given["assigned_by"] == "rory"
+    entries = c.get("/audit/entries", headers=auth("viewer")).json()
+    assert [(e["actor"], e["action"]) for e in entries if e["action"] in ("alert.reopened", "alert.assigned")] == [
+        ("rory", "alert.reopened"),
+        ("rory", "alert.assigned"),
+    ]
 
 
 def test_tenant_scopes_on_metrics_and_audit(api: Api) -> None:

@@ -99,7 +99,7 @@ def test_run_then_list_show_approve(content: Content, tmp_path: Path) -> None:
     assert denied.returncode == 3 and "eve (viewer) lacks approvals:decide" in denied.stderr
     # out of scope (web1 is env=prod; dana is dev-only) reads like an unknown run
     scoped = soar(content, "runs", "approve", run["id"], "--step", "contain", who="dana")
-    assert scoped.returncode == 1 and scoped.stderr.strip() == f"error: no run {run['id']!r}"
+    assert scoped.returncode == 1 and scoped.stderr.strip() == f"error: unknown run id {run['id']!r}"
     ok = soar(content, "runs", "approve", run["id"], "--step", "contain", who="bob")
     assert ok.returncode == 0 and "approved" in ok.stdout, ok.stderr
     final = json.loads(soar(content, "runs", "show", run["id"], "--json").stdout)
@@ -111,7 +111,12 @@ def test_run_then_list_show_approve(content: Content, tmp_path: Path) -> None:
     again = soar(content, "playbooks", "run", "contain", "--alert", str(tmp_path / "alert.json"))
     assert "already exists" in again.stdout and len(calls(content.state)) == 2
     missing = soar(content, "runs", "show", "run-nope")
-    assert missing.returncode == 1 and missing.stderr.strip() == "error: no run 'run-nope'"
+    assert missing.returncode == 1 and missing.stderr.strip() == "error: unknown run id 'run-nope'"
+    # a unique prefix of an id is as good as the id (runs list and show print short ones)
+    short = soar(content, "runs", "show", run["id"][:10], "--json")
+    assert short.returncode == 0 and json.loads(short.stdout)["id"] == run["id"]
+    hidden = soar(content, "runs", "show", run["id"][:10], who="dana")  # dev-only: web1's run is not hers
+    assert hidden.returncode == 1 and "unknown run id" in hidden.stderr
 
 
 def test_deny_through_the_cli(content: Content, tmp_path: Path) -> None:

@@ -231,3 +231,16 @@ def test_put_many_writes_and_replaces_in_one_call(store: Store) -> None:
     updated = store.update("checkpoints", "r2", {"end": "x"}, version=store.get("checkpoints", "r2").version)  # type: ignore[union-attr]
     assert updated.doc == {"end": "x"}
     assert store.put_many("checkpoints", {}) == 0
+
+
+def test_prefix_finds_ids_and_fields_by_their_start_case_sensitively(store: Store) -> None:
+    """What a command line resolves a short id with: ``id`` is the record id; %, _ and case are literal."""
+    from soar.store import Prefix
+
+    for i in ["abc1", "abc2", "ab_x", "abd", "a%b", "ABC9"]:
+        store.put("alerts", i, {"id": i, "rule": {"id": f"r-{i}"}})
+    assert [r.id for r in store.find("alerts", {"id": Prefix("abc")})] == ["abc1", "abc2"]
+    assert [r.id for r in store.find("alerts", {"id": Prefix("ab_")})] == ["ab_x"]
+    assert [r.id for r in store.find("alerts", {"id": Prefix("a%")})] == ["a%b"]
+    assert [r.id for r in store.find("alerts", {"rule.id": Prefix("r-ab")})] == ["ab_x", "abc1", "abc2", "abd"]
+    assert store.count("alerts", {"id": Prefix("ABC")}) == 1
