@@ -153,7 +153,9 @@ def run(
         raise InputError(f"no run {run_id!r}")
     ran = Run.from_doc(rec.doc, run_id)
     if as_json:
-        echo_json(rec.doc)
+        from soar.cli.runs_cmd import shown_record
+
+        echo_json(shown_record(rec.doc))
     else:
         from soar.cli.runs_cmd import show_run
 

@@ -60,6 +60,15 @@ def list_runs(
     return 0
 
 
+def shown_record(doc: dict[str, Any]) -> dict[str, Any]:
+    """A run record as stored, without its lease and the unredacted parameters the engine keeps for itself."""
+    out = {k: v for k, v in doc.items() if k != "lease"}
+    for step in (out.get("steps") or {}).values():
+        for inst in step.get("instances", []):
+            inst.pop("_params", None)
+    return out
+
+
 def show_run(run: Run) -> None:
     """The run as it happened: steps in the run's own order, a dry run as planned, a skip with its reason."""
     from soar.playbooks.outcomes import shown_status, shown_step
@@ -105,12 +114,8 @@ def show(
     rec = _resolve_run(settings, _store(), run_id, principal, "runs:read")
     run_id = rec.id
     run = Run.from_doc(rec.doc, run_id)
-    if as_json:  # the record as stored, without the lease and the unredacted parameters
-        doc = {k: v for k, v in rec.doc.items() if k != "lease"}
-        for step in doc["steps"].values():
-            for inst in step.get("instances", []):
-                inst.pop("_params", None)
-        echo_json(doc)
+    if as_json:
+        echo_json(shown_record(rec.doc))
     else:
         show_run(run)
     return 0

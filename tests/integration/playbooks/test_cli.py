@@ -91,6 +91,7 @@ def test_run_then_list_show_approve(content: Content, tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     run = json.loads(out.stdout)
     assert run["status"] == "waiting_approval" and calls(content.state) == []
+    assert "_params" not in out.stdout and "lease" not in run  # the engine's own copy stays inside
     listed = json.loads(soar(content, "runs", "list", "--json").stdout)
     assert [r["id"] for r in listed] == [run["id"]] and listed[0]["status"] == "waiting_approval"
     shown = soar(content, "runs", "show", run["id"])
