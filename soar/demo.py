@@ -158,7 +158,7 @@ def environment(values: dict[str, str]) -> Iterator[Settings]:
     get_settings.cache_clear()
     try:
         settings = get_settings()
-        from soar.celery_app import configure
+        from soar.dispatch import configure
 
         configure(settings)
         yield settings
@@ -197,7 +197,7 @@ def run_demo(base: Settings, workdir: Path, *, lab: bool = False, progress: Prog
     from soar.detection.embedded import EventStore
     from soar.scheduler.cycle import Detector
     from soar.scheduler.loading import load_scheduled_rules
-    from soar.scheduler.runtime import celery_dispatch
+    from soar.scheduler.runtime import alert_handoff
     from soar.scheduler.sources import EmbeddedSource
     from soar.store import open_store
 
@@ -221,7 +221,7 @@ def run_demo(base: Settings, workdir: Path, *, lab: bool = False, progress: Prog
             raise compile_errors[0]
         source = EmbeddedSource(event_store, {c.rule_id: c for c in compiled})
         store = open_store(settings)
-        detector = Detector(settings, store, source, celery_dispatch(settings))
+        detector = Detector(settings, store, source, alert_handoff(settings))
 
         start = first - CYCLE_SECONDS  # the first cycle sets every rule's checkpoint before the attack
         ticks = [start + i * CYCLE_SECONDS for i in range(int((last - start) // CYCLE_SECONDS) + 3)]

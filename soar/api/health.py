@@ -23,6 +23,7 @@ def health() -> dict[str, str]:
 def ready(request: Request) -> JSONResponse:
     from soar.api._common import settings_of, store_of
     from soar.connections import check_redis
+    from soar.dispatch import dispatcher_for
     from soar.liveness import reason
 
     settings = settings_of(request)
@@ -31,7 +32,7 @@ def ready(request: Request) -> JSONResponse:
         store_of(request).count("alerts", {"id": "-"})  # a query the store must answer
     except Exception as exc:  # unreachable or refusing: not ready
         down["store"] = reason(exc)
-    if not settings.celery_eager:
+    if not dispatcher_for(settings).in_process:
         try:
             check_redis(settings)
         except Exception as exc:  # the broker: runs and clicks cannot be handed to workers

@@ -108,7 +108,7 @@ def ingest(
         created = store.create(ALERTS, doc["id"], doc)
         if created:
             from soar.audit import record
-            from soar.scheduler.runtime import celery_dispatch
+            from soar.scheduler.runtime import alert_handoff
 
             record(
                 store,
@@ -118,7 +118,7 @@ def ingest(
                 details={"origin": origin, "rule_id": body.rule.id, "external_id": body.id},
                 settings=settings,
             )
-            celery_dispatch(settings)(doc["id"])
+            alert_handoff(settings)(doc["id"])
         else:
             response.status_code = 200
     return {"id": doc["id"], "created": created}

@@ -9,15 +9,16 @@ signature (and the five-minute replay window), parses the click, remembers it
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, BackgroundTasks, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-import soar.tasks.notify  # noqa: F401 (registers soar.notify.run_event for eager run events in this process)
 from soar.api.limits import read_limited
 from soar.config import Settings
+from soar.dispatch import Task, dispatcher_for
 from soar.notify import interactions
 from soar.store import open_store
 
@@ -25,7 +26,7 @@ log = logging.getLogger("soar.api.slack")
 
 router = APIRouter(tags=["slack"])
 
-TASK = "soar.notify.interaction"
+TASK = Task.INTERACTION
 
 
 def _run_inline(settings: Settings, data: dict[str, Any]) -> None:
@@ -62,16 +63,14 @@ def _forget(settings: Settings, click: interactions.Interaction) -> None:
         store.close()
 
 
-def _hand_off(settings: Settings, click: interactions.Interaction) -> None:
-    from soar.celery_app import app
-
-    app.send_task(
+def _hand_off(settings: Settings, click: interactions.Interaction, background: BackgroundTasks) -> None:
+    """To a worker (no result: the 3 s answer depends on it), or after the response in embedded mode."""
+    dispatcher_for(settings).send(
         TASK,
-        args=[click.to_dict()],
+        [click.to_dict()],
         queue=settings.response_queue,
-        retry=True,
         retry_policy=HANDOFF_RETRY,
-        ignore_result=True,  # as configured (celery_app); said here because the 3 s answer depends on it
+        here=partial(background.add_task, _run_inline, settings, click.to_dict()),
     )
 
 
@@ -100,11 +99,8 @@ async def interactivity(request: Request, background: BackgroundTasks) -> Respon
         return _unavailable(click, "the state store", exc)
     if not fresh:
         return Response(status_code=200)  # the same request again: already being handled
-    if settings.celery_eager:
-        background.add_task(_run_inline, settings, click.to_dict())
-        return Response(status_code=200)
     try:
-        await run_in_threadpool(_hand_off, settings, click)
+        await run_in_threadpool(_hand_off, settings, click, background)
     except Exception as exc:  # the broker is down: no worker will see this click, so it must not count as seen
         try:
             await run_in_threadpool(_forget, settings, click)

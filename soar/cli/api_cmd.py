@@ -17,9 +17,10 @@ def register(root: typer.Typer) -> None:
         import uvicorn
 
         from soar.api.app import create_app
+        from soar.dispatch import dispatcher_for
 
         settings = get_settings()
-        if settings.celery_eager:  # embedded: no worker retries Slack deliveries, this process does
+        if dispatcher_for(settings).in_process:  # embedded: no worker retries Slack deliveries, this process does
             from soar.notify.service import resume_in_background
 
             resume_in_background(settings)

@@ -24,18 +24,20 @@ def register(root: typer.Typer) -> None:
     ) -> None:
         """Run every enabled rule on its interval: due rules go to the workers together, each cycle."""
         from soar import metrics_prom
+        from soar.dispatch import dispatcher_for
         from soar.scheduler.service import run_scheduler
 
         settings = get_settings()
+        in_process = dispatcher_for(settings).in_process
         port = metrics_port or settings.metrics_port
         if port:
             metrics_prom.serve(port, settings.api_host)
         stop = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
-        mode = "in-process (celery_eager)" if settings.celery_eager else f"to queue {settings.detection_queue}"
+        mode = "in-process (celery_eager)" if in_process else f"to queue {settings.detection_queue}"
         typer.echo(f"soar scheduler: rules under {settings.content_root}/rules, sending {mode}", err=True)
-        if settings.celery_eager:  # embedded: this long-lived process also retries what Slack did not take
+        if in_process:  # embedded: this long-lived process also retries what Slack did not take
             from soar.notify.service import resume_in_background
 
             resume_in_background(settings)

@@ -1,6 +1,6 @@
 """The notify façade the rest of soar calls: enqueue, then have the outbox delivered.
 
-With ``celery_eager`` (embedded mode) delivery runs in-process right away;
+With eager dispatch (embedded mode, :mod:`soar.dispatch`) delivery runs in-process right away;
 otherwise a ``soar.notify.deliver`` task per channel does it on a worker, and
 reschedules itself while messages wait for a retry.
 """
@@ -11,9 +11,11 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, Mapping
+from functools import partial
 from typing import Any
 
 from soar.config import Settings
+from soar.dispatch import Task, dispatcher_for
 from soar.notify import incidents
 from soar.notify.delivery import Deliverer, DeliveryReport
 from soar.notify.outbox import Message, channels_with_open_messages, enqueue, key_for
@@ -23,7 +25,7 @@ from soar.store import Store, open_store
 
 log = logging.getLogger("soar.notify")
 
-DELIVER_TASK = "soar.notify.deliver"
+DELIVER_TASK = Task.DELIVER
 
 
 def deliver(settings: Settings, store: Store, channel: str, transport: Transport | None = None) -> DeliveryReport:
@@ -38,18 +40,23 @@ def deliver_all(settings: Settings, store: Store, transport: Transport | None = 
 
 def kick(settings: Settings, store: Store, channels: Iterable[str], *, countdown: float | None = None) -> None:
     """Have these channels delivered: in-process when eager (retries on a timer), else by a worker."""
+    dispatcher = dispatcher_for(settings, store)
     for channel in sorted(set(channels)):
-        if settings.celery_eager:
-            report = deliver(settings, store, channel)
-            retry_in = BUSY_RETRY if report.busy else report.retry_in
-            if retry_in is not None:
-                _retry_later(settings, channel, retry_in)
-            continue
-        from soar.celery_app import app
-
-        app.send_task(
-            DELIVER_TASK, args=[channel], countdown=countdown, queue=settings.notify_queue, ignore_result=True
+        dispatcher.send(
+            DELIVER_TASK,
+            [channel],
+            queue=settings.notify_queue,
+            countdown=countdown,
+            here=partial(_deliver_here, settings, store, channel),
         )
+
+
+def _deliver_here(settings: Settings, store: Store, channel: str) -> None:
+    """Eager mode: deliver now, and retry on a timer what must wait."""
+    report = deliver(settings, store, channel)
+    retry_in = BUSY_RETRY if report.busy else report.retry_in
+    if retry_in is not None:
+        _retry_later(settings, channel, retry_in)
 
 
 # A retry lives in a Celery ETA task (worker) or a timer (embedded): a worker restarted at the wrong
@@ -84,7 +91,7 @@ def resume(settings: Settings, store: Store, transport: Transport | None = None)
     not before its next attempt, and one whose answer was lost is looked up before it is posted again.
     """
     reports = deliver_all(settings, store, transport)
-    if settings.celery_eager:
+    if dispatcher_for(settings).in_process:  # no worker reschedules what waits: this process does
         for report in reports:
             retry_in = BUSY_RETRY if report.busy else report.retry_in
             if retry_in is not None:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from soar.alerts import utcnow_iso
 from soar.config import Settings
+from soar.dispatch import Task, dispatcher_for
 from soar.errors import Forbidden, InputError, NotFound
 from soar.playbooks import events
 from soar.playbooks.records import APPROVALS, RUNS, audit
@@ -198,10 +199,8 @@ def decide(
         actor=approver,
     )
     _publish(settings, store, run_id, doc)
-    if resume and doc.status != "pending":
-        from soar.playbooks.dispatch import kick
-
-        kick(settings, run_id, store=store)
+    if resume and doc.status != "pending":  # the run goes on (in this process when eager, with this store)
+        dispatcher_for(settings, store).send(Task.ADVANCE, [run_id], queue=settings.response_queue)
     return ApprovalOutcome(run_id, doc.step, doc.status, True, message, doc.required, approvers)
 
 

@@ -1,18 +1,18 @@
-"""Where a run's next step executes: a Celery task on the response queue, or in-process in eager mode."""
+"""Where a run's next step executes: a task on the response queue, or in-process in eager mode."""
 
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from soar.config import Settings
+from soar.dispatch import CeleryDispatcher, Local, Task, dispatcher_for, handles
 from soar.playbooks.runner import Next, advance
 
 __all__ = ["Next", "advance", "drive", "kick", "runtime_for", "schedule"]
 from soar.playbooks.runtime import Runtime
 from soar.store import Store
 
-ADVANCE_TASK = "soar.playbooks.advance"
+ADVANCE_TASK = Task.ADVANCE
 MAX_INLINE_SLEEP = 30.0
 
 _RUNTIMES: dict[tuple[int, int], Runtime] = {}
@@ -45,17 +45,23 @@ def drive(rt: Runtime, run_id: str, *, max_steps: int = 10_000) -> Next:
 
 
 def schedule(settings: Settings, run_id: str, delay: float = 0.0) -> None:
-    from soar.celery_app import app
-
-    options: dict[str, Any] = {"queue": settings.response_queue}
-    if delay > 0:
-        options["countdown"] = delay
-    app.send_task(ADVANCE_TASK, args=[run_id], ignore_result=True, **options)
+    """The run's next step as a worker's task (after ``delay`` seconds), whatever the mode (``--queue``)."""
+    CeleryDispatcher().send(
+        ADVANCE_TASK, [run_id], queue=settings.response_queue, countdown=delay if delay > 0 else None
+    )
 
 
 def kick(settings: Settings, run_id: str, *, store: Store | None = None, runtime: Runtime | None = None) -> None:
-    """Make a run progress: in-process when eager, else a task on the response queue."""
-    if settings.celery_eager:
-        drive(runtime or runtime_for(settings, store), run_id)
-    else:
-        schedule(settings, run_id)
+    """Make a run progress: in-process when eager (until it pauses or ends), else a task on the response queue."""
+    dispatcher_for(settings, store).send(
+        ADVANCE_TASK,
+        [run_id],
+        queue=settings.response_queue,
+        here=lambda: drive(runtime or runtime_for(settings, store), run_id),
+    )
+
+
+@handles(ADVANCE_TASK)
+def _drive_here(local: Local, run_id: str) -> None:
+    """Eager mode: a run resumed by name (an approval decided) goes on in the sender's process, with its store."""
+    drive(runtime_for(local.settings, local.store), run_id)

@@ -1,8 +1,8 @@
 """Run events: every state change of a run is published for the on-call (Slack) and the log.
 
-The engine calls :func:`publish`; it sends the Celery task ``soar.notify.run_event``
-(owned by the notify area) on the response queue, or calls it in-process in eager
-mode. Publishing never fails a run: a broken notifier is logged, not raised.
+The engine calls :func:`publish`; it sends the task ``soar.notify.run_event`` (owned by the
+notify area, named through :mod:`soar.dispatch`) on the notify queue, or runs it in-process
+in eager mode. Publishing never fails a run: a broken notifier is logged, not raised.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from soar.alerts import utcnow_iso
 from soar.config import Settings
+from soar.dispatch import Task, dispatcher_for
 
 EventType = Literal[
     "run_started",
@@ -26,7 +27,7 @@ EventType = Literal[
     "run_finished",
 ]
 EVENT_TYPES: tuple[str, ...] = EventType.__args__  # type: ignore[attr-defined]
-TASK_NAME = "soar.notify.run_event"
+TASK_NAME = Task.RUN_EVENT
 
 log = logging.getLogger("soar.playbooks.events")
 
@@ -80,17 +81,7 @@ def make_event(event_type: EventType, run: dict[str, Any], **extra: Any) -> dict
 def publish(settings: Settings, run_id: str, event: dict[str, Any]) -> None:
     """Send ``soar.notify.run_event(run_id, event)``; in eager mode call it here. Never raises."""
     try:
-        from soar.celery_app import app
-
-        if settings.celery_eager:
-            import soar.tasks.notify  # noqa: F401 (registers the notifier's task: the on-call hears of eager runs too)
-
-            task = app.tasks.get(TASK_NAME)
-            if task is None:
-                log.info("run %s: %s", run_id, event.get("type"))
-                return
-            task.apply(args=[run_id, event])
-        else:
-            app.send_task(TASK_NAME, args=[run_id, event], queue=settings.notify_queue, ignore_result=True)
+        if not dispatcher_for(settings).send(TASK_NAME, [run_id, event], queue=settings.notify_queue):
+            log.info("run %s: %s", run_id, event.get("type"))
     except Exception as exc:  # a notifier problem must never stop a containment
         log.warning("run %s: could not publish %s event: %s", run_id, event.get("type"), exc)

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from soar.config import Settings
+from soar.dispatch import dispatcher_for
 from soar.store import Conflict, Store
 
 PREFIX = "soar:lock:"
@@ -89,7 +90,7 @@ class StoreLocks:
 
 
 def open_locks(settings: Settings, store: Store) -> Locks:
-    if settings.celery_eager:
+    if dispatcher_for(settings).in_process:  # no worker shares them: the store holds them
         return StoreLocks(store)
     from soar.connections import redis_client
 

@@ -5,7 +5,7 @@ store, so it can be killed and restarted at any moment, and several can run at o
 A short lease per rule (Redis ``SET NX`` with a TTL, released by the worker when the run
 ends) keeps two schedulers from sending the same rule twice; if a worker dies, the lease
 expires and the rule is sent again — the checkpoint it did not move makes the next run
-search the same window. In embedded mode (``celery_eager``) runs happen in-process.
+search the same window. In embedded mode (eager dispatch, :mod:`soar.dispatch`) runs happen in-process.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 from soar import metrics_prom as metrics
 from soar.config import Settings
+from soar.dispatch import Task
 from soar.liveness import Dependency, Heartbeat
 from soar.scheduler.loading import load_scheduled_rules
 from soar.scheduler.planning import index_phase, is_due, phase
@@ -32,7 +33,7 @@ from soar.store import Store
 
 log = logging.getLogger(__name__)
 
-RUN_RULES = "soar.detection.run_rules"
+RUN_RULES = Task.RUN_RULES  # what the scheduler sends: one task per tick's due rules
 LEASE_PREFIX = "soar:detect:lease:"
 CHECKPOINT_REREAD = 10.0  # seconds a tick may decide on checkpoints read earlier (see Scheduler._checkpoints)
 

@@ -10,6 +10,7 @@ from elasticsearch import Elasticsearch
 
 from soar.config import Settings
 from soar.connections import elasticsearch_client, redis_client
+from soar.dispatch import Task, dispatcher_for
 from soar.scheduler.alerting import Dispatch
 from soar.scheduler.cycle import Detector
 from soar.scheduler.loop import Leases, RedisLeases, StoreLeases
@@ -17,28 +18,24 @@ from soar.store import Store, open_store
 
 log = logging.getLogger(__name__)
 
-HANDLE_ALERT = "soar.playbooks.handle_alert"
-
 _lock = threading.Lock()
 _cache: dict[str, Any] = {}
 
 
-def celery_dispatch(settings: Settings) -> Dispatch:
+def alert_handoff(settings: Settings) -> Dispatch:
     """Hand an alert id to the playbook engine by task name (the engine is never imported here)."""
-    from soar.celery_app import app
+    dispatcher = dispatcher_for(settings)
 
     def send(alert_id: str) -> None:
-        if settings.celery_eager:
-            task = app.tasks.get(HANDLE_ALERT)
-            if task is None:
-                log.info("alert %s created (no playbook engine registered)", alert_id)
-                return
-            try:
-                task.apply(args=[alert_id])
-            except Exception as exc:  # the playbook engine's failure must not stop detection
-                log.error("playbook hand-off of alert %s failed: %s", alert_id, exc)
+        try:
+            handled = dispatcher.send(Task.HANDLE_ALERT, [alert_id], queue=settings.response_queue)
+        except Exception as exc:
+            if not dispatcher.in_process:
+                raise  # the broker is down: the caller decides
+            log.error("playbook hand-off of alert %s failed: %s", alert_id, exc)  # must not stop detection
             return
-        app.send_task(HANDLE_ALERT, args=[alert_id], queue=settings.response_queue, ignore_result=True)
+        if not handled:
+            log.info("alert %s created (no playbook engine registered)", alert_id)
 
     return send
 
@@ -61,14 +58,14 @@ def es_for(settings: Settings) -> Elasticsearch:
 def leases_for(settings: Settings) -> Leases:
     """One lease mechanism in every mode: Redis where the deployment has it, else the state store (eager mode),
     so two schedulers share the rules either way."""
-    if settings.celery_eager:
+    if dispatcher_for(settings).in_process:
         key = f"leases:store:{settings.store}:{settings.state_dir}:{settings.index_prefix}"
         return _cached(key, lambda: StoreLeases(lambda: store_for(settings)))  # type: ignore[no-any-return]
     return _cached(f"leases:{settings.redis_url}", lambda: RedisLeases(redis_client(settings)))  # type: ignore[no-any-return]
 
 
 def detector_for(settings: Settings) -> Detector:
-    return Detector(settings, store_for(settings), es_for(settings), celery_dispatch(settings))
+    return Detector(settings, store_for(settings), es_for(settings), alert_handoff(settings))
 
 
 def reset() -> None:

@@ -118,20 +118,21 @@ def run_scheduler(
     settings: Settings, stop: threading.Event, tick_seconds: float = 1.0, lease_seconds: float | None = None
 ) -> None:
     """The scheduler process: in embedded mode it runs the cycles itself, else it sends them to workers."""
-    from soar.celery_app import configure
+    from soar.dispatch import configure, dispatcher_for
     from soar.scheduler.runtime import detector_for, leases_for, store_for
 
-    app = configure(settings)
+    configure(settings)
+    dispatcher = dispatcher_for(settings)
     leases = leases_for(settings)
 
+    def run_here(rule_ids: list[str]) -> None:
+        try:  # the checkpoints this tick read fresh to find them due: not read twice
+            run_rule_ids(settings, detector_for(settings), rule_ids, scheduler.due_checkpoints)
+        finally:
+            leases.release(rule_ids)
+
     def send(rule_ids: list[str]) -> None:
-        if settings.celery_eager:  # the checkpoints this tick read fresh to find them due: not read twice
-            try:
-                run_rule_ids(settings, detector_for(settings), rule_ids, scheduler.due_checkpoints)
-            finally:
-                leases.release(rule_ids)
-        else:
-            app.send_task(RUN_RULES, args=[rule_ids], queue=settings.detection_queue, ignore_result=True)
+        dispatcher.send(RUN_RULES, [rule_ids], queue=settings.detection_queue, here=lambda: run_here(rule_ids))
 
     ttl = (lambda _rule: lease_seconds) if lease_seconds else lease_ttl
     heartbeat = Heartbeat("scheduler", heartbeat_path(settings.state_dir, "scheduler"))

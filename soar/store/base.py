@@ -7,7 +7,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from soar.config import Settings
 from soar.errors import InputError, SoarError
 
 KIND_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
@@ -178,17 +177,3 @@ def normalise_where(where: Where | None) -> list[tuple[str, Condition]]:
             cond = tuple(cond)
         out.append((name, cond))
     return out
-
-
-def open_store(settings: Settings) -> Store:
-    """The configured store: SQLite under ``state_dir`` or Elasticsearch indices."""
-    store: Store
-    if settings.store == "elasticsearch":
-        from soar.store.elastic import ElasticsearchStore
-
-        store = ElasticsearchStore.from_settings(settings)
-    else:
-        from soar.store.sqlite import SQLiteStore
-
-        store = SQLiteStore(settings.state_dir / "state.sqlite3")
-    return store

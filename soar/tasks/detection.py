@@ -6,9 +6,10 @@ from typing import Any
 
 from soar.celery_app import app
 from soar.config import get_settings
+from soar.dispatch import Task
 
 
-@app.task(name="soar.detection.run_rules", acks_late=True, ignore_result=False)  # the cycle report, kept 24 h
+@app.task(name=Task.RUN_RULES.value, acks_late=True, ignore_result=False)  # the cycle report, kept 24 h
 def run_rules(rule_ids: list[str]) -> dict[str, Any]:
     """Run one cycle for these rules (sent together by the scheduler), then release their leases."""
     from soar.scheduler.runtime import detector_for, leases_for

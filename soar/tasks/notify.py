@@ -6,15 +6,26 @@ from typing import Any
 
 from soar.celery_app import app
 from soar.config import get_settings
+from soar.dispatch import Local, Task, handles
 from soar.notify import Deliverer, interactions, service, transport_for
 from soar.store import open_store
 
 BUSY_RETRY = 1.0
 
 
-@app.task(name="soar.notify.run_event")
+@app.task(name=Task.RUN_EVENT.value)
 def run_event(run_id: str, event: dict[str, Any]) -> dict[str, Any]:
     """A playbook run event → a reply in the incident's thread and an updated card."""
+    return _run_event(run_id, event)
+
+
+@handles(Task.RUN_EVENT)
+def _run_event_here(local: Local, run_id: str, event: dict[str, Any]) -> None:
+    """Eager mode: the same, in the process that published the event."""
+    _run_event(run_id, event)
+
+
+def _run_event(run_id: str, event: dict[str, Any]) -> dict[str, Any]:
     settings = get_settings()
     store = open_store(settings)
     try:
@@ -24,7 +35,7 @@ def run_event(run_id: str, event: dict[str, Any]) -> dict[str, Any]:
     return {"incident": thread.id, "channel": thread.channel, "revision": thread.revision}
 
 
-@app.task(name="soar.notify.alert")
+@app.task(name=Task.NOTIFY_ALERT.value)
 def alert(alert_id: str) -> dict[str, Any]:
     """An alert's card (once per alert), for alerts no playbook picks up; a missing alert is reported, not retried."""
     settings = get_settings()
@@ -40,7 +51,7 @@ def alert(alert_id: str) -> dict[str, Any]:
     return {"incident": thread.id, "channel": thread.channel}
 
 
-@app.task(name="soar.notify.deliver")
+@app.task(name=Task.DELIVER.value)
 def deliver(channel: str) -> dict[str, Any]:
     """Send a channel's outbox; reschedule itself while messages wait for a retry."""
     settings = get_settings()
@@ -58,7 +69,7 @@ def deliver(channel: str) -> dict[str, Any]:
     return {"channel": channel, "sent": report.sent, "busy": report.busy, "retry_in": report.retry_in}
 
 
-@app.task(name="soar.notify.interaction")
+@app.task(name=Task.INTERACTION.value)
 def interaction(data: dict[str, Any]) -> dict[str, Any]:
     """A verified Slack button click: check the clicker's role and decide the approval."""
     settings = get_settings()

@@ -14,6 +14,7 @@ from celery.signals import worker_ready
 
 from soar.celery_app import app
 from soar.config import get_settings
+from soar.dispatch import CeleryDispatcher, Local, Task, dispatcher_for, handles
 from soar.playbooks import dispatch, engine
 
 log = logging.getLogger("soar.tasks.playbooks")
@@ -23,21 +24,28 @@ def _runtime() -> Any:
     return dispatch.runtime_for(get_settings())
 
 
-@app.task(name="soar.playbooks.handle_alert")
+@app.task(name=Task.HANDLE_ALERT.value)
 def handle_alert(alert_id: str) -> list[str]:
     """Start the runs an alert triggers (a redelivered alert starts nothing new)."""
     settings = get_settings()
     rt = _runtime()
     started = engine.handle_alert(rt, alert_id)
+    in_process = dispatcher_for(settings).in_process
     for run_id in started:
-        if settings.celery_eager:
+        if in_process:
             dispatch.kick(settings, run_id, runtime=rt)
         else:  # the first step runs here, saving a queue hop on the alert-to-first-step path
             _advance_and_schedule(run_id)
     return started
 
 
-@app.task(name="soar.playbooks.advance")
+@handles(Task.HANDLE_ALERT)
+def _handle_alert_here(local: Local, alert_id: str) -> None:
+    """Eager mode: a process that loaded this module runs the playbook engine for its new alerts."""
+    handle_alert(alert_id)
+
+
+@app.task(name=Task.ADVANCE.value)
 def advance(run_id: str) -> str:
     """One step attempt of a run; the next one is another task (after a retry's backoff if any)."""
     return _advance_and_schedule(run_id)
@@ -53,7 +61,7 @@ def _advance_and_schedule(run_id: str) -> str:
     return nxt.kind
 
 
-@app.task(name="soar.playbooks.recover")
+@app.task(name=Task.RECOVER.value)
 def recover() -> list[str]:
     """Resume every run a lost worker left mid-step (once its lease runs out), and expire approvals on time."""
     settings = get_settings()
@@ -66,9 +74,9 @@ def recover() -> list[str]:
 @worker_ready.connect
 def _recover_on_start(sender: Any = None, **_: Any) -> None:
     settings = get_settings()
-    if settings.celery_eager:
+    if dispatcher_for(settings).in_process:
         return
     try:
-        app.send_task("soar.playbooks.recover", queue=settings.response_queue, ignore_result=True)
+        CeleryDispatcher().send(Task.RECOVER, queue=settings.response_queue)
     except Exception as exc:
         log.warning("could not schedule run recovery: %s", exc)
