@@ -31,8 +31,8 @@ def cli_principal(settings: Settings) -> Principal:
     """The principal this command line acts as; InputError saying how to become one otherwise."""
     if settings.api_tokens_file is None:
         raise InputError(
-            "this command records a person's decision, so it needs to know who you are: set api_tokens_file "
-            "(SOAR_API_TOKENS_FILE) to the principals file and map your login there with os_user, "
+            "this command acts as you (what you may see and decide), so it needs to know who you are: "
+            "set api_tokens_file (SOAR_API_TOKENS_FILE) to the principals file and map your login there with os_user, "
             f"or export {TOKEN_ENV} with your token"
         )
     principals = load_principals(settings)

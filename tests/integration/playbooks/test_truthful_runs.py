@@ -75,7 +75,15 @@ def _doc(rt: Runtime, run_id: str) -> dict[str, Any]:
 
 
 def _cli(*args: str) -> str:
-    out = CliRunner().invoke(runs_app, list(args))
+    """``soar runs ...`` as rita (a responder of the content's principals file, by her token)."""
+    from soar.config import get_settings
+    from tests.integration.playbooks.conftest import CLI_TOKENS
+
+    get_settings.cache_clear()
+    try:
+        out = CliRunner().invoke(runs_app, list(args), env={"SOAR_TOKEN": CLI_TOKENS["rita"]})
+    finally:
+        get_settings.cache_clear()
     assert out.exit_code == 0, out.output
     return out.output
 

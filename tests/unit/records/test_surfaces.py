@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import pwd
 from pathlib import Path
 
 import pytest
@@ -20,7 +22,9 @@ def test_the_cli_names_kind_id_and_field_of_an_unreadable_run(tmp_path: Path) ->
     store.put("runs", "run-1", _run(status="exploded"))
     store.put("runs", "run-2", {**_run(id="run-2"), "schema_version": 7})
     store.close()
-    env = {"SOAR_STATE_DIR": str(state)}
+    login = pwd.getpwuid(os.geteuid()).pw_name
+    (tmp_path / "tokens.yml").write_text(f"principals:\n  - {{name: ana, roles: [viewer], os_user: {login}}}\n")
+    env = {"SOAR_STATE_DIR": str(state), "SOAR_API_TOKENS_FILE": str(tmp_path / "tokens.yml")}
     shown = run_soar("runs", "show", "run-1", env=env)
     assert shown.returncode == 1 and "Traceback" not in shown.stderr
     assert "runs/run-1: field status: expected one of" in shown.stderr + shown.stdout
