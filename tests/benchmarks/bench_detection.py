@@ -917,8 +917,8 @@ def scale_curve(es: Any, settings: Any, root_info: dict[str, Any]) -> None:
     base_rules, base_eps, base_interval = rules_axis[0], eps_axis[0], interval_axis[0]
     points: list[tuple[str, int, int, int, int]] = []  # (dimension, x, rules, eps, interval)
     points += [("rules", n, n, base_eps, base_interval) for n in rules_axis]
-    points += [("events/s", e, base_rules, e, base_interval) for e in eps_axis[1:]]
-    points += [("interval s", i, base_rules, base_eps, i) for i in interval_axis[1:]]
+    points += [("events/s", e, base_rules, e, base_interval) for e in eps_axis]  # the base point: measured once
+    points += [("interval s", i, base_rules, base_eps, i) for i in interval_axis]
     measured_at: dict[tuple[int, int, int], dict[str, dict[str, Any]]] = {}
     notes: list[str] = []
     for _, _, n_rules, eps, interval in points:
