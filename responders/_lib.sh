@@ -143,15 +143,27 @@ persist_dir() {
   fi
 }
 
+# Run "$@" holding the persistence lock, so an apply that persists and a revert that removes the boot hook of
+# another host sharing this filesystem (or of another containment of this one) never interleave: the hook's
+# --tidy takes the same lock. Without flock (util-linux) the steps still work, one file rename at a time.
+persist_locked() {
+  if have flock; then
+    mkdir -p /run/lock
+    (flock 9 && "$@") 9>/run/lock/soar-containment.lock
+  else
+    "$@"
+  fi
+}
+
 # NAME FILE: write the responder's own text as NAME in DIR, atomically (the caller checked soar_self exists)
 persist_self() {
-  soar_self >"$1/$2.tmp"
-  mv "$1/$2.tmp" "$1/$2"
+  soar_self >"$1/$2.tmp.$$"
+  mv "$1/$2.tmp.$$" "$1/$2"
 }
 
 install_boot_hook() {
   mkdir -p "$PERSIST_ROOT"
-  cat >"$BOOT_HOOK.tmp" <<'HOOK'
+  cat >"$BOOT_HOOK.tmp.$$" <<'HOOK'
 #!/bin/sh
 # soar's containment boot hook: written by soar's responders, removed with the last containment they persisted.
 # Re-applies what soar persisted for this network namespace (isolation with a fresh dead-man timer, blocks with
@@ -159,6 +171,10 @@ install_boot_hook() {
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 umask 077
 if [ "${1:-}" = --tidy ]; then  # what a revert runs: once nothing is persisted anywhere, remove this hook
+  if [ -z "${SOAR_CONTAINMENT_LOCKED:-}" ] && command -v flock >/dev/null 2>&1; then  # one at a time (see persist_locked)
+    mkdir -p /run/lock
+    SOAR_CONTAINMENT_LOCKED=1 exec flock /run/lock/soar-containment.lock sh "$0" --tidy
+  fi
   for d in /var/lib/soar-containment/net-*; do
     [ -d "$d" ] || continue
     for a in "$d"/*.args; do [ -f "$a" ] && exit 0; done
@@ -188,10 +204,10 @@ for a in "$P"/*.args; do
 done
 exit $rc
 HOOK
-  mv "$BOOT_HOOK.tmp" "$BOOT_HOOK"
+  mv "$BOOT_HOOK.tmp.$$" "$BOOT_HOOK"
   if [ -d /run/systemd/system ] && have systemctl; then
     if [ ! -f "$BOOT_UNIT" ]; then
-      cat >"$BOOT_UNIT.tmp" <<UNIT
+      cat >"$BOOT_UNIT.tmp.$$" <<UNIT
 [Unit]
 Description=soar: re-apply host containment persisted by soar (isolation, address blocks)
 DefaultDependencies=no
@@ -208,7 +224,7 @@ ExecStart=/bin/sh $BOOT_HOOK
 [Install]
 WantedBy=sysinit.target
 UNIT
-      mv "$BOOT_UNIT.tmp" "$BOOT_UNIT"
+      mv "$BOOT_UNIT.tmp.$$" "$BOOT_UNIT"
       systemctl daemon-reload >/dev/null 2>&1 || true
     fi
     systemctl enable soar-containment.service >/dev/null 2>&1 || true

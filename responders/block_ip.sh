@@ -65,13 +65,16 @@ persist_drop_code() {
 }
 persist() {
   command -v soar_self >/dev/null 2>&1 || die 2 "--persist: the responder's own text was not sent"
+  persist_locked persist_block
+}
+persist_block() {  # under persist_locked
   mkdir -p "$PERSISTED"
   persist_self "$PERSISTED" block_ip.sh
   {
     if [ "$EXPIRE" -gt 0 ]; then echo $(( $(date +%s) + EXPIRE )); else echo 0; fi
     printf '%s\n--backend\n%s\n' "$target" "$BACKEND"
-  } >"$ARGS.tmp"
-  mv "$ARGS.tmp" "$ARGS"
+  } >"$ARGS.tmp.$$"
+  mv "$ARGS.tmp.$$" "$ARGS"
   install_boot_hook
 }
 

@@ -129,6 +129,19 @@ write_revert() {
   echo "rmdir '$STATE' /run/soar 2>/dev/null || true" >>"$STATE/isolate.revert"
 }
 
+persist_isolation() {  # under persist_locked: the responder and its arguments, then the hook that reads them
+  mkdir -p "$PERSISTED"
+  persist_self "$PERSISTED" isolate.sh
+  {
+    if [ "$RELEASE" -gt 0 ]; then echo $(( $(date +%s) + RELEASE )); else echo 0; fi
+    for a in $MGMT; do printf -- '--mgmt\n%s\n' "$a"; done
+    for e in $LOGS; do printf -- '--log\n%s\n' "$e"; done
+    printf -- '--deadman\n%s\n--backend\n%s\n' "$BOOT_DEADMAN" "$BACKEND"
+  } >"$PERSISTED/isolate.args.tmp.$$"
+  mv "$PERSISTED/isolate.args.tmp.$$" "$PERSISTED/isolate.args"
+  install_boot_hook
+}
+
 present() {
   if [ "$BACKEND" = nft ]; then nft list table inet "$TABLE" >/dev/null 2>&1; return; fi
   iptables -C INPUT -j SOAR-ISO-IN 2>/dev/null || { have ip6tables && ip6tables -C INPUT -j SOAR-ISO-IN 2>/dev/null; }
@@ -159,16 +172,7 @@ case "$mode" in
       say booted yes
     elif [ "$PERSIST" = yes ]; then
       command -v soar_self >/dev/null 2>&1 || die 2 "--persist: the responder's own text was not sent"
-      mkdir -p "$PERSISTED"
-      persist_self "$PERSISTED" isolate.sh
-      {
-        if [ "$RELEASE" -gt 0 ]; then echo $(( $(date +%s) + RELEASE )); else echo 0; fi
-        for a in $MGMT; do printf -- '--mgmt\n%s\n' "$a"; done
-        for e in $LOGS; do printf -- '--log\n%s\n' "$e"; done
-        printf -- '--deadman\n%s\n--backend\n%s\n' "$BOOT_DEADMAN" "$BACKEND"
-      } >"$PERSISTED/isolate.args.tmp"
-      mv "$PERSISTED/isolate.args.tmp" "$PERSISTED/isolate.args"
-      install_boot_hook
+      persist_locked persist_isolation
       say persisted yes; say boot_deadman "$BOOT_DEADMAN"
     else
       rm -f "$PERSISTED/isolate.args" "$PERSISTED/isolate.sh"  # this apply asked for none: an older copy goes
