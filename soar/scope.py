@@ -103,7 +103,10 @@ class Scopes:
     def of_approval(self, run: Mapping[str, Any] | None, approval: Mapping[str, Any]) -> tuple[Scope, ...]:
         """The run's scopes plus every inventory host the waiting step would act on (its parameters)."""
         own = self.of_run(run)
-        targets = self.hosts(_strings(approval.get("params")))
+        alert = run.get("alert") if isinstance(run, Mapping) else None
+        rule = rule_attributes(alert) if isinstance(alert, Mapping) else {}
+        # the hosts acted on carry the rule's attributes too, as the alert's own hosts do
+        targets = tuple(Scope(s.host, {**rule, **s.labels}) for s in self.hosts(_strings(approval.get("params"))))
         merged = {s.host: s for s in (*own, *targets)}
         if len(merged) > 1:
             merged.pop(None, None)  # a named host is a stricter scope than "none"

@@ -141,3 +141,14 @@ def test_rule_attributes_sent_with_an_alert_are_dropped_by_enrichment(settings: 
     enriched = scopes.enrich(forged)
     assert enriched["inventory"] == {"hosts": [{"host": "bare1", "labels": {}}]}
     assert not authorize_in(TEAM, "alerts:read", scopes.of_alert(enriched)).allowed
+
+
+def test_an_approval_on_the_alerts_own_host_keeps_the_rules_attributes(settings: Settings) -> None:
+    """The step's target host is also one of the alert's: the rule's attributes must not be dropped there."""
+    scopes = scopes_for(settings)
+    alert = scopes.enrich({"host": {"name": "web1"}}, {"team": "identity"})
+    found = scopes.of_approval({"alert": alert}, {"params": {"host": "web1", "ip": "203.0.113.7"}})
+    assert [dict(s.labels) for s in found] == [{"team": "identity", "env": "prod", "criticality": "high"}]
+    assert authorize_in(PROD_TEAM, "approvals:decide", found).allowed
+    bare = scopes.of_approval({"alert": scopes.enrich({"host": {"name": "web1"}})}, {"params": {"host": "web1"}})
+    assert not authorize_in(TEAM, "approvals:decide", bare).allowed
