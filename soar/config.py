@@ -33,6 +33,10 @@ INTEGRATION_ENV = re.compile(
 )
 
 
+CYCLE_TIMEOUT_INTERVALS = 3.0  # a cycle's request may take this many detection intervals ...
+CYCLE_TIMEOUT_FLOOR = 3.0  # ... but never less than this many seconds (a 1 s interval still gets 3 s)
+
+
 class Settings(BaseSettings):
     """Every setting soar has. Paths are relative to the working directory unless noted."""
 
@@ -184,6 +188,29 @@ class Settings(BaseSettings):
     def search_timeout(self) -> float:
         """Seconds Elasticsearch spends on one search of a detection cycle (then it reports ``timed_out``)."""
         return self.detection_search_timeout or self.elasticsearch_timeout / 2
+
+    @property
+    def cycle_request_timeout(self) -> float:
+        """Seconds one request of a scheduler tick or detection cycle may wait (store, events, Redis):
+        ``min(elasticsearch_timeout, max(CYCLE_TIMEOUT_FLOOR, CYCLE_TIMEOUT_INTERVALS × detection_interval))``.
+
+        A dependency that accepts connections and never answers (a black hole) then costs a tick at most this,
+        not the ``elasticsearch_timeout`` sized for interactive commands: the tick fails, says so once, and the
+        next one tries again while the checkpoint stays put (the window becomes a gap, filled when it is back).
+        """
+        budget = max(CYCLE_TIMEOUT_FLOOR, CYCLE_TIMEOUT_INTERVALS * self.detection_interval)
+        return min(self.elasticsearch_timeout, budget)
+
+    def for_cycles(self) -> Settings:
+        """These settings with request timeouts sized to the cycle (what scheduler and detection clients use)."""
+        timeout = self.cycle_request_timeout
+        if timeout >= self.elasticsearch_timeout:
+            return self
+        search = self.detection_search_timeout
+        update: dict[str, Any] = {"elasticsearch_timeout": timeout}
+        if search is not None and search >= timeout:  # still below the request's, so a slow rule times out alone
+            update["detection_search_timeout"] = timeout / 2
+        return self.model_copy(update=update)
 
     @field_validator("redis_url")
     @classmethod

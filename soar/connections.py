@@ -37,8 +37,9 @@ def elasticsearch_client(settings: Settings, **kwargs: Any) -> Elasticsearch:
     return Elasticsearch(settings.elasticsearch_url, **options)
 
 
-def redis_client(settings: Settings) -> redis.Redis[bytes]:
-    return redis.Redis.from_url(settings.redis_url, socket_connect_timeout=5, socket_timeout=10)
+def redis_client(settings: Settings, timeout: float = 10.0) -> redis.Redis[bytes]:
+    """``timeout``: seconds a command may wait (a scheduler's leases pass its cycle's budget)."""
+    return redis.Redis.from_url(settings.redis_url, socket_connect_timeout=min(5.0, timeout), socket_timeout=timeout)
 
 
 def _chain(exc: BaseException) -> list[BaseException]:

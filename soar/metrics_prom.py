@@ -39,6 +39,9 @@ RULE_SECONDS = Histogram(
     ["rule"],
     buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 30),
 )
+# Runs, alerts and errors count what the cycles added to the stored checkpoints (their versioned write), so
+# these and ``runs_total``/``alerts_total``/``errors_total`` of ``soar detect status`` move together.
+RULE_RUNS = Counter("soar_detection_rule_runs_total", "Runs of a rule (its window searched, or failed)", ["rule"])
 RULE_HITS = Counter("soar_detection_rule_hits_total", "Events matched by a rule", ["rule"])
 RULE_ALERTS = Counter("soar_detection_rule_alerts_total", "Alerts created by a rule", ["rule"])
 RULE_ERRORS = Counter("soar_detection_rule_errors_total", "Failed rule runs, by kind of error", ["rule", "kind"])

@@ -30,11 +30,20 @@ from soar.scheduler.correlate import (
     raise_once,
 )
 from soar.scheduler.fetch import Fetcher, FetchStats
-from soar.scheduler.planning import Window, chunks, iso, parse_time, plan_run
+from soar.scheduler.planning import Window, chunks, iso, plan_run
 from soar.scheduler.rules import ScheduledRule
 from soar.scheduler.search import Job, JobResult, RequestCounter, SearchError
 from soar.scheduler.sources import ElasticsearchSource, EventSource
-from soar.scheduler.state import CHECKPOINTS, advance_gap, checkpoint_end, load_checkpoints, open_gaps, record_gap
+from soar.scheduler.state import (
+    Checkpoints,
+    Tally,
+    advance_gap,
+    checkpoint_end,
+    load_checkpoints,
+    open_gaps,
+    record_gap,
+    write_tallies,
+)
 from soar.scope import Scopes, scopes_for
 from soar.store import Store
 
@@ -166,20 +175,19 @@ class Detector:
         now = self.clock() if now is None else now
         report = CycleReport(started_at=now)
         t0 = time.perf_counter()
-        if checkpoints is None:
-            checkpoints = load_checkpoints(self.store, [r.id for r in rules])
-        else:
-            checkpoints = {r.id: checkpoints[r.id] for r in rules if r.id in checkpoints}
+        read = (
+            load_checkpoints(self.store, [r.id for r in rules])
+            if checkpoints is None
+            else Checkpoints(checkpoints, getattr(checkpoints, "versions", None)).subset(r.id for r in rules)
+        )  # without versions (a plain mapping), the checkpoint write reads them first
         rules = [
             r
             for r in rules
-            if r.enabled
-            and not _disabled(r, checkpoints.get(r.id))
-            and (r.query is not None or r.correlation is not None)
+            if r.enabled and not _disabled(r, read.get(r.id)) and (r.query is not None or r.correlation is not None)
         ]
         jobs: list[Job] = []
         for rule in rules:
-            plan = plan_run(rule, checkpoint_end(checkpoints.get(rule.id)), now, self.settings.detection_ingest_delay)
+            plan = plan_run(rule, checkpoint_end(read.get(rule.id)), now, self.settings.detection_ingest_delay)
             run = report.runs.setdefault(rule.id, RuleRun(rule.id, plan.window))
             if plan.gap is not None:
                 added = record_gap(self.store, rule.id, plan.gap, "late cycle or Elasticsearch unavailable", now)
@@ -196,7 +204,7 @@ class Detector:
         for res in results:
             self._alerts(res, report)
         self._advance_gaps([r for r in results if r.job.gap_id], report)
-        self._checkpoints([r for r in results if not r.job.gap_id], checkpoints, report, now)
+        self._checkpoints(results, read, report, now)
         report.seconds = time.perf_counter() - t0
         metrics.CYCLE_SECONDS.observe(report.seconds)
         for run in report.runs.values():
@@ -226,7 +234,6 @@ class Detector:
                     report.latencies.append(detected_at - ts)
                     metrics.EVENT_TO_ALERT.observe(max(0.0, detected_at - ts))
         run.alerts += created
-        metrics.RULE_ALERTS.labels(rule.id).inc(created)
 
     def _scopes(self) -> Scopes | None:
         """The inventory's labels for new alerts (what scoped principals filter on); None if it cannot be read.
@@ -266,7 +273,6 @@ class Detector:
         run.seconds += res.took  # its search (shared with the rules searched with it), then its alerts
         if res.error is not None:
             run.error = run.error or res.error
-            metrics.RULE_ERRORS.labels(rule.id, res.error.kind).inc()
             return
         t0 = time.perf_counter()
         hits = len(res.hits) or len(res.events)
@@ -294,33 +300,43 @@ class Detector:
             if filled_until is not None:
                 advance_gap(self.store, gap_id, filled_until, self.clock())
 
-    def _checkpoints(
-        self,
-        results: list[JobResult],
-        checkpoints: Mapping[str, dict[str, Any]],
-        report: CycleReport,
-        now: float,
-    ) -> None:
-        docs: dict[str, dict[str, Any]] = {}
-        for res in results:
-            rule = res.job.rule
-            old = dict(checkpoints.get(rule.id) or {})
-            doc = {**old, "rule_id": rule.id, "title": rule.title, "content_hash": rule.content_hash}
-            doc["last_run_at"] = iso(now)
-            doc["runs_total"] = int(old.get("runs_total", 0)) + 1
-            stats = report.runs[rule.id]
-            doc.update(last_hits=stats.hits, last_alerts=stats.alerts, last_capped=stats.capped)
-            doc["last_duration_ms"] = round(stats.seconds * 1000, 1)
-            doc["alerts_total"] = int(old.get("alerts_total", 0)) + stats.alerts
-            if res.error is None:
-                end = max(res.job.window.end, parse_time(old.get("end")) or 0.0)
-                doc.update(end=iso(end), last_error=None, error_kind=None, disabled=False, disabled_reason=None)
-            else:
-                doc.update(last_error=res.error.message, error_kind=res.error.kind, last_error_at=iso(now))
-                doc["errors_total"] = int(old.get("errors_total", 0)) + 1
-                if res.error.disable:
-                    doc.update(disabled=True, disabled_reason=res.error.message)
-                    log.warning("rule %s (%s) disabled: %s", rule.id, rule.source, res.error.message)
-            docs[rule.id] = doc
-        if docs:
-            self.store.put_many(CHECKPOINTS, docs)
+    def _checkpoints(self, results: list[JobResult], checkpoints: Checkpoints, report: CycleReport, now: float) -> None:
+        """Add this cycle to the rules' checkpoints (versioned: see :func:`~soar.scheduler.state.write_tallies`);
+        the Prometheus counters count what was written, so they and the checkpoints never disagree."""
+        tallies: dict[str, Tally] = {}
+        for res in sorted(results, key=lambda r: r.job.gap_id is not None):  # a rule's window before its gaps
+            rule, stats = res.job.rule, report.runs[res.job.rule.id]
+            if res.job.gap_id is not None:
+                if rule.id not in tallies and stats.alerts:  # gap chunks only: their alerts still count
+                    tallies[rule.id] = Tally(
+                        rule.id, rule.title, rule.content_hash, iso(now), runs=0, alerts=stats.alerts
+                    )
+                continue
+            error = res.error
+            tallies[rule.id] = Tally(
+                rule.id,
+                rule.title,
+                rule.content_hash,
+                iso(now),
+                hits=stats.hits,
+                alerts=stats.alerts,
+                capped=stats.capped,
+                duration_ms=round(stats.seconds * 1000, 1),
+                end=res.job.window.end if error is None else None,
+                error=error.message if error else None,
+                error_kind=error.kind if error else None,
+                disable=bool(error and error.disable),
+            )
+            if error is not None and error.disable:
+                log.warning("rule %s (%s) disabled: %s", rule.id, rule.source, error.message)
+        if not tallies:
+            return
+        written = write_tallies(self.store, list(tallies.values()), checkpoints)
+        if len(written) < len(tallies):
+            lost = sorted(set(tallies) - {t.rule_id for t in written})
+            log.warning("checkpoints of %d rules not written (lost every race): %s", len(lost), ", ".join(lost[:10]))
+        for tally in written:
+            metrics.RULE_RUNS.labels(tally.rule_id).inc(tally.runs)
+            metrics.RULE_ALERTS.labels(tally.rule_id).inc(tally.alerts)
+            if tally.error_kind is not None:
+                metrics.RULE_ERRORS.labels(tally.rule_id, tally.error_kind).inc()

@@ -28,7 +28,7 @@ from soar.liveness import Dependency, Heartbeat
 from soar.scheduler.loading import load_scheduled_rules
 from soar.scheduler.planning import index_phase, is_due, phase
 from soar.scheduler.rules import ScheduledRule, rule_state
-from soar.scheduler.state import ALL_CHECKPOINTS_LIMIT, all_checkpoints
+from soar.scheduler.state import ALL_CHECKPOINTS_LIMIT, Checkpoints, all_checkpoints
 from soar.store import Store
 
 log = logging.getLogger(__name__)
@@ -184,10 +184,11 @@ class Scheduler:
         self._ruleset_hash: str | None = None
         self._config_hash: str | None = None
         self._invalid = 0  # rules that did not load, at the last look
-        self._cached: dict[str, dict[str, Any]] | None = None
+        self._cached: Checkpoints | None = None
         self._cached_at = float("-inf")
         self._cached_ruleset: str | None = None
-        self.due_checkpoints: dict[str, dict[str, Any]] | None = None  # of the rules sent by the last tick
+        self.ticks = 0  # ticks done, failed or not (what a test of a black-holed dependency counts)
+        self.due_checkpoints: Checkpoints | None = None  # of the rules sent by the last tick, with their versions
 
     def rules(self) -> list[ScheduledRule]:
         rules, errors = load_scheduled_rules(self.settings)
@@ -249,7 +250,7 @@ class Scheduler:
         (the rules of an index run in one cycle, which reads the index once for all of them)."""
         return index_phase(rule) if self.settings.detection_path == "fetch" else phase(rule)
 
-    def _checkpoints(self, rules: Sequence[ScheduledRule], now: float) -> dict[str, dict[str, Any]]:
+    def _checkpoints(self, rules: Sequence[ScheduledRule], now: float) -> Checkpoints:
         """The stored checkpoints, read again only when they could say something new.
 
         Runs only postpone a rule, so checkpoints read earlier cannot hide a due rule: the store is read when
@@ -285,11 +286,13 @@ class Scheduler:
             # Due rules were found on checkpoints read in this tick (a cached read shows none due).
             # (Past all_checkpoints' limit a missing one may exist: the cycle reads them itself then.)
             complete = len(checkpoints) < ALL_CHECKPOINTS_LIMIT
-            self.due_checkpoints = {i: checkpoints[i] for i in due if i in checkpoints} if complete else None
+            self.due_checkpoints = checkpoints.subset(due) if complete else None
             self.send(due)
         return due
 
     def run_forever(self, stop: threading.Event, tick_seconds: float = 1.0) -> None:
+        if self.chores:  # on their own thread: a chore that hangs (Slack, a black-holed store) never delays a tick
+            threading.Thread(target=self._run_chores, args=(stop, tick_seconds), name="chores", daemon=True).start()
         while not stop.is_set():
             started = time.monotonic()
             try:
@@ -298,9 +301,13 @@ class Scheduler:
                 self.dependencies.failed(exc)
             else:
                 self.dependencies.ok()
+            self.ticks += 1
             if self.heartbeat is not None:
                 self.heartbeat.beat(ready=self.dependencies.up, dependencies=[self.dependencies])
+            stop.wait(max(0.0, tick_seconds - (time.monotonic() - started)))
+
+    def _run_chores(self, stop: threading.Event, tick_seconds: float) -> None:
+        while not stop.wait(tick_seconds):
             if self.dependencies.up:  # chores need the same store: not while it is down
                 for chore in self.chores:
                     chore.run_if_due(time.monotonic())
-            stop.wait(max(0.0, tick_seconds - (time.monotonic() - started)))

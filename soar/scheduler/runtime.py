@@ -47,12 +47,17 @@ def _cached(key: str, build: Any) -> Any:
         return _cache[key]
 
 
+# Every client below waits at most ``Settings.cycle_request_timeout`` per request (sized to the detection interval),
+# so a dependency that never answers costs a tick that much, not the interactive ``elasticsearch_timeout``.
+
+
 def store_for(settings: Settings) -> Store:
-    return _cached(f"store:{settings.store}:{settings.state_dir}:{settings.index_prefix}", lambda: open_store(settings))  # type: ignore[no-any-return]
+    key = f"store:{settings.store}:{settings.state_dir}:{settings.index_prefix}"
+    return _cached(key, lambda: open_store(settings.for_cycles()))  # type: ignore[no-any-return]
 
 
 def es_for(settings: Settings) -> Elasticsearch:
-    return _cached(f"es:{settings.elasticsearch_url}", lambda: elasticsearch_client(settings))  # type: ignore[no-any-return]
+    return _cached(f"es:{settings.elasticsearch_url}", lambda: elasticsearch_client(settings.for_cycles()))  # type: ignore[no-any-return]
 
 
 def leases_for(settings: Settings) -> Leases:
@@ -61,11 +66,12 @@ def leases_for(settings: Settings) -> Leases:
     if dispatcher_for(settings).in_process:
         key = f"leases:store:{settings.store}:{settings.state_dir}:{settings.index_prefix}"
         return _cached(key, lambda: StoreLeases(lambda: store_for(settings)))  # type: ignore[no-any-return]
-    return _cached(f"leases:{settings.redis_url}", lambda: RedisLeases(redis_client(settings)))  # type: ignore[no-any-return]
+    timeout = settings.cycle_request_timeout
+    return _cached(f"leases:{settings.redis_url}", lambda: RedisLeases(redis_client(settings, timeout=timeout)))  # type: ignore[no-any-return]
 
 
 def detector_for(settings: Settings) -> Detector:
-    return Detector(settings, store_for(settings), es_for(settings), alert_handoff(settings))
+    return Detector(settings.for_cycles(), store_for(settings), es_for(settings), alert_handoff(settings))
 
 
 def reset() -> None:

@@ -8,30 +8,119 @@ noticing the same gap record it once — with status ``open`` or ``filled``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import suppress
+from dataclasses import dataclass
 from typing import Any
 
 from soar.alerts import fingerprint
 from soar.scheduler.planning import Window, iso, parse_time
-from soar.store import Conflict, Store
+from soar.store import Conflict, Record, Store
 
 CHECKPOINTS = "checkpoints"
 GAPS = "gaps"
 
 
-def load_checkpoints(store: Store, rule_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+class Checkpoints(dict[str, dict[str, Any]]):
+    """Checkpoints by rule id, as read, with each one's store version: what a cycle's versioned write expects."""
+
+    def __init__(self, docs: Mapping[str, dict[str, Any]] | None = None, versions: Mapping[str, str] | None = None):
+        super().__init__(docs or {})
+        self.versions: dict[str, str] = dict(versions or {})  # none for checkpoints read without them
+
+    @classmethod
+    def of(cls, records: Iterable[Record]) -> Checkpoints:
+        records = list(records)
+        return cls({r.id: r.doc for r in records}, {r.id: r.version for r in records})
+
+    def subset(self, ids: Iterable[str]) -> Checkpoints:
+        wanted = [i for i in ids if i in self]
+        return Checkpoints({i: self[i] for i in wanted}, {i: self.versions[i] for i in wanted if i in self.versions})
+
+
+def load_checkpoints(store: Store, rule_ids: Iterable[str]) -> Checkpoints:
     ids = list(rule_ids)
     if not ids:
-        return {}
-    return {r.id: r.doc for r in store.find(CHECKPOINTS, {"rule_id": ids}, limit=len(ids) + 10)}
+        return Checkpoints()
+    return Checkpoints.of(store.find(CHECKPOINTS, {"rule_id": ids}, limit=len(ids) + 10))
 
 
 ALL_CHECKPOINTS_LIMIT = 10_000
 
 
-def all_checkpoints(store: Store) -> dict[str, dict[str, Any]]:
-    return {r.id: r.doc for r in store.find(CHECKPOINTS, limit=ALL_CHECKPOINTS_LIMIT)}
+def all_checkpoints(store: Store) -> Checkpoints:
+    return Checkpoints.of(store.find(CHECKPOINTS, limit=ALL_CHECKPOINTS_LIMIT))
+
+
+@dataclass(frozen=True)
+class Tally:
+    """What one cycle adds to a rule's checkpoint: counters as deltas, the rest as this run saw it.
+
+    Written as a change, not a copy of the checkpoint read at the cycle's start, so two cycles of one rule
+    (two schedulers, a lease that expired under a slow one) both count and ``end`` only ever moves forward.
+    """
+
+    rule_id: str
+    title: str
+    content_hash: str
+    at: str  # the cycle's time (ISO): the later run's "last_*" fields win, whichever writes last
+    runs: int = 1  # 0: gap chunks only (their alerts count, the rule's window did not run)
+    hits: int = 0
+    alerts: int = 0
+    capped: int = 0
+    duration_ms: float = 0.0
+    end: float | None = None  # the window searched completely (None: none, or it failed)
+    error: str | None = None
+    error_kind: str | None = None
+    disable: bool = False
+
+
+def merge_checkpoint(stored: Mapping[str, Any] | None, tally: Tally) -> dict[str, Any]:
+    """The checkpoint after ``tally``: counters add, ``end`` takes the max, ``last_*`` are the latest run's."""
+    old = dict(stored or {})
+    doc = {**old, "rule_id": tally.rule_id, "title": tally.title, "content_hash": tally.content_hash}
+    doc["runs_total"] = int(old.get("runs_total", 0)) + tally.runs
+    doc["alerts_total"] = int(old.get("alerts_total", 0)) + tally.alerts
+    if tally.error is not None:
+        doc["errors_total"] = int(old.get("errors_total", 0)) + 1
+    ends = [t for t in (parse_time(old.get("end")), tally.end) if t is not None]
+    if ends:
+        doc["end"] = iso(max(ends))
+    latest = tally.runs and (parse_time(old.get("last_run_at")) or 0.0) <= (parse_time(tally.at) or 0.0)
+    if not latest:  # an older run finishing last: its counts are in, its "last" view is not the latest
+        return doc
+    doc.update(last_run_at=tally.at, last_hits=tally.hits, last_alerts=tally.alerts, last_capped=tally.capped)
+    doc["last_duration_ms"] = tally.duration_ms
+    if tally.error is None:
+        doc.update(last_error=None, error_kind=None, disabled=False, disabled_reason=None)
+    else:
+        doc.update(last_error=tally.error, error_kind=tally.error_kind, last_error_at=tally.at)
+        if tally.disable:
+            doc.update(disabled=True, disabled_reason=tally.error)
+    return doc
+
+
+WRITE_ROUNDS = 20
+
+
+def write_tallies(store: Store, tallies: Sequence[Tally], read: Checkpoints) -> list[Tally]:
+    """Add the tallies to their checkpoints under optimistic concurrency: one versioned bulk write, then the
+    losers re-read and merged again. Returns the tallies written: all of them but after WRITE_ROUNDS lost races."""
+    todo = {t.rule_id: t for t in tallies}
+    unread = [i for i in todo if i not in read.versions]
+    fresh = load_checkpoints(store, unread) if unread else Checkpoints()  # versions the caller did not have
+    stored = {i: (read, fresh)[i not in read.versions] for i in todo}
+    written: list[Tally] = []
+    for _ in range(WRITE_ROUNDS):
+        docs = {i: (merge_checkpoint(stored[i].get(i), t), stored[i].versions.get(i)) for i, t in todo.items()}
+        lost = store.put_many_if(CHECKPOINTS, docs)
+        written += [t for i, t in todo.items() if i not in lost]
+        if not lost:
+            break
+        again = load_checkpoints(store, lost)
+        todo = {i: todo[i] for i in lost}
+        stored = dict.fromkeys(todo, again)
+    return written
 
 
 def checkpoint_end(doc: Mapping[str, Any] | None) -> float | None:

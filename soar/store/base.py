@@ -71,6 +71,12 @@ class Store(Protocol):
         """Create or replace several documents (id -> doc) in one write; returns how many were written."""
         ...
 
+    def put_many_if(self, kind: str, docs: Mapping[str, tuple[Mapping[str, Any], str | None]]) -> set[str]:
+        """Write several documents (id -> (doc, expected version)) in one request, each only if it is still at its
+        expected version (None: only if no document has the id yet); returns the ids that lost that race (not
+        written). The others are written; callers re-read the losers, merge and try them again."""
+        ...
+
     def get(self, kind: str, id: str) -> Record | None: ...
 
     def update(self, kind: str, id: str, doc: Mapping[str, Any], *, version: str) -> Record:

@@ -102,6 +102,28 @@ class ElasticsearchStore(Mutates):
             raise SoarError(f"{kind}/{failed.get('_id')}: bulk write failed: {failed['error'].get('reason')}")
         return len(docs)
 
+    def put_many_if(self, kind: str, docs: Mapping[str, tuple[Mapping[str, Any], str | None]]) -> set[str]:
+        if not docs:
+            return set()
+        index = self._index(kind)
+        operations: list[dict[str, Any]] = []
+        for id, (doc, version) in docs.items():
+            if version is None:
+                action: dict[str, Any] = {"create": {"_index": index, "_id": id}}
+            else:
+                seq_no, primary_term = (int(x) for x in version.split(":"))
+                action = {"index": {"_index": index, "_id": id, "if_seq_no": seq_no, "if_primary_term": primary_term}}
+            operations += [action, {"doc": dict(doc), "id": id}]
+        resp = self.client.bulk(operations=operations)
+        lost: set[str] = set()
+        for item in resp["items"]:
+            result = next(iter(item.values()))
+            if result.get("status") == 409:
+                lost.add(str(result.get("_id")))
+            elif result.get("error"):
+                raise SoarError(f"{kind}/{result.get('_id')}: bulk write failed: {result['error'].get('reason')}")
+        return lost
+
     def get(self, kind: str, id: str) -> Record | None:
         try:
             resp = self.client.get(index=self._index(kind), id=id)

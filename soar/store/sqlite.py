@@ -105,6 +105,31 @@ class SQLiteStore(Mutates):
         conn.execute("COMMIT")
         return len(rows)
 
+    def put_many_if(self, kind: str, docs: Mapping[str, tuple[Mapping[str, Any], str | None]]) -> set[str]:
+        check_kind(kind)
+        lost: set[str] = set()
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")  # one transaction: the version checks and the writes see no other writer
+        try:
+            for id, (doc, version) in docs.items():
+                if version is None:
+                    cur = conn.execute(
+                        "INSERT OR IGNORE INTO docs (kind, id, version, doc) VALUES (?, ?, 1, ?)",
+                        (kind, id, _dumps(doc)),
+                    )
+                else:
+                    cur = conn.execute(
+                        "UPDATE docs SET version = version + 1, doc = ? WHERE kind = ? AND id = ? AND version = ?",
+                        (_dumps(doc), kind, id, int(version)),
+                    )
+                if cur.rowcount != 1:
+                    lost.add(id)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return lost
+
     def get(self, kind: str, id: str) -> Record | None:
         row = (
             self._conn()

@@ -244,3 +244,44 @@ def test_prefix_finds_ids_and_fields_by_their_start_case_sensitively(store: Stor
     assert [r.id for r in store.find("alerts", {"id": Prefix("a%")})] == ["a%b"]
     assert [r.id for r in store.find("alerts", {"rule.id": Prefix("r-ab")})] == ["ab_x", "abc1", "abc2", "abd"]
     assert store.count("alerts", {"id": Prefix("ABC")}) == 1
+
+
+def test_put_many_if_writes_the_current_and_reports_the_stale(store: Store) -> None:
+    a = store.put("checkpoints", "a", {"n": 1})
+    b = store.put("checkpoints", "b", {"n": 1})
+    store.put("checkpoints", "b", {"n": 2})  # b moved on since it was read
+    lost = store.put_many_if(
+        "checkpoints",
+        {"a": ({"n": 10}, a.version), "b": ({"n": 10}, b.version), "c": ({"n": 10}, None), "d": ({"n": 1}, None)},
+    )
+    assert lost == {"b"}
+    assert [store.get("checkpoints", i).doc["n"] for i in "abcd"] == [10, 2, 10, 1]  # type: ignore[union-attr]
+    assert store.put_many_if("checkpoints", {"c": ({"n": 11}, None)}) == {"c"}  # create-only when no version
+
+
+def test_two_concurrent_cycle_writers_keep_exact_counters(store: Store) -> None:
+    """Two writers (two schedulers' cycles) adding to the same checkpoints lose no count; ``end`` never goes back."""
+    from soar.scheduler.planning import iso, parse_time
+    from soar.scheduler.state import CHECKPOINTS, Tally, load_checkpoints, write_tallies
+
+    rules = ["r1", "r2", "r3"]
+    ends: dict[int, list[float]] = {0: [], 1: []}
+
+    def writer(n: int) -> None:
+        for i in range(15):
+            read = load_checkpoints(store, rules)  # read at the cycle's start, as a cycle does
+            at = 1_000_000 + 2 * i + n
+            tallies = [Tally(r, r, "h", iso(at), alerts=n + 1, hits=n + 1, end=at) for r in rules]
+            assert len(write_tallies(store, tallies, read)) == len(rules)
+            ends[n].append(parse_time(load_checkpoints(store, ["r1"])["r1"]["end"]) or 0.0)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for rec in store.find(CHECKPOINTS):
+        assert rec.doc["runs_total"] == 30, rec.doc
+        assert rec.doc["alerts_total"] == 15 * (1 + 2), rec.doc
+        assert parse_time(rec.doc["end"]) == 1_000_000 + 2 * 14 + 1
+    assert all(seen == sorted(seen) for seen in ends.values())
