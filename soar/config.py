@@ -78,6 +78,12 @@ class Settings(BaseSettings):
     detection_interval: float = Field(60.0, ge=1, description="Seconds between runs of a rule")
     detection_lookback: float = Field(60.0, ge=0, description="Seconds each window reaches back before its checkpoint")
     detection_ingest_delay: float = Field(0.5, ge=0, description="Seconds a window stops short of now (refresh lag)")
+    detection_min_gap: float = Field(
+        60.0,
+        ge=0,
+        description="Seconds a checkpoint must be behind (besides 3 intervals) for the missed time to be recorded as a"
+        " gap; less, and the late cycle's window just covers it",
+    )
     detection_max_alerts: int = Field(1000, ge=1, description="Cap on alerts one rule creates in one run")
     detection_page_size: int = Field(1000, ge=1, le=10_000, description="Hits per search page")
     detection_batch_size: int = Field(100, ge=1, description="Rule searches per _msearch request")

@@ -3,7 +3,8 @@
 A rule's window is ``[checkpoint − look-back, now − ingest delay)``: overlapping the last
 window by the look-back catches late events, and the alert fingerprint makes the overlap
 harmless. When the checkpoint is far behind (a late cycle, an outage), the normal window
-covers only the latest interval and the rest is recorded as a gap, filled in chunks.
+covers only the latest interval and the rest is recorded as a gap, filled in chunks; a checkpoint less than
+a minute behind is not a gap, its window just covers the delay.
 Times are epoch seconds here; the store keeps ISO-8601 strings.
 """
 
@@ -17,7 +18,11 @@ from typing import Any
 
 from soar.scheduler.rules import ScheduledRule
 
-GAP_FACTOR = 3.0  # a checkpoint more than this many intervals behind means cycles were missed
+GAP_FACTOR = 3.0  # a checkpoint more than this many intervals behind means cycles were missed ...
+# ... and more than ``min_gap`` seconds (settings.detection_min_gap): a late cycle's window simply grows (a search of
+# a minute more is cheap). Without it, at a 1 s interval one cycle longer than 3 s (1,000 rules) had every rule record
+# a gap, store round trips each, so the next cycle was later still: it never caught up (issue #19).
+MIN_GAP = 60.0
 GAP_CHUNK = 3600.0  # a gap is filled one chunk (seconds) per search at most
 
 
@@ -95,13 +100,15 @@ def is_due(rule: ScheduledRule, checkpoint: Mapping[str, Any] | None, now: float
     return (slot_now > slot_last and now - last > rule.interval / 2) or now - last >= 2 * rule.interval
 
 
-def plan_run(rule: ScheduledRule, checkpoint_end: float | None, now: float, ingest_delay: float) -> Plan:
+def plan_run(
+    rule: ScheduledRule, checkpoint_end: float | None, now: float, ingest_delay: float, min_gap: float = MIN_GAP
+) -> Plan:
     end = now - ingest_delay
     if checkpoint_end is None:
         return Plan(rule.id, Window(end - rule.interval - rule.lookback, end))
     if end <= checkpoint_end:
         return Plan(rule.id, None)
-    if end - checkpoint_end > GAP_FACTOR * rule.interval:
+    if end - checkpoint_end > max(GAP_FACTOR * rule.interval, min_gap):
         gap = Window(checkpoint_end - rule.lookback, end - rule.interval)
         return Plan(rule.id, Window(end - rule.interval - rule.lookback, end), gap)
     return Plan(rule.id, Window(checkpoint_end - rule.lookback, end))

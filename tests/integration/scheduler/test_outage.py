@@ -62,6 +62,7 @@ def test_outage_is_recorded_as_a_gap_and_filled(
         celery_eager=True,
         detection_interval=1.0,
         detection_ingest_delay=1.0,
+        detection_min_gap=2.0,  # the outage is short locally: still a gap
     )
     client = elasticsearch_client(settings)
     prefix = f"soar-test-{uuid.uuid4().hex[:10]}"

@@ -135,3 +135,11 @@ def test_public_surface_is_declared() -> None:
 
     for name in soar.scheduler.__all__:
         assert hasattr(soar.scheduler, name)
+
+
+def test_a_checkpoint_behind_by_intervals_but_less_than_the_minimum_gap_just_widens_the_window() -> None:
+    short = ScheduledRule(**{**RULE.__dict__, "interval": 1.0, "lookback": 5.0})
+    plan = plan_run(short, T - 30, T, ingest_delay=0, min_gap=60)
+    assert plan.window == Window(T - 30 - 5, T) and plan.gap is None  # 30 intervals late, one search
+    plan = plan_run(short, T - 90, T, ingest_delay=0, min_gap=60)
+    assert plan.window == Window(T - 1 - 5, T) and plan.gap == Window(T - 90 - 5, T - 1)
