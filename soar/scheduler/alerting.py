@@ -104,6 +104,7 @@ def _hashable(value: Any) -> Any:
 class Committed:
     alert_id: str
     created: bool
+    detected_at: str | None = None  # of an alert that existed: when it was made (what counts it if uncounted)
 
 
 class Settled:
@@ -113,13 +114,14 @@ class Settled:
     Only plain alerts (one per event: nothing is ever added to them) are remembered, only after the store
     said they exist with ``dispatched: true``, and per store object; a new process starts empty and relies on
     create-only writes as before. Bounded: the oldest ids are forgotten first (then a re-found match is
-    looked up in the store again).
+    looked up in the store again). Each id keeps its alert's ``detected_at`` (how a cycle counts an alert an
+    earlier one made but did not count).
     """
 
     LIMIT = 200_000
 
     def __init__(self) -> None:
-        self._ids: weakref.WeakKeyDictionary[Any, dict[str, None]] = weakref.WeakKeyDictionary()
+        self._ids: weakref.WeakKeyDictionary[Any, dict[str, str | None]] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
 
     def __contains__(self, key: tuple[Store, str]) -> bool:
@@ -130,13 +132,20 @@ class Settled:
             except TypeError:
                 return False
 
-    def add(self, store: Store, alert_id: str) -> None:
+    def detected_at(self, store: Store, alert_id: str) -> str | None:
+        with self._lock:
+            try:
+                return self._ids.get(store, {}).get(alert_id)
+            except TypeError:
+                return None
+
+    def add(self, store: Store, alert_id: str, detected_at: str | None = None) -> None:
         with self._lock:
             try:
                 ids = self._ids.setdefault(store, {})
             except TypeError:  # a store that cannot be weakly referenced is not remembered
                 return
-            ids[alert_id] = None
+            ids[alert_id] = detected_at
             while len(ids) > self.LIMIT:
                 del ids[next(iter(ids))]
 
@@ -148,14 +157,14 @@ def commit(store: Store, draft: Draft, dispatch: Dispatch) -> Committed:
     """Write the alert once; hand it off when new (or when an earlier writer died before the hand-off)."""
     plain = draft.doc.get("group") is None
     if plain and (store, draft.id) in SETTLED:
-        return Committed(draft.id, False)
+        return Committed(draft.id, False, SETTLED.detected_at(store, draft.id))
     doc = {**draft.doc, "dispatched": False}
     if len(draft.event_ids) > MAX_EVENT_IDS:  # before the alert exists: a crash in between leaves no undercount
         _see(store, draft.id, draft.event_ids)
     written = store.insert(KIND, draft.id, doc)
     if written is not None:
         if _hand_off(store, draft.id, dispatch, written) and plain:
-            SETTLED.add(store, draft.id)
+            SETTLED.add(store, draft.id, doc.get("@timestamp"))
         return Committed(draft.id, True)
     existing = store.get(KIND, draft.id)
     if existing is None:  # deleted meanwhile; nothing to merge into
@@ -164,8 +173,8 @@ def commit(store: Store, draft: Draft, dispatch: Dispatch) -> Committed:
         _merge_suppressed(store, draft)
     settled = _hand_off(store, draft.id, dispatch) if not existing.doc.get("dispatched") else True
     if settled and plain:
-        SETTLED.add(store, draft.id)
-    return Committed(draft.id, False)
+        SETTLED.add(store, draft.id, existing.doc.get("@timestamp"))
+    return Committed(draft.id, False, existing.doc.get("@timestamp"))
 
 
 def _hand_off(store: Store, alert_id: str, dispatch: Dispatch, written: Record | None = None) -> bool:

@@ -19,7 +19,7 @@ from elasticsearch import Elasticsearch
 from soar import metrics_prom as metrics
 from soar.config import Settings
 from soar.errors import SoarError
-from soar.scheduler.alerting import KIND, Dispatch, Draft, commit, drafts_for_hits
+from soar.scheduler.alerting import KIND, Committed, Dispatch, Draft, commit, drafts_for_hits
 from soar.scheduler.correlate import (
     assemble,
     batchable,
@@ -30,7 +30,7 @@ from soar.scheduler.correlate import (
     raise_once,
 )
 from soar.scheduler.fetch import Fetcher, FetchStats
-from soar.scheduler.planning import Window, chunks, iso, plan_run
+from soar.scheduler.planning import Window, chunks, iso, parse_time, plan_run
 from soar.scheduler.rules import ScheduledRule
 from soar.scheduler.search import Job, JobResult, RequestCounter, SearchError
 from soar.scheduler.sources import ElasticsearchSource, EventSource
@@ -39,6 +39,7 @@ from soar.scheduler.state import (
     Tally,
     advance_gap,
     checkpoint_end,
+    counted_until,
     load_checkpoints,
     open_gaps,
     record_gap,
@@ -69,6 +70,7 @@ class RuleRun:
     error: SearchError | None = None
     gap: Window | None = None
     gap_seconds_filled: float = 0.0
+    recounted: int = 0  # alerts an earlier run made and never counted (it died before its checkpoint write)
 
 
 @dataclass
@@ -79,6 +81,7 @@ class CycleReport:
     runs: dict[str, RuleRun] = field(default_factory=dict)
     created: list[str] = field(default_factory=list)
     latencies: list[float] = field(default_factory=list)
+    counted: set[str] = field(default_factory=set)  # alert ids this cycle counts (made or recounted)
 
 
 def _disabled(rule: ScheduledRule, checkpoint: Mapping[str, Any] | None) -> bool:
@@ -112,6 +115,7 @@ class Detector:
         self.dispatch = dispatch
         self.clock = clock
         self.fetch_stats = FetchStats()  # what the fetch path did in the last cycle
+        self._counted_until: dict[str, float] = {}  # per rule: alerts made up to then are in its alerts_total
 
     def _search(
         self, jobs: Sequence[Job], counter: RequestCounter, exceptions: list[dict[str, Any]] | None = None
@@ -185,6 +189,7 @@ class Detector:
             for r in rules
             if r.enabled and not _disabled(r, read.get(r.id)) and (r.query is not None or r.correlation is not None)
         ]
+        self._counted_until = {r.id: counted_until(read.get(r.id)) for r in rules}
         jobs: list[Job] = []
         for rule in rules:
             last_end = checkpoint_end(read.get(rule.id))
@@ -228,13 +233,26 @@ class Detector:
                 run.capped += self._not_alerted(drafts[n:])
                 break
             written = write(self.store, draft, self.dispatch)
+            if not written.created and self._uncounted(rule, written, report):
+                run.recounted += 1
             if written.created:
                 created += 1
+                report.counted.add(written.alert_id)
                 report.created.append(written.alert_id)  # a burst's claimed id, not always the draft's
                 for ts in draft.event_times[:1]:
                     report.latencies.append(detected_at - ts)
                     metrics.EVENT_TO_ALERT.observe(max(0.0, detected_at - ts))
         run.alerts += created
+
+    def _uncounted(self, rule: ScheduledRule, written: Committed, report: CycleReport) -> bool:
+        """An alert made after its rule's checkpoint last counted (by a run that died before writing it), once."""
+        made = parse_time(written.detected_at)
+        if made is None or written.alert_id in report.counted:
+            return False
+        if made <= self._counted_until.get(rule.id, float("inf")):
+            return False
+        report.counted.add(written.alert_id)
+        return True
 
     def _scopes(self) -> Scopes | None:
         """The inventory's labels for new alerts (what scoped principals filter on); None if it cannot be read.
@@ -310,7 +328,7 @@ class Detector:
             if res.job.gap_id is not None:
                 if rule.id not in tallies and stats.alerts:  # gap chunks only: their alerts still count
                     tallies[rule.id] = Tally(
-                        rule.id, rule.title, rule.content_hash, iso(now), runs=0, alerts=stats.alerts
+                        rule.id, rule.title, rule.content_hash, iso(now), runs=0, alerts=stats.alerts + stats.recounted
                     )
                 continue
             error = res.error
@@ -320,7 +338,7 @@ class Detector:
                 rule.content_hash,
                 iso(now),
                 hits=stats.hits,
-                alerts=stats.alerts,
+                alerts=stats.alerts + stats.recounted,
                 capped=stats.capped,
                 duration_ms=round(stats.seconds * 1000, 1),
                 end=res.job.window.end if error is None else None,
@@ -332,7 +350,8 @@ class Detector:
                 log.warning("rule %s (%s) disabled: %s", rule.id, rule.source, error.message)
         if not tallies:
             return
-        written = write_tallies(self.store, list(tallies.values()), checkpoints)
+        until = iso(self.clock())  # every alert this cycle counted was made before now
+        written = write_tallies(self.store, [replace(t, counted_until=until) for t in tallies.values()], checkpoints)
         if len(written) < len(tallies):
             lost = sorted(set(tallies) - {t.rule_id for t in written})
             log.warning("checkpoints of %d rules not written (lost every race): %s", len(lost), ", ".join(lost[:10]))

@@ -73,6 +73,7 @@ class Tally:
     error: str | None = None
     error_kind: str | None = None
     disable: bool = False
+    counted_until: str | None = None  # alerts made up to then are counted (ISO; the later of two writers wins)
 
 
 def merge_checkpoint(stored: Mapping[str, Any] | None, tally: Tally) -> dict[str, Any]:
@@ -83,6 +84,9 @@ def merge_checkpoint(stored: Mapping[str, Any] | None, tally: Tally) -> dict[str
     doc["alerts_total"] = int(old.get("alerts_total", 0)) + tally.alerts
     if tally.error is not None:
         doc["errors_total"] = int(old.get("errors_total", 0)) + 1
+    counted = [t for t in (old.get("counted_until"), tally.counted_until) if t is not None]
+    if counted:
+        doc["counted_until"] = max(counted, key=lambda t: parse_time(t) or 0.0)
     ends = [t for t in (parse_time(old.get("end")), tally.end) if t is not None]
     if ends:
         doc["end"] = iso(max(ends))
@@ -125,6 +129,17 @@ def write_tallies(store: Store, tallies: Sequence[Tally], read: Checkpoints) -> 
 
 def checkpoint_end(doc: Mapping[str, Any] | None) -> float | None:
     return parse_time(doc.get("end")) if doc else None
+
+
+def counted_until(doc: Mapping[str, Any] | None) -> float:
+    """Until when the rule's alerts are in its ``alerts_total``: an alert of the rule made later, found again by
+    a run, was made by a run that died before its checkpoint write, and counts now (once: this moves on).
+
+    No checkpoint: none counted yet. A checkpoint written before this field existed: all of them (count none twice).
+    """
+    if not doc:
+        return float("-inf")
+    return parse_time(doc.get("counted_until")) or float("inf")
 
 
 def record_gap(store: Store, rule_id: str, window: Window, reason: str, now: float) -> float:

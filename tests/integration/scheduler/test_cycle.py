@@ -376,3 +376,37 @@ def test_a_rules_own_attributes_reach_its_alerts_and_scope_them(
     network = Principal("nat", frozenset({"viewer"}), {"team": ("network",)})
     assert authorize_in(identity, "alerts:read", scopes).allowed
     assert not authorize_in(network, "alerts:read", scopes).allowed
+
+
+def test_alerts_of_a_cycle_that_died_before_its_checkpoint_are_counted_once_by_the_next(
+    es: Elasticsearch, events_index: str, det_settings: Settings, store: SQLiteStore, write_rule: Callable[..., str]
+) -> None:
+    """A kill between an alert's write and the checkpoint's leaves the alert uncounted; the run that finds it
+    again counts it (issue #21: alerts_total exact under kill -9), and no later run counts it twice."""
+    rule_id = write_rule(interval="1s")
+    now = time.time()
+    index_events(es, events_index, [(f"e{i}", event(i, now - 10 + i)) for i in range(3)])
+    detector = Detector(det_settings, store, es, lambda _id: None)
+    first = detector.run(rules_of(det_settings), now)
+    assert len(first.created) == 3
+    index_events(es, events_index, [(f"e{i}", event(i, now - 5 + i)) for i in range(3, 5)])
+
+    class Killed(BaseException):
+        pass
+
+    def die(*_args: object) -> None:
+        raise Killed
+
+    dying = Detector(det_settings, store, es, lambda _id: None)
+    dying._checkpoints = die  # type: ignore[method-assign,assignment]  # the process dies right before it
+    with pytest.raises(Killed):
+        dying.run(rules_of(det_settings), now + 1.5)
+    assert store.count("alerts") == 5
+    ck = store.get(CHECKPOINTS, rule_id)
+    assert ck is not None and ck.doc["alerts_total"] == 3  # the dead cycle's two are not in it yet
+    fresh = Detector(det_settings, store, es, lambda _id: None)  # a new process: nothing remembered
+    again = fresh.run(rules_of(det_settings), now + 3)
+    assert again.created == [] and again.runs[rule_id].recounted == 2
+    fresh.run(rules_of(det_settings), now + 4.5)
+    ck = store.get(CHECKPOINTS, rule_id)
+    assert ck is not None and ck.doc["alerts_total"] == store.count("alerts") == 5 and ck.doc["runs_total"] == 3
