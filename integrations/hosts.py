@@ -9,7 +9,7 @@ one) and can be undone by its ``revert`` action. The procedures live in
 from __future__ import annotations
 
 from soar.actions import ActionContext, ActionResult, action
-from soar.hosts import procedures
+from soar.hosts import procedures, rechecks
 
 
 @action(
@@ -18,6 +18,8 @@ from soar.hosts import procedures
     idempotent=True,
     revert="hosts.release_host",
     targets={"host": "host"},
+    verify="hosts.check_isolation",
+    lasts="release_after",
 )
 def isolate_host(
     ctx: ActionContext,
@@ -42,7 +44,13 @@ def release_host(ctx: ActionContext, host: str) -> ActionResult:
 
 
 @action(
-    "hosts.block_ip", impact="contain", idempotent=True, revert="hosts.unblock_ip", targets={"host": "host", "ip": "ip"}
+    "hosts.block_ip",
+    impact="contain",
+    idempotent=True,
+    revert="hosts.unblock_ip",
+    targets={"host": "host", "ip": "ip"},
+    verify="hosts.check_block",
+    lasts="expire_seconds",
 )
 def block_ip(
     ctx: ActionContext,
@@ -71,6 +79,7 @@ def unblock_ip(ctx: ActionContext, host: str, ip: str) -> ActionResult:
     idempotent=True,
     revert="hosts.unlock_account",
     targets={"host": "host", "user": "account"},
+    verify="hosts.check_lock",
 )
 def lock_account(ctx: ActionContext, host: str, user: str, disable_keys: bool = False) -> ActionResult:
     """Lock the password and expire the account (key logins refused too); never root or protected accounts."""
@@ -81,6 +90,24 @@ def lock_account(ctx: ActionContext, host: str, user: str, disable_keys: bool = 
 def unlock_account(ctx: ActionContext, host: str, user: str) -> ActionResult:
     """Restore an account locked by hosts.lock_account to its previous state."""
     return procedures.unlock_account(ctx, host, user)
+
+
+@action("hosts.check_isolation", impact="read", idempotent=True, targets={"host": "host"})
+def check_isolation(ctx: ActionContext, host: str) -> ActionResult:
+    """Prove an isolation is still in force, as after it was applied (the containment watch runs it)."""
+    return rechecks.isolation(ctx, host)
+
+
+@action("hosts.check_block", impact="read", idempotent=True, targets={"host": "host", "ip": "ip"})
+def check_block(ctx: ActionContext, host: str, ip: str) -> ActionResult:
+    """Prove a block made by hosts.block_ip is still in force."""
+    return rechecks.block(ctx, host, ip)
+
+
+@action("hosts.check_lock", impact="read", idempotent=True, targets={"host": "host", "user": "account"})
+def check_lock(ctx: ActionContext, host: str, user: str, disable_keys: bool = False) -> ActionResult:
+    """Prove an account locked by hosts.lock_account is still locked (and its keys still aside when they were)."""
+    return rechecks.lock(ctx, host, user, disable_keys)
 
 
 @action("hosts.kill_sessions", impact="destructive", idempotent=True, targets={"host": "host", "user": "account"})

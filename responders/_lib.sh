@@ -9,6 +9,8 @@ export PATH LC_ALL=C
 say() { printf 'soar: %s=%s\n' "$1" "$2"; }
 die() { code=$1; shift; printf 'soar-error: %s\n' "$*" >&2; say error "$*"; exit "$code"; }
 have() { command -v "$1" >/dev/null 2>&1; }
+# the kernel's boot id (a builtin read, no process): the containment watch tells a reboot by it
+say_boot_id() { if read -r _boot </proc/sys/kernel/random/boot_id 2>/dev/null; then say boot_id "$_boot"; fi; }
 
 # Strict patterns, the same as soar/hosts/validate.py: anything else is refused before use.
 # Plain `case` patterns and arithmetic, no grep: a check costs no process, and verification runs them

@@ -189,6 +189,7 @@ case "$mode" in
     say booted expired
     ;;
   verify)
+    say_boot_id
     if nft_present; then say backend nft; elif ipt_present; then say backend iptables; fi
     if [ -f "$ARGS" ]; then say persisted yes; else say persisted no; fi
     if present; then say blocked yes; else say blocked no; exit 3; fi

@@ -189,6 +189,7 @@ case "$mode" in
     say confirmed yes
     ;;
   verify)
+    say_boot_id
     if [ "$BACKEND" = nft ]; then
       # one listing, one lookup: verification runs on every host of a fleet-wide containment
       rules=$(nft list table inet "$TABLE" 2>/dev/null) || { say isolated no; exit 3; }

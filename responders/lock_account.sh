@@ -76,6 +76,7 @@ case "$mode" in
     say locked yes; say expired yes; say keys_disabled "$KEYS"; say changed "$changed"
     ;;
   verify)
+    say_boot_id
     ok=yes
     if locked; then say locked yes; else say locked no; ok=no; fi
     if expired; then say expired yes; else say expired no; ok=no; fi

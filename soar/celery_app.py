@@ -18,6 +18,7 @@ TASK_MODULES = [
     "soar.tasks.detection",
     "soar.tasks.playbooks",
     "soar.tasks.notify",
+    "soar.tasks.containment",
 ]
 
 app = Celery("soar", include=TASK_MODULES, set_as_current=True)
@@ -47,6 +48,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "soar.detection.*": {"queue": settings.detection_queue},
             "soar.playbooks.*": {"queue": settings.response_queue},
             "soar.notify.*": {"queue": settings.notify_queue},
+            "soar.containment.*": {"queue": settings.response_queue},
         },
         "worker_hijack_root_logger": False,
         "worker_redirect_stdouts": False,

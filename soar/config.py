@@ -73,6 +73,43 @@ class Settings(BaseSettings):
         10, ge=1, le=100, description="Instances of one for_each step that run at once (a step's max_parallel wins)"
     )
     notify_queue: str = Field("notify", description="Slack and run-event notifications, apart from containment steps")
+    containment_watch_interval: float = Field(
+        60.0, ge=5, description="Seconds between two re-verifications of a containment in force (jittered)"
+    )
+    containment_watch_intervals: dict[str, float] = Field(
+        default_factory=dict, description="Per action (e.g. hosts.lock_account: 300): its own watch interval"
+    )
+    containment_watch_jitter: float = Field(
+        0.1, ge=0, le=0.5, description="Each next check moves by up to this fraction of its interval, either way"
+    )
+
+    # -- continuous detection (soar scheduler); a rule's `soar:` block overrides interval and look-back
+    detection_interval: float = Field(60.0, ge=1, description="Seconds between runs of a rule")
+    detection_lookback: float = Field(60.0, ge=0, description="Seconds each window reaches back before its checkpoint")
+    detection_ingest_delay: float = Field(0.5, ge=0, description="Seconds a window stops short of now (refresh lag)")
+    detection_min_gap: float = Field(
+        60.0,
+        ge=0,
+        description="Seconds a checkpoint must be behind (besides 3 intervals) for the missed time to be recorded as a"
+        " gap; less, and the late cycle's window just covers it",
+    )
+    detection_max_alerts: int = Field(1000, ge=1, description="Cap on alerts one rule creates in one run")
+    detection_page_size: int = Field(1000, ge=1, le=10_000, description="Hits per search page")
+    detection_batch_size: int = Field(100, ge=1, description="Rule searches per _msearch request")
+    detection_path: Literal["auto", "search", "fetch"] = Field(
+        "auto",
+        description="How a cycle reads an index: search (each rule a clause of a combined search), fetch (the"
+        " cycle's events read once, every rule matched in process) or auto (fetch when many rules are due and"
+        " the measured events of the window are few enough; see docs/scaling.md)",
+    )
+    detection_search_timeout: float | None = Field(
+        None,
+        gt=0,
+        description="Seconds Elasticsearch gives one rule's search before reporting that rule timed out"
+        " (default: half of elasticsearch_timeout; must be below it)",
+    )
+    metrics_port: int | None = Field(None, ge=1, le=65535, description="Serve Prometheus metrics on this port")
+
 
     # -- continuous detection (soar scheduler); a rule's `soar:` block overrides interval and look-back
     detection_interval: float = Field(60.0, ge=1, description="Seconds between runs of a rule")

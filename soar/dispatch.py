@@ -41,6 +41,7 @@ class Task(StrEnum):
     NOTIFY_ALERT = "soar.notify.alert"
     DELIVER = "soar.notify.deliver"
     INTERACTION = "soar.notify.interaction"
+    CHECK_CONTAINMENT = "soar.containment.check"
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,11 @@ _HANDLERS: dict[Task, Handler] = {}
 # Loaded on the first in-process send of their task: an eager run's events reach the on-call, and a run
 # resumed by an approval goes on. The playbook engine is not loaded for a new alert: a process that runs
 # playbooks in-process imports ``soar.tasks.playbooks`` (the demo, the API), a bare detector logs the alert.
-_OWNERS: Mapping[Task, str] = {Task.RUN_EVENT: "soar.tasks.notify", Task.ADVANCE: "soar.playbooks.dispatch"}
+_OWNERS: Mapping[Task, str] = {
+    Task.RUN_EVENT: "soar.tasks.notify",
+    Task.ADVANCE: "soar.playbooks.dispatch",
+    Task.CHECK_CONTAINMENT: "soar.tasks.containment",
+}
 
 
 def handles(name: Task) -> Callable[[Handler], Handler]:

@@ -17,6 +17,10 @@ gathers the facts, reserves rate-cap slots in the store and records every refusa
     circuit_breaker: {failures_in_a_row: 3, pause_minutes: 30}
     ip_blocks: {approve_wider_than: {ipv4: 24, ipv6: 64}}   wider blocks need an approval
     separation_of_duties: {runs: true, exceptions: true}   who asked may not approve (default on)
+    containment_watch:    what a drifted containment gets (soar.containment)
+      on_drift: repair                   repair: re-apply at once under the run's approvals; ask: an alert, no re-apply
+      max_repairs: 3                     repairs of one containment before a drift escalates instead
+      escalate_unreachable_after: 3      looks in a row the management path did not answer, then escalate
 
 An address a containment step targets (an ``ip`` target: an address, CIDR or ``first-last``
 range, from alert data) is judged by what it covers (``soar.breadth``): refused when it overlaps a
@@ -109,6 +113,12 @@ class SeparationOfDuties(_Strict):
     exceptions: bool = True
 
 
+class ContainmentWatch(_Strict):
+    on_drift: Literal["repair", "ask"] = "repair"
+    max_repairs: int = Field(3, ge=0, le=100)
+    escalate_unreachable_after: int = Field(3, ge=1, le=1000)
+
+
 class Policy(_Strict):
     protected: Protected = Field(default_factory=Protected)
     approvals: tuple[ApprovalRule, ...] = ()
@@ -117,6 +127,7 @@ class Policy(_Strict):
     circuit_breaker: CircuitBreaker = Field(default_factory=lambda: CircuitBreaker.model_validate({}))
     ip_blocks: IpBlocks = Field(default_factory=lambda: IpBlocks.model_validate({}))
     separation_of_duties: SeparationOfDuties = Field(default_factory=SeparationOfDuties)
+    containment_watch: ContainmentWatch = Field(default_factory=lambda: ContainmentWatch.model_validate({}))
     path: str | None = None
 
 

@@ -32,6 +32,11 @@ class ActionSpec:
     # keys of its integration's settings the action needs (``integration.<name>.<key>``, env
     # SOAR_INTEGRATION__<NAME>__<KEY>): checked set before the call, handed over in ctx.secrets, never templated
     secrets: tuple[str, ...] = ()
+    # a ``read`` action that proves the containment again, with the parameters of this one it declares: the
+    # containment watch (soar.containment) runs it while the containment is in force, and re-applies on drift
+    verify: str | None = None
+    # the parameter holding its lifetime in seconds (0: until reverted): past it, gone is not a drift
+    lasts: str | None = None
 
     @property
     def integration(self) -> str:
@@ -47,6 +52,8 @@ def action(
     revert: str | None = None,
     targets: Mapping[str, TargetKind] | None = None,
     secrets: tuple[str, ...] = (),
+    verify: str | None = None,
+    lasts: str | None = None,
 ) -> Callable[[F], F]:
     """Tag a function as the action ``name`` (``<integration>.<action>``). Only tags: no registration."""
     if impact not in IMPACTS:
@@ -64,6 +71,8 @@ def action(
             revert=revert,
             targets=dict(targets or {}),
             secrets=secrets,
+            verify=verify,
+            lasts=lasts,
         )
         setattr(func, ACTION_ATTR, spec)
         return func

@@ -355,6 +355,9 @@ def generic_reply(event: Mapping[str, Any]) -> tuple[str, list[Block]]:
         "run_finished": ":checkered_flag:",
         "verification": ":mag:",
         "rollback": ":leftwards_arrow_with_hook:",
+        "containment_drifted": ":rotating_light:",
+        "containment_repaired": ":wrench:",
+        "containment_escalated": ":sos:",
     }
     parts = [icons.get(kind, ":small_blue_diamond:"), f"*{escape(kind.replace('_', ' '), 40)}*"]
     if kind in ("run_started", "run_finished"):
@@ -364,6 +367,8 @@ def generic_reply(event: Mapping[str, Any]) -> tuple[str, list[Block]]:
     status = event.get("status") or step.status
     if kind == "run_finished" and status:
         status = status_shown(str(status), event.get("dry_run"))[1]
+    if kind.startswith("containment_"):  # the watch's finding, not the (long finished) run's status
+        status = kind.removeprefix("containment_")
     if kind == "verification" and step.verified is not None:
         # what the on-call must see is the check's outcome, not the run's status (still "running")
         status = "verified" if step.verified else "NOT verified"

@@ -221,6 +221,8 @@ def _event_messages(thread: Thread, event: Mapping[str, Any]) -> list[Message]:
         text, blocks = cards.generic_reply(event)
         # a containment that did not take effect must reach the on-call even in a storm (it brings its card back)
         unproven = kind == "verification" and step.verified is False
+        # so must a containment in force that the watch found undone (soar.containment)
+        unproven = unproven or kind in ("containment_drifted", "containment_escalated")
         out.append(
             Message(
                 key=key_for("reply", ident),

@@ -25,6 +25,9 @@ EventType = Literal[
     "verification",
     "rollback",
     "run_finished",
+    "containment_drifted",  # the containment watch (soar.containment): a containment in force is not what it was
+    "containment_repaired",
+    "containment_escalated",
 ]
 EVENT_TYPES: tuple[str, ...] = EventType.__args__  # type: ignore[attr-defined]
 TASK_NAME = Task.RUN_EVENT

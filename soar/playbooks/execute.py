@@ -14,6 +14,7 @@ from typing import Any
 from soar.actions import ActionContext, ActionResult
 from soar.actions.registry import RegisteredAction
 from soar.alerts import utcnow_iso
+from soar.containment.ledger import on_step_verified
 from soar.playbooks import guards
 from soar.playbooks.locks import Locks
 from soar.playbooks.model import Step
@@ -164,6 +165,8 @@ def _record(
     )
     if result.verified is not None:
         run.publish("verification", step={**summary, "status": inst["status"], "verified": result.verified})
+    if gated:  # a verified containment is watched while in force; a verified revert ends its watch
+        on_step_verified(rt.store, rt.settings, rt.registry, run.id, inst, action.spec, result, dry_run)
     return Next("continue")
 
 

@@ -152,8 +152,18 @@ def run_scheduler(
     scheduler.run_forever(stop, tick_seconds)
 
 
+WATCH_PASS_INTERVAL = 5.0  # seconds between looks for due containments (each has its own interval, jittered)
+
+
 def scheduler_chores(settings: Settings, store: Store) -> list[Chore]:
-    """What the scheduler does besides detection: re-try Slack messages whose retry was lost."""
+    """What the scheduler does besides detection: re-try Slack messages whose retry was lost, and send the
+    re-verification of every containment in force that is due (soar.containment)."""
+    from soar.containment.watch import watch_pass
+    from soar.dispatch import dispatcher_for
     from soar.notify.service import SWEEP_INTERVAL, sweep
 
-    return [Chore("notify-sweep", SWEEP_INTERVAL, lambda: sweep(settings, store))]
+    dispatcher = dispatcher_for(settings, store)
+    return [
+        Chore("notify-sweep", SWEEP_INTERVAL, lambda: sweep(settings, store)),
+        Chore("containment-watch", WATCH_PASS_INTERVAL, lambda: watch_pass(settings, store, dispatcher)),
+    ]

@@ -17,8 +17,9 @@ from soar.dispatch import CeleryDispatcher, EagerDispatcher, Local, Task, dispat
 def test_every_task_name_is_a_registered_celery_task() -> None:
     # in a child: importing the task modules registers their in-process handlers for the rest of a process
     code = (
-        "import json, soar.tasks.detection, soar.tasks.notify, soar.tasks.playbooks, soar.tasks.system\n"
-        "from soar.celery_app import app\n"
+        "import importlib, json\n"
+        "from soar.celery_app import TASK_MODULES, app\n"
+        "for name in TASK_MODULES: importlib.import_module(name)\n"
         "print(json.dumps(sorted(app.tasks)))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)

@@ -16,7 +16,13 @@ import soar
 ROOT = Path(soar.__file__).parent
 PACKAGE = "soar"
 
-TASKS = {"soar.tasks.detection", "soar.tasks.notify", "soar.tasks.playbooks", "soar.tasks.system"}
+TASKS = {
+    "soar.tasks.containment",
+    "soar.tasks.detection",
+    "soar.tasks.notify",
+    "soar.tasks.playbooks",
+    "soar.tasks.system",
+}
 # The Celery app is imported only by the dispatcher, the task modules, and ``soar worker`` (which *is* a
 # Celery worker of that app: it starts it, and hooks its signals).
 CELERY_APP_IMPORTERS = {"soar.dispatch", "soar.cli.worker_cmd", *TASKS}

@@ -37,8 +37,14 @@ def test_the_registry_declares_every_host_action(settings: Settings) -> None:
     assert set(specs) == {
         "hosts.isolate_host", "hosts.release_host", "hosts.block_ip", "hosts.unblock_ip", "hosts.lock_account",
         "hosts.unlock_account", "hosts.kill_sessions", "hosts.kill_process", "hosts.collect_triage",
+        "hosts.check_isolation", "hosts.check_block", "hosts.check_lock",
     }  # fmt: skip
     assert specs["hosts.isolate_host"].revert == "hosts.release_host"
+    # the containment watch proves each containment again with its declared check
+    assert specs["hosts.isolate_host"].verify == "hosts.check_isolation"
+    assert specs["hosts.block_ip"].verify == "hosts.check_block"
+    assert specs["hosts.lock_account"].verify == "hosts.check_lock"
+    assert {specs[f"hosts.check_{n}"].impact for n in ("isolation", "block", "lock")} == {"read"}
     assert specs["hosts.block_ip"].revert == "hosts.unblock_ip"
     assert specs["hosts.lock_account"].revert == "hosts.unlock_account"
     assert specs["hosts.lock_account"].targets == {"host": "host", "user": "account"}

@@ -1,0 +1,128 @@
+"""The containment watch on real lab hosts (issue #20): drift detected by the next pass, repaired or escalated.
+
+Each test applies a containment through a playbook run, undoes it behind soar's back the way an intruder
+with root (or a reboot) would, then drives one watch pass directly (``watch_pass`` with the clock at the
+containment's ``next_check``): no waiting on the wall clock, no timed assertion.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from soar.config import Settings
+from soar.containment.ledger import for_run
+from soar.containment.watch import watch_pass
+from soar.dispatch import dispatcher_for
+from soar.notify.outbox import listing
+from soar.playbooks import dispatch, rollback
+from soar.playbooks.runtime import Runtime
+from soar.records.containment import KIND, Containment
+from tests.integration.hosts.lab import can_connect, nft_ruleset, sh_in
+from tests.integration.hosts.test_runs import LabRuns, lab_content, playbook
+from tests.integration.playbooks.conftest import alert
+
+pytestmark = pytest.mark.lab
+
+APP1 = "10.77.0.13"
+
+ISOLATE = playbook(
+    "isolate-watched",
+    """\
+  - id: isolate
+    uses: hosts.isolate_host
+    with: {host: "{{ alert.host.name }}", deadman_seconds: 60}
+""",
+)
+LOCK = playbook(
+    "lock-watched",
+    """\
+  - id: lock
+    uses: hosts.lock_account
+    with: {host: "{{ alert.host.name }}", user: "{{ alert.user.name }}"}
+""",
+)
+
+
+def one_containment(rt: Runtime, run_id: str) -> Containment:
+    [rec] = for_run(rt.store, run_id)
+    return rec
+
+
+def watch(settings: Settings, rt: Runtime, rec: Containment) -> Containment:
+    """One watch pass with the clock at the containment's next check; the containment as the pass left it."""
+    sent = watch_pass(settings, rt.store, dispatcher_for(settings, rt.store), now=rec.next_check + 0.001)
+    assert rec.id in sent
+    got = rt.store.get(KIND, rec.id)
+    assert got is not None
+    return Containment.from_doc(got.doc, rec.id)
+
+
+def audits(rt: Runtime, containment_id: str) -> list[str]:
+    return [r.doc["action"] for r in rt.store.find("audit", {"target": containment_id}, limit=100)]
+
+
+def alerts_of(rt: Runtime, rule_id: str) -> list[dict[str, Any]]:
+    return [r.doc for r in rt.store.find("alerts", {"rule.id": rule_id}, limit=100)]
+
+
+def release(settings: Settings, rt: Runtime, run_id: str) -> dict[str, Any]:
+    rollback.request_rollback(rt, run_id, actor="alice", reason="test over")
+    dispatch.drive(rt, run_id)
+    got = rt.store.get("runs", run_id)
+    assert got is not None
+    return got.doc
+
+
+@pytest.fixture
+def runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LabRuns]:
+    lab = LabRuns(tmp_path, monkeypatch)
+    yield lab
+    lab.close()
+
+
+@pytest.fixture
+def app1_restored() -> Iterator[None]:
+    """Whatever a test leaves, app1 is released after it (a failed assertion must not leave it isolated)."""
+    yield
+    sh_in("app1", "nft", "delete", "table", "inet", "labcut")
+    sh_in("app1", "sh", "-c", "true")
+
+
+def test_a_flushed_isolation_is_detected_and_repaired_and_a_released_one_is_no_longer_watched(
+    tmp_path: Path, lab_inventory_path: Path, runs: LabRuns
+) -> None:
+    settings = runs.settings(lab_content(tmp_path, lab_inventory_path, ISOLATE))
+    run, rt = runs.run(settings, alert("watch-flush", host="app1"))
+    assert run["status"] == "succeeded", run.get("error")
+    rec = one_containment(rt, run["id"])
+    assert (rec.state, rec.action, rec.host, rec.step) == ("in_force", "hosts.isolate_host", "app1", "isolate")
+    assert rec.boot_id  # recorded from the responder's verify at apply time
+
+    rec = watch(settings, rt, rec)
+    assert (rec.checks, rec.last_outcome, rec.drifts, rec.repairs) == (1, "held", 0, 0)
+
+    sh_in("app1", "nft", "flush", "ruleset", check=True)  # the intruder with root
+    assert can_connect("peer", APP1, 22)
+    rec = watch(settings, rt, rec)
+    assert (rec.checks, rec.drifts, rec.repairs, rec.last_outcome) == (2, 1, 1, "repaired")
+    drift = rec.history[-2]
+    assert drift.outcome == "drifted" and drift.decision == "repair"
+    assert drift.found == ["isolation rules missing (table or chains gone)", f"probe host peer connects to {APP1}:22"]
+    assert "soar_isolate" in nft_ruleset("app1")
+    assert not can_connect("peer", APP1, 22)  # isolated again
+    assert {"containment.drifted", "containment.repaired"} <= set(audits(rt, rec.id))
+    [drift_alert] = alerts_of(rt, "soar.containment_drifted")
+    assert drift_alert["host"] == {"name": "app1"} and drift_alert["containment"]["run_id"] == run["id"]
+    replies = [m for m in listing(rt.store) if m.kind == "reply" and "containment drifted" in str(m.blocks)]
+    assert replies and all(m.important for m in replies)
+
+    run = release(settings, rt, run["id"])
+    assert run["status"] == "rolled_back", run.get("error")
+    rec = one_containment(rt, run["id"])
+    assert rec.state == "released" and rec.released_by and run["id"] in rec.released_by
+    assert watch_pass(settings, rt.store, dispatcher_for(settings, rt.store), now=rec.next_check + 3600) == []
+    assert can_connect("peer", APP1, 22)
