@@ -11,7 +11,9 @@ fields are ``keyword`` there, ``match_only_text`` is ``text``, :data:`soar.detec
 
 - keyword fields index each string whole, numbers and booleans as their JSON text, and nothing longer than
   the field's ``ignore_above`` (1,024 characters on most ECS keywords and on fields outside ECS): such a value
-  matches no query, not even ``exists``; ``term``/``terms``/``prefix``/``wildcard`` compare the whole value,
+  matches no query, not even ``exists`` (``compile_query(..., ignore_above=False)`` drops that limit: the
+  scheduler judges such values with Sigma's meaning, :mod:`soar.scheduler.overlong`);
+  ``term``/``terms``/``prefix``/``wildcard`` compare the whole value,
   ``case_insensitive`` folding ASCII letters only; ``regexp`` is a Lucene regular expression over the whole
   value (run by RE2, linear in the value; ``.`` matches a newline in Lucene);
 - numeric fields compare numbers (a string of digits in the event is the number Elasticsearch coerces);
@@ -34,6 +36,7 @@ import itertools
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
@@ -44,6 +47,9 @@ from soar.detection.embedded import address, ascii_lower, words
 Flat = Mapping[str, Sequence[Any]]  # an event: dotted field name -> its values (lists flattened, nulls left out)
 Predicate = Callable[[Flat], bool]
 DEFAULT_IGNORE_ABOVE = 1024  # strings_as_keyword, the dynamic template of fields outside ECS
+# Whether the predicate being compiled drops keyword values longer than their field's ignore_above, as
+# Elasticsearch's index does (True), or sees every value, as Sigma means (False: soar.scheduler.overlong)
+_IGNORE_ABOVE: ContextVar[bool] = ContextVar("ignore_above", default=True)
 
 
 class Unsupported(ValueError):
@@ -99,6 +105,8 @@ def _ignore_above() -> dict[str, int]:
 
 
 def _limit(name: str) -> int | None:
+    if not _IGNORE_ABOVE.get():
+        return None
     if name in _ignore_above():
         return _ignore_above()[name]
     from soar.detection._ecs import ecs_field_types
@@ -223,7 +231,7 @@ def _any(values: Callable[[Flat], list[Any]], test: Callable[[Any], bool]) -> Pr
 def _lowered(name: str) -> Callable[[Flat], list[str]]:
     """The field's indexed terms with ASCII letters folded, computed once per event."""
     values = _keywords(name)
-    key = ("lower", name)
+    key = ("lower", name, _IGNORE_ABOVE.get())
 
     def lowered(event: Flat) -> list[str]:
         memo = getattr(event, "memo", None)
@@ -396,7 +404,7 @@ _SLOTS = itertools.count()  # memo keys, unique in the process
 def _shared_bool(body: Any) -> Predicate:
     """A bool clause compiled once per process, its result memoised per event (rules repeat them)."""
     try:
-        key = json.dumps(body, sort_keys=True, default=str)
+        key = json.dumps([_IGNORE_ABOVE.get(), body], sort_keys=True, default=str)
     except (TypeError, ValueError):
         return _bool(body)
     found = _SHARED.get(key)
@@ -419,8 +427,22 @@ def _shared_bool(body: Any) -> Predicate:
     return shared
 
 
-def compile_query(query: Any) -> Predicate:
-    """A predicate over a flattened event (:func:`flat_event`) with the query's meaning; Unsupported otherwise."""
+def compile_query(query: Any, *, ignore_above: bool | None = None) -> Predicate:
+    """A predicate over a flattened event (:func:`flat_event`) with the query's meaning; Unsupported otherwise.
+
+    ``ignore_above=False`` sees keyword values of any length (Sigma's meaning); by default a value longer
+    than its field's ``ignore_above`` matches nothing, as on Elasticsearch.
+    """
+    if ignore_above is None:
+        return _compile(query)
+    token = _IGNORE_ABOVE.set(ignore_above)
+    try:
+        return _compile(query)
+    finally:
+        _IGNORE_ABOVE.reset(token)
+
+
+def _compile(query: Any) -> Predicate:
     if not isinstance(query, Mapping) or len(query) != 1:
         raise Unsupported(f"not one clause: {query!r}"[:200])
     kind, body = next(iter(query.items()))
@@ -463,9 +485,9 @@ def compile_query(query: Any) -> Predicate:
     raise Unsupported(f"query {kind!r}")
 
 
-def matches(query: Mapping[str, Any], event: Mapping[str, Any]) -> bool:
+def matches(query: Mapping[str, Any], event: Mapping[str, Any], *, ignore_above: bool = True) -> bool:
     """Does ``event`` (as stored in ``_source``) match ``query`` on an ECS-mapped index?"""
-    return compile_query(query)(flat_event(event))
+    return compile_query(query, ignore_above=ignore_above)(flat_event(event))
 
 
 # -- anchors: which rules an event can match at all ----------------------------------------------------------
@@ -521,6 +543,15 @@ def anchors(query: Any) -> frozenset[Anchor] | None:
     return min(options, key=_anchor_cost) if options else None
 
 
-def anchored_values(event: Flat, name: str) -> list[str]:
+@cache
+def _anchor_terms(name: str, ignore_above: bool) -> Callable[[Flat], list[str]]:
+    token = _IGNORE_ABOVE.set(ignore_above)
+    try:
+        return _lowered(name)
+    finally:
+        _IGNORE_ABOVE.reset(token)
+
+
+def anchored_values(event: Flat, name: str, *, ignore_above: bool = True) -> list[str]:
     """The event's folded terms of ``name``, as :func:`anchors` names them (memoised per event)."""
-    return _lowered(name)(event)
+    return _anchor_terms(name, ignore_above)(event)

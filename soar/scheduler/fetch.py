@@ -95,7 +95,7 @@ class _AnchorIndex:
         out = set(self.always)
         for name in self.fields:
             if name in event:
-                for value in anchored_values(event, name):
+                for value in anchored_values(event, name, ignore_above=False):
                     found = self.by_value.get((name, value))
                     if found:
                         out |= found
@@ -187,7 +187,7 @@ def predicate(rule: ScheduledRule, exceptions: Sequence[Mapping[str, Any]]) -> P
         clauses = exception_clauses(exceptions, rule.id)
         query = {"bool": {"filter": [rule.query], "must_not": clauses}} if clauses else rule.query
         try:
-            pred = compile_query(query)
+            pred = compile_query(query, ignore_above=False)  # Sigma's meaning: see soar.scheduler.overlong
         except (Unsupported, ValueError) as exc:
             log.info("rule %s is searched by Elasticsearch (not evaluated in process): %s", rule.id, exc)
         MEMO.queries[key] = query

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from elastic_transport import ConnectionError as ESConnectionError
 from elastic_transport import ConnectionTimeout as ESConnectionTimeout
@@ -166,6 +166,17 @@ def unavailable(exc: Exception) -> SearchError:
     return SearchError("unavailable", f"Elasticsearch is not reachable: {_reason(exc)}")
 
 
+class Sweep(Protocol):
+    """A second look at the jobs' hits whose first search rides in the cycle's ``_msearch``
+    (:class:`soar.scheduler.overlong.OverlongSweep`)."""
+
+    def searches(self, results: Sequence[JobResult]) -> list[dict[str, Any]]: ...
+
+    def take(self, responses: Sequence[Mapping[str, Any]]) -> None: ...
+
+    def finish(self, searcher: Searcher) -> None: ...
+
+
 class Searcher:
     """Runs jobs against one Elasticsearch client; one instance per cycle or per process."""
 
@@ -179,7 +190,9 @@ class Searcher:
         counter: RequestCounter | None = None,
         combine: bool = True,
         timeout: float | None = None,
+        sweep: Sweep | None = None,
     ) -> None:
+        self.sweep = sweep
         self.combine = combine
         self.timeout = timeout
         self.es = es
@@ -191,12 +204,15 @@ class Searcher:
     def run(self, jobs: Sequence[Job]) -> list[JobResult]:
         """All jobs in one ``_msearch`` of combined searches; a group that fails is retried rule by rule."""
         results = [JobResult(job) for job in jobs]
-        retry = self._combined(self._groups(results)) if self.combine else results
+        extra = self.sweep.searches(results) if self.sweep is not None and results else []
+        retry = self._combined(self._groups(results), extra) if self.combine else results
         for start in range(0, len(retry), self.batch_size):
             self._batch(retry[start : start + self.batch_size])
         for res in retry:
             if res.error is None and len(res.hits) < min(res.total, res.job.limit) and len(res.hits) >= 1:
                 self._page(res)
+        if self.sweep is not None and results:
+            self.sweep.finish(self)
         return results
 
     def _groups(self, results: list[JobResult]) -> list[list[JobResult]]:
@@ -207,14 +223,16 @@ class Searcher:
             group[i : i + self.batch_size] for group in by_index.values() for i in range(0, len(group), self.batch_size)
         ]
 
-    def _combined(self, groups: list[list[JobResult]]) -> list[JobResult]:
-        """Run each group as one search (all in one ``_msearch``); returns the results to retry one by one."""
+    def _combined(self, groups: list[list[JobResult]], extra: Sequence[dict[str, Any]] = ()) -> list[JobResult]:
+        """Run each group as one search (all in one ``_msearch``, with the sweep's ``extra`` lines after them);
+        returns the results to retry one by one."""
         if not groups:
             return []
         searches: list[dict[str, Any]] = []
         for group in groups:
             searches.append({"index": group[0].job.rule.index})
             searches.append(self._timed(combined_body(_items(group), self.exceptions, size=self.page_size)))
+        searches += [line if "index" in line else self._timed(line) for line in extra]
         try:
             self.counter.msearch += 1
             resp = self.es.msearch(searches=searches)
@@ -226,7 +244,9 @@ class Searcher:
         except ApiError:
             return [res for group in groups for res in group]
         retry: list[JobResult] = []
-        for group, item in zip(groups, resp["responses"], strict=True):
+        if self.sweep is not None and extra:
+            self.sweep.take(resp["responses"][len(groups) :])
+        for group, item in zip(groups, resp["responses"][: len(groups)], strict=True):
             for res in group:
                 res.took += _took(item)
             if "error" in item or _check_response(item) is not None:

@@ -19,6 +19,7 @@ from soar.detection import CompiledRule, CorrelationEvent
 from soar.detection.elastic import correlation_events as es_correlation_events
 from soar.detection.embedded import EventStore
 from soar.detection.embedded import correlation_events as embedded_correlation_events
+from soar.scheduler.overlong import OverlongSweep
 from soar.scheduler.planning import Window, iso
 from soar.scheduler.query import applies_to, exception_clauses, too_broad
 from soar.scheduler.rules import ScheduledRule
@@ -66,6 +67,7 @@ class ElasticsearchSource:
             exceptions=exceptions,
             counter=counter,
             timeout=self.search_timeout,
+            sweep=OverlongSweep(exceptions, page_size=page_size),
         )
         return searcher.run(jobs)
 
