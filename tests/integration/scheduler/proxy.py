@@ -1,7 +1,9 @@
 """Proxies on loopback in front of the shared Elasticsearch, so one test changes what soar sees.
 
 ``CuttableProxy`` (TCP) can be cut and restored: Elasticsearch "goes away" for soar only,
-which sees connections refused (and open ones reset) while the proxy is cut.
+which sees connections refused (and open ones reset) while the proxy is cut. It can also black-hole:
+connections are accepted (new and open ones) and nothing ever comes back, as behind a dropped route or a
+hung server, until ``restore_hole``.
 ``NoPointInTimeProxy`` (HTTP) makes the server one that offers no point in time.
 """
 
@@ -28,6 +30,8 @@ class CuttableProxy:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._hole = threading.Event()
+        self._held: list[socket.socket] = []  # connections accepted while black-holed (answered never)
 
     @property
     def url(self) -> str:
@@ -62,7 +66,26 @@ class CuttableProxy:
                     conn.close()
             self._conns.clear()
 
+    def black_hole(self) -> None:
+        """Accept, then never answer: requests already on open connections and new ones alike hang."""
+        self._hole.set()
+
+    def restore_hole(self) -> None:
+        """Back to forwarding; the connections that hung are reset (their clients see an error, then reconnect)."""
+        self._hole.clear()
+        with self._lock:
+            held, self._held = self._held, []
+            for conn in list(self._conns):  # open ones lost what was sent meanwhile: reset them too
+                with contextlib.suppress(OSError):
+                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                    conn.close()
+            self._conns.clear()
+        for conn in held:
+            with contextlib.suppress(OSError):
+                conn.close()
+
     def close(self) -> None:
+        self.restore_hole()
         self.cut()
 
     def _accept(self, listener: socket.socket) -> None:
@@ -74,6 +97,10 @@ class CuttableProxy:
                 continue
             except OSError:
                 return
+            if self._hole.is_set():
+                with self._lock:
+                    self._held.append(client)
+                continue
             try:
                 upstream = socket.create_connection(self.target, timeout=5)
             except OSError:
@@ -91,7 +118,8 @@ class CuttableProxy:
                 data = src.recv(65536)
                 if not data:
                     break
-                dst.sendall(data)
+                if not self._hole.is_set():  # black-holed: swallowed, in both directions
+                    dst.sendall(data)
         except OSError:
             pass
         finally:

@@ -1,5 +1,9 @@
 """Elasticsearch unreachable mid-stream (a cut TCP proxy, not the shared server): gap recorded, then filled, 0 missed.
 
+Two faults: refused (the proxy closed: connections refused, open ones reset) and black-holed (connections
+accepted, nothing ever answered). A black hole costs a tick at most its request budget
+(``Settings.cycle_request_timeout``, sized to the detection interval), so ticks go on at that pace through it.
+
 The outage lasts 60 s under CI=true, as the issue asks; locally ``TEST_ES_OUTAGE_SECONDS`` (default 8).
 """
 
@@ -38,6 +42,7 @@ def alerted_event_ids(store: Store) -> list[str]:
     return [e for r in store.find("alerts", limit=100_000) for e in r.doc["event_ids"]]
 
 
+@pytest.mark.parametrize("fault", ["refused", "black hole"])
 @pytest.mark.parametrize("backend", ["sqlite", "elasticsearch"])
 def test_outage_is_recorded_as_a_gap_and_filled(
     es: Elasticsearch,
@@ -47,6 +52,7 @@ def test_outage_is_recorded_as_a_gap_and_filled(
     write_rule: Callable[..., str],
     service_settings: Settings,
     backend: str,
+    fault: str,
 ) -> None:
     """With the Elasticsearch store (production) the outage takes the store away too: nothing is
     written while it lasts, and the gap is recorded when it ends (the checkpoint is as old as the outage)."""
@@ -58,12 +64,14 @@ def test_outage_is_recorded_as_a_gap_and_filled(
         state_dir=content / "state",
         events_index=events_index,
         elasticsearch_url=proxy.url,
-        elasticsearch_timeout=3.0,
+        elasticsearch_timeout=10.0,  # what interactive commands wait; a cycle's requests wait their budget
         celery_eager=True,
         detection_interval=1.0,
         detection_ingest_delay=1.0,
         detection_min_gap=2.0,  # the outage is short locally: still a gap
     )
+    assert settings.cycle_request_timeout == 3.0
+    settings = settings.for_cycles()  # as the scheduler's and the workers' clients are built (soar.scheduler.runtime)
     client = elasticsearch_client(settings)
     prefix = f"soar-test-{uuid.uuid4().hex[:10]}"
     # The scheduler's store goes through the proxy; the test reads the same store directly.
@@ -85,13 +93,25 @@ def test_outage_is_recorded_as_a_gap_and_filled(
     try:
         with EventStream(es, events_index) as stream:
             assert wait_for(lambda: len(alerted_event_ids(view)) >= 4, 20), "no alerts before the outage"
-            proxy.cut()
-            cut_at = time.time()
+            assert wait_for(lambda: view.get(CHECKPOINTS, rule_id) is not None, 10)
+            before = view.get(CHECKPOINTS, rule_id)
+            assert before is not None
+            if fault == "refused":
+                proxy.cut()
+            else:
+                proxy.black_hole()
+            cut_at, ticks = time.time(), scheduler.ticks
             time.sleep(OUTAGE_SECONDS)
+            # a hung request costs a tick its budget, not more: the ticks go on (before: 10 s and no end to it)
+            budget = settings.elasticsearch_timeout + 1.0  # one request's timeout, then the tick's pause
+            assert scheduler.ticks - ticks >= int(OUTAGE_SECONDS // budget), (scheduler.ticks, ticks)
             if backend == "sqlite":  # the store is up: the failing runs are recorded
                 ck = view.get(CHECKPOINTS, rule_id)
-                assert ck is not None and ck.doc["error_kind"] == "unavailable", ck
-            proxy.restore()
+                assert ck is not None and ck.doc["error_kind"] in ("unavailable", "timeout"), ck
+            if fault == "refused":
+                proxy.restore()
+            else:
+                proxy.restore_hole()
             time.sleep(3)
         assert not stream.errors
         expected = sorted(stream.ids)
@@ -112,3 +132,6 @@ def test_outage_is_recorded_as_a_gap_and_filled(
         proxy.close()
     ids = alerted_event_ids(view)
     assert len(ids) == len(set(ids)) == len(expected)  # 0 missed, 0 duplicate
+    after = view.get(CHECKPOINTS, rule_id)
+    assert after is not None and after.doc["alerts_total"] == view.count("alerts")  # counted exactly once each
+    assert (parse_time(after.doc["end"]) or 0.0) >= (parse_time(before.doc["end"]) or 0.0)
