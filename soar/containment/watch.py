@@ -38,7 +38,6 @@ ACTOR = "automation:containment-watch"
 DRIFTED_RULE = "soar.containment_drifted"
 ESCALATED_RULE = "soar.containment_escalated"
 PASS_LIMIT = 500  # containments claimed by one pass; the rest are due again at the next
-_resources: dict[str, Any] = {}  # the worker's SSH connections, reused from check to check
 _registries: dict[int, ActionRegistry] = {}
 
 Action = Literal["none", "repair", "ask", "escalate"]
@@ -132,10 +131,12 @@ def registry_for(settings: Settings) -> ActionRegistry:
     return _registries[key]
 
 
-def _call(settings: Settings, rec: Containment, name: str, params: Mapping[str, Any]) -> ActionResult:
+def _call(
+    settings: Settings, rec: Containment, name: str, params: Mapping[str, Any], resources: dict[str, Any]
+) -> ActionResult:
     action = registry_for(settings).get(name)
     own = {k: v for k, v in params.items() if k in action.params.model_fields}
-    ctx = ActionContext(settings=settings, run_id=rec.run_id, step_id=rec.step, resources=_resources)
+    ctx = ActionContext(settings=settings, run_id=rec.run_id, step_id=rec.step, resources=resources)
     try:
         return action.call(ctx, own)
     except Exception as exc:  # a broken integration is a failed look, not a dead watch
@@ -157,25 +158,33 @@ def check(settings: Settings, store: Store, cid: str, holder: str, now: float | 
         ledger.released(store, settings, cid, "expired")  # its own timer lifted it: not a drift
         return Containment.from_doc(store.get(KIND, cid).doc, cid)  # type: ignore[union-attr]
     params = _unredacted_params(store, rec)
-    t0 = time.monotonic()
-    look = seen(rec, _call(settings, rec, rec.verify, params))
-    took = round((time.monotonic() - t0) * 1000, 2)
-    policy = load_policy(settings.policy_path).containment_watch
-    action = decide(policy, rec, look)
-    checks = [Check(at=utcnow_iso(), outcome=look.outcome, found=list(look.found), decision=action, duration_ms=took)]
-    if action == "repair":
-        checks.append(_repair(settings, rec, params))
-        if checks[-1].outcome == "repair_failed":
-            action = "escalate"
+    # one look's connections (the inventory read again, as a run reads it): closed when the look is done
+    resources: dict[str, Any] = {}
+    try:
+        t0 = time.monotonic()
+        look = seen(rec, _call(settings, rec, rec.verify, params, resources))
+        took = round((time.monotonic() - t0) * 1000, 2)
+        policy = load_policy(settings.policy_path).containment_watch
+        action = decide(policy, rec, look)
+        checks = [Check(utcnow_iso(), look.outcome, list(look.found), decision=action, duration_ms=took)]
+        if action == "repair":
+            checks.append(_repair(settings, rec, params, resources))
+            if checks[-1].outcome == "repair_failed":
+                action = "escalate"
+    finally:
+        for resource in resources.values():
+            close = getattr(resource, "close", None)
+            if callable(close):
+                close()
     rec = _save(store, settings, cid, holder, checks, look, escalate=action == "escalate", now=start)
     _tell(settings, store, rec, look, checks, action)
     return rec
 
 
-def _repair(settings: Settings, rec: Containment, params: Mapping[str, Any]) -> Check:
+def _repair(settings: Settings, rec: Containment, params: Mapping[str, Any], resources: dict[str, Any]) -> Check:
     """The containment's own action again, with its run's parameters (the approvals its run was given cover it)."""
     t0 = time.monotonic()
-    result = _call(settings, rec, rec.action, params)
+    result = _call(settings, rec, rec.action, params, resources)
     took = round((time.monotonic() - t0) * 1000, 2)
     if result.ok and result.verified:
         return Check(

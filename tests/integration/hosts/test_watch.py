@@ -7,7 +7,8 @@ containment's ``next_check``): no waiting on the wall clock, no timed assertion.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,9 @@ from soar.notify.outbox import listing
 from soar.playbooks import dispatch, rollback
 from soar.playbooks.runtime import Runtime
 from soar.records.containment import KIND, Containment
-from tests.integration.hosts.lab import can_connect, nft_ruleset, sh_in
-from tests.integration.hosts.test_runs import LabRuns, lab_content, playbook
+from tests.integration.hosts.lab import LabUser, can_connect, nft_ruleset, sh_in
+from tests.integration.hosts.test_persistence import boot, reboot
+from tests.integration.hosts.test_runs import LabRuns, lab_content, playbook, shadow
 from tests.integration.playbooks.conftest import alert
 
 pytestmark = pytest.mark.lab
@@ -84,12 +86,22 @@ def runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LabRuns]:
     lab.close()
 
 
+CUT = "{ type filter hook input priority -10; policy drop; }"
+
+
 @pytest.fixture
-def app1_restored() -> Iterator[None]:
-    """Whatever a test leaves, app1 is released after it (a failed assertion must not leave it isolated)."""
-    yield
-    sh_in("app1", "nft", "delete", "table", "inet", "labcut")
-    sh_in("app1", "sh", "-c", "true")
+def app1_cut() -> Iterator[Callable[[bool], None]]:
+    """Cut app1 off every path (the management one too) in a table of the test's own, and always restore it."""
+
+    def cut(on: bool) -> None:
+        if on:
+            sh_in("app1", "nft", "add", "table", "inet", "labcut", check=True)
+            sh_in("app1", "nft", "add", "chain", "inet", "labcut", "in", CUT, check=True)
+        else:
+            sh_in("app1", "nft", "delete", "table", "inet", "labcut")
+
+    yield cut
+    cut(False)
 
 
 def test_a_flushed_isolation_is_detected_and_repaired_and_a_released_one_is_no_longer_watched(
@@ -126,3 +138,84 @@ def test_a_flushed_isolation_is_detected_and_repaired_and_a_released_one_is_no_l
     assert rec.state == "released" and rec.released_by and run["id"] in rec.released_by
     assert watch_pass(settings, rt.store, dispatcher_for(settings, rt.store), now=rec.next_check + 3600) == []
     assert can_connect("peer", APP1, 22)
+
+
+def test_an_unlocked_account_is_detected_and_by_policy_left_to_a_person(
+    tmp_path: Path, lab_inventory_path: Path, lab_user: LabUser, runs: LabRuns
+) -> None:
+    root = lab_content(tmp_path, lab_inventory_path, LOCK)
+    (root / "policy.yml").write_text("containment_watch: {on_drift: ask}\n")
+    settings = runs.settings(root)
+    run, rt = runs.run(settings, alert("watch-unlock", host="app1", user=lab_user.name))
+    assert run["status"] == "succeeded", run.get("error")
+    rec = one_containment(rt, run["id"])
+    assert (rec.action, rec.params["user"]) == ("hosts.lock_account", lab_user.name)
+
+    subprocess.run(["usermod", "-U", lab_user.name], check=True)  # the intruder with root
+    rec = watch(settings, rt, rec)
+    assert (rec.checks, rec.drifts, rec.repairs, rec.last_outcome) == (1, 1, 0, "drifted")
+    assert rec.history[-1].decision == "ask"
+    assert "account unlocked (password usable)" in rec.history[-1].found
+    assert not shadow(lab_user.name).split(":")[1].startswith("!")  # nothing re-applied: a person decides
+    [raised] = alerts_of(rt, "soar.containment_drifted")
+    assert raised["user"] == {"name": lab_user.name} and raised["containment"]["step"] == "lock"
+
+    rec = watch(settings, rt, rec)  # still drifted: recorded, not told again
+    assert (rec.checks, rec.drifts, rec.history[-1].decision) == (2, 2, "none")
+    assert len(alerts_of(rt, "soar.containment_drifted")) == 1
+
+    run = release(settings, rt, run["id"])
+    assert run["status"] == "rolled_back", run.get("error")
+    assert one_containment(rt, run["id"]).state == "released"
+
+
+def test_a_reboot_that_brought_the_isolation_back_with_its_dead_man_timer_is_repaired(
+    tmp_path: Path, lab_inventory_path: Path, runs: LabRuns
+) -> None:
+    settings = runs.settings(lab_content(tmp_path, lab_inventory_path, ISOLATE))
+    run, rt = runs.run(settings, alert("watch-reboot", host="app1"))
+    assert run["status"] == "succeeded", run.get("error")
+    rec = one_containment(rt, run["id"])
+
+    reboot("app1")
+    boot("app1")  # the isolation is back, with a fresh dead-man timer nobody has confirmed
+    rec = watch(settings, rt, rec)
+    drift, repair = rec.history[-2:]
+    assert drift.outcome == "drifted" and any("dead-man timer armed" in line for line in drift.found), drift
+    assert repair.outcome == "repaired" and rec.repairs == 1
+    assert not can_connect("peer", APP1, 22)
+    rec = watch(settings, rt, rec)  # confirmed again: the timer is disarmed
+    assert rec.last_outcome == "held" and rec.drifts == 1
+
+    run = release(settings, rt, run["id"])
+    assert run["status"] == "rolled_back", run.get("error")
+    assert can_connect("peer", APP1, 22)
+
+
+def test_a_host_silent_on_the_management_path_is_unreachable_not_drifted_and_escalated_after_n(
+    tmp_path: Path, lab_inventory_path: Path, runs: LabRuns, app1_cut: Callable[[bool], None]
+) -> None:
+    root = lab_content(tmp_path, lab_inventory_path, ISOLATE)
+    (root / "policy.yml").write_text("containment_watch: {escalate_unreachable_after: 2}\n")
+    settings = runs.settings(root, SOAR_SSH_CONNECT_TIMEOUT="2")
+    run, rt = runs.run(settings, alert("watch-silent", host="app1"))
+    assert run["status"] == "succeeded", run.get("error")
+    rec = one_containment(rt, run["id"])
+
+    app1_cut(True)
+    rec = watch(settings, rt, rec)
+    assert (rec.last_outcome, rec.unreachable_in_a_row, rec.drifts, rec.escalated) == ("unreachable", 1, 0, False)
+    assert alerts_of(rt, "soar.containment_escalated") == []
+    rec = watch(settings, rt, rec)
+    assert (rec.last_outcome, rec.unreachable_in_a_row, rec.drifts, rec.repairs) == ("unreachable", 2, 0, 0)
+    assert rec.escalated
+    [raised] = alerts_of(rt, "soar.containment_escalated")
+    assert "2 looks in a row without an answer" in raised["containment"]["found"][0]
+    assert audits(rt, rec.id).count("containment.unreachable") == 2
+
+    app1_cut(False)
+    rec = watch(settings, rt, rec)
+    assert (rec.last_outcome, rec.unreachable_in_a_row, rec.drifts) == ("held", 0, 0)
+
+    run = release(settings, rt, run["id"])
+    assert run["status"] == "rolled_back", run.get("error")
