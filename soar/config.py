@@ -110,33 +110,19 @@ class Settings(BaseSettings):
     )
     metrics_port: int | None = Field(None, ge=1, le=65535, description="Serve Prometheus metrics on this port")
 
-
-    # -- continuous detection (soar scheduler); a rule's `soar:` block overrides interval and look-back
-    detection_interval: float = Field(60.0, ge=1, description="Seconds between runs of a rule")
-    detection_lookback: float = Field(60.0, ge=0, description="Seconds each window reaches back before its checkpoint")
-    detection_ingest_delay: float = Field(0.5, ge=0, description="Seconds a window stops short of now (refresh lag)")
-    detection_min_gap: float = Field(
-        60.0,
-        ge=0,
-        description="Seconds a checkpoint must be behind (besides 3 intervals) for the missed time to be recorded as a"
-        " gap; less, and the late cycle's window just covers it",
-    )
-    detection_max_alerts: int = Field(1000, ge=1, description="Cap on alerts one rule creates in one run")
-    detection_page_size: int = Field(1000, ge=1, le=10_000, description="Hits per search page")
-    detection_batch_size: int = Field(100, ge=1, description="Rule searches per _msearch request")
-    detection_path: Literal["auto", "search", "fetch"] = Field(
-        "auto",
-        description="How a cycle reads an index: search (each rule a clause of a combined search), fetch (the"
-        " cycle's events read once, every rule matched in process) or auto (fetch when many rules are due and"
-        " the measured events of the window are few enough; see docs/scaling.md)",
-    )
-    detection_search_timeout: float | None = Field(
-        None,
+    # -- incidents (docs/incidents.md)
+    incident_window: float = Field(
+        1800.0,
         gt=0,
-        description="Seconds Elasticsearch gives one rule's search before reporting that rule timed out"
-        " (default: half of elasticsearch_timeout; must be below it)",
+        le=7 * 86400,
+        description="Seconds: an alert joins an incident when its time is within this of an alert already in it",
     )
-    metrics_port: int | None = Field(None, ge=1, le=65535, description="Serve Prometheus metrics on this port")
+    incident_group_by: list[str] = Field(
+        default_factory=lambda: ["host.name", "user.name"],
+        min_length=1,
+        max_length=10,
+        description="Alert fields an incident is keyed by: the first one an alert has (none: an incident of its own)",
+    )
 
     # -- SSH
     ssh_known_hosts: Path | None = Field(None, description="known_hosts file pinning host keys")
@@ -254,6 +240,14 @@ class Settings(BaseSettings):
         if search is not None and search >= timeout:  # still below the request's, so a slow rule times out alone
             update["detection_search_timeout"] = timeout / 2
         return self.model_copy(update=update)
+
+    @field_validator("incident_group_by")
+    @classmethod
+    def _group_fields(cls, value: list[str]) -> list[str]:
+        bad = [f for f in value if not re.fullmatch(r"[A-Za-z_@][A-Za-z0-9_.@-]{0,120}", f)]
+        if bad:
+            raise ValueError(f"not an alert field name: {bad[0]!r} (e.g. host.name, user.name)")
+        return value
 
     @field_validator("redis_url")
     @classmethod

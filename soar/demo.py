@@ -221,7 +221,7 @@ def run_demo(base: Settings, workdir: Path, *, lab: bool = False, progress: Prog
             raise compile_errors[0]
         source = EmbeddedSource(event_store, {c.rule_id: c for c in compiled})
         store = open_store(settings)
-        detector = Detector(settings, store, source, alert_handoff(settings))
+        detector = Detector(settings, store, source, alert_handoff(settings, store))
 
         start = first - CYCLE_SECONDS  # the first cycle sets every rule's checkpoint before the attack
         ticks = [start + i * CYCLE_SECONDS for i in range(int((last - start) // CYCLE_SECONDS) + 3)]

@@ -100,6 +100,19 @@ class Scopes:
         """A run is scoped by its alert."""
         return self.of_alert(run.get("alert") if isinstance(run, Mapping) else None)
 
+    def of_incident(self, incident: Mapping[str, Any] | None) -> tuple[Scope, ...]:
+        """Every scope of every alert in the incident (``scope_sources``: each alert's host and rule attributes,
+        resolved in the inventory now). An alert naming no inventory host keeps its empty scope: a scoped
+        principal sees the incident only if it could see each of its alerts."""
+        sources = incident.get("scope_sources") if isinstance(incident, Mapping) else None
+        if not isinstance(sources, list) or not sources:
+            return UNSCOPED
+        found: dict[tuple[str | None, tuple[tuple[str, str], ...]], Scope] = {}
+        for source in sources:
+            for s in self.of_alert(source if isinstance(source, Mapping) else None):
+                found.setdefault((s.host, tuple(sorted(s.labels.items()))), s)
+        return tuple(found.values())
+
     def of_approval(self, run: Mapping[str, Any] | None, approval: Mapping[str, Any]) -> tuple[Scope, ...]:
         """The run's scopes plus every inventory host the waiting step would act on (its parameters)."""
         own = self.of_run(run)

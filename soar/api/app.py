@@ -14,6 +14,7 @@ ROUTERS: list[str] = [
     "soar.api.health",
     "soar.api.slack",
     "soar.api.alerts",
+    "soar.api.incidents",
     "soar.api.runs",
     "soar.api.feedback",
     "soar.api.audit",

@@ -118,7 +118,10 @@ def ingest(
                 details={"origin": origin, "rule_id": body.rule.id, "external_id": body.id},
                 settings=settings,
             )
-            alert_handoff(settings)(doc["id"])
+            alert_handoff(settings, store)(doc["id"])
         else:
+            from soar.incidents import attach_quietly
+
+            attach_quietly(store, settings, doc["id"])  # the sender's retry repairs an attach a crash cut short
             response.status_code = 200
     return {"id": doc["id"], "created": created}

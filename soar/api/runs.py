@@ -101,13 +101,13 @@ def get_report(
 def get_report_html(
     request: Request, run_id: str = id_path("run"), principal: Principal = AUTH["reports:read"]
 ) -> HTMLResponse:
+    from soar.review.render import REPORT_CSP
     from soar.review.report import build_report, report_html
 
     _run(request, run_id, principal, "reports:read")
     with http_errors(UnknownRun):
         report = build_report(store_of(request), settings_of(request), run_id, impact_of=impacts(request))
-    headers = {"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src data:"}
-    return HTMLResponse(report_html(report), headers=headers)
+    return HTMLResponse(report_html(report), headers=REPORT_CSP)
 
 
 class Decision(BaseModel):

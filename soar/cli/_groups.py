@@ -25,6 +25,7 @@ GROUPS: list[tuple[str, str | None, str]] = [
     ("soar.cli.metrics_cmd", None, "Response metrics and the threat-mitigation chart."),
     ("soar.cli.verdict_cmd", None, "Analyst verdicts and rule exceptions."),
     ("soar.cli.alerts_cmd", "alerts", "The alert queue: list, show, acknowledge, assign, close, reopen."),
+    ("soar.cli.incidents_cmd", "incidents", "Alerts grouped by host or user: list, show, triage, note, report."),
     ("soar.cli.hosts_cmd", "hosts", "The host inventory: list, resolve a value, check SSH to every host."),
 ]
 

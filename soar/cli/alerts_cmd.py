@@ -41,16 +41,19 @@ def _when(text: str | None, option: str) -> str | None:
     return iso(at)
 
 
-def _scoped(settings: Settings, permission: str) -> tuple[Any, Any, Any]:
+def _scoped(settings: Settings, permission: str, of: str = "of_alert") -> tuple[Any, Any, Any]:
+    """(principal, scopes, visible): ``visible(record)`` when the principal may ``permission`` in every scope of the
+    record (``of``: the ``Scopes`` method that reads a record of this kind — ``of_alert``, ``of_incident``)."""
     from soar.access import authorize_in
     from soar.cli._identity import cli_principal_with
     from soar.scope import scopes_for
 
     principal = cli_principal_with(settings, permission)
     scopes = scopes_for(settings)
+    scopes_of = getattr(scopes, of)
 
     def visible(record: Any) -> bool:
-        return authorize_in(principal, permission, scopes.of_alert(record.doc)).allowed
+        return authorize_in(principal, permission, scopes_of(record.doc)).allowed
 
     return principal, scopes, visible
 

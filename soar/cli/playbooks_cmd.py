@@ -121,6 +121,7 @@ def run(
     from soar.access import authorize_in
     from soar.cli._identity import cli_principal_with
     from soar.errors import Forbidden
+    from soar.incidents import attach_quietly
     from soar.playbooks import dispatch
     from soar.playbooks.engine import ALERTS, check_inputs, start_run
     from soar.playbooks.records import RUNS
@@ -140,6 +141,7 @@ def run(
     overrides = parse_inputs(inputs)
     check_inputs(pb, overrides)  # refuse before anything is written
     rt.store.create(ALERTS, str(alert_doc["id"]), alert_doc)
+    attach_quietly(rt.store, settings, str(alert_doc["id"]))  # every alert has its incident, this one too
     run_id, created = start_run(rt, pb, alert_doc, origin="cli", inputs=overrides, requested_by=principal.name)
     if not created:
         typer.echo(f"run {run_id} already exists for this playbook and alert (see: soar runs show {run_id})")

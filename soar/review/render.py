@@ -11,6 +11,8 @@ from jinja2 import ChainableUndefined, FileSystemLoader
 from jinja2.sandbox import SandboxedEnvironment
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
+# the header every served report page carries: no script, no fetch, nothing from elsewhere; inline style only
+REPORT_CSP = {"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src data:"}
 
 _env: SandboxedEnvironment | None = None
 

@@ -22,11 +22,17 @@ _lock = threading.Lock()
 _cache: dict[str, Any] = {}
 
 
-def alert_handoff(settings: Settings) -> Dispatch:
-    """Hand an alert id to the playbook engine by task name (the engine is never imported here)."""
+def alert_handoff(settings: Settings, store: Store | None = None) -> Dispatch:
+    """Attach an alert to its incident, then hand its id to the playbook engine by task name (the engine is
+    never imported here). Every path that creates an alert hands it off, so every alert gets its incident;
+    the hand-off is at-least-once and attaching again changes nothing. ``store``: the one the alert is in
+    (default: the process's store for these settings)."""
+    from soar.incidents import attach_quietly
+
     dispatcher = dispatcher_for(settings)
 
     def send(alert_id: str) -> None:
+        attach_quietly(store if store is not None else store_for(settings), settings, alert_id)
         try:
             handled = dispatcher.send(Task.HANDLE_ALERT, [alert_id], queue=settings.response_queue)
         except Exception as exc:
