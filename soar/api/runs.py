@@ -74,7 +74,9 @@ def list_runs(
 def get_run(request: Request, run_id: str = id_path("run"), principal: Principal = AUTH["runs:read"]) -> dict[str, Any]:
     doc = _run(request, run_id, principal, "runs:read")
     with http_errors():
-        return _public(doc)
+        from soar.review.data import watched
+
+        return {**_public(doc), "containment_watch": watched(store_of(request), run_id)}
 
 
 @router.get(

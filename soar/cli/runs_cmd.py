@@ -69,7 +69,7 @@ def shown_record(doc: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def show_run(run: Run) -> None:
+def show_run(run: Run, watch: list[dict[str, Any]] | None = None) -> None:
     """The run as it happened: steps in the run's own order, a dry run as planned, a skip with its reason."""
     from soar.playbooks.outcomes import shown_status, shown_step
     from soar.records import instance_planned, run_planned
@@ -98,6 +98,30 @@ def show_run(run: Run) -> None:
                 typer.echo(f"      approve: soar runs approve {run.id} --step {inst.key}")
     if rollback_reason:
         typer.echo(f"rollback: {rollback_reason}")
+    for line in watch_lines(watch or []):
+        typer.echo(line)
+
+
+def watch_lines(watch: list[dict[str, Any]]) -> list[str]:
+    """The containment watch's view of the run's containments (soar.containment): in force or released, looks,
+    drifts, repairs, and the last drifts with what they found."""
+    if not watch:
+        return []
+    out = ["containment watch:"]
+    for c in watch:
+        where = " ".join(str(v) for k, v in c["params"].items() if k in ("host", "ip", "user") and v)
+        if c["state"] == "in_force":
+            state = f"in force since {c['in_force_since']}"
+        else:
+            state = f"released {c['released_at']} ({c['released_by']}), in force from {c['in_force_since']}"
+        last = f" (last {c['last_check']}: {c['last_outcome']})" if c["last_check"] else ""
+        escalated = ", ESCALATED" if c["escalated"] else ""
+        out.append(f"- {c['step']} ({c['action']} {where}): {state}")
+        out.append(f"    {c['checks']} checks{last}, {c['drifts']} drifts, {c['repairs']} repairs{escalated}")
+        for look in c["drift_log"]:
+            decision = f" -> {look['decision']}" if look.get("decision") not in (None, "none") else ""
+            out.append(f"    {look['at']} {look['outcome']}{decision}: {'; '.join(look['found'])}")
+    return out
 
 
 @app.command("show")
@@ -108,16 +132,19 @@ def show(
     """One run with its steps, attempts, approvals and policy decisions."""
     from soar.cli._identity import cli_principal_with
     from soar.records import Run
+    from soar.review.data import watched
 
     settings = get_settings()
     principal = cli_principal_with(settings, "runs:read")
-    rec = _resolve_run(settings, _store(), run_id, principal, "runs:read")
+    store = _store()
+    rec = _resolve_run(settings, store, run_id, principal, "runs:read")
     run_id = rec.id
     run = Run.from_doc(rec.doc, run_id)
+    watch = watched(store, run_id)
     if as_json:
-        echo_json(shown_record(rec.doc))
+        echo_json({**shown_record(rec.doc), "containment_watch": watch})
     else:
-        show_run(run)
+        show_run(run, watch)
     return 0
 
 

@@ -164,6 +164,17 @@ class Containment:
             self.last_outcome = "repaired"
         self.unreachable_in_a_row = self.unreachable_in_a_row + 1 if check.outcome == "unreachable" else 0
 
+    def shown(self) -> dict[str, Any]:
+        """What people see of it (``runs show``, the API, the report): no lease, the last drifts and repairs."""
+        return {
+            "id": self.id, "step": self.step, "action": self.action, "host": self.host, "params": self.params,
+            "state": self.state, "in_force_since": self.applied_at, "released_at": self.released_at,
+            "released_by": self.released_by, "interval": self.interval, "checks": self.checks,
+            "last_check": self.last_check, "last_outcome": self.last_outcome, "drifts": self.drifts,
+            "repairs": self.repairs, "escalated": self.escalated,
+            "drift_log": [c.to_doc() for c in self.history if c.outcome != "held"][-10:],
+        }  # fmt: skip
+
     def held_by_other(self, owner: str, now: float) -> bool:
         return self.lease is not None and self.lease.until > now and self.lease.owner != owner
 

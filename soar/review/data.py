@@ -36,7 +36,8 @@ def load_run(store: Store, run_id: str) -> dict[str, Any]:
     alert_rec = store.get(ALERTS, alert_id) if alert_id else None
     alert = alert_rec.doc if alert_rec else (run.get("alert") or {})
     approvals = _approvals(store.find(APPROVALS, {"run_id": run_id}, limit=LIMIT))
-    targets = [t for t in (run_id, alert_id) if t]
+    containments = watched(store, run_id)
+    targets = [t for t in (run_id, alert_id, *(c["id"] for c in containments)) if t]
     audit = [r.doc for r in store.find(AUDIT, {"target": targets}, order_by="key", limit=LIMIT)]
     verdict = store.get(VERDICTS, alert_id) if alert_id else None
     return {
@@ -45,7 +46,15 @@ def load_run(store: Store, run_id: str) -> dict[str, Any]:
         "approvals": approvals,
         "audit": audit,
         "verdict": verdict.doc if verdict else None,
+        "containments": containments,
     }
+
+
+def watched(store: Store, run_id: str) -> list[dict[str, Any]]:
+    """The run's containments as the containment watch saw them (soar.containment), oldest first."""
+    from soar.containment.ledger import for_run
+
+    return [c.shown() for c in for_run(store, run_id)]
 
 
 def _approvals(records: Iterable[Record]) -> list[Approval]:

@@ -25,6 +25,7 @@ def build_report(
     tl = build_timeline(
         data["run"], alert=data["alert"], approvals=data["approvals"], audit=data["audit"], impact_of=impact_of
     )
+    tl.watch = data.get("containments", [])
     report = {
         "kind": "soar-run-report",
         "generated_at": utcnow_iso(),

@@ -48,6 +48,7 @@ AUDIT_EVENTS = (
     "playbook.rollback",
     "approval.refused",
     "approval.expired",
+    "containment.",  # the containment watch: drifts, repairs, escalations, the release (soar.containment)
 )
 ImpactOf = Callable[[str], str | None]
 
@@ -164,14 +165,28 @@ class Timeline:
     human_decisions: int = 0
     dry_run: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    watch: list[dict[str, Any]] = field(default_factory=list)  # the run's containments as the watch saw them
+
+    def watch_totals(self) -> dict[str, Any] | None:
+        """What the containment watch saw over the run's containments: looks, drifts, repairs, still in force."""
+        if not self.watch:
+            return None
+        totals = {k: sum(int(c.get(k) or 0) for c in self.watch) for k in ("checks", "drifts", "repairs")}
+        return {**totals, "in_force": sum(c.get("state") == "in_force" for c in self.watch)}
 
     def segments(self) -> list[dict[str, Any]]:
         out = []
+        totals = self.watch_totals()
         for start, end, label in SEGMENTS:
             a, b = self.milestones.get(start), self.milestones.get(end)
-            out.append(
-                {"from": start, "to": end, "label": label, "seconds": (b - a).total_seconds() if a and b else None}
-            )
+            row = {"from": start, "to": end, "label": label, "seconds": (b - a).total_seconds() if a and b else None}
+            if end == "released" and totals is not None:
+                row.update(totals)
+                row["label"] = (
+                    f"{label} ({totals['checks']} checks, {totals['drifts']} drifts, {totals['repairs']} repairs"
+                    + (f"; {totals['in_force']} still in force)" if totals["in_force"] else ")")
+                )
+            out.append(row)
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -189,6 +204,7 @@ class Timeline:
             "evidence": self.evidence,
             "approval_wait_seconds": self.approval_wait,
             "human_decisions": self.human_decisions,
+            "containment_watch": self.watch,
         }
 
 

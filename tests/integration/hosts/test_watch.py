@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from soar.cli.runs_cmd import watch_lines
 from soar.config import Settings
 from soar.containment.ledger import for_run
 from soar.containment.watch import watch_pass
@@ -22,6 +23,8 @@ from soar.notify.outbox import listing
 from soar.playbooks import dispatch, rollback
 from soar.playbooks.runtime import Runtime
 from soar.records.containment import KIND, Containment
+from soar.review.data import watched
+from soar.review.report import build_report
 from tests.integration.hosts.lab import LabUser, can_connect, nft_ruleset, sh_in
 from tests.integration.hosts.test_persistence import boot, reboot
 from tests.integration.hosts.test_runs import LabRuns, lab_content, playbook, shadow
@@ -138,6 +141,19 @@ def test_a_flushed_isolation_is_detected_and_repaired_and_a_released_one_is_no_l
     assert rec.state == "released" and rec.released_by and run["id"] in rec.released_by
     assert watch_pass(settings, rt.store, dispatcher_for(settings, rt.store), now=rec.next_check + 3600) == []
     assert can_connect("peer", APP1, 22)
+
+    # what people see: `soar runs show` and the report's "containment held" row
+    shown = "\n".join(watch_lines(watched(rt.store, run["id"])))
+    assert "- isolate (hosts.isolate_host app1): released" in shown
+    assert "2 checks (last " in shown and "1 drifts, 1 repairs" in shown
+    assert "drifted -> repair: isolation rules missing (table or chains gone)" in shown
+    report = build_report(rt.store, settings, run["id"])
+    [held] = [s for s in report["segments"] if s["to"] == "released"]
+    assert (held["checks"], held["drifts"], held["repairs"], held["in_force"]) == (2, 1, 1, 0)
+    assert held["label"] == "containment held (2 checks, 1 drifts, 1 repairs)" and held["seconds"] is not None
+    assert {"containment.drifted", "containment.repaired", "containment.released"} <= {
+        e["action"] for e in report["audit"]
+    }
 
 
 def test_an_unlocked_account_is_detected_and_by_policy_left_to_a_person(
