@@ -20,6 +20,7 @@ from sigma.exceptions import SigmaError
 from sigma.rule import SigmaRule
 
 from soar import _yaml
+from soar.detection import _modifiers  # noqa: F401 (registers the specification's modifier names)
 from soar.detection._files import fixtures_path_for, rule_files
 from soar.detection._yamlpos import Positions, duplicate_keys, positions
 from soar.errors import ContentError, SourceLocation

@@ -263,6 +263,7 @@ def item(d: Draw, events: Sequence[dict[str, Any]], used: set[str]) -> tuple[str
                 ["wide", "base64offset", "contains"],
                 ["wide", "base64", "contains"],
                 ["utf16be", "base64offset", "contains"],
+                ["utf16le", "base64offset", "contains"],
                 ["expand"],
                 ["re"],
                 ["re", "i"],

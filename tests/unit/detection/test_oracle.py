@@ -133,6 +133,16 @@ REGRESSIONS: list[tuple[str, dict[str, Any], list[dict[str, Any]], list[int] | s
         [0, 1, 2],
     ),
     (
+        # pySigma 1.5 knows the specification's alias `wide` only: `utf16le` was refused as unknown.
+        "utf16le, the specification's name of wide, is accepted and means wide",
+        {"sel": {"process.command_line|utf16le|base64offset|contains": "ping"}, "condition": "sel"},
+        [
+            ev(process__command_line="powershell -enc cABpAG4AZwAgADEAMAAuADAALgAwAC4AMQA="),
+            ev(process__command_line="powershell -enc cABpbmcgMTAuMC4wLjE="),  # utf-8, not utf-16le
+        ],
+        [0],
+    ),
+    (
         "base64offset keeps its field on the embedded engine",
         {"sel": {"custom.tag|base64offset|contains": "abc"}, "condition": "sel"},
         [ev(custom__tag="YWJj"), ev(custom__tag="IGFiYw"), ev(custom__tag="ICBhYmM="), ev(custom__tag="abc")],
