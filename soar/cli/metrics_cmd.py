@@ -92,6 +92,7 @@ def print_table(m: dict[str, Any]) -> str:
     lines += [
         "",
         f"automation rate      {_pct(m['automation_rate'])}",
+        f"containment uptime   {_pct(m.get('containment_uptime'))} of the watch's looks (mean per incident)",
         f"false-positive rate  {_pct(m['false_positive_rate'])} of {m['verdicts']} verdicts",
     ]
     if m["rules"]:

@@ -164,6 +164,15 @@ class Containment:
             self.last_outcome = "repaired"
         self.unreachable_in_a_row = self.unreachable_in_a_row + 1 if check.outcome == "unreachable" else 0
 
+    @property
+    def uptime(self) -> float | None:
+        """The share of the watch's verdicts that found it in force (held, or repaired at once): a look that could
+        not reach the host gives none. None before a verdict; from the looks kept (the newest MAX_CHECKS)."""
+        verdicts = [c.outcome for c in self.history if c.outcome in ("held", "drifted")]
+        if not verdicts:
+            return None
+        return verdicts.count("held") / len(verdicts)
+
     def shown(self) -> dict[str, Any]:
         """What people see of it (``runs show``, the API, the report): no lease, the last drifts and repairs."""
         return {
@@ -171,7 +180,7 @@ class Containment:
             "state": self.state, "in_force_since": self.applied_at, "released_at": self.released_at,
             "released_by": self.released_by, "interval": self.interval, "checks": self.checks,
             "last_check": self.last_check, "last_outcome": self.last_outcome, "drifts": self.drifts,
-            "repairs": self.repairs, "escalated": self.escalated,
+            "repairs": self.repairs, "escalated": self.escalated, "uptime": self.uptime,
             "drift_log": [c.to_doc() for c in self.history if c.outcome != "held"][-10:],
         }  # fmt: skip
 

@@ -50,6 +50,18 @@ def load_run(store: Store, run_id: str) -> dict[str, Any]:
     }
 
 
+def watched_runs(store: Store, run_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """:func:`watched` for many runs, by run id."""
+    from soar.records.containment import KIND, Containment
+
+    out: dict[str, list[dict[str, Any]]] = {}
+    for i in range(0, len(run_ids), 500):
+        for r in store.find(KIND, {"run_id": run_ids[i : i + 500]}, limit=LIMIT):
+            c = Containment.from_doc(r.doc, r.id)
+            out.setdefault(c.run_id, []).append(c.shown())
+    return out
+
+
 def watched(store: Store, run_id: str) -> list[dict[str, Any]]:
     """The run's containments as the containment watch saw them (soar.containment), oldest first."""
     from soar.containment.ledger import for_run
@@ -91,4 +103,7 @@ def load_period(store: Store, start: datetime, end: datetime) -> Period:
     run_ids = [str(r["id"]) for r in runs]
     for i in range(0, len(run_ids), 500):
         approvals += _approvals(store.find(APPROVALS, {"run_id": run_ids[i : i + 500]}, limit=LIMIT))
+    watch = watched_runs(store, run_ids)
+    for run in runs:  # what the containment watch saw of each run's containments (their uptime)
+        run["containment_watch"] = watch.get(str(run["id"]), [])
     return {"alerts": alerts, "runs": runs, "approvals": approvals, "verdicts": verdicts}

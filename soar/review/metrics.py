@@ -6,6 +6,8 @@
     MTTR  alert → release of containment or closure of the run
     automation rate   incidents responded to with no human decision / incidents responded to
     approval wait     request → decision, summed per incident
+    containment uptime    the share of the containment watch's looks that found an incident's containments
+                      in force (soar.containment), per incident
     false-positive rate   false positives / alerts with a verdict; precision per rule
 
 Dry runs and runs whose containment the policy refused are left out of MTTA, MTTC, MTTR and the
@@ -53,6 +55,7 @@ def incident_metrics(
     humans = 0
     runs = list(runs)
     excluded = dict.fromkeys(EXCLUDED, 0)
+    uptimes = [c["uptime"] for run in runs for c in run.get("containment_watch") or [] if c.get("uptime") is not None]
     for run in runs:
         mine = [a for a in approvals if a.run_id == run.get("id")]
         tl = build_timeline(run, alert=alert, approvals=mine, impact_of=impact_of)
@@ -92,6 +95,7 @@ def incident_metrics(
         "approval_wait": sum(waits) if waits else None,
         "automated": len(runs) > sum(excluded.values()) and humans == 0,
         "human_decisions": humans,
+        "containment_uptime": statistics.fmean(uptimes) if uptimes else None,
     }
 
 
@@ -101,6 +105,11 @@ def summary(values: Iterable[float | None]) -> dict[str, Any]:
         return {"n": 0, "mean": None, "median": None, "p90": None}
     p90 = present[min(len(present) - 1, round(0.9 * (len(present) - 1)))]
     return {"n": len(present), "mean": statistics.fmean(present), "median": statistics.median(present), "p90": p90}
+
+
+def _mean(values: Iterable[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return statistics.fmean(present) if present else None
 
 
 def period_metrics(
@@ -131,6 +140,7 @@ def period_metrics(
         "excluded_incidents": sum(1 for i in incidents if i["runs"] and not i["counted_runs"]),
         **{name: summary(i[name] for i in incidents) for name in MEASURES},
         "automation_rate": (sum(1 for i in responded if i["automated"]) / len(responded)) if responded else None,
+        "containment_uptime": _mean(i["containment_uptime"] for i in incidents),
         "verdicts": len(judged),
         "false_positive_rate": fps / len(judged) if judged else None,
         "rules": sorted(rule_precision(judged).values(), key=lambda r: r["rule_id"]),

@@ -102,3 +102,21 @@ def test_a_due_containment_is_claimed_by_one_watcher_and_a_released_one_by_none(
     assert watch_pass(settings, store, Sent(), now=99_999.0) == ["ctn-2"]  # the released one is not watched
     released = Containment.from_doc(store.get(KIND, "ctn-1").doc)  # type: ignore[union-attr]
     assert (released.state, released.lease) == ("released", None)
+
+
+def test_uptime_is_the_share_of_verdicts_that_found_it_in_force_and_the_metrics_average_it() -> None:
+    from datetime import UTC, datetime
+
+    from soar.review.metrics import period_metrics
+
+    rec = containment()
+    assert rec.uptime is None  # no verdict yet
+    for outcome in ("held", "unreachable", "drifted", "repaired", "held", "held"):
+        rec.add(Check(at="t", outcome=outcome))  # type: ignore[arg-type]
+    assert rec.uptime == 3 / 4  # the unreachable look says nothing either way
+    alert = {"id": "a1", "@timestamp": "2026-12-06T20:00:00.000Z", "rule": {"id": "r1"}}
+    run = {"id": "run-1", "alert_id": "a1", "status": "succeeded", "steps": {}, "containment_watch": [rec.shown()]}
+    start, end = datetime(2026, 12, 6, tzinfo=UTC), datetime(2026, 12, 7, tzinfo=UTC)
+    metrics = period_metrics([alert], [run], [], [], start=start, end=end)
+    assert metrics["containment_uptime"] == 3 / 4
+    assert metrics["incidents"][0]["containment_uptime"] == 3 / 4
