@@ -41,11 +41,13 @@ def running_worker(
     log_path: Path | None = None,
     ready_timeout: float = 60.0,
     extra_args: tuple[str, ...] = (),
+    redis_url: str | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """A `soar worker` subprocess on Redis db ``db``; killed (and its children) on exit."""
+    """A `soar worker` subprocess on Redis db ``db`` (or on ``redis_url``: a test's own Redis); killed (and its
+    children) on exit."""
     from celery import Celery
 
-    url = redis_url_for_db(db)
+    url = redis_url or redis_url_for_db(db)
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("SOAR_")}
     full_env.update({"SOAR_REDIS_URL": url, "SOAR_CONTENT_ROOT": str(REPO_ROOT), **(env or {})})
     log = Path(log_path or os.devnull).open("ab")  # noqa: SIM115 (closed below)
