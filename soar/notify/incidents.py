@@ -143,6 +143,9 @@ def apply_event(thread: Thread, event: Mapping[str, Any]) -> Thread:
                 entry.dry_run = step.dry_run
         if step.summary is not None and (newest or entry.summary is None):
             entry.summary = step.summary
+        if str(kind).startswith("containment_") and step.summary and _newer(entry, seq):
+            # the card's line for the step says what the containment watch found last (soar.containment)
+            entry.summary = f"watch: {str(kind).removeprefix('containment_')}: {step.summary}"
     status: tuple[str, str] | None = None  # (run status, thread status) this event sets
     if kind == "approval_requested":
         status = ("awaiting_approval", "awaiting approval")

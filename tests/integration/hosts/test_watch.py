@@ -19,6 +19,7 @@ from soar.config import Settings
 from soar.containment.ledger import for_run
 from soar.containment.watch import watch_pass
 from soar.dispatch import dispatcher_for
+from soar.notify.incidents import thread_for_run
 from soar.notify.outbox import listing
 from soar.playbooks import dispatch, rollback
 from soar.playbooks.runtime import Runtime
@@ -134,6 +135,11 @@ def test_a_flushed_isolation_is_detected_and_repaired_and_a_released_one_is_no_l
     assert drift_alert["host"] == {"name": "app1"} and drift_alert["containment"]["run_id"] == run["id"]
     replies = [m for m in listing(rt.store) if m.kind == "reply" and "containment drifted" in str(m.blocks)]
     assert replies and all(m.important for m in replies)
+    thread = thread_for_run(rt.store, run["id"])
+    assert thread is not None  # the card's line for the step: what the watch found last
+    assert thread.runs[run["id"]].steps["isolate"].summary == (
+        "watch: repaired: re-applied hosts.isolate_host, verified (repair 1)"
+    )
 
     run = release(settings, rt, run["id"])
     assert run["status"] == "rolled_back", run.get("error")
