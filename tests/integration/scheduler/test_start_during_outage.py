@@ -112,6 +112,15 @@ def test_a_scheduler_started_during_an_outage_waits_and_becomes_ready(
         assert wait_for(lambda: store.count("alerts", {"rule.id": rule_id}) >= 1, 30), (
             "the event indexed during the outage was never alerted:\n" + log.read_text()[-2000:] + status()
         )
+
+        def alerts_total() -> int:
+            ck = store.get("checkpoints", rule_id)
+            return int(ck.doc.get("alerts_total", 0)) if ck else -1
+
+        assert wait_for(lambda: alerts_total() == 1, 10), alerts_total()  # counted, once
+        time.sleep(2)  # more cycles over the same look-back: nothing new, nothing counted twice
+        assert store.count("alerts", {"rule.id": rule_id}) == 1 and alerts_total() == 1
+        assert store.count("gaps", {"status": "open"}) == 0
     finally:
         kill9(proc)
         proxy.close()
