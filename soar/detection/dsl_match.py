@@ -39,7 +39,7 @@ from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from functools import cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from soar.detection._ecs import NUMERIC_TYPES, STRING_TYPES, TEXT_TYPES, events_index_mappings, field_type
 from soar.detection.embedded import address, ascii_lower, words
@@ -492,21 +492,49 @@ def matches(query: Mapping[str, Any], event: Mapping[str, Any], *, ignore_above:
 
 # -- anchors: which rules an event can match at all ----------------------------------------------------------
 
-Anchor = tuple[str, str]  # (keyword field, a value folded to lower case)
+
+class Anchor(NamedTuple):
+    """What every match needs: the keyword field has ``value`` (ASCII case folded) as one of its values, or,
+    ``within``, inside one of them (a ``wildcard`` or ``prefix`` names such a literal)."""
+
+    field: str
+    value: str
+    within: bool = False
+
+
 _GENERIC = ("event.", "data_stream.", "ecs.", "agent.", "host.os.")
+MIN_LITERAL = 3  # a wildcard's literal shorter than this is inside too many values to anchor on
 
 
 def _anchor_cost(anchors: frozenset[Anchor]) -> int:
-    """How many events such anchors are likely to let through: a log source's fields let most through."""
-    return sum(100 if name.startswith(_GENERIC) else 1 for name, _ in anchors)
+    """How many events such anchors are likely to let through: a log source's fields let most through; a
+    literal inside a value is looked for rather than looked up, so a whole value is preferred to it."""
+    return sum(100 if a.field.startswith(_GENERIC) else 2 if a.within else 1 for a in anchors)
+
+
+def _longest_literal(pattern: str) -> str:
+    """The longest run of a Lucene ``wildcard`` value without ``*`` or ``?`` (``\\`` escapes one character)."""
+    runs, run = [], ""
+    chars = iter(pattern)
+    for char in chars:
+        if char in "*?":
+            runs.append(run)
+            run = ""
+        else:
+            run += next(chars, "\\") if char == "\\" else char
+    runs.append(run)
+    return max(runs, key=len)
 
 
 def anchors(query: Any) -> frozenset[Anchor] | None:
     """A necessary condition of ``query``: the event matches only if one of its keyword fields holds (ASCII
-    case folded) one of these values; None when the query has no such condition.
+    case folded) one of these values, or one of these literals inside a value; None when the query has no such
+    condition.
 
-    Exact: an event with none of them cannot match (a ``term`` is true only on a value it equals, folded or
-    not, and ``bool`` keeps only what every match needs), so a fetch may skip evaluating the rule on it.
+    Exact: an event with none of them cannot match (a ``term`` is true only on a value it equals, a
+    ``wildcard`` or ``prefix`` only on a value holding each of its literals, folded or not — folding ASCII
+    letters keeps a string's length and positions —, and ``bool`` keeps only what every match needs), so a
+    fetch may skip evaluating the rule on it.
     """
     if not isinstance(query, Mapping) or len(query) != 1:
         return None
@@ -522,7 +550,16 @@ def anchors(query: Any) -> frozenset[Anchor] | None:
         texts = [_keyword(v) for v in values]
         if not texts or any(t is None for t in texts):
             return None
-        return frozenset((str(name), ascii_lower(t)) for t in texts if t is not None)
+        return frozenset(Anchor(str(name), ascii_lower(t)) for t in texts if t is not None)
+    if kind in ("wildcard", "prefix") and isinstance(body, Mapping) and len(body) == 1:
+        name, spec = next(iter(body.items()))
+        value = spec.get("value") if isinstance(spec, Mapping) else spec
+        if field_type(str(name)) not in STRING_TYPES or not isinstance(value, str):
+            return None
+        literal = value if kind == "prefix" else _longest_literal(value)
+        if len(literal) < MIN_LITERAL:
+            return None
+        return frozenset({Anchor(str(name), ascii_lower(literal), within=True)})  # in the value, folded or not
     if kind != "bool" or not isinstance(body, Mapping):
         return None
     options: list[frozenset[Anchor]] = []
@@ -555,3 +592,9 @@ def _anchor_terms(name: str, ignore_above: bool) -> Callable[[Flat], list[str]]:
 def anchored_values(event: Flat, name: str, *, ignore_above: bool = True) -> list[str]:
     """The event's folded terms of ``name``, as :func:`anchors` names them (memoised per event)."""
     return _anchor_terms(name, ignore_above)(event)
+
+
+def anchor_holds(anchor: Anchor, event: Flat) -> bool:
+    """Does the event meet this anchor (every value, whatever its length: a superset of what may match)?"""
+    values = anchored_values(event, anchor.field, ignore_above=False)
+    return any(anchor.value in v for v in values) if anchor.within else anchor.value in values

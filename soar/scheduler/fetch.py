@@ -37,6 +37,7 @@ from elastic_transport import ConnectionTimeout as ESConnectionTimeout
 from elasticsearch import ApiError, Elasticsearch
 
 from soar.detection.dsl_match import (
+    Anchor,
     FlatEvent,
     Predicate,
     Unsupported,
@@ -46,6 +47,7 @@ from soar.detection.dsl_match import (
     flat_event,
 )
 from soar.detection.dsl_match import _epoch_ms as epoch_ms
+from soar.detection.substrings import Substrings
 from soar.scheduler.planning import Window, iso
 from soar.scheduler.query import SORT_PIT, SORT_PLAIN, TIMESTAMP, exception_clauses
 from soar.scheduler.rules import ScheduledRule
@@ -65,33 +67,44 @@ RuleKey = tuple[str, str]  # rule id, content hash
 
 @dataclass
 class _Seen:
-    """One fetched event: its hit, its time (epoch ms), the rules it was judged by and those it matched."""
+    """One fetched event: its hit, its time (epoch ms), the rules it could match (under which rule index), those of
+    them it was judged by and those it matched."""
 
     hit: dict[str, Any]
     ms: int
     flat: FlatEvent | None
+    under: _AnchorIndex | None = None
+    candidates: frozenset[RuleKey] = frozenset()
     checked: set[RuleKey] = field(default_factory=set)
     matched: set[RuleKey] = field(default_factory=set)
 
 
 class _AnchorIndex:
     """Rules by their anchors (:func:`soar.detection.dsl_match.anchors`): an event is judged only by the rules
-    it could match — those whose anchor values it holds, and those without anchors."""
+    it could match — those whose anchor values it holds or whose literals are inside its values (found in one pass
+    over each value, :class:`soar.detection.substrings.Substrings`), and those without anchors. Built once per rule
+    set of an index, so what an event costs does not grow with the rules it cannot match."""
 
-    def __init__(self, rules: Mapping[RuleKey, Any]) -> None:
+    def __init__(self, rules: Mapping[RuleKey, frozenset[Anchor] | None]) -> None:
+        """``rules``: each rule's anchors (None: it has none, every event is judged by it)."""
+        self.keys = frozenset(rules)
         self.by_value: dict[tuple[str, str], set[RuleKey]] = {}
         self.fields: set[str] = set()
-        self.always: set[RuleKey] = set()
-        for key, query in rules.items():
-            found = anchors(query)
+        always: set[RuleKey] = set()
+        inside: dict[str, dict[str, set[RuleKey]]] = {}  # field -> literal -> rules
+        for key, found in rules.items():
             if found is None:
-                self.always.add(key)
-                continue
-            for name, value in found:
-                self.by_value.setdefault((name, value), set()).add(key)
-                self.fields.add(name)
+                always.add(key)
+            for anchor in found or ():
+                if anchor.within:
+                    inside.setdefault(anchor.field, {}).setdefault(anchor.value, set()).add(key)
+                else:
+                    self.by_value.setdefault((anchor.field, anchor.value), set()).add(key)
+                    self.fields.add(anchor.field)
+        self.always = frozenset(always)
+        self.inside = {name: (Substrings(lits), list(lits.values())) for name, lits in inside.items()}
 
-    def candidates(self, event: FlatEvent) -> set[RuleKey]:
+    def candidates(self, event: FlatEvent) -> frozenset[RuleKey]:
         out = set(self.always)
         for name in self.fields:
             if name in event:
@@ -99,19 +112,27 @@ class _AnchorIndex:
                     found = self.by_value.get((name, value))
                     if found:
                         out |= found
-        return out
+        for name, (automaton, rules) in self.inside.items():
+            if name in event:
+                for value in anchored_values(event, name, ignore_above=False):
+                    for n in automaton.found(value):
+                        out |= rules[n]
+        return frozenset(out)
 
 
-def _anchor_index(rules: Mapping[RuleKey, Any]) -> _AnchorIndex:
-    """The index of these rules (one per rule set, kept while it does not change)."""
-    key = frozenset(rules)
-    found = MEMO.anchor_indices.get(key)
-    if found is None:
-        queries = {k: MEMO.queries.get(k) for k in rules}
-        found = _AnchorIndex(queries)
-        if len(MEMO.anchor_indices) > 64:
-            MEMO.anchor_indices.clear()
-        MEMO.anchor_indices[key] = found
+def _anchor_index(index: str, rules: Mapping[RuleKey, Any]) -> _AnchorIndex:
+    """The rule index of an Elasticsearch index: over every rule seen on it (rules due in other cycles included,
+    so a cycle's subset of due rules does not rebuild it), built again only when a rule is new or changed."""
+    found = MEMO.anchor_indices.get(index)
+    if found is not None and all(k in found.keys for k in rules):
+        return found
+    known = set(found.keys) if found is not None else set()
+    if len(known) > 4 * len(rules) + 1000:  # mostly rules changed or gone since: start again
+        known = set()
+    known.update(rules)
+    for key in known - MEMO.anchors.keys():
+        MEMO.anchors[key] = anchors(MEMO.queries.get(key))
+    found = MEMO.anchor_indices[index] = _AnchorIndex({k: MEMO.anchors[k] for k in known})
     return found
 
 
@@ -139,7 +160,8 @@ class _Memo:
         self.events: dict[tuple[str, str, Any, Any], _Seen] = {}
         self.predicates: dict[tuple[str, str], Predicate | None] = {}
         self.queries: dict[tuple[str, str], Any] = {}  # the query each predicate evaluates (for its anchors)
-        self.anchor_indices: dict[frozenset[tuple[str, str]], Any] = {}
+        self.anchors: dict[tuple[str, str], frozenset[Anchor] | None] = {}  # each rule's, once
+        self.anchor_indices: dict[str, _AnchorIndex] = {}  # by Elasticsearch index
         self.exceptions_digest = ""
         self.indices: dict[str, _IndexState] = {}
         self.cycle = 0
@@ -150,6 +172,7 @@ class _Memo:
             self.events.clear()
             self.predicates.clear()
             self.queries.clear()
+            self.anchors.clear()
             self.anchor_indices.clear()
             self.exceptions_digest = digest
 
@@ -282,25 +305,26 @@ class Fetcher:
                 if pred is None:
                     return None
                 rules[rule_key(job.rule)] = pred
-            index_of = _anchor_index(rules)
-            wanted = frozenset(rules)
-            for item in seen:
-                todo = wanted - item.checked
-                if not todo:
-                    continue
+            index_of = _anchor_index(index, rules)
+            for item in seen:  # each event costs the rules it could match, not every rule
                 if item.flat is None:
                     item.flat = flat_event(item.hit.get("_source") or {})
-                candidates = index_of.candidates(item.flat) & todo
-                for key in candidates:
+                if item.under is not index_of:
+                    item.candidates, item.under = index_of.candidates(item.flat), index_of
+                todo = [k for k in item.candidates if k in rules and k not in item.checked]
+                if not todo:
+                    continue
+                for key in todo:
                     if rules[key](item.flat):
                         item.matched.add(key)
-                stats.evaluated += len(candidates)
-                item.checked |= todo
+                stats.evaluated += len(todo)
+                item.checked.update(todo)
             MEMO.prune(epoch_ms(iso(span.start)) or 0)
         by_rule: dict[RuleKey, list[_Seen]] = {}
         for item in seen:
-            for key in item.matched & wanted:
-                by_rule.setdefault(key, []).append(item)
+            for key in item.matched:
+                if key in rules:
+                    by_rule.setdefault(key, []).append(item)
         results = []
         for job in jobs:
             res = JobResult(job, took=took)

@@ -15,7 +15,15 @@ import pytest
 
 from soar.detection import load_rules
 from soar.detection._compile import Compiler
-from soar.detection.dsl_match import Unsupported, anchored_values, anchors, compile_query, flat_event, matches
+from soar.detection.dsl_match import (
+    Anchor,
+    Unsupported,
+    anchor_holds,
+    anchors,
+    compile_query,
+    flat_event,
+    matches,
+)
 from soar.errors import ContentError
 from soar.scheduler import fetch
 from soar.scheduler.planning import Window
@@ -31,7 +39,8 @@ def _batch(directory: Path, seed: int, n_events: int, n_rules: int) -> tuple[int
     compiler = Compiler("elasticsearch", [str(gen.pipeline_file(directory))])
     loaded = gen.load_generated(directory, generated)
     flats = [flat_event(e) for e in events]
-    compared = matched = anchored = 0
+    compared = matched = anchored = within = 0
+    matched_by: dict[fetch.RuleKey, tuple[Any, list[int]]] = {}
     disagreements: list[str] = []
     for n, rule in enumerate(loaded):
         want = gen.oracle_hits(generated[n].detection, events)
@@ -48,13 +57,13 @@ def _batch(directory: Path, seed: int, n_events: int, n_rules: int) -> tuple[int
             disagreements.append(f"unsupported: {exc}\n{gen.show(generated[n].detection)}")
             continue
         have = [i for i, f in enumerate(flats) if predicate(f)]
+        matched_by[(str(n), "h")] = (anchors(query), have)
         # The rule's anchors are a necessary condition: every event it matches holds one of them.
         found = anchors(query)
         if found is not None:
-            names = {name for name, _ in found}
+            within += any(a.within for a in found)
             for i in have:
-                held = {(name, v) for name in names for v in anchored_values(flats[i], name)}
-                if not held & found:
+                if not any(anchor_holds(a, flats[i]) for a in found):
                     disagreements.append(
                         f"anchors {sorted(found)} miss matched event {i}\n{gen.show(generated[n].detection)}"
                     )
@@ -65,7 +74,12 @@ def _batch(directory: Path, seed: int, n_events: int, n_rules: int) -> tuple[int
             disagreements.append(
                 f"dsl_match={have} oracle={want} (seed {seed}, rule {n})\n{gen.show(generated[n].detection)}"
             )
-    assert anchored >= 10, (anchored, compared)  # the anchor check is not vacuous
+    assert anchored >= 10 and within >= 3, (anchored, within, compared)  # the anchor check is not vacuous
+    # The fetch path's rule index (exact values looked up, literals found in one pass) loses no match either.
+    index = fetch._AnchorIndex({key: found for key, (found, _) in matched_by.items()})
+    candidates = [index.candidates(f) for f in flats]
+    for key, (_, have) in matched_by.items():
+        disagreements += [f"rule {key[0]} not a candidate for event {i}" for i in have if key not in candidates[i]]
     return compared, matched, disagreements
 
 
@@ -158,11 +172,17 @@ def test_anchors_name_what_every_match_needs() -> None:
         }
     }
     # the rarer anchor of each branch (not a log source's event.* field), unioned, folded
-    assert anchors(pack) == {("user.name", "root"), ("user.name", "a"), ("user.name", "b")}
-    assert anchors({"wildcard": {"process.name": {"value": "*x"}}}) is None
+    assert anchors(pack) == {Anchor("user.name", "root"), Anchor("user.name", "a"), Anchor("user.name", "b")}
+    assert anchors({"wildcard": {"process.name": {"value": "*x"}}}) is None  # too short a literal to look for
+    # a wildcard's longest literal (escapes read), folded, inside the value; preferred to a log source's field
+    contains = {"wildcard": {"process.command_line": {"value": "*bash -i*/dev/tc\\*p*"}}}
+    assert anchors(contains) == {Anchor("process.command_line", "/dev/tc*p", within=True)}
+    in_source = {"bool": {"filter": [{"term": {"event.category": "process"}}, contains]}}
+    assert anchors(in_source) == anchors(contains)
+    assert anchors({"prefix": {"file.path": "/ETC/cron"}}) == {Anchor("file.path", "/etc/cron", within=True)}
     assert anchors({"bool": {"must_not": [{"term": {"user.name": "x"}}]}}) is None
     # a should beside a filter is optional: only the filter anchors
-    assert anchors({"bool": {"filter": [{"term": {"a": "1"}}], "should": [{"term": {"b": "2"}}]}}) == {("a", "1")}
+    assert anchors({"bool": {"filter": [{"term": {"a": "1"}}], "should": [{"term": {"b": "2"}}]}}) == {Anchor("a", "1")}
     assert anchors({"term": {"process.pid": 5}}) is None  # numbers are matched, not anchored
 
 
