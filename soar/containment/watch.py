@@ -167,7 +167,7 @@ def check(settings: Settings, store: Store, cid: str, holder: str, now: float | 
         policy = load_policy(settings.policy_path).containment_watch
         action = decide(policy, rec, look)
         checks = [Check(utcnow_iso(), look.outcome, list(look.found), decision=action, duration_ms=took)]
-        if action == "repair":
+        if action == "repair" and _still_held_by(store, cid, holder):  # not released while it looked
             checks.append(_repair(settings, rec, params, resources))
             if checks[-1].outcome == "repair_failed":
                 action = "escalate"
@@ -179,6 +179,12 @@ def check(settings: Settings, store: Store, cid: str, holder: str, now: float | 
     rec = _save(store, settings, cid, holder, checks, look, escalate=action == "escalate", now=start)
     _tell(settings, store, rec, look, checks, action)
     return rec
+
+
+def _still_held_by(store: Store, cid: str, holder: str) -> bool:
+    got = store.get(KIND, cid)
+    rec = None if got is None else Containment.from_doc(got.doc, cid)
+    return rec is not None and rec.state == "in_force" and rec.lease is not None and rec.lease.owner == holder
 
 
 def _repair(settings: Settings, rec: Containment, params: Mapping[str, Any], resources: dict[str, Any]) -> Check:
