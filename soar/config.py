@@ -118,7 +118,7 @@ class Settings(BaseSettings):
         description="Seconds: an alert joins an incident when its time is within this of an alert already in it",
     )
     incident_group_by: list[str] = Field(
-        default_factory=lambda: ["host.name", "user.name"],
+        default_factory=lambda: ["host.name", "host.hostname", "user.name", "source.ip"],
         min_length=1,
         max_length=10,
         description="Alert fields an incident is keyed by: the first one an alert has (none: an incident of its own)",

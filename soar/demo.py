@@ -90,6 +90,7 @@ class DemoResult:
     notifications: Path | None = None
     reports: list[Path] = field(default_factory=list)
     dry_run: bool = True
+    incidents: list[dict[str, Any]] = field(default_factory=list)  # id, key, alerts, level, report
 
 
 def load_scenario(path: Path = SCENARIO) -> list[dict[str, Any]]:
@@ -369,7 +370,24 @@ def _summarise(
     )
     if worst is not None:
         result.report_path = reports_dir / f"{worst['id']}.html"
+    result.incidents = _incidents(settings, store, reports_dir)
     return result
+
+
+def _incidents(settings: Settings, store: Any, reports_dir: Path) -> list[dict[str, Any]]:
+    """The live incidents the alerts grouped into, oldest first, each with its report written."""
+    from soar.incidents import KIND
+    from soar.incidents.report import build_report, report_html
+    from soar.review.render import write_atomic
+
+    out = []
+    for rec in store.find(KIND, {"merged_into": None}, order_by="first_at", limit=1000):
+        path = reports_dir / f"incident-{rec.id}.html"
+        write_atomic(path, report_html(build_report(store, settings, rec.id)))
+        key = rec.doc["key"]
+        out.append({"id": rec.id, "key": f"{key['field']}={key['value']}", "alerts": rec.doc["alert_count"],
+                    "severity": rec.doc["severity"], "report": path})  # fmt: skip
+    return out
 
 
 def _host(run: dict[str, Any]) -> str:

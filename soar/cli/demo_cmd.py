@@ -61,6 +61,9 @@ def register(root: typer.Typer) -> None:
         echo(f"Alerts by rule ({sum(result.alerts_by_rule.values())}):")
         for title, count in result.alerts_by_rule.items():
             echo(f"  {count:3d}  {title}")
+        echo(f"\nIncidents ({len(result.incidents)}: alerts of one host, user or source address close in time):")
+        for inc in result.incidents:
+            echo(f"  {inc['alerts']:3d} alerts  {inc['severity']:<9} {inc['key']:<28} {inc['id'][:16]}")
         echo(f"\nPlaybook runs ({len(result.runs)}):")
         for run in result.runs:
             echo(f"  {run['playbook']:<22} {run['host']:<11} {run['shown']:<17} {run['id']}")

@@ -1,7 +1,8 @@
 """Which incident an alert belongs to: a pure function of the alerts, whatever order they arrive in.
 
-An alert is grouped by the first of ``incident_group_by`` (default ``host.name``, then ``user.name``) it
-carries; an alert with none of them is an incident of its own. Alerts with the same key are cut into
+An alert is grouped by the first of ``incident_group_by`` it carries (default ``host.name``, ``host.hostname``
+— the same host: correlation alerts name it so —, ``user.name``, ``source.ip``); an alert with none of them
+is an incident of its own. Alerts with the same key are cut into
 *sessions* by time: an alert joins a session when its time (``first_event_time``, else ``@timestamp``,
 to the millisecond) is within ``incident_window`` of an alert already in it, the bound included. An
 alert within the window of two sessions joins them into one. So the sessions of a key are exactly the
@@ -30,6 +31,7 @@ from soar.store.base import get_path
 
 MAX_SESSIONS = 500  # sessions a ledger keeps per key (the oldest are forgotten: see docs/incidents.md)
 OWN = "id"  # the key field of an alert grouped on its own
+SAME_AS = {"host.hostname": "host.name"}  # fields that name one entity: an alert keyed by either joins the other's
 
 
 @dataclass(frozen=True, order=True)
@@ -55,7 +57,7 @@ def group_key(alert: Mapping[str, Any], fields: Sequence[str]) -> GroupKey:
             value = value[0]
         if isinstance(value, str | int) and not isinstance(value, bool) and 0 < len(str(value).strip()) <= 255:
             text = str(value).strip()
-            return GroupKey(name, text.casefold() if name.startswith("host.") else text)
+            return GroupKey(SAME_AS.get(name, name), text.casefold() if name.startswith("host.") else text)
     return GroupKey(OWN, str(alert.get("id")))
 
 

@@ -29,6 +29,15 @@ def test_demo_runs_the_whole_loop(tmp_path: Path) -> None:
     for alert in EXPECTED["alerts"]:
         assert alert["title"] in alerts_block, f"{alert['title']} did not fire in the demo"
 
+    # incidents: the alerts grouped by host (else user), each incident's report written beside the runs'
+    row = r"^\s+(\d+) alerts\s+\S+\s+(host\.name|user\.name|source\.ip|id)=(\S+)\s+([0-9a-f]{16})$"
+    incidents = re.findall(row, text, re.M)
+    assert incidents and sum(int(n) for n, *_ in incidents) == sum(
+        int(n) for n in re.findall(r"^\s+(\d+)  \S", alerts_block, re.M)
+    )  # every alert in exactly one incident
+    assert any(key == "web-01" for _, field, key, _ in incidents if field == "host.name")
+    assert len(list((workdir / "reports").glob("incident-*.html"))) == len(incidents)
+
     # response: the reverse shell on web-01 needed approval in prod, was approved, isolation planned per host
     # a dry run planned: it never reads "succeeded"
     assert re.search(r"reverse-shell\s+web-01\s+planned \(dry run\)", text)

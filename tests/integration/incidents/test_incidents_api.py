@@ -56,16 +56,17 @@ def test_alerts_group_into_incidents_scoped_audited_and_reported(app: Api) -> No
     assert refused.status_code == 404
 
     # triage with the alerts' roles: a viewer may not, a prod responder may; each change audited with the principal
-    assert c.post(f"/incidents/{web1['id']}/status", json={"status": "acknowledged"}, headers=auth("viewer")).status_code == 403
-    acked = c.post(f"/incidents/{web1['id']}/status", json={"status": "acknowledged", "note": "mine"}, headers=auth("responder"))
+    url = f"/incidents/{web1['id']}"
+    assert c.post(f"{url}/status", json={"status": "acknowledged"}, headers=auth("viewer")).status_code == 403
+    acked = c.post(f"{url}/status", json={"status": "acknowledged", "note": "mine"}, headers=auth("responder"))
     assert acked.status_code == 200, acked.text
     assert acked.json()["status"] == "acknowledged" and acked.json()["acknowledged_by"] == "rory"
     again = c.post(f"/incidents/{web1['id']}/status", json={"status": "acknowledged"}, headers=auth("responder"))
     assert again.json()["acknowledged_at"] == acked.json()["acknowledged_at"]  # idempotent
-    assert c.post(f"/incidents/{web1['id']}/assign", json={"owner": "mallory"}, headers=auth("responder")).status_code == 422
+    assert c.post(f"{url}/assign", json={"owner": "mallory"}, headers=auth("responder")).status_code == 422
     owned = c.post(f"/incidents/{web1['id']}/assign", json={"owner": "alice"}, headers=auth("responder")).json()
     assert owned["owner"] == "alice" and owned["assigned_by"] == "rory"
-    noted = c.post(f"/incidents/{web1['id']}/notes", json={"text": "<img src=x onerror=alert(1)> seen"}, headers=auth("responder"))
+    noted = c.post(f"{url}/notes", json={"text": "<img src=x onerror=alert(1)> seen"}, headers=auth("responder"))
     assert noted.status_code == 201 and noted.json()["notes"][0]["by"] == "rory"
     closed = c.post(f"/incidents/{web1['id']}/status", json={"status": "closed"}, headers=auth("responder")).json()
     reopened = c.post(f"/incidents/{web1['id']}/status", json={"status": "open"}, headers=auth("responder")).json()

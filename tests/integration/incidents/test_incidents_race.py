@@ -78,8 +78,7 @@ def test_racing_writers_make_each_incident_once(store: Store, settings: Settings
 
     live = store.find(KIND, {"merged_into": None}, limit=1000)
     got = sorted(
-        sorted(m.id for m in store.find(MEMBERS, {"incident_id": [r.id, *r.doc["absorbed"]]}, limit=1000))
-        for r in live
+        sorted(m.id for m in store.find(MEMBERS, {"incident_id": [r.id, *r.doc["absorbed"]]}, limit=1000)) for r in live
     )
     window = round(settings.incident_window * 1000)
     keys: dict[tuple[str, str], list[tuple[int, str]]] = {}

@@ -86,6 +86,9 @@ def test_the_key_is_the_first_configured_field_present() -> None:
     assert group_key({"id": "x", "host": {}, "user": {"name": "Bob"}}, fields) == GroupKey("user.name", "Bob")
     assert group_key({"id": "x", "host": {"name": "  "}}, fields) == GroupKey("id", "x")
     assert group_key({"id": "x", "host.name": "web1"}, fields) == KEY  # a literal dotted key, as ECS allows
+    defaults = ["host.name", "host.hostname", "user.name", "source.ip"]
+    assert group_key({"id": "x", "host": {"hostname": "Web1"}, "source": {"ip": "1.2.3.4"}}, defaults) == KEY
+    assert group_key({"id": "x", "host": {}, "source": {"ip": "1.2.3.4"}}, defaults) == GroupKey("source.ip", "1.2.3.4")
 
 
 def test_an_alert_is_timed_by_its_first_event_then_its_detection() -> None:
