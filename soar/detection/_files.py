@@ -10,6 +10,7 @@ from soar.errors import InputError
 
 RULE_SUFFIXES = (".yml", ".yaml")
 FIXTURE_SUFFIXES = (".tests.yml", ".tests.yaml")
+SOAR_RULE_SUFFIXES = (".soar.yml", ".soar.yaml")  # soar's own rule types (new_terms, spike, silence), not Sigma
 
 
 def is_fixture_file(path: Path) -> bool:
@@ -30,8 +31,9 @@ def orphan_fixtures(paths: Iterable[Path | str]) -> list[Path]:
     return out
 
 
-def rule_files(paths: Iterable[Path | str]) -> list[Path]:
-    """Rule files under ``paths`` (files as given, folders recursively), fixtures excluded."""
+def rule_files(paths: Iterable[Path | str], soar: bool = False) -> list[Path]:
+    """Sigma rule files under ``paths`` (files as given, folders recursively), fixtures and soar's own rule files
+    excluded; with ``soar``, only soar's own rule files (``*.soar.yml``)."""
     out: list[Path] = []
     for raw in paths:
         path = Path(raw)
@@ -41,11 +43,14 @@ def rule_files(paths: Iterable[Path | str]) -> list[Path]:
                 f"{folder}{os.sep}{name}"
                 for folder, _dirs, names in os.walk(path)
                 for name in names
-                if name.endswith(RULE_SUFFIXES) and not name.endswith(FIXTURE_SUFFIXES)
+                if name.endswith(RULE_SUFFIXES)
+                and not name.endswith(FIXTURE_SUFFIXES)
+                and name.endswith(SOAR_RULE_SUFFIXES) == soar
             ]
             out.extend(Path(name) for name in sorted(found, key=lambda f: f.split(os.sep)))  # noqa: PTH206 - speed
         elif path.is_file():
-            out.append(path)
+            if path.name.endswith(SOAR_RULE_SUFFIXES) == soar:
+                out.append(path)
         else:
             raise InputError(f"{path}: no such file or folder")
     return out

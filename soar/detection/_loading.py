@@ -186,6 +186,14 @@ def _parse_document(
             ContentError("a Sigma rule must be a mapping", SourceLocation(path, pos.start.line, pos.start.column))
         )
         return None
+    if "soar_rule" in data:  # soar's own rule types are not Sigma: they live in their own files
+        mark = pos.of("soar_rule")
+        errors.append(
+            ContentError(
+                "soar_rule: soar's own rule types go in a *.soar.yml file", SourceLocation(path, mark.line, mark.column)
+            )
+        )
+        return None
     from sigma.exceptions import SigmaRuleLocation
 
     source = SigmaRuleLocation(path)

@@ -20,6 +20,7 @@ from soar import metrics_prom as metrics
 from soar.config import Settings
 from soar.errors import SoarError
 from soar.scheduler.alerting import KIND, Committed, Dispatch, Draft, commit, drafts_for_hits
+from soar.scheduler.baselines import run_baseline_jobs
 from soar.scheduler.correlate import (
     assemble,
     batchable,
@@ -187,7 +188,9 @@ class Detector:
         rules = [
             r
             for r in rules
-            if r.enabled and not _disabled(r, read.get(r.id)) and (r.query is not None or r.correlation is not None)
+            if r.enabled
+            and not _disabled(r, read.get(r.id))
+            and (r.query is not None or r.correlation is not None or r.baseline is not None)
         ]
         self._counted_until = {r.id: counted_until(read.get(r.id)) for r in rules}
         jobs: list[Job] = []
@@ -206,9 +209,11 @@ class Detector:
             for gap_id, gap in gaps:
                 for chunk in chunks(gap)[:MAX_GAP_JOBS]:
                     jobs += self._jobs(by_id[rule_id], chunk, gap_id)
-        results = self._fetch(jobs, report.requests) if jobs else []
+        searched = [j for j in jobs if j.rule.baseline is None]
+        results = self._fetch(searched, report.requests) if searched else []
         for res in results:
             self._alerts(res, report)
+        results += run_baseline_jobs(self, [j for j in jobs if j.rule.baseline is not None], report)  # soar's types
         self._advance_gaps([r for r in results if r.job.gap_id], report)
         self._checkpoints(results, read, report, now)
         report.seconds = time.perf_counter() - t0
@@ -281,6 +286,9 @@ class Detector:
         t0 = time.perf_counter()
         report.runs[rule.id] = RuleRun(rule.id, window)
         jobs = [job for chunk in chunks(window) for job in self._jobs(rule, chunk)]
+        if rule.baseline is not None:  # soar's own rule types: aggregations, no history build needed
+            jobs = []
+            run_baseline_jobs(self, [Job(rule, chunk, FETCH_LIMIT) for chunk in chunks(window)], report, build=False)
         for res in sorted(self._fetch(jobs, report.requests, path="search"), key=lambda r: r.job.window.start):
             self._alerts(res, report)
         report.seconds = time.perf_counter() - t0

@@ -15,6 +15,7 @@ from typing import Any
 from soar.config import Settings
 from soar.detection import CompileCache, CompiledRule, RuleSet, compile_rules, load_rules
 from soar.errors import ContentError
+from soar.scheduler.baselines import baseline_rules
 from soar.scheduler.rules import ScheduledRule, scheduled_rule
 
 _lock = threading.Lock()
@@ -101,6 +102,7 @@ def _compile(settings: Settings, paths: list[Path]) -> tuple[list[ScheduledRule]
             )
         except ContentError as exc:
             errors.append(exc)
+    out += baseline_rules(settings, paths, ruleset, compiled, errors)  # soar's own rule types (*.soar.yml)
     return out, errors
 
 

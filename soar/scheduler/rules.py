@@ -52,6 +52,7 @@ class ScheduledRule:
     suppress_window: float = 0.0
     enabled: bool = True
     attributes: Mapping[str, str] = field(default_factory=dict)  # access attributes the rule file gives its alerts
+    baseline: Any = None  # soar's own rule types (new_terms, spike, silence): soar.scheduler.baselines.Baseline
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
