@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 import uuid
 from collections.abc import Mapping
@@ -39,6 +40,8 @@ DRIFTED_RULE = "soar.containment_drifted"
 ESCALATED_RULE = "soar.containment_escalated"
 PASS_LIMIT = 500  # containments claimed by one pass; the rest are due again at the next
 _registries: dict[int, ActionRegistry] = {}
+_connections: dict[int, tuple[tuple[str, int | None], dict[str, Any]]] = {}
+_connections_lock = threading.Lock()
 
 Action = Literal["none", "repair", "ask", "escalate"]
 
@@ -123,6 +126,36 @@ def _unredacted_params(store: Store, rec: Containment) -> dict[str, Any]:
     return dict(rec.params)
 
 
+def connections(settings: Settings) -> dict[str, Any]:
+    """The SSH connections this process's looks share (``ActionContext.resources``), for as long as the inventory
+    file is unchanged: a look proves the management path with a *new* connection anyway (its banner), so the
+    logins are not repeated for every look of every containment. An edited inventory starts a new set."""
+    path = settings.inventory_path
+    try:
+        stamp = path.stat().st_mtime_ns
+    except OSError:
+        stamp = None
+    with _connections_lock:
+        current = _connections.get(id(settings))
+        if current is not None and current[0] == (str(path), stamp):
+            return current[1]
+    close_connections(settings)
+    with _connections_lock:
+        return _connections.setdefault(id(settings), ((str(path), stamp), {}))[1]
+
+
+def close_connections(settings: Settings | None = None) -> None:
+    """Close the looks' shared connections (of these settings, or all)."""
+    with _connections_lock:
+        keys = [k for k in _connections if settings is None or k == id(settings)]
+        dropped = [_connections.pop(k)[1] for k in keys]
+    for resources in dropped:
+        for resource in resources.values():
+            close = getattr(resource, "close", None)
+            if callable(close):
+                close()
+
+
 def registry_for(settings: Settings) -> ActionRegistry:
     """The actions, loaded once per settings in a process (a worker checks many containments)."""
     key = id(settings)
@@ -158,8 +191,7 @@ def check(settings: Settings, store: Store, cid: str, holder: str, now: float | 
         ledger.released(store, settings, cid, "expired")  # its own timer lifted it: not a drift
         return Containment.from_doc(store.get(KIND, cid).doc, cid)  # type: ignore[union-attr]
     params = _unredacted_params(store, rec)
-    # one look's connections (the inventory read again, as a run reads it): closed when the look is done
-    resources: dict[str, Any] = {}
+    resources = connections(settings)
     try:
         t0 = time.monotonic()
         look = seen(rec, _call(settings, rec, rec.verify, params, resources))
@@ -171,11 +203,9 @@ def check(settings: Settings, store: Store, cid: str, holder: str, now: float | 
             checks.append(_repair(settings, rec, params, resources))
             if checks[-1].outcome == "repair_failed":
                 action = "escalate"
-    finally:
-        for resource in resources.values():
-            close = getattr(resource, "close", None)
-            if callable(close):
-                close()
+    except BaseException:
+        close_connections(settings)  # a look that failed oddly leaves no connection half used
+        raise
     rec = _save(store, settings, cid, holder, checks, look, escalate=action == "escalate", now=start)
     _tell(settings, store, rec, look, checks, action)
     return rec

@@ -17,7 +17,7 @@ import pytest
 from soar.cli.runs_cmd import watch_lines
 from soar.config import Settings
 from soar.containment.ledger import for_run
-from soar.containment.watch import watch_pass
+from soar.containment.watch import close_connections, watch_pass
 from soar.dispatch import dispatcher_for
 from soar.notify.incidents import thread_for_run
 from soar.notify.outbox import listing
@@ -87,6 +87,7 @@ def release(settings: Settings, rt: Runtime, run_id: str) -> dict[str, Any]:
 def runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LabRuns]:
     lab = LabRuns(tmp_path, monkeypatch)
     yield lab
+    close_connections()
     lab.close()
 
 
