@@ -69,6 +69,12 @@ def test_metrics_endpoint_reports_a_cycle(
     assert delta("soar_detection_rule_hits_total", rule=rule_id) == 4
     assert delta("soar_detection_rule_alerts_total", rule=rule_id) == 2
     assert delta("soar_detection_rule_errors_total", rule=broken.id, kind="rejected") == 1
+    # runs, alerts and errors count what the checkpoints were written with (#21): the two agree
+    ck, bad = store.get("checkpoints", rule_id), store.get("checkpoints", broken.id)
+    assert ck is not None and bad is not None
+    assert delta("soar_detection_rule_runs_total", rule=rule_id) == ck.doc["runs_total"] == 2
+    assert delta("soar_detection_rule_alerts_total", rule=rule_id) == ck.doc["alerts_total"]
+    assert delta("soar_detection_rule_runs_total", rule=broken.id) == bad.doc["errors_total"] == 1
     assert delta("soar_detection_gap_seconds_total", rule=rule_id) > 500
     assert delta("soar_detection_cycle_seconds_count") == 2
     assert delta("soar_detection_rule_seconds_count", rule=rule_id) == 2
