@@ -23,16 +23,15 @@ _cache: dict[str, Any] = {}
 
 
 def alert_handoff(settings: Settings, store: Store | None = None) -> Dispatch:
-    """Attach an alert to its incident, then hand its id to the playbook engine by task name (the engine is
-    never imported here). Every path that creates an alert hands it off, so every alert gets its incident;
-    the hand-off is at-least-once and attaching again changes nothing. ``store``: the one the alert is in
-    (default: the process's store for these settings)."""
-    from soar.incidents import attach_quietly
+    """Hand an alert id to the playbook engine by task name (the engine is never imported here).
 
+    The engine attaches the alert to its incident (``soar.tasks.playbooks.handle_alert``: in a worker, off
+    detection's path); a process with no engine to hand it to (a bare eager detector) attaches it here, so
+    every alert gets its incident. ``store``: the one the alert is in (default: this process's store).
+    """
     dispatcher = dispatcher_for(settings)
 
     def send(alert_id: str) -> None:
-        attach_quietly(store if store is not None else store_for(settings), settings, alert_id)
         try:
             handled = dispatcher.send(Task.HANDLE_ALERT, [alert_id], queue=settings.response_queue)
         except Exception as exc:
@@ -41,7 +40,10 @@ def alert_handoff(settings: Settings, store: Store | None = None) -> Dispatch:
             log.error("playbook hand-off of alert %s failed: %s", alert_id, exc)  # must not stop detection
             return
         if not handled:
+            from soar.incidents import attach_quietly
+
             log.info("alert %s created (no playbook engine registered)", alert_id)
+            attach_quietly(store if store is not None else store_for(settings), settings, alert_id)
 
     return send
 

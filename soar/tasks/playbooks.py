@@ -26,16 +26,22 @@ def _runtime() -> Any:
 
 @app.task(name=Task.HANDLE_ALERT.value)
 def handle_alert(alert_id: str) -> list[str]:
-    """Start the runs an alert triggers (a redelivered alert starts nothing new)."""
+    """Start the runs an alert triggers (a redelivered alert starts nothing new), then attach the alert to its
+    incident (after: the response does not wait for the bookkeeping; attaching again changes nothing)."""
+    from soar.incidents import attach_quietly
+
     settings = get_settings()
     rt = _runtime()
-    started = engine.handle_alert(rt, alert_id)
-    in_process = dispatcher_for(settings).in_process
-    for run_id in started:
-        if in_process:
-            dispatch.kick(settings, run_id, runtime=rt)
-        else:  # the first step runs here, saving a queue hop on the alert-to-first-step path
-            _advance_and_schedule(run_id)
+    try:
+        started = engine.handle_alert(rt, alert_id)
+        in_process = dispatcher_for(settings).in_process
+        for run_id in started:
+            if in_process:
+                dispatch.kick(settings, run_id, runtime=rt)
+            else:  # the first step runs here, saving a queue hop on the alert-to-first-step path
+                _advance_and_schedule(run_id)
+    finally:
+        attach_quietly(rt.store, settings, alert_id)
     return started
 
 

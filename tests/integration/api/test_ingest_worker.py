@@ -98,6 +98,11 @@ def test_ingested_alert_runs_on_a_real_worker(worker_api: tuple[TestClient, Path
     assert report["milestones"]["contained"] is not None
     assert [s["id"] for s in report["steps"]] == ["triage", "isolate", "release"]
     assert client.get("/audit/verify", headers=auth("viewer")).json()["ok"] is True
+    # the worker attached the alert to its incident (the API process only handed it off)
+    incidents = client.get("/incidents", headers=auth("viewer")).json()
+    assert [(i["key"], i["alert_count"]) for i in incidents] == [({"field": "host.name", "value": "web1"}, 1)]
+    shown = client.get(f"/incidents/{incidents[0]['id']}", headers=auth("viewer")).json()
+    assert [a["id"] for a in shown["alerts"]] == [alert_id] and [r["id"] for r in shown["runs"]] == [run_id]
 
     time.sleep(0.5)  # let the worker flush its log
     written = log.read_text(errors="replace") + "".join(
