@@ -80,6 +80,11 @@ def release(settings: Settings, rt: Runtime, run_id: str) -> dict[str, Any]:
     dispatch.drive(rt, run_id)
     got = rt.store.get("runs", run_id)
     assert got is not None
+    if got.doc["status"] != "rolled_back":  # say why, for the assertion that follows
+        for step in got.doc["steps"].values():
+            for inst in step.get("instances") or []:
+                if inst.get("status") == "failed":
+                    print("release failed:", inst.get("error"), (inst.get("result") or {}).get("verification"))
     return got.doc
 
 
@@ -242,3 +247,36 @@ def test_a_host_silent_on_the_management_path_is_unreachable_not_drifted_and_esc
 
     run = release(settings, rt, run["id"])
     assert run["status"] == "rolled_back", run.get("error")
+
+
+BLOCK = playbook(
+    "block-watched",
+    """\
+  - id: block
+    uses: hosts.block_ip
+    with: {host: "{{ alert.host.name }}", ip: "{{ alert.source.ip }}"}
+""",
+)
+
+
+def test_a_deleted_block_is_repaired_and_unblocking_it_ends_its_watch(
+    tmp_path: Path, lab_inventory_path: Path, runs: LabRuns
+) -> None:
+    settings = runs.settings(lab_content(tmp_path, lab_inventory_path, BLOCK))
+    run, rt = runs.run(settings, alert("watch-block", host="app1", ip="10.77.0.4"))
+    assert run["status"] == "succeeded", run.get("error")
+    rec = one_containment(rt, run["id"])
+    assert (rec.action, rec.params["ip"]) == ("hosts.block_ip", "10.77.0.4")
+
+    sh_in("app1", "nft", "delete", "table", "inet", "soar_block", check=True)
+    assert can_connect("peer", APP1, 22)
+    rec = watch(settings, rt, rec)
+    drift = rec.history[-2]
+    assert drift.found == ["block of 10.77.0.4 missing", f"probe host peer connects to {APP1}:22"], drift
+    assert (rec.drifts, rec.repairs, rec.last_outcome) == (1, 1, "repaired")
+    assert not can_connect("peer", APP1, 22)
+
+    run = release(settings, rt, run["id"])
+    assert run["status"] == "rolled_back", run.get("error")
+    assert one_containment(rt, run["id"]).state == "released"
+    assert can_connect("peer", APP1, 22)

@@ -120,3 +120,23 @@ def test_uptime_is_the_share_of_verdicts_that_found_it_in_force_and_the_metrics_
     metrics = period_metrics([alert], [run], [], [], start=start, end=end)
     assert metrics["containment_uptime"] == 3 / 4
     assert metrics["incidents"][0]["containment_uptime"] == 3 / 4
+
+
+def test_a_containment_past_its_own_lifetime_is_released_as_expired_without_a_look(tmp_path: Path) -> None:
+    from soar.containment.watch import check
+
+    settings = load_settings(state_dir=tmp_path)
+    store = SQLiteStore(tmp_path / "store.db")
+    store.put(KIND, "ctn-1", containment(expires_ts=1050.0).to_doc())  # release_after: 50 s
+    assert claim(store, "ctn-1", "me", 60, 1100.0)
+    after = check(settings, store, "ctn-1", "me", now=1100.0)  # no host is asked: nothing to connect to here
+    assert after is not None and (after.state, after.released_by, after.drifts) == ("released", "expired", 0)
+
+
+def test_the_scheduler_runs_the_watch_as_one_of_its_chores(tmp_path: Path) -> None:
+    from soar.scheduler.service import scheduler_chores
+
+    settings = load_settings(state_dir=tmp_path, celery_eager=True)
+    chores = {c.name: c for c in scheduler_chores(settings, SQLiteStore(tmp_path / "store.db"))}
+    assert "containment-watch" in chores
+    assert chores["containment-watch"].run() == []  # nothing in force, nothing sent
