@@ -42,7 +42,7 @@ def _plain_rule_files(tmp_path: Path) -> list[Path]:
     files = [
         p
         for p in sorted((REPO_ROOT / "rules").rglob("*.yml"))
-        if not p.name.endswith(".tests.yml") and "correlation:" not in p.read_text()
+        if not p.name.endswith((".tests.yml", ".soar.yml")) and "correlation:" not in p.read_text()
     ]
     for n, case in enumerate(CASES):
         text = case.rule()
