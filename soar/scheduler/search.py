@@ -389,7 +389,7 @@ class Searcher:
                 part = parts.pop(0)
                 body = self._timed(search_body(job.rule, part, self.exceptions, size=self.page_size))
                 self.counter.search += 1
-                resp = self.es.search(**body).body
+                resp = self.es.search(index=job.rule.index, **body).body  # no point in time names it here
                 res.took += _took(resp)
                 res.error = _check_response(resp)
                 if res.error is not None:

@@ -11,6 +11,7 @@ from elasticsearch import Elasticsearch
 
 from soar.config import Settings
 from soar.connections import elasticsearch_client
+from soar.detection.elastic import create_events_index
 from soar.scheduler.alerting import alert_id_for_event
 from soar.scheduler.cycle import Detector
 from soar.scheduler.loading import load_scheduled_rules
@@ -345,6 +346,10 @@ def test_without_a_point_in_time_results_past_a_page_are_fetched_by_halving_the_
     now = time.time()
     n = 2500  # two and a half pages, several events per millisecond in places
     index_events(es, events_index, [(f"q{i}", event(i, now - 200 + (i // 4) * 0.05)) for i in range(n)])
+    # Matching events in another index of the cluster (as another test's, or another data set's): not the rule's.
+    # The parts searched without a point in time once named no index, so they searched every index.
+    create_events_index(es, f"{events_index}-other")
+    index_events(es, f"{events_index}-other", [(f"o{i}", event(i, now - 180 + i)) for i in range(20)])
     settings = det_settings.model_copy(update={"detection_page_size": 1000})
     with NoPointInTimeProxy(service_settings.elasticsearch_url) as server:
         client = elasticsearch_client(settings.model_copy(update={"elasticsearch_url": server.url}))
