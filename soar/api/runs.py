@@ -27,8 +27,8 @@ def _public(doc: dict[str, Any]) -> dict[str, Any]:
     out = dict(doc)
     out["shown_status"] = shown_status(run.status, run_planned(run))
     out["playbook"] = {k: v for k, v in out["playbook"].items() if k != "text"}
-    plan = run.rollback.get("steps") or []  # the rollback plan carries executed parameters
-    out["rollback"] = {**run.rollback, "steps": [{k: v for k, v in e.items() if k != "params"} for e in plan]}
+    plan = run.rollback.to_doc()  # the rollback plan carries executed parameters
+    out["rollback"] = {**plan, "steps": [{k: v for k, v in e.items() if k != "params"} for e in plan["steps"]]}
     out["steps"] = {sid: {**step, "shown_status": shown_step(run.steps[sid])} for sid, step in doc["steps"].items()}
     for step in out["steps"].values():
         if "instances" in step:  # unredacted parameters stay inside the engine

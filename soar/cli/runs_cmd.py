@@ -83,7 +83,7 @@ def show_run(run: Run, watch: list[dict[str, Any]] | None = None) -> None:
         typer.echo("dry run: host actions were planned, nothing was touched")
     if run.error:
         typer.echo(f"error: {run.error}")
-    rollback_reason = run.rollback.get("reason")
+    rollback_reason = run.rollback.reason
     for step in run.steps_in_order:
         if step.phase == "rollback" and rollback_reason:
             typer.echo(f"rollback: {rollback_reason}")
@@ -216,8 +216,8 @@ def rollback(
     principal = cli_principal_with(settings, "runs:rollback")
     rt = dispatch.runtime_for(settings)
     run_id = _resolve_run(settings, rt.store, run_id, principal, "runs:rollback").id
-    doc = request_rollback(rt, run_id, actor=principal.name, reason=reason)
-    steps = ", ".join(e["id"] for e in doc["rollback"]["steps"]) or "nothing to revert"
+    reopened = request_rollback(rt, run_id, actor=principal.name, reason=reason)
+    steps = ", ".join(e.id for e in reopened.rollback.steps) or "nothing to revert"
     typer.echo(f"{run_id}: rolling back ({steps})")
     dispatch.kick(settings, run_id, runtime=rt)
     rec = rt.store.get(RUNS, run_id)

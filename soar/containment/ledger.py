@@ -21,6 +21,7 @@ from soar.actions.model import ActionResult, ActionSpec
 from soar.actions.registry import ActionRegistry
 from soar.alerts import utcnow_iso
 from soar.config import Settings
+from soar.records import Instance
 from soar.records.containment import KIND, Check, Containment
 from soar.store import Store
 
@@ -71,7 +72,7 @@ def on_step_verified(
     settings: Settings,
     registry: ActionRegistry,
     run_id: str,
-    inst: Mapping[str, Any],
+    inst: Instance,
     spec: ActionSpec,
     result: ActionResult,
     dry_run: bool,
@@ -80,7 +81,7 @@ def on_step_verified(
     if dry_run or not result.ok or result.verified is not True:
         return None
     try:
-        params = dict(inst.get("_params") or inst.get("params") or {})
+        params = dict(inst.call_params if inst.call_params is not None else inst.params)
         host = _host_name(result.output)
         if watchable(spec):
             ident = identity(registry, spec, params, host)
@@ -88,7 +89,7 @@ def on_step_verified(
         for watched in registry.specs():
             if watchable(watched) and watched.revert == spec.name:
                 ident = identity(registry, watched, params, host)
-                released(store, settings, containment_id(watched.name, ident), f"run {run_id} ({inst.get('key')})")
+                released(store, settings, containment_id(watched.name, ident), f"run {run_id} ({inst.key})")
     except Exception as exc:  # the watch must never fail a containment step
         log.error("run %s: could not record containment of %s: %s", run_id, spec.name, exc)
     return None
@@ -100,7 +101,7 @@ def applied(
     spec: ActionSpec,
     cid: str,
     run_id: str,
-    inst: Mapping[str, Any],
+    inst: Instance,
     params: Mapping[str, Any],
     result: ActionResult,
     now: float | None = None,
@@ -119,11 +120,11 @@ def applied(
         return Containment(
             id=cid,
             run_id=run_id,
-            step=str(inst.get("key") or ""),
+            step=inst.key,
             action=spec.name,
             verify=spec.verify or "",
             host=_host_name(result.output),
-            params=dict(inst.get("params") or {}),
+            params=dict(inst.params),
             applied_at=utcnow_iso(),
             applied_ts=now,
             interval=interval,
@@ -137,9 +138,7 @@ def applied(
         if rec.state == "released":
             return fresh()
         if rec.last_outcome in ("drifted", "repair_failed") or rec.escalated:
-            rec.add(
-                Check(at=utcnow_iso(), outcome="repaired", found=[f"re-applied by run {run_id} ({inst.get('key')})"])
-            )
+            rec.add(Check(at=utcnow_iso(), outcome="repaired", found=[f"re-applied by run {run_id} ({inst.key})"]))
             rec.escalated = False
         rec.boot_id = str(boot) if boot else rec.boot_id
         rec.expires_ts = expires

@@ -76,7 +76,9 @@ def _publish(settings: Settings, store: Store, run_id: str, approval: Approval) 
         "status": approval.status,
         "expires_at": approval.expires_at_iso,
     }
-    events.publish(settings, run_id, events.make_event("approval_decided", run.doc, approval=notice))
+    events.publish(
+        settings, run_id, events.run_event("approval_decided", Run.from_doc(run.doc, run_id), approval=notice)
+    )
 
 
 def expire(settings: Settings, store: Store, approval_id: str) -> Approval | None:

@@ -50,27 +50,27 @@ def start_run(
     ``requested_by`` is the authenticated principal that asked for it (separation of duties keeps them from
     approving it); by default the webhook sender of the alert, else soar's own detection.
     """
-    doc = new_run(playbook, alert, origin=origin, inputs=check_inputs(playbook, inputs), requested_by=requested_by)
-    doc.update(dry_run=rt.settings.response_dry_run, seq=0)  # its mode for good: a planned run never acts
-    created = rt.store.create(RUNS, doc["id"], doc)
+    run = new_run(playbook, alert, origin=origin, inputs=check_inputs(playbook, inputs), requested_by=requested_by)
+    run.dry_run, run.seq = rt.settings.response_dry_run, 0  # its mode for good: a planned run never acts
+    created = rt.store.create(RUNS, run.id, run.to_doc())
     if created:
         audit(
             rt.store,
             rt.settings,
             "playbook.run_started",
-            doc["id"],
+            run.id,
             {
                 "playbook": playbook.name,
                 "version": playbook.version_hash,
                 "alert": alert.get("id"),
                 "origin": origin,
-                "dry_run": doc["dry_run"],
+                "dry_run": run.dry_run,
                 "run_seq": 0,
             },
-            actor=doc["requested_by"] if requested_by else "automation:playbooks",
+            actor=requested_by or "automation:playbooks",
         )
-        events.publish(rt.settings, doc["id"], events.make_event("run_started", doc))
-    return doc["id"], created
+        events.publish(rt.settings, run.id, events.run_event("run_started", run))
+    return run.id, created
 
 
 def handle_alert(rt: Runtime, alert_id: str) -> list[str]:

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from soar.alerts import utcnow_iso
 from soar.config import Settings
 from soar.dispatch import Task, dispatcher_for
+from soar.records import Run
 
 EventType = Literal[
     "run_started",
@@ -57,16 +58,35 @@ def make_event(event_type: EventType, run: dict[str, Any], **extra: Any) -> dict
     ``seq`` also goes into ``run["event_seq"]``: saved with the run, it keeps a run's events in order
     when the run moves to a worker on a machine whose clock is behind.
     """
-    seq = max(next_seq(), int(run.get("event_seq") or 0) + 1)
-    run["event_seq"] = seq
-    alert = run.get("alert") or {}
+    seq = run["event_seq"] = max(next_seq(), int(run.get("event_seq") or 0) + 1)
+    playbook = (run.get("playbook") or {}).get("name")
+    return _event(event_type, seq, run["id"], playbook, run.get("status"), run.get("dry_run"), run.get("alert"), extra)
+
+
+def run_event(event_type: EventType, run: Run, **extra: Any) -> dict[str, Any]:
+    """``make_event`` of a typed run (its ``event_seq`` raised the same way)."""
+    seq = run.event_seq = max(next_seq(), (run.event_seq or 0) + 1)
+    return _event(event_type, seq, run.id, run.playbook.name, run.status, run.dry_run, run.alert, extra)
+
+
+def _event(
+    event_type: EventType,
+    seq: int,
+    run_id: Any,
+    playbook: Any,
+    status: Any,
+    dry_run: Any,
+    alert: dict[str, Any] | None,
+    extra: dict[str, Any],
+) -> dict[str, Any]:
+    alert = alert or {}
     rule = alert.get("rule") or {}
     event: dict[str, Any] = {
         "type": event_type,
-        "run_id": run["id"],
-        "playbook": (run.get("playbook") or {}).get("name"),
-        "status": run.get("status"),
-        "dry_run": bool(run.get("dry_run")),
+        "run_id": run_id,
+        "playbook": playbook,
+        "status": status,
+        "dry_run": bool(dry_run),
         "alert": {
             "id": alert.get("id"),
             "rule": {"id": rule.get("id"), "title": rule.get("title"), "level": rule.get("level")},

@@ -22,7 +22,7 @@ from soar.playbooks.outcomes import DRY_RUN
 from soar.playbooks.records import audit, redacted
 from soar.playbooks.state import LEASE_MARGIN, HeldRun, Next
 from soar.policy import GATED_IMPACTS
-from soar.records import Attempt
+from soar.records import Attempt, Instance, StepResult
 
 MAX_OUTPUT = 64 * 1024
 
@@ -54,43 +54,42 @@ def call_with_timeout(func: Callable[[], ActionResult], timeout: float) -> Actio
     return outcome
 
 
-def lock_keys(action: RegisteredAction, inst: dict[str, Any]) -> list[str]:
+def lock_keys(action: RegisteredAction, inst: Instance) -> list[str]:
     """The per-target locks an instance takes (none for a notification)."""
     if action.spec.impact == "notify":
         return []
-    return [t["key"] for t in inst["targets"] if t["kind"] in ("host", "account", "ip", "process")]
+    return [t["key"] for t in inst.targets if t["kind"] in ("host", "account", "ip", "process")]
 
 
-def execute(run: HeldRun, step: Step | None, step_rec: dict[str, Any], inst: dict[str, Any], locks: Locks) -> Next:
-    """One attempt. Safe in the threads of a batch: the run document (``inst`` included) changes under ``run.lock``."""
+def execute(run: HeldRun, step: Step | None, step_rec: StepResult, inst: Instance, locks: Locks) -> Next:
+    """One attempt. Safe in the threads of a batch: the run record (``inst`` included) changes under ``run.lock``."""
     rt = run.rt
-    action = rt.registry.get(step_rec["uses"])
+    action = rt.registry.get(step_rec.uses)
     timeout = step.timeout if step else 60.0
     keys = lock_keys(action, inst)
     if keys and not locks.acquire(keys, run.id, timeout + LEASE_MARGIN + 30):
         with run.lock:
-            run.doc["status"] = "waiting_lock"
+            run.record.status = "waiting_lock"
             run.save()
         return Next("retry", delay=0.5)
     try:
         with run.lock:
-            n = len(inst["attempts"]) + 1
+            n = len(inst.attempts) + 1
             dry_run = run.dry_run
-            started = Attempt(n, "running", dry_run, started_at=utcnow_iso(), started_seq=run.tick(), worker=run.owner)
-            attempt = started.to_doc()
-            inst["attempts"].append(attempt)
-            inst["dry_run"] = dry_run  # the instance's outcome is its latest attempt's
-            inst["status"] = "running"
-            run.doc["status"] = "running"
+            attempt = Attempt(n, "running", dry_run, started_at=utcnow_iso(), started_seq=run.tick(), worker=run.owner)
+            inst.attempts.append(attempt)
+            inst.dry_run = dry_run  # the instance's outcome is its latest attempt's
+            inst.status = "running"
+            run.record.status = "running"
             run.extend_lease(timeout + LEASE_MARGIN)
             run.save()  # the crash marker: from here a lost worker is noticed by the next lease holder
-        summary = {"id": inst["key"], "uses": action.spec.name, "dry_run": dry_run}
+        summary = {"id": inst.key, "uses": action.spec.name, "dry_run": dry_run}
         run.publish("step_started", step={**summary, "status": "running", "attempt": n})
         ctx = ActionContext(
-            settings=rt.settings, dry_run=dry_run, run_id=run.id, step_id=inst["key"], resources=rt.resources
+            settings=rt.settings, dry_run=dry_run, run_id=run.id, step_id=inst.key, resources=rt.resources
         )
         t0 = time.monotonic()
-        result = call_with_timeout(lambda: action.call(ctx, inst["_params"]), timeout)
+        result = call_with_timeout(lambda: action.call(ctx, _call_params(inst)), timeout)
         elapsed = time.monotonic() - t0
     finally:
         if keys:
@@ -99,24 +98,31 @@ def execute(run: HeldRun, step: Step | None, step_rec: dict[str, Any], inst: dic
         return _record(run, step, action, inst, attempt, result, elapsed)
 
 
+def _call_params(inst: Instance) -> dict[str, Any]:
+    """What the action is called with: the unredacted parameters (never the redacted copy, secrets cut out)."""
+    if inst.call_params is None:
+        raise ValueError(f"instance {inst.key} has no unredacted parameters to call the action with")
+    return inst.call_params
+
+
 def _record(
     run: HeldRun,
     step: Step | None,
     action: RegisteredAction,
-    inst: dict[str, Any],
-    attempt: dict[str, Any],
+    inst: Instance,
+    attempt: Attempt,
     result: ActionResult,
     elapsed: float,
 ) -> Next:
     rt = run.rt
-    n = int(attempt["n"])
-    dry_run = bool(attempt.get("dry_run"))
-    summary = {"id": inst["key"], "uses": action.spec.name, "dry_run": dry_run}
+    n = attempt.n
+    dry_run = attempt.dry_run
+    summary = {"id": inst.key, "uses": action.spec.name, "dry_run": dry_run}
     secrets_safe = redacted(
         {"stdout": _truncate(result.stdout), "stderr": _truncate(result.stderr), "error": result.error}, rt.settings
     )
-    attempt.update(
-        status="succeeded" if result.ok else "failed",
+    attempt.finish(
+        "succeeded" if result.ok else "failed",
         finished_at=utcnow_iso(),
         duration_ms=round(elapsed * 1000, 2),
         exit_status=result.exit_status,
@@ -125,7 +131,7 @@ def _record(
     )
     rdict = result.to_dict()
     rdict.update(stdout=secrets_safe["stdout"], stderr=secrets_safe["stderr"], error=secrets_safe["error"])
-    inst["result"] = redacted(rdict, rt.settings)
+    inst.result = redacted(rdict, rt.settings)
     gated = action.spec.impact in GATED_IMPACTS
     if gated and guards.record_outcome(rt.store, rt.policy, action.spec.name, result.ok):
         audit(
@@ -133,38 +139,36 @@ def _record(
             rt.settings,
             "policy.circuit_open",
             action.spec.name,
-            {"run": run.id, "step": inst["key"], "dry_run": dry_run, "run_seq": run.doc.get("seq")},
+            {"run": run.id, "step": inst.key, "dry_run": dry_run, "run_seq": run.record.seq},
         )
         run.publish(
             "step_finished",
             step={**summary, "status": "failed", "summary": f"circuit breaker opened: {action.spec.name} paused"},
         )
     if result.ok:
-        inst["status"] = "succeeded"
-        inst["error"] = None
+        inst.status = "succeeded"
+        inst.set_error(None)
         if gated and not dry_run:  # a planned containment contains nothing
-            run.doc["contained_targets"] = sorted(
-                set(run.doc["contained_targets"]) | {t["key"] for t in inst["targets"]}
-            )
+            run.record.contained_targets = sorted(set(run.record.contained_targets) | inst.target_keys)
     elif step is not None and n <= step.retry.count and not result.output.get("refused"):
-        inst["status"] = "ready"
-        inst["error"] = secrets_safe["error"]
+        inst.status = "ready"
+        inst.set_error(secrets_safe["error"])
         run.save()
         run.publish("step_finished", step={**summary, "status": "retrying", "summary": secrets_safe["error"]})
         return Next("retry", delay=step.retry.backoff * (2 ** (n - 1)))
     else:
-        inst["status"] = "failed"
-        inst["error"] = secrets_safe["error"] or "failed"
+        inst.status = "failed"
+        inst.set_error(secrets_safe["error"] or "failed")
     run.save()
     if gated or action.spec.impact == "destructive":
-        details = {"step": inst["key"], "action": action.spec.name, "ok": result.ok, "params": inst["params"]}
+        details = {"step": inst.key, "action": action.spec.name, "ok": result.ok, "params": inst.params}
         run.audit("playbook.step_finished", details, dry_run=dry_run)
     run.publish(
         "step_finished",
-        step={**summary, "status": inst["status"], "summary": inst["error"] or _summary(result, dry_run)},
+        step={**summary, "status": inst.status, "summary": inst.error or _summary(result, dry_run)},
     )
     if result.verified is not None:
-        run.publish("verification", step={**summary, "status": inst["status"], "verified": result.verified})
+        run.publish("verification", step={**summary, "status": inst.status, "verified": result.verified})
     if gated:  # a verified containment is watched while in force; a verified revert ends its watch
         on_step_verified(rt.store, rt.settings, rt.registry, run.id, inst, action.spec, result, dry_run)
     return Next("continue")

@@ -1,14 +1,14 @@
 """How a run record tells what happened: dry run versus done, why a step was skipped, in which order.
 
 Pure. The engine stamps run documents with ``dry_run``, skip reasons and the run's own event
-sequence (``seq``, a counter in the run document raised on every state change); the CLI, Slack
+sequence (``seq``, a counter in the run raised on every state change: ``Run.tick``); the CLI, Slack
 cards, the report, the demo and the metrics read them through these functions, so every surface
 says the same thing: a dry run *planned*, it never *succeeded*.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, MutableMapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from soar.records.run import StepResult, step_planned
@@ -39,12 +39,6 @@ def shown_status(status: str, dry_run: bool) -> str:
 
 def skip_reason(cause: str, detail: str = "") -> str:
     return SKIP_REASONS[cause].format(detail=detail)
-
-
-def tick(run: MutableMapping[str, Any]) -> int:
-    """The run's next event number: a counter kept in the run document, so it survives workers and clocks."""
-    run["seq"] = int(run.get("seq") or 0) + 1
-    return int(run["seq"])
 
 
 def _attempts(step: Mapping[str, Any]) -> list[Mapping[str, Any]]:

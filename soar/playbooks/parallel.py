@@ -13,12 +13,12 @@ fails and ``advance`` stands down instead of failing a run that is no longer its
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 from soar.playbooks.execute import execute
 from soar.playbooks.locks import Locks
 from soar.playbooks.model import Step
 from soar.playbooks.state import HeldRun, Next
+from soar.records import Instance, StepResult
 
 
 def width(step: Step | None, default: int) -> int:
@@ -33,12 +33,10 @@ def canary_width(width: int, breaker_threshold: int) -> int:
     return max(1, min(width, breaker_threshold))
 
 
-def run_batch(
-    run: HeldRun, step: Step | None, step_rec: dict[str, Any], batch: list[dict[str, Any]], locks: Locks
-) -> Next:
+def run_batch(run: HeldRun, step: Step | None, step_rec: StepResult, batch: list[Instance], locks: Locks) -> Next:
     """Execute every instance of ``batch`` at once; return when all have finished their attempt."""
-    tried = [len(inst["attempts"]) for inst in batch]
-    with ThreadPoolExecutor(max_workers=len(batch), thread_name_prefix=f"soar-{step_rec['id']}") as pool:
+    tried = [len(inst.attempts) for inst in batch]
+    with ThreadPoolExecutor(max_workers=len(batch), thread_name_prefix=f"soar-{step_rec.id}") as pool:
         futures = [pool.submit(execute, run, step, step_rec, inst, locks) for inst in batch]
     errors = [exc for f in futures if (exc := f.exception()) is not None]
     if errors:  # an engine error in one thread (a lost store): the others finished and are recorded
@@ -48,10 +46,10 @@ def run_batch(
     if not retries:
         return Next("continue")
     waiting_lock = any(
-        nxt.kind == "retry" and len(inst["attempts"]) == before
+        nxt.kind == "retry" and len(inst.attempts) == before
         for nxt, inst, before in zip(outcomes, batch, tried, strict=True)
     )
     with run.lock:
-        run.doc["status"] = "waiting_lock" if waiting_lock else "running"
+        run.record.status = "waiting_lock" if waiting_lock else "running"
         run.save()
     return min(retries, key=lambda nxt: nxt.delay)

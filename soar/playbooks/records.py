@@ -60,9 +60,9 @@ def new_run(
     origin: str,
     inputs: dict[str, Any] | None = None,
     requested_by: str | None = None,
-) -> dict[str, Any]:
+) -> Run:
     now = utcnow_iso()
-    run = Run(
+    return Run(
         id=run_id_for(playbook.name, str(alert["id"])),
         playbook=PlaybookRef(playbook.name, str(playbook.path), playbook.version_hash, playbook.text),
         alert_id=alert["id"],
@@ -75,7 +75,6 @@ def new_run(
         created_at=now,
         updated_at=now,
     )
-    return run.to_doc()
 
 
 def mutate(store: Store, run_id: str, change: Callable[[dict[str, Any]], Any]) -> tuple[Record, Any]:

@@ -14,6 +14,7 @@ from soar.errors import InputError
 from soar.playbooks.loader import PlaybookSet, load_playbooks, parse_playbook
 from soar.playbooks.model import Playbook
 from soar.policy import Policy, load_policy
+from soar.records import Run
 from soar.store import Store, open_store
 
 log = logging.getLogger("soar.playbooks")
@@ -72,13 +73,13 @@ class Runtime:
             known = ", ".join(sorted(p.name for p in self.playbooks.playbooks)) or "none"
             raise InputError(f"unknown playbook {name_or_path!r} (known: {known})") from None
 
-    def run_playbook(self, run: dict[str, Any]) -> Playbook:
+    def run_playbook(self, run: Run) -> Playbook:
         """The playbook a run began with (its stored text), so an edit mid-run changes nothing."""
-        meta = run["playbook"]
-        key = (meta["path"], meta["version_hash"])
+        meta = run.playbook
+        key = (meta.path, meta.version_hash)
         pb = self._parsed.get(key)
         if pb is None:
-            pb = parse_playbook(Path(meta["path"]), text=meta["text"])
+            pb = parse_playbook(Path(meta.path), text=meta.text)
             self._parsed[key] = pb
         return pb
 

@@ -11,9 +11,12 @@ model, so a round trip loses nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from soar.records._read import VERSION_FIELD, Reader, check_version, modelled, put, with_nulls
+
+if TYPE_CHECKING:
+    from soar.records.approval import Approval
 
 KIND = "runs"
 SCHEMA_VERSION = 1
@@ -42,6 +45,7 @@ INSTANCE_STATUSES: tuple[InstanceStatus, ...] = InstanceStatus.__args__  # type:
 AttemptStatus = Literal["running", "succeeded", "failed", "interrupted"]
 ATTEMPT_STATUSES: tuple[AttemptStatus, ...] = AttemptStatus.__args__  # type: ignore[attr-defined]
 OnFailure = Literal["continue", "abort", "rollback"]
+CALL_PARAMS = "_params"  # an instance's unredacted parameters: the engine's own
 ON_FAILURE: tuple[OnFailure, ...] = OnFailure.__args__  # type: ignore[attr-defined]
 
 
@@ -93,6 +97,28 @@ class Attempt:
             put(out, name, getattr(self, name))
         return {**self.extra, **with_nulls(out, self.nulls)}
 
+    def finish(
+        self,
+        status: AttemptStatus,
+        *,
+        finished_at: str,
+        finished_seq: int,
+        duration_ms: float,
+        exit_status: int | None,
+        stdout: str | None,
+        stderr: str | None,
+        error: str | None,
+    ) -> None:
+        """Record the action's outcome; what it left empty is written as null (the record says it ran)."""
+        self.status, self.finished_at, self.finished_seq, self.duration_ms = (
+            status,
+            finished_at,
+            finished_seq,
+            duration_ms,
+        )
+        self.exit_status, self.stdout, self.stderr, self.error = exit_status, stdout, stderr, error
+        self.nulls |= {n for n in ("exit_status", "stdout", "stderr", "error") if getattr(self, n) is None}
+
 
 @dataclass(slots=True)
 class ApprovalSnapshot:
@@ -115,12 +141,23 @@ class ApprovalSnapshot:
     def to_doc(self) -> dict[str, Any]:
         return {"status": self.status, "approvers": self.approvers, "denials": self.denials, "required": self.required}
 
+    @classmethod
+    def of(cls, approval: Approval) -> ApprovalSnapshot:
+        """What an instance keeps of its decided request: the status, who voted which way, how many were needed."""
+        return cls(
+            status=approval.status,
+            approvers=[v.to_doc() for v in approval.approvers],
+            denials=[v.to_doc() for v in approval.denials],
+            required=approval.required,
+        )
+
 
 @dataclass(slots=True)
 class Instance:
     """One rendered instance of a step (one per for_each item): its targets, policy decision and attempts.
 
-    ``extra`` keeps the engine's own fields (``_params``: the unredacted parameters, which never leave it).
+    ``call_params`` (stored as ``_params``) are the unredacted parameters the action is called with: the
+    engine's own, which the API and the CLI never show (``params`` is their redacted copy).
     """
 
     key: str
@@ -137,12 +174,14 @@ class Instance:
     interruptions: int = 0
     result: dict[str, Any] | None = None
     error: str | None = None
+    call_params: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     nulls: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
 
     @classmethod
     def read(cls, r: Reader) -> Instance:
         approval = r.opt_obj("approval")
+        known = modelled(cls, CALL_PARAMS)
         return cls(
             key=r.string("key"),
             status=r.choice("status", INSTANCE_STATUSES),
@@ -158,14 +197,30 @@ class Instance:
             interruptions=r.integer("interruptions", 0),
             result=r.opt_obj("result"),
             error=r.opt_string("error"),
-            extra=r.unknown(modelled(cls)),
-            nulls=r.nulls(modelled(cls)),
+            call_params=r.opt_obj(CALL_PARAMS),
+            extra=r.unknown(known),
+            nulls=r.nulls(known),
         )
 
     @property
     def outcome(self) -> dict[str, Any]:
         """The action's result (empty before one is recorded)."""
         return self.result or {}
+
+    @property
+    def target_keys(self) -> set[str]:
+        """The keys of what the instance acts on (``host:web-01``): what locks, blast radius and containment count."""
+        return {str(t["key"]) for t in self.targets}
+
+    @property
+    def last_attempt(self) -> Attempt | None:
+        return self.attempts[-1] if self.attempts else None
+
+    def set_error(self, error: str | None) -> None:
+        """The instance's error after an attempt; a cleared one is written as null (the attempt left none)."""
+        self.error = error
+        if error is None:
+            self.nulls |= {"error"}
 
     def to_doc(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -184,6 +239,7 @@ class Instance:
         }
         put(out, "error", self.error)
         put(out, "approval", None if self.approval is None else self.approval.to_doc())
+        put(out, CALL_PARAMS, self.call_params)
         return {**self.extra, **with_nulls(out, self.nulls)}
 
 
@@ -259,6 +315,58 @@ class StepResult:
         return {**self.extra, **with_nulls(out, self.nulls)}
 
 
+@dataclass(slots=True)
+class StepRef:
+    """A step of a run's section: a playbook step (``explicit``), or a revert the engine derived from a step that
+    ran (``uses``, and ``params``: the unredacted parameters of the instance it undoes)."""
+
+    id: str
+    explicit: bool = True
+    uses: str | None = None
+    params: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, r: Reader) -> StepRef:
+        return cls(
+            id=r.string("id"),
+            explicit=r.flag("explicit", False),
+            uses=r.opt_string("uses"),
+            params=r.opt_obj("params"),
+            extra=r.unknown(modelled(cls)),
+        )
+
+    def to_doc(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"id": self.id, "explicit": self.explicit}
+        put(out, "uses", self.uses)
+        put(out, "params", self.params)
+        return {**self.extra, **out}
+
+
+@dataclass(slots=True)
+class RollbackPlan:
+    """Why a run is rolled back and the steps its rollback phase runs (``seq``: the run's event when it began)."""
+
+    reason: str | None = None
+    steps: list[StepRef] = field(default_factory=list)
+    seq: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, r: Reader) -> RollbackPlan:
+        return cls(
+            reason=r.opt_string("reason"),
+            steps=[StepRef.read(r.child(f"steps[{i}]", e)) for i, e in enumerate(r.array("steps"))],
+            seq=r.opt_integer("seq"),
+            extra=r.unknown(modelled(cls)),
+        )
+
+    def to_doc(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"reason": self.reason, "steps": [e.to_doc() for e in self.steps]}
+        put(out, "seq", self.seq)
+        return {**self.extra, **out}
+
+
 @dataclass(slots=True, frozen=True)
 class PlaybookRef:
     """The playbook a run follows, as it was when the run began (``text``: a resumed run follows it)."""
@@ -301,7 +409,7 @@ class Run:
     requested_by: str | None = None
     inputs: dict[str, Any] = field(default_factory=dict)
     steps: dict[str, StepResult] = field(default_factory=dict)
-    rollback: dict[str, Any] = field(default_factory=lambda: {"reason": None, "steps": []})
+    rollback: RollbackPlan = field(default_factory=RollbackPlan)
     contained_targets: list[str] = field(default_factory=list)
     lease: Lease | None = None
     error: str | None = None
@@ -346,7 +454,7 @@ class Run:
             requested_by=r.opt_string("requested_by"),
             inputs=r.obj("inputs", None),
             steps={sid: StepResult.read(steps.child(sid, s), sid) for sid, s in steps.doc.items()},
-            rollback=r.obj("rollback", {"reason": None, "steps": []}),
+            rollback=RollbackPlan.read(r.child("rollback", r.obj("rollback", {"reason": None, "steps": []}))),
             contained_targets=r.strings("contained_targets"),
             lease=None if lease is None else _lease(r.child("lease", lease)),
             error=r.opt_string("error"),
@@ -380,7 +488,7 @@ class Run:
             "phase": self.phase,
             "cursor": self.cursor,
             "steps": {sid: s.to_doc() for sid, s in self.steps.items()},
-            "rollback": self.rollback,
+            "rollback": self.rollback.to_doc(),
             "contained_targets": self.contained_targets,
             "lease": None if self.lease is None else self.lease.to_doc(),
             "error": self.error,
@@ -401,6 +509,19 @@ class Run:
     @property
     def finished(self) -> bool:
         return self.status in TERMINAL
+
+    def tick(self) -> int:
+        """The run's next event number: a counter kept in the run, so it survives workers and clocks."""
+        self.seq = (self.seq or 0) + 1
+        return self.seq
+
+    def list_unfinished(self, step_id: str, *, denied: bool) -> None:
+        """Name a step that ended denied (``denied_steps``) or failed (``failed_steps``) in the run, once."""
+        name = "denied_steps" if denied else "failed_steps"
+        listed: list[str] = getattr(self, name) or []
+        if step_id not in listed:
+            listed.append(step_id)
+        setattr(self, name, listed)
 
     def held_by_other(self, owner: str, now: float) -> bool:
         """Whether another worker's lease on the run is still running."""

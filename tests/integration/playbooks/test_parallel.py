@@ -306,11 +306,12 @@ def test_a_batch_keeps_its_lease_while_it_writes(content: Content, pb_settings: 
     run.save()
     assert _run(rt, run_id)["lease"]["until"] >= before + LEASE_MARGIN
     run.extend_lease(600)  # an attempt with a 10-minute timeout is in flight
-    promised = run.doc["lease"]["until"]
+    assert run.record.lease is not None
+    promised = run.record.lease.until
     run.extend_lease(1)  # then one with a 1-second timeout starts
     run.save()
     assert _run(rt, run_id)["lease"] == {"owner": "holder", "until": promised}
-    run.doc["lease"] = None  # given back: a save does not take it again
+    run.record.lease = None  # given back: a save does not take it again
     run.save()
     assert _run(rt, run_id)["lease"] is None
 

@@ -10,14 +10,20 @@ from typing import Any
 from soar.playbooks.records import RUNS
 from soar.playbooks.runner import _release_lease
 from soar.playbooks.state import HeldRun
+from soar.records import Lease, PlaybookRef, Run
 from soar.store.sqlite import SQLiteStore
 
 
 def _held(tmp_path: Path, owner: str) -> tuple[SQLiteStore, HeldRun]:
     store = SQLiteStore(tmp_path / "state.sqlite3")
-    rec = store.put(
-        RUNS, "run-1", {"id": "run-1", "status": "running", "lease": {"owner": owner, "until": time.time() + 30}}
+    run = Run(
+        id="run-1",
+        playbook=PlaybookRef("p"),
+        alert_id="a1",
+        status="running",
+        lease=Lease(owner, time.time() + 30),
     )
+    rec = store.put(RUNS, "run-1", run.to_doc())
     rt: Any = SimpleNamespace(store=store)
     return store, HeldRun(rt, rec, owner)
 
@@ -25,12 +31,12 @@ def _held(tmp_path: Path, owner: str) -> tuple[SQLiteStore, HeldRun]:
 def test_a_lost_save_still_gives_the_lease_back_on_the_stored_run(tmp_path: Path) -> None:
     store, run = _held(tmp_path, "w1")
     store.mutate(RUNS, "run-1", lambda doc: {**doc, "note": "written meanwhile"})  # our version is stale now
-    run.doc["status"] = "unsaved"
+    run.record.status = "failed"  # not saved
     _release_lease(run)
     stored = store.get(RUNS, "run-1")
     assert stored is not None and stored.doc["lease"] is None and stored.doc["note"] == "written meanwhile"
     assert stored.doc["status"] == "running"  # what we had not saved is not forced over the newer run
-    assert run.doc == stored.doc and run.version == stored.version  # the held run follows the stored one
+    assert run.record.to_doc() == stored.doc and run.version == stored.version  # the held run follows the stored one
 
 
 def test_a_lease_taken_over_meanwhile_is_left_to_its_new_holder(tmp_path: Path) -> None:
@@ -43,7 +49,7 @@ def test_a_lease_taken_over_meanwhile_is_left_to_its_new_holder(tmp_path: Path) 
 
 def test_an_uncontested_release_saves_the_run_without_the_lease(tmp_path: Path) -> None:
     store, run = _held(tmp_path, "w1")
-    run.doc["status"] = "waiting_approval"
+    run.record.status = "waiting_approval"
     _release_lease(run)
     stored = store.get(RUNS, "run-1")
     assert stored is not None and stored.doc["lease"] is None and stored.doc["status"] == "waiting_approval"

@@ -11,7 +11,7 @@ from soar.cli.metrics_cmd import print_table
 from soar.notify import cards
 from soar.notify.incidents import apply_event
 from soar.playbooks import outcomes
-from soar.records import Thread
+from soar.records import PlaybookRef, Run, Thread
 from soar.review.metrics import incident_metrics, period_metrics, run_figures
 from soar.review.render import render
 from soar.review.timeline import build_timeline
@@ -91,8 +91,8 @@ def test_shown_status_says_planned_for_a_dry_run_only() -> None:
 
 def test_steps_in_the_runs_order_not_alphabetical() -> None:
     assert [s["id"] for s in outcomes.in_order(_run()["steps"])] == ["block", "note"]
-    run = {"seq": 0}
-    assert [outcomes.tick(run), outcomes.tick(run)] == [1, 2] and run["seq"] == 2
+    run = Run(id="run-1", playbook=PlaybookRef("p"), alert_id="a1", status="running", seq=0)
+    assert [run.tick(), run.tick()] == [1, 2] and run.to_doc()["seq"] == 2
 
 
 def test_timeline_follows_the_run_sequence_when_times_tie_or_clocks_disagree() -> None:
