@@ -30,8 +30,7 @@ from soar.playbooks.rollback import skip_unreached, start_rollback
 from soar.playbooks.runtime import Runtime
 from soar.playbooks.state import HeldRun, Next
 from soar.policy import GATED_IMPACTS, Decision, StepFacts, decide
-from soar.records import Approval, Instance, Lease, Run, StepRef, StepResult, instance_planned
-from soar.records.run import ApprovalSnapshot
+from soar.records import Approval, ApprovalSnapshot, Instance, Lease, Run, StepRef, StepResult, instance_planned
 from soar.store import Conflict
 
 __all__ = ["Next", "advance"]
@@ -120,7 +119,7 @@ def _release_lease(run: HeldRun) -> None:
         stored.lease, stored.updated_at = None, utcnow_iso()
         return stored.to_doc()
 
-    with suppress(Conflict):
+    with suppress(Conflict, RecordError):  # contested or rewritten unreadable: the lease runs out by itself
         rec = run.rt.store.mutate(RUNS, run.id, release, retries=9)
         if rec is not None:
             run.reload(rec)

@@ -22,6 +22,7 @@ from soar.records.approval import Approval, ApprovalStatus, Vote
 from soar.records.notices import ApprovalNotice, StepNotice
 from soar.records.outbox import ChannelState, Message, MessageStatus
 from soar.records.run import (
+    ApprovalSnapshot,
     Attempt,
     AttemptStatus,
     Instance,
@@ -45,6 +46,7 @@ __all__ = [
     "AlertState",
     "Approval",
     "ApprovalNotice",
+    "ApprovalSnapshot",
     "ApprovalStatus",
     "Attempt",
     "AttemptStatus",
