@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from soar.records import Run
+from soar.records import Attempt, Instance, Run
+from soar.records._read import Reader
 
 CASES: list[dict[str, Any]] = json.loads((Path(__file__).parent / "engine_runs.json").read_text(encoding="utf-8"))
 
@@ -47,3 +48,29 @@ def test_the_cases_cover_what_the_engine_records() -> None:
     assert {i.status for i in instances} >= {"succeeded", "failed", "refused", "denied", "waiting_approval"}
     assert any(i.approval is not None for i in instances) and any(len(i.attempts) > 1 for i in instances)
     assert all(i.call_params is not None for i in instances)
+
+
+def test_what_the_engine_clears_is_written_as_null_as_it_always_was() -> None:
+    attempt = Attempt(1, "running", started_at="t0", started_seq=1, worker="w1")
+    assert "exit_status" not in attempt.to_doc()  # the crash marker: the outcome is not known yet
+    attempt.finish(
+        "succeeded",
+        finished_at="t1",
+        finished_seq=2,
+        duration_ms=1.5,
+        exit_status=None,
+        stdout="",
+        stderr="",
+        error=None,
+    )
+    assert {k: attempt.to_doc()[k] for k in ("status", "exit_status", "error")} == {
+        "status": "succeeded",
+        "exit_status": None,
+        "error": None,
+    }
+    inst = Instance(key="contain[0]", status="ready", call_params={"host": "web-01"})
+    assert "error" not in inst.to_doc() and inst.to_doc()["_params"] == {"host": "web-01"}
+    inst.set_error(None)
+    assert inst.to_doc()["error"] is None
+    inst.set_error("the host refused")
+    assert Instance.read(Reader("runs", "run-1", inst.to_doc())).error == "the host refused"
