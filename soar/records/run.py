@@ -1,4 +1,7 @@
-"""The ``runs`` document: a run, its step results, their instances and each instance's attempts.
+"""The ``runs`` document: a run, its step results, their instances and each instance's attempts, its rollback plan.
+
+The engine holds a run as this model while it advances it (``soar.playbooks.state.HeldRun``) and saves
+``to_doc()``; the API, the CLI, notify and review read it with ``from_doc``.
 
 Pure. One document per (playbook, alert) holds the whole run (``soar/playbooks/records.py``
 says why). ``Run.from_doc`` reads every document soar has written — one without
@@ -45,8 +48,8 @@ INSTANCE_STATUSES: tuple[InstanceStatus, ...] = InstanceStatus.__args__  # type:
 AttemptStatus = Literal["running", "succeeded", "failed", "interrupted"]
 ATTEMPT_STATUSES: tuple[AttemptStatus, ...] = AttemptStatus.__args__  # type: ignore[attr-defined]
 OnFailure = Literal["continue", "abort", "rollback"]
-CALL_PARAMS = "_params"  # an instance's unredacted parameters: the engine's own
 ON_FAILURE: tuple[OnFailure, ...] = OnFailure.__args__  # type: ignore[attr-defined]
+CALL_PARAMS = "_params"  # where an instance keeps its unredacted parameters (``Instance.call_params``)
 
 
 @dataclass(slots=True)
@@ -110,13 +113,9 @@ class Attempt:
         error: str | None,
     ) -> None:
         """Record the action's outcome; what it left empty is written as null (the record says it ran)."""
-        self.status, self.finished_at, self.finished_seq, self.duration_ms = (
-            status,
-            finished_at,
-            finished_seq,
-            duration_ms,
-        )
-        self.exit_status, self.stdout, self.stderr, self.error = exit_status, stdout, stderr, error
+        self.status, self.finished_at, self.finished_seq = status, finished_at, finished_seq
+        self.duration_ms, self.exit_status = duration_ms, exit_status
+        self.stdout, self.stderr, self.error = stdout, stderr, error
         self.nulls |= {n for n in ("exit_status", "stdout", "stderr", "error") if getattr(self, n) is None}
 
 
@@ -181,7 +180,7 @@ class Instance:
     @classmethod
     def read(cls, r: Reader) -> Instance:
         approval = r.opt_obj("approval")
-        known = modelled(cls, CALL_PARAMS)
+        known = _INSTANCE_FIELDS
         return cls(
             key=r.string("key"),
             status=r.choice("status", INSTANCE_STATUSES),
@@ -241,6 +240,9 @@ class Instance:
         put(out, "approval", None if self.approval is None else self.approval.to_doc())
         put(out, CALL_PARAMS, self.call_params)
         return {**self.extra, **with_nulls(out, self.nulls)}
+
+
+_INSTANCE_FIELDS = (modelled(Instance) - {"call_params"}) | {CALL_PARAMS}
 
 
 @dataclass(slots=True)
