@@ -114,6 +114,10 @@ def check(
                 seen.add(key)
                 problems.append(p)
     problems += [Problem(e, "error", "orphan_fixtures") for e in _orphans(paths)]
+    from soar.detection._soar_rules import check_soar_rules  # soar's own rule types (*.soar.yml)
+
+    own = check_soar_rules(_paths(paths), ruleset, _pipelines(pipeline))
+    problems += [Problem(e, "error", "soar_rule") for e in own.errors]
     problems.sort(key=lambda p: (p.file, p.line or 0))
     errors = sum(p.severity == "error" for p in problems)
     warnings = len(problems) - errors
@@ -121,7 +125,7 @@ def check(
     if as_json:
         echo_json(
             {
-                "rules": len(ruleset.rules),
+                "rules": len(ruleset.rules) + len(own.rules),
                 "errors": errors,
                 "warnings": warnings,
                 "problems": [p.to_dict() for p in problems],
@@ -136,7 +140,8 @@ def check(
             for line in _summary(problems):
                 typer.echo(line)
         typer.echo(
-            f"{len(ruleset.rules)} rules checked, {len(problems)} problems ({errors} errors, {warnings} warnings)",
+            f"{len(ruleset.rules) + len(own.rules)} rules checked, {len(problems)} problems "
+            f"({errors} errors, {warnings} warnings)",
             err=True,
         )
     return 1 if failed else 0

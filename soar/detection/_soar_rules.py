@@ -238,10 +238,9 @@ def _parse(path: Path, text: str, node: yaml.Node, bases: Mapping[str, Rule]) ->
         raise ContentError("a soar rule must be a mapping", SourceLocation(path, pos.start.line, pos.start.column))
     kind = data.get("soar_rule")
     if kind not in TYPES:
-        where = ("soar_rule",) if "soar_rule" in data else ()
-        raise _fail(
-            path, pos, f"soar_rule: expected one of {', '.join(TYPES)} (soar's rule types), got {kind!r}", *where
-        )
+        mark = pos.values.get(("soar_rule",), pos.start)  # at the value given, else where the document starts
+        message = f"soar_rule: expected one of {', '.join(TYPES)} (soar's rule types), got {kind!r}"
+        raise ContentError(message, SourceLocation(path, mark.line, mark.column))
     for key in data:
         if key not in SIGMA_KEYS | OWN_KEYS:
             raise _fail(path, pos, f"{key}: unknown key in a soar rule", str(key))
@@ -315,3 +314,21 @@ def load_soar_rules(files: Sequence[Path], ruleset: RuleSet) -> SoarRuleSet:
             seen[rule.id] = rule
             out.rules.append(rule)
     return out
+
+
+def check_soar_rules(paths: Sequence[Path | str], ruleset: RuleSet, pipelines: Sequence[str]) -> SoarRuleSet:
+    """``soar rules check``: the soar rules under ``paths``, each inline base compiled for both engines (a base
+    from the pack is checked with the pack); every problem a ContentError at its file:line."""
+    from soar.detection._compile import compile_rules
+    from soar.detection._files import rule_files
+
+    loaded = load_soar_rules(rule_files(paths, soar=True), ruleset)
+    inline = [r.base for r in loaded.rules if r.base.id == r.id]
+    seen: set[str] = set()
+    for target in ("elasticsearch", "embedded"):
+        _, errors = compile_rules(inline, target, pipelines)
+        for error in errors:
+            if str(error) not in seen:  # refused by both engines for the same reason: once
+                seen.add(str(error))
+                loaded.errors.append(error)
+    return loaded
