@@ -301,7 +301,7 @@ def _tell(settings: Settings, store: Store, rec: Containment, look: Seen, checks
             "none": "",
         }[action]
         _publish(settings, store, rec, "containment_drifted", "; ".join(look.found) + f" — {what}")
-        _raise(settings, store, rec, DRIFTED_RULE, "high", list(look.found), n=rec.drifts)
+        _raise(settings, store, rec, DRIFTED_RULE, "high", list(look.found), n=rec.drifts, decision=action)
     for c in checks[1:]:
         verb = "containment.repaired" if c.outcome == "repaired" else "containment.repair_failed"
         record(store, actor=ACTOR, action=verb, target=rec.id, details={**base, "found": c.found}, settings=settings)
@@ -324,7 +324,7 @@ def _tell(settings: Settings, store: Store, rec: Containment, look: Seen, checks
             settings=settings,
         )
         _publish(settings, store, rec, "containment_escalated", why)
-        _raise(settings, store, rec, ESCALATED_RULE, "critical", [why, *look.found], n=rec.checks)
+        _raise(settings, store, rec, ESCALATED_RULE, "critical", [why, *look.found], n=rec.checks, decision=action)
 
 
 def _publish(settings: Settings, store: Store, rec: Containment, kind: Any, summary: str) -> None:
@@ -351,9 +351,19 @@ def _brief(rec: Containment) -> dict[str, Any]:
 
 
 def _raise(
-    settings: Settings, store: Store, rec: Containment, rule_id: str, level: Any, found: list[str], n: int
+    settings: Settings,
+    store: Store,
+    rec: Containment,
+    rule_id: str,
+    level: Any,
+    found: list[str],
+    n: int,
+    decision: Action,
 ) -> None:
-    """An alert of the watch's own (exactly once per drift: its id is the containment and the drift's number)."""
+    """An alert of the watch's own (exactly once per drift: its id is the containment and the drift's number).
+
+    ``containment.decision`` says what the policy made of it: a playbook triggered where it is ``ask`` re-applies
+    under the approval policy (its verified step counts as the repair)."""
     title = {DRIFTED_RULE: "Containment drifted", ESCALATED_RULE: "Containment escalated"}[rule_id]
     entities: dict[str, Any] = {"host": {"name": rec.host}} if rec.host else {}
     if rec.params.get("user"):
@@ -367,7 +377,13 @@ def _raise(
             "rule": RuleRef(id=rule_id, title=title, level=level, tags=["soar.containment"]),
             "severity": level,
             "risk_score": RISK_SCORE[level],
-            "containment": {**_brief(rec), "run_id": rec.run_id, "step": rec.step, "found": found},
+            "containment": {
+                **_brief(rec),
+                "run_id": rec.run_id,
+                "step": rec.step,
+                "found": found,
+                "decision": decision,
+            },
             **entities,
         }
     ).to_doc()

@@ -18,7 +18,7 @@ from soar.cli.runs_cmd import watch_lines
 from soar.config import Settings
 from soar.containment.ledger import for_run
 from soar.containment.watch import close_connections, watch_pass
-from soar.dispatch import dispatcher_for
+from soar.dispatch import Task, dispatcher_for
 from soar.notify.incidents import thread_for_run
 from soar.notify.outbox import listing
 from soar.playbooks import dispatch, rollback
@@ -43,6 +43,18 @@ ISOLATE = playbook(
     with: {host: "{{ alert.host.name }}", deadman_seconds: 60}
 """,
 )
+RELOCK = """\
+name: relock-on-drift
+trigger:
+  rules: [soar.containment_drifted]
+  min_level: high
+  where: {containment.decision: ask, containment.action: hosts.lock_account}
+steps:
+  - id: relock
+    uses: hosts.lock_account
+    with: {host: "{{ alert.host.name }}", user: "{{ alert.user.name }}"}
+"""
+
 LOCK = playbook(
     "lock-watched",
     """\
@@ -73,6 +85,11 @@ def audits(rt: Runtime, containment_id: str) -> list[str]:
 
 def alerts_of(rt: Runtime, rule_id: str) -> list[dict[str, Any]]:
     return [r.doc for r in rt.store.find("alerts", {"rule.id": rule_id}, limit=100)]
+
+
+def dispatch_alert(settings: Settings, rt: Runtime, alert_id: str) -> None:
+    """Hand an alert to the playbook engine as the watch hands its own (through the dispatch port)."""
+    dispatcher_for(settings, rt.store).send(Task.HANDLE_ALERT, [alert_id], queue=settings.response_queue)
 
 
 def release(settings: Settings, rt: Runtime, run_id: str) -> dict[str, Any]:
@@ -191,6 +208,21 @@ def test_an_unlocked_account_is_detected_and_by_policy_left_to_a_person(
     rec = watch(settings, rt, rec)  # still drifted: recorded, not told again
     assert (rec.checks, rec.drifts, rec.history[-1].decision) == (2, 2, "none")
     assert len(alerts_of(rt, "soar.containment_drifted")) == 1
+
+    # the person's answer: a playbook triggered by the drift alert locks it again; its verified step is the repair
+    (root / "playbooks" / "relock.yml").write_text(RELOCK)
+    dispatch.forget_runtimes()  # the new playbook is read
+    import soar.tasks.playbooks  # noqa: F401  (this process runs playbooks for new alerts, as the API's does)
+
+    rt = dispatch.runtime_for(settings)
+    runs.runtimes.append(rt)
+    raised["id"] = f"{raised['id']}-again"  # the same drift raised anew: the playbook starts for it
+    rt.store.create("alerts", raised["id"], raised)
+    dispatch_alert(settings, rt, raised["id"])
+    assert shadow(lab_user.name).split(":")[1].startswith("!")  # locked again
+    rec = one_containment(rt, run["id"])
+    assert (rec.repairs, rec.last_outcome) == (1, "repaired")
+    assert "re-applied by run" in rec.history[-1].found[0]
 
     run = release(settings, rt, run["id"])
     assert run["status"] == "rolled_back", run.get("error")
