@@ -7,6 +7,7 @@ containment's ``next_check``): no waiting on the wall clock, no timed assertion.
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,8 +18,8 @@ import pytest
 from soar.cli.runs_cmd import watch_lines
 from soar.config import Settings
 from soar.containment.ledger import for_run
-from soar.containment.watch import close_connections, watch_pass
-from soar.dispatch import Task, dispatcher_for
+from soar.containment.watch import claim, close_connections, watch_pass
+from soar.dispatch import Task, configure, dispatcher_for
 from soar.notify.incidents import thread_for_run
 from soar.notify.outbox import listing
 from soar.playbooks import dispatch, rollback
@@ -26,10 +27,11 @@ from soar.playbooks.runtime import Runtime
 from soar.records.containment import KIND, Containment
 from soar.review.data import watched
 from soar.review.report import build_report
-from tests.integration.hosts.lab import LabUser, can_connect, nft_ruleset, sh_in
+from tests.integration.hosts.lab import LabUser, can_connect, nft_ruleset, sh_in, wait_for
 from tests.integration.hosts.test_persistence import boot, reboot
-from tests.integration.hosts.test_runs import LabRuns, lab_content, playbook, shadow
+from tests.integration.hosts.test_runs import HOSTS_DB, LabRuns, lab_content, playbook, shadow
 from tests.integration.playbooks.conftest import alert
+from tests.workers import running_worker
 
 pytestmark = pytest.mark.lab
 
@@ -312,3 +314,38 @@ def test_a_deleted_block_is_repaired_and_unblocking_it_ends_its_watch(
     assert run["status"] == "rolled_back", run.get("error")
     assert one_containment(rt, run["id"]).state == "released"
     assert can_connect("peer", APP1, 22)
+
+
+def test_a_real_worker_looks_and_a_lost_watchers_lease_runs_out(
+    tmp_path: Path, lab_inventory_path: Path, runs: LabRuns
+) -> None:
+    root = lab_content(tmp_path, lab_inventory_path, ISOLATE)
+    settings = runs.settings(root)
+    run, rt = runs.run(settings, alert("watch-worker", host="app1"))
+    assert run["status"] == "succeeded", run.get("error")
+    rec = one_containment(rt, run["id"])
+    # a watcher claimed it and was killed mid-look: its lease holds the containment until it runs out
+    assert claim(rt.store, rec.id, "lost-worker", 30, rec.next_check)
+
+    env = {k: v for k, v in os.environ.items() if k.startswith("SOAR_")} | {"SOAR_CELERY_EAGER": "false"}
+    sending = settings.model_copy(update={"celery_eager": False})
+    configure(sending)  # this process sends to the worker's broker now
+    try:
+        with running_worker(HOSTS_DB, env, concurrency=1, log_path=tmp_path / "worker.log"):
+            dispatcher = dispatcher_for(sending)
+            assert watch_pass(sending, rt.store, dispatcher, now=rec.next_check + 1) == []
+            assert watch_pass(sending, rt.store, dispatcher, now=rec.next_check + 31) == [rec.id]
+
+            def looked() -> Containment:
+                got = rt.store.get(KIND, rec.id)
+                assert got is not None
+                return Containment.from_doc(got.doc, rec.id)
+
+            assert wait_for(lambda: looked().checks == 1, 60), (tmp_path / "worker.log").read_text()[-3000:]
+            after = looked()
+            assert (after.last_outcome, after.lease) == ("held", None)  # the worker's look, its lease given back
+    finally:
+        configure(settings)
+
+    run = release(settings, rt, run["id"])
+    assert run["status"] == "rolled_back", run.get("error")
