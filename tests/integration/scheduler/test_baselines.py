@@ -202,3 +202,56 @@ def test_bad_soar_rules_are_reported_at_file_line(ctx: Ctx, body: str, message: 
     line = int(where.split(":")[1])
     text = (ctx.content / "rules" / f"{kind}.soar.yml").read_text().splitlines()
     assert message.split(":")[0].split(".")[-1] in text[line - 1] or kind in text[line - 1]
+
+
+def test_exceptions_and_suppression_apply_to_baseline_rules(ctx: Ctx) -> None:
+    terms = write(ctx.content, "new_terms", NEW_TERMS + "  \n", name="terms")
+    text = (ctx.content / "rules" / "terms.soar.yml").read_text()
+    (ctx.content / "rules" / "terms.soar.yml").write_text(
+        text.replace("  lookback: 30s\n", "  lookback: 30s\n  suppress: {by: [host.name], window: 1h}\n")
+    )
+    silence = write(ctx.content, "silence", SILENCE.replace("seen_within: 10m", "seen_within: 10m\n  inventory: false"))
+    rules, errors = load_scheduled_rules(ctx.settings)
+    assert not errors, [str(e) for e in errors]
+    ctx.store.put(
+        "exceptions", "e1", {"status": "approved", "rule_id": terms, "field": "user.name", "values": ["Carol"]}
+    )
+    ctx.store.put(
+        "exceptions", "e2", {"status": "approved", "rule_id": silence, "field": "host.name", "values": ["db-*"]}
+    )
+    b = (time.time() // 60) * 60 - 60
+    index_events(
+        ctx.es,
+        ctx.index,
+        [
+            ("a", event(1, b + 41, user="bob")),
+            ("c", event(2, b + 42, user="carol")),  # excepted (case-insensitive, as Sigma values)
+            ("d", event(3, b + 43, user="dave")),
+            ("x", event(4, b - 120, host="db-01")),  # silent in the bucket, but excepted
+            ("y", event(5, b - 120, host="app-01")),  # silent in the bucket
+        ],
+    )
+    report = fresh(ctx).run(rules, b + 60.5)
+    assert report.runs[terms].error is None and report.runs[silence].error is None
+    (grouped,) = alerts(ctx, terms)  # bob's and dave's first sightings, suppressed into one alert per host
+    assert grouped["group"]["key"] == {"host.name": "web-01"} and sorted(grouped["event_ids"]) == ["a", "d"]
+    assert [a["group"]["key"] for a in alerts(ctx, silence)] == [{"host.name": "app-01"}]
+    assert fresh(ctx).run(rules, b + 62).runs[terms].alerts == 0
+    assert alerts(ctx, terms)[0]["suppressed_count"] == 1
+
+
+def test_new_terms_on_the_elasticsearch_store(ctx: Ctx) -> None:
+    from soar.store.elastic import ElasticsearchStore
+
+    rule_id = write(ctx.content, "new_terms", NEW_TERMS)
+    rules = loaded(ctx, rule_id)
+    store = ElasticsearchStore(ctx.es, f"soar-test-{uuid.uuid4().hex[:8]}")
+    now = time.time()
+    index_events(ctx.es, ctx.index, [("h", event(1, now - 3600, user="alice")), ("n", event(2, now - 5, user="bob"))])
+    index_events(ctx.es, ctx.index, [("k", event(3, now - 4, user="alice"))])
+    for tick in (now, now + 2):
+        baselines.DOCS = baselines._Docs()
+        Detector(ctx.settings, store, ctx.es, lambda _id: None).run(rules, tick)
+    found = [r.doc for r in store.find("alerts", {"rule.id": rule_id})]
+    assert [a["group"]["key"]["user.name"] for a in found] == ["bob"]
+    assert store.count(baselines.TERMS) == 2 and store.count(baselines.STATE) == 1
