@@ -255,3 +255,25 @@ def test_new_terms_on_the_elasticsearch_store(ctx: Ctx) -> None:
     found = [r.doc for r in store.find("alerts", {"rule.id": rule_id})]
     assert [a["group"]["key"]["user.name"] for a in found] == ["bob"]
     assert store.count(baselines.TERMS) == 2 and store.count(baselines.STATE) == 1
+
+
+def test_a_run_killed_between_claim_and_alert_is_completed_once(ctx: Ctx, monkeypatch: pytest.MonkeyPatch) -> None:
+    rule_id = write(ctx.content, "new_terms", NEW_TERMS)
+    rules = loaded(ctx, rule_id)
+    now = time.time()
+    index_events(ctx.es, ctx.index, [("n", event(1, now - 5, user="frank")), ("m", event(2, now - 4, user="grace"))])
+    det = fresh(ctx)
+
+    def killed(*_args: Any, **_kw: Any) -> None:
+        raise SystemExit("killed after the claims, before the alerts")
+
+    monkeypatch.setattr(det, "_commit", killed)
+    with pytest.raises(SystemExit):
+        det.run(rules, now)
+    claims = [r.doc["alerted"] for r in ctx.store.find(baselines.TERMS, limit=100) if r.doc.get("alerted")]
+    assert len(claims) == 2 and not alerts(ctx, rule_id)  # claimed, never written, checkpoint not moved
+    for tick in (now + 1, now + 2):
+        fresh(ctx).run(rules, tick)
+    assert sorted(a["group"]["key"]["user.name"] for a in alerts(ctx, rule_id)) == ["frank", "grace"]
+    ids = {a["id"] for a in alerts(ctx, rule_id)}
+    assert ids == {c[0]["alert_id"] for c in claims}  # written under the ids claimed
