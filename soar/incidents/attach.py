@@ -34,7 +34,7 @@ KEYS = "incident_keys"  # one ledger per group key
 MEMBERS = "incident_alerts"  # one document per alert: {alert_id, incident_id, key, at}
 ALERTS = "alerts"
 NEW = "\x00new"  # marks the document ``create`` made, for ``change`` to tell (never written)
-MAX_HOPS = 50  # merged_into links followed before giving up (a cycle would be a bug; never loop on it)
+MAX_HOPS = 50  # merged_into links followed at most (a cycle would be a bug: never loop on it)
 
 log = logging.getLogger("soar.incidents")
 
@@ -145,18 +145,25 @@ def _mark_merged(store: Store, old: str, into: str, key: GroupKey) -> Incident:
 
 
 def _follow_join(store: Store, start: str, alert: Mapping[str, Any], at: str, source: dict[str, Any]) -> str:
+    """Write the alert's summary and an exact count into the live incident ``start`` was merged into (again if
+    that one is merged meanwhile: its merger may have read it before this write)."""
     current = start
     for _ in range(MAX_HOPS):
+        live = live_id(store, current)
+        rec = store.get(KIND, live)
+        absorbed = list(rec.doc.get("absorbed") or []) if rec else []
+        count = store.count(MEMBERS, {"incident_id": [live, *absorbed]})  # this alert's membership is written
 
-        def join(doc: dict[str, Any], iid: str = current) -> dict[str, Any]:
+        def join(doc: dict[str, Any], iid: str = live, n: int = count) -> dict[str, Any]:
             inc = Incident.from_doc(doc, iid)
             inc.join(dict(alert), at, source)
+            inc.alert_count = max(inc.alert_count, n)
             return inc.to_doc()
 
-        rec = store.mutate(KIND, current, join)
-        if rec is None or not rec.doc.get("merged_into"):
-            return current
-        current = str(rec.doc["merged_into"])
+        written = store.mutate(KIND, live, join)
+        if written is None or not written.doc.get("merged_into"):
+            return live
+        current = live
     raise RuntimeError(f"incident {start}: more than {MAX_HOPS} merges to follow")
 
 

@@ -151,7 +151,10 @@ class Incident:
 
     def join(self, alert: dict[str, Any], at: str, source: dict[str, Any]) -> None:
         """Take in one alert's summary: its time, level, rule, host, user and the source of its scope."""
-        self.first_at, self.last_at = min(self.first_at, at), max(self.last_at, at)
+        if self.scope_sources:
+            self.first_at, self.last_at = min(self.first_at, at), max(self.last_at, at)
+        else:  # the first alert: the span of an incident written before any alert joined (a merge mark) is no time
+            self.first_at = self.last_at = at
         level = str(alert.get("severity") or (alert.get("rule") or {}).get("level") or "")
         if LEVEL_ORDER.get(level, -1) > LEVEL_ORDER[self.severity]:
             self.severity = level
@@ -168,7 +171,10 @@ class Incident:
     def take_over(self, other: Incident) -> None:
         """Fold an incident merged into this one: its span, summary, notes and owner (this one's owner wins),
         and its triage (the merged incident is open if either is: a closed one must not hide the other's alerts)."""
-        self.first_at, self.last_at = min(self.first_at, other.first_at), max(self.last_at, other.last_at)
+        if other.scope_sources and self.scope_sources:
+            self.first_at, self.last_at = min(self.first_at, other.first_at), max(self.last_at, other.last_at)
+        elif other.scope_sources:  # an incident no alert joined yet (a merge mark) has no span of its own
+            self.first_at, self.last_at = other.first_at, other.last_at
         if LEVEL_ORDER.get(other.severity, -1) > LEVEL_ORDER[self.severity]:
             self.severity = other.severity
         for rule in other.rules:

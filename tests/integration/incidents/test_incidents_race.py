@@ -88,6 +88,13 @@ def test_racing_writers_make_each_incident_once(store: Store, settings: Settings
     want = sorted(sorted(group) for points in keys.values() for group in partition(points, window))
     assert got == want  # the batch grouping, whatever the interleaving
     assert sum(r.doc["alert_count"] for r in live) == len(alerts)  # each alert counted once
+    times = {a["id"]: alert_time_ms(a) for a in alerts}
+    for r in live:  # each live incident's count and span are its own alerts'
+        members = [times[m.id] for m in store.find(MEMBERS, {"incident_id": [r.id, *r.doc["absorbed"]]}, limit=1000)]
+        assert r.doc["alert_count"] == len(members)
+        assert (alert_time_ms({"@timestamp": r.doc["first_at"]}), alert_time_ms({"@timestamp": r.doc["last_at"]})) == (
+            min(members), max(members),
+        )  # fmt: skip
     assert all(live_id(store, store.get(MEMBERS, a["id"]).doc["incident_id"]) in {r.id for r in live} for a in alerts)  # type: ignore[union-attr]
     creations = [r.doc["target"] for r in store.find("audit", {"action": "incident.created"}, limit=1000)]
     assert len(creations) == len(set(creations))  # each incident created by one writer
