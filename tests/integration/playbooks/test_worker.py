@@ -1,9 +1,11 @@
 """The engine on real Celery workers and Redis: exactly one run per alert, Redis target locks,
-and a worker killed with SIGKILL mid-run resumes from the last completed step on a new worker."""
+and a worker killed with SIGKILL mid-run resumes from the last completed step on a new worker
+(on the SQLite store and on the Elasticsearch store)."""
 
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -40,6 +42,30 @@ def worker_store(content: Content, redis: redis_lib.Redis) -> Iterator[Store]:
     settings = load_settings(content_root=content.root, state_dir=content.state)
     store = open_store(settings)
     yield store
+    store.close()
+    flush_db(DB)
+
+
+@pytest.fixture(params=["sqlite", "elasticsearch"])
+def kill_store(
+    request: pytest.FixtureRequest, content: Content, redis: redis_lib.Redis
+) -> Iterator[tuple[Store, dict[str, str]]]:
+    """The store the worker writes its runs to, and the env that selects it (Elasticsearch: a prefix of its own)."""
+    flush_db(DB)
+    extra = {}
+    if request.param == "elasticsearch":
+        request.getfixturevalue("es")  # Elasticsearch answers (fails under CI=true otherwise)
+        extra = {"SOAR_STORE": "elasticsearch", "SOAR_INDEX_PREFIX": f"soar-wkill-{uuid.uuid4().hex[:8]}"}
+    settings = load_settings(
+        content_root=content.root, state_dir=content.state, store=extra.get("SOAR_STORE", "sqlite"),
+        index_prefix=extra.get("SOAR_INDEX_PREFIX", "soar"),
+    )  # fmt: skip
+    store = open_store(settings)
+    yield store, extra
+    if extra:
+        es = request.getfixturevalue("es")
+        es.options(ignore_status=404).indices.delete(index=f"{extra['SOAR_INDEX_PREFIX']}-*")
+        es.options(ignore_status=404).indices.delete_index_template(name=f"{extra['SOAR_INDEX_PREFIX']}-state")
     store.close()
     flush_db(DB)
 
@@ -108,8 +134,9 @@ def test_redis_locks_exclude_other_runs(redis: redis_lib.Redis) -> None:
 
 
 def test_worker_killed_mid_run_resumes_without_repeating_containment(
-    content: Content, worker_store: Store, client: Celery, tmp_path: Path
+    content: Content, kill_store: tuple[Store, dict[str, str]], client: Celery, tmp_path: Path
 ) -> None:
+    worker_store, store_env = kill_store
     content.playbook(
         "long",
         """\
@@ -130,7 +157,7 @@ def test_worker_killed_mid_run_resumes_without_repeating_containment(
     )
     doc = alert("w-kill", host="dev2")
     worker_store.create(ALERTS, doc["id"], doc)
-    env = content_env(content, eager=False, redis_db=DB)
+    env = content_env(content, eager=False, redis_db=DB) | store_env
     with running_worker(DB, env, concurrency=1, log_path=tmp_path / "worker1.log") as first:
         client.send_task("soar.playbooks.handle_alert", args=["w-kill"], queue="response")
         _wait(lambda: any(c["action"] == "testkit.sleep" for c in calls(content.state)), 60, "the slow step")
@@ -147,6 +174,7 @@ def test_worker_killed_mid_run_resumes_without_repeating_containment(
     attempts = run["steps"]["slow"]["instances"][0]["attempts"]
     assert [a["status"] for a in attempts] == ["interrupted", "succeeded"]
     assert len({c["pid"] for c in calls(content.state) if c["action"] == "testkit.sleep"}) == 2
+    assert worker_store.count(RUNS, {"alert_id": "w-kill"}) == 1  # one run, resumed: not a second one
 
 
 def test_a_for_each_batch_on_a_real_worker_runs_at_once_under_redis_locks(
