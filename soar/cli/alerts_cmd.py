@@ -187,14 +187,19 @@ def show(
 ) -> int:
     """One alert: what matched, on which host and user, its state, and the runs it started."""
     settings = get_settings()
-    store, rec, _principal = _one(settings, alert_id, "alerts:read")
+    from soar.incidents import incident_of_alert
+
+    store, rec, principal = _one(settings, alert_id, "alerts:read")
     try:
         runs = [r.doc for r in store.find("runs", {"alert_id": rec.id}, order_by="created_at", limit=100)]
+        incident = incident_of_alert(store, rec.id)
+        if incident is not None and not _visible_incident(settings, store, incident, principal):
+            incident = None  # an incident spanning hosts outside the principal's scope is not named
     finally:
         store.close()
     doc = rec.doc
     if as_json:
-        echo_json({"alert": doc, "runs": runs})
+        echo_json({"alert": doc, "runs": runs, "incident_id": incident})
         return 0
     rule = doc.get("rule") or {}
     lines = [
@@ -204,6 +209,7 @@ def show(
         f"  detected   {doc.get('@timestamp')}    first event {doc.get('first_event_time', '-')}",
         f"  status     {doc.get('status') or 'open'}    assignee {doc.get('assignee') or '-'}"
         f"    verdict {doc.get('verdict') or '-'}",
+        f"  incident   {incident or '-'}",
     ]
     for entity in ("host", "user", "source", "destination", "process"):
         value = doc.get(entity)
@@ -218,6 +224,15 @@ def show(
         lines.append(f"  run        {run.get('id')} {run.get('playbook', {}).get('name', '')} {run.get('status')}")
     typer.echo("\n".join(lines))
     return 0
+
+
+def _visible_incident(settings: Settings, store: Any, incident_id: str, principal: Any) -> bool:
+    from soar.access import authorize_in
+    from soar.incidents import KIND
+    from soar.scope import scopes_for
+
+    rec = store.get(KIND, incident_id)
+    return rec is not None and authorize_in(principal, "alerts:read", scopes_for(settings).of_incident(rec.doc)).allowed
 
 
 def _triage(alert_id: str, note: str, apply: Any, what: str) -> int:

@@ -111,6 +111,10 @@ def test_incidents_on_the_command_line(state: tuple[Path, dict[str, str]]) -> No
     assert [a["id"][:4] for a in detail["alerts"]] == ["al00", "al01"]  # type: ignore[index]
     assert _soar(state, "incidents", "show", "zzzz").stderr.startswith("error: unknown incident id 'zzzz'")
 
+    alert = _json(_soar(state, "alerts", "show", "al00", "--json"))
+    assert alert["incident_id"] == web1["id"]  # type: ignore[index]
+    assert f"incident   {by_host['stage1']['id']}" in _soar(state, "alerts", "show", "al02", token=STAGING_TOKEN).stdout
+
     acked = _soar(state, "incidents", "ack", prefix, "--note", "on it")
     assert acked.returncode == 0 and f"incident {web1['id']}: acknowledged by ana" in acked.stdout
     assert "already acknowledged" in _soar(state, "incidents", "ack", prefix).stdout
