@@ -122,6 +122,12 @@ def kill_process(ctx: ActionContext, host: str, pid: int, executable: str) -> Ac
     return procedures.kill_process(ctx, host, pid, executable)
 
 
+@action("hosts.check_logging", impact="read", idempotent=True, targets={"host": "host"})
+def check_logging(ctx: ActionContext, host: str) -> ActionResult:
+    """Is the host's logging working: auditd, rsyslog and journald running, audit rules loaded, /var/log not full."""
+    return procedures.check_logging(ctx, host)
+
+
 @action("hosts.collect_triage", impact="read", idempotent=True, targets={"host": "host"})
 def collect_triage(ctx: ActionContext, host: str, hash_files: list[str] | None = None) -> ActionResult:
     """Snapshot processes, connections, logins, crontabs, units and file hashes into an evidence bundle."""

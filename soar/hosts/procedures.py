@@ -499,3 +499,41 @@ def collect_triage(ctx: ActionContext, host: str, hash_files: list[str] | None =
         evidence=[evidence],
         **base,
     )
+
+
+# -- logging health ------------------------------------------------------------------------------------------------
+
+LOGGING_FIELDS: tuple[str, ...] = ("auditd", "rsyslog", "journald", "audit_rules", "log_mount")
+LOGGING_FIELDS += ("log_disk_free_kb", "log_disk_used_pct", "log_inodes_free", "log_inodes_used_pct")
+DISK_FULL_PCT = 95  # /var/log this full (space or inodes) is reported as the likely cause of a silence
+
+
+def logging_findings(fields: dict[str, Any]) -> list[str]:
+    """What a person should look at first on a host that went silent, from ``check_logging``'s fields."""
+    found = [
+        f"{svc} is {fields[svc]}" for svc in ("auditd", "rsyslog") if fields.get(svc) not in (None, "active", "running")
+    ]
+    if fields.get("audit_rules") == "0":
+        found.append("no audit rules are loaded")
+    for key, what in (("log_disk_used_pct", "space"), ("log_inodes_used_pct", "inodes")):
+        used = fields.get(key)
+        if used is not None and str(used).isdigit() and int(used) >= DISK_FULL_PCT:
+            found.append(f"{fields.get('log_mount', '/var/log')} is {used}% full ({what})")
+    return found
+
+
+@guarded
+def check_logging(ctx: ActionContext, host: str) -> ActionResult:
+    runner, target = _start(ctx, host)
+    plan = [runner.plan(target, "logging", "check", [])]
+    if ctx.dry_run:
+        return ActionResult(ok=True, commands=plan, output={"host": target.summary()})
+    out = runner.run(target, "logging", "check", [])
+    base = _base(out, plan)
+    if not out.ok:
+        return ActionResult.failure(f"host {target.name}: check_logging failed: {out.describe()}", **base)
+    fields = {k: out.fields[k] for k in LOGGING_FIELDS if k in out.fields}
+    findings = logging_findings(fields)
+    summary = "; ".join(findings) if findings else "auditd and rsyslog run, /var/log has room"
+    output = {"host": target.summary(), **fields, "findings": findings, "summary": summary}
+    return ActionResult(ok=True, verified=None, output=output, **base)

@@ -37,7 +37,7 @@ def test_the_registry_declares_every_host_action(settings: Settings) -> None:
     assert set(specs) == {
         "hosts.isolate_host", "hosts.release_host", "hosts.block_ip", "hosts.unblock_ip", "hosts.lock_account",
         "hosts.unlock_account", "hosts.kill_sessions", "hosts.kill_process", "hosts.collect_triage",
-        "hosts.check_isolation", "hosts.check_block", "hosts.check_lock",
+        "hosts.check_isolation", "hosts.check_block", "hosts.check_lock", "hosts.check_logging",
     }  # fmt: skip
     assert specs["hosts.isolate_host"].revert == "hosts.release_host"
     # the containment watch proves each containment again with its declared check
@@ -48,7 +48,7 @@ def test_the_registry_declares_every_host_action(settings: Settings) -> None:
     assert specs["hosts.block_ip"].revert == "hosts.unblock_ip"
     assert specs["hosts.lock_account"].revert == "hosts.unlock_account"
     assert specs["hosts.lock_account"].targets == {"host": "host", "user": "account"}
-    assert specs["hosts.collect_triage"].impact == "read"
+    assert specs["hosts.collect_triage"].impact == "read" and specs["hosts.check_logging"].impact == "read"
     assert all(s.idempotent for s in specs.values())
 
 
