@@ -24,6 +24,7 @@ from typing import Any
 
 from soar.config import Settings
 from soar.errors import ConfigError, SoarError
+from soar.records import Approval, Run
 
 HOST_FIELDS = ("name", "hostname", "ip")
 
@@ -96,8 +97,10 @@ class Scopes:
             return found
         return tuple(Scope(s.host, {**rule, **s.labels}) for s in found)  # the inventory wins a shared name
 
-    def of_run(self, run: Mapping[str, Any] | None) -> tuple[Scope, ...]:
-        """A run is scoped by its alert."""
+    def of_run(self, run: Run | Mapping[str, Any] | None) -> tuple[Scope, ...]:
+        """A run (typed, or a stored run document in a listing) is scoped by its alert."""
+        if isinstance(run, Run):
+            return self.of_alert(run.alert)
         return self.of_alert(run.get("alert") if isinstance(run, Mapping) else None)
 
     def of_incident(self, incident: Mapping[str, Any] | None) -> tuple[Scope, ...]:
@@ -113,13 +116,12 @@ class Scopes:
                 found.setdefault((s.host, tuple(sorted(s.labels.items()))), s)
         return tuple(found.values())
 
-    def of_approval(self, run: Mapping[str, Any] | None, approval: Mapping[str, Any]) -> tuple[Scope, ...]:
+    def of_approval(self, run: Run | None, approval: Approval) -> tuple[Scope, ...]:
         """The run's scopes plus every inventory host the waiting step would act on (its parameters)."""
         own = self.of_run(run)
-        alert = run.get("alert") if isinstance(run, Mapping) else None
-        rule = rule_attributes(alert) if isinstance(alert, Mapping) else {}
+        rule = rule_attributes(run.alert) if run is not None else {}
         # the hosts acted on carry the rule's attributes too, as the alert's own hosts do
-        targets = tuple(Scope(s.host, {**rule, **s.labels}) for s in self.hosts(_strings(approval.get("params"))))
+        targets = tuple(Scope(s.host, {**rule, **s.labels}) for s in self.hosts(_strings(approval.params)))
         merged = {s.host: s for s in (*own, *targets)}
         if len(merged) > 1:
             merged.pop(None, None)  # a named host is a stricter scope than "none"

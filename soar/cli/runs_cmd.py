@@ -91,7 +91,7 @@ def show_run(run: Run, watch: list[dict[str, Any]] | None = None) -> None:
         error = f": {step.error}" if step.error else ""
         typer.echo(f"- {step.id} ({step.uses}): {shown_step(step)}{error}")
         for inst in step.instances:
-            decision = (inst.decision or {}).get("outcome", "-")
+            decision = inst.decision.outcome if inst.decision else "-"
             status = shown_status(inst.status, instance_planned(inst))
             typer.echo(f"    {inst.key}: {status} (policy {decision}, attempts {len(inst.attempts)})")
             if inst.status == "waiting_approval":

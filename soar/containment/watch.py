@@ -28,9 +28,11 @@ from soar.alerts import RISK_SCORE, Alert, RuleRef, fingerprint, utcnow_iso
 from soar.config import Settings
 from soar.containment import ledger
 from soar.dispatch import Dispatcher, Task, dispatcher_for
+from soar.errors import RecordError
 from soar.policy import ContainmentWatch
 from soar.records.containment import KIND, Check, CheckOutcome, Containment
-from soar.records.run import Lease
+from soar.records.run import KIND as RUNS
+from soar.records.run import Lease, Run
 from soar.store import Range, Store
 
 log = logging.getLogger("soar.containment")
@@ -117,12 +119,17 @@ def decide(policy: ContainmentWatch, rec: Containment, look: Seen) -> Action:
 
 
 def _unredacted_params(store: Store, rec: Containment) -> dict[str, Any]:
-    """The parameters the run's engine kept for the step instance (``_params``), else those shown."""
-    run = store.get("runs", rec.run_id)
-    for step in ((run.doc.get("steps") if run else None) or {}).values():
-        for inst in step.get("instances") or []:
-            if inst.get("key") == rec.step and isinstance(inst.get("_params"), Mapping):
-                return dict(inst["_params"])
+    """The parameters the run's engine kept for the step instance (``Instance.call_params``), else those shown."""
+    stored = store.get(RUNS, rec.run_id)
+    try:
+        run = None if stored is None else Run.from_doc(stored.doc, rec.run_id)
+    except RecordError as exc:  # an unreadable run must not stop the watch: it acts on what the ledger shows
+        log.warning("containment %s: %s; using the parameters shown", rec.id, exc)
+        run = None
+    for step in run.steps.values() if run is not None else ():
+        for inst in step.instances:
+            if inst.key == rec.step and inst.call_params is not None:
+                return dict(inst.call_params)
     return dict(rec.params)
 
 

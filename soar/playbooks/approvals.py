@@ -235,9 +235,10 @@ def decide_as(
     from soar.policy import load_policy
     from soar.scope import scope_names, scopes_for
 
-    run = store.get(RUNS, run_id)
+    rec = store.get(RUNS, run_id)
+    run = None if rec is None else Run.from_doc(rec.doc, run_id)
     scopes = scopes_for(settings)
-    if run is None or not authorize_in(principal, "runs:read", scopes.of_run(run.doc)).allowed:
+    if run is None or not authorize_in(principal, "runs:read", scopes.of_run(run)).allowed:
         raise NotFound(f"no run {run_id!r}")
     target = _target(store, run_id, step_id)
 
@@ -259,12 +260,11 @@ def decide_as(
         )
         return NotAllowed(reason)
 
-    where = scopes.of_approval(run.doc, target.to_doc())
+    where = scopes.of_approval(run, target)
     allowed = authorize_in(principal, "approvals:decide", where)
     if not allowed.allowed:
         raise refuse(f"{allowed.reason}: may not decide step {target.step} on {scope_names(where)}")
-    requested_by = Run.from_doc(run.doc, run_id).requested_by
-    if load_policy(settings.policy_path).separation_of_duties.runs and requested_by == principal.name:
+    if load_policy(settings.policy_path).separation_of_duties.runs and run.requested_by == principal.name:
         raise refuse(
             f"{principal.name} asked for this run, so someone else must decide step {target.step} "
             "(policy: separation_of_duties.runs)"

@@ -22,7 +22,7 @@ from soar.playbooks.outcomes import DRY_RUN
 from soar.playbooks.records import audit, redacted
 from soar.playbooks.state import LEASE_MARGIN, HeldRun, Next
 from soar.policy import GATED_IMPACTS
-from soar.records import Attempt, Instance, StepResult
+from soar.records import ActionOutcome, Attempt, Instance, StepResult
 
 MAX_OUTPUT = 64 * 1024
 
@@ -58,7 +58,7 @@ def lock_keys(action: RegisteredAction, inst: Instance) -> list[str]:
     """The per-target locks an instance takes (none for a notification)."""
     if action.spec.impact == "notify":
         return []
-    return [t["key"] for t in inst.targets if t["kind"] in ("host", "account", "ip", "process")]
+    return [t.key for t in inst.targets if t.kind in ("host", "account", "ip", "process")]
 
 
 def execute(run: HeldRun, step: Step | None, step_rec: StepResult, inst: Instance, locks: Locks) -> Next:
@@ -131,7 +131,7 @@ def _record(
     )
     rdict = result.to_dict()
     rdict.update(stdout=secrets_safe["stdout"], stderr=secrets_safe["stderr"], error=secrets_safe["error"])
-    inst.result = redacted(rdict, rt.settings)
+    inst.result = ActionOutcome.of(redacted(rdict, rt.settings))
     gated = action.spec.impact in GATED_IMPACTS
     if gated and guards.record_outcome(rt.store, rt.policy, action.spec.name, result.ok):
         audit(

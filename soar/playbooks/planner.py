@@ -16,6 +16,8 @@ from soar.errors import SoarError
 from soar.playbooks import outcomes, templating
 from soar.playbooks.model import Step
 from soar.policy import Target
+from soar.records import TargetRef
+from soar.records._read import Reader
 
 MAX_FOR_EACH = 100
 
@@ -57,15 +59,21 @@ def target_dict(t: Target) -> dict[str, Any]:
     }
 
 
-def target_from_dict(d: Mapping[str, Any]) -> Target:
+def target_ref(t: Target) -> TargetRef:
+    """How a run records a target it acts on."""
+    return TargetRef.read(Reader("runs", "?", target_dict(t), "targets"))
+
+
+def target_of(ref: TargetRef) -> Target:
+    """The policy's target of a recorded one."""
     return Target(
-        kind=d["kind"],
-        value=d["value"],
-        name=d.get("name"),
-        address=d.get("address"),
-        aliases=tuple(d.get("aliases") or ()),
-        labels=dict(d.get("labels") or {}),
-        protected_accounts=tuple(d.get("protected_accounts") or ()),
+        kind=ref.kind,
+        value=ref.value,
+        name=ref.name,
+        address=ref.address,
+        aliases=tuple(ref.aliases),
+        labels=dict(ref.labels),
+        protected_accounts=tuple(ref.protected_accounts),
     )
 
 

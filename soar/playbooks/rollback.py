@@ -21,7 +21,7 @@ def _to_undo(inst: Instance) -> bool:
     idempotent, so undoing a containment that may be half in place is always safe, leaving it never is."""
     if inst.status == "succeeded":
         return True
-    return inst.status == "failed" and inst.outcome.get("verified") is False
+    return inst.status == "failed" and inst.unverified
 
 
 def skip_unreached(run: HeldRun, cause: str, detail: str) -> None:

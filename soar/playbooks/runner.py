@@ -30,7 +30,17 @@ from soar.playbooks.rollback import skip_unreached, start_rollback
 from soar.playbooks.runtime import Runtime
 from soar.playbooks.state import HeldRun, Next
 from soar.policy import GATED_IMPACTS, Decision, StepFacts, decide
-from soar.records import Approval, ApprovalSnapshot, Instance, Lease, Run, StepRef, StepResult, instance_planned
+from soar.records import (
+    Approval,
+    ApprovalSnapshot,
+    Instance,
+    Lease,
+    PolicyDecision,
+    Run,
+    StepRef,
+    StepResult,
+    instance_planned,
+)
 from soar.store import Conflict
 
 __all__ = ["Next", "advance"]
@@ -144,7 +154,7 @@ def _results_context(run: HeldRun) -> dict[str, Any]:
     """``steps`` of the templates: each step's status and result (a list of them for a for_each step)."""
     out: dict[str, Any] = {}
     for sid, step in run.record.steps.items():
-        results = [i.result for i in step.instances]
+        results = [None if i.result is None else i.result.to_doc() for i in step.instances]
         out[sid] = {"status": step.status, "result": results if step.for_each else (results or [None])[0]}
     return out
 
@@ -222,7 +232,7 @@ def _expand(run: HeldRun, pb: Playbook, entry: StepRef) -> StepResult:
                 key=i.key,
                 status="pending",
                 params=redacted(i.params, rt.settings),
-                targets=i.to_dict()["targets"],
+                targets=[planner.target_ref(t) for t in i.targets],
                 item=i.item,
                 dry_run=rec.dry_run,
                 call_params=i.params,  # what the action is called with: never leaves the engine
@@ -253,11 +263,7 @@ def _conclude(step_rec: StepResult) -> None:
     # A denial is a decision, not a fault: the step is ``denied`` (naming who) and on_failure says what follows.
     step_rec.status = ("denied" if bad == ["denied"] else "failed") if bad else "succeeded"
     if bad == ["denied"]:
-        step_rec.denied_by = [
-            {k: d.get(k) for k in ("approver", "role", "via", "slack_user", "at") if d.get(k)}
-            for i in instances
-            for d in (i.approval.denials if i.approval else [])
-        ]
+        step_rec.denied_by = [v.brief() for i in instances for v in (i.approval.denials if i.approval else [])]
     if bad:
         step_rec.error = "; ".join(
             (i.error or "denied")
@@ -298,7 +304,7 @@ def _decide(run: HeldRun, step: Step | None, step_rec: StepResult, inst: Instanc
     rt = run.rt
     action = rt.registry.get(step_rec.uses)
     impact = action.spec.impact
-    targets = [planner.target_from_dict(t) for t in inst.targets]
+    targets = [planner.target_of(t) for t in inst.targets]
     if step_rec.phase == "rollback":
         facts = StepFacts(action=action.spec.name, impact=impact, targets=targets)
         d = decide(rt.policy, facts)
@@ -390,7 +396,7 @@ def _prepare(run: HeldRun, step: Step | None, step_rec: StepResult, inst: Instan
     summary = {"id": inst.key, "uses": step_rec.uses, "dry_run": bool(inst.dry_run)}
     if inst.status == "pending":
         d = _decide(run, step, step_rec, inst)
-        inst.decision = d.to_dict()
+        inst.decision = PolicyDecision(d.outcome, list(d.reasons), d.approvals, list(d.roles), d.timeout)
         if d.outcome == "refuse":
             inst.status, inst.error = "refused", "refused by policy: " + "; ".join(d.reasons)
             run.tick()

@@ -8,7 +8,8 @@ refused the same way) and ``to_doc`` (the same fields, with ``schema_version``).
 
     kind              model
     alerts            AlertState (triage status, verdict, hand-off; the alert itself is soar.alerts.Alert's)
-    runs              Run → StepResult → Instance → Attempt
+    runs              Run → StepResult → Instance (TargetRef, PolicyDecision, ActionOutcome, ApprovalSnapshot)
+                      → Attempt
     approvals         Approval (votes: Vote)
     outbox            Message
     notify_channels   ChannelState
@@ -21,6 +22,7 @@ from soar.records.alert import AlertState
 from soar.records.approval import Approval, ApprovalStatus, Vote
 from soar.records.notices import ApprovalNotice, StepNotice
 from soar.records.outbox import ChannelState, Message, MessageStatus
+from soar.records.parts import ActionOutcome, PolicyDecision, TargetRef
 from soar.records.run import (
     ApprovalSnapshot,
     Attempt,
@@ -43,6 +45,7 @@ from soar.records.thread import Thread, ThreadRun, ThreadStep
 
 __all__ = [
     "VERSION_FIELD",
+    "ActionOutcome",
     "AlertState",
     "Approval",
     "ApprovalNotice",
@@ -57,6 +60,7 @@ __all__ = [
     "Message",
     "MessageStatus",
     "PlaybookRef",
+    "PolicyDecision",
     "RollbackPlan",
     "Run",
     "RunStatus",
@@ -64,6 +68,7 @@ __all__ = [
     "StepRef",
     "StepResult",
     "StepStatus",
+    "TargetRef",
     "Thread",
     "ThreadRun",
     "ThreadStep",

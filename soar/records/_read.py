@@ -106,6 +106,11 @@ class Reader:
     def opt_number(self, name: str) -> float | None:
         return None if self._get(name, None) is None else self.number(name)
 
+    def numeric(self, name: str, default: Any = _MISSING) -> int | float:
+        """A number kept as it was stored (an integer stays one), so a round trip writes the same text."""
+        value = self._get(name, default)
+        return self._typed(name, value, (int, float), "a number")  # type: ignore[no-any-return]
+
     def flag(self, name: str, default: Any = _MISSING) -> bool:
         value = self._get(name, default)
         return bool(self._typed(name, value, (bool,), "true or false"))
@@ -147,6 +152,10 @@ class Reader:
         """Fields this soar does not model: kept as they are, so a round trip loses nothing."""
         return {k: v for k, v in self.doc.items() if k not in known and k != VERSION_FIELD}
 
+    def absent(self, known: frozenset[str]) -> frozenset[str]:
+        """Modelled fields the document lacks: ``to_doc`` leaves them out again (see :func:`without`)."""
+        return frozenset(k for k in known if k not in self.doc)
+
     def nulls(self, known: frozenset[str]) -> frozenset[str]:
         """Modelled fields stored as null: ``to_doc`` writes an optional field only when it has a value,
         so these are remembered to be written back as they were (see :func:`with_nulls`)."""
@@ -160,7 +169,7 @@ def modelled(cls: type, *also: str) -> frozenset[str]:
     """The document fields a model reads (its dataclass fields but ``extra`` and ``schema_version``, plus ``also``)."""
     names = _modelled.get((cls, also))
     if names is None:
-        fields = {f.name for f in dataclasses.fields(cls)} - {"extra", "nulls", VERSION_FIELD}
+        fields = {f.name for f in dataclasses.fields(cls)} - {"extra", "nulls", "absent", VERSION_FIELD}
         names = _modelled[(cls, also)] = frozenset(fields | set(also))
     return names
 
@@ -169,6 +178,13 @@ def put(out: dict[str, Any], name: str, value: Any) -> None:
     """Write ``name`` only when it has a value: an optional field absent from a document stays absent."""
     if value is not None:
         out[name] = value
+
+
+def without(out: dict[str, Any], absent: frozenset[str]) -> dict[str, Any]:
+    """``out`` without the fields its document lacked: an optional field that was absent stays absent."""
+    for name in absent:
+        out.pop(name, None)
+    return out
 
 
 def with_nulls(out: dict[str, Any], nulls: frozenset[str]) -> dict[str, Any]:

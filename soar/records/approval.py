@@ -7,10 +7,10 @@ were written carry one of them; ``from_doc`` derives the other, so no reader gue
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from soar.records._read import VERSION_FIELD, Reader, check_version, modelled, put, with_nulls
+from soar.records._read import VERSION_FIELD, Reader, check_version, modelled, put, with_nulls, without
 
 KIND = "approvals"
 SCHEMA_VERSION = 1
@@ -30,6 +30,7 @@ class Vote:
     at: str | None = None
     attributes: dict[str, Any] = field(default_factory=dict)
     slack_user: str | None = None
+    absent: frozenset[str] = field(default=frozenset(), compare=False, repr=False)  # left out again by to_doc
 
     @classmethod
     def read(cls, r: Reader) -> Vote:
@@ -40,6 +41,7 @@ class Vote:
             at=r.opt_string("at"),
             attributes=r.obj("attributes", None),
             slack_user=r.opt_string("slack_user"),
+            absent=r.absent(_VOTE_OPTIONAL),
         )
 
     def to_doc(self) -> dict[str, Any]:
@@ -51,12 +53,20 @@ class Vote:
             "attributes": self.attributes,
         }
         put(out, "slack_user", self.slack_user)
-        return out
+        return without(out, self.absent)
+
+    def brief(self) -> Vote:
+        """The vote as a denied step names it (``denied_by``): who, in which role, via what, when; no attributes."""
+        empty = {name for name in ("role", "via", "at") if not getattr(self, name)}
+        return replace(self, attributes={}, absent=frozenset({"attributes", *empty}))
 
     @property
     def who(self) -> str:
         """The voter for messages and records: the principal, and the Slack user when the vote came from Slack."""
         return f"{self.approver} (Slack {self.slack_user})" if self.slack_user else self.approver
+
+
+_VOTE_OPTIONAL = frozenset({"role", "via", "at", "attributes"})  # absent in some records (older ones, a run's)
 
 
 @dataclass(slots=True)

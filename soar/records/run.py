@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from soar.records._read import VERSION_FIELD, Reader, check_version, modelled, put, with_nulls
+from soar.records.approval import Vote
+from soar.records.parts import ActionOutcome, PolicyDecision, TargetRef
 
 if TYPE_CHECKING:
     from soar.records.approval import Approval
@@ -124,29 +126,34 @@ class ApprovalSnapshot:
     """What an instance remembers of its decided approval request."""
 
     status: str
-    approvers: list[dict[str, Any]] = field(default_factory=list)
-    denials: list[dict[str, Any]] = field(default_factory=list)
+    approvers: list[Vote] = field(default_factory=list)
+    denials: list[Vote] = field(default_factory=list)
     required: int = 1
 
     @classmethod
     def read(cls, r: Reader) -> ApprovalSnapshot:
         return cls(
             status=r.string("status"),
-            approvers=[dict(r.child(f"approvers[{i}]", v).doc) for i, v in enumerate(r.array("approvers"))],
-            denials=[dict(r.child(f"denials[{i}]", v).doc) for i, v in enumerate(r.array("denials"))],
+            approvers=[Vote.read(r.child(f"approvers[{i}]", v)) for i, v in enumerate(r.array("approvers"))],
+            denials=[Vote.read(r.child(f"denials[{i}]", v)) for i, v in enumerate(r.array("denials"))],
             required=r.integer("required", 1),
         )
 
     def to_doc(self) -> dict[str, Any]:
-        return {"status": self.status, "approvers": self.approvers, "denials": self.denials, "required": self.required}
+        return {
+            "status": self.status,
+            "approvers": [v.to_doc() for v in self.approvers],
+            "denials": [v.to_doc() for v in self.denials],
+            "required": self.required,
+        }
 
     @classmethod
     def of(cls, approval: Approval) -> ApprovalSnapshot:
         """What an instance keeps of its decided request: the status, who voted which way, how many were needed."""
         return cls(
             status=approval.status,
-            approvers=[v.to_doc() for v in approval.approvers],
-            denials=[v.to_doc() for v in approval.denials],
+            approvers=list(approval.approvers),
+            denials=list(approval.denials),
             required=approval.required,
         )
 
@@ -162,16 +169,16 @@ class Instance:
     key: str
     status: InstanceStatus
     params: dict[str, Any] = field(default_factory=dict)
-    targets: list[dict[str, Any]] = field(default_factory=list)
+    targets: list[TargetRef] = field(default_factory=list)
     item: Any = None
     dry_run: bool | None = None
-    decision: dict[str, Any] | None = None
+    decision: PolicyDecision | None = None
     approval_id: str | None = None
     approval: ApprovalSnapshot | None = None
     quota: list[str] = field(default_factory=list)
     attempts: list[Attempt] = field(default_factory=list)
     interruptions: int = 0
-    result: dict[str, Any] | None = None
+    result: ActionOutcome | None = None
     error: str | None = None
     call_params: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -179,22 +186,22 @@ class Instance:
 
     @classmethod
     def read(cls, r: Reader) -> Instance:
-        approval = r.opt_obj("approval")
+        approval, decision, result = r.opt_obj("approval"), r.opt_obj("decision"), r.opt_obj("result")
         known = _INSTANCE_FIELDS
         return cls(
             key=r.string("key"),
             status=r.choice("status", INSTANCE_STATUSES),
             params=r.obj("params"),
-            targets=[dict(r.child(f"targets[{i}]", t).doc) for i, t in enumerate(r.array("targets"))],
+            targets=[TargetRef.read(r.child(f"targets[{i}]", t)) for i, t in enumerate(r.array("targets"))],
             item=r.doc.get("item"),
             dry_run=r.opt_flag("dry_run"),
-            decision=r.opt_obj("decision"),
+            decision=None if decision is None else PolicyDecision.read(r.child("decision", decision)),
             approval_id=r.opt_string("approval_id"),
             approval=None if approval is None else ApprovalSnapshot.read(r.child("approval", approval)),
             quota=r.strings("quota"),
             attempts=[Attempt.read(r.child(f"attempts[{i}]", a)) for i, a in enumerate(r.array("attempts"))],
             interruptions=r.integer("interruptions", 0),
-            result=r.opt_obj("result"),
+            result=None if result is None else ActionOutcome.read(r.child("result", result)),
             error=r.opt_string("error"),
             call_params=r.opt_obj(CALL_PARAMS),
             extra=r.unknown(known),
@@ -202,14 +209,14 @@ class Instance:
         )
 
     @property
-    def outcome(self) -> dict[str, Any]:
-        """The action's result (empty before one is recorded)."""
-        return self.result or {}
-
-    @property
     def target_keys(self) -> set[str]:
         """The keys of what the instance acts on (``host:web-01``): what locks, blast radius and containment count."""
-        return {str(t["key"]) for t in self.targets}
+        return {t.key for t in self.targets}
+
+    @property
+    def unverified(self) -> bool:
+        """Whether the action ran but its effect was not proven (``verified`` false)."""
+        return self.result is not None and self.result.verified is False
 
     @property
     def last_attempt(self) -> Attempt | None:
@@ -225,16 +232,16 @@ class Instance:
         out: dict[str, Any] = {
             "key": self.key,
             "params": self.params,
-            "targets": self.targets,
+            "targets": [t.to_doc() for t in self.targets],
             "item": self.item,
             "dry_run": self.dry_run,
             "status": self.status,
-            "decision": self.decision,
+            "decision": None if self.decision is None else self.decision.to_doc(),
             "approval_id": self.approval_id,
             "quota": self.quota,
             "attempts": [a.to_doc() for a in self.attempts],
             "interruptions": self.interruptions,
-            "result": self.result,
+            "result": None if self.result is None else self.result.to_doc(),
         }
         put(out, "error", self.error)
         put(out, "approval", None if self.approval is None else self.approval.to_doc())
@@ -263,7 +270,7 @@ class StepResult:
     finished_at: str | None = None
     finished_seq: int | None = None
     skip_reason: str | None = None
-    denied_by: list[dict[str, Any]] | None = None
+    denied_by: list[Vote] | None = None  # who denied a ``denied`` step (``Vote.brief``)
     extra: dict[str, Any] = field(default_factory=dict)
     nulls: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
 
@@ -292,7 +299,9 @@ class StepResult:
             finished_at=r.opt_string("finished_at"),
             finished_seq=r.opt_integer("finished_seq"),
             skip_reason=r.opt_string("skip_reason"),
-            denied_by=None if denied is None else [dict(r.child("denied_by", d).doc) for d in r.array("denied_by")],
+            denied_by=None
+            if denied is None
+            else [Vote.read(r.child(f"denied_by[{i}]", d)) for i, d in enumerate(r.array("denied_by"))],
             extra=r.unknown(modelled(cls)),
             nulls=r.nulls(modelled(cls)),
         )
@@ -312,8 +321,9 @@ class StepResult:
             "started_seq": self.started_seq,
             "finished_at": self.finished_at,
         }
-        for name in ("finished_seq", "skip_reason", "denied_by"):
-            put(out, name, getattr(self, name))
+        put(out, "finished_seq", self.finished_seq)
+        put(out, "skip_reason", self.skip_reason)
+        put(out, "denied_by", None if self.denied_by is None else [v.to_doc() for v in self.denied_by])
         return {**self.extra, **with_nulls(out, self.nulls)}
 
 

@@ -305,7 +305,7 @@ def test_a_run_reads_typed() -> None:
     assert (run.status, run.cursor, run.dry_run, run.seq, run.finished) == ("succeeded", 1, False, 14, True)
     assert run.lease is not None and run.lease.until == 99.5 and run.held_by_other("w2", now=50.0)
     assert not run.held_by_other("w1", now=50.0) and not run.held_by_other("w2", now=100.0)
-    assert inst.attempts[0].n == 1 and inst.approval is not None and inst.approval.approvers[0]["approver"] == "alice"
+    assert inst.attempts[0].n == 1 and inst.approval is not None and inst.approval.approvers[0].approver == "alice"
     assert run.steps["notify"].skip_reason == "x"
 
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from soar.access import Principal, authorize_in
 from soar.config import Settings
 from soar.errors import ConfigError
+from soar.records import Approval, PlaybookRef, Run
 from soar.scope import Scopes, scopes_for
 
 INVENTORY = """\
@@ -64,13 +66,15 @@ def test_a_record_naming_no_labelled_host_is_closed_to_scoped_principals(
 
 def test_a_run_is_scoped_by_its_alert_and_an_approval_also_by_the_hosts_it_acts_on(settings: Settings) -> None:
     scopes = scopes_for(settings)
-    run = {"alert": {"host": {"name": "web1.prod"}}, "attributes": {"env": "staging"}}
+    stored = {"alert": {"host": {"name": "web1.prod"}}, "attributes": {"env": "staging"}}
+    assert [s.host for s in scopes.of_run(stored)] == ["web1"]  # a stored document, as listings pass it
+    run = _run({"host": {"name": "web1.prod"}}, attributes={"env": "staging"})
     assert [s.host for s in scopes.of_run(run)] == ["web1"]
-    approval = {"params": {"host": "10.0.2.11", "reason": "isolate", "nested": [{"also": "not-a-host"}]}}
+    approval = _approval({"host": "10.0.2.11", "reason": "isolate", "nested": [{"also": "not-a-host"}]})
     both = scopes.of_approval(run, approval)
     assert sorted(s.host or "" for s in both) == ["stage1", "web1"]
     assert not authorize_in(PROD, "approvals:decide", both).allowed
-    unnamed = scopes.of_approval({"alert": {}}, {"params": {"host": "web1"}})
+    unnamed = scopes.of_approval(_run({}), _approval({"host": "web1"}))
     assert [s.host for s in unnamed] == ["web1"]  # a named target is stricter than "no host"
     assert authorize_in(PROD, "approvals:decide", unnamed).allowed
 
@@ -147,8 +151,27 @@ def test_an_approval_on_the_alerts_own_host_keeps_the_rules_attributes(settings:
     """The step's target host is also one of the alert's: the rule's attributes must not be dropped there."""
     scopes = scopes_for(settings)
     alert = scopes.enrich({"host": {"name": "web1"}}, {"team": "identity"})
-    found = scopes.of_approval({"alert": alert}, {"params": {"host": "web1", "ip": "203.0.113.7"}})
+    found = scopes.of_approval(_run(alert), _approval({"host": "web1", "ip": "203.0.113.7"}))
     assert [dict(s.labels) for s in found] == [{"team": "identity", "env": "prod", "criticality": "high"}]
     assert authorize_in(PROD_TEAM, "approvals:decide", found).allowed
-    bare = scopes.of_approval({"alert": scopes.enrich({"host": {"name": "web1"}})}, {"params": {"host": "web1"}})
+    bare = scopes.of_approval(_run(scopes.enrich({"host": {"name": "web1"}})), _approval({"host": "web1"}))
     assert not authorize_in(TEAM, "approvals:decide", bare).allowed
+
+
+def _run(alert: dict[str, Any], **extra: Any) -> Run:
+    """A run on ``alert`` as the engine holds it (``extra``: fields the scope must not read)."""
+    return Run(
+        id="run-1", playbook=PlaybookRef("contain"), alert_id="a-1", status="waiting_approval", alert=alert, extra=extra
+    )
+
+
+def _approval(params: dict[str, Any]) -> Approval:
+    return Approval(
+        id="run-1.isolate",
+        run_id="run-1",
+        step="isolate",
+        step_id="isolate",
+        status="pending",
+        expires_at=0.0,
+        params=params,
+    )
