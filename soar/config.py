@@ -87,6 +87,12 @@ class Settings(BaseSettings):
     detection_interval: float = Field(60.0, ge=1, description="Seconds between runs of a rule")
     detection_lookback: float = Field(60.0, ge=0, description="Seconds each window reaches back before its checkpoint")
     detection_ingest_delay: float = Field(0.5, ge=0, description="Seconds a window stops short of now (refresh lag)")
+    detection_time_field: Literal["@timestamp", "event.ingested"] = Field(
+        "@timestamp",
+        description="What rule windows are on: event time, or arrival in Elasticsearch (ECS event.ingested, set by the"
+        " shipper or ingest pipeline; an event without it is windowed by @timestamp): an event arriving later than the"
+        " look-back is still searched once. A rule's soar.time_field overrides it",
+    )
     detection_min_gap: float = Field(
         60.0,
         ge=0,

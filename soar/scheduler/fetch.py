@@ -49,7 +49,15 @@ from soar.detection.dsl_match import (
 from soar.detection.dsl_match import _epoch_ms as epoch_ms
 from soar.detection.substrings import Substrings
 from soar.scheduler.planning import Window, iso
-from soar.scheduler.query import SORT_PIT, SORT_PLAIN, TIMESTAMP, exception_clauses
+from soar.scheduler.query import (
+    INGESTED,
+    SORT_PIT,
+    SORT_PLAIN,
+    TIMESTAMP,
+    event_time_ms,
+    exception_clauses,
+    window_clause,
+)
 from soar.scheduler.rules import ScheduledRule
 from soar.scheduler.search import Job, JobResult, RequestCounter
 
@@ -73,6 +81,16 @@ class _Seen:
     hit: dict[str, Any]
     ms: int
     flat: FlatEvent | None
+    ingested: int | None = None  # its event.ingested (epoch ms), if it has one
+
+    def at(self, time_field: str) -> int:
+        """Its time on a rule's clock (:func:`soar.scheduler.query.window_clause`)."""
+        return self.ingested if time_field == INGESTED and self.ingested is not None else self.ms
+
+    @property
+    def latest(self) -> int:
+        return max(self.ms, self.ingested or 0)
+
     under: _AnchorIndex | None = None
     candidates: frozenset[RuleKey] = frozenset()
     checked: set[RuleKey] = field(default_factory=set)
@@ -178,11 +196,11 @@ class _Memo:
 
     def prune(self, before_ms: int) -> None:
         if len(self.events) <= MEMO_LIMIT // 2:
-            stale = [k for k, v in self.events.items() if v.ms < before_ms]
+            stale = [k for k, v in self.events.items() if v.latest < before_ms]
         else:  # over half full: keep only the newest half
-            ordered = sorted(self.events.items(), key=lambda kv: kv[1].ms)
+            ordered = sorted(self.events.items(), key=lambda kv: kv[1].latest)
             stale = [k for k, _ in ordered[: len(ordered) - MEMO_LIMIT // 2]]
-            stale += [k for k, v in ordered[len(ordered) - MEMO_LIMIT // 2 :] if v.ms < before_ms]
+            stale += [k for k, v in ordered[len(ordered) - MEMO_LIMIT // 2 :] if v.latest < before_ms]
         for key in stale:
             self.events.pop(key, None)
 
@@ -253,22 +271,22 @@ class Fetcher:
         """(results of the jobs answered here, jobs left for the search path, what was done)."""
         stats = FetchStats()
         left: list[Job] = []
-        by_index: dict[str, list[Job]] = {}
+        by_index: dict[tuple[str, str], list[Job]] = {}  # one read per index and clock
         with MEMO.lock:
             MEMO.cycle += 1
             MEMO.reset_if_exceptions_changed(exceptions)
             for job in jobs:
                 if fetchable(job) and predicate(job.rule, exceptions) is not None:
-                    by_index.setdefault(job.rule.index, []).append(job)
+                    by_index.setdefault((job.rule.index, job.rule.time_field), []).append(job)
                 else:
                     left.append(job)
         results: list[JobResult] = []
-        for index, group in by_index.items():
+        for (index, time_field), group in by_index.items():
             span = Window(min(j.window.start for j in group), max(j.window.end for j in group))
             if not choose(path, index, group, span):
                 left += group
                 continue
-            answered = self._index(index, group, span, exceptions, counter, stats)
+            answered = self._index(index, group, span, exceptions, counter, stats, time_field)
             if answered is None:
                 left += group
                 stats.fallbacks.append(index)
@@ -284,9 +302,10 @@ class Fetcher:
         exceptions: Sequence[Mapping[str, Any]],
         counter: RequestCounter,
         stats: FetchStats,
+        time_field: str = TIMESTAMP,
     ) -> list[JobResult] | None:
         t0 = time.perf_counter()
-        fetched = self._read(index, span, counter)
+        fetched = self._read(index, span, counter, time_field)
         took = time.perf_counter() - t0
         state = MEMO.indices.setdefault(index, _IndexState())
         if fetched is None:
@@ -330,7 +349,7 @@ class Fetcher:
             res = JobResult(job, took=took)
             start, end = epoch_ms(iso(job.window.start)), epoch_ms(iso(job.window.end))
             assert start is not None and end is not None
-            matched = [item.hit for item in by_rule.get(rule_key(job.rule), ()) if start <= item.ms < end]
+            matched = [item.hit for item in by_rule.get(rule_key(job.rule), ()) if start <= item.at(time_field) < end]
             res.total = len(matched)
             res.hits = matched[: job.limit]
             results.append(res)
@@ -344,15 +363,19 @@ class Fetcher:
             ms = epoch_ms(sort[0]) if sort and isinstance(sort[0], str) else None
             if ms is None:
                 ms = epoch_ms((hit.get("_source") or {}).get(TIMESTAMP))
-            item = _Seen({k: hit[k] for k in ("_index", "_id", "_source") if k in hit}, ms or 0, None)
+            source = hit.get("_source") or {}
+            ingested = event_time_ms(source, INGESTED) if _has_ingested(source) else None
+            item = _Seen({k: hit[k] for k in ("_index", "_id", "_source") if k in hit}, ms or 0, None, ingested)
             MEMO.events[key] = item
         return item
 
     _overflowed = False
 
-    def _body(self, span: Window, pit_id: str | None = None, after: list[Any] | None = None) -> dict[str, Any]:
+    def _body(
+        self, span: Window, time_field: str, pit_id: str | None = None, after: list[Any] | None = None
+    ) -> dict[str, Any]:
         body: dict[str, Any] = {
-            "query": {"bool": {"filter": [{"range": {TIMESTAMP: {"gte": iso(span.start), "lt": iso(span.end)}}}]}},
+            "query": {"bool": {"filter": [window_clause(span, time_field)]}},
             "size": self.page_size,
             "sort": SORT_PIT if pit_id else SORT_PLAIN,
             "seq_no_primary_term": True,
@@ -366,12 +389,14 @@ class Fetcher:
             body["timeout"] = f"{round(self.timeout * 1000)}ms"
         return body
 
-    def _read(self, index: str, span: Window, counter: RequestCounter) -> list[dict[str, Any]] | None:
+    def _read(
+        self, index: str, span: Window, counter: RequestCounter, time_field: str = TIMESTAMP
+    ) -> list[dict[str, Any]] | None:
         """Every event of ``index`` in ``span`` (a point in time when over a page); None to search instead."""
         self._overflowed = False
         try:
             counter.search += 1
-            resp = self.es.search(index=index, **self._body(span)).body
+            resp = self.es.search(index=index, **self._body(span, time_field)).body
             if not _complete(resp):
                 return None
             hits: list[dict[str, Any]] = list(resp["hits"]["hits"])
@@ -390,7 +415,7 @@ class Fetcher:
         try:
             while True:
                 counter.search += 1
-                resp = self.es.search(**self._body(span, pit_id, after)).body
+                resp = self.es.search(**self._body(span, time_field, pit_id, after)).body
                 pit_id = resp.get("pit_id", pit_id)
                 if not _complete(resp):
                     return None
@@ -410,6 +435,11 @@ class Fetcher:
                 self.es.close_point_in_time(id=pit_id)
             except Exception:  # noqa: S110 (a point in time expires on its own after keep_alive)
                 pass
+
+
+def _has_ingested(source: Mapping[str, Any]) -> bool:
+    event = source.get("event")
+    return (event.get("ingested") if isinstance(event, Mapping) else source.get(INGESTED)) is not None
 
 
 def _complete(resp: Mapping[str, Any]) -> bool:

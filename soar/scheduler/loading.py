@@ -73,6 +73,7 @@ def load_scheduled_rules(
         settings.detection_lookback,
         settings.detection_max_alerts,
         settings.events_index,
+        settings.detection_time_field,
     )
     with _lock:
         if key in _memo:

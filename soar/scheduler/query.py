@@ -67,8 +67,40 @@ def exception_clauses(exceptions: Iterable[Mapping[str, Any]], rule_id: str) -> 
     return clauses
 
 
-def _range(window: Window) -> dict[str, Any]:
-    return {"range": {TIMESTAMP: {"gte": iso(window.start), "lt": iso(window.end)}}}
+INGESTED = "event.ingested"
+
+
+def window_clause(window: Window, time_field: str = TIMESTAMP) -> dict[str, Any]:
+    """The events of a window on a rule's clock: by ``@timestamp`` (event time), or by ``event.ingested`` (arrival in
+    Elasticsearch: an event stamped long ago but arriving now falls in the current window) with ``@timestamp``
+    standing in for an event that does not carry ``event.ingested``."""
+    span = {"gte": iso(window.start), "lt": iso(window.end)}
+    if time_field != INGESTED:
+        return {"range": {TIMESTAMP: span}}
+    unstamped = {"bool": {"must_not": [{"exists": {"field": INGESTED}}], "filter": [{"range": {TIMESTAMP: span}}]}}
+    return {"bool": {"should": [{"range": {INGESTED: span}}, unstamped], "minimum_should_match": 1}}
+
+
+def event_time_ms(source: Mapping[str, Any], time_field: str = TIMESTAMP) -> int | None:
+    """The time (epoch ms) an event has on ``time_field``'s clock, as :func:`window_clause` compares it."""
+    from soar.detection.dsl_match import _epoch_ms
+
+    if time_field == INGESTED:
+        event = source.get("event")
+        ingested = event.get("ingested") if isinstance(event, Mapping) else source.get(INGESTED)
+        if ingested is not None:
+            return _epoch_ms(ingested)
+    return _epoch_ms(source.get(TIMESTAMP))
+
+
+def _span_clause(items: Sequence[tuple[ScheduledRule, Window]]) -> dict[str, Any]:
+    by_field: dict[str, list[Window]] = {}
+    for rule, window in items:
+        by_field.setdefault(rule.time_field, []).append(window)
+    spans = [
+        window_clause(Window(min(w.start for w in ws), max(w.end for w in ws)), name) for name, ws in by_field.items()
+    ]
+    return spans[0] if len(spans) == 1 else {"bool": {"should": spans, "minimum_should_match": 1}}
 
 
 def combined_body(
@@ -89,11 +121,13 @@ def combined_body(
     for n, (rule, window) in enumerate(items):
         if rule.query is None:
             raise ValueError(f"rule {rule.id} has no query (a correlation)")
-        clause = {"filter": [rule.query, _range(window)], "must_not": exception_clauses(exceptions, rule.id)}
+        clause = {
+            "filter": [rule.query, window_clause(window, rule.time_field)],
+            "must_not": exception_clauses(exceptions, rule.id),
+        }
         should.append({"bool": {**clause, "_name": str(n)}})
-    span = Window(min(w.start for _, w in items), max(w.end for _, w in items))
     body: dict[str, Any] = {
-        "query": {"bool": {"filter": [_range(span)], "should": should, "minimum_should_match": 1}},
+        "query": {"bool": {"filter": [_span_clause(items)], "should": should, "minimum_should_match": 1}},
         "size": size,
         "sort": SORT_PIT if pit_id else SORT_PLAIN,
         "track_total_hits": True,
@@ -118,7 +152,12 @@ def search_body(
     if rule.query is None:
         raise ValueError(f"rule {rule.id} has no query (a correlation)")
     body: dict[str, Any] = {
-        "query": {"bool": {"filter": [rule.query, _range(window)], "must_not": exception_clauses(exceptions, rule.id)}},
+        "query": {
+            "bool": {
+                "filter": [rule.query, window_clause(window, rule.time_field)],
+                "must_not": exception_clauses(exceptions, rule.id),
+            }
+        },
         "size": size,
         "sort": SORT_PIT if pit_id else SORT_PLAIN,
         "track_total_hits": True,

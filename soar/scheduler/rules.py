@@ -28,7 +28,10 @@ from soar.errors import ContentError, SourceLocation
 LEVELS = ("informational", "low", "medium", "high", "critical")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
-OPTION_KEYS = frozenset({"interval", "lookback", "index", "max_alerts", "suppress", "enabled", "attributes"})
+OPTION_KEYS = frozenset(
+    {"interval", "lookback", "index", "max_alerts", "suppress", "enabled", "attributes", "time_field"}
+)
+TIME_FIELDS = ("@timestamp", "event.ingested")  # what a rule's windows are on (soar.scheduler.query.window_clause)
 _ATTRIBUTE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -52,6 +55,7 @@ class ScheduledRule:
     suppress_window: float = 0.0
     enabled: bool = True
     attributes: Mapping[str, str] = field(default_factory=dict)  # access attributes the rule file gives its alerts
+    time_field: str = "@timestamp"  # the clock of its windows: event time, or arrival (event.ingested)
     baseline: Any = None  # soar's own rule types (new_terms, spike, silence): soar.scheduler.baselines.Baseline
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
@@ -83,6 +87,7 @@ def rule_options(block: Any, settings: Settings) -> dict[str, Any]:
         "suppress_window": 0.0,
         "enabled": True,
         "attributes": {},
+        "time_field": settings.detection_time_field,
     }
     if block is None:
         return opts
@@ -118,6 +123,10 @@ def rule_options(block: Any, settings: Settings) -> dict[str, Any]:
         ):
             raise ValueError("soar.attributes: expected {name: value} with string values (e.g. {team: identity})")
         opts["attributes"] = dict(attrs)
+    if "time_field" in block:
+        if block["time_field"] not in TIME_FIELDS:
+            raise ValueError(f"soar.time_field: must be one of {', '.join(TIME_FIELDS)}, got {block['time_field']!r}")
+        opts["time_field"] = block["time_field"]
     if "suppress" in block:
         sup = block["suppress"]
         if not isinstance(sup, Mapping) or set(sup) - {"by", "window"} or "by" not in sup:

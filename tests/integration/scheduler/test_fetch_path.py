@@ -200,3 +200,61 @@ def test_windows_late_events_exceptions_caps_and_gaps_are_the_same_on_both_paths
     assert hits["fetch"] == hits["search"]
     assert len(results["search"][1]) >= 9  # the late event, once per rule (rule 0: its cap first)
     assert {i for i in results["search"][2]} >= {alert_id_for_event(rid, events_index, "old") for rid in ids[1:]}
+
+
+def _arrived(n: str, stamped: float, ingested: float | None) -> tuple[str, dict[str, Any]]:
+    doc = event(n, stamped)
+    if ingested is not None:
+        doc["event"] = {**doc["event"], "ingested": iso(ingested)}
+    return n, doc
+
+
+def test_an_event_arriving_later_than_the_look_back_is_alerted_once_on_the_arrival_clock(
+    es: Elasticsearch, events_index: str, det_settings: Settings, content: Path, write_rule: Callable[..., str]
+) -> None:
+    """A rule with ``soar.time_field: event.ingested`` windows events by their arrival: one stamped ten minutes ago
+    that arrives now is alerted, once, on both paths; a rule on event time (the same query) does not see it."""
+    arrival = write_rule("arrival", interval="1s", lookback="5s", time_field="event.ingested")
+    stamped = write_rule("stamped", interval="1s", lookback="5s")
+    now = time.time()
+    docs = [
+        _arrived("fresh", now - 3, now - 2.5),
+        _arrived("late", now - 600, now - 2),  # a shipper that was offline: stamped long ago, arriving now
+        _arrived("unstamped", now - 3, None),  # no event.ingested: its @timestamp stands in
+        _arrived("long-gone", now - 600, now - 590),  # arrived long ago: in neither window
+    ]
+    index_events(es, events_index, docs)
+    rules, errors = load_scheduled_rules(det_settings)
+    assert not errors and {r.id: r.time_field for r in rules} == {arrival: "event.ingested", stamped: "@timestamp"}
+    got = _both(det_settings, es, content, rules, now, runs=3)
+    search, fetched = _created(got["search"]), _created(got["fetch"])
+    assert fetched == search  # the same alerts, cycle by cycle; the overlapping cycles create none twice
+    assert search[1] == search[2] == set()
+    expected = {alert_id_for_event(arrival, events_index, n) for n in ("fresh", "late", "unstamped")}
+    expected |= {alert_id_for_event(stamped, events_index, n) for n in ("fresh", "unstamped")}
+    assert search[0] == expected
+
+
+def test_a_gap_on_the_arrival_clock_is_filled_with_what_arrived_meanwhile(
+    es: Elasticsearch, events_index: str, det_settings: Settings, content: Path, write_rule: Callable[..., str]
+) -> None:
+    """An outage on the arrival clock: events that arrived during it (stamped whenever) are alerted once it is
+    filled, on both paths (the gap chunks are searched; the windows are the rule's clock)."""
+    rule_id = write_rule(interval="1s", lookback="5s", time_field="event.ingested")
+    now = time.time()
+    docs = [_arrived(f"g{i}", now - 3000 - 60 * i, now - 590 + 30 * i) for i in range(15)]  # stamped long before
+    index_events(es, events_index, docs)
+    rules, _ = load_scheduled_rules(det_settings)
+    out: dict[str, set[str]] = {}
+    for path in ("search", "fetch"):
+        store = SQLiteStore(content / "state" / f"gap-{path}.sqlite3")
+        try:
+            detector = Detector(det_settings.model_copy(update={"detection_path": path}), store, es, lambda _id: None)
+            detector.run(rules, now - 600)  # the last cycle before the outage
+            report = detector.run(rules, now)
+            assert report.runs[rule_id].gap is not None
+            out[path] = {a.id for a in store.find("alerts", limit=100)}
+            assert [g.doc["status"] for g in store.find("gaps")] == ["filled"]
+        finally:
+            store.close()
+    assert out["search"] == out["fetch"] == {alert_id_for_event(rule_id, events_index, f"g{i}") for i in range(15)}

@@ -143,3 +143,22 @@ def test_a_checkpoint_behind_by_intervals_but_less_than_the_minimum_gap_just_wid
     assert plan.window == Window(T - 30 - 5, T) and plan.gap is None  # 30 intervals late, one search
     plan = plan_run(short, T - 90, T, ingest_delay=0, min_gap=60)
     assert plan.window == Window(T - 1 - 5, T) and plan.gap == Window(T - 90 - 5, T - 1)
+
+
+def test_a_rules_clock_is_event_time_by_default_or_its_arrival() -> None:
+    from soar.scheduler.query import event_time_ms, window_clause
+
+    settings = load_settings()
+    assert rule_options(None, settings)["time_field"] == "@timestamp"
+    assert rule_options({"time_field": "event.ingested"}, settings)["time_field"] == "event.ingested"
+    with pytest.raises(ValueError, match=r"soar.time_field: must be one of @timestamp, event.ingested"):
+        rule_options({"time_field": "event.created"}, settings)
+    window = Window(T, T + 5)
+    assert window_clause(window) == {"range": {"@timestamp": {"gte": iso(T), "lt": iso(T + 5)}}}
+    clause = window_clause(window, "event.ingested")["bool"]
+    assert clause["minimum_should_match"] == 1 and clause["should"][0] == {
+        "range": {"event.ingested": {"gte": iso(T), "lt": iso(T + 5)}}
+    }
+    late = {"@timestamp": iso(T - 600), "event": {"ingested": iso(T + 1)}}
+    assert event_time_ms(late, "event.ingested") == (T + 1) * 1000 and event_time_ms(late) == (T - 600) * 1000
+    assert event_time_ms({"@timestamp": iso(T)}, "event.ingested") == T * 1000  # no arrival time: event time
