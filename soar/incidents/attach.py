@@ -60,7 +60,7 @@ def attach(store: Store, settings: Settings, alert: Mapping[str, Any]) -> Attach
     store.mutate(KEYS, key.id, change, create=lambda: Ledger(key).to_doc())
     session = placed[0].session
     new_alert = _member(store, alert_id, session.id, key, iso_ms(at))
-    stored = store.get(KIND, session.id)
+    stored = store.get(KIND, session.id) if session.absorbed else None  # (most alerts merge nothing: no read)
     known = set(Incident.from_doc(stored.doc, session.id).absorbed) if stored else set()
     folded = [_mark_merged(store, old, session.id, key) for old in session.absorbed if old not in known]
     count = store.count(MEMBERS, {"incident_id": [session.id, *session.absorbed]})
