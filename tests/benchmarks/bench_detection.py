@@ -48,6 +48,7 @@ Run: ``python -m tests.benchmarks.bench_detection`` — sizes by environment: ``
 from __future__ import annotations
 
 import http.client
+import ipaddress
 import json
 import os
 import random
@@ -211,6 +212,81 @@ def rule_yaml(i: int, interval: float = INTERVAL, lookback: float = LOOKBACK) ->
         body = "logsource: {product: linux, category: file_event}\n"
         body += f"detection:\n  sel: {{TargetFilename|endswith: '/bench-{i}.sh'}}\n  condition: sel\n"
     return head + body + f"soar: {{interval: {interval:g}s, lookback: {lookback:g}s}}\n"
+
+
+SIGMAHQ_LINUX = REPO.parent / "shared" / "sigmahq" / "rules" / "linux"
+REAL_SHARE = 0.9  # of a real rule set: variants of real rules; the rest bench rules, which the stream makes fire
+
+
+def real_bases(work: Path) -> list[dict[str, Any]]:
+    """The rule pack's and SigmaHQ's Linux rules that soar schedules (plain Sigma rules; correlations and soar's
+    own rule types left out), each a parsed document."""
+    from soar.config import load_settings
+    from soar.scheduler.loading import load_scheduled_rules
+
+    files = [p for p in (REPO / "rules").rglob("*.yml") if not p.name.endswith((".tests.yml", ".soar.yml"))]
+    files += sorted(SIGMAHQ_LINUX.rglob("*.yml")) if SIGMAHQ_LINUX.is_dir() else []
+    probe = work / "probe"
+    (probe / "rules").mkdir(parents=True)
+    docs: dict[str, dict[str, Any]] = {}
+    for n, path in enumerate(sorted(files)):
+        found = list(yaml.safe_load_all(path.read_text()))
+        doc = found[0] if len(found) == 1 else None  # a multi-document rule (a correlation and its base) left out
+        if isinstance(doc, dict) and "detection" in doc and "logsource" in doc and "correlation" not in doc:
+            docs[f"b{n:04}.yml"] = doc
+            (probe / "rules" / f"b{n:04}.yml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    settings = load_settings(content_root=probe, state_dir=probe / "state", events_index="x", celery_eager=True)
+    _, errors = load_scheduled_rules(settings)
+    bad = {Path(str(e.source or "").split(":")[0]).name for e in errors}
+    shutil.rmtree(probe, ignore_errors=True)
+    return [doc for name, doc in docs.items() if name not in bad]
+
+
+def _vary(value: Any, suffix: str) -> Any:
+    """A detection's values with ``suffix`` appended: the same query shape and cost, its own values."""
+    if isinstance(value, str):
+        try:
+            ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            return value + suffix
+        return value  # an address stays one (an IP field refuses anything else)
+    if isinstance(value, list):
+        return [_vary(v, suffix) for v in value]
+    if isinstance(value, dict):
+        return {k: v if "|re" in str(k) or "|cidr" in str(k) else _vary(v, suffix) for k, v in value.items()}
+    return value
+
+
+def real_rule_yaml(base: dict[str, Any], i: int, interval: float, lookback: float) -> str:
+    """Variant ``i`` of a real rule: its own id and title, its values suffixed (variant 0: the rule itself)."""
+    doc = {k: v for k, v in base.items() if k not in ("related", "soar")}
+    doc["id"] = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{base.get('id')}/{i}"))
+    doc["title"] = f"{base.get('title', 'rule')} v{i}"
+    if i:
+        detection = dict(base["detection"])
+        for name, sel in detection.items():
+            if name not in ("condition", "timeframe"):
+                detection[name] = _vary(sel, f"-v{i}")
+        doc["detection"] = detection
+    text = yaml.safe_dump(doc, sort_keys=False)
+    return text + f"soar: {{interval: {interval:g}s, lookback: {lookback:g}s}}\n"
+
+
+def write_rules(work: Path, n_rules: int, interval: float, lookback: float, real: bool) -> int:
+    """The rule set (soar's under rules/, ElastAlert2's under sigma/); returns how many bench rules it holds (the
+    stream makes those fire). Real: REAL_SHARE variants of real rules, the rest bench rules."""
+    bases = real_bases(work) if real else []
+    n_bench = n_rules if not bases else max(1, round(n_rules * (1 - REAL_SHARE)))
+    texts = [rule_yaml(i, interval, lookback) for i in range(n_bench)]
+    texts += [
+        real_rule_yaml(bases[k % len(bases)], k // len(bases), interval, lookback) for k in range(n_rules - n_bench)
+    ]
+    (work / "rules").mkdir()
+    (work / "sigma").mkdir()
+    for i, text in enumerate(texts):
+        (work / "rules" / f"r{i:05}.yml").write_text(text)
+        (work / "sigma" / f"r{i:05}.yml").write_text(text.rsplit("soar:", 1)[0])
+    return n_bench
 
 
 def make_event(ts: float, match: int | None, rng: random.Random) -> dict[str, Any]:
@@ -662,8 +738,9 @@ def one_size(
     per_second: int,
     paths: tuple[str, ...],
     with_ea: bool,
+    real: bool = False,
 ) -> tuple[dict[str, dict[str, Any]], list[str]]:
-    """Every tool on one rule count: {tool: measures}, notes."""
+    """Every tool on one rule count: {tool: measures}, notes. ``real``: variants of real rules (see write_rules)."""
     from soar.detection.elastic import create_events_index
 
     work = Path(tempfile.mkdtemp(prefix="soar-bench-detect-"))
@@ -673,14 +750,9 @@ def one_size(
     notes: list[str] = []
     try:
         create_events_index(es, index)
-        (work / "rules").mkdir()
-        (work / "sigma").mkdir()
-        for i in range(n_rules):
-            text = rule_yaml(i, interval, lookback)
-            (work / "rules" / f"r{i:04}.yml").write_text(text)
-            (work / "sigma" / f"r{i:04}.yml").write_text(text.rsplit("soar:", 1)[0])
+        n_bench = write_rules(work, n_rules, interval, lookback, real)
         precompile(work, work / "state", index)
-        with Stream(es, index, n_rules, per_second):
+        with Stream(es, index, n_bench, per_second):
             time.sleep(2)
             es0, t0 = es_cpu_seconds(es), time.monotonic()
             time.sleep(min(SECONDS, 10.0))
@@ -906,6 +978,7 @@ def scale_curve(es: Any, settings: Any, root_info: dict[str, Any]) -> None:
     """Rules, events/s and interval each grown from a base point; soar (both paths) and ElastAlert2.
 
     ``BENCH_SCALE_RULES`` (100,1000,5000), ``BENCH_SCALE_EPS`` (60,500,2000), ``BENCH_SCALE_INTERVALS`` (5,2,1),
+    ``BENCH_SCALE_RULESET`` (``real``: variants of the pack and SigmaHQ Linux rules, see write_rules; ``synthetic``),
     ``BENCH_SCALE_EA_MAX_RULES`` (1000: ElastAlert2 is run up to this many rules; 0 leaves it out),
     ``BENCH_SECONDS`` per run. Printed as a table and drawn to test-artifacts/bench-detection-scale.svg.
     """
@@ -913,6 +986,7 @@ def scale_curve(es: Any, settings: Any, root_info: dict[str, Any]) -> None:
     eps_axis = _ints("BENCH_SCALE_EPS", "60,500,2000")
     interval_axis = _ints("BENCH_SCALE_INTERVALS", "5,2,1")
     ea_max = int(os.environ.get("BENCH_SCALE_EA_MAX_RULES", "1000"))
+    real = os.environ.get("BENCH_SCALE_RULESET", "real") == "real"
     exe = ensure_elastalert() if ea_max > 0 else None
     base_rules, base_eps, base_interval = rules_axis[0], eps_axis[0], interval_axis[0]
     points: list[tuple[str, int, int, int, int]] = []  # (dimension, x, rules, eps, interval)
@@ -928,7 +1002,7 @@ def scale_curve(es: Any, settings: Any, root_info: dict[str, Any]) -> None:
         with_ea = exe is not None and n_rules <= ea_max
         lookback = max(2.0 * interval, 5.0)
         measured_at[key], more = one_size(
-            es, settings, root_info, exe, n_rules, interval, lookback, eps, PATHS, with_ea
+            es, settings, root_info, exe, n_rules, interval, lookback, eps, PATHS, with_ea, real
         )
         notes += [f"{n_rules} rules, {eps} events/s, {interval} s: {m}" for m in more]
     tools = [f"soar {p}" for p in PATHS] + ["ElastAlert2"]
@@ -949,7 +1023,13 @@ def scale_curve(es: Any, settings: Any, root_info: dict[str, Any]) -> None:
     headers = ["grows", "point", "tool", *[label for label, _ in SCALE_METRICS]]
     print_table(
         f"\nScale curve: from {base_rules} rules, {base_eps} events/s, a {base_interval} s interval, one dimension"
-        f" grown at a time; {SECONDS:g} s measured per run; synthetic rules (bench variants)",
+        f" grown at a time; {SECONDS:g} s measured per run; "
+        + (
+            f"rules: {REAL_SHARE:.0%} variants of the pack's and SigmaHQ's Linux rules (values suffixed per variant),"
+            " the rest bench rules the stream makes fire"
+            if real
+            else "synthetic rules (bench variants)"
+        ),
         headers,
         rows,
     )
