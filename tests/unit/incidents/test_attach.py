@@ -7,6 +7,8 @@ import itertools
 from pathlib import Path
 from typing import Any, ClassVar
 
+import pytest
+
 from soar.config import Settings
 from soar.incidents import KIND, MEMBERS, attach, incident_of_alert
 from soar.scope import Scopes
@@ -110,3 +112,17 @@ def test_the_incident_is_scoped_by_every_alert_in_it(tmp_path: Path, settings: S
     scopes = Scopes(Inventory())
     assert [s.host for s in scopes.of_incident(store.get(KIND, one).doc)] == ["web1"]  # type: ignore[union-attr]
     assert sorted(str(s.host) for s in scopes.of_incident(store.get(KIND, two).doc)) == ["stage1", "web1"]  # type: ignore[union-attr]
+
+
+def test_a_detector_with_no_engine_to_hand_to_attaches_itself(
+    tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from soar import dispatch
+    from soar.scheduler.runtime import alert_handoff
+
+    monkeypatch.delitem(dispatch._HANDLERS, dispatch.Task.HANDLE_ALERT, raising=False)  # a bare eager detector
+    eager = Settings.model_validate({**settings.model_dump(), "celery_eager": True})
+    store = SQLiteStore(tmp_path / "s.sqlite3")
+    store.put("alerts", "a", ALERTS[0])
+    alert_handoff(eager, store)("a")
+    assert incident_of_alert(store, "a") is not None
