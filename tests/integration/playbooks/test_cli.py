@@ -111,6 +111,11 @@ def test_run_then_list_show_approve(content: Content, tmp_path: Path) -> None:
     assert [c["action"] for c in calls(content.state)] == ["testkit.contain", "testkit.note"]
     again = soar(content, "playbooks", "run", "contain", "--alert", str(tmp_path / "alert.json"))
     assert "already exists" in again.stdout and len(calls(content.state)) == 2
+    # the alert it was given is in its incident (once, though given twice), the run in the incident's timeline
+    incidents = json.loads(soar(content, "incidents", "list", "--json").stdout)
+    assert [(i["key"]["value"], i["alert_count"]) for i in incidents] == [("web1", 1)]
+    timeline = json.loads(soar(content, "incidents", "show", incidents[0]["id"], "--json").stdout)["timeline"]
+    assert [e["ref"] for e in timeline if e["kind"] == "run"][:1] == [run["id"]]
     missing = soar(content, "runs", "show", "run-nope")
     assert missing.returncode == 1 and missing.stderr.strip() == "error: unknown run id 'run-nope'"
     # a unique prefix of an id is as good as the id (runs list and show print short ones)
