@@ -11,6 +11,7 @@ refused the same way) and ``to_doc`` (the same fields, with ``schema_version``).
     runs              Run → StepResult → Instance (TargetRef, PolicyDecision, ActionOutcome, ApprovalSnapshot)
                       → Attempt
     approvals         Approval (votes: Vote)
+    incidents         Incident (status, owner, notes, span; which alerts are in it: soar.incidents)
     outbox            Message
     notify_channels   ChannelState
     notify_threads    Thread → ThreadRun → ThreadStep
@@ -20,6 +21,7 @@ refused the same way) and ``to_doc`` (the same fields, with ``schema_version``).
 from soar.records._read import VERSION_FIELD
 from soar.records.alert import AlertState
 from soar.records.approval import Approval, ApprovalStatus, Vote
+from soar.records.incident import Incident, IncidentStatus
 from soar.records.notices import ApprovalNotice, StepNotice
 from soar.records.outbox import ChannelState, Message, MessageStatus
 from soar.records.parts import ActionOutcome, PolicyDecision, TargetRef
@@ -54,6 +56,8 @@ __all__ = [
     "Attempt",
     "AttemptStatus",
     "ChannelState",
+    "Incident",
+    "IncidentStatus",
     "Instance",
     "InstanceStatus",
     "Lease",
