@@ -13,11 +13,10 @@ approved, denied or expired.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
-from soar.alerts import utcnow_iso
+from soar.clock import SYSTEM, Clock, iso
 from soar.config import Settings
 from soar.dispatch import Task, dispatcher_for
 from soar.errors import Forbidden, InputError, NotFound
@@ -81,15 +80,15 @@ def _publish(settings: Settings, store: Store, run_id: str, approval: Approval) 
     )
 
 
-def expire(settings: Settings, store: Store, approval_id: str) -> Approval | None:
-    """Mark a pending approval past its deadline as expired (once); the updated request."""
+def expire(settings: Settings, store: Store, approval_id: str, *, clock: Clock = SYSTEM) -> Approval | None:
+    """Mark a pending approval past its deadline (by ``clock``) as expired (once); the updated request."""
     expired = False
 
     def change(doc: dict[str, Any]) -> dict[str, Any] | None:
         nonlocal expired
         approval = Approval.from_doc(doc, approval_id)
-        expired = approval.expired_by(time.time())
-        return replace(approval, status="expired", decided_at=utcnow_iso()).to_doc() if expired else None
+        expired = approval.expired_by(clock.now())
+        return replace(approval, status="expired", decided_at=iso(clock)).to_doc() if expired else None
 
     rec = store.mutate(APPROVALS, approval_id, change)
     if rec is None:
@@ -109,20 +108,20 @@ def run_facts(store: Store, run_id: str) -> dict[str, Any]:
     return {"dry_run": bool(run and run.dry_run), "run_seq": run.seq if run else None}
 
 
-def _apply(approval: Approval, vote: Vote, decision: str) -> tuple[Approval, bool, str]:
+def _apply(approval: Approval, vote: Vote, decision: str, clock: Clock) -> tuple[Approval, bool, str]:
     if approval.status != "pending":
         return approval, False, f"already {approval.status}"
-    if approval.expired_by(time.time()):
-        return replace(approval, status="expired", decided_at=utcnow_iso()), True, "the approval request has expired"
+    if approval.expired_by(clock.now()):
+        return replace(approval, status="expired", decided_at=iso(clock)), True, "the approval request has expired"
     if vote.approver in {v.approver for v in approval.votes}:
         return approval, False, f"{vote.approver} has already decided"
     if decision == "deny":
-        denied = replace(approval, denials=[*approval.denials, vote], status="denied", decided_at=utcnow_iso())
+        denied = replace(approval, denials=[*approval.denials, vote], status="denied", decided_at=iso(clock))
         return denied, True, f"denied by {vote.who}"
     approval = replace(approval, approvers=[*approval.approvers, vote])
     counted = f"{len(approval.approvers)} of {approval.required}"
     if len(approval.approvers) >= approval.required:
-        return replace(approval, status="approved", decided_at=utcnow_iso()), True, f"approved ({counted})"
+        return replace(approval, status="approved", decided_at=iso(clock)), True, f"approved ({counted})"
     return approval, True, f"{counted} approvals; waiting for more"
 
 
@@ -139,6 +138,7 @@ def decide(
     attributes: dict[str, Any] | None = None,
     resume: bool = True,
     slack_user: str | None = None,
+    clock: Clock = SYSTEM,
 ) -> ApprovalOutcome:
     """Approve or deny the pending step ``step_id`` of run ``run_id``; resumes the run when decided.
 
@@ -170,12 +170,12 @@ def decide(
         raise NotAllowed(
             f"{approver} (role {role}) may not decide step {target.step}: needs one of {', '.join(target.roles)}"
         )
-    vote = Vote(approver, role=role, via=via, at=utcnow_iso(), attributes=attributes or {}, slack_user=slack_user)
+    vote = Vote(approver, role=role, via=via, at=iso(clock), attributes=attributes or {}, slack_user=slack_user)
     result: tuple[Approval, bool, str] = (target, False, "")
 
     def change(current: dict[str, Any]) -> dict[str, Any] | None:
         nonlocal result
-        result = _apply(Approval.from_doc(current, target.id), vote, decision)
+        result = _apply(Approval.from_doc(current, target.id), vote, decision, clock)
         return result[0].to_doc() if result[1] else None
 
     if store.mutate(APPROVALS, target.id, change) is None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 from soar.config import Settings
 from soar.dispatch import CeleryDispatcher, Local, Task, dispatcher_for, handles
 from soar.playbooks.runner import Next, advance
@@ -40,7 +38,7 @@ def drive(rt: Runtime, run_id: str, *, max_steps: int = 10_000) -> Next:
         if nxt.kind in ("done", "paused", "busy"):
             return nxt
         if nxt.delay:
-            time.sleep(min(nxt.delay, MAX_INLINE_SLEEP))
+            rt.clock.sleep(min(nxt.delay, MAX_INLINE_SLEEP))
     return nxt
 
 

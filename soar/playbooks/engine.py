@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 from soar.actions import ActionContext
@@ -169,13 +168,13 @@ def plan(
 
 def stale_runs(rt: Runtime, now: float | None = None) -> list[str]:
     """Runs to resume now: a lost worker's lease has expired, or an approval has."""
-    now = now or time.time()
+    now = now if now is not None else rt.clock.now()
     return sorted(run_id for run_id, delay in resumable_runs(rt, now) if delay <= 0)
 
 
 def resumable_runs(rt: Runtime, now: float | None = None) -> list[tuple[str, float]]:
     """(run id, seconds until it may be resumed) for every unfinished run not waiting for a person."""
-    now = now or time.time()
+    now = now if now is not None else rt.clock.now()
     out: dict[str, float] = {}
     for rec in rt.store.find(RUNS, {"status": ["running", "waiting_lock"]}, limit=10_000):
         try:

@@ -7,13 +7,11 @@ worker killed mid-step is noticed by the next holder of the run's lease.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
 from soar.actions import ActionContext, ActionResult
 from soar.actions.registry import RegisteredAction
-from soar.alerts import utcnow_iso
 from soar.containment.ledger import on_step_verified
 from soar.playbooks import guards
 from soar.playbooks.locks import Locks
@@ -76,7 +74,7 @@ def execute(run: HeldRun, step: Step | None, step_rec: StepResult, inst: Instanc
         with run.lock:
             n = len(inst.attempts) + 1
             dry_run = run.dry_run
-            attempt = Attempt(n, "running", dry_run, started_at=utcnow_iso(), started_seq=run.tick(), worker=run.owner)
+            attempt = Attempt(n, "running", dry_run, started_at=run.now_iso(), started_seq=run.tick(), worker=run.owner)
             inst.attempts.append(attempt)
             inst.dry_run = dry_run  # the instance's outcome is its latest attempt's
             inst.status = "running"
@@ -88,9 +86,9 @@ def execute(run: HeldRun, step: Step | None, step_rec: StepResult, inst: Instanc
         ctx = ActionContext(
             settings=rt.settings, dry_run=dry_run, run_id=run.id, step_id=inst.key, resources=rt.resources
         )
-        t0 = time.monotonic()
+        t0 = rt.clock.now()
         result = call_with_timeout(lambda: action.call(ctx, _call_params(inst)), timeout)
-        elapsed = time.monotonic() - t0
+        elapsed = max(0.0, rt.clock.now() - t0)
     finally:
         if keys:
             locks.release(keys, run.id)
@@ -123,7 +121,7 @@ def _record(
     )
     attempt.finish(
         "succeeded" if result.ok else "failed",
-        finished_at=utcnow_iso(),
+        finished_at=run.now_iso(),
         duration_ms=round(elapsed * 1000, 2),
         exit_status=result.exit_status,
         finished_seq=run.tick(),
@@ -133,7 +131,7 @@ def _record(
     rdict.update(stdout=secrets_safe["stdout"], stderr=secrets_safe["stderr"], error=secrets_safe["error"])
     inst.result = ActionOutcome.of(redacted(rdict, rt.settings))
     gated = action.spec.impact in GATED_IMPACTS
-    if gated and guards.record_outcome(rt.store, rt.policy, action.spec.name, result.ok):
+    if gated and guards.record_outcome(rt.store, rt.policy, action.spec.name, result.ok, rt.clock.now()):
         audit(
             rt.store,
             rt.settings,

@@ -9,7 +9,6 @@ failures in a row per action and opens for a while after N.
 from __future__ import annotations
 
 import itertools
-import time
 import weakref
 from datetime import UTC, datetime
 from typing import Any
@@ -21,8 +20,8 @@ QUOTA = "quota"
 BREAKERS = "breakers"
 
 
-def hour_bucket(now: float | None = None) -> str:
-    return datetime.fromtimestamp(now if now is not None else time.time(), UTC).strftime("%Y%m%d%H")
+def hour_bucket(now: float) -> str:
+    return datetime.fromtimestamp(now, UTC).strftime("%Y%m%d%H")
 
 
 # Per-store hints so a storm does not rescan the quota documents for every containment.
@@ -63,10 +62,11 @@ def _reserve(store: Store, scope: str, cap: int, owner: str, now: float) -> str 
     return None
 
 
-def reserve_containment(store: Store, policy: Policy, rule_id: str | None, owner: str) -> tuple[list[str], str | None]:
-    """Take one global and one per-rule slot for this hour; (slots, None) or ([], why the cap is reached)."""
+def reserve_containment(
+    store: Store, policy: Policy, rule_id: str | None, owner: str, now: float
+) -> tuple[list[str], str | None]:
+    """Take one global and one per-rule slot for the hour of ``now``; (slots, None) or ([], why the cap is reached)."""
     caps = policy.rate_caps
-    now = time.time()
     taken: list[str] = []
     wanted: list[tuple[str, int, str]] = []
     if caps.contain_per_hour is not None:
@@ -93,12 +93,12 @@ def release(store: Store, slots: list[str]) -> None:
         store.delete(QUOTA, slot)
 
 
-def breaker_open(store: Store, action: str, now: float | None = None) -> bool:
+def breaker_open(store: Store, action: str, now: float) -> bool:
     rec = store.get(BREAKERS, action)
-    return rec is not None and float(rec.doc.get("open_until") or 0) > (now or time.time())
+    return rec is not None and float(rec.doc.get("open_until") or 0) > now
 
 
-def record_outcome(store: Store, policy: Policy, action: str, ok: bool) -> bool:
+def record_outcome(store: Store, policy: Policy, action: str, ok: bool, now: float) -> bool:
     """Count a result; True when this failure just opened the breaker."""
     opened = False
 
@@ -113,7 +113,7 @@ def record_outcome(store: Store, policy: Policy, action: str, ok: bool) -> bool:
         if failures < policy.circuit_breaker.failures_in_a_row:
             return {**doc, "failures": failures}
         opened = True
-        return {**doc, "failures": 0, "open_until": time.time() + policy.circuit_breaker.pause_minutes * 60}
+        return {**doc, "failures": 0, "open_until": now + policy.circuit_breaker.pause_minutes * 60}
 
     try:
         store.mutate(

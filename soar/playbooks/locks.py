@@ -7,10 +7,10 @@ The owner is the run id, so a run resuming after a crash re-enters its own locks
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from soar.clock import SYSTEM, Clock
 from soar.config import Settings
 from soar.dispatch import dispatcher_for
 from soar.store import Conflict, Store
@@ -55,8 +55,9 @@ class RedisLocks:
 
 
 class StoreLocks:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, clock: Clock = SYSTEM) -> None:
         self.store = store
+        self.clock = clock
 
     def _take(self, key: str, owner: str, ttl: float) -> bool:
         """Take the lock if it is free, run out, or ours already (renewed); False if another holds it."""
@@ -64,8 +65,9 @@ class StoreLocks:
 
         def take(doc: dict[str, Any]) -> dict[str, Any] | None:
             nonlocal taken
-            taken = doc.get("owner") == owner or float(doc.get("until") or 0) < time.time()
-            return {"owner": owner, "until": time.time() + ttl} if taken else None
+            now = self.clock.now()
+            taken = doc.get("owner") == owner or float(doc.get("until") or 0) < now
+            return {"owner": owner, "until": now + ttl} if taken else None
 
         try:  # a missing lock reads as a free one (never written as such: ``take`` always takes it)
             self.store.mutate(LOCKS, key, take, create=lambda: {"owner": None, "until": 0}, retries=3)
@@ -89,9 +91,9 @@ class StoreLocks:
                 self.store.delete(LOCKS, key)
 
 
-def open_locks(settings: Settings, store: Store) -> Locks:
+def open_locks(settings: Settings, store: Store, clock: Clock = SYSTEM) -> Locks:
     if dispatcher_for(settings).in_process:  # no worker shares them: the store holds them
-        return StoreLocks(store)
+        return StoreLocks(store, clock)
     from soar.connections import redis_client
 
     return RedisLocks(redis_client(settings))

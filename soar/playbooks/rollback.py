@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import uuid
 
-from soar.alerts import utcnow_iso
 from soar.errors import InputError
 from soar.playbooks import outcomes
 from soar.playbooks.model import Playbook
@@ -33,7 +32,7 @@ def skip_unreached(run: HeldRun, cause: str, detail: str) -> None:
     reason = outcomes.skip_reason(cause, detail)
     for step in steps:
         if step.id not in run.record.steps:
-            now = utcnow_iso()
+            now = run.now_iso()
             seq = run.tick()
             run.record.steps[step.id] = StepResult(
                 id=step.id,

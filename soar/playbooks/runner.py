@@ -19,7 +19,7 @@ from contextlib import suppress
 from datetime import datetime
 from typing import Any, Literal
 
-from soar.alerts import utcnow_iso
+from soar.clock import iso
 from soar.errors import RecordError
 from soar.playbooks import guards, parallel, planner, templating
 from soar.playbooks.execute import execute, lock_keys
@@ -63,15 +63,15 @@ def advance(rt: Runtime, run_id: str, owner: str | None = None) -> Next:
     stored = Run.from_doc(rec.doc, run_id)  # a malformed run stops here, named, before anything is written
     if stored.finished:
         return Next("done")
-    if stored.held_by_other(owner, time.time()):
+    if stored.held_by_other(owner, rt.clock.now()):
         return Next("busy")
-    stored.lease = Lease(owner, time.time() + 30)
+    stored.lease = Lease(owner, rt.clock.now() + 30)
     try:
         rec = rt.store.update(RUNS, run_id, stored.to_doc(), version=rec.version)
     except Conflict:
         return Next("busy")
     run = HeldRun(rt, rec, owner, stored)
-    locks = open_locks(rt.settings, rt.store)
+    locks = open_locks(rt.settings, rt.store, rt.clock)
     try:
         nxt = _advance(run, locks)
     except Exception as exc:
@@ -126,7 +126,7 @@ def _release_lease(run: HeldRun) -> None:
         stored = Run.from_doc(doc, run.id)
         if stored.lease is None or stored.lease.owner != run.owner:
             return None  # not ours any more: a write here could break its new holder's next save
-        stored.lease, stored.updated_at = None, utcnow_iso()
+        stored.lease, stored.updated_at = None, iso(run.rt.clock)
         return stored.to_doc()
 
     with suppress(Conflict, RecordError):  # contested or rewritten unreadable: the lease runs out by itself
@@ -204,7 +204,7 @@ def _expand(run: HeldRun, pb: Playbook, entry: StepRef) -> StepResult:
         for_each=bool(step and step.for_each is not None),
         on_failure=step.on_failure if step else "continue",
         dry_run=run.dry_run,
-        started_at=utcnow_iso(),
+        started_at=run.now_iso(),
         started_seq=run.tick(),
     )
     run.record.steps[entry.id] = rec
@@ -218,11 +218,11 @@ def _expand(run: HeldRun, pb: Playbook, entry: StepRef) -> StepResult:
             exp = planner.Expansion(error=f"step {entry.id}: {exc}")
     summary = {"id": entry.id, "uses": uses, "dry_run": rec.dry_run}
     if exp.error:
-        rec.status, rec.error, rec.finished_at, rec.finished_seq = "failed", exp.error, utcnow_iso(), run.tick()
+        rec.status, rec.error, rec.finished_at, rec.finished_seq = "failed", exp.error, run.now_iso(), run.tick()
         run.audit("playbook.step_failed", {"step": entry.id, "error": exp.error})
         run.publish("step_finished", step={**summary, "status": "failed", "summary": exp.error})
     elif exp.skipped:
-        rec.status, rec.error, rec.skip_reason, rec.finished_at = "skipped", None, exp.reason, utcnow_iso()
+        rec.status, rec.error, rec.skip_reason, rec.finished_at = "skipped", None, exp.reason, run.now_iso()
         rec.finished_seq = run.tick()
         run.publish("step_finished", step={**summary, "status": "skipped", "summary": exp.reason})
     else:
@@ -250,7 +250,7 @@ def _work_on_step(run: HeldRun, pb: Playbook, entry: StepRef, step_rec: StepResu
     for inst in todo:
         return _work_on_instance(run, step, step_rec, inst, locks)
     _conclude(step_rec)
-    step_rec.finished_at = utcnow_iso()
+    step_rec.finished_at = run.now_iso()
     step_rec.finished_seq = run.tick()
     run.save()
     return None
@@ -316,7 +316,7 @@ def _decide(run: HeldRun, step: Step | None, step_rec: StepResult, inst: Instanc
     new_keys = {t.key for t in targets} if gated else set()
     rate_capped = None
     if gated and step_rec.phase == "steps":
-        slots, rate_capped = guards.reserve_containment(rt.store, rt.policy, run.record.rule_id, run.id)
+        slots, rate_capped = guards.reserve_containment(rt.store, rt.policy, run.record.rule_id, run.id, rt.clock.now())
         inst.quota = slots
     facts = StepFacts(
         action=action.spec.name,
@@ -324,7 +324,7 @@ def _decide(run: HeldRun, step: Step | None, step_rec: StepResult, inst: Instanc
         targets=targets,
         requested=step.approval if step else None,
         run_targets=len(contained | new_keys),
-        breaker_open=gated and guards.breaker_open(rt.store, action.spec.name),
+        breaker_open=gated and guards.breaker_open(rt.store, action.spec.name, rt.clock.now()),
         rate_capped=rate_capped,
     )
     d = decide(rt.policy, facts)
@@ -359,7 +359,7 @@ def _work_on_batch(
         keys = set(lock_keys(action, inst))
         if len(batch) >= wide or keys & busy:
             break
-        if inst.status == "ready" and (wait := _backoff_left(step, inst)) > 0:
+        if inst.status == "ready" and (wait := _backoff_left(step, inst, run.rt.clock.now())) > 0:
             later.append(Next("retry", delay=wait))
             continue
         nxt = _prepare(run, step, step_rec, inst)
@@ -380,14 +380,14 @@ def _work_on_batch(
     return Next("continue")
 
 
-def _backoff_left(step: Step | None, inst: Instance) -> float:
+def _backoff_left(step: Step | None, inst: Instance, now: float) -> float:
     """Seconds before a failed attempt may be retried (its backoff, counted from when it finished)."""
     last = inst.last_attempt
     if step is None or last is None or last.status != "failed" or not last.finished_at:
         return 0.0
     backoff = step.retry.backoff * 2.0 ** (last.n - 1)
     finished = datetime.fromisoformat(last.finished_at).timestamp()
-    return max(0.0, finished + backoff - time.time())
+    return max(0.0, finished + backoff - now)
 
 
 def _prepare(run: HeldRun, step: Step | None, step_rec: StepResult, inst: Instance) -> Next | None:
@@ -413,7 +413,7 @@ def _prepare(run: HeldRun, step: Step | None, step_rec: StepResult, inst: Instan
         action = rt.registry.get(step_rec.uses)
         last = inst.last_attempt
         if last is not None:
-            last.status, last.finished_at, last.error = "interrupted", utcnow_iso(), "worker lost during the attempt"
+            last.status, last.finished_at, last.error = "interrupted", run.now_iso(), "worker lost during the attempt"
         inst.interruptions += 1
         if not action.spec.idempotent or inst.interruptions > MAX_INTERRUPTIONS:
             why = "not idempotent" if not action.spec.idempotent else "interrupted too often"
@@ -429,7 +429,7 @@ def _prepare(run: HeldRun, step: Step | None, step_rec: StepResult, inst: Instan
 def _request_approval(run: HeldRun, inst: Instance, d: Decision, summary: dict[str, Any]) -> Next:
     rt = run.rt
     approval_id = f"{run.id}.{inst.key}"
-    expires = time.time() + d.timeout
+    expires = rt.clock.now() + d.timeout
     request = Approval(
         id=approval_id,
         run_id=run.id,
@@ -440,7 +440,7 @@ def _request_approval(run: HeldRun, inst: Instance, d: Decision, summary: dict[s
         required=d.approvals,
         roles=list(d.roles),
         reasons=list(d.reasons),
-        requested_at=utcnow_iso(),
+        requested_at=run.now_iso(),
         expires_at_iso=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(expires)),
         params=inst.params,
         playbook=run.record.playbook.name,
@@ -473,13 +473,13 @@ def _check_approval(run: HeldRun, inst: Instance, summary: dict[str, Any]) -> Ne
         inst.status, inst.error = "failed", "approval record missing"
         return _not_approved(run, inst, summary)
     a = Approval.from_doc(rec.doc, rec.id)
-    if a.expired_by(time.time()):
+    if a.expired_by(run.rt.clock.now()):
         from soar.playbooks.approvals import expire
 
-        a = expire(run.rt.settings, run.rt.store, a.id) or a
+        a = expire(run.rt.settings, run.rt.store, a.id, clock=run.rt.clock) or a
     if a.status == "pending":
         run.record.status = "waiting_approval"
-        return Next("paused", delay=max(0.0, a.expires_at - time.time()))
+        return Next("paused", delay=max(0.0, a.expires_at - run.rt.clock.now()))
     run.record.status = "running"
     inst.approval = ApprovalSnapshot.of(a)
     if a.status == "approved":
@@ -553,7 +553,7 @@ def _finish(run: HeldRun, status: Literal["succeeded", "failed", "rolled_back"])
     if record.phase == "steps":
         skip_unreached(run, "aborted", str(record.error or status))
     first = record.finished_seq is None  # a finished run rolled back later finishes again
-    record.status, record.finished_at, record.finished_seq = status, utcnow_iso(), run.tick()
+    record.status, record.finished_at, record.finished_seq = status, run.now_iso(), run.tick()
     if run.holds_lease():
         record.lease = None  # given back in the write that finishes it: a finished run is never seen held
     run.save()

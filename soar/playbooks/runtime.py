@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from soar.actions import ActionRegistry, load_registry
+from soar.clock import SYSTEM, Clock
 from soar.config import Settings
 from soar.errors import InputError
 from soar.playbooks.loader import PlaybookSet, load_playbooks, parse_playbook
@@ -29,6 +30,7 @@ class Runtime:
     policy: Policy
     inventory: Any = None  # soar.hosts.inventory.Inventory when an inventory file exists
     resources: dict[str, Any] = field(default_factory=dict)
+    clock: Clock = SYSTEM  # every now and every wait of the engine (a test's FakeClock never waits)
     _parsed: dict[tuple[str, str], Playbook] = field(default_factory=dict, repr=False)
 
     @classmethod

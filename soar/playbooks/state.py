@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from soar.alerts import utcnow_iso
+from soar.clock import iso
 from soar.playbooks import events
 from soar.playbooks.records import RUNS, audit
 from soar.playbooks.runtime import Runtime
@@ -66,7 +65,7 @@ class HeldRun:
         with self.lock:
             if self._lease_until():  # a holder still writing is alive: its lease stays ahead of its records
                 self.extend_lease(LEASE_MARGIN)
-            self.record.updated_at = utcnow_iso()
+            self.record.updated_at = self.now_iso()
             self.version = self.rt.store.update(RUNS, self.id, self.record.to_doc(), version=self.version).version
 
     def reload(self, rec: Record) -> None:
@@ -77,7 +76,11 @@ class HeldRun:
     def extend_lease(self, seconds: float) -> None:
         """Hold the run ``seconds`` more, never less than already promised (to another attempt of the batch)."""
         with self.lock:
-            self.record.lease = Lease(self.owner, max(self._lease_until(), time.time() + seconds))
+            self.record.lease = Lease(self.owner, max(self._lease_until(), self.rt.clock.now() + seconds))
+
+    def now_iso(self) -> str:
+        """The runtime clock's now, as the run's records write it."""
+        return iso(self.rt.clock)
 
     def holds_lease(self) -> bool:
         return self.record.lease is not None and self.record.lease.owner == self.owner

@@ -526,9 +526,9 @@ def test_rate_cap_is_a_sliding_hour_across_the_clock_hour(content: Content, pb_s
     previous = guards.hour_bucket(time.time() - 3600)
     for i in range(2):  # two containments 10 minutes ago, booked in the previous hour's bucket
         rt.store.create(guards.QUOTA, f"global-{previous}-{i:06d}", {"scope": "global", "bucket": previous, "at": late})
-    slots, why = guards.reserve_containment(rt.store, policy, "r", "run-1")
+    slots, why = guards.reserve_containment(rt.store, policy, "r", "run-1", time.time())
     assert len(slots) == 1 and why is None
-    slots, why = guards.reserve_containment(rt.store, policy, "r", "run-2")
+    slots, why = guards.reserve_containment(rt.store, policy, "r", "run-2", time.time())
     assert slots == [] and why == "rate cap: 3 containments per hour"
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from soar.clock import FakeClock
 from soar.playbooks.records import RUNS
 from soar.playbooks.runner import _release_lease
 from soar.playbooks.state import HeldRun
@@ -24,7 +25,7 @@ def _held(tmp_path: Path, owner: str) -> tuple[SQLiteStore, HeldRun]:
         lease=Lease(owner, time.time() + 30),
     )
     rec = store.put(RUNS, "run-1", run.to_doc())
-    rt: Any = SimpleNamespace(store=store)
+    rt: Any = SimpleNamespace(store=store, clock=FakeClock())
     return store, HeldRun(rt, rec, owner)
 
 
