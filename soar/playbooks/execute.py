@@ -13,7 +13,7 @@ from typing import Any
 from soar.actions import ActionContext, ActionResult
 from soar.actions.registry import RegisteredAction
 from soar.containment.ledger import on_step_verified
-from soar.playbooks import guards
+from soar.playbooks import guards, machine
 from soar.playbooks.locks import Locks
 from soar.playbooks.model import Step
 from soar.playbooks.outcomes import DRY_RUN
@@ -143,19 +143,19 @@ def _record(
             "step_finished",
             step={**summary, "status": "failed", "summary": f"circuit breaker opened: {action.spec.name} paused"},
         )
-    if result.ok:
-        inst.status = "succeeded"
-        inst.set_error(None)
-        if gated and not dry_run:  # a planned containment contains nothing
-            run.record.contained_targets = sorted(set(run.record.contained_targets) | inst.target_keys)
-    elif step is not None and n <= step.retry.count and not result.output.get("refused"):
+    t = machine.after_attempt(step, n, ok=result.ok, refused=bool(result.output.get("refused")))
+    if isinstance(t, machine.Retry):
         inst.status = "ready"
         inst.set_error(secrets_safe["error"])
         run.save()
         run.publish("step_finished", step={**summary, "status": "retrying", "summary": secrets_safe["error"]})
-        return Next("retry", delay=step.retry.backoff * (2 ** (n - 1)))
+        return Next("retry", delay=t.after)
+    inst.status = t.status
+    if t.status == "succeeded":
+        inst.set_error(None)
+        if gated and not dry_run:  # a planned containment contains nothing
+            run.record.contained_targets = sorted(set(run.record.contained_targets) | inst.target_keys)
     else:
-        inst.status = "failed"
         inst.set_error(secrets_safe["error"] or "failed")
     run.save()
     if gated or action.spec.impact == "destructive":

@@ -16,16 +16,15 @@ import logging
 import time
 import uuid
 from contextlib import suppress
-from datetime import datetime
 from typing import Any, Literal
 
 from soar.clock import iso
 from soar.errors import RecordError
-from soar.playbooks import guards, parallel, planner, templating
+from soar.playbooks import guards, machine, parallel, planner, templating
 from soar.playbooks.execute import execute, lock_keys
 from soar.playbooks.locks import Locks, open_locks
 from soar.playbooks.model import Playbook, Step
-from soar.playbooks.records import APPROVALS, RUNS, TERMINAL, redacted
+from soar.playbooks.records import APPROVALS, RUNS, redacted
 from soar.playbooks.rollback import skip_unreached, start_rollback
 from soar.playbooks.runtime import Runtime
 from soar.playbooks.state import HeldRun, Next
@@ -39,17 +38,12 @@ from soar.records import (
     Run,
     StepRef,
     StepResult,
-    instance_planned,
 )
 from soar.store import Conflict
 
 __all__ = ["Next", "advance"]
 
 log = logging.getLogger("soar.playbooks.runner")
-
-MAX_INTERRUPTIONS = 3
-ADMITTED = ("ready", "running", "waiting_approval")
-INSTANCE_DONE = ("succeeded", "failed", "refused", "denied", "expired", "interrupted", "skipped")
 
 
 def advance(rt: Runtime, run_id: str, owner: str | None = None) -> Next:
@@ -164,28 +158,29 @@ def _context(run: HeldRun, pb: Playbook) -> dict[str, Any]:
 
 
 def _advance(run: HeldRun, locks: Locks) -> Next:
+    """Drive the run machine: ask it for the next transition, perform its effects, until the run pauses or ends."""
     pb = run.rt.run_playbook(run.record)
     while True:
-        entries = _section(run, pb)
-        cursor = run.record.cursor
-        if cursor >= len(entries):
-            return _end_of_section(run, pb)
-        entry = entries[cursor]
-        step_rec = run.record.steps.get(entry.id)
-        if step_rec is None:
-            step_rec = _expand(run, pb, entry)
-            run.save()
-        if step_rec.status in ("succeeded", "skipped", "failed", "denied"):
-            if step_rec.status in ("failed", "denied") and not _on_failure(run, pb, step_rec):
-                if run.record.status in TERMINAL:
-                    return Next("done")
-                continue  # the rollback phase has begun
-            run.record.cursor = cursor + 1
-            run.save()
-            continue
-        nxt = _work_on_step(run, pb, entry, step_rec, locks)
-        if nxt is not None:
-            return nxt
+        t = machine.decide(run.record, machine.Facts(_section(run, pb)))
+        match t:
+            case machine.Expand(entry):
+                _expand(run, pb, entry)
+                run.save()
+            case machine.NextStep(step_id, unfinished):
+                if unfinished is not None:
+                    run.record.list_unfinished(step_id, denied=unfinished == "denied")
+                run.record.cursor += 1
+                run.save()
+            case machine.Rollback(reason):
+                start_rollback(run, pb, reason)
+            case machine.Finish(status, error):
+                if error is not None:
+                    run.record.error = error
+                return _finish(run, status)
+            case machine.RunStep(entry, step_rec):
+                nxt = _work_on_step(run, pb, entry, step_rec, locks)
+                if nxt is not None:
+                    return nxt
 
 
 def _step_of(pb: Playbook, entry: StepRef) -> Step | None:
@@ -244,37 +239,16 @@ def _expand(run: HeldRun, pb: Playbook, entry: StepRef) -> StepResult:
 
 def _work_on_step(run: HeldRun, pb: Playbook, entry: StepRef, step_rec: StepResult, locks: Locks) -> Next | None:
     step = _step_of(pb, entry)
-    todo = [i for i in step_rec.instances if i.status not in INSTANCE_DONE]
+    todo = [i for i in step_rec.instances if i.status not in machine.INSTANCE_DONE]
     if len(todo) > 1 and (wide := _width(run, step, step_rec)) > 1:
         return _work_on_batch(run, step, step_rec, todo, locks, wide)
     for inst in todo:
         return _work_on_instance(run, step, step_rec, inst, locks)
-    _conclude(step_rec)
+    machine.conclude(step_rec)
     step_rec.finished_at = run.now_iso()
     step_rec.finished_seq = run.tick()
     run.save()
     return None
-
-
-def _conclude(step_rec: StepResult) -> None:
-    """A step's status, error and mode from its instances, once every one of them is done."""
-    instances = step_rec.instances
-    bad = sorted({i.status for i in instances} - {"succeeded", "skipped"})
-    # A denial is a decision, not a fault: the step is ``denied`` (naming who) and on_failure says what follows.
-    step_rec.status = ("denied" if bad == ["denied"] else "failed") if bad else "succeeded"
-    if bad == ["denied"]:
-        step_rec.denied_by = [v.brief() for i in instances for v in (i.approval.denials if i.approval else [])]
-    if bad:
-        step_rec.error = "; ".join(
-            (i.error or "denied")
-            if bad == ["denied"] and len(instances) == 1
-            else f"{i.key}: {i.status}: {i.error or ''}".rstrip(": ")
-            for i in instances
-            if i.status not in ("succeeded", "skipped")
-        )
-    attempted = [i for i in instances if i.attempts]
-    if attempted:  # what the step did is what its attempts did (the setting can force a dry run mid-run)
-        step_rec.dry_run = all(instance_planned(i) for i in attempted)
 
 
 def _width(run: HeldRun, step: Step | None, step_rec: StepResult) -> int:
@@ -289,17 +263,6 @@ def _width(run: HeldRun, step: Step | None, step_rec: StepResult) -> int:
     return wide
 
 
-def _admitted(step_rec: StepResult, inst: Instance) -> set[str]:
-    """Targets of the step's other instances admitted but not yet finished (a parallel batch, an approval
-    pending): the blast radius counts them, so a wide for_each cannot pass the limit before any ran."""
-    return {
-        key
-        for other in step_rec.instances
-        if other is not inst and other.status in ADMITTED
-        for key in other.target_keys
-    }
-
-
 def _decide(run: HeldRun, step: Step | None, step_rec: StepResult, inst: Instance) -> Decision:
     rt = run.rt
     action = rt.registry.get(step_rec.uses)
@@ -312,7 +275,7 @@ def _decide(run: HeldRun, step: Step | None, step_rec: StepResult, inst: Instanc
     gated = impact in GATED_IMPACTS
     contained = set(run.record.contained_targets)
     if gated and not run.dry_run:  # like contained_targets: a planned containment contains nothing
-        contained |= _admitted(step_rec, inst)
+        contained |= machine.admitted(step_rec, inst)
     new_keys = {t.key for t in targets} if gated else set()
     rate_capped = None
     if gated and step_rec.phase == "steps":
@@ -359,7 +322,7 @@ def _work_on_batch(
         keys = set(lock_keys(action, inst))
         if len(batch) >= wide or keys & busy:
             break
-        if inst.status == "ready" and (wait := _backoff_left(step, inst, run.rt.clock.now())) > 0:
+        if inst.status == "ready" and (wait := machine.backoff_left(step, inst, run.rt.clock.now())) > 0:
             later.append(Next("retry", delay=wait))
             continue
         nxt = _prepare(run, step, step_rec, inst)
@@ -378,16 +341,6 @@ def _work_on_batch(
         run.save()
         return min(paused, key=lambda nxt: nxt.delay)
     return Next("continue")
-
-
-def _backoff_left(step: Step | None, inst: Instance, now: float) -> float:
-    """Seconds before a failed attempt may be retried (its backoff, counted from when it finished)."""
-    last = inst.last_attempt
-    if step is None or last is None or last.status != "failed" or not last.finished_at:
-        return 0.0
-    backoff = step.retry.backoff * 2.0 ** (last.n - 1)
-    finished = datetime.fromisoformat(last.finished_at).timestamp()
-    return max(0.0, finished + backoff - now)
 
 
 def _prepare(run: HeldRun, step: Step | None, step_rec: StepResult, inst: Instance) -> Next | None:
@@ -415,9 +368,9 @@ def _prepare(run: HeldRun, step: Step | None, step_rec: StepResult, inst: Instan
         if last is not None:
             last.status, last.finished_at, last.error = "interrupted", run.now_iso(), "worker lost during the attempt"
         inst.interruptions += 1
-        if not action.spec.idempotent or inst.interruptions > MAX_INTERRUPTIONS:
-            why = "not idempotent" if not action.spec.idempotent else "interrupted too often"
-            inst.status, inst.error = "interrupted", f"worker lost mid-step; {why}, so it is not repeated"
+        t = machine.after_interruption(inst, idempotent=action.spec.idempotent)
+        if isinstance(t, machine.Settle):
+            inst.status, inst.error = t.status, t.error
             run.tick()
             run.audit("playbook.step_interrupted", {"step": inst.key})
             run.save()
@@ -469,26 +422,22 @@ def _request_approval(run: HeldRun, inst: Instance, d: Decision, summary: dict[s
 def _check_approval(run: HeldRun, inst: Instance, summary: dict[str, Any]) -> Next | None:
     """None once the step is approved (``ready``); else pause while it is pending, or go on past a refusal."""
     rec = run.rt.store.get(APPROVALS, str(inst.approval_id))
-    if rec is None:
-        inst.status, inst.error = "failed", "approval record missing"
-        return _not_approved(run, inst, summary)
-    a = Approval.from_doc(rec.doc, rec.id)
-    if a.expired_by(run.rt.clock.now()):
+    a = None if rec is None else Approval.from_doc(rec.doc, rec.id)
+    if a is not None and a.expired_by(run.rt.clock.now()):
         from soar.playbooks.approvals import expire
 
         a = expire(run.rt.settings, run.rt.store, a.id, clock=run.rt.clock) or a
-    if a.status == "pending":
+    t = machine.after_approval(a, run.rt.clock.now())
+    if isinstance(t, machine.Wait):
         run.record.status = "waiting_approval"
-        return Next("paused", delay=max(0.0, a.expires_at - run.rt.clock.now()))
-    run.record.status = "running"
-    inst.approval = ApprovalSnapshot.of(a)
-    if a.status == "approved":
+        return Next("paused", delay=t.delay)
+    if a is not None:  # decided (else the record of the request is gone: nothing to remember of it)
+        run.record.status = "running"
+        inst.approval = ApprovalSnapshot.of(a)
+    if isinstance(t, machine.Go):
         inst.status = "ready"
         return None
-    if a.status == "denied":
-        inst.status, inst.error = "denied", "denied by " + ", ".join(v.who for v in a.denials)
-    else:
-        inst.status, inst.error = "expired", "approval expired"
+    inst.status, inst.error = t.status, t.error
     if inst.quota:
         guards.release(run.rt.store, inst.quota)
         inst.quota = []
@@ -499,40 +448,6 @@ def _not_approved(run: HeldRun, inst: Instance, summary: dict[str, Any]) -> Next
     run.save()
     run.publish("step_finished", step={**summary, "status": inst.status, "summary": inst.error})
     return Next("continue")
-
-
-def _on_failure(run: HeldRun, pb: Playbook, step_rec: StepResult) -> bool:
-    """Apply on_failure to a failed or denied step; True to move on to the next step.
-
-    Under ``continue`` a denied step is listed in ``denied_steps`` (the run can still succeed:
-    the on-call decided, nothing broke); a failed one in ``failed_steps`` (the run ends failed).
-    """
-    denied = step_rec.status == "denied"
-    if run.record.phase == "rollback" or step_rec.on_failure == "continue":
-        run.record.list_unfinished(step_rec.id, denied=denied)
-        return True
-    why = f"step {step_rec.id} {step_rec.error}" if denied else f"step {step_rec.id} failed: {step_rec.error}"
-    if step_rec.on_failure == "abort":
-        run.record.error = why
-        _finish(run, "failed")
-        return False
-    start_rollback(run, pb, why)
-    return False
-
-
-def _end_of_section(run: HeldRun, pb: Playbook) -> Next:
-    failed = run.record.failed_steps or []
-    if run.record.phase == "rollback":
-        planned = {e.id for e in run.record.rollback.steps}
-        failed = [sid for sid in failed if sid in planned]
-        if failed:
-            run.record.error = f"rollback incomplete: {', '.join(failed)} failed"
-            return _finish(run, "failed")
-        return _finish(run, "rolled_back")
-    if failed:
-        run.record.error = f"steps failed: {', '.join(failed)}"
-        return _finish(run, "failed")
-    return _finish(run, "succeeded")
 
 
 def _finish(run: HeldRun, status: Literal["succeeded", "failed", "rolled_back"]) -> Next:
