@@ -31,7 +31,7 @@ from soar.detection.dsl_match import FlatEvent, Predicate, flat_event
 from soar.detection.dsl_match import _epoch_ms as epoch_ms
 from soar.scheduler import fetch
 from soar.scheduler.planning import Window, iso
-from soar.scheduler.query import SORT_PIT, SORT_PLAIN, TIMESTAMP
+from soar.scheduler.query import SORT_PIT, SORT_PLAIN, TIMESTAMP, event_time_ms, window_clause
 from soar.scheduler.search import JobResult, Searcher
 
 log = logging.getLogger(__name__)
@@ -40,17 +40,17 @@ IGNORED = "_ignored"
 MAX_DOCUMENTS = 10_000  # per index and cycle
 
 
-def sweep_body(span: Window, *, size: int, pit_id: str | None = None, after: list[Any] | None = None) -> dict[str, Any]:
-    """The documents of ``span`` holding a value Elasticsearch did not index, oldest first."""
+def sweep_body(
+    span: Window,
+    *,
+    size: int,
+    time_field: str = TIMESTAMP,
+    pit_id: str | None = None,
+    after: list[Any] | None = None,
+) -> dict[str, Any]:
+    """The documents of ``span`` (on the rules' clock) holding a value Elasticsearch did not index, oldest first."""
     body: dict[str, Any] = {
-        "query": {
-            "bool": {
-                "filter": [
-                    {"range": {TIMESTAMP: {"gte": iso(span.start), "lt": iso(span.end)}}},
-                    {"exists": {"field": IGNORED}},
-                ]
-            }
-        },
+        "query": {"bool": {"filter": [window_clause(span, time_field), {"exists": {"field": IGNORED}}]}},
         "size": size,
         "sort": SORT_PIT if pit_id else SORT_PLAIN,
         "track_total_hits": MAX_DOCUMENTS + 1,
@@ -66,17 +66,18 @@ def _key(hit: Mapping[str, Any]) -> tuple[str, str]:
     return str(hit.get("_index")), str(hit.get("_id"))
 
 
-def _ms(hit: Mapping[str, Any]) -> int | None:
+def _ms(hit: Mapping[str, Any], time_field: str) -> int | None:
     sort = hit.get("sort") or []
-    found = epoch_ms(sort[0]) if sort and isinstance(sort[0], str) else None
-    return found if found is not None else epoch_ms((hit.get("_source") or {}).get(TIMESTAMP))
+    found = epoch_ms(sort[0]) if time_field == TIMESTAMP and sort and isinstance(sort[0], str) else None
+    return found if found is not None else event_time_ms(hit.get("_source") or {}, time_field)
 
 
 class _Index:
-    """One index's sweep: the jobs it serves, their span, and the documents found."""
+    """One index's sweep on one clock: the jobs it serves, their span, and the documents found."""
 
-    def __init__(self, index: str, results: list[JobResult]) -> None:
+    def __init__(self, index: str, time_field: str, results: list[JobResult]) -> None:
         self.index = index
+        self.time_field = time_field
         self.results = results
         self.span = Window(min(r.job.window.start for r in results), max(r.job.window.end for r in results))
         self.hits: list[dict[str, Any]] | None = None  # None: not (completely) read
@@ -99,15 +100,19 @@ class OverlongSweep:
 
     def searches(self, results: Sequence[JobResult]) -> list[dict[str, Any]]:
         """Header and body lines to append to the cycle's ``_msearch``: one search per index."""
-        by_index: dict[str, list[JobResult]] = {}
+        by_index: dict[tuple[str, str], list[JobResult]] = {}
         for res in results:
-            if res.job.rule.query is not None and res.job.rule.correlation is None:
-                by_index.setdefault(res.job.rule.index, []).append(res)
-        self.indices = [_Index(index, group) for index, group in by_index.items()]
+            rule = res.job.rule
+            if rule.query is not None and rule.correlation is None:
+                by_index.setdefault((rule.index, rule.time_field), []).append(res)
+        self.indices = [_Index(index, clock, group) for (index, clock), group in by_index.items()]
         lines: list[dict[str, Any]] = []
         for sweep in self.indices:
-            lines += [{"index": sweep.index}, sweep_body(sweep.span, size=self.page_size)]
+            lines += [{"index": sweep.index}, self._body(sweep)]
         return lines
+
+    def _body(self, sweep: _Index, pit_id: str | None = None, after: list[Any] | None = None) -> dict[str, Any]:
+        return sweep_body(sweep.span, size=self.page_size, time_field=sweep.time_field, pit_id=pit_id, after=after)
 
     def take(self, responses: Sequence[Mapping[str, Any]]) -> None:
         """The first page of each index's sweep, from the ``_msearch`` response (in :meth:`searches` order)."""
@@ -124,7 +129,7 @@ class OverlongSweep:
         if unread:  # not combined into the cycle's _msearch (or it failed there): one _msearch of its own
             lines: list[dict[str, Any]] = []
             for sweep in unread:
-                lines += [{"index": sweep.index}, sweep_body(sweep.span, size=self.page_size)]
+                lines += [{"index": sweep.index}, self._body(sweep)]
             try:
                 searcher.counter.msearch += 1
                 responses = searcher.es.msearch(searches=lines)["responses"]
@@ -168,7 +173,7 @@ class OverlongSweep:
         try:
             while len(hits) < MAX_DOCUMENTS:
                 searcher.counter.search += 1
-                resp = es.search(**sweep_body(sweep.span, size=self.page_size, pit_id=pit_id, after=after)).body
+                resp = es.search(**self._body(sweep, pit_id, after)).body
                 pit_id = resp.get("pit_id", pit_id)
                 if resp.get("timed_out") or (resp.get("_shards") or {}).get("failed"):
                     return
@@ -199,7 +204,7 @@ class OverlongSweep:
             kept = [h for h in res.hits if _key(h) not in judged]
             found = []
             for hit in sweep.hits:
-                ms = _ms(hit)
+                ms = _ms(hit, sweep.time_field)
                 if ms is None or start is None or end is None or not start <= ms < end:
                     continue
                 key = _key(hit)
@@ -210,6 +215,6 @@ class OverlongSweep:
             dropped = len(res.hits) - len(kept)
             if not found and not dropped:
                 continue
-            merged = sorted(kept + found, key=lambda h: _ms(h) or 0)
+            merged = sorted(kept + found, key=lambda h: _ms(h, sweep.time_field) or 0)
             res.total = max(0, res.total - dropped) + len(found)
             res.hits = merged[: res.job.limit]

@@ -123,3 +123,29 @@ def _sigma(detection_yaml: str) -> dict[str, Any]:
 
     parsed: dict[str, Any] = yaml.safe_load(textwrap.dedent(detection_yaml))
     return parsed
+
+
+def test_on_the_arrival_clock_a_padded_event_stamped_long_ago_is_judged_when_it_arrives(
+    es: Elasticsearch, events_index: str, det_settings: Settings, content: Path
+) -> None:
+    shutil.rmtree(content / "rules")
+    (content / "rules").mkdir()
+    rule_id = next(iter(DETECTIONS))
+    (content / "rules" / "r.yml").write_text(
+        RULE.format(title="overlong", rule_id=rule_id, detection=ENDS_EVIL), encoding="utf-8"
+    )
+    settings = det_settings.model_copy(update={"detection_time_field": "event.ingested"})
+    rules, errors = load_scheduled_rules(settings)
+    assert len(rules) == 1 and rules[0].time_field == "event.ingested" and not errors
+    now = time.time()
+    late = _event(now - 3600, "bash", ["bash", "-c", PAD + "evil"])  # stamped an hour ago (a shipper back online)
+    late["event"]["ingested"] = iso(now - 5)  # and arrived now
+    index_events(es, events_index, [("late-padded", late)])
+    for path in ("search", "fetch"):
+        store = SQLiteStore(content / "state" / f"{path}.sqlite3")
+        try:
+            detector = Detector(settings.model_copy(update={"detection_path": path}), store, es, lambda _id: None)
+            report = detector.run(rules, now)
+        finally:
+            store.close()
+        assert set(report.created) == {alert_id_for_event(rule_id, events_index, "late-padded")}, path
