@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -38,7 +39,7 @@ def register(runs: typer.Typer) -> None:
         typer.echo(f"run {rep['run_id']}  playbook {rep['playbook']}  status {rep['status']}")
         typer.echo(f"alert {rep['alert'].get('id')}  {rule.get('title', '')} ({rule.get('level', '?')})\n")
         typer.echo(
-            table(["segment", "duration"], [(s["label"], format_duration(s["seconds"])) for s in rep["segments"]])
+            table(["segment", "duration"], [(_segment(s), format_duration(s["seconds"])) for s in rep["segments"]])
         )
         typer.echo("")
         typer.echo(
@@ -52,3 +53,8 @@ def register(runs: typer.Typer) -> None:
         if html is not None:
             typer.echo(f"\nwrote {html}")
         return 0
+
+
+def _segment(s: dict[str, Any]) -> str:
+    """A segment's label, with what the containment watch saw for "containment held" (checks, drifts, repairs)."""
+    return f"{s['label']} ({s['detail']})" if s.get("detail") else str(s["label"])

@@ -182,9 +182,8 @@ class Timeline:
             row = {"from": start, "to": end, "label": label, "seconds": (b - a).total_seconds() if a and b else None}
             if end == "released" and totals is not None:
                 row.update(totals)
-                row["label"] = (
-                    f"{label} ({totals['checks']} checks, {totals['drifts']} drifts, {totals['repairs']} repairs"
-                    + (f"; {totals['in_force']} still in force)" if totals["in_force"] else ")")
+                row["detail"] = f"{totals['checks']} checks, {totals['drifts']} drifts, {totals['repairs']} repairs" + (
+                    f"; {totals['in_force']} still in force" if totals["in_force"] else ""
                 )
             out.append(row)
         return out

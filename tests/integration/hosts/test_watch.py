@@ -26,7 +26,7 @@ from soar.playbooks import dispatch, rollback
 from soar.playbooks.runtime import Runtime
 from soar.records.containment import KIND, Containment
 from soar.review.data import watched
-from soar.review.report import build_report
+from soar.review.report import build_report, report_html
 from tests.integration.hosts.lab import LabUser, can_connect, nft_ruleset, sh_in, wait_for
 from tests.integration.hosts.test_persistence import boot, reboot
 from tests.integration.hosts.test_runs import HOSTS_DB, LabRuns, lab_content, playbook, shadow
@@ -181,7 +181,8 @@ def test_a_flushed_isolation_is_detected_and_repaired_and_a_released_one_is_no_l
     report = build_report(rt.store, settings, run["id"])
     [held] = [s for s in report["segments"] if s["to"] == "released"]
     assert (held["checks"], held["drifts"], held["repairs"], held["in_force"]) == (2, 1, 1, 0)
-    assert held["label"] == "containment held (2 checks, 1 drifts, 1 repairs)" and held["seconds"] is not None
+    assert held["detail"] == "2 checks, 1 drifts, 1 repairs" and held["seconds"] is not None
+    assert "containment held (2 checks, 1 drifts, 1 repairs)" in report_html(report)
     assert {"containment.drifted", "containment.repaired", "containment.released"} <= {
         e["action"] for e in report["audit"]
     }
