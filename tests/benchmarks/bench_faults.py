@@ -4,7 +4,8 @@ recover from each fault, how late alerts are during and after it, and how much t
 A real stack, all of it started here: ``soar scheduler`` and ``soar worker`` (Celery on a private
 redis-server: a port and directory of its own), the SQLite store, Elasticsearch reached through a loopback TCP
 proxy (so it can refuse or black-hole for soar alone), one rule at a 1 s interval and a steady stream of
-matching events. Faults, each repeated ``BENCH_FAULT_REPS`` times (3):
+matching events; once with the SQLite store, once with the Elasticsearch store (``BENCH_FAULT_STORES``), which
+an Elasticsearch fault takes away too. Faults, each repeated ``BENCH_FAULT_REPS`` times (3):
 
 - ``kill -9 scheduler`` / ``kill -9 worker`` (with its pool): down ``BENCH_FAULT_RESTART`` s (2), then
   started again, as a supervisor would;
@@ -20,7 +21,7 @@ brackets) those at WARNING or worse (the worker logs at INFO, its default: lines
 row shows those rates without a fault). Every run also checks 0 missed,
 0 duplicate and ``alerts_total`` exact, and prints it.
 
-Run: ``python -m tests.benchmarks.bench_faults`` (about 4 minutes).
+Run: ``python -m tests.benchmarks.bench_faults`` (about 4 minutes per store).
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ from urllib.parse import urlparse
 from elasticsearch import Elasticsearch
 
 from soar.scheduler.planning import iso, parse_time
+from soar.store import Store
+from soar.store.elastic import ElasticsearchStore
 from soar.store.sqlite import SQLiteStore
 from tests.faults import PrivateRedis
 from tests.workers import REPO_ROOT
@@ -51,6 +54,7 @@ from tests.workers import REPO_ROOT
 REPS = int(os.environ.get("BENCH_FAULT_REPS", "3"))
 OUTAGE = float(os.environ.get("BENCH_FAULT_SECONDS", "6"))
 RESTART = float(os.environ.get("BENCH_FAULT_RESTART", "2"))
+STORES = os.environ.get("BENCH_FAULT_STORES", "sqlite,elasticsearch").split(",")
 AFTER = 10.0  # seconds after a fault whose events count as "after"
 ES_URL = os.environ.get("SOARDEV_TEST_ES", "http://127.0.0.1:9200")
 RULE = """\
@@ -152,7 +156,7 @@ class Row:
 
 
 class Stack:
-    def __init__(self, root: Path, es: Elasticsearch) -> None:
+    def __init__(self, root: Path, es: Elasticsearch, backend: str) -> None:
         from tests.integration.scheduler.proxy import CuttableProxy
 
         self.root, self.es = root, es
@@ -175,7 +179,11 @@ class Stack:
             "SOAR_DETECTION_INGEST_DELAY": "1",
         }
         (root / "state").mkdir()
-        self.store = SQLiteStore(root / "state" / "state.sqlite3")
+        self.prefix = f"soar-bench-faults-{uuid.uuid4().hex[:8]}"
+        self.store: Store = SQLiteStore(root / "state" / "state.sqlite3")
+        if backend == "elasticsearch":  # the processes reach it through the proxy; this view reads it directly
+            self.env |= {"SOAR_STORE": "elasticsearch", "SOAR_INDEX_PREFIX": self.prefix}
+            self.store = ElasticsearchStore(es, self.prefix)
         self.sched_log, self.worker_log = root / "scheduler.log", root / "worker.log"
         self.worker = Process(["worker", "-c", "1", "-l", "INFO"], self.env, self.worker_log, b" ready.")
         self.scheduler = Process(
@@ -210,12 +218,15 @@ class Stack:
         self.proxy.close()
         with contextlib.suppress(Exception):
             self.es.indices.delete(index=self.index)
+        with contextlib.suppress(Exception):
+            self.es.options(ignore_status=404).indices.delete(index=f"{self.prefix}-*")
+            self.es.options(ignore_status=404).indices.delete_index_template(name=f"{self.prefix}-state")
 
 
 @contextlib.contextmanager
-def stack(es: Elasticsearch) -> Iterator[Stack]:
+def stack(es: Elasticsearch, backend: str) -> Iterator[Stack]:
     with tempfile.TemporaryDirectory(prefix="soar-bench-faults-") as tmp:
-        s = Stack(Path(tmp), es)
+        s = Stack(Path(tmp), es, backend)
         try:
             s.es.indices.create(index=s.index)
             s.worker.start()
@@ -304,15 +315,17 @@ def main() -> int:
         print(f"bench_faults: Elasticsearch at {ES_URL} not reachable ({exc}); nothing measured")
         return 1
     print(f"faults {REPS}x each; outage {OUTAGE:g} s, restart after {RESTART:g} s; rule interval 1 s, ingest delay 1 s")
-    with stack(es) as s:
-        rows = measure(s)
-    head = f"{'fault':<20} {'recovery s p50/p95':>19} {'delay during p50/p95':>21} {'delay after p50/p95':>20}"
-    print(head + f" {'scheduler lines/min (warn+)':>28} {'worker lines/min (warn+)':>25}")
-    for row in rows:
-        print(
-            f"{row.name:<20} {_fmt(row.recovery):>19} {_fmt(row.during):>21} {_fmt(row.after):>20}"
-            f" {_rate(row.sched_lines):>28} {_rate(row.worker_lines):>25}"
-        )
+    for backend in STORES:
+        print(f"\n{backend} store:")
+        with stack(es, backend) as s:
+            rows = measure(s)
+        head = f"{'fault':<20} {'recovery s p50/p95':>19} {'delay during p50/p95':>21} {'delay after p50/p95':>20}"
+        print(head + f" {'scheduler lines/min (warn+)':>28} {'worker lines/min (warn+)':>25}")
+        for row in rows:
+            print(
+                f"{row.name:<20} {_fmt(row.recovery):>19} {_fmt(row.during):>21} {_fmt(row.after):>20}"
+                f" {_rate(row.sched_lines):>28} {_rate(row.worker_lines):>25}"
+            )
     print("(recovery: fault end → checkpoint past it; the baseline row is a cycle's own lag. Printed, never asserted.)")
     return 0
 
