@@ -7,15 +7,12 @@ form (secrets redacted, like the run report), ``report_html`` the printable page
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Iterable, Mapping
 from typing import Any, TypedDict
 
 from soar import __version__
 from soar.alerts import utcnow_iso
 from soar.audit.chain import KIND as AUDIT
-from soar.audit.redact import configured_secrets, redact
 from soar.config import Settings
 from soar.errors import NotFound
 from soar.incidents.attach import ALERTS, MEMBERS, live_id
@@ -144,6 +141,7 @@ def build_report(
 ) -> dict[str, Any]:
     """The incident's report as a JSON-able dict; each run's report (``soar.review.report``) is a section."""
     from soar.review.report import build_report as run_report
+    from soar.review.report import seal
 
     data = load(store, incident_id)
     inc = data["incident"]
@@ -159,10 +157,7 @@ def build_report(
         "runs": sections,
         "runs_left_out": max(0, len(runs) - SECTIONS),
     }
-    report = redact(report, configured_secrets(settings))
-    body = json.dumps(report, sort_keys=True, separators=(",", ":"), default=str).encode()
-    report["report_sha256"] = hashlib.sha256(body).hexdigest()
-    return dict(report)
+    return seal(report, settings)
 
 
 def report_html(report: dict[str, Any]) -> str:

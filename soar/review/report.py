@@ -34,6 +34,11 @@ def build_report(
         "verdict": data["verdict"],
         "audit": [{k: e.get(k) for k in ("seq", "at", "actor", "action", "target", "hash")} for e in data["audit"]],
     }
+    return seal(report, settings)
+
+
+def seal(report: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """A report as it leaves soar: configured secrets redacted, and ``report_sha256`` of its JSON form."""
     report = redact(report, configured_secrets(settings))
     body = json.dumps(report, sort_keys=True, separators=(",", ":"), default=str).encode()
     report["report_sha256"] = hashlib.sha256(body).hexdigest()
