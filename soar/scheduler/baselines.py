@@ -189,13 +189,23 @@ class _Docs:
 DOCS = _Docs()
 
 
+UNKNOWN = ""  # the version of a document this process wrote without reading it back (read it before writing again)
+
+
 def _write_marks(store: Store, docs: Mapping[str, tuple[dict[str, Any], str | None]]) -> None:
-    """Versioned writes of mark updates; a lost race is dropped (someone else wrote that document: read again)."""
+    """Versioned writes of mark updates; a lost race is dropped (marks are a cache: someone else wrote it).
+
+    What was written stays cached, its version unknown: decisions read the marks from the cache (no store
+    request per cycle), and only a document about to be written again is read back first."""
     items = list(docs.items())
     for at in range(0, len(items), WRITE_CHUNK):
         chunk = dict(items[at : at + WRITE_CHUNK])
+        assert all(v != UNKNOWN for _, v in chunk.values()), [
+            (i, v, d.get("key")) for i, (d, v) in chunk.items() if v == UNKNOWN
+        ]
         lost = store.put_many_if(TERMS, chunk)
-        DOCS.forget(store, list(chunk))  # versions changed: read them again when next needed
+        DOCS.forget(store, list(lost))
+        DOCS.remember(store, [Record(i, doc, UNKNOWN) for i, (doc, _) in chunk.items() if i not in lost])
         if lost:
             log.debug("%d mark writes lost a race (dropped: marks are a cache)", len(lost))
 
@@ -343,6 +353,11 @@ def _term_id(rule: ScheduledRule, key: Key) -> str:
     return fingerprint(rule.id, "terms", rule.content_hash, list(key))
 
 
+def _term_doc(rule: ScheduledRule, key: Key) -> dict[str, Any]:
+    """A combination's document before anything is known of it (``id`` too: the stores find documents by field)."""
+    return {"id": _term_id(rule, key), "rule_id": rule.id, "key": list(key), "marks": [], "alerted": []}
+
+
 def _built(store: Store, rule: ScheduledRule) -> bool:
     rec = DOCS.read(store, STATE, [_state_id(rule)]).get(_state_id(rule))
     return rec is not None and bool(rec.doc.get("built"))
@@ -352,15 +367,11 @@ def _store_history(store: Store, rule: ScheduledRule, answer: Answer, window: Wi
     """The history's combinations as marks (create-only: a document already there has fresher ones)."""
     docs: dict[str, tuple[dict[str, Any], str | None]] = {}
     for key, group in answer.groups.items():
-        doc = {
-            "rule_id": rule.id,
-            "key": list(key),
-            "marks": _add_marks([], [group.first_ms, group.last_ms]),
-            "alerted": [],
-        }
-        docs[_term_id(rule, key)] = (doc, None)
+        doc = _term_doc(rule, key) | {"marks": _add_marks([], [group.first_ms, group.last_ms])}
+        docs[doc["id"]] = (doc, None)
     _write_marks(store, docs)
-    state = {"rule_id": rule.id, "content_hash": rule.content_hash, "built": True, "built_at": iso(time.time())}
+    state = {"id": _state_id(rule), "rule_id": rule.id, "content_hash": rule.content_hash, "built": True}
+    state["built_at"] = iso(time.time())
     state.update(history_start=iso(window.start), history_end=iso(window.end), terms=len(answer.groups))
     rec = store.put(STATE, _state_id(rule), state)
     DOCS.remember(store, [rec])
@@ -391,6 +402,7 @@ def _new_terms(
         history_ms = int(p.history * 1000)
         ids = {key: _term_id(rule, key) for key in answer.groups}
         docs = DOCS.read(store, TERMS, list(ids.values()))
+        due: list[Key] = []  # combinations whose marks are worth a write
         for key, group in answer.groups.items():
             rec = docs.get(ids[key])
             marks = list(rec.doc.get("marks") or []) if rec else []
@@ -399,9 +411,16 @@ def _new_terms(
                 confirm.append((w, key, group.first_ms))  # not proven seen within the history: ask the events
             newest = marks[-1] if marks else None
             if rec is None or newest is None or group.last_ms > newest + history_ms // 64 or seen is None:
-                doc: dict[str, Any] = dict(rec.doc) if rec else {"rule_id": rule.id, "key": list(key), "alerted": []}
-                doc["marks"] = _add_marks(marks, [group.first_ms, group.last_ms])
-                writes[ids[key]] = (doc, rec.version if rec else None)
+                due.append(key)
+        stale = [ids[k] for k in due if ids[k] in docs and docs[ids[k]].version == UNKNOWN]
+        if stale:  # written by this process since it read them: read back their versions first
+            DOCS.forget(store, stale)
+            docs.update(DOCS.read(store, TERMS, stale))
+        for key in due:
+            group, rec = answer.groups[key], docs.get(ids[key])
+            doc = dict(rec.doc) if rec else _term_doc(rule, key)
+            doc["marks"] = _add_marks(list(doc.get("marks") or []), [group.first_ms, group.last_ms])
+            writes[ids[key]] = (doc, rec.version if rec else None)
     asks = [
         FirstAsk(
             w.job.rule,
@@ -477,7 +496,7 @@ def _claim(
             kind,
             doc_id,
             add,
-            create=lambda: {"rule_id": rule.id, "key": list(key), "marks": [], "alerted": []},
+            create=lambda: _term_doc(rule, key),
             retries=50,
         )
     except Conflict:

@@ -277,3 +277,31 @@ def test_a_run_killed_between_claim_and_alert_is_completed_once(ctx: Ctx, monkey
     assert sorted(a["group"]["key"]["user.name"] for a in alerts(ctx, rule_id)) == ["frank", "grace"]
     ids = {a["id"] for a in alerts(ctx, rule_id)}
     assert ids == {c[0]["alert_id"] for c in claims}  # written under the ids claimed
+
+
+def test_after_a_restart_known_combinations_are_known_from_the_store_not_searched_again(
+    ctx: Ctx, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from soar.scheduler.aggregations import ElasticsearchAggregator
+
+    confirmed: list[str] = []
+    real = ElasticsearchAggregator.firsts
+
+    def spy(self: ElasticsearchAggregator, asks: Any, *args: Any) -> Any:
+        confirmed.extend(a.key[0] for a in asks)
+        return real(self, asks, *args)
+
+    monkeypatch.setattr(ElasticsearchAggregator, "firsts", spy)
+    rule_id = write(ctx.content, "new_terms", NEW_TERMS)
+    rules = loaded(ctx, rule_id)
+    now = time.time()
+    index_events(ctx.es, ctx.index, [("h", event(1, now - 3600, user="alice"))])
+    first = fresh(ctx).run(rules, now)
+    assert first.requests.msearch == 1  # the history and the window, in one _msearch
+    index_events(ctx.es, ctx.index, [("k", event(2, now + 1, user="alice")), ("n", event(3, now + 1, user="zoe"))])
+    report = fresh(ctx).run(rules, now + 2)  # a restarted process: its cache is empty, the store is not
+    assert report.runs[rule_id].alerts == 1 and alerts(ctx, rule_id)[0]["group"]["key"]["user.name"] == "zoe"
+    # the window's aggregation, and one confirmation search for zoe only (alice's marks came from the store)
+    assert report.requests.msearch == 2 and confirmed == ["zoe"]
+    (doc,) = [r.doc for r in ctx.store.find(baselines.TERMS, {"rule_id": rule_id}) if r.doc["key"][0] == "alice"]
+    assert abs(doc["marks"][0] - (now - 3600) * 1000) < 1  # the sighting the history build found
