@@ -160,7 +160,9 @@ def released(store: Store, settings: Settings, cid: str, by: str) -> bool:
         done[0] = True
         return rec.to_doc()
 
-    store.mutate(KIND, cid, change)
+    rec = store.mutate(KIND, cid, change)
+    if done[0] and rec is not None:  # the card's line for the step no longer speaks of a watch
+        publish(settings, store, Containment.from_doc(rec.doc, cid), "containment_released", f"by {by}")
     if done[0]:
         from soar.audit import record
 
@@ -173,6 +175,20 @@ def released(store: Store, settings: Settings, cid: str, by: str) -> bool:
             settings=settings,
         )
     return done[0]
+
+
+def publish(settings: Settings, store: Store, rec: Containment, kind: Any, summary: str) -> None:
+    """A run event about a containment, on its run (the Slack thread: a reply, the card's line for its step)."""
+    from soar.playbooks.events import make_event
+    from soar.playbooks.events import publish as publish_event
+
+    got = store.get("runs", rec.run_id)
+    if got is None:
+        return
+    step = {"id": rec.step, "uses": rec.action, "summary": summary}
+    brief = {"id": rec.id, "action": rec.action, "host": rec.host, "checks": rec.checks, "drifts": rec.drifts}
+    event = make_event(kind, dict(got.doc), step=step, containment={**brief, "repairs": rec.repairs})
+    publish_event(settings, rec.run_id, event)
 
 
 def for_run(store: Store, run_id: str) -> list[Containment]:

@@ -307,13 +307,15 @@ def _tell(settings: Settings, store: Store, rec: Containment, look: Seen, checks
             "escalate": "escalated",
             "none": "",
         }[action]
-        _publish(settings, store, rec, "containment_drifted", "; ".join(look.found) + f" — {what}")
+        ledger.publish(settings, store, rec, "containment_drifted", "; ".join(look.found) + f" — {what}")
         _raise(settings, store, rec, DRIFTED_RULE, "high", list(look.found), n=rec.drifts, decision=action)
     for c in checks[1:]:
         verb = "containment.repaired" if c.outcome == "repaired" else "containment.repair_failed"
         record(store, actor=ACTOR, action=verb, target=rec.id, details={**base, "found": c.found}, settings=settings)
         if c.outcome == "repaired":
-            _publish(settings, store, rec, "containment_repaired", "; ".join(c.found) + f" (repair {rec.repairs})")
+            ledger.publish(
+                settings, store, rec, "containment_repaired", "; ".join(c.found) + f" (repair {rec.repairs})"
+            )
     if action == "escalate":
         why = (
             f"{rec.unreachable_in_a_row} looks in a row without an answer on the management path"
@@ -330,19 +332,8 @@ def _tell(settings: Settings, store: Store, rec: Containment, look: Seen, checks
             details={**base, "why": why},
             settings=settings,
         )
-        _publish(settings, store, rec, "containment_escalated", why)
+        ledger.publish(settings, store, rec, "containment_escalated", why)
         _raise(settings, store, rec, ESCALATED_RULE, "critical", [why, *look.found], n=rec.checks, decision=action)
-
-
-def _publish(settings: Settings, store: Store, rec: Containment, kind: Any, summary: str) -> None:
-    from soar.playbooks.events import make_event, publish
-
-    got = store.get("runs", rec.run_id)
-    if got is None:
-        return
-    step = {"id": rec.step, "uses": rec.action, "summary": summary}
-    event = make_event(kind, dict(got.doc), step=step, containment=_brief(rec))
-    publish(settings, rec.run_id, event)
 
 
 def _brief(rec: Containment) -> dict[str, Any]:

@@ -30,7 +30,7 @@ THREADS_KIND = thread_record.KIND
 RUN_INDEX_KIND = thread_record.RUN_INDEX_KIND
 
 # events that only move the card (no reply of their own)
-CARD_ONLY = {"step_started"}
+CARD_ONLY = {"step_started", "containment_released"}
 
 
 def card_key(incident: str) -> str:

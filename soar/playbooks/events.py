@@ -29,6 +29,7 @@ EventType = Literal[
     "containment_drifted",  # the containment watch (soar.containment): a containment in force is not what it was
     "containment_repaired",
     "containment_escalated",
+    "containment_released",
 ]
 EVENT_TYPES: tuple[str, ...] = EventType.__args__  # type: ignore[attr-defined]
 TASK_NAME = Task.RUN_EVENT

@@ -172,6 +172,8 @@ def test_a_flushed_isolation_is_detected_and_repaired_and_a_released_one_is_no_l
     assert rec.state == "released" and rec.released_by and run["id"] in rec.released_by
     assert watch_pass(settings, rt.store, dispatcher_for(settings, rt.store), now=rec.next_check + 3600) == []
     assert can_connect("peer", APP1, 22)
+    thread = thread_for_run(rt.store, run["id"])
+    assert thread is not None and thread.runs[run["id"]].steps["isolate"].summary.startswith("watch: released: by run ")
 
     # what people see: `soar runs show` and the report's "containment held" row
     shown = "\n".join(watch_lines(watched(rt.store, run["id"])))
