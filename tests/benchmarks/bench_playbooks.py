@@ -28,9 +28,9 @@ from soar.playbooks import dispatch, engine
 from soar.playbooks.records import RUNS
 from soar.playbooks.runtime import Runtime
 from soar.store import open_store
-from tests.integration.playbooks.conftest import INVENTORY, TESTKIT, alert
-from tests.integration.playbooks.test_parallel import WIDE
-from tests.integration.playbooks.testkit_integrations.testkit import calls
+from tests.playbook_kit import INVENTORY, TESTKIT, alert
+from tests.playbook_kit.testkit import calls
+from tests.unit.playbooks.test_parallel import WIDE
 from tests.workers import flush_db, redis_url_for_db, running_worker
 
 DB = 8

@@ -28,7 +28,7 @@ from tests.integration.hosts.lab import (
     timers_in,
     wait_for,
 )
-from tests.integration.playbooks.conftest import alert
+from tests.playbook_kit import alert
 from tests.workers import redis_url_for_db
 
 pytestmark = pytest.mark.lab

@@ -13,7 +13,7 @@ from soar.hosts.procedures import logging_findings
 from soar.notify.outbox import listing
 from tests.integration.hosts.lab import sh_in
 from tests.integration.hosts.test_runs import LabRuns, instance, lab_content
-from tests.integration.playbooks.conftest import alert
+from tests.playbook_kit import alert
 
 pytestmark = pytest.mark.lab
 

@@ -30,7 +30,7 @@ from soar.review.report import build_report, report_html
 from tests.integration.hosts.lab import LabUser, can_connect, nft_ruleset, sh_in, wait_for
 from tests.integration.hosts.test_persistence import boot, reboot
 from tests.integration.hosts.test_runs import HOSTS_DB, LabRuns, lab_content, playbook, shadow
-from tests.integration.playbooks.conftest import alert
+from tests.playbook_kit import alert
 from tests.workers import running_worker
 
 pytestmark = pytest.mark.lab

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import REPO_ROOT, env_without_soar
-from tests.integration.playbooks.conftest import CLI_TOKENS, Content, alert, content_env
-from tests.integration.playbooks.testkit_integrations.testkit import calls
+from tests.playbook_kit import CLI_TOKENS, Content, alert, content_env
+from tests.playbook_kit.testkit import calls
 
 PLAYBOOK = """\
 name: contain

@@ -12,8 +12,8 @@ from soar.config import Settings, get_settings
 from soar.playbooks import dispatch, engine
 from soar.playbooks.approvals import decide
 from soar.playbooks.records import RUNS
-from tests.integration.playbooks.conftest import Content, alert, content_env
-from tests.integration.playbooks.testkit_integrations.testkit import calls
+from tests.playbook_kit import Content, alert, content_env
+from tests.playbook_kit.testkit import calls
 
 
 @pytest.fixture

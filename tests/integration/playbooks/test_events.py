@@ -14,7 +14,7 @@ from soar import celery_app
 from soar.config import Settings, get_settings
 from soar.playbooks import dispatch, engine
 from soar.playbooks.approvals import decide
-from tests.integration.playbooks.conftest import Content, alert, content_env
+from tests.playbook_kit import Content, alert, content_env
 from tests.workers import flush_db, redis_url_for_db
 
 DB = 8

@@ -15,8 +15,8 @@ import textwrap
 from pathlib import Path
 
 from tests.conftest import REPO_ROOT, env_without_soar
-from tests.integration.playbooks.conftest import CLI_TOKENS, Content, content_env
 from tests.integration.playbooks.test_cli import _alert_file, soar
+from tests.playbook_kit import CLI_TOKENS, Content, content_env
 
 TICKETING = '''
 """A ticketing integration a team writes for itself."""

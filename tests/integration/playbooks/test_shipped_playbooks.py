@@ -19,7 +19,7 @@ from soar.config import load_settings
 from soar.playbooks.engine import plan
 from soar.playbooks.runtime import Runtime
 from tests.conftest import REPO_ROOT, env_without_soar
-from tests.integration.playbooks.conftest import INVENTORY
+from tests.playbook_kit import INVENTORY
 
 SAFE_ARG = re.compile(r"^[A-Za-z0-9_@%+=:,./-]*$")  # needs no shell quoting at all
 

@@ -8,8 +8,8 @@ from collections import Counter
 from soar.config import Settings
 from soar.playbooks import dispatch, engine
 from soar.playbooks.records import RUNS
-from tests.integration.playbooks.conftest import Content, alert
-from tests.integration.playbooks.testkit_integrations.testkit import calls
+from tests.playbook_kit import Content, alert
+from tests.playbook_kit.testkit import calls
 
 STORM = 1000
 CAP = 25

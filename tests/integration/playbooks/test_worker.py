@@ -19,8 +19,8 @@ from soar.playbooks.engine import ALERTS
 from soar.playbooks.locks import PREFIX, RedisLocks
 from soar.playbooks.records import RUNS
 from soar.store import Store, open_store
-from tests.integration.playbooks.conftest import Content, alert, content_env
-from tests.integration.playbooks.testkit_integrations.testkit import calls
+from tests.playbook_kit import Content, alert, content_env
+from tests.playbook_kit.testkit import calls
 from tests.workers import flush_db, kill_group, redis_url_for_db, running_worker
 
 DB = 7
@@ -180,7 +180,7 @@ def test_worker_killed_mid_run_resumes_without_repeating_containment(
 def test_a_for_each_batch_on_a_real_worker_runs_at_once_under_redis_locks(
     content: Content, worker_store: Store, client: Celery, tmp_path: Path
 ) -> None:
-    from tests.integration.playbooks.test_parallel import ROOMY_POLICY, WIDE, most_at_once
+    from tests.unit.playbooks.test_parallel import ROOMY_POLICY, WIDE, most_at_once
 
     content.policy(ROOMY_POLICY)
     content.playbook("wide", WIDE.replace("{width}", "3"))
@@ -239,8 +239,8 @@ def _batch_in_flight(store: Store, state: Path, alert_id: str, step: str, action
 def test_worker_killed_mid_batch_applies_the_crash_marker_rule_to_each_instance(
     content: Content, worker_store: Store, client: Celery, tmp_path: Path
 ) -> None:
-    from tests.integration.playbooks.test_parallel import ROOMY_POLICY
-    from tests.integration.playbooks.testkit_integrations.testkit import open_gate
+    from tests.unit.playbooks.test_parallel import ROOMY_POLICY
+    from tests.playbook_kit.testkit import open_gate
 
     # a canary batch is as wide as the breaker's threshold: 4, so the first batch is the four above
     content.policy(ROOMY_POLICY + "circuit_breaker: {failures_in_a_row: 4, pause_minutes: 30}\n")

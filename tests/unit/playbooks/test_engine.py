@@ -7,13 +7,14 @@ from typing import Any
 
 import pytest
 
+from soar.clock import FakeClock
 from soar.config import Settings
 from soar.playbooks import dispatch, engine
 from soar.playbooks.approvals import NotAllowed, decide
 from soar.playbooks.records import RUNS
 from soar.playbooks.runtime import Runtime
-from tests.integration.playbooks.conftest import Content, alert
-from tests.integration.playbooks.testkit_integrations.testkit import calls
+from tests.playbook_kit import Content, alert
+from tests.playbook_kit.testkit import calls
 
 CONTAIN = """\
 name: contain
@@ -67,7 +68,7 @@ def test_alert_runs_playbook_once_and_records_everything(content: Content, pb_se
     assert "playbook.run_started" in actions and "playbook.run_finished" in actions
 
 
-def test_retry_with_backoff_then_success(content: Content, pb_settings: Settings) -> None:
+def test_retry_with_backoff_then_success(content: Content, pb_settings: Settings, clock: FakeClock) -> None:
     content.playbook(
         "flaky",
         """\
@@ -80,14 +81,13 @@ def test_retry_with_backoff_then_success(content: Content, pb_settings: Settings
             retry: {count: 2, backoff: 0.05}
         """,
     )
-    t0 = time.monotonic()
     rt, started = _start(pb_settings, alert())
     run = _run(rt, started[0])
     assert run["status"] == "succeeded"
     attempts = run["steps"]["try"]["instances"][0]["attempts"]
     assert [a["status"] for a in attempts] == ["failed", "failed", "succeeded"]
     assert attempts[0]["stderr"] == "boom" and attempts[0]["exit_status"] == 1
-    assert time.monotonic() - t0 >= 0.15  # 0.05 + 0.1 of backoff
+    assert clock.slept == [0.05, 0.1]  # the backoff, doubled: waited on the run's clock
 
 
 def test_retries_exhausted_abort_records_failure(content: Content, pb_settings: Settings) -> None:
@@ -290,7 +290,7 @@ def test_a_denial_under_abort_or_rollback_follows_it(
     assert calls(content.state) == []  # nothing was contained, so nothing to revert
 
 
-def test_approval_expires(content: Content, pb_settings: Settings) -> None:
+def test_approval_expires(content: Content, pb_settings: Settings, clock: FakeClock) -> None:
     content.playbook(
         "contain",
         CONTAIN.replace("{on_failure}", "abort").replace(
@@ -299,7 +299,8 @@ def test_approval_expires(content: Content, pb_settings: Settings) -> None:
     )
     rt, started = _start(pb_settings, alert(host="dev1"))
     assert _run(rt, started[0])["status"] == "waiting_approval"
-    time.sleep(0.3)
+    assert started[0] not in engine.stale_runs(rt)  # people still have 0.2 s
+    clock.advance(0.3)
     assert started[0] in engine.stale_runs(rt)
     dispatch.kick(pb_settings, started[0], runtime=rt)
     run = _run(rt, started[0])
@@ -516,20 +517,28 @@ def test_secrets_never_reach_run_records(
     assert inst["result"]["output"]["password"] == "********"
 
 
-def test_rate_cap_is_a_sliding_hour_across_the_clock_hour(content: Content, pb_settings: Settings) -> None:
+def test_rate_cap_is_a_sliding_hour_across_the_clock_hour(
+    content: Content, pb_settings: Settings, clock: FakeClock
+) -> None:
     from soar.playbooks import guards
     from soar.policy import Policy
 
     rt = dispatch.runtime_for(pb_settings)
     policy = Policy.model_validate({"rate_caps": {"contain_per_hour": 3}})
-    late = time.time() - 600  # ten minutes ago, in the previous clock hour or this one
-    previous = guards.hour_bucket(time.time() - 3600)
+    clock.advance(3600 - clock.now() % 3600 + 300)  # five minutes past a clock hour
+    now = clock.now()
+    late = now - 600  # ten minutes ago: in the previous clock hour
+    previous = guards.hour_bucket(now - 3600)
+    assert guards.hour_bucket(late) == previous
     for i in range(2):  # two containments 10 minutes ago, booked in the previous hour's bucket
         rt.store.create(guards.QUOTA, f"global-{previous}-{i:06d}", {"scope": "global", "bucket": previous, "at": late})
-    slots, why = guards.reserve_containment(rt.store, policy, "r", "run-1", time.time())
+    slots, why = guards.reserve_containment(rt.store, policy, "r", "run-1", now)
     assert len(slots) == 1 and why is None
-    slots, why = guards.reserve_containment(rt.store, policy, "r", "run-2", time.time())
+    slots, why = guards.reserve_containment(rt.store, policy, "r", "run-2", now)
     assert slots == [] and why == "rate cap: 3 containments per hour"
+    clock.advance(3600)  # an hour on: the previous hour's slots are out of the window, the cap is free again
+    slots, why = guards.reserve_containment(rt.store, policy, "r", "run-3", clock.now())
+    assert len(slots) == 1 and why is None
 
 
 def test_a_run_waits_while_another_run_holds_the_target(content: Content, pb_settings: Settings) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from soar.clock import FakeClock
 from soar.config import Settings
 from soar.playbooks import dispatch, engine, runner
 from soar.playbooks.approvals import decide
@@ -17,10 +18,9 @@ from soar.playbooks.locks import open_locks
 from soar.playbooks.records import mutate
 from soar.playbooks.runner import advance
 from soar.playbooks.state import LEASE_MARGIN, HeldRun, Next
-from tests.integration.playbooks.conftest import Content, alert
-from tests.integration.playbooks.test_engine import _run, _start
-from tests.integration.playbooks.test_worker import _wait
-from tests.integration.playbooks.testkit_integrations.testkit import calls
+from tests.playbook_kit import Content, alert, wait_for
+from tests.playbook_kit.testkit import calls
+from tests.unit.playbooks.test_engine import _run, _start
 
 WIDE = """\
 name: wide
@@ -243,7 +243,7 @@ def test_a_holder_whose_lease_ran_out_mid_batch_leaves_the_run_to_its_new_holder
     """The lease of a batch runs out (a slow host, records queued behind a slow store) and another worker takes
     the run over. The old holder, its attempt then ending, must not write over the new holder's run: before,
     its save's Conflict made it fail the run as an engine error, after the new holder had finished it."""
-    from tests.integration.playbooks.testkit_integrations.testkit import open_gate
+    from tests.playbook_kit.testkit import open_gate
 
     content.policy(ROOMY_POLICY)
     content.playbook(
@@ -265,7 +265,7 @@ def test_a_holder_whose_lease_ran_out_mid_batch_leaves_the_run_to_its_new_holder
         begun = [c["user"] for c in calls(content.state) if c["action"] == "testkit.gated_lock"]
         return [i["status"] for i in insts] == ["succeeded", "running"] and "slow" in begun
 
-    _wait(slow_one_in_flight, 30, "the batch to get the slow instance in flight")
+    wait_for(slow_one_in_flight, 30, "the batch to get the slow instance in flight")
 
     def lease_ran_out(run: dict[str, Any]) -> None:  # time passes: the old holder's lease is over
         assert run["lease"]["owner"] == "old"
@@ -287,7 +287,7 @@ def test_a_holder_whose_lease_ran_out_mid_batch_leaves_the_run_to_its_new_holder
     assert len(finished) == 1
 
 
-def test_a_batch_keeps_its_lease_while_it_writes(content: Content, pb_settings: Settings) -> None:
+def test_a_batch_keeps_its_lease_while_it_writes(content: Content, pb_settings: Settings, clock: FakeClock) -> None:
     """The lease of a batch is not the estimate of its last attempt only: a shorter extension (a later attempt
     with a shorter timeout) keeps the longer one, and every save pushes it past the holder's latest write, so
     records queued behind one another cannot outlast it."""
@@ -298,11 +298,11 @@ def test_a_batch_keeps_its_lease_while_it_writes(content: Content, pb_settings: 
     [run_id] = engine.handle_alert(rt, doc["id"])
 
     def held_for_a_second(run: dict[str, Any]) -> None:
-        run["lease"] = {"owner": "holder", "until": time.time() + 1}
+        run["lease"] = {"owner": "holder", "until": clock.now() + 1}
 
     rec, _ = mutate(rt.store, run_id, held_for_a_second)
     run = HeldRun(rt, rec, "holder")
-    before = time.time()
+    before = clock.now()
     run.save()
     assert _run(rt, run_id)["lease"]["until"] >= before + LEASE_MARGIN
     run.extend_lease(600)  # an attempt with a 10-minute timeout is in flight

@@ -16,8 +16,8 @@ from soar.playbooks import dispatch, engine
 from soar.playbooks.approvals import decide
 from soar.playbooks.records import RUNS
 from soar.playbooks.runtime import Runtime
-from tests.integration.playbooks.conftest import Content, alert
-from tests.integration.playbooks.testkit_integrations.testkit import calls
+from tests.playbook_kit import Content, alert
+from tests.playbook_kit.testkit import calls
 
 BLOCK = """\
 name: block

@@ -24,8 +24,8 @@ from soar.review.data import load_period
 from soar.review.metrics import period_metrics
 from soar.review.report import build_report, report_html
 from soar.review.timeline import impacts_from_registry
-from tests.integration.playbooks.conftest import Content, alert
-from tests.integration.playbooks.testkit_integrations.testkit import calls
+from tests.playbook_kit import Content, alert
+from tests.playbook_kit.testkit import calls
 
 # Step ids out of alphabetical order, a skipped step between two that run, a containment and a notification.
 PLAYBOOK = """\
@@ -77,7 +77,7 @@ def _doc(rt: Runtime, run_id: str) -> dict[str, Any]:
 def _cli(*args: str) -> str:
     """``soar runs ...`` as rita (a responder of the content's principals file, by her token)."""
     from soar.config import get_settings
-    from tests.integration.playbooks.conftest import CLI_TOKENS
+    from tests.playbook_kit import CLI_TOKENS
 
     get_settings.cache_clear()
     try:
