@@ -38,12 +38,12 @@ from soar.scheduler.sources import ElasticsearchSource, EventSource
 from soar.scheduler.state import (
     Checkpoints,
     Tally,
-    advance_gap,
+    advance_gaps,
     checkpoint_end,
     counted_until,
     load_checkpoints,
     open_gaps,
-    record_gap,
+    record_gaps,
     write_tallies,
 )
 from soar.scope import Scopes, scopes_for
@@ -194,16 +194,19 @@ class Detector:
         ]
         self._counted_until = {r.id: counted_until(read.get(r.id)) for r in rules}
         jobs: list[Job] = []
+        late: dict[str, Window] = {}
         for rule in rules:
             last_end = checkpoint_end(read.get(rule.id))
             plan = plan_run(rule, last_end, now, self.settings.detection_ingest_delay, self.settings.detection_min_gap)
             run = report.runs.setdefault(rule.id, RuleRun(rule.id, plan.window))
             if plan.gap is not None:
-                added = record_gap(self.store, rule.id, plan.gap, "late cycle or Elasticsearch unavailable", now)
-                run.gap = plan.gap
-                metrics.GAP_SECONDS.labels(rule.id).inc(added)
+                late[rule.id] = run.gap = plan.gap
             if plan.window is not None:
                 jobs += self._jobs(rule, plan.window)
+        if late:  # after an outage every rule at once: one read and one write, not a round trip per rule
+            added = record_gaps(self.store, late, "late cycle or Elasticsearch unavailable", now)
+            for rule_id, seconds in added.items():
+                metrics.GAP_SECONDS.labels(rule_id).inc(seconds)
         by_id = {r.id: r for r in rules}
         for rule_id, gaps in open_gaps(self.store, by_id).items():
             for gap_id, gap in gaps:
@@ -317,15 +320,14 @@ class Detector:
         by_gap: dict[str, list[JobResult]] = {}
         for res in results:
             by_gap.setdefault(str(res.job.gap_id), []).append(res)
+        filled: dict[str, float] = {}
         for gap_id, parts in by_gap.items():
-            filled_until: float | None = None
             for res in sorted(parts, key=lambda r: r.job.window.start):
                 if res.error is not None:
                     break
-                filled_until = res.job.window.end
+                filled[gap_id] = res.job.window.end
                 report.runs[res.job.rule.id].gap_seconds_filled += res.job.window.seconds
-            if filled_until is not None:
-                advance_gap(self.store, gap_id, filled_until, self.clock())
+        advance_gaps(self.store, filled, {res.job.rule.id for res in results}, self.clock())
 
     def _checkpoints(self, results: list[JobResult], checkpoints: Checkpoints, report: CycleReport, now: float) -> None:
         """Add this cycle to the rules' checkpoints (versioned: see :func:`~soar.scheduler.state.write_tallies`);

@@ -169,15 +169,7 @@ def _extend_gap(
     fresh: list[dict[str, Any]] = []
 
     def new_gap() -> dict[str, Any]:
-        doc = {
-            "rule_id": rule_id,
-            "start": iso(start),
-            "end": iso(end),
-            "seconds": round(end - start, 3),
-            "status": "open",
-            "reason": reason,
-            "recorded_at": iso(now),
-        }
+        doc = _gap_doc(rule_id, Window(start, end), reason, now)
         fresh.append(doc)
         return doc
 
@@ -201,6 +193,74 @@ def _extend_gap(
     except Conflict:
         return 0.0, None
     return added, filled_until
+
+
+def _gap_doc(rule_id: str, window: Window, reason: str, now: float) -> dict[str, Any]:
+    return {
+        "rule_id": rule_id,
+        "start": iso(window.start),
+        "end": iso(window.end),
+        "seconds": round(window.seconds, 3),
+        "status": "open",
+        "reason": reason,
+        "recorded_at": iso(now),
+    }
+
+
+def record_gaps(store: Store, gaps: Mapping[str, Window], reason: str, now: float) -> dict[str, float]:
+    """:func:`record_gap` for many rules (rule id -> window) in two requests, a read and a versioned bulk write,
+    not a round trip or two per rule: after an outage every rule is late at once, and gap bookkeeping that grows
+    with the rules would make the cycle that records them late again. Returns the seconds each adds. A gap filled
+    already, or one another writer changed meanwhile, goes through :func:`record_gap` alone."""
+    added = dict.fromkeys(gaps, 0.0)
+    ids = {rule_id: fingerprint(rule_id, "gap", iso(w.start)) for rule_id, w in gaps.items() if w.end > w.start}
+    if not ids:
+        return added
+    found = _gaps_by_id(store, {"rule_id": list(ids), "start": sorted({iso(gaps[r].start) for r in ids})}, ids.values())
+    docs: dict[str, tuple[Mapping[str, Any], str | None]] = {}
+    alone: list[str] = []
+    for rule_id, gap_id in ids.items():
+        window, rec = gaps[rule_id], found.get(gap_id)
+        if rec is None:
+            docs[gap_id], added[rule_id] = (_gap_doc(rule_id, window, reason, now), None), window.seconds
+        elif rec.doc.get("status") != "open":
+            alone.append(rule_id)  # filled: the rest of the window is a gap of its own
+        elif (recorded_end := parse_time(rec.doc.get("end")) or window.start) < window.end:
+            more = window.end - recorded_end
+            doc = {**rec.doc, "end": iso(window.end), "seconds": round(float(rec.doc.get("seconds", 0)) + more, 3)}
+            docs[gap_id], added[rule_id] = (doc, rec.version), more
+    by_gap = {gap_id: rule_id for rule_id, gap_id in ids.items()}
+    for gap_id in store.put_many_if(GAPS, docs) if docs else set():
+        added[by_gap[gap_id]] = 0.0
+        alone.append(by_gap[gap_id])  # another writer got there first: as record_gap decides
+    for rule_id in alone:
+        added[rule_id] = record_gap(store, rule_id, gaps[rule_id], reason, now)
+    return added
+
+
+def _gaps_by_id(store: Store, where: Mapping[str, Any], wanted: Iterable[str]) -> dict[str, Record]:
+    """The gaps of these ids, found by fields their documents hold (the id is a fingerprint of rule and start)."""
+    ids = set(wanted)
+    found = store.find(GAPS, dict(where), limit=4 * len(ids) + 100)
+    return {rec.id: rec for rec in found if rec.id in ids}  # a gap not found (past the limit): one by one
+
+
+def advance_gaps(store: Store, filled: Mapping[str, float], rule_ids: Iterable[str], now: float) -> None:
+    """:func:`advance_gap` for many gaps (gap id -> filled up to) of these rules in a read and a versioned bulk
+    write; a gap changed meanwhile is advanced alone."""
+    if not filled:
+        return
+    docs: dict[str, tuple[Mapping[str, Any], str | None]] = {}
+    found = _gaps_by_id(store, {"status": "open", "rule_id": sorted(set(rule_ids))}, filled)
+    for gap_id in set(filled) - set(found):
+        advance_gap(store, gap_id, filled[gap_id], now)
+    for rec in found.values():
+        if filled[rec.id] >= (parse_time(rec.doc.get("end")) or 0.0):
+            docs[rec.id] = ({**rec.doc, "status": "filled", "filled_at": iso(now)}, rec.version)
+        else:
+            docs[rec.id] = ({**rec.doc, "start": iso(filled[rec.id])}, rec.version)
+    for gap_id in store.put_many_if(GAPS, docs) if docs else set():
+        advance_gap(store, gap_id, filled[gap_id], now)  # changed meanwhile: read again, one by one
 
 
 def open_gaps(store: Store, rule_ids: Iterable[str]) -> dict[str, list[tuple[str, Window]]]:

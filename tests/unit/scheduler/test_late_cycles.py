@@ -108,3 +108,20 @@ def test_an_outage_longer_than_the_minimum_gap_is_still_a_gap_and_filled(tmp_pat
     report = detector.run(rules, clock())
     assert all(run.gap is not None and run.gap.seconds > settings.detection_min_gap for run in report.runs.values())
     assert [g.doc["status"] for g in store.find(GAPS)] == ["filled"] * 3
+
+
+def test_after_an_outage_every_rules_gap_is_recorded_and_filled_in_a_few_requests(tmp_path: Path) -> None:
+    """Every rule is late at once after an outage: recording and filling their gaps one round trip at a time made
+    the recovering cycle long (300 rules: 12 s here), and so the next one late; now the cycle fits its interval."""
+    clock, store, _, detector = _world(tmp_path)
+    rules = [_rule(n) for n in range(300)]
+    detector.run(rules)
+    clock.now += 600  # ten minutes without a cycle
+    lengths = []
+    for n in range(3):
+        started = clock()
+        report = detector.run(rules, started)
+        lengths.append(clock() - started)
+        assert sum(run.gap is not None for run in report.runs.values()) == (300 if n == 0 else 0)
+    assert max(lengths) < 1.0, lengths
+    assert [g.doc["status"] for g in store.find(GAPS, limit=1000)] == ["filled"] * 300
