@@ -32,7 +32,7 @@ from soar.errors import RecordError
 from soar.policy import ContainmentWatch
 from soar.records.containment import KIND, Check, CheckOutcome, Containment
 from soar.records.run import KIND as RUNS
-from soar.records.run import Lease, Run
+from soar.records.run import Instance, Lease, Run
 from soar.store import Range, Store
 
 log = logging.getLogger("soar.containment")
@@ -118,19 +118,34 @@ def decide(policy: ContainmentWatch, rec: Containment, look: Seen) -> Action:
     return "ask" if policy.on_drift == "ask" else "repair"
 
 
-def _unredacted_params(store: Store, rec: Containment) -> dict[str, Any]:
-    """The parameters the run's engine kept for the step instance (``Instance.call_params``), else those shown."""
+def _instance(store: Store, rec: Containment) -> Instance | None:
+    """The run's step instance that applied the containment, as its engine kept it."""
     stored = store.get(RUNS, rec.run_id)
     try:
         run = None if stored is None else Run.from_doc(stored.doc, rec.run_id)
     except RecordError as exc:  # an unreadable run must not stop the watch: it acts on what the ledger shows
         log.warning("containment %s: %s; using the parameters shown", rec.id, exc)
-        run = None
+        return None
     for step in run.steps.values() if run is not None else ():
         for inst in step.instances:
-            if inst.key == rec.step and inst.call_params is not None:
-                return dict(inst.call_params)
+            if inst.key == rec.step:
+                return inst
+    return None
+
+
+def _unredacted_params(store: Store, rec: Containment) -> dict[str, Any]:
+    """The parameters the run's engine kept for the step instance (``Instance.call_params``), else those shown."""
+    inst = _instance(store, rec)
+    if inst is not None and inst.call_params is not None:
+        return dict(inst.call_params)
     return dict(rec.params)
+
+
+def _lock_keys(store: Store, rec: Containment) -> list[str]:
+    """The target locks the applying step took (``host:web-01``): a repair takes the same ones."""
+    inst = _instance(store, rec)
+    keys = sorted(inst.target_keys) if inst is not None else []
+    return keys or ([f"host:{rec.host}"] if rec.host else [])
 
 
 def connections(settings: Settings) -> dict[str, Any]:
@@ -206,10 +221,12 @@ def check(settings: Settings, store: Store, cid: str, holder: str, now: float | 
         policy = load_policy(settings.policy_path).containment_watch
         action = decide(policy, rec, look)
         checks = [Check(utcnow_iso(), look.outcome, list(look.found), decision=action, duration_ms=took)]
-        if action == "repair" and _still_held_by(store, cid, holder):  # not released while it looked
-            checks.append(_repair(settings, rec, params, resources))
-            if checks[-1].outcome == "repair_failed":
-                action = "escalate"
+        if action == "repair":
+            repair = _guarded_repair(settings, store, rec, holder, params, resources)
+            if repair is not None:
+                checks.append(repair)
+                if repair.outcome == "repair_failed":
+                    action = "escalate"
     except BaseException:
         close_connections(settings)  # a look that failed oddly leaves no connection half used
         raise
@@ -222,6 +239,43 @@ def _still_held_by(store: Store, cid: str, holder: str) -> bool:
     got = store.get(KIND, cid)
     rec = None if got is None else Containment.from_doc(got.doc, cid)
     return rec is not None and rec.state == "in_force" and rec.lease is not None and rec.lease.owner == holder
+
+
+def _guarded_repair(
+    settings: Settings,
+    store: Store,
+    rec: Containment,
+    holder: str,
+    params: Mapping[str, Any],
+    resources: dict[str, Any],
+) -> Check | None:
+    """The repair as the engine would run the step: under the targets' locks (a run acting on the host, a
+    release among them, goes first; a release is recorded before its lock is given back, so it is seen here),
+    not while the action's circuit breaker is open, and its outcome counted by the breaker. None: released
+    meanwhile, nothing to repair. Rate caps are not taken: a repair restores what is already in force."""
+    from soar.playbooks import guards
+    from soar.playbooks.locks import open_locks
+    from soar.policy import load_policy
+
+    now = time.time()
+    if guards.breaker_open(store, rec.action, now):
+        return Check(at=utcnow_iso(), outcome="repair_failed", found=[f"circuit breaker open for {rec.action}"])
+    locks = open_locks(settings, store)
+    keys = _lock_keys(store, rec)
+    owner = f"containment-watch:{rec.id}"
+    if keys and not locks.acquire(keys, owner, lease_seconds(settings)):
+        return Check(
+            at=utcnow_iso(), outcome="repair_failed", found=[f"{', '.join(keys)} locked by a run acting on it"]
+        )
+    try:
+        if not _still_held_by(store, rec.id, holder):  # released (or reclaimed) while it looked
+            return None
+        check = _repair(settings, rec, params, resources)
+    finally:
+        if keys:
+            locks.release(keys, owner)
+    guards.record_outcome(store, load_policy(settings.policy_path), rec.action, check.outcome == "repaired", now)
+    return check
 
 
 def _repair(settings: Settings, rec: Containment, params: Mapping[str, Any], resources: dict[str, Any]) -> Check:

@@ -89,6 +89,10 @@ def execute(run: HeldRun, step: Step | None, step_rec: StepResult, inst: Instanc
         t0 = rt.clock.now()
         result = call_with_timeout(lambda: action.call(ctx, _call_params(inst)), timeout)
         elapsed = max(0.0, rt.clock.now() - t0)
+        if action.spec.impact in GATED_IMPACTS:
+            # A verified containment is watched while in force; a verified revert ends its watch. Written before
+            # the target's lock is given back: the watch's repair takes the same lock and then finds it released.
+            on_step_verified(rt.store, rt.settings, rt.registry, run.id, inst, action.spec, result, dry_run)
     finally:
         if keys:
             locks.release(keys, run.id)
@@ -167,8 +171,6 @@ def _record(
     )
     if result.verified is not None:
         run.publish("verification", step={**summary, "status": inst.status, "verified": result.verified})
-    if gated:  # a verified containment is watched while in force; a verified revert ends its watch
-        on_step_verified(rt.store, rt.settings, rt.registry, run.id, inst, action.spec, result, dry_run)
     return Next("continue")
 
 

@@ -140,3 +140,50 @@ def test_the_scheduler_runs_the_watch_as_one_of_its_chores(tmp_path: Path) -> No
     chores = {c.name: c for c in scheduler_chores(settings, SQLiteStore(tmp_path / "store.db"))}
     assert "containment-watch" in chores
     assert chores["containment-watch"].run() == []  # nothing in force, nothing sent
+
+
+def _guard_setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, SQLiteStore, list[str]]:
+    from soar.containment import watch
+
+    settings = load_settings(state_dir=tmp_path, celery_eager=True)  # locks in the store, as in embedded mode
+    store = SQLiteStore(tmp_path / "store.db")
+    store.put(KIND, "ctn-1", containment().to_doc())
+    assert claim(store, "ctn-1", "me", 60, 1100.0)
+    called: list[str] = []
+
+    def fake_repair(settings: Any, rec: Containment, params: Any, resources: Any) -> Check:
+        called.append(rec.id)
+        return Check(at="t", outcome="repair_failed", found=["not verified"])
+
+    monkeypatch.setattr(watch, "_repair", fake_repair)
+    return settings, store, called
+
+
+def test_a_repair_waits_for_the_targets_lock_and_the_circuit_breaker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from soar.containment.watch import _guarded_repair
+    from soar.playbooks.guards import BREAKERS
+    from soar.playbooks.locks import LOCKS, StoreLocks
+
+    settings, store, called = _guard_setup(tmp_path, monkeypatch)
+    rec = containment()
+    locks = StoreLocks(store)
+    assert locks.acquire(["host:app1"], "run-9", 60)  # a run acting on the host (a release, say)
+    held = _guarded_repair(settings, store, rec, "me", {"host": "app1"}, {})
+    assert held is not None and held.outcome == "repair_failed" and "locked" in held.found[0] and called == []
+    locks.release(["host:app1"], "run-9")
+
+    store.put(BREAKERS, rec.action, {"action": rec.action, "failures": 0, "open_until": 9e12})
+    opened = _guarded_repair(settings, store, rec, "me", {"host": "app1"}, {})
+    assert opened is not None and "circuit breaker" in opened.found[0] and called == []
+    store.delete(BREAKERS, rec.action)
+
+    tried = _guarded_repair(settings, store, rec, "me", {"host": "app1"}, {})
+    assert tried is not None and tried.outcome == "repair_failed" and called == ["ctn-1"]
+    assert store.get(LOCKS, "host:app1") is None  # given back
+    assert store.get(BREAKERS, rec.action).doc["failures"] == 1  # type: ignore[union-attr]  # counted
+
+    ledger.released(store, settings, "ctn-1", "run run-9 (revert_isolate)")
+    assert _guarded_repair(settings, store, rec, "me", {"host": "app1"}, {}) is None  # released: nothing to repair
+    assert called == ["ctn-1"]
