@@ -30,4 +30,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module_name in ROUTERS:
         module = importlib.import_module(module_name)
         app.include_router(module.router)
+    from soar.console import create_console
+
+    app.mount("/console", create_console(settings))  # the on-call's web console (soar/console/)
     return app

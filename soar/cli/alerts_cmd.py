@@ -73,20 +73,6 @@ def _row(doc: dict[str, Any]) -> list[str]:
     ]
 
 
-def _matches_text(doc: dict[str, Any], text: str) -> bool:
-    rule = doc.get("rule") or {}
-    hay = " ".join(
-        str(v)
-        for v in (
-            doc.get("id"), rule.get("id"), rule.get("title"), (doc.get("host") or {}).get("name"),
-            (doc.get("user") or {}).get("name"), (doc.get("source") or {}).get("ip"),
-            (doc.get("process") or {}).get("command_line"),
-        )
-        if v
-    )  # fmt: skip
-    return text.casefold() in hay.casefold()
-
-
 @app.command("list")
 def list_alerts(
     status: str = typer.Option(None, "--status", help="open | acknowledged | closed"),
@@ -105,6 +91,7 @@ def list_alerts(
 ) -> int:
     """Alerts in your scope, newest first, with filters; the last line says how to get the next page."""
     from soar.review.feedback import ALERTS
+    from soar.review.queue import matches_text
     from soar.store import Range, open_store
 
     for value, allowed, option in ((status, STATUSES, "--status"), (level, LEVELS, "--level"), (sort, SORTS, "--sort")):
@@ -136,7 +123,7 @@ def list_alerts(
                 doc = rec.doc
                 if status == "open" and doc.get("status") not in (None, "open"):
                     continue
-                if text and not _matches_text(doc, text):
+                if text and not matches_text(doc, text):
                     continue
                 if visible(rec):
                     rows.append(doc)

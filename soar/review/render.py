@@ -20,15 +20,21 @@ _env: SandboxedEnvironment | None = None
 def environment() -> SandboxedEnvironment:
     global _env
     if _env is None:
-        _env = SandboxedEnvironment(
-            loader=FileSystemLoader(str(TEMPLATES)),
-            autoescape=True,
-            undefined=ChainableUndefined,
-            trim_blocks=True,
-            lstrip_blocks=True,
-        )
-        _env.filters["duration"] = format_duration
+        _env = sandboxed(TEMPLATES)
     return _env
+
+
+def sandboxed(folder: Path) -> SandboxedEnvironment:
+    """A sandboxed, autoescaping environment over a template folder (the reports', the console's)."""
+    env = SandboxedEnvironment(
+        loader=FileSystemLoader(str(folder)),
+        autoescape=True,
+        undefined=ChainableUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["duration"] = format_duration
+    return env
 
 
 def render(template: str, **context: Any) -> str:
