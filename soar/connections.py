@@ -54,6 +54,22 @@ def _chain(exc: BaseException) -> list[BaseException]:
     return seen
 
 
+UNREACHABLE_STATUS = frozenset({429, 502, 503, 504})  # overloaded, restarting or behind a proxy that lost it
+
+
+def unreachable(exc: BaseException) -> bool:
+    """Whether an error means a service is out of reach for now (refused, reset, timed out, answering 503):
+    the work that met it is worth doing again later, unlike a bug or a bad record."""
+    for e in _chain(exc):
+        if isinstance(e, ESConnectionError | ESConnectionTimeout | redis.ConnectionError | redis.TimeoutError):
+            return True
+        if type(e) is ServiceUnavailable or isinstance(e, ConnectionError | TimeoutError):  # not a host's SSH error
+            return True
+        if isinstance(e, ApiError) and int(getattr(e.meta, "status", 0) or 0) in UNREACHABLE_STATUS:
+            return True
+    return False
+
+
 def _reason(exc: BaseException) -> str:
     """A short human reason for a connection failure, without the stack of wrapped errors."""
     chain = _chain(exc)

@@ -25,6 +25,7 @@ from typing import Any
 from soar.alerts import utcnow_iso
 from soar.audit import record
 from soar.config import Settings
+from soar.connections import unreachable
 from soar.errors import NotFound
 from soar.incidents.grouping import GroupKey, Ledger, Placement, alert_time_ms, group_key, iso_ms, place
 from soar.records.incident import AUTOMATION, KIND, Incident, scope_source
@@ -110,12 +111,17 @@ def attach_id(store: Store, settings: Settings, alert_id: str) -> Attached:
     return attach(store, settings, {**rec.doc, "id": rec.id})
 
 
-def attach_quietly(store: Store, settings: Settings, alert_id: str) -> str | None:
+def attach_quietly(store: Store, settings: Settings, alert_id: str, *, retried: bool = False) -> str | None:
     """``attach_id`` for the hand-off: incident bookkeeping must never stop the response, so a failure is
-    logged (the alert stays unattached until it is handed off again) and None returned."""
+    logged (the alert stays unattached until it is handed off again) and None returned.
+
+    ``retried``: the caller is a task retried while the store is out of reach, so that error is raised
+    for the retry (which attaches it) instead of a line per alert."""
     try:
         return attach_id(store, settings, alert_id).incident_id
     except Exception as exc:  # any failure here must not stop the playbooks
+        if retried and unreachable(exc):
+            raise
         log.error("alert %s was not attached to an incident: %s", alert_id, exc)
         return None
 

@@ -74,16 +74,15 @@ def start_run(
 
 def handle_alert(rt: Runtime, alert_id: str) -> list[str]:
     """Start a run of every playbook the stored alert triggers; the ids of runs created now."""
+    return [run_id for run_id, created in start_runs(rt, alert_id) if created]
+
+
+def start_runs(rt: Runtime, alert_id: str) -> list[tuple[str, bool]]:
+    """(run id, created now) for every playbook the stored alert triggers, its run created unless it exists."""
     rec = rt.store.get(ALERTS, alert_id)
     if rec is None:
         raise InputError(f"no alert {alert_id!r} in the store")
-    alert = rec.doc
-    started: list[str] = []
-    for pb in triggers.triggered(rt.playbooks.playbooks, alert):
-        run_id, created = start_run(rt, pb, alert)
-        if created:
-            started.append(run_id)
-    return started
+    return [start_run(rt, pb, rec.doc) for pb in triggers.triggered(rt.playbooks.playbooks, rec.doc)]
 
 
 def check_inputs(playbook: Playbook, inputs: dict[str, Any] | None) -> dict[str, Any]:

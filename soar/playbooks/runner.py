@@ -19,6 +19,7 @@ from contextlib import suppress
 from typing import Any, Literal
 
 from soar.clock import iso
+from soar.connections import unreachable
 from soar.errors import RecordError
 from soar.playbooks import guards, machine, parallel, planner, templating
 from soar.playbooks.execute import execute, lock_keys
@@ -69,6 +70,8 @@ def advance(rt: Runtime, run_id: str, owner: str | None = None) -> Next:
     try:
         nxt = _advance(run, locks)
     except Exception as exc:
+        if unreachable(exc):  # the store went away: leave the run as a worker lost here would (the task retries)
+            raise
         if _lease_lost(run):  # our lease ran out mid-attempt and another worker holds the run: it is theirs
             log.warning("run %s: lease lost to another worker (%s); standing down", run_id, exc)
             return Next("busy")

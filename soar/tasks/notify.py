@@ -9,14 +9,18 @@ from soar.config import get_settings
 from soar.dispatch import Local, Task, handles
 from soar.notify import Deliverer, interactions, service, transport_for
 from soar.store import open_store
+from soar.tasks.outage import GIVE_UP_AFTER, waiting_for_store
 
 BUSY_RETRY = 1.0
 
 
-@app.task(name=Task.RUN_EVENT.value)
-def run_event(run_id: str, event: dict[str, Any]) -> dict[str, Any]:
-    """A playbook run event → a reply in the incident's thread and an updated card."""
-    return _run_event(run_id, event)
+@app.task(name=Task.RUN_EVENT.value, bind=True, max_retries=GIVE_UP_AFTER)
+def run_event(self: Any, run_id: str, event: dict[str, Any]) -> dict[str, Any] | None:
+    """A playbook run event → a reply in the incident's thread and an updated card (retried while the store
+    is unreachable: its messages are keyed by the event, so a retry posts none twice)."""
+    with waiting_for_store(self):
+        return _run_event(run_id, event)
+    return None
 
 
 @handles(Task.RUN_EVENT)
@@ -35,9 +39,16 @@ def _run_event(run_id: str, event: dict[str, Any]) -> dict[str, Any]:
     return {"incident": thread.id, "channel": thread.channel, "revision": thread.revision}
 
 
-@app.task(name=Task.NOTIFY_ALERT.value)
-def alert(alert_id: str) -> dict[str, Any]:
-    """An alert's card (once per alert), for alerts no playbook picks up; a missing alert is reported, not retried."""
+@app.task(name=Task.NOTIFY_ALERT.value, bind=True, max_retries=None)
+def alert(self: Any, alert_id: str) -> dict[str, Any] | None:
+    """An alert's card (once per alert), for alerts no playbook picks up; a missing alert is reported, not retried
+    (an unreachable store is: nothing else would post the card)."""
+    with waiting_for_store(self):
+        return _alert(alert_id)
+    return None
+
+
+def _alert(alert_id: str) -> dict[str, Any]:
     settings = get_settings()
     store = open_store(settings)
     try:
@@ -51,9 +62,15 @@ def alert(alert_id: str) -> dict[str, Any]:
     return {"incident": thread.id, "channel": thread.channel}
 
 
-@app.task(name=Task.DELIVER.value)
-def deliver(channel: str) -> dict[str, Any]:
+@app.task(name=Task.DELIVER.value, bind=True, max_retries=GIVE_UP_AFTER)  # then the scheduler's sweep
+def deliver(self: Any, channel: str) -> dict[str, Any] | None:
     """Send a channel's outbox; reschedule itself while messages wait for a retry."""
+    with waiting_for_store(self):
+        return _deliver(channel)
+    return None
+
+
+def _deliver(channel: str) -> dict[str, Any]:
     settings = get_settings()
     store = open_store(settings)
     try:
@@ -69,9 +86,16 @@ def deliver(channel: str) -> dict[str, Any]:
     return {"channel": channel, "sent": report.sent, "busy": report.busy, "retry_in": report.retry_in}
 
 
-@app.task(name=Task.INTERACTION.value)
-def interaction(data: dict[str, Any]) -> dict[str, Any]:
-    """A verified Slack button click: check the clicker's role and decide the approval."""
+@app.task(name=Task.INTERACTION.value, bind=True, max_retries=GIVE_UP_AFTER)
+def interaction(self: Any, data: dict[str, Any]) -> dict[str, Any] | None:
+    """A verified Slack button click: check the clicker's role and decide the approval (a person's decision:
+    held while the store is out of reach, for minutes, not dropped)."""
+    with waiting_for_store(self):
+        return _interaction(data)
+    return None
+
+
+def _interaction(data: dict[str, Any]) -> dict[str, Any]:
     settings = get_settings()
     store = open_store(settings)
     try:
