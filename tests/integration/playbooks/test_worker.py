@@ -239,8 +239,8 @@ def _batch_in_flight(store: Store, state: Path, alert_id: str, step: str, action
 def test_worker_killed_mid_batch_applies_the_crash_marker_rule_to_each_instance(
     content: Content, worker_store: Store, client: Celery, tmp_path: Path
 ) -> None:
-    from tests.unit.playbooks.test_parallel import ROOMY_POLICY
     from tests.playbook_kit.testkit import open_gate
+    from tests.unit.playbooks.test_parallel import ROOMY_POLICY
 
     # a canary batch is as wide as the breaker's threshold: 4, so the first batch is the four above
     content.policy(ROOMY_POLICY + "circuit_breaker: {failures_in_a_row: 4, pause_minutes: 30}\n")
