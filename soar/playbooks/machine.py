@@ -10,6 +10,7 @@ transition, and performs its effects (writes, locks, the action, audit, events) 
     after_approval(approval, now) an instance waiting for people: go on, keep waiting, or end denied/expired
     after_interruption(...)       an instance whose worker was lost mid-attempt: again, or never
     after_attempt(...)            an attempt's result: done, retry after a backoff, or failed
+    run_targets, in_rollback      what the policy is asked about a containment's blast radius, and in a rollback
     conclude(step)                a step's status once every instance is done
 """
 
@@ -21,6 +22,7 @@ from datetime import datetime
 from typing import Literal
 
 from soar.playbooks.model import Step
+from soar.policy import Decision
 from soar.records import Approval, Instance, Run, StepRef, StepResult, Vote, instance_planned
 
 MAX_INTERRUPTIONS = 3
@@ -210,6 +212,22 @@ def admitted(step: StepResult, inst: Instance) -> set[str]:
     return {
         key for other in step.instances if other is not inst and other.status in ADMITTED for key in other.target_keys
     }
+
+
+def run_targets(run: Run, step: StepResult, inst: Instance, *, gated: bool, dry_run: bool) -> int:
+    """What the blast radius counts for a containment instance: the run's contained targets, the step's other
+    instances let through (unless the run only plans: a planned containment contains nothing), and its own."""
+    if not gated:
+        return len(set(run.contained_targets))
+    contained = set(run.contained_targets) | inst.target_keys
+    if not dry_run:
+        contained |= admitted(step, inst)
+    return len(contained)
+
+
+def in_rollback(decision: Decision) -> Decision:
+    """The policy in a rollback phase: undoing an allowed step needs no approval; a refusal still stands."""
+    return decision if decision.outcome == "refuse" else Decision("allow", ("rollback of an allowed step",))
 
 
 def conclude(step: StepResult) -> None:

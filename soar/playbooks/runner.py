@@ -273,13 +273,8 @@ def _decide(run: HeldRun, step: Step | None, step_rec: StepResult, inst: Instanc
     targets = [planner.target_of(t) for t in inst.targets]
     if step_rec.phase == "rollback":
         facts = StepFacts(action=action.spec.name, impact=impact, targets=targets)
-        d = decide(rt.policy, facts)
-        return d if d.outcome == "refuse" else Decision("allow", ("rollback of an allowed step",))
+        return machine.in_rollback(decide(rt.policy, facts))
     gated = impact in GATED_IMPACTS
-    contained = set(run.record.contained_targets)
-    if gated and not run.dry_run:  # like contained_targets: a planned containment contains nothing
-        contained |= machine.admitted(step_rec, inst)
-    new_keys = {t.key for t in targets} if gated else set()
     rate_capped = None
     if gated and step_rec.phase == "steps":
         slots, rate_capped = guards.reserve_containment(rt.store, rt.policy, run.record.rule_id, run.id, rt.clock.now())
@@ -289,7 +284,7 @@ def _decide(run: HeldRun, step: Step | None, step_rec: StepResult, inst: Instanc
         impact=impact,
         targets=targets,
         requested=step.approval if step else None,
-        run_targets=len(contained | new_keys),
+        run_targets=machine.run_targets(run.record, step_rec, inst, gated=gated, dry_run=run.dry_run),
         breaker_open=gated and guards.breaker_open(rt.store, action.spec.name, rt.clock.now()),
         rate_capped=rate_capped,
     )

@@ -9,6 +9,7 @@ import pytest
 
 from soar.playbooks import machine
 from soar.playbooks.model import Step
+from soar.policy import Decision
 from soar.records import (
     Approval,
     ApprovalSnapshot,
@@ -198,3 +199,22 @@ def test_what_a_step_did_is_what_its_attempts_did() -> None:
     untouched = _step(instances=[_inst("c[0]", "refused")], dry_run=True)
     machine.conclude(untouched)
     assert untouched.dry_run is True  # nothing was attempted: the step keeps the run's mode
+
+
+def test_the_blast_radius_asked_of_the_policy_counts_what_the_run_holds_and_lets_through() -> None:
+    def inst(key: str, status: Any, host: str) -> Instance:
+        return _inst(key, status, targets=[TargetRef("host", host, f"host:{host}")])
+
+    me = inst("c[0]", "pending", "web1")
+    step = _step(instances=[me, inst("c[1]", "ready", "web2"), inst("c[2]", "pending", "web3")])
+    run = _run(step, contained_targets=["host:web0"])
+    assert machine.run_targets(run, step, me, gated=True, dry_run=False) == 3  # web0 held, web2 let through, web1
+    assert machine.run_targets(run, step, me, gated=True, dry_run=True) == 2  # a planned web2 contains nothing
+    assert machine.run_targets(run, step, me, gated=False, dry_run=False) == 1  # a notification adds no target
+
+
+def test_a_rollback_needs_no_approval_but_a_refusal_still_stands() -> None:
+    asked = machine.in_rollback(Decision("approve", ("prod",), approvals=2, roles=("approver",)))
+    assert (asked.outcome, asked.reasons) == ("allow", ("rollback of an allowed step",))
+    refused = Decision("refuse", ("protected host bastion-1",))
+    assert machine.in_rollback(refused) is refused
