@@ -24,7 +24,15 @@ TASK_MODULES = [
 app = Celery("soar", include=TASK_MODULES, set_as_current=True)
 
 
+PUBLISH_TRIES = 2  # a publish and one retry
+
+
 def celery_config(settings: Settings) -> dict[str, Any]:
+    # Redis that accepts and never answers (a black hole) must cost a publish at most the scheduler's tick
+    # budget, not forever (kombu's socket timeout is none by default): a publish, the reconnection before its
+    # retry and the retry each wait a third of it. A worker's BRPOP is not bounded by it (kombu's event loop
+    # checks that one).
+    wait = settings.cycle_request_timeout / (2 * PUBLISH_TRIES - 1)
     return {
         "broker_url": settings.redis_url,
         "result_backend": settings.redis_url,
@@ -37,7 +45,20 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
-        "broker_transport_options": {"visibility_timeout": 3600},
+        "broker_transport_options": {
+            "visibility_timeout": 3600,
+            "socket_timeout": wait,
+            "socket_connect_timeout": wait,
+        },
+        "broker_connection_timeout": wait,
+        "task_publish_retry_policy": {
+            "max_retries": PUBLISH_TRIES - 1,
+            "interval_start": 0,
+            "interval_step": 0.2,
+            "interval_max": 0.2,
+        },
+        "redis_socket_timeout": wait,  # the result backend (a ping's answer, a cycle's report)
+        "redis_socket_connect_timeout": wait,
         "broker_connection_retry_on_startup": True,
         # Nobody reads a task's return value (the store holds every outcome): storing it costs a Redis
         # write per task, and a sender subscribing to it retries a lost Redis for 20 s before failing.
