@@ -54,7 +54,8 @@ from tests.workers import REPO_ROOT
 REPS = int(os.environ.get("BENCH_FAULT_REPS", "3"))
 OUTAGE = float(os.environ.get("BENCH_FAULT_SECONDS", "6"))
 RESTART = float(os.environ.get("BENCH_FAULT_RESTART", "2"))
-STORES = os.environ.get("BENCH_FAULT_STORES", "sqlite,elasticsearch").split(",")
+STORES = os.environ.get("BENCH_FAULT_STORES", "sqlite,elasticsearch").split(",")  # empty: none
+WORKER = os.environ.get("BENCH_FAULT_WORKER", "1") == "1"  # the worker row (Elasticsearch down under it)
 AFTER = 10.0  # seconds after a fault whose events count as "after"
 ES_URL = os.environ.get("SOARDEV_TEST_ES", "http://127.0.0.1:9200")
 RULE = """\
@@ -307,6 +308,110 @@ def _rate(values: list[tuple[float, float]]) -> str:
     return f"{statistics.fmean(v[0] for v in values):6.1f} ({statistics.fmean(v[1] for v in values):5.1f})"
 
 
+WORKER_BATCH = 6  # alerts handed to the worker before each outage
+
+
+def worker_store_outage(es: Elasticsearch) -> None:
+    """Elasticsearch down under a worker handling alerts, on the Elasticsearch store (its runs' store): each
+    repetition hands ``WORKER_BATCH`` alerts to a ``soar worker`` (2 processes; the playbook of
+    tests/integration/playbooks/test_store_outage.py: a note, a 1 s step, a non-idempotent lock, a note),
+    cuts Elasticsearch (refused, through the proxy) once their runs are under way, for ``BENCH_FAULT_SECONDS``.
+    **Recovery**: Elasticsearch back → every run of the batch finished. **Runs lost**: alerts without a
+    finished run 120 s after; duplicates: alerts with two runs; the lock run twice for one alert."""
+    import shutil
+
+    from celery import Celery
+
+    from soar.playbooks.records import RUNS
+    from tests.integration.playbooks.test_store_outage import PLAYBOOK
+    from tests.integration.scheduler.proxy import CuttableProxy
+    from tests.playbook_kit import INVENTORY, POLICY, TESTKIT, Content, alert, content_env
+    from tests.playbook_kit.testkit import calls
+
+    with tempfile.TemporaryDirectory(prefix="soar-bench-wout-") as tmp:
+        root = Path(tmp)
+        content = Content(root / "content", root / "state")
+        (content.root / "integrations").mkdir(parents=True)
+        (content.root / "playbooks").mkdir()
+        shutil.copy(TESTKIT, content.root / "integrations" / "testkit.py")
+        (content.root / "inventory.yml").write_text(INVENTORY, encoding="utf-8")
+        (content.root / "policy.yml").write_text(POLICY, encoding="utf-8")
+        content.playbook("outage", PLAYBOOK)
+        prefix = f"soar-bench-wout-{uuid.uuid4().hex[:8]}"
+        store = ElasticsearchStore(es, prefix)
+        target = urlparse(ES_URL)
+        proxy = CuttableProxy(target.hostname or "127.0.0.1", target.port or 9200).start()
+        redis_ = PrivateRedis(root / "redis").start()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SOAR_")} | content_env(content, eager=False)
+        env |= {"SOAR_REDIS_URL": redis_.url, "SOAR_STORE": "elasticsearch", "SOAR_INDEX_PREFIX": prefix,
+                "SOAR_ELASTICSEARCH_URL": proxy.url}  # fmt: skip
+        log = root / "worker.log"
+        worker = Process(["worker", "-c", "2", "-l", "INFO"], env, log, b" ready.")
+        client = Celery("bench", broker=redis_.url)
+        recovery: list[float] = []
+        lines: list[tuple[float, float]] = []
+        sent: list[str] = []
+        try:
+            worker.start()
+            for rep in range(REPS):
+                batch = [f"wout-{rep}-{i}" for i in range(WORKER_BATCH)]
+                for alert_id in batch:
+                    store.create("alerts", alert_id, alert(alert_id, host="dev1", user=alert_id))
+                    client.send_task("soar.playbooks.handle_alert", args=[alert_id], queue="response")
+                sent += batch
+                deadline = time.monotonic() + 60  # the outage begins with the batch's runs under way
+                while len(calls(content.state)) < 4 * len(sent) - 2 * WORKER_BATCH and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                before, t0 = _lines(log), time.time()
+                proxy.cut()
+                time.sleep(OUTAGE)
+                t1 = time.time()
+                after = _lines(log)
+                proxy.restore()
+                lines.append(((after[0] - before[0]) * 60 / (t1 - t0), (after[1] - before[1]) * 60 / (t1 - t0)))
+
+                def finished(ids: list[str] = batch) -> bool:
+                    runs = store.find(RUNS, {"alert_id": ids}, limit=1000)
+                    done = {
+                        r.doc["alert_id"] for r in runs if r.doc["status"] in ("succeeded", "failed", "rolled_back")
+                    }
+                    return done >= set(ids)
+
+                deadline = time.monotonic() + 120
+                while not finished() and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                recovery.append(time.time() - t1)
+            runs = [r.doc for r in store.find(RUNS, limit=10_000)]
+        finally:
+            client.close()
+            worker.kill9()
+            redis_.close()
+            proxy.close()
+            with contextlib.suppress(Exception):
+                es.options(ignore_status=404).indices.delete(index=f"{prefix}-*")
+                es.options(ignore_status=404).indices.delete_index_template(name=f"{prefix}-state")
+        per_alert: dict[str, int] = {}
+        for run in runs:
+            per_alert[run["alert_id"]] = per_alert.get(run["alert_id"], 0) + 1
+        done = {r["alert_id"] for r in runs if r["status"] in ("succeeded", "failed", "rolled_back")}
+        locks = [c["user"] for c in calls(content.state) if c["action"] == "testkit.lock"]
+        statuses = [r["status"] for r in runs]
+        text = log.read_text(encoding="utf-8", errors="replace")
+    print(f"\nElasticsearch down under the worker (its store), {REPS}x {OUTAGE:g} s, {WORKER_BATCH} alerts a time:")
+    head = f"{'fault':<28} {'recovery s p50/p95':>19} {'runs lost':>10} {'duplicate':>10} {'lock twice':>11}"
+    print(head + f" {'worker lines/min (warn+)':>25}")
+    print(
+        f"{'es refused under the worker':<28} {_fmt(recovery):>19} {len(set(sent) - done):>10}"
+        f" {sum(1 for n in per_alert.values() if n > 1):>10} {len(locks) - len(set(locks)):>11} {_rate(lines):>25}"
+    )
+    print(
+        f"runs {len(runs)} for {len(sent)} alerts: {statuses.count('succeeded')} succeeded,"
+        f" {statuses.count('failed')} failed (a lock interrupted by the outage is not run again);"
+        f" worker log: {text.count(' is down: ')} down lines, {text.count(' is back after ')} back lines,"
+        f" {text.count('Traceback')} tracebacks"
+    )
+
+
 def main() -> int:
     es = Elasticsearch(ES_URL, request_timeout=30)
     try:
@@ -315,7 +420,7 @@ def main() -> int:
         print(f"bench_faults: Elasticsearch at {ES_URL} not reachable ({exc}); nothing measured")
         return 1
     print(f"faults {REPS}x each; outage {OUTAGE:g} s, restart after {RESTART:g} s; rule interval 1 s, ingest delay 1 s")
-    for backend in STORES:
+    for backend in filter(None, STORES):
         print(f"\n{backend} store:")
         with stack(es, backend) as s:
             rows = measure(s)
@@ -327,6 +432,8 @@ def main() -> int:
                 f" {_rate(row.sched_lines):>28} {_rate(row.worker_lines):>25}"
             )
     print("(recovery: fault end → checkpoint past it; the baseline row is a cycle's own lag. Printed, never asserted.)")
+    if WORKER:
+        worker_store_outage(es)
     return 0
 
 
