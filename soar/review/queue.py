@@ -18,8 +18,8 @@ ALERTS = "alerts"
 LEVELS = ("informational", "low", "medium", "high", "critical")
 STATUSES = ("open", "acknowledged", "closed")
 ORDERS = ("newest", "oldest", "severity")  # severity: within the page, newest first among equals
-PAGE = 500  # records read per store query while filtering
-SCAN = 5000  # records read at most per call
+PAGE = 500  # records read at most per store query while filtering
+SCAN = 1000  # records read at most per call (a text search that matches little goes on from its cursor)
 
 
 @dataclass(frozen=True)
@@ -89,6 +89,7 @@ def find_alerts(
     where = query.where()
     rows: list[dict[str, Any]] = []
     cursor, scanned, exhausted = query.cursor, 0, False
+    want = max(2 * limit, 100)  # a page is mostly what is shown; filtered out records grow the next read
     while len(rows) < limit and scanned < scan:
         if oldest_first:
             bound = Range(gt=cursor, lt=query.until) if cursor else Range(gte=query.since, lt=query.until)
@@ -96,7 +97,8 @@ def find_alerts(
             upper = min(x for x in (query.until, cursor) if x) if (query.until or cursor) else None
             bound = Range(gte=query.since, lt=upper)
         has_bound = any(v is not None for v in (bound.gte, bound.gt, bound.lt))
-        size = min(PAGE, scan - scanned)
+        size = min(want, PAGE, scan - scanned)
+        want *= 2
         page = store.find(
             ALERTS, {**where, **({"@timestamp": bound} if has_bound else {})},
             order_by="@timestamp", descending=not oldest_first, limit=size,

@@ -21,6 +21,7 @@ CREATE TABLE IF NOT EXISTS docs (
     PRIMARY KEY (kind, id)
 );
 CREATE INDEX IF NOT EXISTS docs_status ON docs (kind, json_extract(doc, '$."status"'));
+CREATE INDEX IF NOT EXISTS docs_time ON docs (kind, json_extract(doc, '$."@timestamp"'), id);
 """
 
 
