@@ -6,7 +6,7 @@ import re
 
 from fastapi.testclient import TestClient
 
-from tests.integration.api.conftest import Api, _api, api, contained_incident  # noqa: F401  (fixtures re-exported)
+from tests.integration.api.conftest import Api, _api, api, contained_incident, es_api  # noqa: F401  (fixtures re-exported)
 from tests.integration.api.lab_content import TOKENS
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')

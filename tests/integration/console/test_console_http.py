@@ -116,3 +116,44 @@ def test_every_page_renders(api: Api) -> None:
     run_html = client.get(f"/console/runs/{run_id}").text
     assert "isolated web1" in run_html and "verified" in run_html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in client.get(f"/console/alerts/{alert_id}").text
+
+
+def test_the_queue_and_bulk_actions_on_the_elasticsearch_store(es_api: Api) -> None:
+    ids = [_ingest(es_api, f"es-{i}", "web1") for i in range(3)]
+    client = _client(es_api)
+    csrf = sign_in(client, "admin")
+    page = client.get("/console/alerts", params={"host": "web1", "limit": 2})
+    shown = re.findall(r'data-id="([^"]+)"', page.text)
+    assert len(shown) == 2 and set(shown) <= set(ids) and 'id="next"' in page.text
+    rest = client.get(re.search(r'href="([^"]+)" id="next"', page.text).group(1).replace("&amp;", "&"))  # type: ignore[union-attr]
+    assert set(re.findall(r'data-id="([^"]+)"', rest.text)) == set(ids) - set(shown)
+    done = client.post("/console/alerts/bulk", data={"csrf": csrf, "id": ids, "action": "close", "note": "benign"})
+    assert "3 alert(s) changed" in done.text
+    closed = client.get("/console/alerts", params={"status": "closed"}).text
+    assert all(a in closed for a in ids)
+    assert all(a not in client.get("/console/alerts", params={"status": "open"}).text for a in ids)
+
+
+def test_an_approver_rolls_a_run_back_with_a_reason(api: Api) -> None:
+    _alert_id, run_id = contained_incident(api)
+    client = _client(api)
+    csrf = sign_in(client, "approver")  # alice, env=prod: web1 is hers
+    page = client.get(f"/console/runs/{run_id}").text
+    assert 'id="rollback"' in page
+    missing = client.post(f"/console/runs/{run_id}/rollback", data={"csrf": csrf, "reason": ""})
+    assert missing.status_code == 400 and "reason" in missing.text
+    done = client.post(f"/console/runs/{run_id}/rollback", data={"csrf": csrf, "reason": "false positive"})
+    assert done.status_code == 200 and "rolling back" in done.text, done.text[:500]
+    run = api.client.get(f"/runs/{run_id}", headers=auth("admin")).json()
+    assert run["status"] == "rolled_back" and "alice" in run["rollback"]["reason"]
+    again = client.post(f"/console/runs/{run_id}/rollback", data={"csrf": csrf, "reason": "twice"})
+    assert again.status_code == 400 and "rolled back" in again.text
+
+
+def test_a_scoped_principal_gets_404_outside_its_scope(api: Api) -> None:
+    staging = _ingest(api, "scope-stage", "stage1")
+    client = _client(api)
+    sign_in(client, "approver")  # env=prod
+    assert client.get(f"/console/alerts/{staging}").status_code == 404
+    assert client.get("/console/alerts/no-such-alert").status_code == 404
+    assert client.get("/console/audit").status_code == 403  # the audit log needs an unscoped principal
