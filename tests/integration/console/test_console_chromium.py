@@ -60,7 +60,7 @@ def slack_api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workspace: Worksp
 class Browser:
     """One Chromium session (its own cookies) on the served console."""
 
-    def __init__(self, base: str, profile: Path, width: int = 1280, height: int = 1000) -> None:
+    def __init__(self, base: str, profile: Path, width: int = 1280, height: int = 1000, phone: bool = False) -> None:
         from selenium import webdriver
         from selenium.webdriver.chrome.service import Service
 
@@ -70,6 +70,9 @@ class Browser:
             options.add_argument(arg)
         options.add_argument(f"--user-data-dir={profile}")
         options.add_argument(f"--window-size={width},{height}")
+        if phone:  # a phone's viewport (a desktop window cannot be made narrower than about 500 px)
+            metrics = {"width": width, "height": height, "pixelRatio": 2.0}
+            options.add_experimental_option("mobileEmulation", {"deviceMetrics": metrics})
         self.driver: Any = webdriver.Chrome(service=Service(_driver_path()), options=options)
         self.base = base
 
@@ -262,11 +265,12 @@ def test_an_on_call_shift_in_chromium(slack_api: Api, workspace: Workspace, tmp_
         finally:
             admin.quit()
 
-        phone = Browser(base, tmp_path / "phone", width=390, height=844)
+        phone = Browser(base, tmp_path / "phone", width=390, height=844, phone=True)
         try:
             phone.sign_in("admin")
             for name, path in (("queue-phone", "/console/alerts"), ("alert-phone", f"/console/alerts/{contained}")):
                 phone.open(path)
+                assert phone.driver.execute_script("return window.innerWidth") == 390
                 assert phone.fits(), f"{name}: wider than a phone"
                 phone.shot(name)
         finally:

