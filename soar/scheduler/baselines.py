@@ -189,6 +189,41 @@ class _Docs:
 DOCS = _Docs()
 
 
+class _Written:
+    """First-sighting alerts this process wrote (or found written) per store: a claim of one of them, met again in
+    the look-back overlap, needs no confirmation and no claim again. A new process starts empty (and completes a
+    claim whose alert is missing, as ever)."""
+
+    LIMIT = 200_000
+
+    def __init__(self) -> None:
+        self._ids: weakref.WeakKeyDictionary[Any, dict[str, None]] = weakref.WeakKeyDictionary()
+        self._lock = threading.Lock()
+
+    def add(self, store: Store, ids: Sequence[str]) -> None:
+        with self._lock, suppress(TypeError):
+            known = self._ids.setdefault(store, {})
+            known.update(dict.fromkeys(ids))
+            while len(known) > self.LIMIT:
+                del known[next(iter(known))]
+
+    def has(self, store: Store, alert_id: str) -> bool:
+        with self._lock:
+            try:
+                return alert_id in self._ids.get(store, {})
+            except TypeError:
+                return False
+
+
+WRITTEN = _Written()
+
+
+def forget_process_state() -> None:
+    """Drop what this process remembers (as a restarted process has nothing): tests and benchmarks."""
+    global DOCS, WRITTEN
+    DOCS, WRITTEN = _Docs(), _Written()
+
+
 UNKNOWN = ""  # the version of a document this process wrote without reading it back (read it before writing again)
 
 
@@ -286,6 +321,8 @@ def run_baseline_jobs(
         else:
             run.hits += w.hits
             det._commit(rule, w.drafts, run, report)  # create-only by fingerprint, before the checkpoint moves
+            if rule.baseline.type == "new_terms" and not run.capped:
+                WRITTEN.add(det.store, [d.id for d in w.drafts])
         results.append(res)
     return results
 
@@ -407,10 +444,11 @@ def _new_terms(
             rec = docs.get(ids[key])
             marks = list(rec.doc.get("marks") or []) if rec else []
             seen = _prev(marks, group.first_ms)
-            if seen is None or group.first_ms - seen > history_ms:
+            if (seen is None or group.first_ms - seen > history_ms) and not _alerted(store, rec, group.first_ms):
                 confirm.append((w, key, group.first_ms))  # not proven seen within the history: ask the events
             newest = marks[-1] if marks else None
-            if rec is None or newest is None or group.last_ms > newest + history_ms // 64 or seen is None:
+            fresh = seen is None and group.first_ms not in marks  # a first sighting the marks do not hold yet
+            if rec is None or newest is None or group.last_ms > newest + history_ms // 64 or fresh:
                 due.append(key)
         stale = [ids[k] for k in due if ids[k] in docs and docs[ids[k]].version == UNKNOWN]
         if stale:  # written by this process since it read them: read back their versions first
@@ -447,6 +485,12 @@ def _new_terms(
             draft = _first_seen_draft(det, w.job.rule, key, t, hit)
             if draft is not None:
                 w.drafts.append(draft)
+
+
+def _alerted(store: Store, rec: Record | None, t: int) -> bool:
+    """This sighting is one this process alerted (claimed at this very time, its alert written): nothing to redo."""
+    claims = rec.doc.get("alerted") or [] if rec is not None else []
+    return any(int(a["t"]) == t and WRITTEN.has(store, str(a["alert_id"])) for a in claims)
 
 
 def _first_seen_draft(det: Detector, rule: ScheduledRule, key: Key, t: int, hit: dict[str, Any]) -> Draft | None:

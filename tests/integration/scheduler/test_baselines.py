@@ -58,7 +58,7 @@ def alerts(ctx: Ctx, rule_id: str) -> list[dict[str, Any]]:
 
 def fresh(ctx: Ctx) -> Detector:
     """A detector as a restarted process has it: nothing cached."""
-    baselines.DOCS = baselines._Docs()
+    baselines.forget_process_state()
     return Detector(ctx.settings, ctx.store, ctx.es, lambda _id: None)
 
 
@@ -250,7 +250,7 @@ def test_new_terms_on_the_elasticsearch_store(ctx: Ctx) -> None:
     index_events(ctx.es, ctx.index, [("h", event(1, now - 3600, user="alice")), ("n", event(2, now - 5, user="bob"))])
     index_events(ctx.es, ctx.index, [("k", event(3, now - 4, user="alice"))])
     for tick in (now, now + 2):
-        baselines.DOCS = baselines._Docs()
+        baselines.forget_process_state()
         Detector(ctx.settings, store, ctx.es, lambda _id: None).run(rules, tick)
     found = [r.doc for r in store.find("alerts", {"rule.id": rule_id})]
     assert [a["group"]["key"]["user.name"] for a in found] == ["bob"]

@@ -70,7 +70,7 @@ def _events(t0: float) -> list[dict[str, Any]]:
 def _run(detector: Detector, rules: list[Any], ticks: list[float], restart_at: int) -> None:
     for n, tick in enumerate(ticks):
         if n == restart_at:
-            baselines.DOCS = baselines._Docs()  # a restarted process: nothing cached
+            baselines.forget_process_state()  # a restarted process: nothing cached
         detector.run(rules, tick)
 
 
@@ -104,7 +104,7 @@ def test_both_engines_alert_alike_across_edges_restart_and_outage(ctx: Ctx, tmp_
     es_store = ctx.store
     emb_store = SQLiteStore(tmp_path / "embedded-state.sqlite3")
     _run(Detector(ctx.settings, es_store, ctx.es, lambda _id: None), rules, ticks, restart_at=6)
-    baselines.DOCS = baselines._Docs()
+    baselines.forget_process_state()
     _run(Detector(ctx.settings, emb_store, EmbeddedSource(embedded, {}), lambda _id: None), rules, ticks, restart_at=6)
 
     on_es, on_embedded = _alerts(es_store, names), _alerts(emb_store, names)

@@ -123,7 +123,7 @@ def test_shipped_soar_rule_gives_exactly_its_alerts_on_both_engines(
         store = SQLiteStore(tmp_path / f"{name}.sqlite3")
         for host in case.get("isolated", []):
             store.put("containments", host, {"state": "in_force", "action": "hosts.isolate_host", "host": host})
-        baselines.DOCS = baselines._Docs()
+        baselines.forget_process_state()
         detector = Detector(settings, store, source, lambda _id: None)
         for tick in ticks:
             report = detector.run(rules, tick)
