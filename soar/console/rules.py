@@ -20,3 +20,17 @@ def rules(request: Request, who: Me = ME) -> HTMLResponse:
         rows = status(settings_of(request), store_of(request))
         precision = precision_from_store(store_of(request), [r.rule_id for r in rows])
     return page("rules.html.j2", who, rows=[r.as_dict() for r in rows], precision=precision)
+
+
+@router.get("/rules/coverage", response_class=HTMLResponse)
+def coverage(request: Request, who: Me = ME) -> HTMLResponse:
+    """The coverage matrix: ATT&CK techniques by rule, and each rule against each real log source (compiled on
+    demand, as ``soar rules coverage`` does)."""
+    from soar.detection import coverage as measure
+    from soar.detection import load_rules
+    from soar.scheduler.loading import rule_paths
+
+    paths = [p for p in rule_paths(settings_of(request)) if p.exists()]
+    with http_errors():
+        data = measure(load_rules(paths)) if paths else {"rules": [], "techniques": {}, "sources": []}
+    return page("coverage.html.j2", who, data=data)

@@ -248,6 +248,7 @@ def test_an_on_call_shift_in_chromium(slack_api: Api, workspace: Workspace, tmp_
                 ("incidents", "/console/incidents"),
                 ("runs", "/console/runs"),
                 ("rules", "/console/rules"),
+                ("coverage", "/console/rules/coverage"),
                 ("metrics", "/console/metrics"),
                 ("audit", "/console/audit"),
                 ("run-report", f"/console/runs/{run_id}/report"),

@@ -180,3 +180,9 @@ def test_the_alert_page_highlights_the_fields_its_rule_reads(api: Api) -> None:
     html = client.get(f"/console/alerts/{created.json()['id']}").text
     assert re.search(r'<tr class="hit"><th class="mono">process\.command_line</th>', html), html[-3000:]
     assert '<tr><th class="mono">process.pid</th>' in html  # a field the rule does not read is not highlighted
+    rules = client.get("/console/rules").text
+    assert "82bb53c5-b434-4f3e-bbe9-23027ba2412d" in rules and "never run" in rules
+    matrix = client.get("/console/rules/coverage")
+    assert (
+        matrix.status_code == 200 and "T1059.004" in matrix.text and "Reverse shell through a named pipe" in matrix.text
+    )
