@@ -9,6 +9,7 @@ into a refreshed table.
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -18,6 +19,7 @@ from starlette.exceptions import HTTPException
 
 from soar.config import Settings
 
+STATIC = Path(__file__).resolve().parent / "static"
 PAGES = [
     "soar.console.signin",
     "soar.console.queue",
@@ -37,7 +39,7 @@ def create_console(settings: Settings) -> FastAPI:
     console.state.settings = settings
     for name in PAGES:
         console.include_router(importlib.import_module(name).router)
-    console.mount("/static", StaticFiles(directory=str(_static())), name="static")
+    console.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
 
     @console.get("/", include_in_schema=False)
     def home() -> RedirectResponse:
@@ -66,9 +68,3 @@ def create_console(settings: Settings) -> FastAPI:
         return page("error.html.j2", None, 400, status=400, message=f"{where}: {first.get('msg', 'bad input')}")
 
     return console
-
-
-def _static() -> object:
-    from pathlib import Path
-
-    return Path(__file__).resolve().parent / "static"

@@ -27,14 +27,15 @@ def _unscoped(who: Me) -> None:
 
 @router.get("/audit", response_class=HTMLResponse)
 def audit(request: Request, who: Me = ME) -> HTMLResponse:
-    from soar.audit import iter_entries, verify
+    from soar.audit import verify
+    from soar.audit.chain import KIND
 
     who.need("audit:read")
     _unscoped(who)
     with http_errors():
         result = verify(store_of(request), settings_of(request)).to_dict()
-        latest = list(iter_entries(store_of(request)))[-SHOWN:]
-    return page("audit.html.j2", who, verify=result, entries=list(reversed(latest)))
+        latest = [r.doc for r in store_of(request).find(KIND, {}, order_by="key", descending=True, limit=SHOWN)]
+    return page("audit.html.j2", who, verify=result, entries=latest)
 
 
 @router.post("/audit/export")

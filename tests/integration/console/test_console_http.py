@@ -116,6 +116,8 @@ def test_every_page_renders(api: Api) -> None:
     run_html = client.get(f"/console/runs/{run_id}").text
     assert "isolated web1" in run_html and "verified" in run_html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in client.get(f"/console/alerts/{alert_id}").text
+    audit = client.get("/console/audit").text
+    assert "The chain verifies" in audit and "<td>root</td><td>console.signed_in</td>" in audit
 
 
 def test_the_queue_and_bulk_actions_on_the_elasticsearch_store(es_api: Api) -> None:
