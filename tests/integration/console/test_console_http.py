@@ -188,3 +188,33 @@ def test_the_alert_page_highlights_the_fields_its_rule_reads(api: Api) -> None:
     assert (
         matrix.status_code == 200 and "T1059.004" in matrix.text and "Reverse shell through a named pipe" in matrix.text
     )
+
+
+def test_separation_of_duties_holds_in_the_console(api: Api) -> None:
+    alert = {
+        "id": "sod-1",
+        "rule": {"id": "lab-rule-1", "title": "Lab rule", "level": "critical"},
+        "host": {"name": "web1"},
+    }
+    created = api.client.post("/ingest/alerts", json=alert, headers=auth("approver"))  # alice ingests it
+    assert created.status_code == 201, created.text
+    run_id = api.client.get("/runs", params={"alert_id": created.json()["id"]}, headers=auth("admin")).json()[0]["id"]
+    alice = _client(api)
+    csrf = sign_in(alice, "approver")
+    assert "Nothing waits for you" in alice.get("/console/approvals").text  # not offered to the requester
+    refused = alice.post(
+        f"/console/runs/{run_id}/decide", data={"csrf": csrf, "step": "isolate", "decision": "approve"}
+    )
+    assert refused.status_code == 403 and "someone else must decide" in refused.text
+    assert api.client.get(f"/runs/{run_id}", headers=auth("admin")).json()["status"] == "waiting_approval"
+    root = _client(api)
+    csrf = sign_in(root, "admin")
+    assert run_id in root.get("/console/approvals").text
+    denied = root.post(f"/console/runs/{run_id}/decide", data={"csrf": csrf, "step": "isolate", "decision": "deny"})
+    assert denied.status_code == 400 and "say why" in denied.text  # a denial needs its reason
+    done = root.post(
+        f"/console/runs/{run_id}/decide", data={"csrf": csrf, "step": "isolate", "decision": "deny", "reason": "benign"}
+    )
+    assert done.status_code == 200, done.text[:500]
+    approvals = api.client.get(f"/runs/{run_id}/approvals", headers=auth("admin")).json()
+    assert approvals[0]["status"] == "denied" and approvals[0]["denials"][0]["approver"] == "root"
