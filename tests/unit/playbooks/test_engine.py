@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
@@ -407,7 +406,9 @@ def test_runtime_template_error_is_recorded_on_the_step(content: Content, pb_set
     assert [c["action"] for c in calls(content.state)] == ["testkit.note"]
 
 
-def test_interrupted_non_idempotent_step_is_never_repeated(content: Content, pb_settings: Settings) -> None:
+def test_interrupted_non_idempotent_step_is_never_repeated(
+    content: Content, pb_settings: Settings, clock: FakeClock
+) -> None:
     content.playbook(
         "lock",
         """\
@@ -455,7 +456,7 @@ def test_interrupted_non_idempotent_step_is_never_repeated(content: Content, pb_
                 }
             ],
         }
-        run["lease"] = {"owner": "dead-worker", "until": time.time() - 1}
+        run["lease"] = {"owner": "dead-worker", "until": clock.now() - 1}
 
     mutate(rt.store, run_id, crashed)
     assert run_id in engine.stale_runs(rt)

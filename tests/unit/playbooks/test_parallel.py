@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import threading
-import time
 from datetime import datetime
 from typing import Any
 
@@ -184,7 +183,9 @@ def test_two_instances_on_one_target_never_overlap(content: Content, pb_settings
     assert most_at_once(on_h0) == 1
 
 
-def test_a_batch_cut_short_by_a_lost_worker_is_recovered(content: Content, pb_settings: Settings) -> None:
+def test_a_batch_cut_short_by_a_lost_worker_is_recovered(
+    content: Content, pb_settings: Settings, clock: FakeClock
+) -> None:
     content.policy(ROOMY_POLICY)
     content.playbook("wide", WIDE.replace("{width}", "10"))
     rt, [run_id] = _start(pb_settings, alert(related={"hosts": ["h0", "h1", "h2"]}))
@@ -197,7 +198,7 @@ def test_a_batch_cut_short_by_a_lost_worker_is_recovered(content: Content, pb_se
             inst.update(status="running", result=None)
             inst["attempts"][-1].update(status="running", finished_at=None)
         run["contained_targets"] = ["host:h0"]
-        run["lease"] = {"owner": "dead-worker", "until": time.time() - 1}
+        run["lease"] = {"owner": "dead-worker", "until": clock.now() - 1}
 
     mutate(rt.store, run_id, killed_mid_batch)
     assert run_id in engine.stale_runs(rt)
@@ -238,7 +239,7 @@ def test_a_retry_in_a_batch_keeps_its_backoff(content: Content, pb_settings: Set
 
 
 def test_a_holder_whose_lease_ran_out_mid_batch_leaves_the_run_to_its_new_holder(
-    content: Content, pb_settings: Settings
+    content: Content, pb_settings: Settings, clock: FakeClock
 ) -> None:
     """The lease of a batch runs out (a slow host, records queued behind a slow store) and another worker takes
     the run over. The old holder, its attempt then ending, must not write over the new holder's run: before,
@@ -267,11 +268,9 @@ def test_a_holder_whose_lease_ran_out_mid_batch_leaves_the_run_to_its_new_holder
 
     wait_for(slow_one_in_flight, 30, "the batch to get the slow instance in flight")
 
-    def lease_ran_out(run: dict[str, Any]) -> None:  # time passes: the old holder's lease is over
-        assert run["lease"]["owner"] == "old"
-        run["lease"]["until"] = time.time() - 1
-
-    mutate(rt.store, run_id, lease_ran_out)
+    lease = _run(rt, run_id)["lease"]
+    assert lease["owner"] == "old"
+    clock.advance(lease["until"] - clock.now() + 1)  # time passes: the old holder's lease is over
     assert dispatch.drive(rt, run_id).kind == "done"  # the new holder: the slow attempt was lost, never repeated
     taken_over = _run(rt, run_id)
     assert taken_over["status"] == "failed" and taken_over["error"] == "steps failed: lock"
