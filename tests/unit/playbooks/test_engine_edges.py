@@ -12,9 +12,10 @@ from soar.access import Principal
 from soar.config import Settings
 from soar.errors import ContentError, InputError, NotFound
 from soar.playbooks import dispatch, engine
-from soar.playbooks.approvals import APPROVALS, NotAllowed, decide_as
+from soar.playbooks.approvals import APPROVALS, NotAllowed, decide, decide_as
 from soar.playbooks.locks import PREFIX, RedisLocks
 from soar.playbooks.records import RUNS
+from soar.records import Run
 from tests.playbook_kit import Content, alert
 from tests.playbook_kit.testkit import calls
 from tests.unit.playbooks.test_engine import CONTAIN, _run, _start
@@ -179,3 +180,29 @@ def test_redis_target_locks_are_all_or_nothing_and_reentrant_for_their_run() -> 
     assert set(redis.data) == {PREFIX + "host:web1", PREFIX + "account:alice"}
     locks.release(["host:web1", "account:alice"], "run-1")
     assert redis.data == {}
+
+
+def test_what_the_engine_writes_now_reads_back_typed_and_writes_back_identically(
+    content: Content, pb_settings: Settings
+) -> None:
+    """engine_runs.json (tests/unit/records) holds runs of an earlier engine; these are this engine's own."""
+    content.playbook("contain", CONTAIN.replace("{on_failure}", "rollback"))
+    rt, _ = _start(pb_settings, alert("a-dev", host="dev1"))  # allowed, contained
+    _start(pb_settings, alert("a-bastion", host="bastion-1"))  # refused by policy, then rolled back
+    _, [waiting] = _start(pb_settings, alert("a-prod", host="web1"))  # waits for an approval, then denied
+    deny = {"approver": "bob", "role": "approver", "decision": "deny", "via": "slack", "slack_user": "UBOB"}
+    decide(pb_settings, rt.store, waiting, "contain", **deny)  # type: ignore[arg-type]
+    docs = [r.doc for r in rt.store.find(RUNS, limit=10)]
+    assert len(docs) == 3
+    for doc in docs:
+        run = Run.from_doc(doc)
+        assert run.to_doc() == doc
+        for step in run.steps.values():
+            for inst in step.instances:
+                assert [t.extra for t in inst.targets] == [{}] * len(inst.targets)
+                assert inst.decision is not None and inst.decision.extra == {}
+                assert inst.result is None or (inst.result.extra == {} and inst.result.absent == frozenset())
+    denied = Run.from_doc(next(d for d in docs if d["id"] == waiting))
+    assert denied.status == "rolled_back"
+    [vote] = denied.steps["contain"].denied_by or []
+    assert (vote.approver, vote.slack_user, "attributes" in vote.to_doc()) == ("bob", "UBOB", False)
