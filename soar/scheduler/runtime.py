@@ -26,8 +26,9 @@ def alert_handoff(settings: Settings, store: Store | None = None) -> Dispatch:
     """Hand an alert id to the playbook engine by task name (the engine is never imported here).
 
     The engine attaches the alert to its incident (``soar.tasks.playbooks.handle_alert``: in a worker, off
-    detection's path); a process with no engine to hand it to (a bare eager detector) attaches it here, so
-    every alert gets its incident. ``store``: the one the alert is in (default: this process's store).
+    detection's path); a process with no engine to hand it to (a bare eager detector) queues it for its
+    background attacher (:mod:`soar.incidents.deferred`), so every alert gets its incident without making
+    the cycle wait. ``store``: the one the alert is in (default: this process's store).
     """
     dispatcher = dispatcher_for(settings)
 
@@ -40,10 +41,10 @@ def alert_handoff(settings: Settings, store: Store | None = None) -> Dispatch:
             log.error("playbook hand-off of alert %s failed: %s", alert_id, exc)  # must not stop detection
             return
         if not handled:
-            from soar.incidents import attach_quietly
+            from soar.incidents.deferred import attacher_for
 
             log.info("alert %s created (no playbook engine registered)", alert_id)
-            attach_quietly(store if store is not None else store_for(settings), settings, alert_id)
+            attacher_for(store if store is not None else store_for(settings), settings).put(alert_id)
 
     return send
 

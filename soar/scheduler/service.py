@@ -153,17 +153,21 @@ def run_scheduler(
 
 
 WATCH_PASS_INTERVAL = 5.0  # seconds between looks for due containments (each has its own interval, jittered)
+INCIDENT_SWEEP_INTERVAL = 600.0  # seconds between looks for alerts no incident holds (the first at start)
 
 
 def scheduler_chores(settings: Settings, store: Store) -> list[Chore]:
-    """What the scheduler does besides detection: re-try Slack messages whose retry was lost, and send the
-    re-verification of every containment in force that is due (soar.containment)."""
+    """What the scheduler does besides detection: re-try Slack messages whose retry was lost, send the
+    re-verification of every containment in force that is due (soar.containment), and attach to their
+    incidents the recent alerts a stopped process left unattached (soar.incidents.deferred)."""
     from soar.containment.watch import watch_pass
     from soar.dispatch import dispatcher_for
+    from soar.incidents import deferred
     from soar.notify.service import SWEEP_INTERVAL, sweep
 
     dispatcher = dispatcher_for(settings, store)
     return [
         Chore("notify-sweep", SWEEP_INTERVAL, lambda: sweep(settings, store)),
         Chore("containment-watch", WATCH_PASS_INTERVAL, lambda: watch_pass(settings, store, dispatcher)),
+        Chore("incidents-sweep", INCIDENT_SWEEP_INTERVAL, lambda: deferred.sweep(store, settings)),
     ]

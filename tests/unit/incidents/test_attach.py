@@ -124,5 +124,25 @@ def test_a_detector_with_no_engine_to_hand_to_attaches_itself(
     eager = Settings.model_validate({**settings.model_dump(), "celery_eager": True})
     store = SQLiteStore(tmp_path / "s.sqlite3")
     store.put("alerts", "a", ALERTS[0])
-    alert_handoff(eager, store)("a")
+    alert_handoff(eager, store)("a")  # queued for the background attacher: the cycle does not wait for it
+    from soar.incidents.deferred import attacher_for
+
+    assert attacher_for(store, eager).drain(timeout=30)
     assert incident_of_alert(store, "a") is not None
+
+
+def test_the_sweep_attaches_the_recent_alerts_no_incident_holds_once(tmp_path: Path, settings: Settings) -> None:
+    from datetime import UTC, datetime
+
+    from soar.incidents.attach import attach_id
+    from soar.incidents.deferred import sweep
+
+    store = SQLiteStore(tmp_path / "s.sqlite3")
+    for doc in (alert("a", 0), alert("b", 25), alert("old", -600)):  # "old": outside the incident window
+        store.put("alerts", doc["id"], doc)
+    attach_id(store, settings, "a")  # attached by its worker; "b" was queued when the process stopped
+    now = datetime(2026, 12, 1, 10, 30, tzinfo=UTC)
+    assert sweep(store, settings, now) == 1
+    assert incident_of_alert(store, "b") == incident_of_alert(store, "a") is not None
+    assert incident_of_alert(store, "old") is None  # past the window: not the sweep's to attach
+    assert sweep(store, settings, now) == 0  # nothing left
