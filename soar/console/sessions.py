@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from soar.access import Principal, load_principals
 from soar.alerts import utcnow_iso
 from soar.config import Settings
-from soar.store import Store
+from soar.store import Range, Store
 
 KIND = "console_sessions"
 COOKIE = "soar_session"
@@ -35,8 +35,10 @@ def _key(raw: str) -> str:
 
 
 def start(store: Store, principal: Principal, *, now: float | None = None) -> tuple[str, Session]:
-    """A new session for ``principal``: (the cookie's value, the session)."""
+    """A new session for ``principal``: (the cookie's value, the session). Expired sessions are swept here."""
     now = time.time() if now is None else now
+    for old in store.find(KIND, {"expires_at": Range(lt=now)}, limit=100):
+        store.delete(KIND, old.id)
     raw = secrets.token_urlsafe(32)
     session = Session(principal, secrets.token_urlsafe(32), now + LIFETIME)
     store.put(

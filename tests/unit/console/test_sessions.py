@@ -30,6 +30,9 @@ def test_a_session_lasts_its_lifetime_and_no_longer(tmp_path: Path) -> None:
     assert found is not None and found.principal.name == "alice" and found.csrf == session.csrf
     assert sessions.lookup(store, settings, raw, now=1000.0 + sessions.LIFETIME) is None  # type: ignore[arg-type]
     assert store.count(sessions.KIND) == 0  # an expired session is deleted when met
+    sessions.start(store, alice, now=0.0)  # one nobody comes back with ...
+    sessions.start(store, alice, now=sessions.LIFETIME + 1.0)  # ... is swept by the next sign-in after it expired
+    assert store.count(sessions.KIND) == 1
 
 
 def test_the_store_keeps_no_cookie_and_sign_out_ends_it(tmp_path: Path) -> None:
