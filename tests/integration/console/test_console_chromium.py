@@ -259,7 +259,11 @@ def test_an_on_call_shift_in_chromium(slack_api: Api, workspace: Workspace, tmp_
                     assert "The chain verifies" in admin.css("#verify").text
                 admin.shot(name)
             admin.driver.set_window_size(800, 1000)
-            for name, path in (("queue-800px", "/console/alerts"), ("run-800px", f"/console/runs/{run_id}")):
+            for name, path in (
+                ("queue-800px", "/console/alerts"),
+                ("run-800px", f"/console/runs/{run_id}"),
+                ("run-report-800px", f"/console/runs/{run_id}/report"),
+            ):
                 admin.open(path)
                 assert admin.fits(), f"{name}: wider than 800 px"
                 admin.shot(name)
