@@ -89,7 +89,8 @@ def find_alerts(
     where = query.where()
     rows: list[dict[str, Any]] = []
     cursor, scanned, exhausted = query.cursor, 0, False
-    want = max(2 * limit, 100)  # a page is mostly what is shown; filtered out records grow the next read
+    # a page is mostly what is shown (filtered out records grow the next read); free text filters out most
+    want = PAGE if query.text else max(2 * limit, 100)
     while len(rows) < limit and scanned < scan:
         if oldest_first:
             bound = Range(gt=cursor, lt=query.until) if cursor else Range(gte=query.since, lt=query.until)
