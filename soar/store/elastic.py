@@ -156,7 +156,7 @@ class ElasticsearchStore(Mutates):
         filters: list[dict[str, Any]] = []
         must_not: list[dict[str, Any]] = []
         for field, cond in normalise_where(where):
-            path = f"doc.{field}"
+            path = "id" if field == "id" else f"doc.{field}"  # ``id`` is the record's id, stored in the document or not
             if isinstance(cond, Range):
                 bounds = {
                     op: _term_value(v)
@@ -165,7 +165,7 @@ class ElasticsearchStore(Mutates):
                 }
                 filters.append({"range": {path: bounds}})
             elif isinstance(cond, Prefix):
-                filters.append({"prefix": {"id" if field == "id" else path: cond.value}})
+                filters.append({"prefix": {path: cond.value}})
             elif isinstance(cond, tuple):
                 filters.append({"terms": {path: [_term_value(v) for v in cond]}})
             elif cond is None:

@@ -161,15 +161,14 @@ class SQLiteStore(Mutates):
         clauses = ["kind = ?"]
         params: list[Any] = [check_kind(kind)]
         for field, cond in normalise_where(where):
-            expr = _json_expr(field)
+            expr = "id" if field == "id" else _json_expr(field)  # ``id`` is the record's id, stored or not
             if isinstance(cond, Range):
                 for op, value in ((">=", cond.gte), (">", cond.gt), ("<=", cond.lte), ("<", cond.lt)):
                     if value is not None:
                         clauses.append(f"{expr} {op} ?")
                         params.append(value)
             elif isinstance(cond, Prefix):  # substr, not LIKE: LIKE folds ASCII case and reads % and _
-                column = "id" if field == "id" else expr
-                clauses.append(f"substr({column}, 1, ?) = ?")
+                clauses.append(f"substr({expr}, 1, ?) = ?")
                 params += [len(cond.value), cond.value]
             elif isinstance(cond, tuple):
                 if not cond:

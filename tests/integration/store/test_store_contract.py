@@ -246,6 +246,16 @@ def test_prefix_finds_ids_and_fields_by_their_start_case_sensitively(store: Stor
     assert store.count("alerts", {"id": Prefix("ABC")}) == 1
 
 
+def test_id_in_a_filter_is_the_record_id_whether_the_document_stores_it_or_not(store: Store) -> None:
+    store.put("gaps", "g1", {"rule_id": "r1"})  # a kind whose documents do not carry their id
+    store.put("gaps", "g2", {"rule_id": "r2"})
+    store.put("gaps", "g3", {"rule_id": "r3", "id": "stale"})  # a stored "id" does not change which record it is
+    assert [r.id for r in store.find("gaps", {"id": ["g1", "g3"]})] == ["g1", "g3"]
+    assert [r.id for r in store.find("gaps", {"id": "g2"})] == ["g2"]
+    assert store.count("gaps", {"id": ["g1", "g2", "nope"]}) == 2
+    assert store.find("gaps", {"id": "stale"}) == []
+
+
 def test_put_many_if_writes_the_current_and_reports_the_stale(store: Store) -> None:
     a = store.put("checkpoints", "a", {"n": 1})
     b = store.put("checkpoints", "b", {"n": 1})
