@@ -8,7 +8,7 @@ it stopped (``cursor``) instead of reading 100,000 alerts to fill a page.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,40 +81,57 @@ def _wanted(query: AlertQuery, doc: dict[str, Any]) -> bool:
     return not (query.text and not matches_text(doc, query.text))
 
 
+def split_cursor(cursor: str | None) -> tuple[str | None, str | None]:
+    """``<@timestamp>|<id>``: the last alert shown; a bare time (older links) means strictly past that time."""
+    if not cursor:
+        return None, None
+    at, _, last = cursor.rpartition("|")
+    return (at, last) if at else (cursor, None)
+
+
+def _records(store: Store, query: AlertQuery, first: int) -> Iterator[Record]:
+    """The store's alerts in the query's time order from its cursor, a growing page at a time (keyset paging:
+    the rest of the cursor's timestamp by id, then strictly past it — alerts of one cycle share a time)."""
+    where, oldest_first = query.where(), query.order == "oldest"
+    at, last = split_cursor(query.cursor)
+    size = first
+    while True:
+        if at is not None and last is not None:  # the rest of a group of alerts with the same time
+            cond: dict[str, Any] = {"@timestamp": at, "id": Range(gt=last)}
+        elif oldest_first:
+            cond = {"@timestamp": Range(gt=at, lt=query.until) if at else Range(gte=query.since, lt=query.until)}
+        else:
+            upper = min(x for x in (query.until, at) if x) if (query.until or at) else None
+            cond = {"@timestamp": Range(gte=query.since, lt=upper)}
+        cond = {k: v for k, v in cond.items() if not (isinstance(v, Range) and v == Range())}
+        page = store.find(
+            ALERTS, {**where, **cond}, order_by="@timestamp", descending=not oldest_first, limit=size
+        )  # ties in time come in id order (both stores)
+        yield from page
+        if len(page) < size:
+            if last is None:
+                return
+            last = None  # that time's group is done: go on strictly past it
+        else:
+            at, last = str(page[-1].doc.get("@timestamp")), page[-1].id
+        size = min(size * 2, PAGE)
+
+
 def find_alerts(
     store: Store, query: AlertQuery, visible: Callable[[Record], bool], limit: int, *, scan: int = SCAN
 ) -> QueuePage:
     """Up to ``limit`` alerts the principal may see, in time order, and the cursor of the next page."""
-    oldest_first = query.order == "oldest"
-    where = query.where()
     rows: list[dict[str, Any]] = []
-    cursor, scanned, exhausted = query.cursor, 0, False
+    cursor, scanned, exhausted = query.cursor, 0, True
     # a page is mostly what is shown (filtered out records grow the next read); free text filters out most
-    want = PAGE if query.text else max(2 * limit, 100)
-    while len(rows) < limit and scanned < scan:
-        if oldest_first:
-            bound = Range(gt=cursor, lt=query.until) if cursor else Range(gte=query.since, lt=query.until)
-        else:
-            upper = min(x for x in (query.until, cursor) if x) if (query.until or cursor) else None
-            bound = Range(gte=query.since, lt=upper)
-        has_bound = any(v is not None for v in (bound.gte, bound.gt, bound.lt))
-        size = min(want, PAGE, scan - scanned)
-        want *= 2
-        page = store.find(
-            ALERTS, {**where, **({"@timestamp": bound} if has_bound else {})},
-            order_by="@timestamp", descending=not oldest_first, limit=size,
-        )  # fmt: skip
-        scanned += len(page)
-        taken = 0
-        for rec in page:
-            taken += 1
-            cursor = str(rec.doc.get("@timestamp"))
-            if _wanted(query, rec.doc) and visible(rec):
-                rows.append(rec.doc)
-                if len(rows) == limit:
-                    break
-        if len(page) < size:
-            exhausted = taken == len(page)  # the store has nothing past what was read
+    first = PAGE if query.text else max(2 * limit, 100)
+    for rec in _records(store, query, min(first, scan)):
+        scanned += 1
+        cursor = f"{rec.doc.get('@timestamp')}|{rec.id}"
+        if _wanted(query, rec.doc) and visible(rec):
+            rows.append(rec.doc)
+        if len(rows) == limit or scanned >= scan:
+            exhausted = False
             break
     if query.order == "severity":
         rank = {name: i for i, name in enumerate(LEVELS)}
