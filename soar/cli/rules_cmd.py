@@ -266,6 +266,12 @@ def test(
             return 1 if ruleset.errors or errors else 0
         results = run_fixture_tests(ruleset, engine, pipelines, es, f"{settings.index_prefix}-fixtures")
         ruleset.errors.extend(_orphans(paths))
+        if engine == "embedded":  # soar's own rule types: timelines through the scheduler's cycle
+            from soar.scheduler.baseline_fixtures import run_soar_fixtures
+
+            own, own_errors = run_soar_fixtures(_paths(paths))
+            results += own
+            ruleset.errors.extend(own_errors)
     finally:
         if es is not None:
             es.close()

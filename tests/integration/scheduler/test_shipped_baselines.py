@@ -16,13 +16,12 @@ from elasticsearch import Elasticsearch
 
 from soar.config import load_settings
 from soar.detection._provenance import invented_fields, leaves
-from soar.detection._soar_rules import duration
 from soar.detection.elastic import create_events_index
 from soar.detection.embedded import EventStore
 from soar.scheduler import baselines
+from soar.scheduler.baseline_fixtures import offset, timeline
 from soar.scheduler.cycle import Detector
 from soar.scheduler.loading import load_scheduled_rules
-from soar.scheduler.planning import iso
 from soar.scheduler.runtime import reset
 from soar.scheduler.sources import EmbeddedSource
 from soar.store.sqlite import SQLiteStore
@@ -32,33 +31,12 @@ REPO = Path(__file__).resolve().parents[3]
 FIXTURES = sorted((REPO / "rules").rglob("*.soar.tests.yml"))
 
 
-def _offset(text: str) -> float:
-    sign = -1.0 if text.startswith("-") else 1.0
-    total = 0.0
-    for part in text.lstrip("-+").replace("m", "m ").replace("h", "h ").replace("d", "d ").split():
-        seconds = duration(part)
-        assert seconds is not None, text
-        total += seconds
-    return sign * total
-
-
 def _get(doc: Mapping[str, Any], dotted: str) -> Any:
     for part in dotted.split("."):
         if not isinstance(doc, Mapping) or part not in doc:
             return None
         doc = doc[part]
     return doc
-
-
-def _events(case: Mapping[str, Any], end: float) -> list[dict[str, Any]]:
-    out = []
-    for item in case["events"]:
-        repeat = item.get("repeat") or {"count": 1, "every": "1s"}
-        for n in range(int(repeat["count"])):
-            doc = json.loads(json.dumps(item["event"]))
-            doc["@timestamp"] = iso(end + _offset(str(item["at"])) + n * _offset(str(repeat["every"])))
-            out.append(doc)
-    return sorted(out, key=lambda e: e["@timestamp"])
 
 
 def _cases() -> Iterator[Any]:
@@ -110,13 +88,13 @@ def test_shipped_soar_rule_gives_exactly_its_alerts_on_both_engines(
     rules = [r for r in rules if r.id == rule_id]
     assert rules and rules[0].baseline is not None
     end = (time.time() // 3600) * 3600  # the last full hour: buckets of every size align on it
-    events = _events(case, end)
+    events = timeline(case, end)
     index_events(es, es_index, [(str(i), e) for i, e in enumerate(events)])
     embedded = EventStore(tmp_path / "events.sqlite3")
     embedded.insert(events)
     interval = rules[0].interval
     ticks = [
-        end + _offset(str(case["from"])) + n * interval for n in range(int(-_offset(str(case["from"])) // interval) + 2)
+        end + offset(str(case["from"])) + n * interval for n in range(int(-offset(str(case["from"])) // interval) + 2)
     ]
     expected = sorted(json.dumps(a, sort_keys=True) for a in case["alerts"])
     for name, source in (("elasticsearch", es), ("embedded", EmbeddedSource(embedded, {}))):

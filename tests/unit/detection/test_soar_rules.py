@@ -124,3 +124,27 @@ def test_a_duplicate_id_is_reported_where_it_is_repeated(tmp_path: Path) -> None
     clash = GOOD.replace("6b0b4e0c-1a0f-4c39-a8cf-0f5b1b2fb002", "6b0b4e0c-1a0f-4c39-a8cf-0f5b1b2fb001")
     _, errors = _load(tmp_path, clash)
     assert len(errors) == 1 and "r.soar.yml:3:1: duplicate rule id" in errors[0] and "base.yml:1" in errors[0]
+
+
+def test_rules_test_runs_soar_rule_fixtures_and_names_what_differs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    from tests.unit.detection.helpers import run_cli
+
+    repo = Path(__file__).resolve().parents[3]
+    pack = tmp_path / "rules"
+    pack.mkdir()
+    for name in ("first_sudo_by_user_on_host.soar.yml", "first_sudo_by_user_on_host.soar.tests.yml"):
+        shutil.copy(repo / "rules" / "linux" / "auth" / name, pack / name)
+    env = {"SOAR_STATE_DIR": str(tmp_path / "state")}
+    ok = run_cli(capsys, monkeypatch, "rules", "test", str(pack), env=env)
+    assert ok.returncode == 0 and "PASS  1ff2ddfd-514e-48e4-b5be-a07f02e2e9c0" in ok.stdout, ok.stdout + ok.stderr
+    fixtures = pack / "first_sudo_by_user_on_host.soar.tests.yml"
+    fixtures.write_text(fixtures.read_text().replace("user.name: alice", "user.name: mallory"))
+    bad = run_cli(capsys, monkeypatch, "rules", "test", str(pack), env=env)
+    assert bad.returncode == 1 and "FAIL  1ff2ddfd-514e-48e4-b5be-a07f02e2e9c0" in bad.stdout
+    assert (
+        "expected an alert for" in bad.stdout and "mallory" in bad.stdout and "an alert no case expects" in bad.stdout
+    )
