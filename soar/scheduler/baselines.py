@@ -588,13 +588,13 @@ def _canonical(value: str) -> str:
 
 def _expected_hosts(det: Detector, labels: Mapping[str, str]) -> dict[str, str]:
     """canonical name, alias or address -> the inventory name, for the inventory hosts with ``labels``."""
-    from soar.hosts.inventory import load_inventory
+    from soar.scope import scopes_for
 
-    path = det.settings.inventory_path
-    if not path.is_file():
+    inventory = scopes_for(det.settings).inventory  # read again only when the file's content changed
+    if inventory is None:
         return {}
     out: dict[str, str] = {}
-    for host in load_inventory(path):
+    for host in inventory:
         if all(host.labels.get(k) == v for k, v in labels.items()):
             for name in (host.name, host.address, *host.aliases):
                 out.setdefault(_canonical(name), host.name)
