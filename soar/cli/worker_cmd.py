@@ -30,6 +30,7 @@ def register(root: typer.Typer) -> None:
         _heartbeat(settings)
         for name in ("celery", "kombu"):  # the CLI quiets client libraries; a worker's own log is its output
             logging.getLogger(name).setLevel(logging.NOTSET)
+        logging.getLogger("celery.app.trace").addFilter(quiet_retries)
         qs = queues or ",".join(all_queues(settings))
         celery.worker_main(
             [
@@ -46,6 +47,15 @@ def register(root: typer.Typer) -> None:
                 "--without-mingle",
             ]
         )
+
+
+def quiet_retries(record: logging.LogRecord) -> bool:
+    """Drop Celery's line for each retry of a soar task: soar retries only what waits for a dependency, and
+    says that once when it goes down and once when it is back (soar.tasks.outage), not once per retry."""
+    from celery.app.trace import LOG_RETRY
+
+    args = record.args if isinstance(record.args, dict) else {}
+    return not (record.msg == LOG_RETRY and str(args.get("name", "")).startswith("soar."))
 
 
 def _heartbeat(settings: Settings) -> None:

@@ -130,3 +130,19 @@ def test_the_store_back_sends_recovery(monkeypatch: pytest.MonkeyPatch) -> None:
     with outage.waiting_for_store(FakeTask(Request())):  # up already: nothing more
         pass
     assert sent == ["recover"]
+
+
+def test_the_worker_drops_celerys_line_per_retry_of_a_soar_task_and_keeps_the_rest() -> None:
+    import logging
+
+    from celery.app.trace import LOG_RETRY, LOG_SUCCESS
+
+    from soar.cli.worker_cmd import quiet_retries
+
+    def line(msg: str, name: str) -> logging.LogRecord:
+        fields = {"name": name, "id": "t1", "exc": "Retry in 2s", "return_value": None, "runtime": 0.1}
+        return logging.LogRecord("celery.app.trace", logging.INFO, __file__, 1, msg, (fields,), None)
+
+    assert not quiet_retries(line(LOG_RETRY, "soar.playbooks.advance"))  # soar says down/back once instead
+    assert quiet_retries(line(LOG_RETRY, "someone.elses.task"))
+    assert quiet_retries(line(LOG_SUCCESS, "soar.playbooks.advance"))
