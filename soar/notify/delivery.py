@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import logging
 import random
-import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from soar.alerts import utcnow_iso
+from soar.clock import SYSTEM, Clock, iso
 from soar.config import Settings
 from soar.notify import cards, storm
 from soar.notify.outbox import CHANNELS_KIND, KIND, Message, open_messages
@@ -57,25 +55,15 @@ def backoff(attempts: int) -> float:
 
 
 class Deliverer:
-    """Delivers one channel's outbox. ``clock`` and ``sleep`` are injectable for the benchmark."""
+    """Delivers one channel's outbox. Time (now, the pacing wait) comes from ``clock``, a test's or the wall's."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        store: Store,
-        transport: Transport,
-        *,
-        clock: Callable[[], float] = time.time,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
+    def __init__(self, settings: Settings, store: Store, transport: Transport, *, clock: Clock = SYSTEM) -> None:
         self.settings = settings
         self.store = store
         self.transport = transport
         self.clock = clock
-        self.sleep = sleep
         self.owner = uuid.uuid4().hex
-        self._last_send = 0.0  # time.monotonic() of this deliverer's last call to Slack
-        self._last_send_at: float | None = None  # the same on ``clock``, kept in the channel state
+        self._last_send_at: float | None = None  # this channel's last call to Slack on ``clock``, kept in its state
 
     # -- the channel lease and state
     def _channel_state(self, channel: str) -> tuple[ChannelState, str]:
@@ -88,7 +76,7 @@ class Deliverer:
 
     def _acquire(self, channel: str) -> ChannelState | None:
         state, version = self._channel_state(channel)
-        now = self.clock()
+        now = self.clock.now()
         if state.held_by_other(self.owner, now):
             return None
         state.lease_owner, state.lease_until = self.owner, now + LEASE_SECONDS
@@ -99,7 +87,6 @@ class Deliverer:
         # Pacing holds across passes (every task, timer or process has its own deliverer): start from
         # the channel's last send, whoever made it.
         self._last_send_at = state.last_sent_at
-        self._last_send = time.monotonic() - (now - self._last_send_at) if self._last_send_at is not None else 0.0
         return state
 
     def _set_channel(self, channel: str, **changes: Any) -> ChannelState:
@@ -121,7 +108,7 @@ class Deliverer:
         otherwise each schedule another look, a task storm of their own.
         """
         state, version = self._channel_state(channel)
-        now = self.clock()
+        now = self.clock.now()
         if (state.wake_at or 0.0) > now:
             return False
         state.wake_at = now + delay
@@ -138,11 +125,11 @@ class Deliverer:
         if state is None:
             report.busy = True
             return report
-        started = self.clock()
+        started = self.clock.now()
         try:
             while True:
                 progressed = self._pass(channel, report)
-                if report.retry_in is not None or not progressed or self.clock() - started > budget_seconds:
+                if report.retry_in is not None or not progressed or self.clock.now() - started > budget_seconds:
                     break
         finally:
             self._set_channel(channel, lease_owner=None, lease_until=0, last_sent_at=self._last_send_at)
@@ -161,12 +148,12 @@ class Deliverer:
             for m in pending.values()
         )
         due = max(due, state.blocked_until or 0.0)
-        return max(due - self.clock(), MIN_RETRY)
+        return max(due - self.clock.now(), MIN_RETRY)
 
     def _pass(self, channel: str, report: DeliveryReport) -> bool:
         """Send what is due; True if anything changed (so another pass may find more)."""
         state, _ = self._channel_state(channel)
-        blocked = state.blocked_for(self.clock())
+        blocked = state.blocked_for(self.clock.now())
         if blocked > 0:
             report.retry_in = blocked
             return False
@@ -185,7 +172,7 @@ class Deliverer:
         for message, version in entries:
             if message.status == "superseded":
                 continue
-            if message.next_attempt_at > self.clock():
+            if message.next_attempt_at > self.clock.now():
                 continue
             target = None
             if message.target:
@@ -270,14 +257,16 @@ class Deliverer:
         if not getattr(self.transport, "paced", True):
             return
         interval = self.settings.slack_channel_interval
-        wait = self._last_send + interval - time.monotonic()
+        if self._last_send_at is None:
+            return
+        wait = self._last_send_at + interval - self.clock.now()
         if wait > 0:
-            self.sleep(min(wait, interval))  # never more than one interval, whatever the clocks say
+            self.clock.sleep(min(wait, interval))  # never more than one interval, whatever the clocks say
 
     def _send(self, message: Message, version: str, target: Message | None, report: DeliveryReport) -> str:
         message.status = "sending"
         message.attempts += 1
-        now = self.clock()
+        now = self.clock.now()
         if message.first_attempt_at is None:
             message.first_attempt_at = now
         try:
@@ -291,7 +280,7 @@ class Deliverer:
             message.status = "pending"
             message.last_error = exc.reason
             self._save(message, version)
-            self._set_channel(message.channel, blocked_until=self.clock() + exc.retry_after)
+            self._set_channel(message.channel, blocked_until=self.clock.now() + exc.retry_after)
             report.retry_in = exc.retry_after
             report.errors.append(exc.reason)
             return "stop"
@@ -300,18 +289,18 @@ class Deliverer:
             message.status = "pending"
             message.uncertain = message.uncertain or exc.uncertain
             message.last_error = exc.reason
-            message.next_attempt_at = self.clock() + delay
+            message.next_attempt_at = self.clock.now() + delay
             self._save(message, version)
-            self._set_channel(message.channel, blocked_until=self.clock() + delay)
+            self._set_channel(message.channel, blocked_until=self.clock.now() + delay)
             report.retry_in = delay
             report.errors.append(exc.reason)
             return "stop"
         except Permanent as exc:
             return self._permanent(message, version, exc, report)
         finally:
-            self._last_send, self._last_send_at = time.monotonic(), self.clock()
+            self._last_send_at = self.clock.now()
         message.status = "sent"
-        message.sent_at = utcnow_iso()
+        message.sent_at = iso(self.clock)
         message.last_error = None
         if message.op == "post" and message.revision is not None:
             message.shown_revision = message.revision
@@ -359,13 +348,13 @@ class Deliverer:
         if exc.reason in CHANNEL_LEVEL_ERRORS:
             # The channel (or the token) is wrong, not the message: keep it for retry, report once.
             message.status = "pending"
-            message.next_attempt_at = self.clock() + CHANNEL_ERROR_RETRY
+            message.next_attempt_at = self.clock.now() + CHANNEL_ERROR_RETRY
             self._save(message, version)
             state = self._channel_state(message.channel)[0]
             if state.error != exc.reason:
                 log.error("Slack channel %s: %s; messages are kept and retried", message.channel, exc.reason)
-                self._set_channel(message.channel, error=exc.reason, error_reported_at=utcnow_iso())
-            self._set_channel(message.channel, blocked_until=self.clock() + CHANNEL_ERROR_RETRY)
+                self._set_channel(message.channel, error=exc.reason, error_reported_at=iso(self.clock))
+            self._set_channel(message.channel, blocked_until=self.clock.now() + CHANNEL_ERROR_RETRY)
             report.retry_in = CHANNEL_ERROR_RETRY
             report.errors.append(exc.reason)
             return "stop"

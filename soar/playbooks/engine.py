@@ -49,7 +49,9 @@ def start_run(
     ``requested_by`` is the authenticated principal that asked for it (separation of duties keeps them from
     approving it); by default the webhook sender of the alert, else soar's own detection.
     """
-    run = new_run(playbook, alert, origin=origin, inputs=check_inputs(playbook, inputs), requested_by=requested_by)
+    run = new_run(
+        playbook, alert, origin=origin, inputs=check_inputs(playbook, inputs), requested_by=requested_by, clock=rt.clock
+    )
     run.dry_run, run.seq = rt.settings.response_dry_run, 0  # its mode for good: a planned run never acts
     created = rt.store.create(RUNS, run.id, run.to_doc())
     if created:

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from soar.alerts import utcnow_iso
+from soar.clock import SYSTEM, Clock, iso
 from soar.config import Settings
 from soar.playbooks.model import Playbook
 from soar.records import PlaybookRef, Run
@@ -60,8 +60,9 @@ def new_run(
     origin: str,
     inputs: dict[str, Any] | None = None,
     requested_by: str | None = None,
+    clock: Clock = SYSTEM,
 ) -> Run:
-    now = utcnow_iso()
+    now = iso(clock)
     return Run(
         id=run_id_for(playbook.name, str(alert["id"])),
         playbook=PlaybookRef(playbook.name, str(playbook.path), playbook.version_hash, playbook.text),
@@ -77,13 +78,15 @@ def new_run(
     )
 
 
-def mutate(store: Store, run_id: str, change: Callable[[dict[str, Any]], Any]) -> tuple[Record, Any]:
+def mutate(
+    store: Store, run_id: str, change: Callable[[dict[str, Any]], Any], *, clock: Clock = SYSTEM
+) -> tuple[Record, Any]:
     """Apply ``change`` to the run document under optimistic concurrency (``Store.mutate``); its result too."""
     out: list[Any] = [None]
 
     def apply(doc: dict[str, Any]) -> dict[str, Any]:
         out[0] = change(doc)
-        doc["updated_at"] = utcnow_iso()
+        doc["updated_at"] = iso(clock)
         return doc
 
     rec = store.mutate(RUNS, run_id, apply, retries=MAX_UPDATE_RETRIES)
@@ -122,4 +125,15 @@ def audit(
 
         record(store, actor=actor, action=action, target=target, details=details, settings=settings)
     except Exception as exc:
+        from soar.connections import unreachable
+
+        if unreachable(exc):  # kept until the store answers (soar.audit.spool), not lost
+            from soar.audit.spool import spool
+
+            try:
+                spool(settings, actor=actor, action=action, target=target, details=details)
+                log.warning("audit record %s for %s spooled: the state store is unreachable", action, target)
+                return
+            except OSError as spool_exc:
+                exc = spool_exc
         log.error("audit record %s for %s failed: %s", action, target, exc)

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from elasticsearch import Elasticsearch
 
 from soar import metrics_prom as metrics
+from soar.clock import SYSTEM, Clock
 from soar.config import Settings
 from soar.errors import SoarError
 from soar.scheduler.alerting import KIND, Committed, Dispatch, Draft, commit, drafts_for_hits
@@ -104,7 +105,7 @@ class Detector:
         events: Elasticsearch | EventSource,
         dispatch: Dispatch,
         *,
-        clock: Callable[[], float] = time.time,
+        clock: Clock = SYSTEM,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -114,7 +115,7 @@ class Detector:
             else events
         )
         self.dispatch = dispatch
-        self.clock = clock
+        self.clock = clock.now  # the clock's now: a cycle only reads the time
         self.fetch_stats = FetchStats()  # what the fetch path did in the last cycle
         self._counted_until: dict[str, float] = {}  # per rule: alerts made up to then are in its alerts_total
 

@@ -15,13 +15,13 @@ import json
 import logging
 import os
 import threading
-import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from soar import metrics_prom as metrics
+from soar.clock import SYSTEM, Clock
 from soar.config import Settings
 from soar.dispatch import Task
 from soar.liveness import Dependency, Heartbeat
@@ -47,13 +47,13 @@ class Leases(Protocol):
 class MemoryLeases:
     """Leases for one process (embedded mode)."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, clock: Clock = SYSTEM) -> None:
         self._until: dict[str, float] = {}
         self._clock = clock
         self._lock = threading.Lock()
 
     def claim(self, rule_id: str, ttl: float) -> bool:
-        now = self._clock()
+        now = self._clock.now()
         with self._lock:
             if self._until.get(rule_id, 0.0) > now:
                 return False
@@ -90,7 +90,7 @@ class StoreLeases:
 
     GROUP = "scheduler-tick"  # the one lease :meth:`claim_many` takes for all the rules of a tick
 
-    def __init__(self, store: Callable[[], Store], clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, store: Callable[[], Store], clock: Clock = SYSTEM) -> None:
         self._store = store  # opened on first use: a scheduler may start while its store is down
         self._clock = clock
         self.holder = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
@@ -103,7 +103,7 @@ class StoreLeases:
         return list(rule_ids) if rule_ids and self.claim(self.GROUP, ttl) else []
 
     def claim(self, rule_id: str, ttl: float) -> bool:
-        now = self._clock()
+        now = self._clock.now()
         won = False
 
         def take(doc: dict[str, Any]) -> dict[str, Any] | None:
@@ -146,7 +146,7 @@ class Chore:
     last: float = field(default=float("-inf"))
 
     def run_if_due(self, now: float) -> None:
-        if now - self.last < self.interval:
+        if 0 <= now - self.last < self.interval:  # (a wall clock set back makes it due, not late by the jump)
             return
         self.last = now
         try:
@@ -165,7 +165,7 @@ class Scheduler:
         leases: Leases,
         send: Callable[[list[str]], None],
         *,
-        clock: Callable[[], float] = time.time,
+        clock: Clock = SYSTEM,
         ttl: Callable[[ScheduledRule], float] = lease_ttl,
         chores: Sequence[Chore] = (),
         heartbeat: Heartbeat | None = None,
@@ -271,7 +271,7 @@ class Scheduler:
 
     def tick(self) -> list[str]:
         """Send every due rule whose lease this scheduler wins; returns their ids."""
-        now = self.clock()
+        now = self.clock.now()
         rules = self.rules()
         checkpoints = self._checkpoints(rules, now)
         metrics.set_rule_states({r.id: rule_state(r, checkpoints.get(r.id)) for r in rules}, self._invalid)
@@ -294,7 +294,7 @@ class Scheduler:
         if self.chores:  # on their own thread: a chore that hangs (Slack, a black-holed store) never delays a tick
             threading.Thread(target=self._run_chores, args=(stop, tick_seconds), name="chores", daemon=True).start()
         while not stop.is_set():
-            started = time.monotonic()
+            started = self.clock.now()
             try:
                 self.tick()
             except Exception as exc:  # a failed tick (store or Redis down) is retried next tick, said once
@@ -304,10 +304,11 @@ class Scheduler:
             self.ticks += 1
             if self.heartbeat is not None:
                 self.heartbeat.beat(ready=self.dependencies.up, dependencies=[self.dependencies])
-            stop.wait(max(0.0, tick_seconds - (time.monotonic() - started)))
+            elapsed = max(0.0, self.clock.now() - started)  # never negative, whatever the wall clock did
+            stop.wait(max(0.0, tick_seconds - elapsed))  # a wait ``stop`` cuts short
 
     def _run_chores(self, stop: threading.Event, tick_seconds: float) -> None:
         while not stop.wait(tick_seconds):
             if self.dependencies.up:  # chores need the same store: not while it is down
                 for chore in self.chores:
-                    chore.run_if_due(time.monotonic())
+                    chore.run_if_due(self.clock.now())

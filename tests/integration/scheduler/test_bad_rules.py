@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from soar import metrics_prom
+from soar.clock import FakeClock
 from soar.config import Settings
 from soar.connections import elasticsearch_client
 from soar.scheduler.alerting import alert_id_for_event
@@ -105,7 +106,7 @@ def test_a_rule_elasticsearch_rejects_is_disabled_shown_and_counted_while_the_ot
 
     # A scheduler started afterwards (a restart: the error counter starts again from zero) shows the
     # disabled rule in its gauges at its first tick, from the stored checkpoint.
-    restarted = Scheduler(det_settings, store, MemoryLeases(), lambda _ids: None, clock=lambda: now + 5)
+    restarted = Scheduler(det_settings, store, MemoryLeases(), lambda _ids: None, clock=FakeClock(now + 5))
     restarted.tick()
     assert disabled_gauges(rejected) == (1.0, 1.0)
 

@@ -200,7 +200,7 @@ def test_a_batch_cut_short_by_a_lost_worker_is_recovered(
         run["contained_targets"] = ["host:h0"]
         run["lease"] = {"owner": "dead-worker", "until": clock.now() - 1}
 
-    mutate(rt.store, run_id, killed_mid_batch)
+    mutate(rt.store, run_id, killed_mid_batch, clock=clock)
     assert run_id in engine.stale_runs(rt)
     dispatch.kick(pb_settings, run_id, runtime=rt)
     run = _run(rt, run_id)
@@ -299,7 +299,7 @@ def test_a_batch_keeps_its_lease_while_it_writes(content: Content, pb_settings: 
     def held_for_a_second(run: dict[str, Any]) -> None:
         run["lease"] = {"owner": "holder", "until": clock.now() + 1}
 
-    rec, _ = mutate(rt.store, run_id, held_for_a_second)
+    rec, _ = mutate(rt.store, run_id, held_for_a_second, clock=clock)
     run = HeldRun(rt, rec, "holder")
     before = clock.now()
     run.save()

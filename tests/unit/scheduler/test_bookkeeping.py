@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from soar.clock import FakeClock
 from soar.config import load_settings
 from soar.scheduler.alerting import SETTLED, Draft, commit
 from soar.scheduler.loop import CHECKPOINT_REREAD, MemoryLeases, Scheduler
@@ -56,11 +57,11 @@ class FixedRules(Scheduler):
 
 def test_idle_ticks_do_not_read_the_checkpoints_again(tmp_path: Path) -> None:
     store = CountingStore(tmp_path / "s.sqlite3")
-    now = [1_000_000.0]
+    clock = FakeClock(1_000_000.0)
     settings = load_settings(content_root=tmp_path, state_dir=tmp_path / "state", celery_eager=True)
     sent: list[list[str]] = []
     leases = MemoryLeases()
-    sched = FixedRules(settings, store, leases, sent.append, clock=lambda: now[0])
+    sched = FixedRules(settings, store, leases, sent.append, clock=clock)
     sched.fixed = tuple(_rule(n, interval=60) for n in range(20))
     assert len(sched.tick()) == 20  # never run: all due (read once)
 
@@ -70,22 +71,22 @@ def test_idle_ticks_do_not_read_the_checkpoints_again(tmp_path: Path) -> None:
             leases.release(ids)  # as a worker does when its run ends
         sent.clear()
 
-    ran(now[0])
+    ran(clock.now())
     reads = store.calls.count("find checkpoints")
-    now[0] += 0.5
+    clock.advance(0.5)
     assert sched.tick() == [] and store.calls.count("find checkpoints") == reads + 1  # after a send: read again
     for _ in range(3):
-        now[0] += 0.01
+        clock.advance(0.01)
         assert sched.tick() == []
     assert store.calls.count("find checkpoints") == reads + 1  # nothing could be due: no read
-    now[0] += 60  # every rule's next slot has come: the cached checkpoints say so, the fresh ones confirm it
+    clock.advance(60)  # every rule's next slot has come: the cached checkpoints say so, the fresh ones confirm it
     assert len(sched.tick()) == 20 and store.calls.count("find checkpoints") == reads + 2
-    ran(now[0])
-    now[0] += 0.5
+    ran(clock.now())
+    clock.advance(0.5)
     sched.tick()
     reads = store.calls.count("find checkpoints")
     store.delete("checkpoints", "rule-3")  # reset by hand: seen within CHECKPOINT_REREAD
-    now[0] += CHECKPOINT_REREAD
+    clock.advance(CHECKPOINT_REREAD)
     assert sched.tick() == ["rule-3"] and store.calls.count("find checkpoints") == reads + 1
     store.close()
 
@@ -125,8 +126,8 @@ def test_store_leases_take_a_tick_under_one_lease(tmp_path: Path) -> None:
     from soar.scheduler.loop import LEASES_KIND, StoreLeases
 
     store = CountingStore(tmp_path / "s.sqlite3")
-    now = [1000.0]
-    a, b = StoreLeases(lambda: store, clock=lambda: now[0]), StoreLeases(lambda: store, clock=lambda: now[0])
+    clock = FakeClock(1000.0)
+    a, b = StoreLeases(lambda: store, clock=clock), StoreLeases(lambda: store, clock=clock)
     ids = [f"r{n}" for n in range(500)]
     assert a.claim_many(ids, 10) == ids and b.claim_many(ids, 10) == []
     assert store.count(LEASES_KIND) == 1

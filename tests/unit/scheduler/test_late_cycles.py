@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from soar.clock import FakeClock
 from soar.config import Settings, load_settings
 from soar.scheduler.cycle import Detector
 from soar.scheduler.rules import ScheduledRule
@@ -25,25 +26,17 @@ ROUND_TRIP = 0.01  # seconds of simulated time per store request
 ROUND_TRIPS = ("find", "get", "insert", "update", "put", "put_many", "put_many_if", "count")
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 class SlowStore(SQLiteStore):
     """The SQLite store, each request taking ROUND_TRIP seconds of the simulated clock (as over a network)."""
 
-    clock: Clock
+    clock: FakeClock
 
 
 for _name in ROUND_TRIPS:
     if hasattr(SQLiteStore, _name):
 
         def _timed(self: SlowStore, *args: Any, _name: str = _name, **kwargs: Any) -> Any:
-            self.clock.now += ROUND_TRIP
+            self.clock.advance(ROUND_TRIP)
             return getattr(SQLiteStore, _name)(self, *args, **kwargs)
 
         setattr(SlowStore, _name, _timed)
@@ -52,14 +45,14 @@ for _name in ROUND_TRIPS:
 class NoEvents:
     """An event source that finds nothing, in one request per cycle."""
 
-    def __init__(self, clock: Clock) -> None:
+    def __init__(self, clock: FakeClock) -> None:
         self.clock = clock
 
     def search(
         self, jobs: Sequence[Job], exceptions: Sequence[Mapping[str, Any]], counter: RequestCounter, **_: Any
     ) -> list[JobResult]:
         counter.msearch += 1
-        self.clock.now += ROUND_TRIP
+        self.clock.advance(ROUND_TRIP)
         return [JobResult(job) for job in jobs]
 
     def correlation_events(self, *args: Any) -> list[Any]:
@@ -73,8 +66,8 @@ def _rule(n: int) -> ScheduledRule:
     )  # fmt: skip
 
 
-def _world(tmp_path: Path) -> tuple[Clock, SlowStore, Settings, Detector]:
-    clock = Clock()
+def _world(tmp_path: Path) -> tuple[FakeClock, SlowStore, Settings, Detector]:
+    clock = FakeClock(T0)
     store = SlowStore(tmp_path / "state.sqlite3")
     store.clock = clock
     settings = load_settings(content_root=tmp_path, state_dir=tmp_path / "state", celery_eager=True)
@@ -85,12 +78,12 @@ def test_a_late_cycle_at_a_short_interval_is_caught_up_not_recorded_as_gaps(tmp_
     clock, store, settings, detector = _world(tmp_path)
     rules = [_rule(n) for n in range(300)]
     detector.run(rules)  # the first round: every rule's first (longer) window
-    clock.now += 4.0  # ... which took 4 s: the next cycle is over three 1 s intervals late
+    clock.advance(4.0)  # ... which took 4 s: the next cycle is over three 1 s intervals late
     lengths, gaps = [], 0
     for _ in range(5):  # cycles back to back, as the scheduler runs them when every rule is due
-        started = clock()
+        started = clock.now()
         report = detector.run(rules, started)
-        lengths.append(clock() - started)
+        lengths.append(clock.now() - started)
         gaps += sum(run.gap is not None for run in report.runs.values())
         assert all(run.window is not None and run.window.end == started - settings.detection_ingest_delay
                    for run in report.runs.values())  # fmt: skip
@@ -104,8 +97,8 @@ def test_an_outage_longer_than_the_minimum_gap_is_still_a_gap_and_filled(tmp_pat
     clock, store, settings, detector = _world(tmp_path)
     rules = [_rule(n) for n in range(3)]
     detector.run(rules)
-    clock.now += settings.detection_min_gap + 30
-    report = detector.run(rules, clock())
+    clock.advance(settings.detection_min_gap + 30)
+    report = detector.run(rules, clock.now())
     assert all(run.gap is not None and run.gap.seconds > settings.detection_min_gap for run in report.runs.values())
     assert [g.doc["status"] for g in store.find(GAPS)] == ["filled"] * 3
 
@@ -116,12 +109,12 @@ def test_after_an_outage_every_rules_gap_is_recorded_and_filled_in_a_few_request
     clock, store, _, detector = _world(tmp_path)
     rules = [_rule(n) for n in range(300)]
     detector.run(rules)
-    clock.now += 600  # ten minutes without a cycle
+    clock.advance(600)  # ten minutes without a cycle
     lengths = []
     for n in range(3):
-        started = clock()
+        started = clock.now()
         report = detector.run(rules, started)
-        lengths.append(clock() - started)
+        lengths.append(clock.now() - started)
         assert sum(run.gap is not None for run in report.runs.values()) == (300 if n == 0 else 0)
     assert max(lengths) < 1.0, lengths
     assert [g.doc["status"] for g in store.find(GAPS, limit=1000)] == ["filled"] * 300
