@@ -38,9 +38,15 @@ def verify_cmd(
         result = verify(store, settings, checkpoints)
     finally:
         store.close()
+    from soar.audit.spool import pending, spool_path
+
+    waiting = pending(settings)
     if as_json:
-        echo_json(result.to_dict())
-    elif result.ok:
+        echo_json({**result.to_dict(), "spooled": waiting})
+        return 0 if result.ok else TAMPERED_EXIT
+    if waiting:
+        typer.echo(f"{waiting} entries wait in {spool_path(settings)} (written while the store was unreachable)")
+    if result.ok:
         keyed = " (HMAC-keyed)" if result.keyed else " (unkeyed)"
         checkpoint = (
             f"; checkpoint at entry {result.checkpoint_seq} ({result.checkpoint_at})"

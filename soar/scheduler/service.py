@@ -154,12 +154,15 @@ def run_scheduler(
 
 WATCH_PASS_INTERVAL = 5.0  # seconds between looks for due containments (each has its own interval, jittered)
 INCIDENT_SWEEP_INTERVAL = 600.0  # seconds between looks for alerts no incident holds (the first at start)
+AUDIT_SPOOL_INTERVAL = 30.0  # seconds between appends of audit entries spooled while the store was away
 
 
 def scheduler_chores(settings: Settings, store: Store) -> list[Chore]:
     """What the scheduler does besides detection: re-try Slack messages whose retry was lost, send the
-    re-verification of every containment in force that is due (soar.containment), and attach to their
-    incidents the recent alerts a stopped process left unattached (soar.incidents.deferred)."""
+    re-verification of every containment in force that is due (soar.containment), attach to their
+    incidents the recent alerts a stopped process left unattached (soar.incidents.deferred), and append the
+    audit entries spooled while the store was out of reach (soar.audit.spool)."""
+    from soar.audit.spool import replay
     from soar.containment.watch import watch_pass
     from soar.dispatch import dispatcher_for
     from soar.incidents import deferred
@@ -170,4 +173,5 @@ def scheduler_chores(settings: Settings, store: Store) -> list[Chore]:
         Chore("notify-sweep", SWEEP_INTERVAL, lambda: sweep(settings, store)),
         Chore("containment-watch", WATCH_PASS_INTERVAL, lambda: watch_pass(settings, store, dispatcher)),
         Chore("incidents-sweep", INCIDENT_SWEEP_INTERVAL, lambda: deferred.sweep(store, settings)),
+        Chore("audit-spool", AUDIT_SPOOL_INTERVAL, lambda: replay(store, settings)),
     ]

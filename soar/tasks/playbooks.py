@@ -90,10 +90,15 @@ def _advance_and_schedule(run_id: str, owner: str | None = None) -> str:
 
 @app.task(name=Task.RECOVER.value, bind=True, max_retries=None)
 def recover(self: Any) -> list[str] | None:
-    """Resume every run a lost worker left mid-step (once its lease runs out), and expire approvals on time."""
+    """Resume every run a lost worker left mid-step (once its lease runs out), expire approvals on time, and
+    append the audit entries this worker spooled while the store was out of reach."""
+    from soar.audit.spool import replay
+
     with waiting_for_store(self):
         settings = get_settings()
-        runs = engine.resumable_runs(_runtime())
+        rt = _runtime()
+        replay(rt.store, settings)
+        runs = engine.resumable_runs(rt)
         for run_id, delay in runs:
             dispatch.schedule(settings, run_id, delay + 1 if delay > 0 else 0)
         return [run_id for run_id, _ in runs]
