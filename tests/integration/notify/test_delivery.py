@@ -10,9 +10,10 @@ import uuid
 import pytest
 from pydantic import SecretStr
 
+from soar.clock import FakeClock
 from soar.config import Settings
 from soar.notify import Deliverer, deliver, transport_for
-from soar.notify.delivery import backoff
+from soar.notify.delivery import DeliveryReport, backoff
 from soar.notify.outbox import KIND, Message, enqueue, get, listing
 from soar.store import Store
 from tests.integration.notify.standin import Workspace
@@ -48,13 +49,19 @@ def test_429_retry_after_is_honoured_and_nothing_is_posted_twice(
 ) -> None:
     enqueue(store, _msg(1))
     workspace.fault("rate_limit", method="chat.postMessage", retry_after=2)
-    first = deliver(slack_settings, store, "#soc-alerts")
+    clock = FakeClock()
+
+    def deliver_now() -> DeliveryReport:
+        return Deliverer(slack_settings, store, transport_for(slack_settings), clock=clock).deliver("#soc-alerts")
+
+    first = deliver_now()
     assert first.sent == 0 and first.retry_in == pytest.approx(2, abs=0.2)
     assert _texts(workspace) == []
-    again = deliver(slack_settings, store, "#soc-alerts")  # too early: the channel is still blocked
+    clock.advance(1.9)
+    again = deliver_now()  # too early: the channel is still blocked
     assert again.sent == 0 and len(workspace.calls("chat.postMessage")) == 1
-    time.sleep(2.1)
-    assert deliver(slack_settings, store, "#soc-alerts").sent == 1
+    clock.advance(0.2)
+    assert deliver_now().sent == 1
     assert _texts(workspace) == ["message 1"]
 
 
