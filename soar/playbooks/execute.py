@@ -14,7 +14,7 @@ from soar.actions import ActionContext, ActionResult
 from soar.actions.registry import RegisteredAction
 from soar.containment.ledger import on_step_verified
 from soar.playbooks import guards, machine
-from soar.playbooks.locks import Locks
+from soar.playbooks.locks import Locks, hold_while_alive
 from soar.playbooks.model import Step
 from soar.playbooks.outcomes import DRY_RUN
 from soar.playbooks.records import audit, redacted
@@ -29,8 +29,10 @@ def _truncate(text: str) -> str:
     return text if len(text) <= MAX_OUTPUT else text[:MAX_OUTPUT] + f"\n[... {len(text) - MAX_OUTPUT} bytes cut]"
 
 
-def call_with_timeout(func: Callable[[], ActionResult], timeout: float) -> ActionResult:
-    """Run an action in a thread; past the timeout the step fails (the thread is left to finish)."""
+def call_with_timeout(
+    func: Callable[[], ActionResult], timeout: float, on_stray: Callable[[threading.Thread], object] = lambda _t: None
+) -> ActionResult:
+    """Run an action in a thread; past the timeout the step fails (the thread, left to finish, goes to ``on_stray``)."""
     box: list[ActionResult | BaseException] = []
 
     def target() -> None:
@@ -43,6 +45,7 @@ def call_with_timeout(func: Callable[[], ActionResult], timeout: float) -> Actio
     thread.start()
     thread.join(timeout)
     if thread.is_alive():
+        on_stray(thread)
         return ActionResult.failure(f"timed out after {timeout:g}s")
     outcome = box[0]
     if isinstance(outcome, BaseException):
@@ -65,7 +68,9 @@ def execute(run: HeldRun, step: Step | None, step_rec: StepResult, inst: Instanc
     action = rt.registry.get(step_rec.uses)
     timeout = step.timeout if step else 60.0
     keys = lock_keys(action, inst)
-    if keys and not locks.acquire(keys, run.id, timeout + LEASE_MARGIN + 30):
+    lock_ttl = timeout + LEASE_MARGIN + 30
+    stray: list[threading.Thread] = []  # the action's thread, if it outlives its timeout
+    if keys and not locks.acquire(keys, run.id, lock_ttl):
         with run.lock:
             run.record.status = "waiting_lock"
             run.save()
@@ -87,14 +92,16 @@ def execute(run: HeldRun, step: Step | None, step_rec: StepResult, inst: Instanc
             settings=rt.settings, dry_run=dry_run, run_id=run.id, step_id=inst.key, resources=rt.resources
         )
         t0 = rt.clock.now()
-        result = call_with_timeout(lambda: action.call(ctx, _call_params(inst)), timeout)
+        result = call_with_timeout(lambda: action.call(ctx, _call_params(inst)), timeout, stray.append)
         elapsed = max(0.0, rt.clock.now() - t0)
         if action.spec.impact in GATED_IMPACTS:
             # A verified containment is watched while in force; a verified revert ends its watch. Written before
             # the target's lock is given back: the watch's repair takes the same lock and then finds it released.
             on_step_verified(rt.store, rt.settings, rt.registry, run.id, inst, action.spec, result, dry_run)
     finally:
-        if keys:
+        if keys and stray:  # still acting on its targets: nothing else may until it stops, a retry of ours neither
+            hold_while_alive(locks, keys, run.id, stray[0], lock_ttl)
+        elif keys:
             locks.release(keys, run.id)
     with run.lock:
         return _record(run, step, action, inst, attempt, result, elapsed)

@@ -2,11 +2,16 @@
 
 Redis (``SET key owner NX PX``) when a broker is configured; the store's
 create-only write in the embedded (eager) mode, where there may be no Redis.
-The owner is the run id, so a run resuming after a crash re-enters its own locks.
+The owner is the run id, so a run resuming after a crash re-enters its own locks. An action still
+running past its timeout is not the run any more: its locks pass to it (:func:`hold_while_alive`), so
+neither a retry of the same run nor another run acts on the target until its thread has stopped.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
+import uuid
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -18,8 +23,14 @@ from soar.store import Conflict, Store
 PREFIX = "soar:lock:"
 LOCKS = "locks"
 
+log = logging.getLogger("soar.playbooks")
+
 _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end
+"""
+_TRANSFER = """
+if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
+return redis.call('set', KEYS[1], ARGV[2], 'PX', ARGV[3])
 """
 
 
@@ -27,6 +38,10 @@ class Locks(Protocol):
     def acquire(self, keys: Sequence[str], owner: str, ttl: float) -> bool: ...
 
     def release(self, keys: Sequence[str], owner: str) -> None: ...
+
+    def transfer(self, keys: Sequence[str], owner: str, to: str, ttl: float) -> None:
+        """Give the locks ``owner`` holds to ``to`` (for ``ttl``); one it no longer holds stays as it is."""
+        ...
 
 
 class RedisLocks:
@@ -52,6 +67,10 @@ class RedisLocks:
     def release(self, keys: Sequence[str], owner: str) -> None:
         for key in keys:
             self.client.eval(_RELEASE, 1, PREFIX + key, owner)
+
+    def transfer(self, keys: Sequence[str], owner: str, to: str, ttl: float) -> None:
+        for key in keys:
+            self.client.eval(_TRANSFER, 1, PREFIX + key, owner, to, int(ttl * 1000))
 
 
 class StoreLocks:
@@ -89,6 +108,36 @@ class StoreLocks:
             rec = self.store.get(LOCKS, key)
             if rec is not None and rec.doc.get("owner") == owner:
                 self.store.delete(LOCKS, key)
+
+    def transfer(self, keys: Sequence[str], owner: str, to: str, ttl: float) -> None:
+        for key in keys:
+            self.store.mutate(
+                LOCKS,
+                key,
+                lambda doc: {"owner": to, "until": self.clock.now() + ttl} if doc.get("owner") == owner else None,
+                retries=3,
+            )
+
+
+def hold_while_alive(locks: Locks, keys: Sequence[str], owner: str, thread: threading.Thread, ttl: float) -> None:
+    """The target locks of an action that outlived its timeout: they pass from the run to the action's thread,
+    renewed while it runs and released when it ends (with its process, they run out after ``ttl``)."""
+    stray = f"{owner}:stray:{uuid.uuid4().hex[:8]}"
+    locks.transfer(keys, owner, stray, ttl)
+
+    def keep() -> None:
+        while True:
+            thread.join(ttl / 3)
+            try:
+                if not thread.is_alive():
+                    locks.release(keys, stray)
+                    return
+                if not locks.acquire(keys, stray, ttl):
+                    log.warning("the locks of %s's timed-out action were lost while it still runs", owner)
+            except Exception as exc:  # the store or Redis away for a moment: tried again at the next renewal
+                log.warning("the locks of %s's timed-out action: %s", owner, exc)
+
+    threading.Thread(target=keep, name="soar-stray-locks", daemon=True).start()
 
 
 def open_locks(settings: Settings, store: Store, clock: Clock = SYSTEM) -> Locks:

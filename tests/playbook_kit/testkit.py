@@ -109,6 +109,19 @@ def sleep(ctx: ActionContext, seconds: float, marker: str = "") -> ActionResult:
     return ActionResult(ok=True, output={"slept": seconds})
 
 
+@action("testkit.hang", impact="contain", idempotent=True, targets={"host": "host"})
+def hang(ctx: ActionContext, host: str) -> ActionResult:
+    """Act on a host until the test lets it go (a ``let-go-<host>`` file), whatever the step's timeout says."""
+    if ctx.dry_run:
+        return ActionResult(ok=True)
+    _log(ctx, "testkit.hang", host=host)
+    gate = _dir(ctx) / f"let-go-{host}"
+    while not gate.exists():
+        time.sleep(0.01)
+    _log(ctx, "testkit.hang.done", host=host)
+    return ActionResult(ok=True, output={"host": host})
+
+
 @action("testkit.note", impact="notify", idempotent=True)
 def note(ctx: ActionContext, text: str) -> ActionResult:
     """Record a message (a notification stand-in)."""

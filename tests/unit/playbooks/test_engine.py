@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
@@ -560,3 +561,47 @@ def test_a_run_waits_while_another_run_holds_the_target(content: Content, pb_set
     dispatch.drive(rt, run_id)
     assert _run(rt, run_id)["status"] == "succeeded"
     assert [c["action"] for c in calls(content.state)] == ["testkit.contain", "testkit.note"]
+
+
+def test_an_action_past_its_timeout_keeps_its_target_until_its_thread_stops(
+    content: Content, pb_settings: Settings
+) -> None:
+    """A timed-out action may still be acting on the host: the step's retry (same run) waits for it to stop."""
+    from soar.playbooks.locks import LOCKS
+    from soar.playbooks.runner import advance
+
+    content.playbook(
+        "hang",
+        """\
+        name: hang
+        trigger: {rules: [rule-contain]}
+        steps:
+          - id: contain
+            uses: testkit.hang
+            with: {host: "{{ alert.host.name }}"}
+            timeout: 0.2
+            retry: {count: 1, backoff: 0.05}
+        """,
+    )
+    rt = dispatch.runtime_for(pb_settings)
+    doc = alert(host="dev1")
+    rt.store.create(engine.ALERTS, doc["id"], doc)
+    run_id = engine.handle_alert(rt, doc["id"])[0]
+    assert advance(rt, run_id).kind == "retry"  # the first attempt timed out; its thread still hangs on dev1
+    stray = rt.store.get(LOCKS, "host:dev1")
+    assert stray is not None and stray.doc["owner"].startswith(f"{run_id}:stray:")  # the lock is the thread's
+    for _ in range(3):
+        assert (advance(rt, run_id).kind, _run(rt, run_id)["status"]) == ("retry", "waiting_lock")
+    assert [c["action"] for c in calls(content.state)] == ["testkit.hang"]  # the retry never started
+    (content.state / "testkit" / "let-go-dev1").touch()
+    for _ in range(500):  # the thread ends, then gives the lock back
+        if rt.store.get(LOCKS, "host:dev1") is None:
+            break
+        threading.Event().wait(0.01)
+    dispatch.drive(rt, run_id)
+    run = _run(rt, run_id)
+    assert run["status"] == "succeeded"
+    assert [a["status"] for a in run["steps"]["contain"]["instances"][0]["attempts"]] == ["failed", "succeeded"]
+    assert [c["action"] for c in calls(content.state)] == [
+        "testkit.hang", "testkit.hang.done", "testkit.hang", "testkit.hang.done"
+    ]  # fmt: skip
