@@ -76,6 +76,7 @@ def print_table(m: dict[str, Any]) -> str:
             f"{excluded.get('refused', 0)} runs the policy refused ({m.get('excluded_incidents', 0)} alerts left"
             " with no counted run)",
         )
+    lines[1:1] = m.get("unreadable_runs") or []  # one line each; they are in no figure
     rows = []
     for key, label in (
         ("mttd", "MTTD  event → alert"),

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from soar.records.run import StepResult, step_planned
+from soar.records.run import Run, StepResult, run_planned, step_planned
 
 DRY_RUN = "planned (dry run)"
 # What a status means when nothing was touched (the status itself stays the state machine's).
@@ -131,4 +131,22 @@ def human_decisions(run: Mapping[str, Any]) -> int:
         if isinstance(s, Mapping)
         for i in s.get("instances") or []
         if isinstance(i, Mapping) and isinstance(appr := i.get("approval"), Mapping)
+    )
+
+
+def run_excluded(run: Run, *, contained: bool) -> str | None:
+    """``excluded_as`` of a typed run record."""
+    if run_planned(run):
+        return "dry_run"
+    refused = any(i.status == "refused" for s in run.steps.values() for i in s.instances)
+    return "refused" if refused and not contained else None
+
+
+def run_votes(run: Run) -> int:
+    """``human_decisions`` of a typed run record."""
+    return sum(
+        len(i.approval.approvers) + len(i.approval.denials)
+        for s in run.steps.values()
+        for i in s.instances
+        if i.approval is not None
     )

@@ -1,4 +1,5 @@
-"""The I/O edge of review: read what the engine stored, hand plain documents to the pure core."""
+"""The I/O edge of review: read what the engine stored, hand typed records (and plain alert/audit documents) to the pure
+core. A run record the model cannot read reaches the core as :class:`~soar.review.timeline.Unreadable`."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ from typing import Any, TypedDict
 
 from soar.audit.chain import KIND as AUDIT
 from soar.errors import NotFound, RecordError
-from soar.records import Approval
+from soar.records import Approval, Run
 from soar.review.feedback import ALERTS, VERDICTS
+from soar.review.metrics import WATCH
+from soar.review.timeline import Unreadable, read_run
 from soar.review.times import check_range, to_iso
 from soar.store import Range, Record, Store
 
@@ -26,15 +29,18 @@ class UnknownRun(NotFound):
 
 
 def load_run(store: Store, run_id: str) -> dict[str, Any]:
-    """Everything a run's review needs: the run, its alert, its approvals and audit entries."""
+    """Everything a run's review needs: the run (``Run`` or ``Unreadable``), its alert, approvals, audit entries."""
     rec = store.get(RUNS, run_id)
     if rec is None:
         raise UnknownRun(f"unknown run id {run_id!r} (list runs with 'soar runs list')")
-    run = dict(rec.doc)
-    run.setdefault("id", run_id)
-    alert_id = str(run.get("alert_id") or (run.get("alert") or {}).get("id") or "")
+    run = read_run(rec.doc, run_id)
+    if isinstance(run, Unreadable):
+        log.error("left out of the review: %s", run.line)
+        alert_id, copy = "", {}
+    else:
+        alert_id, copy = run.alert_id or str(run.alert.get("id") or ""), run.alert
     alert_rec = store.get(ALERTS, alert_id) if alert_id else None
-    alert = alert_rec.doc if alert_rec else (run.get("alert") or {})
+    alert = alert_rec.doc if alert_rec else copy
     approvals = _approvals(store.find(APPROVALS, {"run_id": run_id}, limit=LIMIT))
     containments = watched(store, run_id)
     targets = [t for t in (run_id, alert_id, *(c["id"] for c in containments)) if t]
@@ -82,7 +88,7 @@ def _approvals(records: Iterable[Record]) -> list[Approval]:
 
 class Period(TypedDict):
     alerts: list[dict[str, Any]]
-    runs: list[dict[str, Any]]
+    runs: list[Run | Unreadable]
     approvals: list[Approval]
     verdicts: list[dict[str, Any]]
 
@@ -93,17 +99,23 @@ def load_period(store: Store, start: datetime, end: datetime) -> Period:
     window = Range(gte=to_iso(start), lte=to_iso(end))
     alerts = [r.doc for r in store.find(ALERTS, {"@timestamp": window}, order_by="@timestamp", limit=LIMIT)]
     ids = [str(a.get("id")) for a in alerts]
-    runs: list[dict[str, Any]] = []
+    records: list[Record] = []
     approvals: list[Approval] = []
     verdicts: list[dict[str, Any]] = []
     for i in range(0, len(ids), 500):
         chunk = ids[i : i + 500]
-        runs += [{"id": r.id, **r.doc} for r in store.find(RUNS, {"alert_id": chunk}, limit=LIMIT)]
+        records += store.find(RUNS, {"alert_id": chunk}, limit=LIMIT)
         verdicts += [r.doc for r in store.find(VERDICTS, {"alert_id": chunk}, limit=LIMIT)]
-    run_ids = [str(r["id"]) for r in runs]
+    run_ids = [r.id for r in records]
     for i in range(0, len(run_ids), 500):
         approvals += _approvals(store.find(APPROVALS, {"run_id": run_ids[i : i + 500]}, limit=LIMIT))
     watch = watched_runs(store, run_ids)
-    for run in runs:  # what the containment watch saw of each run's containments (their uptime)
-        run["containment_watch"] = watch.get(str(run["id"]), [])
+    runs: list[Run | Unreadable] = []
+    for rec in records:
+        run = read_run({"id": rec.id, **rec.doc})
+        if isinstance(run, Run):  # what the containment watch saw of its containments (their uptime)
+            run.extra[WATCH] = watch.get(rec.id, [])
+        else:
+            log.error("left out of the metrics: %s", run.line)
+        runs.append(run)
     return {"alerts": alerts, "runs": runs, "approvals": approvals, "verdicts": verdicts}

@@ -2,9 +2,10 @@
 
 Pure: built from the documents the engine stored (alert, run with its steps, approvals,
 audit entries), so it can be rebuilt at any time and tested without services.
-Stored documents are read defensively: a missing or malformed time leaves a gap, never a crash.
-Approvals come typed (:class:`~soar.records.Approval`: the I/O edge, ``data.py``, read them);
-the run is read field by field, as a report of a damaged run is still a report.
+The run is read as the typed record (:class:`~soar.records.Run`, ``Run.from_doc``), approvals as
+:class:`~soar.records.Approval`; a malformed time leaves a gap, never a crash, and a run record the model
+cannot read is one line, "unreadable run record <id>: <reason>" (:class:`Unreadable`), never a traceback:
+a report of a damaged run is still a report.
 
 Order: the run's own events (step started, skipped, finished, approval requested, rollback, run finished,
 the audit entries it wrote) keep the order of the run's event sequence (``seq`` in the run document), so
@@ -15,13 +16,16 @@ them by time. Older records without a sequence are ordered by time, ties in the 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from soar.errors import RecordError
 from soar.playbooks import outcomes
-from soar.records import Approval
+from soar.records import Approval, Run
+from soar.records.parts import ActionOutcome
+from soar.records.run import StepResult, run_planned, step_planned
 from soar.review.times import from_iso, to_iso
 
 CONTAIN_IMPACTS = ("contain", "destructive")
@@ -51,6 +55,33 @@ AUDIT_EVENTS = (
     "containment.",  # the containment watch: drifts, repairs, escalations, the release (soar.containment)
 )
 ImpactOf = Callable[[str], str | None]
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """A run record ``Run.from_doc`` refused: shown as one line, left out of every figure."""
+
+    id: str
+    reason: str
+
+    @property
+    def line(self) -> str:
+        return f"unreadable run record {self.id}: {self.reason}"
+
+
+RunLike = Run | Unreadable | Mapping[str, Any]
+
+
+def read_run(run: RunLike, id: str | None = None) -> Run | Unreadable:
+    """The typed run of a stored document (``id``: the store's), or why it cannot be read."""
+    if isinstance(run, Run | Unreadable):
+        return run
+    try:
+        return Run.from_doc(run, id)
+    except RecordError as exc:
+        where = f"{exc.kind}/{exc.id}: "
+        text = str(exc)
+        return Unreadable(exc.id, text[len(where) :] if text.startswith(where) else text)
 
 
 def default_impact_of(name: str) -> str | None:
@@ -166,6 +197,7 @@ class Timeline:
     dry_run: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
     watch: list[dict[str, Any]] = field(default_factory=list)  # the run's containments as the watch saw them
+    unreadable: str | None = None  # "unreadable run record <id>: <reason>" when the model could not read the run
 
     def watch_totals(self) -> dict[str, Any] | None:
         """What the containment watch saw over the run's containments: looks, drifts, repairs, still in force."""
@@ -204,54 +236,39 @@ class Timeline:
             "approval_wait_seconds": self.approval_wait,
             "human_decisions": self.human_decisions,
             "containment_watch": self.watch,
-        }
+        } | ({"unreadable": self.unreadable} if self.unreadable else {})
 
 
-def _result(step: dict[str, Any]) -> dict[str, Any]:
-    """One result for a step: its own, or the combined results of its instances (``for_each``)."""
-    result = step.get("result")
-    if isinstance(result, dict):
-        return result
-    instances = [i for i in step.get("instances") or [] if isinstance(i, dict)]
-    results = [i["result"] for i in instances if isinstance(i.get("result"), dict)]
-    if not instances:
-        return step
-    oks = [r.get("ok") for r in results]
-    checks = [r.get("verified") for r in results if isinstance(r.get("verified"), bool)]
-    return {
-        "ok": bool(results) and all(o is True for o in oks) if results else None,
-        "verified": all(checks) if checks else None,
-        "verification": [r.get("verification") for r in results if r.get("verification")],
-        "error": step.get("error") or "; ".join(str(r.get("error")) for r in results if r.get("error")) or None,
-        "evidence": [e for r in results for e in (r.get("evidence") or [])],
-        "commands": [c for r in results for c in (r.get("commands") or [])],
-    }
+@dataclass(frozen=True)
+class _Result:
+    """One result for a step: the combined results of its instances (``for_each``: several)."""
+
+    ok: bool | None
+    verified: bool | None
+    verification: list[dict[str, Any]]
+    error: str | None
+    evidence: list[Any]
+    commands: list[dict[str, Any]]
 
 
-def _first_attempt(step: dict[str, Any]) -> datetime | None:
+def _result(step: StepResult) -> _Result:
+    results: list[ActionOutcome] = [i.result for i in step.instances if i.result is not None]
+    if not step.instances:
+        return _Result(None, None, [], step.error, [], [])
+    checks = [r.verified for r in results if r.verified is not None]
+    return _Result(
+        ok=all(r.ok for r in results) if results else None,
+        verified=all(checks) if checks else None,
+        verification=[r.verification for r in results if r.verification],
+        error=step.error or "; ".join(str(r.error) for r in results if r.error) or None,
+        evidence=[e for r in results for e in r.evidence],
+        commands=[c for r in results for c in r.commands],
+    )
+
+
+def _first_attempt(step: StepResult) -> datetime | None:
     """When an action first really ran (a step is created before it waits for approval)."""
-    times = [
-        from_iso(a.get("started_at"))
-        for i in step.get("instances") or []
-        if isinstance(i, dict)
-        for a in i.get("attempts") or []
-        if isinstance(a, dict)
-    ]
-    return _min(times)
-
-
-planned_only = outcomes.planned_only  # a step that touched nothing (dry run)
-
-
-def ordered_steps(run: dict[str, Any]) -> list[dict[str, Any]]:
-    """The run's step records (a dict by id or a list) in the order they began; rollback-phase steps are marked.
-
-    ``run.rollback.steps`` is the rollback *plan*; what ran is in ``steps`` with ``phase: rollback``.
-    """
-    return [
-        {**s, "rollback": True} if s.get("phase") == "rollback" else s
-        for s in outcomes.in_order(run.get("steps") or {})
-    ]
+    return _min(from_iso(a.started_at) for i in step.instances for a in i.attempts)
 
 
 def _min(values: Iterable[datetime | None]) -> datetime | None:
@@ -268,14 +285,43 @@ def _first(
 
 
 def build_timeline(
-    run: dict[str, Any],
+    run: RunLike,
     *,
     alert: dict[str, Any] | None = None,
     approvals: Iterable[Approval] = (),
     audit: Iterable[dict[str, Any]] = (),
     impact_of: ImpactOf = default_impact_of,
 ) -> Timeline:
-    alert = alert or run.get("alert") or {}
+    """The timeline of a run (typed, or its stored document); an unreadable record gives a one-line timeline."""
+    read = read_run(run)
+    if isinstance(read, Unreadable):
+        return unreadable_timeline(read, alert or {})
+    return _timeline(read, alert or read.alert or {}, approvals, audit, impact_of)
+
+
+def unreadable_timeline(bad: Unreadable, alert: dict[str, Any]) -> Timeline:
+    """What a report shows of a run record the model cannot read: the one line that says so."""
+    return Timeline(
+        run_id=bad.id,
+        playbook="?",
+        status="unreadable",
+        alert=alert,
+        events=[Event(None, "unreadable", bad.line)],
+        milestones=dict.fromkeys(MILESTONES),
+        steps=[],
+        approvals=[],
+        evidence=[],
+        unreadable=bad.line,
+    )
+
+
+def _timeline(
+    run: Run,
+    alert: dict[str, Any],
+    approvals: Iterable[Approval],
+    audit: Iterable[dict[str, Any]],
+    impact_of: ImpactOf,
+) -> Timeline:
     rule = alert.get("rule") or {}
     events: list[Event] = []
     first_event = from_iso(alert.get("first_event_time"))
@@ -286,11 +332,13 @@ def build_timeline(
         events.append(
             Event(detected, "detected", f"Alert: {rule.get('title', '?')}", f"level {rule.get('level', '?')}", "soar")
         )
-    run_started = from_iso(run.get("created_at"))
-    dry = outcomes.run_is_dry(run)
+    run_started = from_iso(run.created_at)
+    dry = run_planned(run)
     if run_started:
-        title = f"Playbook {_pb(run)} started" + (" (dry run: host actions planned, nothing touched)" if dry else "")
-        seq0 = _seq(0) if _seq(run.get("seq")) else None
+        title = f"Playbook {run.playbook.name} started" + (
+            " (dry run: host actions planned, nothing touched)" if dry else ""
+        )
+        seq0 = _seq(0) if run.seq is not None else None
         events.append(Event(run_started, "run_started", title, "", "automation", seq=seq0))
 
     steps_out: list[dict[str, Any]] = []
@@ -298,25 +346,23 @@ def build_timeline(
     contained: list[tuple[datetime | None, tuple[int, int] | None]] = []
     released: list[tuple[datetime | None, tuple[int, int] | None]] = []
     started: list[datetime | None] = []
-    for step in ordered_steps(run):
-        uses = str(step.get("uses") or "")
-        impact = str(step.get("impact") or impact_of(uses) or "")
+    for step in run.steps_in_order:  # ``run.rollback.steps`` is the rollback *plan*; what ran has phase rollback
+        uses = step.uses
+        impact = impact_of(uses) or ""
         result = _result(step)
-        t0, t1 = from_iso(step.get("started_at")), from_iso(step.get("finished_at"))
-        ok = result.get("ok") if isinstance(result.get("ok"), bool) else None
-        verified = result.get("verified") if isinstance(result.get("verified"), bool) else None
-        planned = planned_only(step)
-        status = outcomes.shown_status(
-            str(step.get("status") or ("succeeded" if ok else "failed" if ok is False else "?")), planned
-        )
-        skipped = step.get("skip_reason") if status == "skipped" else None
-        label = f"{'Rollback ' if step.get('rollback') else ''}{step.get('id', '?')} ({uses})"
-        began, ended = _seq(step.get("started_seq")), _seq(step.get("finished_seq"))
+        t0, t1 = from_iso(step.started_at), from_iso(step.finished_at)
+        ok, verified = result.ok, result.verified
+        planned = step_planned(step)
+        status = outcomes.shown_status(step.status, planned)
+        skipped = step.skip_reason if status == "skipped" else None
+        rollback = step.phase == "rollback"
+        label = f"{'Rollback ' if rollback else ''}{step.id} ({uses})"
+        began, ended = _seq(step.started_seq), _seq(step.finished_seq)
         if t0 and status != "skipped":  # a skipped step never started: it shows once, skipped, with why
             started.append(_first_attempt(step) or t0)
             events.append(Event(t0, "step_started", f"Step {label} started", impact, "automation", seq=began))
         if t1 or (skipped and t0):
-            detail = str(skipped or result.get("error") or "")
+            detail = str(skipped or result.error or "")
             events.append(
                 Event(t1 or t0, "step_finished", f"Step {label} {status}", detail, "", ok, seq=ended or began)
             )
@@ -325,26 +371,24 @@ def build_timeline(
                 Event(
                     t1 or t0,
                     "verification",
-                    f"Verification of {step.get('id')}: {'held' if verified else 'FAILED'}",
-                    _short(result.get("verification")),
+                    f"Verification of {step.id}: {'held' if verified else 'FAILED'}",
+                    _short(result.verification),
                     "",
                     verified,
-                    seq=_seq(step.get("finished_seq"), 1),
+                    seq=_seq(step.finished_seq, 1),
                 )
             )
-        after = _seq(step.get("finished_seq"), 2)
-        if ok and not planned and verified is not False and impact in CONTAIN_IMPACTS and not step.get("rollback"):
+        after = _seq(step.finished_seq, 2)
+        if ok and not planned and verified is not False and impact in CONTAIN_IMPACTS and not rollback:
             contained.append((t1, after))
-        if ok and not planned and (impact == "release" or step.get("rollback")):
+        if ok and not planned and (impact == "release" or rollback):
             released.append((t1, after))
-        for item in result.get("evidence") or []:
+        for item in result.evidence:  # what the action returned (not a run field): kept as it was
             if isinstance(item, dict):
-                evidence.append(
-                    {"step": step.get("id"), **{k: item.get(k) for k in ("name", "sha256", "path", "size")}}
-                )
+                evidence.append({"step": step.id, **{k: item.get(k) for k in ("name", "sha256", "path", "size")}})
         steps_out.append(
             {
-                "id": step.get("id"),
+                "id": step.id,
                 "uses": uses,
                 "impact": impact or None,
                 "status": status,
@@ -352,36 +396,28 @@ def build_timeline(
                 "skip_reason": skipped,
                 "ok": ok,
                 "verified": verified,
-                "rollback": bool(step.get("rollback")),
-                "started_at": step.get("started_at"),
-                "finished_at": step.get("finished_at"),
+                "rollback": rollback,
+                "started_at": step.started_at,
+                "finished_at": step.finished_at,
                 "seconds": (t1 - t0).total_seconds() if t0 and t1 else None,
-                "error": result.get("error"),
-                "commands": result.get("commands") or [],
+                "error": result.error,
+                "commands": result.commands,
             }
         )
 
     approvals_out, waits, humans = [], [], 0
     for appr in approvals:
         requested = from_iso(appr.requested_at)
-        decisions = [{"decision": "approve", **v.to_doc()} for v in appr.approvers]
-        decisions += [{"decision": "deny", **v.to_doc()} for v in appr.denials]
+        votes = [("approve", v) for v in appr.approvers] + [("deny", v) for v in appr.denials]
+        decisions = [{"decision": d, **v.to_doc()} for d, v in votes]
         decided = from_iso(appr.decided_at) or _min(from_iso(v.at) for v in appr.votes)
         if requested:
             what = f"Approval requested for {appr.step}"
             events.append(Event(requested, "approval_requested", what, seq=_seq(appr.run_seq)))
-        for d in decisions:
+        for d, v in votes:
             humans += 1
-            events.append(
-                Event(
-                    from_iso(d.get("at")),
-                    "approval_decided",
-                    f"{d.get('decision', '?')} by {d.get('approver', '?')} ({d.get('role', '?')})",
-                    f"via {d.get('via', '?')}",
-                    str(d.get("approver", "")),
-                    d.get("decision") == "approve",
-                )
-            )
+            what = f"{d} by {v.approver} ({v.role})"
+            events.append(Event(from_iso(v.at), "approval_decided", what, f"via {v.via}", v.approver, d == "approve"))
         wait = (decided - requested).total_seconds() if requested and decided else None
         if wait is not None:
             waits.append(wait)
@@ -410,11 +446,10 @@ def build_timeline(
                     seq=_seq(details.get("run_seq"), 1),
                 )
             )
-    closed = from_iso(run.get("finished_at"))
+    closed = from_iso(run.finished_at)
     if closed:
-        shown = outcomes.shown_status(str(run.get("status", "?")), dry)
-        finished = _seq(run.get("finished_seq"))
-        events.append(Event(closed, "run_finished", f"Run {shown}", str(run.get("error") or ""), seq=finished))
+        shown = outcomes.shown_status(run.status, dry)
+        events.append(Event(closed, "run_finished", f"Run {shown}", run.error or "", seq=_seq(run.finished_seq)))
     first_contained, first_released = _first(contained), _first(released)
     if first_contained:
         events.append(Event(first_contained[0], "contained", "Containment verified", seq=first_contained[1]))
@@ -431,9 +466,9 @@ def build_timeline(
         "closed": closed,
     }
     return Timeline(
-        run_id=str(run.get("id")),
-        playbook=_pb(run),
-        status=outcomes.shown_status(str(run.get("status") or "?"), dry),
+        run_id=run.id,
+        playbook=run.playbook.name,
+        status=outcomes.shown_status(run.status, dry),
         dry_run=dry,
         alert=alert,
         events=events,
@@ -444,11 +479,6 @@ def build_timeline(
         approval_wait=sum(waits) if waits else None,
         human_decisions=humans,
     )
-
-
-def _pb(run: dict[str, Any]) -> str:
-    pb = run.get("playbook")
-    return str(pb.get("name") if isinstance(pb, dict) else pb or "?")
 
 
 def _entity(alert: dict[str, Any]) -> str:

@@ -115,7 +115,8 @@ def test_uptime_is_the_share_of_verdicts_that_found_it_in_force_and_the_metrics_
         rec.add(Check(at="t", outcome=outcome))  # type: ignore[arg-type]
     assert rec.uptime == 3 / 4  # the unreachable look says nothing either way
     alert = {"id": "a1", "@timestamp": "2026-12-06T20:00:00.000Z", "rule": {"id": "r1"}}
-    run = {"id": "run-1", "alert_id": "a1", "status": "succeeded", "steps": {}, "containment_watch": [rec.shown()]}
+    run = {"id": "run-1", "playbook": {"name": "pb"}, "alert_id": "a1", "status": "succeeded", "steps": {}}
+    run["containment_watch"] = [rec.shown()]
     start, end = datetime(2026, 12, 6, tzinfo=UTC), datetime(2026, 12, 7, tzinfo=UTC)
     metrics = period_metrics([alert], [run], [], [], start=start, end=end)
     assert metrics["containment_uptime"] == 3 / 4

@@ -31,7 +31,7 @@ def _instance(started: str, finished: str, **result: Any) -> dict[str, Any]:
     return {
         "key": "x",
         "status": "succeeded",
-        "attempts": [{"n": 1, "started_at": started, "finished_at": finished}],
+        "attempts": [{"n": 1, "status": "succeeded", "started_at": started, "finished_at": finished}],
         "result": {"ok": True, "verified": None, "evidence": [], "commands": [], **result},
     }
 

@@ -30,7 +30,9 @@ def _inst(status: str, *, dry: bool, seq: int) -> dict[str, Any]:
         "key": "block",
         "status": status,
         "dry_run": dry,
-        "attempts": [{"n": 1, "status": status, "dry_run": dry, "started_at": T, "finished_at": T, "started_seq": seq}],
+        "attempts": []  # the policy refuses before any attempt
+        if status == "refused"
+        else [{"n": 1, "status": status, "dry_run": dry, "started_at": T, "finished_at": T, "started_seq": seq}],
         "result": {"ok": status == "succeeded", "verified": True if status == "succeeded" else None},
     }
 
@@ -62,7 +64,7 @@ def _run(*, dry: bool = False, block: str = "succeeded", **extra: Any) -> dict[s
             },
             "block": {
                 "uses": "hosts.block_ip",
-                "status": block,
+                "status": "failed" if block == "refused" else block,  # a step whose instance was refused failed
                 "dry_run": dry,
                 "instances": [_inst(block, dry=dry, seq=2)],
                 "started_at": T,
@@ -217,3 +219,25 @@ def test_an_approval_request_in_a_dry_run_says_nothing_is_touched() -> None:
     _, dry = cards.approval_request({**event, "dry_run": True})
     assert "dry run" not in cards.blocks_as_text(live)
     assert "dry run: approving plans the step, nothing is touched" in cards.blocks_as_text(dry)
+
+
+def test_an_unreadable_run_record_is_one_line_and_in_no_figure() -> None:
+    bad = {**_run(), "id": "run-bad", "status": "exploded"}  # a status the model does not know
+    line = "unreadable run record run-bad: field status: expected one of"
+    tl = build_timeline(bad)
+    assert [e.title for e in tl.events] == [tl.unreadable] and tl.unreadable.startswith(line)  # type: ignore[union-attr]
+    assert tl.status == "unreadable" and tl.steps == [] and tl.milestones["contained"] is None
+    html = render("run_report.html.j2", r={**tl.to_dict(), "audit": [], "verdict": None}, soar_version="x")
+    assert html.count("unreadable run record run-bad") == 1 and "Traceback" not in html
+    assert tl.to_dict()["unreadable"] == tl.unreadable
+    assert run_figures(bad) == {"status": "unreadable", "excluded": "unreadable", "automated": False, "mttc": None}
+
+    inc = incident_metrics(ALERT, [bad, _run()])
+    assert inc["counted_runs"] == 1 and inc["mttc"] == 5.0 and inc["unreadable_runs"][0].startswith(line)
+    assert "unreadable_runs" not in incident_metrics(ALERT, [_run()])  # a readable period's output is unchanged
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    m = period_metrics([ALERT], [bad], [], [], start=start, end=start + timedelta(30))
+    assert m["responded"] == 0 and m["mttc"]["n"] == 0 and m["automation_rate"] is None
+    assert len(m["unreadable_runs"]) == 1 and m["unreadable_runs"][0].startswith(line)
+    table = print_table(m).splitlines()
+    assert sum(row.startswith("unreadable run record run-bad") for row in table) == 1
