@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 
 import typer
 
@@ -60,8 +61,9 @@ def quiet_retries(record: logging.LogRecord) -> bool:
 
 def _heartbeat(settings: Settings) -> None:
     """The worker's heartbeat (``soar services check --process worker``; systemd's watchdog): a thread in the
-    parent process that pings the broker every 10 s; ready once Celery says the worker is, and the broker
-    answers. Redis going away is one log line, and one when it is back."""
+    parent process that pings the broker and the state store every 10 s; ready once Celery says the worker
+    is and both answer (a worker whose store is away retries its tasks: it is alive, not ready). Either
+    going away is one log line, and one when it is back."""
     import threading
 
     from celery.signals import worker_ready, worker_shutdown
@@ -71,6 +73,8 @@ def _heartbeat(settings: Settings) -> None:
 
     beat = Heartbeat("worker", heartbeat_path(settings.state_dir, "worker"))
     broker = Dependency("Redis (the task broker)")
+    store = Dependency(f"the state store ({settings.store}) for the worker's readiness")  # tasks log their own
+    probe_store = _store_probe(settings)
     consuming, stop = threading.Event(), threading.Event()
     worker_ready.connect(lambda **_: consuming.set(), weak=False)
     worker_shutdown.connect(lambda **_: stop.set(), weak=False)
@@ -84,11 +88,28 @@ def _heartbeat(settings: Settings) -> None:
                 broker.failed(exc)
             else:
                 broker.ok()
-            beat.beat(ready=consuming.is_set() and broker.up, dependencies=[broker])
+            try:
+                probe_store()
+            except Exception as exc:
+                store.failed(exc)
+            else:
+                store.ok()
+            beat.beat(ready=consuming.is_set() and broker.up and store.up, dependencies=[broker, store])
             if stop.wait(1.0 if not consuming.is_set() else 10.0):
                 return
 
     threading.Thread(target=loop, name="soar-heartbeat", daemon=True).start()
+
+
+def _store_probe(settings: Settings) -> Callable[[], object]:
+    """A cheap request the state store must answer: Elasticsearch's cluster health (within the cycle budget); the
+    embedded SQLite store is a local file, always there."""
+    if settings.store != "elasticsearch":
+        return lambda: None
+    from soar.connections import elasticsearch_client
+
+    client = elasticsearch_client(settings.for_cycles())
+    return lambda: client.cluster.health()  # (GET / is the rest-root module, absent from some distributions)
 
 
 def _metrics(port: int, host: str, *, processes: int) -> None:
