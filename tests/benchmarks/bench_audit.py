@@ -67,15 +67,18 @@ def synthetic(n: int) -> dict[str, list[dict[str, Any]]]:
         runs.append(
             {
                 "id": f"run{i}",
+                "playbook": {"name": "block-ssh"},
                 "alert_id": f"a{i}",
+                "status": "succeeded",
                 "created_at": iso,
                 "finished_at": done,
                 "steps": {
                     "block": {
                         "uses": "hosts.block_ip",
+                        "status": "succeeded",
                         "started_at": iso,
                         "finished_at": done,
-                        "instances": [{"result": {"ok": True, "verified": True}}],
+                        "instances": [{"key": "ip", "status": "succeeded", "result": {"ok": True, "verified": True}}],
                     }
                 },
             }
