@@ -21,12 +21,17 @@ def notify(ctx: ActionContext, text: str, channel: str | None = None) -> ActionR
         return ActionResult.failure("slack.notify: text is empty")
     if ctx.dry_run:
         return ActionResult(ok=True, output={"would_post": text[:3000], "channel": channel or "incident thread"})
-    store = ctx.resources.get("store") or open_store(ctx.settings)
-    key = key_for("action", ctx.run_id, ctx.step_id, channel, text)
-    message = notify_text(ctx.settings, store, text, channel=channel, run_id=ctx.run_id, key=key)
-    from soar.notify.outbox import get
+    lent = ctx.resources.get("store")  # a run's: the runtime's store, lent for the run
+    store = lent if lent is not None else open_store(ctx.settings)  # called alone: its own, closed after
+    try:
+        key = key_for("action", ctx.run_id, ctx.step_id, channel, text)
+        message = notify_text(ctx.settings, store, text, channel=channel, run_id=ctx.run_id, key=key)
+        from soar.notify.outbox import get
 
-    stored = get(store, message.key) or message
+        stored = get(store, message.key) or message
+    finally:
+        if lent is None:
+            store.close()
     sent = stored.status == "sent"
     return ActionResult(
         ok=True,

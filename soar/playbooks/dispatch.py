@@ -13,20 +13,26 @@ from soar.store import Store
 ADVANCE_TASK = Task.ADVANCE
 MAX_INLINE_SLEEP = 30.0
 
-_RUNTIMES: dict[tuple[int, int], Runtime] = {}
+# Each entry holds the very settings and store it was built for (checked with ``is``), so its key is never an id
+# Python gave again to another object.
+_RUNTIMES: dict[tuple[int, int], tuple[Settings, Store | None, Runtime]] = {}
 
 
 def runtime_for(settings: Settings, store: Store | None = None) -> Runtime:
     """One Runtime per (settings, store) in a process: the registry and playbooks are loaded once."""
     key = (id(settings), id(store))
-    rt = _RUNTIMES.get(key)
-    if rt is None:
-        rt = Runtime.build(settings, store=store)
-        _RUNTIMES[key] = rt
+    entry = _RUNTIMES.get(key)
+    if entry is not None and entry[0] is settings and entry[1] is store:
+        return entry[2]
+    rt = Runtime.build(settings, store=store)
+    _RUNTIMES[key] = (settings, store, rt)
     return rt
 
 
 def forget_runtimes() -> None:
+    """Drop every runtime of the process, closing what their runs still had open."""
+    for _, _, rt in _RUNTIMES.values():
+        rt.close_resources()
     _RUNTIMES.clear()
 
 

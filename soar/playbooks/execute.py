@@ -89,7 +89,7 @@ def execute(run: HeldRun, step: Step | None, step_rec: StepResult, inst: Instanc
         summary = {"id": inst.key, "uses": action.spec.name, "dry_run": dry_run}
         run.publish("step_started", step={**summary, "status": "running", "attempt": n})
         ctx = ActionContext(
-            settings=rt.settings, dry_run=dry_run, run_id=run.id, step_id=inst.key, resources=rt.resources
+            settings=rt.settings, dry_run=dry_run, run_id=run.id, step_id=inst.key, resources=run.resources
         )
         t0 = rt.clock.now()
         result = call_with_timeout(lambda: action.call(ctx, _call_params(inst)), timeout, stray.append)

@@ -66,7 +66,9 @@ def advance(rt: Runtime, run_id: str, owner: str | None = None) -> Next:
     except Conflict:
         return Next("busy")
     run = HeldRun(rt, rec, owner, stored)
+    run.resources = rt.hold_resources(run_id)
     locks = open_locks(rt.settings, rt.store, rt.clock)
+    nxt = Next("continue")
     try:
         nxt = _advance(run, locks)
     except Exception as exc:
@@ -77,6 +79,8 @@ def advance(rt: Runtime, run_id: str, owner: str | None = None) -> Next:
             return Next("busy")
         log.exception("run %s: engine error", run_id)  # a bug or a lost store must still leave a record
         nxt = _fail_run(run, f"engine error: {type(exc).__name__}: {exc}")
+    finally:  # what the run opened (its SSH connections) is closed when it ends or waits, else kept for its next step
+        rt.let_go(run_id, ended=nxt.kind not in ("continue", "retry"))
     _release_lease(run)
     if nxt.kind == "paused" and _decided_meanwhile(run):
         return Next("continue")  # its kick found the run still held (busy) and was dropped

@@ -9,7 +9,7 @@ from typing import Any, Literal
 from soar.clock import iso
 from soar.playbooks import events
 from soar.playbooks.records import RUNS, audit
-from soar.playbooks.runtime import Runtime
+from soar.playbooks.runtime import RunResources, Runtime
 from soar.records import Lease, Run
 from soar.store import Record
 
@@ -39,6 +39,7 @@ class HeldRun:
         self.version = rec.version
         self.owner = owner
         self.lock = threading.RLock()
+        self.resources = RunResources(rt.store)  # what its actions open; ``advance`` lends it the runtime's for the run
 
     @property
     def id(self) -> str:

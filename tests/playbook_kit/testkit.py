@@ -122,6 +122,27 @@ def hang(ctx: ActionContext, host: str) -> ActionResult:
     return ActionResult(ok=True, output={"host": host})
 
 
+class Handle:
+    """A resource a run opens (as the hosts' runner opens SSH connections): closing it leaves a file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def close(self) -> None:
+        self.path.touch()
+
+
+@action("testkit.connect", impact="read", idempotent=True)
+def connect(ctx: ActionContext, name: str) -> ActionResult:
+    """Use the run's resource ``name``, opening it on first use."""
+    if ctx.dry_run:
+        return ActionResult(ok=True)
+    first = name not in ctx.resources
+    ctx.resources.setdefault(name, Handle(_dir(ctx) / f"closed-{name}-{ctx.run_id}"))
+    _log(ctx, "testkit.connect", resource=name, first=first, lent_store="store" in ctx.resources)
+    return ActionResult(ok=True, output={"first": first})
+
+
 @action("testkit.note", impact="notify", idempotent=True)
 def note(ctx: ActionContext, text: str) -> ActionResult:
     """Record a message (a notification stand-in)."""

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from soar.config import Settings, get_settings
-from soar.hosts.runner import RESOURCE_KEY, HostRunner
+from soar.hosts.runner import HostRunner
 from soar.notify.outbox import listing
 from soar.playbooks import dispatch, engine, rollback
 from soar.playbooks.records import RUNS
@@ -79,6 +79,14 @@ class LabRuns:
         self.tmp_path = tmp_path
         self.monkeypatch = monkeypatch
         self.runtimes: list[Runtime] = []
+        self.closed: list[HostRunner] = []  # the runs' runners, closed when their run was let go
+        close = HostRunner.close
+
+        def closing(runner: HostRunner) -> None:
+            self.closed.append(runner)
+            close(runner)
+
+        monkeypatch.setattr(HostRunner, "close", closing)
 
     def settings(self, root: Path, **env: str) -> Settings:
         values = {
@@ -110,11 +118,11 @@ class LabRuns:
         assert record is not None
         return record.doc, rt
 
+    def connects(self) -> int:
+        """SSH logins made by the runs' runners (0 when no action got as far as creating one)."""
+        return sum(runner.pool.connects for runner in self.closed)
+
     def close(self) -> None:
-        for rt in self.runtimes:
-            runner = rt.resources.pop(RESOURCE_KEY, None)
-            if isinstance(runner, HostRunner):
-                runner.close()
         dispatch.forget_runtimes()
         self.monkeypatch.undo()
         get_settings.cache_clear()
@@ -125,12 +133,6 @@ def lab_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LabRun
     runs = LabRuns(tmp_path, monkeypatch)
     yield runs
     runs.close()
-
-
-def connects(rt: Runtime) -> int:
-    """SSH logins made by the runtime's runner (0 when no action got as far as creating one)."""
-    runner = rt.resources.get(RESOURCE_KEY)
-    return runner.pool.connects if isinstance(runner, HostRunner) else 0
 
 
 def test_ssh_dropped_mid_apply_fails_the_run_and_the_host_restores_itself(
@@ -279,7 +281,7 @@ def test_bad_alert_values_are_refused_before_any_connection_with_the_reason_on_t
     settings = lab_runs.settings(lab_content(tmp_path, lab_inventory_path, ACT_ON_ALERT, one_alias_for_two_hosts))
     rulesets = {h: nft_ruleset(h) for h in ("app1", "db1")}
     doc = alert(host=fields["host"], user=fields["user"], ip=fields["ip"], process={"pid": fields["pid"]})
-    run, rt = lab_runs.run(settings, doc)
+    run, _ = lab_runs.run(settings, doc)
     assert run["status"] == "failed"
     for step, reason in reasons.items():
         rec = run["steps"][step]
@@ -290,7 +292,7 @@ def test_bad_alert_values_are_refused_before_any_connection_with_the_reason_on_t
             assert len(inst["attempts"]) <= 1  # a refusal is final: never retried
             if inst["attempts"]:  # refused by the action (not by the policy before it)
                 assert inst["result"]["output"]["refused"] in error and inst["result"]["commands"] == []
-    assert connects(rt) == 0, "something connected to a host"
+    assert lab_runs.connects() == 0, "something connected to a host"
     assert {h: nft_ruleset(h) for h in ("app1", "db1")} == rulesets
 
 
@@ -311,7 +313,7 @@ def test_triage_evidence_is_attached_to_the_run_and_the_run_reuses_one_connectio
     tmp_path: Path, lab_inventory_path: Path, lab_runs: LabRuns, lab_user: LabUser
 ) -> None:
     settings = lab_runs.settings(lab_content(tmp_path, lab_inventory_path, EVIDENCE))
-    run, rt = lab_runs.run(settings, alert("evidence", host="db1.lab.internal", user=lab_user.name))
+    run, _ = lab_runs.run(settings, alert("evidence", host="db1.lab.internal", user=lab_user.name))
     assert run["status"] == "succeeded", run.get("error")
     [evidence] = instance(run, "triage")["result"]["evidence"]
     data = Path(evidence["path"]).read_bytes()
@@ -319,7 +321,7 @@ def test_triage_evidence_is_attached_to_the_run_and_the_run_reuses_one_connectio
     assert Path(evidence["path"]).parent == settings.state_dir / "evidence" / run["id"]
     assert hashlib.sha256(Path("/etc/hostname").read_bytes()).hexdigest() + "  /etc/hostname" in data.decode()
     assert instance(run, "sessions")["result"]["verified"] is True
-    assert connects(rt) == 2  # the bastion and db1, once each for both steps of the run
+    assert lab_runs.connects() == 2  # the bastion and db1, once each for both steps of the run
 
 
 ISOLATE_EACH = playbook(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -605,3 +606,62 @@ def test_an_action_past_its_timeout_keeps_its_target_until_its_thread_stops(
     assert [c["action"] for c in calls(content.state)] == [
         "testkit.hang", "testkit.hang.done", "testkit.hang", "testkit.hang.done"
     ]  # fmt: skip
+
+
+def test_what_a_run_opens_is_shared_by_its_steps_and_closed_when_the_run_is_let_go(
+    content: Content, pb_settings: Settings
+) -> None:
+    content.playbook(
+        "connect",
+        """\
+        name: connect
+        trigger: {rules: [rule-contain]}
+        steps:
+          - id: first
+            uses: testkit.connect
+            with: {name: ssh}
+          - id: second
+            uses: testkit.connect
+            with: {name: ssh}
+        """,
+    )
+    rt, [run_id] = _start(pb_settings, alert())
+    run = _run(rt, run_id)
+    assert run["status"] == "succeeded"
+    assert [run["steps"][s]["instances"][0]["result"]["output"]["first"] for s in ("first", "second")] == [True, False]
+    assert [c["lent_store"] for c in calls(content.state)] == [True, True]  # actions reuse the runtime's store
+    assert (content.state / "testkit" / f"closed-ssh-{run_id}").exists()  # closed at the run's end
+    assert rt.store.get(RUNS, run_id) is not None  # the lent store is not closed with it
+
+
+def test_run_resources_close_what_was_opened_but_not_the_lent_store(tmp_path: Path) -> None:
+    from soar.playbooks.runtime import RunResources
+    from soar.store.sqlite import SQLiteStore
+    from tests.playbook_kit.testkit import Handle
+
+    store = SQLiteStore(tmp_path / "s.sqlite3")
+    resources = RunResources(store)
+    resources["a"], resources["b"] = Handle(tmp_path / "a"), Handle(tmp_path / "b")
+    resources.close()
+    assert (tmp_path / "a").exists() and (tmp_path / "b").exists() and resources == {}
+    assert store.count(RUNS) == 0  # still open
+    store.close()
+
+
+def test_a_runs_resources_left_idle_here_are_closed_at_the_next_hold(
+    content: Content, pb_settings: Settings, clock: FakeClock
+) -> None:
+    """A run let go between steps keeps its resources for its next step; gone on elsewhere, they are closed."""
+    from soar.playbooks.runtime import RESOURCES_IDLE
+    from tests.playbook_kit.testkit import Handle
+
+    rt = dispatch.runtime_for(pb_settings)
+    first = rt.hold_resources("run-a")
+    first["ssh"] = Handle(content.state / "closed-a")
+    rt.let_go("run-a", ended=False)
+    assert rt.hold_resources("run-a") is first  # its next step here: the same connections
+    rt.let_go("run-a", ended=False)
+    clock.advance(RESOURCES_IDLE + 1)
+    rt.hold_resources("run-b")
+    assert (content.state / "closed-a").exists()  # run-a went on in another worker: closed here
+    assert rt.hold_resources("run-a") is not first
