@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -241,3 +242,17 @@ def test_an_unreadable_run_record_is_one_line_and_in_no_figure() -> None:
     assert len(m["unreadable_runs"]) == 1 and m["unreadable_runs"][0].startswith(line)
     table = print_table(m).splitlines()
     assert sum(row.startswith("unreadable run record run-bad") for row in table) == 1
+
+
+def test_the_report_of_an_unreadable_run_record_says_so_in_one_line(tmp_path: Path) -> None:
+    from soar.config import load_settings
+    from soar.review.report import build_report, report_html
+    from soar.store.sqlite import SQLiteStore
+
+    store = SQLiteStore(tmp_path / "store.db")
+    store.put("runs", "run-bad", {**_run(), "id": "run-bad", "status": "exploded"})
+    report = build_report(store, load_settings(state_dir=tmp_path), "run-bad")
+    assert report["status"] == "unreadable" and report["steps"] == [] and report["report_sha256"]
+    assert [e["title"] for e in report["events"]] == [report["unreadable"]]
+    assert report["unreadable"].startswith("unreadable run record run-bad: field status: expected one of")
+    assert report_html(report).count("unreadable run record run-bad") == 1
