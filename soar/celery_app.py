@@ -79,19 +79,18 @@ def celery_config(settings: Settings) -> dict[str, Any]:
 def configure(settings: Settings) -> Celery:
     """Point the app at the configured Redis (and eager mode for the embedded default).
 
-    Pointing it elsewhere drops the pooled broker connections, which still lead to the old
-    Redis database: a message sent after a reconfiguration must reach the new one.
+    Pointed at another Redis, it is a new app: a live one's broker connections, producers and result backend
+    are cached inside it, still leading to the old Redis, and Celery offers no public way to reset them. The
+    tasks are declared shared (``app.task``'s default), so the new app registers them as it is finalized;
+    senders import ``app`` when they send (``soar.dispatch``), so a message sent after a reconfiguration
+    reaches the new Redis. The old app keeps its settings for whoever still holds it; its connections close.
     """
+    global app
     new = celery_config(settings)
-    moved = app.conf.broker_url != new["broker_url"] or app.conf.result_backend != new["result_backend"]
+    if app.conf.broker_url != new["broker_url"] or app.conf.result_backend != new["result_backend"]:
+        old, app = app, Celery("soar", include=TASK_MODULES, set_as_current=True)
+        old.pool.force_close_all()
     app.conf.update(new)
-    if moved:
-        app._pool = None  # what Celery itself resets after a fork
-        amqp = app.__dict__.get("amqp")
-        if amqp is not None:
-            amqp._producer_pool = None
-        app._backend_cache = None
-        app._local.__dict__.pop("backend", None)
     return app
 
 

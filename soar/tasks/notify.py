@@ -6,7 +6,7 @@ from typing import Any
 
 from soar.celery_app import app
 from soar.config import get_settings
-from soar.dispatch import Local, Task, handles
+from soar.dispatch import CeleryDispatcher, Local, Task, handles
 from soar.notify import Deliverer, interactions, service, transport_for
 from soar.store import open_store
 from soar.tasks.outage import GIVE_UP_AFTER, waiting_for_store
@@ -78,9 +78,9 @@ def _deliver(channel: str) -> dict[str, Any]:
         report = deliverer.deliver(channel)
         # Busy: another worker holds the channel; one look again shortly, in case it finished before our message came.
         if report.busy and deliverer.claim_wake(channel, BUSY_RETRY):
-            deliver.apply_async(args=[channel], countdown=BUSY_RETRY, queue=settings.notify_queue)
+            CeleryDispatcher().send(Task.DELIVER, [channel], queue=settings.notify_queue, countdown=BUSY_RETRY)
         elif report.retry_in is not None and not report.busy:
-            deliver.apply_async(args=[channel], countdown=report.retry_in, queue=settings.notify_queue)
+            CeleryDispatcher().send(Task.DELIVER, [channel], queue=settings.notify_queue, countdown=report.retry_in)
     finally:
         store.close()
     return {"channel": channel, "sent": report.sent, "busy": report.busy, "retry_in": report.retry_in}

@@ -33,10 +33,8 @@ class Api:
 
 @contextmanager
 def _api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, extra_env: dict[str, str]) -> Iterator[Api]:
-    from soar.celery_app import app as celery
-    from soar.celery_app import celery_config
 
-    before = celery_config(get_settings())
+    before = get_settings()  # the app goes back to these settings' Redis after
     root = tmp_path / "content"
     tokens = write_content(root)
     env = {
@@ -66,7 +64,7 @@ def _api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, extra_env: dict[str, s
     finally:
         forget_runtimes()
         get_settings.cache_clear()
-        celery.conf.update(before)
+        configure(before)
 
 
 @pytest.fixture

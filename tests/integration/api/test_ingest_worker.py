@@ -35,10 +35,9 @@ def wait_for(probe: Callable[[], Any], timeout: float = 90.0) -> Any:
 
 @pytest.fixture
 def worker_api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, redis: Any) -> Iterator[tuple[TestClient, Path]]:
-    from soar.celery_app import app as celery
-    from soar.celery_app import celery_config, configure
+    from soar.celery_app import configure
 
-    before = celery_config(get_settings())
+    before = get_settings()  # the app goes back to these settings' Redis after
     root = tmp_path / "content"
     env = {
         "SOAR_CONTENT_ROOT": str(root),
@@ -63,7 +62,7 @@ def worker_api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, redis: Any) -> I
     finally:
         flush_db(DB)
         get_settings.cache_clear()
-        celery.conf.update(before)
+        configure(before)
 
 
 @pytest.mark.timeout(240)
