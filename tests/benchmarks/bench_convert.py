@@ -61,6 +61,14 @@ def make_variants(out: Path, count: int) -> int:
     return len(sources)
 
 
+# ``soar`` with typer coercing every parameter itself (soar.cli._params switched off), for the start-up rows
+TYPER_AS_IS = [
+    sys.executable,
+    "-c",
+    "import sys; import soar.cli._params as p; p.RuntimeParam = None; from soar.cli import main; main()",
+]
+
+
 def timed(cmd: list[str], env: dict[str, str], ok: tuple[int, ...] = (0,)) -> tuple[float, float]:
     """(wall seconds, CPU seconds of the process): CPU time is what a busy shared machine distorts least."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -202,6 +210,19 @@ def main(argv: list[str] | None = None) -> int:
         )
         start_up = best([timed([str(BIN / "soar"), "version"], env) for _ in range(REPEAT)])
         rows.append(("soar version (CLI start-up alone)", f"{start_up[0]:.2f} s / {start_up[1]:.2f} s", "-", "-"))
+        # What soar.cli._params (typer internals: plain str/Path values coerced without pydantic) is worth.
+        own_version = best([timed([*TYPER_AS_IS, "version"], env) for _ in range(REPEAT)])
+        own_warm = best([timed([*TYPER_AS_IS, *soar[1:]], env) for _ in range(REPEAT)])
+        pairs = (("soar version", own_version, start_up), ("warm convert", own_warm, (warm, warm_cpu)))
+        for what, (wall, cpu), ours in pairs:
+            rows.append(
+                (
+                    f"{what}, typer's own coercion (pydantic)",
+                    f"{wall:.2f} s / {cpu:.2f} s",
+                    f"{wall / ours[0]:.2f} / {cpu / ours[1]:.2f} × ours",
+                    "-",
+                )
+            )
         # The same in one process: the cache's own effect, without the CLI's start-up (imports of every group).
         from soar.detection import CompileCache, convert_paths
 
