@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Iterable, Mapping
 from functools import partial
 from typing import Any
 
+from soar.clock import SYSTEM, Clock
 from soar.config import Settings
 from soar.dispatch import Task, dispatcher_for
 from soar.notify import incidents
@@ -66,10 +66,9 @@ SWEEP_GRACE = 30.0
 SWEEP_INTERVAL = 30.0
 
 
-def sweep(settings: Settings, store: Store, now: float | None = None) -> list[str]:
+def sweep(settings: Settings, store: Store, clock: Clock = SYSTEM) -> list[str]:
     """Deliver the channels whose next attempt is overdue by more than SWEEP_GRACE; returns them."""
-    now = time.time() if now is None else now
-    channels = channels_with_open_messages(store, overdue_before=now - SWEEP_GRACE)
+    channels = channels_with_open_messages(store, overdue_before=clock.now() - SWEEP_GRACE)
     kick(settings, store, channels)
     return channels
 
