@@ -83,13 +83,14 @@ def configure(settings: Settings) -> Celery:
     are cached inside it, still leading to the old Redis, and Celery offers no public way to reset them. The
     tasks are declared shared (``app.task``'s default), so the new app registers them as it is finalized;
     senders import ``app`` when they send (``soar.dispatch``), so a message sent after a reconfiguration
-    reaches the new Redis. The old app keeps its settings for whoever still holds it; its connections close.
+    reaches the new Redis. The old app keeps its settings for whoever still holds it.
     """
     global app
     new = celery_config(settings)
     if app.conf.broker_url != new["broker_url"] or app.conf.result_backend != new["result_backend"]:
-        old, app = app, Celery("soar", include=TASK_MODULES, set_as_current=True)
-        old.pool.force_close_all()
+        app = Celery("soar", include=TASK_MODULES, set_as_current=True)
+        # The old app's connections are left to close with it: its pool is kombu's process-wide pool for that
+        # Redis URL, which an app pointed there again reuses (closing it broke every later send there).
     app.conf.update(new)
     return app
 

@@ -7,7 +7,7 @@ non-idempotent containment (``testkit.lock``, a harmless file write) runs at mos
 every run that shows it succeeded, and the worker says the store went down and came back in a line each
 (per pool process), without a traceback.
 
-The outage lasts 30 s under CI=true; locally ``TEST_ES_OUTAGE_SECONDS`` (default 8).
+The outage lasts 15 s under CI=true (five backoff steps); locally ``TEST_ES_OUTAGE_SECONDS`` (default 8).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from tests.playbook_kit.testkit import calls
 from tests.services import IN_CI
 from tests.workers import running_worker
 
-OUTAGE_SECONDS = 30.0 if IN_CI else float(os.environ.get("TEST_ES_OUTAGE_SECONDS", "8"))
+OUTAGE_SECONDS = 15.0 if IN_CI else float(os.environ.get("TEST_ES_OUTAGE_SECONDS", "8"))
 ALERTS_SENT = 10
 CONCURRENCY = 2
 FINISHED = ("succeeded", "failed", "rolled_back")

@@ -31,7 +31,7 @@ from tests.workers import REPO_ROOT, flush_db, redis_url_for_db, running_worker
 
 DB_KILL = 2
 DB_TWO = 3
-KILLS = {"sqlite": (12, 8), "elasticsearch": (4, 4)}  # scheduler kills, worker kills (fewer: 2 shared cores)
+KILLS = {"sqlite": (8, 6), "elasticsearch": (4, 4)}  # scheduler kills, worker kills (fewer: 2 shared cores)
 
 
 def detection_env(content: Path, index: str, db: int) -> dict[str, str]:

@@ -4,7 +4,8 @@ Two faults: refused (the proxy closed: connections refused, open ones reset) and
 accepted, nothing ever answered). A black hole costs a tick at most its request budget
 (``Settings.cycle_request_timeout``, sized to the detection interval), so ticks go on at that pace through it.
 
-The outage lasts 60 s under CI=true, as the issue asks; locally ``TEST_ES_OUTAGE_SECONDS`` (default 8).
+Under CI=true the hardest case (Elasticsearch store, black hole) lasts 60 s, as the issue asks, the others
+15 s (the whole suite must stay well under 30 minutes); locally ``TEST_ES_OUTAGE_SECONDS`` (default 8).
 """
 
 from __future__ import annotations
@@ -35,7 +36,12 @@ from tests.integration.scheduler.proxy import CuttableProxy
 from tests.integration.scheduler.streaming import EventStream
 from tests.services import IN_CI
 
-OUTAGE_SECONDS = 60.0 if IN_CI else float(os.environ.get("TEST_ES_OUTAGE_SECONDS", "8"))
+LONG_OUTAGE = 60.0 if IN_CI else float(os.environ.get("TEST_ES_OUTAGE_SECONDS", "8"))
+SHORT_OUTAGE = 15.0 if IN_CI else LONG_OUTAGE
+
+
+def _outage_seconds(backend: str, fault: str) -> float:
+    return LONG_OUTAGE if (backend, fault) == ("elasticsearch", "black hole") else SHORT_OUTAGE
 
 
 def alerted_event_ids(store: Store) -> list[str]:
@@ -56,6 +62,7 @@ def test_outage_is_recorded_as_a_gap_and_filled(
 ) -> None:
     """With the Elasticsearch store (production) the outage takes the store away too: nothing is
     written while it lasts, and the gap is recorded when it ends (the checkpoint is as old as the outage)."""
+    outage_seconds = _outage_seconds(backend, fault)
     rule_id = write_rule(interval="1s", lookback="5s")
     target = urlparse(service_settings.elasticsearch_url)
     proxy = CuttableProxy(target.hostname or "127.0.0.1", target.port or 9200).start()
@@ -101,10 +108,10 @@ def test_outage_is_recorded_as_a_gap_and_filled(
             else:
                 proxy.black_hole()
             cut_at, ticks = time.time(), scheduler.ticks
-            time.sleep(OUTAGE_SECONDS)
+            time.sleep(outage_seconds)
             # a hung request costs a tick its budget, not more: the ticks go on (before: 10 s and no end to it)
             budget = settings.elasticsearch_timeout + 1.0  # one request's timeout, then the tick's pause
-            assert scheduler.ticks - ticks >= int(OUTAGE_SECONDS // budget), (scheduler.ticks, ticks)
+            assert scheduler.ticks - ticks >= int(outage_seconds // budget), (scheduler.ticks, ticks)
             if backend == "sqlite":  # the store is up: the failing runs are recorded
                 ck = view.get(CHECKPOINTS, rule_id)
                 assert ck is not None and ck.doc["error_kind"] in ("unavailable", "timeout"), ck
@@ -124,7 +131,7 @@ def test_outage_is_recorded_as_a_gap_and_filled(
         # One outage, one gap: extended cycle by cycle, not one per failed cycle (a cycle late after it is its own).
         outage = [g.doc for g in view.find(GAPS) if (parse_time(g.doc["start"]) or 0.0) < cut_at]
         assert len(outage) == 1, outage
-        assert outage[0]["seconds"] >= OUTAGE_SECONDS - 2
+        assert outage[0]["seconds"] >= outage_seconds - 2
     finally:
         stop.set()
         loop.join(timeout=15)
